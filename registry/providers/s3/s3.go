@@ -156,7 +156,7 @@ func (b *Bucket) wrap(op, name string, err error) error {
 	case "NoSuchBucket":
 		return fmt.Errorf("s3 bucket %q: %w", b.cfg.Bucket, registry.ErrNotFound)
 	case "PreconditionFailed", "ConditionalRequestConflict":
-		return fmt.Errorf("s3 %s %s: %w", op, name, registry.ErrConflict)
+		return fmt.Errorf("s3 %s %s: %s: %w", op, name, resp.Code, registry.ErrConflict)
 	case "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken":
 		return fmt.Errorf("s3 %s %s: %s rejected our credentials (%s): check the access and secret keys: %w", op, name, b.cfg.Endpoint, resp.Code, registry.ErrUnavailable)
 	}
@@ -184,48 +184,39 @@ func (b *Bucket) withTimeout(ctx context.Context) (context.Context, context.Canc
 	return context.WithTimeout(ctx, b.cfg.Timeout)
 }
 
-// Get implements registry.Bucket.
+// Get implements registry.Bucket. It uses one plain GET whose body and
+// metadata belong together; minio-go's lazy Object re-requests with
+// If-Match and fails when the object is replaced between requests.
 func (b *Bucket) Get(ctx context.Context, name string) (io.ReadCloser, error) {
+	rc, _, err := b.get(ctx, name)
+	return rc, err
+}
+
+func (b *Bucket) get(ctx context.Context, name string) (io.ReadCloser, minio.ObjectInfo, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, minio.ObjectInfo{}, err
 	}
 	key, err := b.key(name)
 	if err != nil {
-		return nil, err
+		return nil, minio.ObjectInfo{}, err
 	}
-	obj, err := b.client.GetObject(ctx, b.cfg.Bucket, key, minio.GetObjectOptions{})
+	rc, info, _, err := minio.Core{Client: b.client}.GetObject(ctx, b.cfg.Bucket, key, minio.GetObjectOptions{})
 	if err != nil {
-		return nil, b.wrap("get", name, err)
+		return nil, minio.ObjectInfo{}, b.wrap("get", name, err)
 	}
-	// GetObject is lazy; Stat makes a missing object fail here, not on Read.
-	if _, err := obj.Stat(); err != nil {
-		obj.Close()
-		return nil, b.wrap("get", name, err)
-	}
-	return obj, nil
+	return rc, info, nil
 }
 
 // GetWithETag implements registry.Bucket.
 func (b *Bucket) GetWithETag(ctx context.Context, name string) ([]byte, string, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, "", err
-	}
-	key, err := b.key(name)
-	if err != nil {
-		return nil, "", err
-	}
 	ctx, cancel := b.withTimeout(ctx)
 	defer cancel()
-	obj, err := b.client.GetObject(ctx, b.cfg.Bucket, key, minio.GetObjectOptions{})
+	rc, info, err := b.get(ctx, name)
 	if err != nil {
-		return nil, "", b.wrap("get", name, err)
+		return nil, "", err
 	}
-	defer obj.Close()
-	info, err := obj.Stat()
-	if err != nil {
-		return nil, "", b.wrap("get", name, err)
-	}
-	data, err := io.ReadAll(obj)
+	defer rc.Close()
+	data, err := io.ReadAll(rc)
 	if err != nil {
 		return nil, "", b.wrap("get", name, err)
 	}
