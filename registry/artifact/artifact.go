@@ -1,0 +1,205 @@
+// Package artifact defines the model artifacts the trainer publishes and the
+// server loads, with the one codec both use, so they can never disagree
+// about a format.
+//
+// Each kind (propensity, item similarity, user profiles, uplift) is a Go
+// type with Validate and the prediction math the server runs; the trainer
+// evaluates models through the same methods. Encode validates before
+// writing and Decode validates after reading, so a model with NaN or
+// infinite parameters, or inconsistent shapes, is never published or served.
+//
+// Wire format: each artifact is one blob, "model.json.gz": gzip-compressed
+// JSON of an envelope {kind, format, payload}. The manifest's Kind field
+// (e.g. "propensity/v1") selects the decoder.
+package artifact
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+
+	"github.com/promoai/promo/registry"
+)
+
+// BlobName is the blob every artifact is stored in.
+const BlobName = "model.json.gz"
+
+// Kinds, versioned: a change of layout gets a new kind so old versions stay readable.
+const (
+	KindPropensity = "propensity/v1"
+	KindItemSim    = "itemsim/v1"
+	KindProfiles   = "profiles/v1"
+	KindUplift     = "uplift/v1"
+)
+
+// Artifact is a model that can be published.
+type Artifact interface {
+	Kind() string
+	// Validate reports shape mismatches and non-finite parameters.
+	Validate() error
+}
+
+type envelope struct {
+	Kind    string          `json:"kind"`
+	Payload json.RawMessage `json:"payload"`
+}
+
+// Encode validates a and returns its blobs.
+func Encode(a Artifact) ([]registry.Blob, error) {
+	if err := a.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: refusing to encode invalid %s artifact: %v", registry.ErrInvalid, a.Kind(), err)
+	}
+	payload, err := json.Marshal(a)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s: %w", a.Kind(), err)
+	}
+	env, err := json.Marshal(envelope{Kind: a.Kind(), Payload: payload})
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
+	if _, err := zw.Write(env); err != nil {
+		return nil, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	return []registry.Blob{{Name: BlobName, Data: buf.Bytes()}}, nil
+}
+
+func newOfKind(kind string) (Artifact, error) {
+	switch kind {
+	case KindPropensity:
+		return &Propensity{}, nil
+	case KindItemSim:
+		return &ItemSim{}, nil
+	case KindProfiles:
+		return &Profiles{}, nil
+	case KindUplift:
+		return &Uplift{}, nil
+	}
+	return nil, fmt.Errorf("%w: unknown artifact kind %q", registry.ErrCorrupt, kind)
+}
+
+// Decode reads the artifact of a loaded version (see registry.Registry.Load)
+// and validates it.
+func Decode(kind string, blobs map[string][]byte) (Artifact, error) {
+	a, err := newOfKind(kind)
+	if err != nil {
+		return nil, err
+	}
+	data, ok := blobs[BlobName]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s artifact has no %s blob", registry.ErrCorrupt, kind, BlobName)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", registry.ErrCorrupt, kind, err)
+	}
+	raw, err := io.ReadAll(zr)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", registry.ErrCorrupt, kind, err)
+	}
+	var env envelope
+	if err := json.Unmarshal(raw, &env); err != nil {
+		return nil, fmt.Errorf("%w: %s: envelope: %v", registry.ErrCorrupt, kind, err)
+	}
+	if env.Kind != kind {
+		return nil, fmt.Errorf("%w: manifest says %s but the blob holds %s", registry.ErrCorrupt, kind, env.Kind)
+	}
+	if err := json.Unmarshal(env.Payload, a); err != nil {
+		return nil, fmt.Errorf("%w: %s: payload: %v", registry.ErrCorrupt, kind, err)
+	}
+	if err := a.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", registry.ErrCorrupt, kind, err)
+	}
+	if p, ok := a.(interface{ prepare() }); ok {
+		p.prepare()
+	}
+	return a, nil
+}
+
+func finite(name string, xs ...float64) error {
+	for i, x := range xs {
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return fmt.Errorf("%s[%d] is %v", name, i, x)
+		}
+	}
+	return nil
+}
+
+func finite32(name string, xs ...float32) error {
+	for i, x := range xs {
+		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+			return fmt.Errorf("%s[%d] is %v", name, i, x)
+		}
+	}
+	return nil
+}
+
+// Standardizer is the normalization learned in training: z = (x - Mean) / Scale.
+// Serving applies exactly these numbers.
+type Standardizer struct {
+	Mean  []float64 `json:"mean"`
+	Scale []float64 `json:"scale"`
+}
+
+// Validate checks shapes and values.
+func (s *Standardizer) Validate(n int) error {
+	if len(s.Mean) != n || len(s.Scale) != n {
+		return fmt.Errorf("standardizer has %d means and %d scales for %d features", len(s.Mean), len(s.Scale), n)
+	}
+	if err := finite("mean", s.Mean...); err != nil {
+		return err
+	}
+	for i, v := range s.Scale {
+		if !(v > 0) || math.IsInf(v, 0) {
+			return fmt.Errorf("scale[%d] is %v, must be positive and finite", i, v)
+		}
+	}
+	return nil
+}
+
+// Apply writes the standardized x into z (len n).
+func (s *Standardizer) Apply(x, z []float64) {
+	for i := range x {
+		z[i] = (x[i] - s.Mean[i]) / s.Scale[i]
+	}
+}
+
+// Linear is y = Intercept + Coef·z on standardized inputs.
+type Linear struct {
+	Intercept float64   `json:"intercept"`
+	Coef      []float64 `json:"coef"`
+}
+
+// Validate checks shapes and values.
+func (l *Linear) Validate(n int) error {
+	if len(l.Coef) != n {
+		return fmt.Errorf("%d coefficients for %d features", len(l.Coef), n)
+	}
+	return finite("coef", append([]float64{l.Intercept}, l.Coef...)...)
+}
+
+// Eval returns Intercept + Coef·z.
+func (l *Linear) Eval(z []float64) float64 {
+	y := l.Intercept
+	for i, c := range l.Coef {
+		y += c * z[i]
+	}
+	return y
+}
+
+// Sigmoid maps log-odds to a probability in [0, 1] without overflow.
+func Sigmoid(t float64) float64 {
+	if t >= 0 {
+		return 1 / (1 + math.Exp(-t))
+	}
+	e := math.Exp(t)
+	return e / (1 + e)
+}
+

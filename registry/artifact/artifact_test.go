@@ -1,0 +1,125 @@
+package artifact_test
+
+import (
+	"errors"
+	"math"
+	"testing"
+
+	"github.com/promoai/promo/registry"
+	"github.com/promoai/promo/registry/artifact"
+)
+
+func propensity() *artifact.Propensity {
+	return &artifact.Propensity{
+		Features: []string{"recency", "frequency"},
+		Scaler:   artifact.Standardizer{Mean: []float64{10, 2}, Scale: []float64{5, 1}},
+		Logit:    artifact.Linear{Intercept: -1, Coef: []float64{-0.5, 1.2}},
+		Spend:    artifact.Linear{Intercept: 20, Coef: []float64{-3, 8}},
+	}
+}
+
+func blobsOf(t *testing.T, a artifact.Artifact) map[string][]byte {
+	t.Helper()
+	bs, err := artifact.Encode(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string][]byte{}
+	for _, b := range bs {
+		m[b.Name] = b.Data
+	}
+	return m
+}
+
+func TestRoundTrip(t *testing.T) {
+	cases := []artifact.Artifact{
+		propensity(),
+		&artifact.ItemSim{Method: "ease", Items: []artifact.Item{{ID: "a", Category: "x"}, {ID: "b"}},
+			Neighbors: [][]artifact.Neighbor{{{Item: 1, Weight: 0.5}}, nil}, Popularity: []float32{1, 0.5}},
+		&artifact.Profiles{Features: []string{"f"}, Segments: []artifact.Segment{{Name: "new", Definition: "no purchases"}},
+			Users: []artifact.UserProfile{{ID: "u1", Features: []float64{1}, Segment: "new"}}},
+		&artifact.Uplift{Features: []string{"f"}, Scaler: artifact.Standardizer{Mean: []float64{0}, Scale: []float64{1}},
+			Control: artifact.ArmModel{Arm: "control", Conversion: artifact.Linear{Coef: []float64{0.1}}, Spend: artifact.Linear{Coef: []float64{1}}},
+			Arms:    []artifact.ArmModel{{Arm: "pct10", Conversion: artifact.Linear{Coef: []float64{0.3}}, Spend: artifact.Linear{Coef: []float64{1}}}}},
+	}
+	for _, a := range cases {
+		t.Run(a.Kind(), func(t *testing.T) {
+			got, err := artifact.Decode(a.Kind(), blobsOf(t, a))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Kind() != a.Kind() {
+				t.Fatalf("kind %s", got.Kind())
+			}
+		})
+	}
+}
+
+func TestPropensityProbabilityInRange(t *testing.T) {
+	p := propensity()
+	for _, x := range [][]float64{{0, 0}, {1e9, -1e9}, {-1e9, 1e9}, {10, 2}} {
+		pr := p.Predict(x, true)
+		if pr.Probability < 0 || pr.Probability > 1 || math.IsNaN(pr.Probability) || pr.ExpectedSpend < 0 {
+			t.Fatalf("x=%v: %+v", x, pr)
+		}
+		sum := p.Logit.Intercept
+		for _, c := range pr.Contributions {
+			sum += c.Contribution
+		}
+		if math.Abs(sum-pr.LogOdds) > 1e-9 {
+			t.Fatalf("contributions do not add up to the log-odds: %v vs %v", sum, pr.LogOdds)
+		}
+	}
+}
+
+func TestInvalidArtifactsRefused(t *testing.T) {
+	bad := propensity()
+	bad.Logit.Coef[0] = math.NaN()
+	if _, err := artifact.Encode(bad); !errors.Is(err, registry.ErrInvalid) {
+		t.Fatalf("NaN coefficient: want ErrInvalid, got %v", err)
+	}
+	bad = propensity()
+	bad.Scaler.Scale[1] = 0
+	if _, err := artifact.Encode(bad); err == nil {
+		t.Fatal("zero scale accepted")
+	}
+	bad = propensity()
+	bad.Spend.Coef = bad.Spend.Coef[:1]
+	if _, err := artifact.Encode(bad); err == nil {
+		t.Fatal("shape mismatch accepted")
+	}
+}
+
+func TestDecodeCorrupt(t *testing.T) {
+	good := blobsOf(t, propensity())
+	if _, err := artifact.Decode(artifact.KindItemSim, good); !errors.Is(err, registry.ErrCorrupt) {
+		t.Fatalf("kind mismatch: want ErrCorrupt, got %v", err)
+	}
+	trunc := map[string][]byte{artifact.BlobName: good[artifact.BlobName][:10]}
+	if _, err := artifact.Decode(artifact.KindPropensity, trunc); !errors.Is(err, registry.ErrCorrupt) {
+		t.Fatalf("truncated: want ErrCorrupt, got %v", err)
+	}
+	if _, err := artifact.Decode("nope/v9", good); !errors.Is(err, registry.ErrCorrupt) {
+		t.Fatalf("unknown kind: want ErrCorrupt, got %v", err)
+	}
+}
+
+func TestRecommendExcludesAndFills(t *testing.T) {
+	s := &artifact.ItemSim{
+		Items: []artifact.Item{{ID: "a", Category: "x"}, {ID: "b", Category: "x"}, {ID: "c", Category: "y"}, {ID: "d", Category: "x"}},
+		Neighbors: [][]artifact.Neighbor{
+			{{Item: 1, Weight: 0.9}, {Item: 2, Weight: 0.5}},
+			{{Item: 0, Weight: 0.9}}, nil, nil,
+		},
+		Popularity: []float32{0.1, 0.2, 0.3, 1},
+	}
+	s.Prepare()
+	got := s.Recommend(artifact.Query{History: []artifact.Weighted{{Item: 0, Weight: 1}}, K: 3})
+	if len(got) != 3 || got[0].Item != 1 || got[0].BecauseOf != 0 || got[1].Item != 2 || got[2].Item != 3 || got[2].BecauseOf != -1 {
+		t.Fatalf("got %+v", got)
+	}
+	got = s.Recommend(artifact.Query{History: []artifact.Weighted{{Item: 0, Weight: 1}}, K: 3, Categories: []string{"X"}, Exclude: map[int32]bool{1: true}})
+	if len(got) != 1 || got[0].Item != 3 {
+		t.Fatalf("filtered: %+v", got)
+	}
+}

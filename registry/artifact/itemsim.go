@@ -1,0 +1,250 @@
+package artifact
+
+import (
+	"container/heap"
+	"fmt"
+	"strings"
+)
+
+// Item is one catalogue entry.
+type Item struct {
+	ID       string  `json:"id"`
+	Category string  `json:"category,omitempty"`
+	Price    float64 `json:"price,omitempty"`
+	Cost     float64 `json:"cost,omitempty"`
+}
+
+// Neighbor is a similar item and its weight.
+type Neighbor struct {
+	Item   int32   `json:"i"`
+	Weight float32 `json:"w"`
+}
+
+// ItemSim is an item-to-item model: for each item, its strongest neighbours
+// (from item-kNN or the top entries of an EASE weight matrix), plus item
+// popularity for cold start.
+type ItemSim struct {
+	Method     string       `json:"method"` // e.g. "ease", "itemknn-cosine"
+	Items      []Item       `json:"items"`
+	Neighbors  [][]Neighbor `json:"neighbors"`  // per item, strongest first
+	Popularity []float32    `json:"popularity"` // per item, in [0,1]
+
+	index      map[string]int32
+	popularity []int32 // item indices, most popular first
+}
+
+// Kind implements Artifact.
+func (*ItemSim) Kind() string { return KindItemSim }
+
+// Validate implements Artifact.
+func (s *ItemSim) Validate() error {
+	n := len(s.Items)
+	if n == 0 {
+		return fmt.Errorf("item model has no items")
+	}
+	if len(s.Neighbors) != n || len(s.Popularity) != n {
+		return fmt.Errorf("item model: %d items, %d neighbour lists, %d popularities", n, len(s.Neighbors), len(s.Popularity))
+	}
+	seen := make(map[string]bool, n)
+	for i, it := range s.Items {
+		if it.ID == "" || seen[it.ID] {
+			return fmt.Errorf("item %d: empty or duplicate id %q", i, it.ID)
+		}
+		seen[it.ID] = true
+		if err := finite("price", it.Price, it.Cost); err != nil {
+			return fmt.Errorf("item %s: %w", it.ID, err)
+		}
+	}
+	for i, ns := range s.Neighbors {
+		for _, nb := range ns {
+			if nb.Item < 0 || int(nb.Item) >= n {
+				return fmt.Errorf("item %d: neighbour index %d out of range", i, nb.Item)
+			}
+			if err := finite32("neighbor weight", nb.Weight); err != nil {
+				return fmt.Errorf("item %d: %w", i, err)
+			}
+		}
+	}
+	return finite32("popularity", s.Popularity...)
+}
+
+func (s *ItemSim) prepare() {
+	s.index = make(map[string]int32, len(s.Items))
+	for i, it := range s.Items {
+		s.index[it.ID] = int32(i)
+	}
+	s.popularity = topIndices(s.Popularity, len(s.Popularity), nil)
+}
+
+// Prepare builds lookup tables; Decode calls it, and the trainer calls it
+// on models it builds before evaluating them.
+func (s *ItemSim) Prepare() { s.prepare() }
+
+// Index returns the position of an item id.
+func (s *ItemSim) Index(id string) (int32, bool) {
+	i, ok := s.index[id]
+	return i, ok
+}
+
+// Weighted is an item index with a weight (a history entry).
+type Weighted struct {
+	Item   int32
+	Weight float32
+}
+
+// Scored is a recommended item with its score and the history item that
+// contributed most.
+type Scored struct {
+	Item      int32
+	Score     float32
+	BecauseOf int32 // -1 when from popularity
+}
+
+// Query is what to recommend from.
+type Query struct {
+	History []Weighted // items the user interacted with, with weights
+	K       int
+	// Exclude items (e.g. already bought, in cart); history items are
+	// always excluded.
+	Exclude map[int32]bool
+	// Categories restricts results when not empty (case-insensitive).
+	Categories []string
+}
+
+// Recommend ranks items by similarity-weighted votes of the history and
+// fills up with popular items, applying the filters.
+func (s *ItemSim) Recommend(q Query) []Scored {
+	if q.K <= 0 {
+		return nil
+	}
+	allowed := func(i int32) bool {
+		if q.Exclude[i] {
+			return false
+		}
+		if len(q.Categories) == 0 {
+			return true
+		}
+		for _, c := range q.Categories {
+			if strings.EqualFold(c, s.Items[i].Category) {
+				return true
+			}
+		}
+		return false
+	}
+	inHistory := make(map[int32]bool, len(q.History))
+	for _, h := range q.History {
+		inHistory[h.Item] = true
+	}
+	type acc struct {
+		score float32
+		best  float32
+		from  int32
+	}
+	votes := make(map[int32]*acc, 256)
+	for _, h := range q.History {
+		for _, nb := range s.Neighbors[h.Item] {
+			if inHistory[nb.Item] {
+				continue
+			}
+			v := h.Weight * nb.Weight
+			a := votes[nb.Item]
+			if a == nil {
+				a = &acc{from: h.Item, best: v}
+				votes[nb.Item] = a
+			}
+			a.score += v
+			if v > a.best {
+				a.best, a.from = v, h.Item
+			}
+		}
+	}
+	h := &scoredHeap{}
+	for i, a := range votes {
+		if a.score <= 0 || !allowed(i) {
+			continue
+		}
+		pushTop(h, Scored{Item: i, Score: a.score, BecauseOf: a.from}, q.K)
+	}
+	out := make([]Scored, h.Len())
+	for i := len(out) - 1; i >= 0; i-- {
+		out[i] = heap.Pop(h).(Scored)
+	}
+	if len(out) < q.K {
+		taken := make(map[int32]bool, len(out))
+		for _, r := range out {
+			taken[r.Item] = true
+		}
+		for _, i := range s.popularity {
+			if len(out) >= q.K {
+				break
+			}
+			if taken[i] || inHistory[i] || !allowed(i) {
+				continue
+			}
+			out = append(out, Scored{Item: i, Score: 0, BecauseOf: -1})
+		}
+	}
+	return out
+}
+
+// ScoreAll adds the similarity-weighted votes of history into scores (one
+// per item), for evaluation code that ranks the whole catalogue.
+func (s *ItemSim) ScoreAll(history []Weighted, scores []float32) {
+	for _, h := range history {
+		for _, nb := range s.Neighbors[h.Item] {
+			scores[nb.Item] += h.Weight * nb.Weight
+		}
+	}
+}
+
+type scoredHeap []Scored // min-heap by score, ties broken by item index
+
+func (h scoredHeap) Len() int { return len(h) }
+func (h scoredHeap) Less(i, j int) bool {
+	if h[i].Score != h[j].Score {
+		return h[i].Score < h[j].Score
+	}
+	return h[i].Item > h[j].Item
+}
+func (h scoredHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *scoredHeap) Push(x any)   { *h = append(*h, x.(Scored)) }
+func (h *scoredHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+func pushTop(h *scoredHeap, s Scored, k int) {
+	if h.Len() < k {
+		heap.Push(h, s)
+		return
+	}
+	if (*h)[0].Score < s.Score || ((*h)[0].Score == s.Score && (*h)[0].Item > s.Item) {
+		(*h)[0] = s
+		heap.Fix(h, 0)
+	}
+}
+
+// topIndices returns the indices of the k largest scores, largest first,
+// skipping those for which skip returns true.
+func topIndices(scores []float32, k int, skip func(int32) bool) []int32 {
+	h := &scoredHeap{}
+	for i, v := range scores {
+		if skip != nil && skip(int32(i)) {
+			continue
+		}
+		pushTop(h, Scored{Item: int32(i), Score: v}, k)
+	}
+	out := make([]int32, h.Len())
+	for i := len(out) - 1; i >= 0; i-- {
+		out[i] = heap.Pop(h).(Scored).Item
+	}
+	return out
+}
+
+// TopK returns the indices of the k largest scores, largest first, skipping
+// the ones skip rejects. Evaluation and serving share it.
+func TopK(scores []float32, k int, skip func(int32) bool) []int32 {
+	return topIndices(scores, k, skip)
+}
