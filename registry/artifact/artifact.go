@@ -202,4 +202,3 @@ func Sigmoid(t float64) float64 {
 	e := math.Exp(t)
 	return e / (1 + e)
 }
-
