@@ -141,17 +141,20 @@ func finite32(name string, xs ...float32) error {
 	return nil
 }
 
-// Standardizer is the normalization learned in training: z = (x - Mean) / Scale.
+// Standardizer is the normalization learned in training:
+// z = (t(x) - Mean) / Scale, where t is log1p for the features marked in
+// Log1p (heavy-tailed counts and amounts) and the identity otherwise.
 // Serving applies exactly these numbers.
 type Standardizer struct {
 	Mean  []float64 `json:"mean"`
 	Scale []float64 `json:"scale"`
+	Log1p []bool    `json:"log1p,omitempty"`
 }
 
 // Validate checks shapes and values.
 func (s *Standardizer) Validate(n int) error {
-	if len(s.Mean) != n || len(s.Scale) != n {
-		return fmt.Errorf("standardizer has %d means and %d scales for %d features", len(s.Mean), len(s.Scale), n)
+	if len(s.Mean) != n || len(s.Scale) != n || (s.Log1p != nil && len(s.Log1p) != n) {
+		return fmt.Errorf("standardizer has %d means, %d scales and %d log flags for %d features", len(s.Mean), len(s.Scale), len(s.Log1p), n)
 	}
 	if err := finite("mean", s.Mean...); err != nil {
 		return err
@@ -164,10 +167,18 @@ func (s *Standardizer) Validate(n int) error {
 	return nil
 }
 
+// Transform applies the log step alone (what Mean and Scale were learned on).
+func (s *Standardizer) Transform(i int, v float64) float64 {
+	if s.Log1p != nil && s.Log1p[i] {
+		return math.Log1p(math.Max(v, 0))
+	}
+	return v
+}
+
 // Apply writes the standardized x into z (len n).
 func (s *Standardizer) Apply(x, z []float64) {
 	for i := range x {
-		z[i] = (x[i] - s.Mean[i]) / s.Scale[i]
+		z[i] = (s.Transform(i, x[i]) - s.Mean[i]) / s.Scale[i]
 	}
 }
 

@@ -1,0 +1,201 @@
+package eventlog
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/promoai/promo/registry"
+)
+
+const (
+	eventsDir   = "events/"
+	erasuresDir = "erasures/"
+)
+
+// BatchName returns the object name for a batch written at t.
+func BatchName(t time.Time) string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	t = t.UTC()
+	return fmt.Sprintf("%sdate=%s/hour=%02d/%s-%s.jsonl.gz", eventsDir, t.Format("2006-01-02"), t.Hour(), t.Format("20060102T150405.000000000Z"), hex.EncodeToString(b[:]))
+}
+
+// EncodeBatch turns events into a compressed batch object.
+func EncodeBatch(events []Event) ([]byte, error) {
+	var buf bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
+	enc := json.NewEncoder(zw)
+	for i := range events {
+		if err := enc.Encode(&events[i]); err != nil {
+			return nil, fmt.Errorf("encode event %s: %w", events[i].ID, err)
+		}
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// WriteBatch stores events as one new immutable batch object and returns its
+// name. It returns only after the store has the whole batch.
+func WriteBatch(ctx context.Context, b registry.Bucket, events []Event, now time.Time) (string, error) {
+	data, err := EncodeBatch(events)
+	if err != nil {
+		return "", err
+	}
+	name := BatchName(now)
+	if _, err := b.PutIf(ctx, name, data, ""); err != nil {
+		return "", fmt.Errorf("write event batch: %w", err)
+	}
+	return name, nil
+}
+
+// Batches lists batch object names in time order.
+func Batches(ctx context.Context, b registry.Bucket) ([]string, error) {
+	names, err := b.List(ctx, eventsDir, true)
+	if err != nil {
+		return nil, err
+	}
+	out := names[:0]
+	for _, n := range names {
+		if strings.HasSuffix(n, ".jsonl.gz") {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+// ReadBatch decodes one batch object, calling fn for each event.
+func ReadBatch(ctx context.Context, b registry.Bucket, name string, fn func(*Event) error) error {
+	rc, err := b.Get(ctx, name)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	zr, err := gzip.NewReader(rc)
+	if err != nil {
+		return fmt.Errorf("batch %s: %w: %v", name, registry.ErrCorrupt, err)
+	}
+	sc := bufio.NewScanner(zr)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	for sc.Scan() {
+		var e Event
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			return fmt.Errorf("batch %s: %w: %v", name, registry.ErrCorrupt, err)
+		}
+		if err := fn(&e); err != nil {
+			return err
+		}
+	}
+	if err := sc.Err(); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("batch %s: %w: %v", name, registry.ErrCorrupt, err)
+	}
+	return nil
+}
+
+// Stats counts what a Scan saw.
+type Stats struct {
+	Batches    int
+	Events     int
+	Duplicates int
+	Erased     int
+}
+
+// Scan streams every stored event once, in batch order: repeated event ids
+// are skipped, and events of erased users are left out. Memory grows with
+// the number of distinct event ids (8 bytes each), not with event size.
+func Scan(ctx context.Context, b registry.Bucket, fn func(*Event) error) (Stats, error) {
+	var st Stats
+	erased, err := ErasedUsers(ctx, b)
+	if err != nil {
+		return st, err
+	}
+	names, err := Batches(ctx, b)
+	if err != nil {
+		return st, err
+	}
+	seen := make(map[uint64]struct{})
+	for _, n := range names {
+		st.Batches++
+		err := ReadBatch(ctx, b, n, func(e *Event) error {
+			h := fnv.New64a()
+			h.Write([]byte(e.ID))
+			k := h.Sum64()
+			if _, dup := seen[k]; dup {
+				st.Duplicates++
+				return nil
+			}
+			seen[k] = struct{}{}
+			if e.User != "" && erased[e.User] {
+				st.Erased++
+				return nil
+			}
+			st.Events++
+			return fn(e)
+		})
+		if err != nil {
+			return st, err
+		}
+	}
+	return st, nil
+}
+
+// Erasure records that a user asked to be forgotten.
+type Erasure struct {
+	User   string    `json:"user"`
+	Time   time.Time `json:"time"`
+	Reason string    `json:"reason,omitempty"`
+}
+
+// erasureName hashes the id so that the object name itself does not carry
+// the user id and any id is a valid object name.
+func erasureName(user string) string {
+	h := fnv.New128a()
+	h.Write([]byte(user))
+	return erasuresDir + hex.EncodeToString(h.Sum(nil)) + ".json"
+}
+
+// Erase records an erasure request; later scans and profile snapshots leave
+// the user out.
+func Erase(ctx context.Context, b registry.Bucket, e Erasure) error {
+	data, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	return registry.UploadBytes(ctx, b, erasureName(e.User), data)
+}
+
+// ErasedUsers returns the set of erased user ids.
+func ErasedUsers(ctx context.Context, b registry.Bucket) (map[string]bool, error) {
+	names, err := b.List(ctx, erasuresDir, false)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]bool, len(names))
+	for _, n := range names {
+		data, err := registry.ReadAll(ctx, b, n)
+		if errors.Is(err, registry.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		var e Erasure
+		if err := json.Unmarshal(data, &e); err != nil {
+			return nil, fmt.Errorf("erasure %s: %w: %v", n, registry.ErrCorrupt, err)
+		}
+		out[e.User] = true
+	}
+	return out, nil
+}

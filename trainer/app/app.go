@@ -1,0 +1,274 @@
+// Package app is the trainer binary: flag parsing and the run loop, kept out
+// of main so tests drive exactly what operators run.
+//
+//	promo-trainer [flags]             train once (-once) or on a cron schedule
+//	promo-trainer generate [flags]    write a synthetic shop into the event log
+package app
+
+import (
+	"context"
+	"encoding/csv"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/promoai/promo/registry"
+	"github.com/promoai/promo/registry/client"
+	"github.com/promoai/promo/registry/eventlog"
+	"github.com/promoai/promo/trainer/pipeline"
+	"github.com/promoai/promo/trainer/schedule"
+	"github.com/promoai/promo/trainer/shop"
+)
+
+// Options of the trainer.
+type Options struct {
+	Store     client.Config
+	Once      bool
+	Schedule  string
+	Alias     string
+	Tolerance float64
+	Models    string
+	Keep      int
+	Protect   int
+	Generate  string // preset size to generate when the event log is empty
+	Seed      uint64
+	LogFormat string
+	Retries   int
+}
+
+// RegisterFlags registers the options.
+func (o *Options) RegisterFlags(fs *flag.FlagSet) {
+	o.Store.RegisterFlags(fs, "store.")
+	fs.BoolVar(&o.Once, "once", false, "run one training and exit")
+	fs.StringVar(&o.Schedule, "schedule", "@every 6h", "cron spec for training runs (robfig/cron; seconds optional, @every and @daily work)")
+	fs.StringVar(&o.Alias, "alias", "production", "alias to move when a model passes its gate")
+	fs.Float64Var(&o.Tolerance, "tolerance", 0.005, "a new model may be this much worse than the incumbent on its primary metric and still be promoted")
+	fs.StringVar(&o.Models, "models", "propensity,recommender,profiles,uplift", "comma-separated models to train")
+	fs.IntVar(&o.Keep, "retention.keep", 20, "versions to keep per model (older ones are deleted unless an alias needs them)")
+	fs.IntVar(&o.Protect, "retention.protect-history", 10, "never delete versions named in an alias's last N history entries")
+	fs.StringVar(&o.Generate, "generate", "", "if the event log is empty, first generate a synthetic shop of this size (tiny, small, medium, large)")
+	fs.Uint64Var(&o.Seed, "seed", 42, "seed for data splits and, with -generate, the shop")
+	fs.StringVar(&o.LogFormat, "log.format", "text", "log format: text or json")
+	fs.IntVar(&o.Retries, "retries", 3, "retries with backoff when storage is unavailable")
+}
+
+// NewLogger builds the process logger.
+func NewLogger(format string, w io.Writer) *slog.Logger {
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, nil))
+	}
+	return slog.New(slog.NewTextHandler(w, nil))
+}
+
+// Main runs the trainer with command-line args (without the program name).
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "generate" {
+		return generateCmd(ctx, args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "eval" {
+		return evalCmd(ctx, args[1:], stdout, stderr)
+	}
+	fs := flag.NewFlagSet("promo-trainer", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o Options
+	o.Store.Dir = "./var/registry"
+	o.RegisterFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (subcommands: generate, eval)", fs.Arg(0))
+	}
+	return Run(ctx, o, stdout, stderr)
+}
+
+// Run trains once or on schedule.
+func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
+	log := NewLogger(o.LogFormat, stderr)
+	bkt, err := client.NewBucket(ctx, o.Store)
+	if err != nil {
+		return err
+	}
+	defer bkt.Close()
+	reg := registry.New(bkt)
+	if o.Generate != "" {
+		if err := generateIfEmpty(ctx, bkt, o.Generate, o.Seed, "", log); err != nil {
+			return err
+		}
+	}
+	cfg := pipeline.Config{Alias: o.Alias, Tolerance: o.Tolerance, Seed: o.Seed, Models: splitList(o.Models), Logger: log}
+	job := func(ctx context.Context) error {
+		res, err := withRetries(ctx, o.Retries, log, func() (*pipeline.Result, error) { return pipeline.Run(ctx, reg, cfg) })
+		if err != nil {
+			return err
+		}
+		PrintResult(stdout, res)
+		for _, m := range cfg.Models {
+			if deleted, err := reg.Prune(ctx, m, o.Keep, o.Protect); err != nil && !errors.Is(err, registry.ErrNotFound) {
+				log.Warn("retention failed", "model", m, "err", err)
+			} else if len(deleted) > 0 {
+				log.Info("retention deleted old versions", "model", m, "versions", deleted)
+			}
+		}
+		for _, out := range res.Outcomes {
+			if out.Err != "" {
+				return fmt.Errorf("model %s: %s", out.Model, out.Err)
+			}
+		}
+		return nil
+	}
+	if o.Once {
+		return job(ctx)
+	}
+	return schedule.Run(ctx, o.Schedule, job, log, nil)
+}
+
+// withRetries retries a run when storage is unavailable, with exponential
+// backoff; other errors return at once.
+func withRetries[T any](ctx context.Context, retries int, log *slog.Logger, f func() (T, error)) (T, error) {
+	delay := time.Second
+	for attempt := 0; ; attempt++ {
+		v, err := f()
+		if err == nil || !errors.Is(err, registry.ErrUnavailable) || attempt >= retries {
+			return v, err
+		}
+		log.Warn("storage unavailable; retrying", "attempt", attempt+1, "in", delay, "err", err)
+		select {
+		case <-ctx.Done():
+			return v, ctx.Err()
+		case <-time.After(delay):
+		}
+		delay *= 2
+	}
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// PrintResult writes a table of what the run did.
+func PrintResult(w io.Writer, res *pipeline.Result) {
+	fmt.Fprintf(w, "\ntraining run %s (%.1fs): %d events used, dropped %v\n", res.Started.Format(time.RFC3339), res.Finished.Sub(res.Started).Seconds(), res.Report.Used, res.Report.Dropped)
+	fmt.Fprintf(w, "%-12s %-30s %-9s %s\n", "MODEL", "VERSION", "PROMOTED", "KEY METRICS / REASON")
+	for _, o := range res.Outcomes {
+		var ms []string
+		for _, k := range []string{"auc", "log_loss", "ece", "spend_r2", "precision@10", "ndcg@10", "qini", "users"} {
+			if v, ok := o.Metrics[k]; ok {
+				ms = append(ms, fmt.Sprintf("%s=%.4g", k, v))
+			}
+		}
+		fmt.Fprintf(w, "%-12s %-30s %-9v %s\n", o.Model, o.Version, o.Promoted, strings.Join(ms, " "))
+		fmt.Fprintf(w, "%-12s %-30s %-9s   %s\n", "", "", "", o.Reason)
+	}
+}
+
+func generateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("promo-trainer generate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var store client.Config
+	store.Dir = "./var/registry"
+	store.RegisterFlags(fs, "store.")
+	size := fs.String("size", "small", "shop size: tiny, small, medium, large")
+	seed := fs.Uint64("seed", 7, "generator seed")
+	truth := fs.String("truth", "", "write each user's true offer response (CSV) to this file")
+	force := fs.Bool("force", false, "append even when the event log is not empty")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	bkt, err := client.NewBucket(ctx, store)
+	if err != nil {
+		return err
+	}
+	defer bkt.Close()
+	log := NewLogger("text", stderr)
+	if *force {
+		return generate(ctx, bkt, *size, *seed, *truth, log)
+	}
+	return generateIfEmpty(ctx, bkt, *size, *seed, *truth, log)
+}
+
+func generateIfEmpty(ctx context.Context, bkt registry.Bucket, size string, seed uint64, truthPath string, log *slog.Logger) error {
+	batches, err := eventlog.Batches(ctx, bkt)
+	if err != nil {
+		return err
+	}
+	if len(batches) > 0 {
+		log.Info("event log already has data; not generating", "batches", len(batches))
+		return nil
+	}
+	return generate(ctx, bkt, size, seed, truthPath, log)
+}
+
+func generate(ctx context.Context, bkt registry.Bucket, size string, seed uint64, truthPath string, log *slog.Logger) error {
+	p, err := shop.Preset(size)
+	if err != nil {
+		return err
+	}
+	p.Seed = seed
+	var truthW *csv.Writer
+	if truthPath != "" {
+		f, err := os.Create(truthPath)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		truthW = csv.NewWriter(f)
+		defer truthW.Flush()
+		truthW.Write(append([]string{"user", "kind"}, shop.Arms[1:]...))
+	}
+	const batchSize = 20000
+	batch := make([]eventlog.Event, 0, batchSize)
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		if _, err := eventlog.WriteBatch(ctx, bkt, batch, time.Now()); err != nil {
+			return err
+		}
+		batch = batch[:0]
+		return nil
+	}
+	start := time.Now()
+	st, err := shop.Generate(p, func(e *eventlog.Event) error {
+		batch = append(batch, *e)
+		if len(batch) == batchSize {
+			return flush()
+		}
+		return nil
+	}, func(t shop.Truth) error {
+		if truthW == nil {
+			return nil
+		}
+		row := []string{t.User, t.Kind}
+		arms := shop.Arms[1:]
+		for _, a := range arms {
+			row = append(row, strconv.FormatFloat(t.Uplift[a], 'f', 4, 64))
+		}
+		return truthW.Write(row)
+	})
+	if err != nil {
+		return err
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	log.Info("synthetic shop generated", "size", size, "users", st.Users, "items", st.Items, "events", st.Events,
+		"sessions", st.Sessions, "purchases", st.Purchases, "exposures", st.Exposures, "seconds", time.Since(start).Seconds())
+	return nil
+}
+
+// SortedKeys is re-exported for the eval command.
+var _ = sort.Strings

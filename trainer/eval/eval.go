@@ -1,0 +1,310 @@
+// Package eval holds the metrics the trainer records in every manifest:
+// classification (AUC, log loss, Brier, calibration), regression (MSE, R²),
+// top-k ranking (precision, recall, NDCG, hit rate, coverage) and uplift
+// (normalized Qini coefficient as in scikit-uplift, uplift@k, with
+// bootstrap confidence intervals).
+package eval
+
+import (
+	"math"
+	"math/rand/v2"
+	"sort"
+)
+
+// AUC is the area under the ROC curve: the probability that a random
+// positive scores above a random negative (ties count half).
+func AUC(score, y []float64) float64 {
+	idx := make([]int, len(score))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.Slice(idx, func(a, b int) bool { return score[idx[a]] < score[idx[b]] })
+	var pos, neg, rankSum float64
+	for i := 0; i < len(idx); {
+		j := i
+		for j < len(idx) && score[idx[j]] == score[idx[i]] {
+			j++
+		}
+		avgRank := float64(i+j+1) / 2 // 1-based average rank of the tie group
+		for k := i; k < j; k++ {
+			if y[idx[k]] > 0.5 {
+				pos++
+				rankSum += avgRank
+			} else {
+				neg++
+			}
+		}
+		i = j
+	}
+	if pos == 0 || neg == 0 {
+		return math.NaN()
+	}
+	return (rankSum - pos*(pos+1)/2) / (pos * neg)
+}
+
+// LogLoss is the mean negative log-likelihood, with p clipped to [1e-15, 1-1e-15].
+func LogLoss(p, y []float64) float64 {
+	s := 0.0
+	for i := range p {
+		q := math.Min(1-1e-15, math.Max(1e-15, p[i]))
+		if y[i] > 0.5 {
+			s -= math.Log(q)
+		} else {
+			s -= math.Log(1 - q)
+		}
+	}
+	return s / float64(len(p))
+}
+
+// Brier is the mean squared error of probabilities.
+func Brier(p, y []float64) float64 { return MSE(p, y) }
+
+// MSE is the mean squared error.
+func MSE(pred, y []float64) float64 {
+	s := 0.0
+	for i := range pred {
+		d := pred[i] - y[i]
+		s += d * d
+	}
+	return s / float64(len(pred))
+}
+
+// R2 is the coefficient of determination (1 − SSres/SStot).
+func R2(pred, y []float64) float64 {
+	mean := 0.0
+	for _, v := range y {
+		mean += v
+	}
+	mean /= float64(len(y))
+	var res, tot float64
+	for i := range y {
+		res += (y[i] - pred[i]) * (y[i] - pred[i])
+		tot += (y[i] - mean) * (y[i] - mean)
+	}
+	if tot == 0 {
+		return math.NaN()
+	}
+	return 1 - res/tot
+}
+
+// CalibrationBin compares predicted and observed rates in one probability bin.
+type CalibrationBin struct {
+	Lo, Hi    float64
+	N         int
+	Predicted float64 // mean predicted probability
+	Observed  float64 // observed positive rate
+}
+
+// Calibration groups predictions into equal-width bins.
+func Calibration(p, y []float64, bins int) []CalibrationBin {
+	out := make([]CalibrationBin, bins)
+	for b := range out {
+		out[b].Lo, out[b].Hi = float64(b)/float64(bins), float64(b+1)/float64(bins)
+	}
+	for i := range p {
+		b := min(bins-1, int(p[i]*float64(bins)))
+		out[b].N++
+		out[b].Predicted += p[i]
+		out[b].Observed += y[i]
+	}
+	for b := range out {
+		if out[b].N > 0 {
+			out[b].Predicted /= float64(out[b].N)
+			out[b].Observed /= float64(out[b].N)
+		}
+	}
+	return out
+}
+
+// ECE is the expected calibration error: the N-weighted mean gap between
+// predicted and observed rates.
+func ECE(bins []CalibrationBin) float64 {
+	var s float64
+	var n int
+	for _, b := range bins {
+		s += float64(b.N) * math.Abs(b.Predicted-b.Observed)
+		n += b.N
+	}
+	if n == 0 {
+		return 0
+	}
+	return s / float64(n)
+}
+
+// Ranking accumulates top-k recommendation metrics over users.
+type Ranking struct {
+	K                            int
+	Users                        int
+	precision, recall, ndcg, hit float64
+	recommended                  map[int32]struct{}
+	CatalogueSize                int
+}
+
+// NewRanking starts accumulating metrics at k.
+func NewRanking(k, catalogueSize int) *Ranking {
+	return &Ranking{K: k, recommended: map[int32]struct{}{}, CatalogueSize: catalogueSize}
+}
+
+// Add scores one user's ranked list against their held-out items.
+func (r *Ranking) Add(ranked []int32, relevant map[int32]bool) {
+	if len(relevant) == 0 {
+		return
+	}
+	r.Users++
+	hits := 0
+	dcg := 0.0
+	for i, it := range ranked {
+		if i >= r.K {
+			break
+		}
+		r.recommended[it] = struct{}{}
+		if relevant[it] {
+			hits++
+			dcg += 1 / math.Log2(float64(i)+2)
+		}
+	}
+	idcg := 0.0
+	for i := 0; i < min(r.K, len(relevant)); i++ {
+		idcg += 1 / math.Log2(float64(i)+2)
+	}
+	r.precision += float64(hits) / float64(r.K)
+	r.recall += float64(hits) / float64(len(relevant))
+	r.ndcg += dcg / idcg
+	if hits > 0 {
+		r.hit++
+	}
+}
+
+// Metrics returns the averages, keyed like "precision@10".
+func (r *Ranking) Metrics() map[string]float64 {
+	n := float64(max(1, r.Users))
+	k := itoa(r.K)
+	cov := 0.0
+	if r.CatalogueSize > 0 {
+		cov = float64(len(r.recommended)) / float64(r.CatalogueSize)
+	}
+	return map[string]float64{
+		"precision@" + k: r.precision / n, "recall@" + k: r.recall / n, "ndcg@" + k: r.ndcg / n,
+		"hit_rate@" + k: r.hit / n, "coverage@" + k: cov, "eval_users": float64(r.Users),
+	}
+}
+
+func itoa(k int) string {
+	if k < 10 {
+		return string(rune('0' + k))
+	}
+	return itoa(k/10) + string(rune('0'+k%10))
+}
+
+// QiniCurve returns the Qini curve of uplift scores: x = number of users
+// targeted (by descending score), y = treated conversions minus control
+// conversions scaled to the treated count. It starts at (0, 0).
+func QiniCurve(y, uplift []float64, treated []bool) (xs, ys []float64) {
+	idx := make([]int, len(y))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return uplift[idx[a]] > uplift[idx[b]] })
+	xs, ys = []float64{0}, []float64{0}
+	var nt, nc, yt, yc float64
+	for k, i := range idx {
+		if treated[i] {
+			nt++
+			yt += y[i]
+		} else {
+			nc++
+			yc += y[i]
+		}
+		// One point per distinct score, as scikit-uplift does.
+		if k+1 < len(idx) && uplift[idx[k+1]] == uplift[i] {
+			continue
+		}
+		v := yt
+		if nc > 0 {
+			v = yt - yc*nt/nc
+		}
+		xs = append(xs, float64(k+1))
+		ys = append(ys, v)
+	}
+	return xs, ys
+}
+
+func trapezoid(xs, ys []float64) float64 {
+	a := 0.0
+	for i := 1; i < len(xs); i++ {
+		a += (xs[i] - xs[i-1]) * (ys[i] + ys[i-1]) / 2
+	}
+	return a
+}
+
+// Qini is the normalized Qini coefficient (scikit-uplift qini_auc_score with
+// negative_effect=True): the model's area above the random line divided by
+// the perfect model's. 1 is perfect, 0 random.
+func Qini(y, uplift []float64, treated []bool) float64 {
+	xs, ys := QiniCurve(y, uplift, treated)
+	perfect := make([]float64, len(y))
+	for i := range y {
+		if treated[i] {
+			perfect[i] = y[i]
+		} else {
+			perfect[i] = -y[i]
+		}
+	}
+	px, py := QiniCurve(y, perfect, treated)
+	base := trapezoid([]float64{0, px[len(px)-1]}, []float64{0, py[len(py)-1]})
+	den := trapezoid(px, py) - base
+	if den == 0 {
+		return math.NaN()
+	}
+	return (trapezoid(xs, ys) - base) / den
+}
+
+// UpliftAtK is the observed treated minus control conversion rate among the
+// top share (e.g. 0.3) of users ranked by predicted uplift.
+func UpliftAtK(y, uplift []float64, treated []bool, share float64) float64 {
+	idx := make([]int, len(y))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return uplift[idx[a]] > uplift[idx[b]] })
+	n := int(math.Ceil(share * float64(len(idx))))
+	var nt, nc, yt, yc float64
+	for _, i := range idx[:n] {
+		if treated[i] {
+			nt++
+			yt += y[i]
+		} else {
+			nc++
+			yc += y[i]
+		}
+	}
+	if nt == 0 || nc == 0 {
+		return math.NaN()
+	}
+	return yt/nt - yc/nc
+}
+
+// Interval is a bootstrap confidence interval.
+type Interval struct{ Lo, Hi float64 }
+
+// Bootstrap resamples rows with replacement and returns the 2.5% and 97.5%
+// percentiles of metric.
+func Bootstrap(n, rounds int, seed uint64, metric func(idx []int) float64) Interval {
+	r := rand.New(rand.NewPCG(seed, 99))
+	vals := make([]float64, 0, rounds)
+	idx := make([]int, n)
+	for range rounds {
+		for i := range idx {
+			idx[i] = r.IntN(n)
+		}
+		if v := metric(idx); !math.IsNaN(v) {
+			vals = append(vals, v)
+		}
+	}
+	if len(vals) == 0 {
+		return Interval{math.NaN(), math.NaN()}
+	}
+	sort.Float64s(vals)
+	q := func(p float64) float64 { return vals[min(len(vals)-1, int(p*float64(len(vals))))] }
+	return Interval{q(0.025), q(0.975)}
+}

@@ -1,0 +1,474 @@
+// Package features turns a stream of behaviour events into training data:
+// it cleans the stream (with a report of what was dropped and why), builds
+// per-user features as of a cutoff time (recency, frequency, monetary value,
+// conversion, basket, purchase cycle, promotion sensitivity, browsing),
+// labels from the period after the cutoff, user-item interactions for
+// collaborative filtering, and promotion-experiment outcomes for uplift.
+//
+// Memory is bounded by users × features and items, not by the number of
+// events: events are folded into per-user aggregates as they stream by.
+//
+// Protected attributes (by default gender, age, race/ethnicity) are never
+// features; they are kept aside for fairness audits only.
+package features
+
+import (
+	"math"
+	"sort"
+	"time"
+
+	"github.com/promoai/promo/registry/eventlog"
+)
+
+// Names of the user features, in the order of every feature vector.
+var Names = []string{
+	"recency_days",        // days since last purchase (capped at the window)
+	"frequency",           // purchases before cutoff
+	"monetary",            // total spend before cutoff
+	"avg_basket",          // mean order value
+	"views",               // product views
+	"carts",               // add-to-cart events
+	"sessions",            // distinct sessions
+	"view_to_purchase",    // purchases / views
+	"cart_to_purchase",    // purchases / carts
+	"purchase_cycle_days", // mean days between purchases (window when < 2)
+	"tenure_days",         // days since first seen
+	"days_since_active",   // days since any event
+	"promo_redeem_rate",   // redeems / exposures
+	"category_breadth",    // distinct categories interacted with
+	"searches",            // search events
+	"recent_views_14d",    // views in the last 14 days before cutoff
+}
+
+// Index of a feature name in Names, -1 if unknown.
+func Index(name string) int {
+	for i, n := range Names {
+		if n == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// DefaultProtected attributes never become model inputs.
+var DefaultProtected = []string{"gender", "age", "race", "ethnicity"}
+
+// Config controls processing.
+type Config struct {
+	// Cutoff splits the window: features from before, labels from after.
+	Cutoff time.Time
+	// Horizon is the label period after Cutoff (default 30 days).
+	Horizon time.Duration
+	// ConversionWindow attributes a purchase to a promotion exposure when it
+	// follows within this time (default 24h).
+	ConversionWindow time.Duration
+	// MaxEventsPerUserDay flags bot-like users (default 2000).
+	MaxEventsPerUserDay int
+	// MaxUnitPrice drops purchases with absurd prices (default 1e6).
+	MaxUnitPrice float64
+	// InteractionWeights per event type for collaborative filtering.
+	InteractionWeights map[string]float64
+	// RecentItems kept per user for the profile (default 20).
+	RecentItems int
+}
+
+func (c *Config) defaults() {
+	if c.Horizon == 0 {
+		c.Horizon = 30 * 24 * time.Hour
+	}
+	if c.ConversionWindow == 0 {
+		c.ConversionWindow = 24 * time.Hour
+	}
+	if c.MaxEventsPerUserDay == 0 {
+		c.MaxEventsPerUserDay = 2000
+	}
+	if c.MaxUnitPrice == 0 {
+		c.MaxUnitPrice = 1e6
+	}
+	if c.InteractionWeights == nil {
+		c.InteractionWeights = map[string]float64{eventlog.TypeView: 1, eventlog.TypeAddToCart: 3, eventlog.TypePurchase: 5}
+	}
+	if c.RecentItems == 0 {
+		c.RecentItems = 20
+	}
+}
+
+// Report says what cleaning dropped and why.
+type Report struct {
+	Events         int            `json:"events"`
+	Used           int            `json:"used"`
+	Dropped        map[string]int `json:"dropped"` // reason -> count
+	BotUsers       int            `json:"bot_users"`
+	UnknownItems   int            `json:"unknown_items"`
+	FirstEvent     time.Time      `json:"first_event"`
+	LastEvent      time.Time      `json:"last_event"`
+	UsersSeen      int            `json:"users_seen"`
+	ItemsSeen      int            `json:"items_seen"`
+	ExposuresAfter int            `json:"exposures_after_cutoff"`
+}
+
+func (r *Report) drop(reason string) {
+	r.Dropped[reason]++
+}
+
+// Item is what processing knows of an item.
+type Item struct {
+	ID       string
+	Category string
+	Price    float64
+	Cost     float64
+	// Interactions before cutoff (weighted) — popularity.
+	Popularity float64
+}
+
+type exposure struct {
+	t   time.Time
+	arm string
+}
+
+type purchase struct {
+	t     time.Time
+	value float64
+}
+
+type userAgg struct {
+	id                        string
+	age                       int32
+	gender                    string
+	first, last, lastPurchase time.Time
+	purchases, views, carts   int
+	searches, recentViews     int
+	monetary                  float64
+	orders                    map[string]float64
+	purchaseDays              []float64
+	sessions                  map[string]struct{}
+	categories                map[string]struct{}
+	exposuresBefore, redeems  int
+	items                     map[int32]float64 // CF weights before cutoff
+	purchasedItems            map[int32]struct{}
+	recent                    []recentItem
+	// After cutoff.
+	labelBuy    bool
+	labelSpend  float64
+	after       map[int32]float64 // CF weights in the label period
+	expAfter    []exposure
+	buysAfter   []purchase
+	daysActive  map[int32]int
+	bot         bool
+	upsertCount int
+}
+
+type recentItem struct {
+	item int32
+	t    time.Time
+}
+
+// Builder folds events into aggregates.
+type Builder struct {
+	cfg     Config
+	users   map[string]*userAgg
+	items   []Item
+	itemIdx map[string]int32
+	Report  Report
+}
+
+// NewBuilder starts processing with cfg.
+func NewBuilder(cfg Config) *Builder {
+	cfg.defaults()
+	return &Builder{cfg: cfg, users: map[string]*userAgg{}, itemIdx: map[string]int32{}, Report: Report{Dropped: map[string]int{}}}
+}
+
+func (b *Builder) item(id string) int32 {
+	if i, ok := b.itemIdx[id]; ok {
+		return i
+	}
+	i := int32(len(b.items))
+	b.items = append(b.items, Item{ID: id})
+	b.itemIdx[id] = i
+	return i
+}
+
+func (b *Builder) user(id string) *userAgg {
+	u := b.users[id]
+	if u == nil {
+		u = &userAgg{id: id, orders: map[string]float64{}, sessions: map[string]struct{}{}, categories: map[string]struct{}{},
+			items: map[int32]float64{}, purchasedItems: map[int32]struct{}{}, daysActive: map[int32]int{}}
+		b.users[id] = u
+	}
+	return u
+}
+
+// Add folds one event in. Invalid events are dropped and counted.
+func (b *Builder) Add(e *eventlog.Event) {
+	b.Report.Events++
+	if err := e.Validate(time.Now()); err != nil {
+		b.Report.drop("invalid")
+		return
+	}
+	if e.Type == eventlog.TypePurchase && e.UnitPrice > b.cfg.MaxUnitPrice {
+		b.Report.drop("price_outlier")
+		return
+	}
+	if b.Report.FirstEvent.IsZero() || e.Time.Before(b.Report.FirstEvent) {
+		b.Report.FirstEvent = e.Time
+	}
+	if e.Time.After(b.Report.LastEvent) {
+		b.Report.LastEvent = e.Time
+	}
+	if e.Type == eventlog.TypeItemUpsert {
+		it := &b.items[b.item(e.Item)]
+		it.Category, it.Price, it.Cost = e.ItemAttrs.Category, e.ItemAttrs.Price, e.ItemAttrs.Cost
+		b.Report.Used++
+		return
+	}
+	u := b.user(e.User)
+	day := int32(e.Time.Unix() / 86400)
+	u.daysActive[day]++
+	if u.daysActive[day] > b.cfg.MaxEventsPerUserDay {
+		u.bot = true
+	}
+	if e.Type == eventlog.TypeUserUpsert {
+		u.age, u.gender = e.UserAttrs.Age, e.UserAttrs.Gender
+		if u.first.IsZero() || e.Time.Before(u.first) {
+			u.first = e.Time
+		}
+		b.Report.Used++
+		return
+	}
+	b.Report.Used++
+	after := !e.Time.Before(b.cfg.Cutoff)
+	if after {
+		if e.Time.Sub(b.cfg.Cutoff) >= b.cfg.Horizon {
+			b.Report.drop("after_label_horizon")
+			b.Report.Used--
+			return
+		}
+		if e.Item != "" {
+			if w := b.cfg.InteractionWeights[e.Type]; w > 0 {
+				if u.after == nil {
+					u.after = map[int32]float64{}
+				}
+				u.after[b.item(e.Item)] += w
+			}
+		}
+		switch e.Type {
+		case eventlog.TypePurchase:
+			v := float64(e.Quantity) * e.UnitPrice
+			u.labelBuy = true
+			u.labelSpend += v
+			u.buysAfter = append(u.buysAfter, purchase{e.Time, v})
+		case eventlog.TypePromoExposure:
+			u.expAfter = append(u.expAfter, exposure{e.Time, armOf(e)})
+			b.Report.ExposuresAfter++
+		}
+		return
+	}
+	if u.first.IsZero() || e.Time.Before(u.first) {
+		u.first = e.Time
+	}
+	if e.Time.After(u.last) {
+		u.last = e.Time
+	}
+	if e.Session != "" {
+		u.sessions[e.Session] = struct{}{}
+	}
+	var it int32 = -1
+	if e.Item != "" {
+		it = b.item(e.Item)
+		if c := b.items[it].Category; c != "" {
+			u.categories[c] = struct{}{}
+		}
+		if w := b.cfg.InteractionWeights[e.Type]; w > 0 {
+			u.items[it] += w
+			b.items[it].Popularity += w
+			u.recent = append(u.recent, recentItem{it, e.Time})
+			if len(u.recent) > 4*b.cfg.RecentItems {
+				u.trimRecent(b.cfg.RecentItems)
+			}
+		}
+	}
+	switch e.Type {
+	case eventlog.TypeView:
+		u.views++
+		if b.cfg.Cutoff.Sub(e.Time) <= 14*24*time.Hour {
+			u.recentViews++
+		}
+	case eventlog.TypeSearch:
+		u.searches++
+	case eventlog.TypeAddToCart:
+		u.carts++
+	case eventlog.TypePurchase:
+		v := float64(e.Quantity) * e.UnitPrice
+		u.purchases++
+		u.monetary += v
+		order := e.Order
+		if order == "" {
+			order = e.ID
+		}
+		u.orders[order] += v
+		u.purchaseDays = append(u.purchaseDays, float64(e.Time.Unix())/86400)
+		if e.Time.After(u.lastPurchase) {
+			u.lastPurchase = e.Time
+		}
+		if it >= 0 {
+			u.purchasedItems[it] = struct{}{}
+		}
+	case eventlog.TypePromoExposure:
+		u.exposuresBefore++
+	case eventlog.TypePromoRedeem:
+		u.redeems++
+	}
+}
+
+func armOf(e *eventlog.Event) string {
+	if e.Arm != "" {
+		return e.Arm
+	}
+	return e.Offer
+}
+
+func (u *userAgg) trimRecent(n int) {
+	sort.SliceStable(u.recent, func(i, j int) bool { return u.recent[i].t.Before(u.recent[j].t) })
+	// Keep the last n distinct items.
+	seen := map[int32]bool{}
+	var keep []recentItem
+	for i := len(u.recent) - 1; i >= 0 && len(keep) < n; i-- {
+		if !seen[u.recent[i].item] {
+			seen[u.recent[i].item] = true
+			keep = append(keep, u.recent[i])
+		}
+	}
+	for i, j := 0, len(keep)-1; i < j; i, j = i+1, j-1 {
+		keep[i], keep[j] = keep[j], keep[i]
+	}
+	u.recent = keep
+}
+
+// UserRow is one user's processed data.
+type UserRow struct {
+	ID       string
+	Features []float64 // in Names order
+	// Protected attributes, for fairness audits only.
+	Age    int32
+	Gender string
+	// Labels from the period after the cutoff.
+	Buy   bool
+	Spend float64
+	// Interactions before the cutoff, for collaborative filtering, and in
+	// the label period (the time-based holdout of the recommender).
+	Items     map[int32]float64
+	After     map[int32]float64
+	Purchased map[int32]struct{}
+	Recent    []int32 // most recent last
+	// Active before the cutoff at all.
+	Active bool
+}
+
+// Exposure is one randomized promotion decision after the cutoff with its
+// outcome.
+type Exposure struct {
+	User      int // index into Dataset.Users
+	Arm       string
+	Converted bool
+	Spend     float64
+}
+
+// Dataset is the result of processing.
+type Dataset struct {
+	Cutoff    time.Time
+	Users     []UserRow
+	Items     []Item
+	Exposures []Exposure
+	Report    Report
+}
+
+// Finish computes features and labels. Bot-like users are dropped.
+func (b *Builder) Finish() *Dataset {
+	ds := &Dataset{Cutoff: b.cfg.Cutoff, Items: b.items}
+	windowDays := b.cfg.Cutoff.Sub(b.Report.FirstEvent).Hours() / 24
+	if windowDays <= 0 {
+		windowDays = 1
+	}
+	ids := make([]string, 0, len(b.users))
+	for id := range b.users {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		u := b.users[id]
+		if u.bot {
+			b.Report.BotUsers++
+			continue
+		}
+		days := func(t time.Time) float64 {
+			if t.IsZero() {
+				return windowDays
+			}
+			return math.Min(windowDays, math.Max(0, b.cfg.Cutoff.Sub(t).Hours()/24))
+		}
+		cycle := windowDays
+		if len(u.purchaseDays) >= 2 {
+			sort.Float64s(u.purchaseDays)
+			cycle = (u.purchaseDays[len(u.purchaseDays)-1] - u.purchaseDays[0]) / float64(len(u.purchaseDays)-1)
+		}
+		basket := 0.0
+		if len(u.orders) > 0 {
+			basket = u.monetary / float64(len(u.orders))
+		}
+		f := []float64{
+			days(u.lastPurchase),
+			float64(u.purchases),
+			u.monetary,
+			basket,
+			float64(u.views),
+			float64(u.carts),
+			float64(len(u.sessions)),
+			ratio(u.purchases, u.views),
+			ratio(u.purchases, u.carts),
+			cycle,
+			days(u.first),
+			days(u.last),
+			ratio(u.redeems, u.exposuresBefore),
+			float64(len(u.categories)),
+			float64(u.searches),
+			float64(u.recentViews),
+		}
+		u.trimRecent(b.cfg.RecentItems)
+		recent := make([]int32, len(u.recent))
+		for i, r := range u.recent {
+			recent[i] = r.item
+		}
+		row := UserRow{ID: id, Features: f, Age: u.age, Gender: u.gender, Buy: u.labelBuy, Spend: u.labelSpend,
+			Items: u.items, After: u.after, Purchased: u.purchasedItems, Recent: recent, Active: !u.last.IsZero()}
+		idx := len(ds.Users)
+		ds.Users = append(ds.Users, row)
+		// Attribute each purchase after an exposure (within the window and
+		// before the next exposure) to that exposure.
+		sort.Slice(u.expAfter, func(i, j int) bool { return u.expAfter[i].t.Before(u.expAfter[j].t) })
+		for i, ex := range u.expAfter {
+			end := ex.t.Add(b.cfg.ConversionWindow)
+			if i+1 < len(u.expAfter) && u.expAfter[i+1].t.Before(end) {
+				end = u.expAfter[i+1].t
+			}
+			out := Exposure{User: idx, Arm: ex.arm}
+			for _, p := range u.buysAfter {
+				if !p.t.Before(ex.t) && p.t.Before(end) {
+					out.Converted = true
+					out.Spend += p.value
+				}
+			}
+			ds.Exposures = append(ds.Exposures, out)
+		}
+	}
+	b.Report.UsersSeen = len(b.users)
+	b.Report.ItemsSeen = len(b.items)
+	ds.Report = b.Report
+	return ds
+}
+
+func ratio(a, b int) float64 {
+	if b == 0 {
+		return 0
+	}
+	return math.Min(1, float64(a)/float64(b))
+}

@@ -1,0 +1,376 @@
+// Package pipeline is one training run: read the event log, process it into
+// features, fit the propensity, recommender, profile/segment and uplift
+// models, evaluate them on held-out data, publish every model as a new
+// registry version, and move the production alias only for models that
+// pass their gate.
+package pipeline
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/promoai/promo/registry"
+	"github.com/promoai/promo/registry/artifact"
+	"github.com/promoai/promo/registry/eventlog"
+	"github.com/promoai/promo/trainer/features"
+)
+
+// Model names in the registry.
+const (
+	ModelPropensity  = "propensity"
+	ModelRecommender = "recommender"
+	ModelProfiles    = "profiles"
+	ModelUplift      = "uplift"
+)
+
+// Config of a run.
+type Config struct {
+	// Alias moved when a model passes its gate (default "production").
+	Alias string
+	// Horizon is the label period at the end of the data (default 30 days).
+	Horizon time.Duration
+	// Tolerance: a new model may be this much worse (absolute, on its
+	// primary metric) than the incumbent and still be promoted.
+	Tolerance float64
+	// HoldoutShare of users held out for evaluation (default 0.2).
+	HoldoutShare float64
+	// Seed for splits and bootstraps.
+	Seed uint64
+	// Protected attributes never used as model inputs (default
+	// features.DefaultProtected); recorded in manifests.
+	Protected []string
+	// Models to train (default all four).
+	Models []string
+	// Actor recorded in alias history.
+	Actor string
+	// BootstrapRounds for uplift confidence intervals (default 200).
+	BootstrapRounds int
+	// EASELambdas tried for the recommender (default 50, 200, 500).
+	EASELambdas []float64
+	// Neighbors kept per item (default 100).
+	Neighbors int
+	Logger    *slog.Logger
+}
+
+func (c *Config) defaults() {
+	if c.Alias == "" {
+		c.Alias = "production"
+	}
+	if c.Horizon == 0 {
+		c.Horizon = 30 * 24 * time.Hour
+	}
+	if c.Tolerance == 0 {
+		c.Tolerance = 0.005
+	}
+	if c.HoldoutShare == 0 {
+		c.HoldoutShare = 0.2
+	}
+	if c.Seed == 0 {
+		c.Seed = 42
+	}
+	if c.Protected == nil {
+		c.Protected = features.DefaultProtected
+	}
+	if len(c.Models) == 0 {
+		c.Models = []string{ModelPropensity, ModelRecommender, ModelProfiles, ModelUplift}
+	}
+	if c.Actor == "" {
+		c.Actor = "trainer"
+	}
+	if c.BootstrapRounds == 0 {
+		c.BootstrapRounds = 200
+	}
+	if len(c.EASELambdas) == 0 {
+		c.EASELambdas = []float64{50, 200, 500}
+	}
+	if c.Neighbors == 0 {
+		c.Neighbors = 100
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Outcome of one model in a run.
+type Outcome struct {
+	Model    string             `json:"model"`
+	Version  string             `json:"version,omitempty"`
+	Promoted bool               `json:"promoted"`
+	Reason   string             `json:"reason"`
+	Metrics  map[string]float64 `json:"metrics,omitempty"`
+	Params   map[string]string  `json:"params,omitempty"`
+	Err      string             `json:"error,omitempty"`
+}
+
+// Result of a run.
+type Result struct {
+	Started, Finished time.Time
+	Report            features.Report
+	Outcomes          []Outcome
+}
+
+// candidate is a fitted model ready to publish.
+type candidate struct {
+	model      string
+	art        artifact.Artifact
+	metrics    map[string]float64
+	params     map[string]string
+	schema     []string
+	primary    string // metric name; "" means always promote when valid
+	lowerBound float64
+	// higherIsBetter for primary.
+	higherIsBetter bool
+	// incumbent re-evaluates the incumbent on this run's holdout; nil when
+	// not comparable.
+	incumbent func(artifact.Artifact) (float64, error)
+	// gate, if set, must pass in addition to the incumbent comparison.
+	gate func() (bool, string)
+}
+
+// Run trains and publishes. Models that fail are reported in the result;
+// the error is non-nil only when nothing could be done (no data, storage
+// failure).
+func Run(ctx context.Context, reg *registry.Registry, cfg Config) (*Result, error) {
+	cfg.defaults()
+	log := cfg.Logger
+	res := &Result{Started: time.Now().UTC()}
+	bkt := reg.Bucket()
+
+	// Pass 1: find the data window.
+	var first, last time.Time
+	st, err := eventlog.Scan(ctx, bkt, func(e *eventlog.Event) error {
+		if first.IsZero() || e.Time.Before(first) {
+			first = e.Time
+		}
+		if e.Time.After(last) {
+			last = e.Time
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read event log: %w", err)
+	}
+	if st.Events == 0 {
+		return nil, fmt.Errorf("%w: the event log in %s is empty: ingest events or generate a shop first", registry.ErrPrecondition, bkt.Name())
+	}
+	cutoff := last.Add(-cfg.Horizon)
+	if !cutoff.After(first) {
+		return nil, fmt.Errorf("%w: events span %s, shorter than the %s label horizon", registry.ErrPrecondition, last.Sub(first).Round(time.Hour), cfg.Horizon)
+	}
+	log.Info("event log scanned", "batches", st.Batches, "events", st.Events, "duplicates", st.Duplicates, "erased_user_events", st.Erased, "from", first, "to", last, "cutoff", cutoff)
+
+	// Pass 2: training data as of the cutoff. Pass 3: profiles as of now.
+	train, err := build(ctx, bkt, features.Config{Cutoff: cutoff, Horizon: cfg.Horizon})
+	if err != nil {
+		return nil, err
+	}
+	now, err := build(ctx, bkt, features.Config{Cutoff: last.Add(time.Second), Horizon: cfg.Horizon})
+	if err != nil {
+		return nil, err
+	}
+	res.Report = train.Report
+	log.Info("features built", "users", len(train.Users), "items", len(train.Items), "exposures", len(train.Exposures), "dropped", train.Report.Dropped)
+
+	fp := fingerprint(st, first, last)
+	window := registry.TimeWindow{Start: first, End: last}
+	split := splitUsers(train.Users, cfg.HoldoutShare, cfg.Seed)
+
+	for _, name := range cfg.Models {
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+		t0 := time.Now()
+		var c *candidate
+		var ferr error
+		switch name {
+		case ModelPropensity:
+			c, ferr = fitPropensity(train, split, cfg)
+		case ModelRecommender:
+			c, ferr = fitRecommender(train, now, split, cfg)
+		case ModelProfiles:
+			c, ferr = buildProfiles(now, cfg)
+		case ModelUplift:
+			c, ferr = fitUplift(train, split, cfg)
+		default:
+			ferr = fmt.Errorf("unknown model %q", name)
+		}
+		if ferr != nil {
+			log.Warn("model not trained", "model", name, "err", ferr)
+			res.Outcomes = append(res.Outcomes, Outcome{Model: name, Err: ferr.Error(), Reason: "training failed: " + ferr.Error()})
+			continue
+		}
+		c.params["protected_attributes_excluded"] = strings.Join(cfg.Protected, ",")
+		c.params["fit_seconds"] = fmt.Sprintf("%.2f", time.Since(t0).Seconds())
+		out, err := publish(ctx, reg, c, cfg, fp, window)
+		if err != nil {
+			if errors.Is(err, registry.ErrUnavailable) || errors.Is(err, context.Canceled) {
+				return res, err
+			}
+			out = Outcome{Model: name, Err: err.Error(), Reason: "publish failed: " + err.Error()}
+		}
+		log.Info("model done", "model", name, "version", out.Version, "promoted", out.Promoted, "reason", out.Reason)
+		res.Outcomes = append(res.Outcomes, out)
+	}
+	res.Finished = time.Now().UTC()
+	return res, nil
+}
+
+func build(ctx context.Context, bkt registry.Bucket, fc features.Config) (*features.Dataset, error) {
+	b := features.NewBuilder(fc)
+	if _, err := eventlog.Scan(ctx, bkt, func(e *eventlog.Event) error { b.Add(e); return nil }); err != nil {
+		return nil, fmt.Errorf("read event log: %w", err)
+	}
+	return b.Finish(), nil
+}
+
+func fingerprint(st eventlog.Stats, first, last time.Time) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%d/%d/%d/%s/%s", st.Batches, st.Events, st.Duplicates, first.Format(time.RFC3339Nano), last.Format(time.RFC3339Nano))
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))[:32]
+}
+
+// Revision is the trainer's source revision, from the build.
+func Revision() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				return s.Value
+			}
+		}
+		if bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			return bi.Main.Version
+		}
+	}
+	return "dev"
+}
+
+// publish writes a candidate, compares it with the incumbent and promotes it
+// when it passes.
+func publish(ctx context.Context, reg *registry.Registry, c *candidate, cfg Config, fp string, window registry.TimeWindow) (Outcome, error) {
+	out := Outcome{Model: c.model, Metrics: c.metrics, Params: c.params}
+	promote, reason := true, "first version"
+	if c.primary != "" {
+		if v, ok := c.metrics[c.primary]; ok {
+			reason = fmt.Sprintf("%s %.4f", c.primary, v)
+		}
+	}
+	inc, err := reg.Alias(ctx, c.model, cfg.Alias)
+	switch {
+	case errors.Is(err, registry.ErrNotFound):
+	case err != nil:
+		return out, err
+	case c.primary != "":
+		newV := c.metrics[c.primary]
+		incV, how, ierr := incumbentMetric(ctx, reg, c, inc.Version)
+		if ierr != nil {
+			reason = fmt.Sprintf("incumbent %s could not be evaluated (%v); %s", inc.Version, ierr, reason)
+			break
+		}
+		c.metrics["incumbent_"+c.primary] = incV
+		worse := incV - newV
+		if !c.higherIsBetter {
+			worse = newV - incV
+		}
+		if worse > cfg.Tolerance {
+			promote = false
+			reason = fmt.Sprintf("%s %.4f is worse than incumbent %s (%.4f, %s) by more than the tolerance %.4f", c.primary, newV, inc.Version, incV, how, cfg.Tolerance)
+		} else {
+			reason = fmt.Sprintf("%s %.4f vs incumbent %s %.4f (%s), within tolerance %.4f", c.primary, newV, inc.Version, incV, how, cfg.Tolerance)
+		}
+	default:
+		reason = "snapshot replaces the previous one"
+	}
+	if promote && c.gate != nil {
+		if ok, why := c.gate(); !ok {
+			promote, reason = false, why
+		} else {
+			reason += "; " + why
+		}
+	}
+	blobs, err := artifact.Encode(c.art)
+	if err != nil {
+		return out, err
+	}
+	status := registry.StatusCandidate
+	if promote {
+		status = registry.StatusApproved
+	}
+	m, err := reg.Publish(ctx, registry.PublishRequest{
+		Model: c.model, Kind: c.art.Kind(), Blobs: blobs, TrainerRevision: Revision(), DataFingerprint: fp,
+		DataWindow: window, Params: c.params, Metrics: finiteMetrics(c.metrics), InputSchema: c.schema,
+		Status: status, StatusReason: reason,
+	})
+	if err != nil {
+		return out, err
+	}
+	out.Version, out.Reason = m.Version, reason
+	if promote {
+		if _, err := reg.Promote(ctx, c.model, cfg.Alias, m.Version, cfg.Actor, reason); err != nil {
+			return out, fmt.Errorf("promote %s/%s: %w", c.model, m.Version, err)
+		}
+		out.Promoted = true
+	}
+	return out, nil
+}
+
+// incumbentMetric evaluates the incumbent on this run's holdout when the
+// candidate knows how, else falls back to the metric in its manifest.
+func incumbentMetric(ctx context.Context, reg *registry.Registry, c *candidate, version string) (float64, string, error) {
+	m, blobs, err := reg.Load(ctx, c.model, version)
+	if err != nil {
+		return 0, "", err
+	}
+	if c.incumbent != nil && m.Kind == c.art.Kind() {
+		a, err := artifact.Decode(m.Kind, blobs)
+		if err == nil {
+			if v, err := c.incumbent(a); err == nil {
+				return v, "re-evaluated on this run's holdout", nil
+			}
+		}
+	}
+	v, ok := m.Metrics[c.primary]
+	if !ok {
+		return 0, "", fmt.Errorf("incumbent has no %s metric", c.primary)
+	}
+	return v, "from its manifest", nil
+}
+
+func finiteMetrics(m map[string]float64) map[string]float64 {
+	out := make(map[string]float64, len(m))
+	for k, v := range m {
+		if v == v && v < 1e300 && v > -1e300 { // drop NaN/Inf: JSON cannot carry them
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// splitUsers marks a seeded random share of users as holdout. It hashes the
+// user id, so a user stays on the same side in every run: an incumbent
+// model re-evaluated on this run's holdout has not trained on those users.
+func splitUsers(users []features.UserRow, share float64, seed uint64) []bool {
+	hold := make([]bool, len(users))
+	for i, u := range users {
+		h := sha256.Sum256(fmt.Appendf(nil, "%d/%s", seed, u.ID))
+		hold[i] = float64(uint16(h[0])<<8|uint16(h[1]))/65536 < share
+	}
+	return hold
+}
+
+// SortedKeys returns map keys sorted (for stable output).
+func SortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

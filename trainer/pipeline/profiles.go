@@ -1,0 +1,103 @@
+package pipeline
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/promoai/promo/registry/artifact"
+	"github.com/promoai/promo/trainer/features"
+)
+
+// Segment names.
+const (
+	SegmentNew        = "new"
+	SegmentHighValue  = "high_value"
+	SegmentLoyal      = "loyal"
+	SegmentAtRisk     = "at_risk"
+	SegmentOccasional = "occasional"
+)
+
+// SegmentRules are RFM rules with thresholds learned from the data.
+type SegmentRules struct {
+	HighValueMonetary float64 // 80th percentile of spend among buyers
+	NewTenureDays     float64
+	AtRiskRecencyDays float64
+	LoyalFrequency    float64
+	LoyalRecencyDays  float64
+}
+
+// LearnSegmentRules sets the data-dependent thresholds.
+func LearnSegmentRules(users []features.UserRow) SegmentRules {
+	mon := features.Index("monetary")
+	var spend []float64
+	for _, u := range users {
+		if u.Features[mon] > 0 {
+			spend = append(spend, u.Features[mon])
+		}
+	}
+	sort.Float64s(spend)
+	hv := 0.0
+	if len(spend) > 0 {
+		hv = spend[int(0.8*float64(len(spend)-1))]
+	}
+	return SegmentRules{HighValueMonetary: hv, NewTenureDays: 30, AtRiskRecencyDays: 60, LoyalFrequency: 3, LoyalRecencyDays: 30}
+}
+
+// Definitions document the rules for the manifest and API users.
+func (r SegmentRules) Definitions() []artifact.Segment {
+	return []artifact.Segment{
+		{Name: SegmentNew, Definition: fmt.Sprintf("first seen at most %.0f days ago and at most 1 purchase", r.NewTenureDays)},
+		{Name: SegmentHighValue, Definition: fmt.Sprintf("total spend at least %.2f (80th percentile of buyers) and at least 2 purchases", r.HighValueMonetary)},
+		{Name: SegmentAtRisk, Definition: fmt.Sprintf("at least 2 purchases but none in the last %.0f days", r.AtRiskRecencyDays)},
+		{Name: SegmentLoyal, Definition: fmt.Sprintf("at least %.0f purchases and one in the last %.0f days", r.LoyalFrequency, r.LoyalRecencyDays)},
+		{Name: SegmentOccasional, Definition: "everyone else"},
+	}
+}
+
+// Assign applies the rules in order: the first that matches wins.
+func (r SegmentRules) Assign(f []float64) string {
+	get := func(n string) float64 { return f[features.Index(n)] }
+	freq, rec, mon, tenure := get("frequency"), get("recency_days"), get("monetary"), get("tenure_days")
+	switch {
+	case tenure <= r.NewTenureDays && freq <= 1:
+		return SegmentNew
+	case mon >= r.HighValueMonetary && freq >= 2 && r.HighValueMonetary > 0:
+		return SegmentHighValue
+	case freq >= 2 && rec > r.AtRiskRecencyDays:
+		return SegmentAtRisk
+	case freq >= r.LoyalFrequency && rec <= r.LoyalRecencyDays:
+		return SegmentLoyal
+	}
+	return SegmentOccasional
+}
+
+func buildProfiles(now *features.Dataset, _ Config) (*candidate, error) {
+	if len(now.Users) == 0 {
+		return nil, fmt.Errorf("no users to profile")
+	}
+	rules := LearnSegmentRules(now.Users)
+	p := &artifact.Profiles{Features: features.Names, Segments: rules.Definitions(), Users: make([]artifact.UserProfile, 0, len(now.Users))}
+	counts := map[string]int{}
+	for _, u := range now.Users {
+		seg := rules.Assign(u.Features)
+		counts[seg]++
+		up := artifact.UserProfile{ID: u.ID, Features: u.Features, Segment: seg}
+		for _, it := range u.Recent {
+			up.Recent = append(up.Recent, now.Items[it].ID)
+		}
+		for it := range u.Purchased {
+			up.Purchased = append(up.Purchased, now.Items[it].ID)
+		}
+		sort.Strings(up.Purchased)
+		p.Users = append(p.Users, up)
+	}
+	metrics := map[string]float64{"users": float64(len(p.Users))}
+	for _, s := range p.Segments {
+		metrics["segment."+s.Name+".share"] = float64(counts[s.Name]) / float64(len(p.Users))
+	}
+	params := map[string]string{"as_of": now.Cutoff.Format("2006-01-02T15:04:05Z")}
+	for _, s := range p.Segments {
+		params["segment."+s.Name] = s.Definition
+	}
+	return &candidate{model: ModelProfiles, art: p, metrics: metrics, params: params, schema: features.Names}, nil
+}

@@ -1,0 +1,265 @@
+package pipeline
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/promoai/promo/registry/artifact"
+	"github.com/promoai/promo/trainer/eval"
+	"github.com/promoai/promo/trainer/features"
+	"github.com/promoai/promo/trainer/fit"
+)
+
+// Selection is the outcome of feature selection.
+type Selection struct {
+	Kept    []int             // indices into features.Names
+	Dropped map[string]string // feature -> reason
+}
+
+// selectFeatures drops constant and duplicate columns and any column that
+// predicts the label almost perfectly (|corr| > 0.95), which is a sign of
+// leakage from the label period.
+func selectFeatures(X [][]float64, y []float64) Selection {
+	d := len(features.Names)
+	sel := Selection{Dropped: map[string]string{}}
+	col := func(j int) []float64 {
+		c := make([]float64, len(X))
+		for i := range X {
+			c[i] = X[i][j]
+		}
+		return c
+	}
+	var kept [][]float64
+	for j := 0; j < d; j++ {
+		c := col(j)
+		name := features.Names[j]
+		if isConstant(c) {
+			sel.Dropped[name] = "constant"
+			continue
+		}
+		dup := ""
+		for k, other := range kept {
+			if equal(c, other) {
+				dup = features.Names[sel.Kept[k]]
+				break
+			}
+		}
+		if dup != "" {
+			sel.Dropped[name] = "duplicate of " + dup
+			continue
+		}
+		if y != nil && math.Abs(corr(c, y)) > 0.95 {
+			sel.Dropped[name] = "leaks the label"
+			continue
+		}
+		sel.Kept = append(sel.Kept, j)
+		kept = append(kept, c)
+	}
+	return sel
+}
+
+func isConstant(c []float64) bool {
+	for _, v := range c {
+		if v != c[0] {
+			return false
+		}
+	}
+	return true
+}
+
+func equal(a, b []float64) bool {
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func corr(a, b []float64) float64 {
+	n := float64(len(a))
+	var sa, sb, saa, sbb, sab float64
+	for i := range a {
+		sa += a[i]
+		sb += b[i]
+		saa += a[i] * a[i]
+		sbb += b[i] * b[i]
+		sab += a[i] * b[i]
+	}
+	den := math.Sqrt((n*saa - sa*sa) * (n*sbb - sb*sb))
+	if den == 0 {
+		return 0
+	}
+	return (n*sab - sa*sb) / den
+}
+
+// logFlags marks heavy-tailed columns (counts, amounts, days) for log1p;
+// ratios in [0,1] stay linear.
+func logFlags(X [][]float64, kept []int) []bool {
+	out := make([]bool, len(kept))
+	for k, j := range kept {
+		for _, row := range X {
+			if row[j] > 1 {
+				out[k] = true
+				break
+			}
+		}
+	}
+	return out
+}
+
+func project(rows [][]float64, kept []int) [][]float64 {
+	out := make([][]float64, len(rows))
+	for i, r := range rows {
+		out[i] = make([]float64, len(kept))
+		for k, j := range kept {
+			out[i][k] = r[j]
+		}
+	}
+	return out
+}
+
+func names(kept []int) []string {
+	out := make([]string, len(kept))
+	for k, j := range kept {
+		out[k] = features.Names[j]
+	}
+	return out
+}
+
+// vectorFor builds a model input from a dataset row by feature name.
+func vectorFor(row []float64, modelFeatures []string) ([]float64, error) {
+	x := make([]float64, len(modelFeatures))
+	for k, n := range modelFeatures {
+		j := features.Index(n)
+		if j < 0 {
+			return nil, fmt.Errorf("model feature %q is no longer produced", n)
+		}
+		x[k] = row[j]
+	}
+	return x, nil
+}
+
+func fitPropensity(ds *features.Dataset, holdout []bool, cfg Config) (*candidate, error) {
+	var Xtr, Xte [][]float64
+	var ytr, yte, str, ste []float64
+	for i, u := range ds.Users {
+		if !u.Active {
+			continue // no history before the cutoff: nothing to learn from
+		}
+		y := 0.0
+		if u.Buy {
+			y = 1
+		}
+		if holdout[i] {
+			Xte, yte, ste = append(Xte, u.Features), append(yte, y), append(ste, u.Spend)
+		} else {
+			Xtr, ytr, str = append(Xtr, u.Features), append(ytr, y), append(str, u.Spend)
+		}
+	}
+	if len(Xtr) < 20 || len(Xte) < 10 {
+		return nil, fmt.Errorf("%w: %d training and %d holdout users with history; need at least 20 and 10", fit.ErrNoData, len(Xtr), len(Xte))
+	}
+	sel := selectFeatures(Xtr, ytr)
+	if len(sel.Kept) == 0 {
+		return nil, fmt.Errorf("every feature was dropped: %v", sel.Dropped)
+	}
+	Xtr, Xte = project(Xtr, sel.Kept), project(Xte, sel.Kept)
+	scaler := fit.Standardize(Xtr, logFlags(Xtr, indexRange(len(sel.Kept))))
+	Ztr := fit.Transform(scaler, Xtr)
+	logit, err := fit.Logistic(Ztr, ytr, fit.LogisticOptions{}.WithL2(1))
+	if err != nil {
+		return nil, fmt.Errorf("purchase probability: %w", err)
+	}
+	spend, err := fit.OLS(Ztr, str, 1)
+	if err != nil {
+		return nil, fmt.Errorf("expected spend: %w", err)
+	}
+	model := &artifact.Propensity{Features: names(sel.Kept), Scaler: scaler, Logit: logit, Spend: spend}
+	metrics := propensityMetrics(model, Xte, yte, ste)
+	base := 0.0
+	for _, v := range ytr {
+		base += v
+	}
+	base /= float64(len(ytr))
+	basePred := make([]float64, len(yte))
+	for i := range basePred {
+		basePred[i] = base
+	}
+	metrics["baseline_log_loss"] = eval.LogLoss(basePred, yte)
+	metrics["train_users"], metrics["holdout_users"] = float64(len(Xtr)), float64(len(Xte))
+	metrics["holdout_positive_rate"] = mean(yte)
+
+	pred := make([]float64, len(Xte))
+	for i, x := range Xte {
+		pred[i] = model.Predict(x, false).Probability
+	}
+	calib, _ := json.Marshal(eval.Calibration(pred, yte, 10))
+	dropped := make([]string, 0, len(sel.Dropped))
+	for _, k := range SortedKeys(sel.Dropped) {
+		dropped = append(dropped, k+": "+sel.Dropped[k])
+	}
+	return &candidate{
+		model: ModelPropensity, art: model, metrics: metrics, schema: model.Features,
+		params: map[string]string{
+			"algorithm": "logistic regression (Newton/IRLS, L2=1) + ridge linear regression for spend (QR, lambda=1)",
+			"label":     fmt.Sprintf("purchase within %s after the cutoff", cfg.Horizon), "cutoff": ds.Cutoff.Format("2006-01-02T15:04:05Z"),
+			"features_dropped": strings.Join(dropped, "; "), "calibration": string(calib), "split": "users, seeded random holdout",
+		},
+		primary: "auc", higherIsBetter: true,
+		incumbent: func(a artifact.Artifact) (float64, error) {
+			inc := a.(*artifact.Propensity)
+			var p, y []float64
+			for i, u := range ds.Users {
+				if !holdout[i] || !u.Active {
+					continue
+				}
+				x, err := vectorFor(u.Features, inc.Features)
+				if err != nil {
+					return 0, err
+				}
+				p = append(p, inc.Predict(x, false).Probability)
+				y = append(y, b2f(u.Buy))
+			}
+			return eval.AUC(p, y), nil
+		},
+	}, nil
+}
+
+func propensityMetrics(m *artifact.Propensity, X [][]float64, y, spend []float64) map[string]float64 {
+	p := make([]float64, len(X))
+	s := make([]float64, len(X))
+	for i, x := range X {
+		pr := m.Predict(x, false)
+		p[i], s[i] = pr.Probability, pr.ExpectedSpend
+	}
+	return map[string]float64{
+		"auc": eval.AUC(p, y), "log_loss": eval.LogLoss(p, y), "brier": eval.Brier(p, y),
+		"ece": eval.ECE(eval.Calibration(p, y, 10)), "spend_mse": eval.MSE(s, spend), "spend_r2": eval.R2(s, spend),
+	}
+}
+
+func indexRange(n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = i
+	}
+	return out
+}
+
+func mean(xs []float64) float64 {
+	s := 0.0
+	for _, v := range xs {
+		s += v
+	}
+	return s / float64(max(1, len(xs)))
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,5 @@
+package schedule
+
+import "time"
+
+var timeNow = time.Now
