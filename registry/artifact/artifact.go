@@ -175,6 +175,15 @@ func (s *Standardizer) Transform(i int, v float64) float64 {
 	return v
 }
 
+// Neutral returns the raw value of feature i that standardizes to 0 (the
+// training mean), used for features a caller does not know.
+func (s *Standardizer) Neutral(i int) float64 {
+	if s.Log1p != nil && s.Log1p[i] {
+		return math.Expm1(s.Mean[i])
+	}
+	return s.Mean[i]
+}
+
 // Apply writes the standardized x into z (len n).
 func (s *Standardizer) Apply(x, z []float64) {
 	for i := range x {

@@ -1,0 +1,293 @@
+// Package models keeps the server's current model set and hot-reloads it.
+//
+// For each model the server follows an alias (default "production"). A
+// watcher checks the alias object's ETag every few seconds (one small read,
+// no listing); when it changes, the new version is loaded in the
+// background, its checksums verified by the registry, decoded and validated
+// by the shared codec, warmed up, and swapped in with one atomic pointer
+// store. A failed load keeps the old model and is retried with backoff; a
+// storage outage never unloads a serving model.
+package models
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/promoai/promo/registry"
+	"github.com/promoai/promo/registry/artifact"
+)
+
+// Source is what the server needs from the registry.
+type Source interface {
+	AliasETag(ctx context.Context, model, alias string) (string, error)
+	Alias(ctx context.Context, model, alias string) (*registry.AliasState, error)
+	Load(ctx context.Context, model, version string) (*registry.Manifest, map[string][]byte, error)
+}
+
+// Loaded is one model version in memory.
+type Loaded struct {
+	Name     string
+	Alias    string
+	Version  string
+	Manifest *registry.Manifest
+	Artifact artifact.Artifact
+	LoadedAt time.Time
+}
+
+// Status of one followed model.
+type Status struct {
+	Name, Alias, Version string
+	LoadedAt, LastCheck  time.Time
+	LastError            string
+	LastErrorAt          time.Time
+	Swaps, LoadFailures  int64
+}
+
+// Hooks let callers observe loads (metrics, logs).
+type Hooks struct {
+	OnSwap        func(name, alias, from, to string)
+	OnLoadFailure func(name, alias, version string, err error)
+}
+
+type watched struct {
+	name, alias string
+	kind        string
+	current     atomic.Pointer[Loaded]
+	mu          sync.Mutex
+	status      Status
+	etag        string
+	failedETag  string
+	backoff     time.Duration
+	nextTry     time.Time
+}
+
+// Set follows a fixed list of models.
+type Set struct {
+	src      Source
+	log      *slog.Logger
+	hooks    Hooks
+	interval time.Duration
+	models   map[string]*watched
+	order    []string
+	now      func() time.Time
+}
+
+// Spec names a model to follow and the artifact kind it must have.
+type Spec struct {
+	Name, Alias, Kind string
+}
+
+// NewSet prepares a set; call Run to start watching.
+func NewSet(src Source, specs []Spec, interval time.Duration, log *slog.Logger, hooks Hooks) *Set {
+	s := &Set{src: src, log: log, hooks: hooks, interval: interval, models: map[string]*watched{}, now: time.Now}
+	for _, sp := range specs {
+		w := &watched{name: sp.Name, alias: sp.Alias, kind: sp.Kind}
+		w.status = Status{Name: sp.Name, Alias: sp.Alias}
+		s.models[sp.Name] = w
+		s.order = append(s.order, sp.Name)
+	}
+	return s
+}
+
+// Get returns the current version of a model, or nil when none is loaded.
+func (s *Set) Get(name string) *Loaded {
+	w, ok := s.models[name]
+	if !ok {
+		return nil
+	}
+	return w.current.Load()
+}
+
+// Ready reports whether every model is loaded, and if not, which are missing.
+func (s *Set) Ready() (bool, string) {
+	var missing []string
+	for _, n := range s.order {
+		if s.models[n].current.Load() == nil {
+			w := s.models[n]
+			w.mu.Lock()
+			e := w.status.LastError
+			w.mu.Unlock()
+			msg := fmt.Sprintf("%s (alias %s)", n, w.alias)
+			if e != "" {
+				msg += ": " + e
+			}
+			missing = append(missing, msg)
+		}
+	}
+	if len(missing) == 0 {
+		return true, "all models loaded"
+	}
+	return false, fmt.Sprintf("no model loaded yet for %v", missing)
+}
+
+// Statuses reports every followed model.
+func (s *Set) Statuses() []Status {
+	out := make([]Status, 0, len(s.order))
+	for _, n := range s.order {
+		w := s.models[n]
+		w.mu.Lock()
+		out = append(out, w.status)
+		w.mu.Unlock()
+	}
+	return out
+}
+
+// Run checks all models now and then every interval until ctx ends.
+func (s *Set) Run(ctx context.Context) {
+	s.CheckAll(ctx)
+	t := time.NewTicker(s.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.CheckAll(ctx)
+		}
+	}
+}
+
+// CheckAll checks every model once, in parallel.
+func (s *Set) CheckAll(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, n := range s.order {
+		wg.Add(1)
+		go func(w *watched) {
+			defer wg.Done()
+			s.check(ctx, w)
+		}(s.models[n])
+	}
+	wg.Wait()
+}
+
+const (
+	minBackoff = time.Second
+	maxBackoff = time.Minute
+)
+
+func (s *Set) check(ctx context.Context, w *watched) {
+	now := s.now()
+	w.mu.Lock()
+	w.status.LastCheck = now
+	w.mu.Unlock()
+
+	etag, err := s.src.AliasETag(ctx, w.name, w.alias)
+	if err != nil {
+		// An alias that does not exist yet is not a load failure: the
+		// trainer has not promoted anything. Keep checking every interval.
+		s.fail(w, "", "", fmt.Errorf("check alias: %w", err), !errors.Is(err, registry.ErrNotFound))
+		return
+	}
+	w.mu.Lock()
+	skip := (etag == w.etag && w.current.Load() != nil) || (etag == w.failedETag && now.Before(w.nextTry))
+	w.mu.Unlock()
+	if skip {
+		return
+	}
+	st, err := s.src.Alias(ctx, w.name, w.alias)
+	if err != nil {
+		s.fail(w, etag, "", fmt.Errorf("read alias: %w", err), true)
+		return
+	}
+	if cur := w.current.Load(); cur != nil && cur.Version == st.Version {
+		w.mu.Lock()
+		w.etag = etag
+		w.mu.Unlock()
+		return
+	}
+	l, err := s.load(ctx, w, st.Version)
+	if err != nil {
+		s.fail(w, etag, st.Version, err, true)
+		return
+	}
+	old := w.current.Swap(l)
+	w.mu.Lock()
+	w.etag, w.failedETag, w.backoff, w.nextTry = etag, "", 0, time.Time{}
+	w.status.Version, w.status.LoadedAt = l.Version, l.LoadedAt
+	w.status.LastError = ""
+	w.status.Swaps++
+	w.mu.Unlock()
+	from := ""
+	if old != nil {
+		from = old.Version
+	}
+	s.log.Info("model swapped", "model", w.name, "alias", w.alias, "from", from, "to", l.Version)
+	if s.hooks.OnSwap != nil {
+		s.hooks.OnSwap(w.name, w.alias, from, l.Version)
+	}
+}
+
+func (s *Set) load(ctx context.Context, w *watched, version string) (*Loaded, error) {
+	m, blobs, err := s.src.Load(ctx, w.name, version)
+	if err != nil {
+		return nil, err
+	}
+	if w.kind != "" && m.Kind != w.kind {
+		return nil, fmt.Errorf("%w: version %s has kind %s, this server serves %s", registry.ErrPrecondition, version, m.Kind, w.kind)
+	}
+	a, err := artifact.Decode(m.Kind, blobs)
+	if err != nil {
+		return nil, err
+	}
+	if err := warmUp(a); err != nil {
+		return nil, fmt.Errorf("warm-up of %s/%s failed: %w", w.name, version, err)
+	}
+	return &Loaded{Name: w.name, Alias: w.alias, Version: version, Manifest: m, Artifact: a, LoadedAt: s.now()}, nil
+}
+
+// warmUp runs one prediction so that lazily built state exists before the
+// first request, and so that a model that panics never gets swapped in.
+func warmUp(a artifact.Artifact) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic: %v", r)
+		}
+	}()
+	switch m := a.(type) {
+	case *artifact.Propensity:
+		m.Predict(make([]float64, len(m.Features)), true)
+	case *artifact.ItemSim:
+		m.Recommend(artifact.Query{History: []artifact.Weighted{{Item: 0, Weight: 1}}, K: 10})
+	case *artifact.Uplift:
+		for _, arm := range m.ArmNames() {
+			m.Predict(make([]float64, len(m.Features)), arm)
+		}
+	case *artifact.Profiles:
+		if len(m.Users) > 0 {
+			m.Lookup(m.Users[0].ID)
+		}
+	}
+	return nil
+}
+
+// fail records an error. Failures of a particular alias state (etag) back
+// off exponentially; a new alias state is tried at the next check.
+func (s *Set) fail(w *watched, etag, version string, err error, countFailure bool) {
+	now := s.now()
+	w.mu.Lock()
+	w.status.LastError, w.status.LastErrorAt = err.Error(), now
+	if countFailure {
+		w.status.LoadFailures++
+		if w.backoff == 0 {
+			w.backoff = minBackoff
+		} else {
+			w.backoff = min(2*w.backoff, maxBackoff)
+		}
+		w.failedETag, w.nextTry = etag, now.Add(w.backoff)
+	}
+	retry := w.backoff
+	w.mu.Unlock()
+	serving := ""
+	if cur := w.current.Load(); cur != nil {
+		serving = cur.Version
+	}
+	s.log.Warn("model check failed; keeping the current model", "model", w.name, "alias", w.alias, "version", version, "serving", serving, "retry_in", retry, "err", err)
+	if countFailure && s.hooks.OnLoadFailure != nil {
+		s.hooks.OnLoadFailure(w.name, w.alias, version, err)
+	}
+}

@@ -1,0 +1,236 @@
+// Package offers is the promotion policy: a configurable catalogue of offers
+// (threshold "spend X get Y off", percent off, fixed amount off, free gift)
+// with eligibility rules and a cost model, and the decision rule that picks,
+// for one shopper, the offer with the highest expected incremental profit
+// predicted by the trainer's uplift model:
+//
+//	profit = P(buy | offer)·(margin − cost) − P(buy | no offer)·margin
+//
+// and returns nothing when no offer is expected to pay off. Budgets,
+// randomized holdouts and fairness constraints plug in as further filters
+// on the candidates.
+package offers
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"slices"
+	"strings"
+)
+
+// Kinds of offer.
+const (
+	KindThreshold = "threshold"
+	KindPercent   = "percent_off"
+	KindAmount    = "amount_off"
+	KindGift      = "free_gift"
+)
+
+// Offer is one catalogue entry.
+type Offer struct {
+	ID   string `json:"id"`
+	Kind string `json:"kind"`
+	// Arm is the uplift model's experiment arm for this offer.
+	Arm        string  `json:"arm"`
+	Threshold  float64 `json:"threshold,omitempty"`   // threshold: minimum spend
+	AmountOff  float64 `json:"amount_off,omitempty"`  // threshold, amount_off
+	PercentOff float64 `json:"percent_off,omitempty"` // percent_off, 0..100
+	GiftItemID string  `json:"gift_item_id,omitempty"`
+	GiftCost   float64 `json:"gift_cost,omitempty"` // cost to us of the gift
+	// Eligibility; empty means everyone.
+	Segments      []string `json:"segments,omitempty"`
+	Categories    []string `json:"categories,omitempty"`
+	MinCartValue  float64  `json:"min_cart_value,omitempty"`
+	ValidForHours int      `json:"valid_for_hours,omitempty"`
+}
+
+// Catalogue is the configured set of offers.
+type Catalogue struct {
+	Offers []Offer `json:"offers"`
+	// DefaultMarginRate is used when item costs are unknown (default 0.3).
+	DefaultMarginRate float64 `json:"default_margin_rate,omitempty"`
+}
+
+// Default is the catalogue used when none is configured; its arms match
+// the synthetic shop's experiment.
+func Default() *Catalogue {
+	return &Catalogue{DefaultMarginRate: 0.3, Offers: []Offer{
+		{ID: "pct10", Kind: KindPercent, Arm: "pct10", PercentOff: 10, ValidForHours: 48},
+		{ID: "amount5", Kind: KindAmount, Arm: "amount5", AmountOff: 5, MinCartValue: 20, ValidForHours: 48},
+		{ID: "spend50get10", Kind: KindThreshold, Arm: "spend50get10", Threshold: 50, AmountOff: 10, ValidForHours: 72},
+		{ID: "gift", Kind: KindGift, Arm: "gift", GiftItemID: "welcome-gift", GiftCost: 4, Segments: []string{"new"}, ValidForHours: 168},
+	}}
+}
+
+// Load reads a catalogue from a JSON file, rejecting unknown fields.
+func Load(path string) (*Catalogue, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("offer catalogue: %w", err)
+	}
+	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec.DisallowUnknownFields()
+	var c Catalogue
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("offer catalogue %s: %w", path, err)
+	}
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("offer catalogue %s: %w", path, err)
+	}
+	return &c, nil
+}
+
+// Validate checks the catalogue.
+func (c *Catalogue) Validate() error {
+	if c.DefaultMarginRate == 0 {
+		c.DefaultMarginRate = 0.3
+	}
+	if c.DefaultMarginRate < 0 || c.DefaultMarginRate > 1 {
+		return fmt.Errorf("default_margin_rate %v must be within [0,1]", c.DefaultMarginRate)
+	}
+	seen := map[string]bool{}
+	for _, o := range c.Offers {
+		if o.ID == "" || seen[o.ID] {
+			return fmt.Errorf("offer id %q is empty or repeated", o.ID)
+		}
+		seen[o.ID] = true
+		if o.Arm == "" {
+			return fmt.Errorf("offer %s: arm (the uplift model arm) is required", o.ID)
+		}
+		bad := func(v float64) bool { return math.IsNaN(v) || v < 0 }
+		if bad(o.Threshold) || bad(o.AmountOff) || bad(o.GiftCost) || bad(o.MinCartValue) || bad(o.PercentOff) || o.PercentOff > 100 {
+			return fmt.Errorf("offer %s: amounts must be non-negative and percent_off at most 100", o.ID)
+		}
+		switch o.Kind {
+		case KindThreshold:
+			if o.Threshold <= 0 || o.AmountOff <= 0 || o.AmountOff >= o.Threshold {
+				return fmt.Errorf("offer %s: a threshold offer needs 0 < amount_off < threshold", o.ID)
+			}
+		case KindPercent:
+			if o.PercentOff <= 0 {
+				return fmt.Errorf("offer %s: percent_off must be positive", o.ID)
+			}
+		case KindAmount:
+			if o.AmountOff <= 0 {
+				return fmt.Errorf("offer %s: amount_off must be positive", o.ID)
+			}
+		case KindGift:
+			if o.GiftItemID == "" {
+				return fmt.Errorf("offer %s: a gift offer needs gift_item_id", o.ID)
+			}
+		default:
+			return fmt.Errorf("offer %s: unknown kind %q (want threshold, percent_off, amount_off or free_gift)", o.ID, o.Kind)
+		}
+	}
+	return nil
+}
+
+// Context is what the policy knows about the shopper and their basket.
+type Context struct {
+	Segment    string
+	CartValue  float64  // 0 when the cart is empty
+	Categories []string // categories in the cart (or of recommended items)
+	// ExpectedSpend is the order value to plan with: the cart value when
+	// there is one, else the model's expected spend.
+	ExpectedSpend float64
+	MarginRate    float64
+}
+
+// Eligible reports whether the offer can be shown, and why not.
+func (o *Offer) Eligible(c Context) (bool, string) {
+	if len(o.Segments) > 0 && !slices.Contains(o.Segments, c.Segment) {
+		return false, fmt.Sprintf("only for segments %v", o.Segments)
+	}
+	if c.CartValue < o.MinCartValue {
+		return false, fmt.Sprintf("needs a cart of at least %.2f", o.MinCartValue)
+	}
+	if len(o.Categories) > 0 {
+		ok := false
+		for _, cat := range c.Categories {
+			ok = ok || slices.ContainsFunc(o.Categories, func(x string) bool { return strings.EqualFold(x, cat) })
+		}
+		if !ok {
+			return false, fmt.Sprintf("only for categories %v", o.Categories)
+		}
+	}
+	return true, ""
+}
+
+// Cost is what the offer costs us on an order of the given value.
+func (o *Offer) Cost(orderValue float64) float64 {
+	switch o.Kind {
+	case KindPercent:
+		return orderValue * o.PercentOff / 100
+	case KindAmount:
+		return math.Min(o.AmountOff, orderValue)
+	case KindThreshold:
+		if orderValue >= o.Threshold {
+			return o.AmountOff
+		}
+		return 0
+	case KindGift:
+		return o.GiftCost
+	}
+	return 0
+}
+
+// Response is the uplift model's prediction for one arm.
+type Response struct {
+	PTreated, PControl         float64
+	SpendTreated, SpendControl float64
+}
+
+// Evaluation of one offer for one shopper.
+type Evaluation struct {
+	Offer                 *Offer
+	IncrementalConversion float64
+	IncrementalProfit     float64
+	Eligible              bool
+	Reason                string
+}
+
+// Evaluate computes the expected incremental profit of an offer.
+func Evaluate(o *Offer, c Context, r Response) Evaluation {
+	ev := Evaluation{Offer: o}
+	if ok, why := o.Eligible(c); !ok {
+		ev.Reason = why
+		return ev
+	}
+	ev.Eligible = true
+	valueT, valueC := r.SpendTreated, r.SpendControl
+	if c.CartValue > 0 {
+		valueT, valueC = c.CartValue, c.CartValue
+	}
+	if o.Kind == KindThreshold && valueT < o.Threshold {
+		// Shoppers who take a threshold offer spend up to the threshold.
+		valueT = o.Threshold
+	}
+	marginT, marginC := valueT*c.MarginRate, valueC*c.MarginRate
+	ev.IncrementalConversion = r.PTreated - r.PControl
+	ev.IncrementalProfit = r.PTreated*(marginT-o.Cost(valueT)) - r.PControl*marginC
+	ev.Reason = fmt.Sprintf("P(buy) %.3f with the offer vs %.3f without; expected margin %.2f, offer cost %.2f",
+		r.PTreated, r.PControl, marginT, o.Cost(valueT))
+	return ev
+}
+
+// Best returns eligible evaluations with positive expected profit, best first.
+func Best(evals []Evaluation) []Evaluation {
+	var out []Evaluation
+	for _, e := range evals {
+		if e.Eligible && e.IncrementalProfit > 0 {
+			out = append(out, e)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b Evaluation) int {
+		switch {
+		case a.IncrementalProfit > b.IncrementalProfit:
+			return -1
+		case a.IncrementalProfit < b.IncrementalProfit:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
