@@ -26,9 +26,17 @@ RUN_DIR  ?= $(CURDIR)/var
 help: ## Show this help.
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-12s %s\n", $$1, $$2}'
 
+HTTP_ADDR ?= 127.0.0.1:8080
+GRPC_ADDR ?= 127.0.0.1:9090
+
 .PHONY: run
 run: ## Generate a small shop, train, publish to ./var/registry, and serve gRPC + REST.
-	$(GO) run ./server/cmd/promo-server -demo -store.dir=$(RUN_DIR)/registry
+	@mkdir -p $(RUN_DIR)
+	$(GO) run ./trainer/cmd/promo-trainer -store.dir=$(RUN_DIR)/registry -generate=small -once
+	@test -f $(RUN_DIR)/tokens || { umask 077; printf 'dev-admin-%s admin dev-admin\n' "$$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')" > $(RUN_DIR)/tokens; }
+	@sh deploy/local/examples.sh $(RUN_DIR)/tokens $(HTTP_ADDR) $(GRPC_ADDR)
+	$(GO) run ./server/cmd/promo-server -store.dir=$(RUN_DIR)/registry -auth.tokens-file=$(RUN_DIR)/tokens \
+	  -auth.public=serving,read -grpc.addr=$(GRPC_ADDR) -http.addr=$(HTTP_ADDR) -log.format=text
 
 .PHONY: build
 build: ## Build every binary into ./bin.

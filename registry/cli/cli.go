@@ -1,0 +1,554 @@
+// Package cli is promoctl, the command-line tool ML engineers use to list,
+// inspect, compare, promote and roll back model versions. It talks to a
+// registry store directly (local folder or S3) or to a running server's
+// admin API over gRPC.
+//
+//	promoctl [-store.dir DIR | -store.type s3 ... | -server HOST:PORT] COMMAND [ARGS]
+//
+// Commands: models, versions MODEL, show MODEL VERSION, diff MODEL V1 V2,
+// promote MODEL VERSION, rollback MODEL, history MODEL, prune MODEL.
+package cli
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/user"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+
+	promov1 "github.com/promoai/promo/proto/promo/v1"
+	"github.com/promoai/promo/registry"
+	"github.com/promoai/promo/registry/client"
+)
+
+// Backend is what the commands need; the store and the server both offer it.
+type Backend interface {
+	Models(ctx context.Context) ([]ModelInfo, error)
+	Versions(ctx context.Context, model string) ([]*registry.Manifest, map[string]string, error)
+	Manifest(ctx context.Context, model, version string) (*registry.Manifest, error)
+	Promote(ctx context.Context, model, alias, version, reason string) (registry.AliasChange, error)
+	Rollback(ctx context.Context, model, alias, reason string) (registry.AliasChange, error)
+	History(ctx context.Context, model, alias string) ([]registry.AliasChange, error)
+}
+
+// ModelInfo summarises a model.
+type ModelInfo struct {
+	Name, Kind, Latest string
+	Versions           int
+	Aliases            map[string]string
+}
+
+const usage = `usage: promoctl [flags] COMMAND [ARGS]
+
+commands:
+  models                        list models, their aliases and latest version
+  versions MODEL                list versions, newest first, with key metrics
+  show MODEL VERSION            print a version's manifest (metrics, params, blobs)
+  diff MODEL V1 V2              compare two versions' metrics side by side
+  promote MODEL VERSION         point -alias at VERSION (needs -reason)
+  rollback MODEL                point -alias back at its previous version
+  history MODEL                 alias history, newest first
+  prune MODEL                   delete old versions (store mode only)
+
+flags:
+`
+
+// Main runs promoctl.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("promoctl", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
+	var store client.Config
+	store.RegisterFlags(fs, "store.")
+	server := fs.String("server", "", "server gRPC address (instead of a store), e.g. 127.0.0.1:9090")
+	token := fs.String("token", "", "bearer token for -server (default $PROMO_TOKEN)")
+	useTLS := fs.Bool("tls", false, "use TLS to reach -server")
+	alias := fs.String("alias", "production", "alias for promote, rollback and history")
+	reason := fs.String("reason", "", "why (recorded in the alias history)")
+	asJSON := fs.Bool("json", false, "print JSON instead of tables")
+	keep := fs.Int("keep", 20, "prune: versions to keep")
+	protect := fs.Int("protect-history", 10, "prune: never delete versions in an alias's last N history entries")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	rest := fs.Args()
+	if len(rest) == 0 {
+		fs.Usage()
+		return errors.New("no command given")
+	}
+	var be Backend
+	var reg *registry.Registry
+	if *server != "" {
+		tok := *token
+		if tok == "" {
+			tok = os.Getenv("PROMO_TOKEN")
+		}
+		rb, err := dialServer(*server, tok, *useTLS)
+		if err != nil {
+			return err
+		}
+		defer rb.conn.Close()
+		be = rb
+	} else {
+		if store.Type == "" || (store.Type == client.FS && store.Dir == "") {
+			if store.Dir == "" {
+				store.Dir = "./var/registry"
+			}
+		}
+		bkt, err := client.NewBucket(ctx, store)
+		if err != nil {
+			return err
+		}
+		defer bkt.Close()
+		reg = registry.New(bkt)
+		be = &storeBackend{reg: reg, actor: actor()}
+	}
+	need := func(n int, what string) error {
+		if len(rest)-1 != n {
+			return fmt.Errorf("%s: want %s", rest[0], what)
+		}
+		return nil
+	}
+	out := &printer{w: stdout, json: *asJSON}
+	switch rest[0] {
+	case "models":
+		ms, err := be.Models(ctx)
+		if err != nil {
+			return err
+		}
+		return out.models(ms)
+	case "versions":
+		if err := need(1, "MODEL"); err != nil {
+			return err
+		}
+		vs, aliases, err := be.Versions(ctx, rest[1])
+		if err != nil {
+			return err
+		}
+		return out.versions(vs, aliases)
+	case "show":
+		if err := need(2, "MODEL VERSION"); err != nil {
+			return err
+		}
+		m, err := be.Manifest(ctx, rest[1], rest[2])
+		if err != nil {
+			return err
+		}
+		return out.manifest(m)
+	case "diff":
+		if err := need(3, "MODEL V1 V2"); err != nil {
+			return err
+		}
+		a, err := be.Manifest(ctx, rest[1], rest[2])
+		if err != nil {
+			return err
+		}
+		b, err := be.Manifest(ctx, rest[1], rest[3])
+		if err != nil {
+			return err
+		}
+		return out.diff(a, b)
+	case "promote":
+		if err := need(2, "MODEL VERSION"); err != nil {
+			return err
+		}
+		if *reason == "" {
+			return errors.New("promote: give a -reason; it is recorded in the alias history")
+		}
+		ch, err := be.Promote(ctx, rest[1], *alias, rest[2], *reason)
+		if err != nil {
+			return err
+		}
+		return out.change(ch)
+	case "rollback":
+		if err := need(1, "MODEL"); err != nil {
+			return err
+		}
+		if *reason == "" {
+			return errors.New("rollback: give a -reason; it is recorded in the alias history")
+		}
+		ch, err := be.Rollback(ctx, rest[1], *alias, *reason)
+		if err != nil {
+			return err
+		}
+		return out.change(ch)
+	case "history":
+		if err := need(1, "MODEL"); err != nil {
+			return err
+		}
+		h, err := be.History(ctx, rest[1], *alias)
+		if err != nil {
+			return err
+		}
+		return out.history(h)
+	case "prune":
+		if err := need(1, "MODEL"); err != nil {
+			return err
+		}
+		if reg == nil {
+			return errors.New("prune works on a store (-store.*), not through -server")
+		}
+		deleted, err := reg.Prune(ctx, rest[1], *keep, *protect)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "deleted %d versions: %s\n", len(deleted), strings.Join(deleted, " "))
+		return nil
+	}
+	fs.Usage()
+	return fmt.Errorf("unknown command %q", rest[0])
+}
+
+func actor() string {
+	if u, err := user.Current(); err == nil {
+		h, _ := os.Hostname()
+		return u.Username + "@" + h
+	}
+	return "promoctl"
+}
+
+type storeBackend struct {
+	reg   *registry.Registry
+	actor string
+}
+
+func (s *storeBackend) Models(ctx context.Context) ([]ModelInfo, error) {
+	names, err := s.reg.Models(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []ModelInfo
+	for _, n := range names {
+		vs, err := s.reg.Versions(ctx, n)
+		if errors.Is(err, registry.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		al, err := s.reg.Aliases(ctx, n)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ModelInfo{Name: n, Kind: vs[0].Kind, Latest: vs[0].Version, Versions: len(vs), Aliases: al})
+	}
+	return out, nil
+}
+
+func (s *storeBackend) Versions(ctx context.Context, model string) ([]*registry.Manifest, map[string]string, error) {
+	vs, err := s.reg.Versions(ctx, model)
+	if err != nil {
+		return nil, nil, err
+	}
+	al, err := s.reg.Aliases(ctx, model)
+	return vs, al, err
+}
+
+func (s *storeBackend) Manifest(ctx context.Context, model, version string) (*registry.Manifest, error) {
+	return s.reg.Manifest(ctx, model, version)
+}
+
+func (s *storeBackend) Promote(ctx context.Context, model, alias, version, reason string) (registry.AliasChange, error) {
+	return s.reg.Promote(ctx, model, alias, version, s.actor, reason)
+}
+
+func (s *storeBackend) Rollback(ctx context.Context, model, alias, reason string) (registry.AliasChange, error) {
+	return s.reg.Rollback(ctx, model, alias, s.actor, reason)
+}
+
+func (s *storeBackend) History(ctx context.Context, model, alias string) ([]registry.AliasChange, error) {
+	return s.reg.History(ctx, model, alias)
+}
+
+type serverBackend struct {
+	conn  *grpc.ClientConn
+	rc    promov1.RegistryServiceClient
+	token string
+}
+
+func dialServer(addr, token string, useTLS bool) (*serverBackend, error) {
+	creds := insecure.NewCredentials()
+	if useTLS {
+		creds = credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12})
+	}
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
+	if err != nil {
+		return nil, err
+	}
+	return &serverBackend{conn: conn, rc: promov1.NewRegistryServiceClient(conn), token: token}, nil
+}
+
+func (s *serverBackend) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
+	if s.token != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+s.token)
+	}
+	return context.WithTimeout(ctx, 30*time.Second)
+}
+
+func (s *serverBackend) Models(ctx context.Context) ([]ModelInfo, error) {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	resp, err := s.rc.ListModels(ctx, &promov1.ListModelsRequest{})
+	if err != nil {
+		return nil, err
+	}
+	var out []ModelInfo
+	for _, m := range resp.GetModels() {
+		out = append(out, ModelInfo{Name: m.GetName(), Kind: m.GetKind(), Latest: m.GetLatestVersion(), Versions: int(m.GetVersionCount()), Aliases: m.GetAliases()})
+	}
+	return out, nil
+}
+
+func (s *serverBackend) Versions(ctx context.Context, model string) ([]*registry.Manifest, map[string]string, error) {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	resp, err := s.rc.ListVersions(ctx, &promov1.ListVersionsRequest{Model: model, PageSize: 1000})
+	if err != nil {
+		return nil, nil, err
+	}
+	aliases := map[string]string{}
+	var out []*registry.Manifest
+	for _, v := range resp.GetVersions() {
+		out = append(out, &registry.Manifest{Model: model, Version: v.GetVersion(), CreatedAt: v.GetCreatedAt().AsTime(), Metrics: v.GetMetrics()})
+		for _, a := range v.GetAliases() {
+			aliases[a] = v.GetVersion()
+		}
+	}
+	return out, aliases, nil
+}
+
+func (s *serverBackend) Manifest(ctx context.Context, model, version string) (*registry.Manifest, error) {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	resp, err := s.rc.GetVersion(ctx, &promov1.GetVersionRequest{Model: model, Version: version})
+	if err != nil {
+		return nil, err
+	}
+	m := resp.GetManifest()
+	out := &registry.Manifest{
+		Format: registry.ManifestFormat, Model: m.GetModel(), Version: m.GetVersion(), Kind: m.GetKind(), CreatedAt: m.GetCreatedAt().AsTime(),
+		TrainerRevision: m.GetTrainerRevision(), DataFingerprint: m.GetDataFingerprint(), Params: m.GetParams(), Metrics: m.GetMetrics(),
+		InputSchema: m.GetInputSchema(), Status: m.GetStatus(), StatusReason: m.GetStatusReason(),
+		DataWindow: registry.TimeWindow{Start: m.GetDataWindow().GetStart().AsTime(), End: m.GetDataWindow().GetEnd().AsTime()},
+	}
+	for _, b := range m.GetBlobs() {
+		out.Blobs = append(out.Blobs, registry.BlobInfo{Name: b.GetName(), Size: b.GetSize(), SHA256: b.GetSha256()})
+	}
+	return out, nil
+}
+
+func changeFrom(c *promov1.AliasChange) registry.AliasChange {
+	return registry.AliasChange{Sequence: c.GetSequence(), Model: c.GetModel(), Alias: c.GetAlias(), Action: c.GetAction(),
+		From: c.GetFromVersion(), To: c.GetToVersion(), Actor: c.GetActor(), Reason: c.GetReason(), Time: c.GetTime().AsTime()}
+}
+
+func (s *serverBackend) Promote(ctx context.Context, model, alias, version, reason string) (registry.AliasChange, error) {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	resp, err := s.rc.Promote(ctx, &promov1.PromoteRequest{Model: model, Alias: alias, Version: version, Reason: reason})
+	if err != nil {
+		return registry.AliasChange{}, err
+	}
+	return changeFrom(resp.GetChange()), nil
+}
+
+func (s *serverBackend) Rollback(ctx context.Context, model, alias, reason string) (registry.AliasChange, error) {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	resp, err := s.rc.Rollback(ctx, &promov1.RollbackRequest{Model: model, Alias: alias, Reason: reason})
+	if err != nil {
+		return registry.AliasChange{}, err
+	}
+	return changeFrom(resp.GetChange()), nil
+}
+
+func (s *serverBackend) History(ctx context.Context, model, alias string) ([]registry.AliasChange, error) {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	resp, err := s.rc.History(ctx, &promov1.HistoryRequest{Model: model, Alias: alias})
+	if err != nil {
+		return nil, err
+	}
+	var out []registry.AliasChange
+	for _, c := range resp.GetChanges() {
+		out = append(out, changeFrom(c))
+	}
+	return out, nil
+}
+
+type printer struct {
+	w    io.Writer
+	json bool
+}
+
+func (p *printer) emit(v any) error {
+	enc := json.NewEncoder(p.w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func (p *printer) table() *tabwriter.Writer { return tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0) }
+
+func (p *printer) models(ms []ModelInfo) error {
+	if p.json {
+		return p.emit(ms)
+	}
+	t := p.table()
+	fmt.Fprintln(t, "MODEL\tKIND\tVERSIONS\tLATEST\tALIASES")
+	for _, m := range ms {
+		var al []string
+		for _, a := range sortedKeys(m.Aliases) {
+			al = append(al, a+"="+m.Aliases[a])
+		}
+		fmt.Fprintf(t, "%s\t%s\t%d\t%s\t%s\n", m.Name, m.Kind, m.Versions, m.Latest, strings.Join(al, " "))
+	}
+	return t.Flush()
+}
+
+// keyMetrics picks the headline metrics of a manifest.
+func keyMetrics(m map[string]float64) string {
+	var parts []string
+	for _, k := range []string{"auc", "log_loss", "ndcg@10", "precision@10", "qini", "users"} {
+		if v, ok := m[k]; ok {
+			parts = append(parts, fmt.Sprintf("%s=%.4g", k, v))
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+func (p *printer) versions(vs []*registry.Manifest, aliases map[string]string) error {
+	if p.json {
+		return p.emit(map[string]any{"versions": vs, "aliases": aliases})
+	}
+	byVersion := map[string][]string{}
+	for a, v := range aliases {
+		byVersion[v] = append(byVersion[v], a)
+	}
+	t := p.table()
+	fmt.Fprintln(t, "VERSION\tCREATED\tSTATUS\tALIASES\tMETRICS")
+	for _, m := range vs {
+		sort.Strings(byVersion[m.Version])
+		fmt.Fprintf(t, "%s\t%s\t%s\t%s\t%s\n", m.Version, m.CreatedAt.Format(time.DateTime), m.Status, strings.Join(byVersion[m.Version], ","), keyMetrics(m.Metrics))
+	}
+	return t.Flush()
+}
+
+func (p *printer) manifest(m *registry.Manifest) error {
+	if p.json {
+		return p.emit(m)
+	}
+	fmt.Fprintf(p.w, "model:        %s\nversion:      %s\nkind:         %s\ncreated:      %s\nstatus:       %s  %s\ntrainer:      %s\ndata:         %s  %s .. %s\ninputs:       %s\n",
+		m.Model, m.Version, m.Kind, m.CreatedAt.Format(time.RFC3339), m.Status, m.StatusReason, m.TrainerRevision,
+		m.DataFingerprint, m.DataWindow.Start.Format(time.DateOnly), m.DataWindow.End.Format(time.DateOnly), strings.Join(m.InputSchema, ", "))
+	t := p.table()
+	fmt.Fprintln(t, "\nMETRIC\tVALUE")
+	for _, k := range sortedKeys(m.Metrics) {
+		fmt.Fprintf(t, "%s\t%.6g\n", k, m.Metrics[k])
+	}
+	fmt.Fprintln(t, "\nPARAM\tVALUE")
+	for _, k := range sortedKeys(m.Params) {
+		fmt.Fprintf(t, "%s\t%s\n", k, m.Params[k])
+	}
+	fmt.Fprintln(t, "\nBLOB\tBYTES\tSHA256")
+	for _, b := range m.Blobs {
+		fmt.Fprintf(t, "%s\t%d\t%s\n", b.Name, b.Size, b.SHA256)
+	}
+	return t.Flush()
+}
+
+func (p *printer) diff(a, b *registry.Manifest) error {
+	keys := map[string]bool{}
+	for k := range a.Metrics {
+		keys[k] = true
+	}
+	for k := range b.Metrics {
+		keys[k] = true
+	}
+	type row struct {
+		Metric string   `json:"metric"`
+		A      *float64 `json:"a"`
+		B      *float64 `json:"b"`
+		Delta  *float64 `json:"delta"`
+	}
+	var rows []row
+	for _, k := range sortedKeys(keys) {
+		r := row{Metric: k}
+		if v, ok := a.Metrics[k]; ok {
+			r.A = &v
+		}
+		if v, ok := b.Metrics[k]; ok {
+			r.B = &v
+		}
+		if r.A != nil && r.B != nil {
+			d := *r.B - *r.A
+			r.Delta = &d
+		}
+		rows = append(rows, r)
+	}
+	if p.json {
+		return p.emit(map[string]any{"a": a.Version, "b": b.Version, "metrics": rows})
+	}
+	t := p.table()
+	fmt.Fprintf(t, "METRIC\t%s\t%s\tDELTA\n", a.Version, b.Version)
+	f := func(v *float64) string {
+		if v == nil || math.IsNaN(*v) {
+			return "-"
+		}
+		return fmt.Sprintf("%.6g", *v)
+	}
+	for _, r := range rows {
+		d := "-"
+		if r.Delta != nil {
+			d = fmt.Sprintf("%+.4g", *r.Delta)
+		}
+		fmt.Fprintf(t, "%s\t%s\t%s\t%s\n", r.Metric, f(r.A), f(r.B), d)
+	}
+	return t.Flush()
+}
+
+func (p *printer) change(c registry.AliasChange) error {
+	if p.json {
+		return p.emit(c)
+	}
+	from := c.From
+	if from == "" {
+		from = "(unset)"
+	}
+	fmt.Fprintf(p.w, "%s %s/%s: %s -> %s (#%d by %s: %s)\n", c.Action, c.Model, c.Alias, from, c.To, c.Sequence, c.Actor, c.Reason)
+	return nil
+}
+
+func (p *printer) history(h []registry.AliasChange) error {
+	if p.json {
+		return p.emit(h)
+	}
+	t := p.table()
+	fmt.Fprintln(t, "#\tTIME\tACTION\tFROM\tTO\tACTOR\tREASON")
+	for _, c := range h {
+		fmt.Fprintf(t, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", c.Sequence, c.Time.Format(time.DateTime), c.Action, c.From, c.To, c.Actor, c.Reason)
+	}
+	return t.Flush()
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
