@@ -14,7 +14,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -229,32 +228,13 @@ func generate(ctx context.Context, bkt registry.Bucket, size string, seed uint64
 		defer truthW.Flush()
 		truthW.Write(append([]string{"user", "kind"}, shop.Arms[1:]...))
 	}
-	const batchSize = 20000
-	batch := make([]eventlog.Event, 0, batchSize)
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		if _, err := eventlog.WriteBatch(ctx, bkt, batch, time.Now()); err != nil {
-			return err
-		}
-		batch = batch[:0]
-		return nil
-	}
 	start := time.Now()
-	st, err := shop.Generate(p, func(e *eventlog.Event) error {
-		batch = append(batch, *e)
-		if len(batch) == batchSize {
-			return flush()
-		}
-		return nil
-	}, func(t shop.Truth) error {
+	st, err := shop.WriteTo(ctx, bkt, p, func(t shop.Truth) error {
 		if truthW == nil {
 			return nil
 		}
 		row := []string{t.User, t.Kind}
-		arms := shop.Arms[1:]
-		for _, a := range arms {
+		for _, a := range shop.Arms[1:] {
 			row = append(row, strconv.FormatFloat(t.Uplift[a], 'f', 4, 64))
 		}
 		return truthW.Write(row)
@@ -262,13 +242,8 @@ func generate(ctx context.Context, bkt registry.Bucket, size string, seed uint64
 	if err != nil {
 		return err
 	}
-	if err := flush(); err != nil {
-		return err
-	}
 	log.Info("synthetic shop generated", "size", size, "users", st.Users, "items", st.Items, "events", st.Events,
 		"sessions", st.Sessions, "purchases", st.Purchases, "exposures", st.Exposures, "seconds", time.Since(start).Seconds())
 	return nil
 }
 
-// SortedKeys is re-exported for the eval command.
-var _ = sort.Strings

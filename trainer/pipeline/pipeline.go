@@ -57,6 +57,9 @@ type Config struct {
 	EASELambdas []float64
 	// Neighbors kept per item (default 100).
 	Neighbors int
+	// PropensityFeatures, when set, restricts the propensity model to these
+	// features (before automatic selection).
+	PropensityFeatures []string
 	Logger    *slog.Logger
 }
 

@@ -163,6 +163,22 @@ func fitPropensity(ds *features.Dataset, holdout []bool, cfg Config) (*candidate
 		return nil, fmt.Errorf("%w: %d training and %d holdout users with history; need at least 20 and 10", fit.ErrNoData, len(Xtr), len(Xte))
 	}
 	sel := selectFeatures(Xtr, ytr)
+	if len(cfg.PropensityFeatures) > 0 {
+		var kept []int
+		for _, j := range sel.Kept {
+			for _, f := range cfg.PropensityFeatures {
+				if features.Names[j] == f {
+					kept = append(kept, j)
+				}
+			}
+		}
+		for _, j := range sel.Kept {
+			if !containsInt(kept, j) {
+				sel.Dropped[features.Names[j]] = "not in the configured feature list"
+			}
+		}
+		sel.Kept = kept
+	}
 	if len(sel.Kept) == 0 {
 		return nil, fmt.Errorf("every feature was dropped: %v", sel.Dropped)
 	}
@@ -262,4 +278,13 @@ func b2f(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+func containsInt(xs []int, v int) bool {
+	for _, x := range xs {
+		if x == v {
+			return true
+		}
+	}
+	return false
 }

@@ -1,0 +1,54 @@
+package fit
+
+import (
+	"math"
+	"testing"
+
+	"github.com/promoai/promo/registry/artifact"
+)
+
+func tinyMatrix() *Interactions {
+	w := func(items ...int32) []artifact.Weighted {
+		var out []artifact.Weighted
+		for _, i := range items {
+			out = append(out, artifact.Weighted{Item: i, Weight: 1})
+		}
+		return out
+	}
+	return &Interactions{NumItems: 4, Users: [][]artifact.Weighted{w(0, 1), w(0, 1, 2), w(1, 2), w(3), w(0, 1)}}
+}
+
+func TestCosine(t *testing.T) {
+	nb, err := ItemKNN(tinyMatrix(), Cosine, 10, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Items 0 and 1: co-occur in 3 users; item 0 has 3 users, item 1 has 4.
+	want := 3 / math.Sqrt(3*4)
+	if len(nb[0]) == 0 || nb[0][0].Item != 1 || math.Abs(float64(nb[0][0].Weight)-want) > 1e-6 {
+		t.Fatalf("neighbours of 0: %+v, want item 1 with %.4f", nb[0], want)
+	}
+	if len(nb[3]) != 0 {
+		t.Fatalf("item 3 shares no user but has neighbours %+v", nb[3])
+	}
+}
+
+func TestEASEPrefersCooccurrence(t *testing.T) {
+	nb, err := EASE(tinyMatrix(), 0.5, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nb[0][0].Item != 1 {
+		t.Fatalf("EASE neighbours of 0: %+v", nb[0])
+	}
+	for i, row := range nb {
+		for _, n := range row {
+			if int(n.Item) == i {
+				t.Fatalf("EASE kept a self-weight for item %d", i)
+			}
+		}
+	}
+	if _, err := EASE(&Interactions{NumItems: MaxDenseItems + 1}, 1, 10); err == nil {
+		t.Fatal("EASE accepted a catalogue above the dense limit")
+	}
+}

@@ -1,0 +1,124 @@
+package fit
+
+import (
+	"errors"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/promoai/promo/registry/artifact"
+)
+
+// The source design's worked example: purchase "probability" from age and
+// purchase count on four rows. Least squares has an exact rational answer.
+func TestWorkedExampleOLS(t *testing.T) {
+	X := [][]float64{{25, 5}, {30, 3}, {22, 7}, {28, 4}}
+	y := []float64{0.9, 0.7, 0.8, 0.6}
+	m, err := OLS(X, y, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []float64{476.0 / 65, -49.0 / 260, -89.0 / 260} // solved exactly with fractions
+	got := []float64{m.Intercept, m.Coef[0], m.Coef[1]}
+	for i := range want {
+		if math.Abs(got[i]-want[i]) > 1e-9 {
+			t.Fatalf("coefficient %d = %.12f, want %.12f", i, got[i], want[i])
+		}
+	}
+	// A linear model is not a probability model: far from the data it leaves [0,1].
+	if p := m.Eval([]float64{10, 0}); p <= 1 {
+		t.Fatalf("expected the linear model to leave [0,1] at age 10, got %v", p)
+	}
+}
+
+// The probability model never leaves [0,1], however extreme the inputs.
+func TestWorkedExampleLogisticStaysInRange(t *testing.T) {
+	X := [][]float64{{25, 5}, {30, 3}, {22, 7}, {28, 4}, {35, 1}, {40, 0}}
+	y := []float64{1, 0, 1, 0, 0, 0}
+	s := Standardize(X, nil)
+	m, err := Logistic(Transform(s, X), y, LogisticOptions{}.WithL2(0.1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &artifact.Propensity{Features: []string{"age", "purchases"}, Scaler: s, Logit: m, Spend: artifact.Linear{Coef: []float64{0, 0}}}
+	for _, x := range [][]float64{{25, 5}, {0, 0}, {-1e9, 1e9}, {1e9, -1e9}, {1e308, 1e308}} {
+		pr := p.Predict(x, false).Probability
+		if !(pr >= 0 && pr <= 1) {
+			t.Fatalf("x=%v: probability %v outside [0,1]", x, pr)
+		}
+	}
+}
+
+func TestLogisticMatchesOptimum(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	n, d := 5000, 4
+	X := make([][]float64, n)
+	y := make([]float64, n)
+	true_ := []float64{0.5, -1, 2, 0}
+	for i := range X {
+		X[i] = make([]float64, d)
+		t := -0.3
+		for j := range X[i] {
+			X[i][j] = r.NormFloat64()
+			t += true_[j] * X[i][j]
+		}
+		if r.Float64() < artifact.Sigmoid(t) {
+			y[i] = 1
+		}
+	}
+	l2 := 1.0
+	m, err := Logistic(X, y, LogisticOptions{}.WithL2(l2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// At the optimum the penalised gradient is zero.
+	g := make([]float64, d+1)
+	for i, x := range X {
+		res := y[i] - artifact.Sigmoid(m.Eval(x))
+		g[0] += res
+		for j := range x {
+			g[j+1] += res * x[j]
+		}
+	}
+	for j := 1; j <= d; j++ {
+		g[j] -= l2 * m.Coef[j-1]
+	}
+	for j, v := range g {
+		if math.Abs(v) > 1e-6 {
+			t.Fatalf("gradient[%d] = %g at the solution", j, v)
+		}
+	}
+	for j, c := range true_ {
+		if math.Abs(m.Coef[j]-c) > 0.15 {
+			t.Fatalf("coef %d = %.3f, true %.3f", j, m.Coef[j], c)
+		}
+	}
+}
+
+func TestBadInputs(t *testing.T) {
+	if _, err := OLS(nil, nil, 0); !errors.Is(err, ErrNoData) {
+		t.Errorf("empty: %v", err)
+	}
+	if _, err := Logistic([][]float64{{1}, {2}}, []float64{1, 1}, LogisticOptions{}); !errors.Is(err, ErrSingleClass) {
+		t.Errorf("single class: %v", err)
+	}
+	if _, err := OLS([][]float64{{math.NaN()}, {1}, {2}}, []float64{1, 2, 3}, 0); err == nil {
+		t.Error("NaN accepted")
+	}
+	if _, err := Logistic([][]float64{{math.Inf(1)}, {1}}, []float64{0, 1}, LogisticOptions{}); err == nil {
+		t.Error("Inf accepted")
+	}
+	// A constant column gets scale 1 and a finite fit.
+	X := [][]float64{{1, 5}, {2, 5}, {3, 5}, {4, 5}}
+	s := Standardize(X, nil)
+	if s.Scale[1] != 1 {
+		t.Errorf("constant column scale %v", s.Scale[1])
+	}
+	if _, err := Logistic(Transform(s, X), []float64{0, 0, 1, 1}, LogisticOptions{}.WithL2(1)); err != nil {
+		t.Errorf("constant column: %v", err)
+	}
+	// Perfectly separable data stays finite thanks to the penalty.
+	if m, err := Logistic([][]float64{{-1}, {-2}, {1}, {2}}, []float64{0, 0, 1, 1}, LogisticOptions{}.WithL2(0.01)); err != nil || math.IsInf(m.Coef[0], 0) {
+		t.Errorf("separable: %v %v", m, err)
+	}
+}

@@ -1,0 +1,161 @@
+package pipeline_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/promoai/promo/registry"
+	"github.com/promoai/promo/registry/artifact"
+	"github.com/promoai/promo/registry/eventlog"
+	"github.com/promoai/promo/registry/providers/inmem"
+	"github.com/promoai/promo/trainer/pipeline"
+	"github.com/promoai/promo/trainer/shop"
+)
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func tinyShop(t *testing.T) (*registry.Registry, *inmem.Bucket) {
+	return shopOf(t, shop.Tiny())
+}
+
+func shopOf(t *testing.T, p shop.Params) (*registry.Registry, *inmem.Bucket) {
+	t.Helper()
+	b := inmem.New()
+	if _, err := shop.WriteTo(context.Background(), b, p, nil); err != nil {
+		t.Fatal(err)
+	}
+	return registry.New(b), b
+}
+
+func outcome(t *testing.T, res *pipeline.Result, model string) pipeline.Outcome {
+	t.Helper()
+	for _, o := range res.Outcomes {
+		if o.Model == model {
+			return o
+		}
+	}
+	t.Fatalf("no outcome for %s in %+v", model, res.Outcomes)
+	return pipeline.Outcome{}
+}
+
+func TestRunPublishesEveryModel(t *testing.T) {
+	ctx := context.Background()
+	reg, _ := tinyShop(t)
+	res, err := pipeline.Run(ctx, reg, pipeline.Config{Logger: quiet(), BootstrapRounds: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []string{pipeline.ModelPropensity, pipeline.ModelRecommender, pipeline.ModelProfiles, pipeline.ModelUplift} {
+		o := outcome(t, res, m)
+		if o.Err != "" || o.Version == "" {
+			t.Fatalf("%s: %+v", m, o)
+		}
+		man, blobs, err := reg.Load(ctx, m, o.Version)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := artifact.Decode(man.Kind, blobs); err != nil {
+			t.Fatalf("%s does not decode: %v", m, err)
+		}
+		if man.DataFingerprint == "" || man.DataWindow.Start.IsZero() || len(man.InputSchema) == 0 {
+			t.Fatalf("%s manifest lacks provenance: %+v", m, man)
+		}
+		if !strings.Contains(man.Params["protected_attributes_excluded"], "gender") {
+			t.Fatalf("%s manifest does not record the protected attributes", m)
+		}
+	}
+	p := outcome(t, res, pipeline.ModelPropensity)
+	if !p.Promoted || p.Metrics["auc"] < 0.6 {
+		t.Fatalf("propensity: %+v", p)
+	}
+	for _, f := range []string{"age", "gender"} {
+		man, _ := reg.Manifest(ctx, pipeline.ModelPropensity, p.Version)
+		for _, in := range man.InputSchema {
+			if strings.Contains(in, f) {
+				t.Fatalf("protected attribute %s is a model input", f)
+			}
+		}
+	}
+}
+
+// A worse model is published as a candidate with its reason, and the
+// production alias stays on the incumbent.
+func TestWorseModelIsNotPromoted(t *testing.T) {
+	ctx := context.Background()
+	p := shop.Tiny()
+	p.Users = 1500 // enough holdout users for AUC differences to mean something
+	reg, _ := shopOf(t, p)
+	cfg := pipeline.Config{Logger: quiet(), Models: []string{pipeline.ModelPropensity}}
+	first, err := pipeline.Run(ctx, reg, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := outcome(t, first, pipeline.ModelPropensity)
+	if !good.Promoted {
+		t.Fatalf("first model not promoted: %+v", good)
+	}
+	cfg.PropensityFeatures = []string{"searches"} // a much weaker model
+	second, err := pipeline.Run(ctx, reg, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := outcome(t, second, pipeline.ModelPropensity)
+	if bad.Promoted || !strings.Contains(bad.Reason, "worse than incumbent") {
+		t.Fatalf("worse model: %+v", bad)
+	}
+	man, err := reg.Manifest(ctx, pipeline.ModelPropensity, bad.Version)
+	if err != nil || man.Status != registry.StatusCandidate || !strings.Contains(man.StatusReason, "worse") {
+		t.Fatalf("candidate manifest: %+v %v", man, err)
+	}
+	st, _ := reg.Alias(ctx, pipeline.ModelPropensity, "production")
+	if st.Version != good.Version {
+		t.Fatalf("production moved to %s", st.Version)
+	}
+	t.Logf("kept %s: %s", good.Version, bad.Reason)
+}
+
+func TestEmptyLog(t *testing.T) {
+	_, err := pipeline.Run(context.Background(), registry.New(inmem.New()), pipeline.Config{Logger: quiet()})
+	if !errors.Is(err, registry.ErrPrecondition) {
+		t.Fatalf("want ErrPrecondition for an empty event log, got %v", err)
+	}
+}
+
+// Erased users leave the next profile snapshot and all training data.
+func TestEraseUser(t *testing.T) {
+	ctx := context.Background()
+	reg, b := tinyShop(t)
+	if err := eventlog.Erase(ctx, b, eventlog.Erasure{User: "u3", Reason: "gdpr request"}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := pipeline.Run(ctx, reg, pipeline.Config{Logger: quiet(), Models: []string{pipeline.ModelProfiles}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	man, blobs, err := reg.Load(ctx, pipeline.ModelProfiles, outcome(t, res, pipeline.ModelProfiles).Version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := artifact.Decode(man.Kind, blobs)
+	p := a.(*artifact.Profiles)
+	if _, ok := p.Lookup("u3"); ok {
+		t.Fatal("erased user u3 is in the profile snapshot")
+	}
+	if _, ok := p.Lookup("u4"); !ok {
+		t.Fatal("user u4 is missing")
+	}
+	n := 0
+	eventlog.Scan(ctx, b, func(e *eventlog.Event) error {
+		if e.User == "u3" {
+			n++
+		}
+		return nil
+	})
+	if n != 0 {
+		t.Fatalf("%d events of the erased user reach training", n)
+	}
+}
