@@ -246,4 +246,3 @@ func generate(ctx context.Context, bkt registry.Bucket, size string, seed uint64
 		"sessions", st.Sessions, "purchases", st.Purchases, "exposures", st.Exposures, "seconds", time.Since(start).Seconds())
 	return nil
 }
-

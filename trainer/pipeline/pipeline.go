@@ -60,7 +60,7 @@ type Config struct {
 	// PropensityFeatures, when set, restricts the propensity model to these
 	// features (before automatic selection).
 	PropensityFeatures []string
-	Logger    *slog.Logger
+	Logger             *slog.Logger
 }
 
 func (c *Config) defaults() {
