@@ -1,0 +1,130 @@
+package eventlog_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/promoai/promo/registry"
+	"github.com/promoai/promo/registry/eventlog"
+	"github.com/promoai/promo/registry/providers/inmem"
+)
+
+var now = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+
+func valid() eventlog.Event {
+	return eventlog.Event{ID: "e1", Type: eventlog.TypePurchase, Time: now.Add(-time.Hour), User: "u1", Item: "i1", Quantity: 2, UnitPrice: 9.5}
+}
+
+func TestValidate(t *testing.T) {
+	cases := []struct {
+		name   string
+		mutate func(*eventlog.Event)
+		want   string // substring of the error; "" = valid
+	}{
+		{"valid purchase", func(*eventlog.Event) {}, ""},
+		{"missing id", func(e *eventlog.Event) { e.ID = "" }, "event id is required"},
+		{"unknown type", func(e *eventlog.Event) { e.Type = "click" }, "unknown event type"},
+		{"no time", func(e *eventlog.Event) { e.Time = time.Time{} }, "time is required"},
+		{"future", func(e *eventlog.Event) { e.Time = now.Add(time.Hour) }, "outside the accepted range"},
+		{"ancient", func(e *eventlog.Event) { e.Time = time.Date(1990, 1, 1, 0, 0, 0, 0, time.UTC) }, "outside the accepted range"},
+		{"negative price", func(e *eventlog.Event) { e.UnitPrice = -1 }, "unit price"},
+		{"NaN price", func(e *eventlog.Event) { e.UnitPrice = math.NaN() }, "unit price"},
+		{"zero quantity purchase", func(e *eventlog.Event) { e.Quantity = 0 }, "quantity of at least 1"},
+		{"negative quantity", func(e *eventlog.Event) { e.Quantity = -2 }, "quantity"},
+		{"no user", func(e *eventlog.Event) { e.User = "" }, "user id is required"},
+		{"long id", func(e *eventlog.Event) { e.ID = strings.Repeat("x", 200) }, "longer than"},
+		{"bad utf8", func(e *eventlog.Event) { e.User = "\xff\xfe" }, "UTF-8"},
+		{"search without query", func(e *eventlog.Event) { e.Type = eventlog.TypeSearch; e.Item = "" }, "needs a query"},
+		{"exposure without arm", func(e *eventlog.Event) { e.Type = eventlog.TypePromoExposure }, "offer id or an experiment arm"},
+		{"propensity > 1", func(e *eventlog.Event) { e.Type, e.Arm, e.Propensity = eventlog.TypePromoExposure, "a", 2 }, "propensity"},
+		{"user upsert without attrs", func(e *eventlog.Event) { e.Type = eventlog.TypeUserUpsert }, "needs user attributes"},
+		{"absurd age", func(e *eventlog.Event) { e.Type, e.UserAttrs = eventlog.TypeUserUpsert, &eventlog.UserAttrs{Age: 400} }, "age"},
+		{"item upsert negative cost", func(e *eventlog.Event) {
+			e.Type, e.User, e.ItemAttrs = eventlog.TypeItemUpsert, "", &eventlog.ItemAttrs{Price: 3, Cost: -1}
+		}, "cost"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := valid()
+			tc.mutate(&e)
+			err := e.Validate(now)
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("unexpected error %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, eventlog.ErrInvalidEvent) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestScanDeduplicatesAndErases(t *testing.T) {
+	ctx := context.Background()
+	b := inmem.New()
+	a, c := valid(), valid()
+	c.ID, c.User = "e2", "u2"
+	if _, err := eventlog.WriteBatch(ctx, b, []eventlog.Event{a, c}, now); err != nil {
+		t.Fatal(err)
+	}
+	// A client retry after a lost acknowledgement stores e1 again.
+	if _, err := eventlog.WriteBatch(ctx, b, []eventlog.Event{a}, now.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	st, err := eventlog.Scan(ctx, b, func(e *eventlog.Event) error { seen = append(seen, e.ID); return nil })
+	if err != nil || st.Duplicates != 1 || len(seen) != 2 {
+		t.Fatalf("scan: %v %+v %v", seen, st, err)
+	}
+	eventlog.Erase(ctx, b, eventlog.Erasure{User: "u2", Time: now})
+	seen = nil
+	st, _ = eventlog.Scan(ctx, b, func(e *eventlog.Event) error { seen = append(seen, e.ID); return nil })
+	if len(seen) != 1 || seen[0] != "e1" || st.Erased != 1 {
+		t.Fatalf("after erasure: %v %+v", seen, st)
+	}
+	// A damaged batch is an error, not silently skipped data.
+	registry.UploadBytes(ctx, b, "events/date=2026-11-27/hour=12/zz-broken.jsonl.gz", []byte("not gzip"))
+	if _, err := eventlog.Scan(ctx, b, func(*eventlog.Event) error { return nil }); !errors.Is(err, registry.ErrCorrupt) {
+		t.Fatalf("corrupt batch: %v", err)
+	}
+}
+
+// FuzzEvent checks that validation never panics and that every event it
+// accepts survives the batch encoding unchanged.
+func FuzzEvent(f *testing.F) {
+	f.Add(`{"id":"e1","type":"purchase","time":"2026-11-27T10:00:00Z","user":"u","item":"i","qty":1,"price":3}`)
+	f.Add(`{"id":"e2","type":"user_upsert","time":"2026-11-27T10:00:00Z","user":"u","user_attrs":{"age":30}}`)
+	f.Add(`{"id":"","type":"view"}`)
+	f.Add(`{"id":"x","type":"search","time":"2001-01-01T00:00:00Z","user":"\u0000","query":"shoes"}`)
+	f.Fuzz(func(t *testing.T, js string) {
+		var e eventlog.Event
+		if json.Unmarshal([]byte(js), &e) != nil {
+			return
+		}
+		if e.Validate(now) != nil {
+			return
+		}
+		ctx := context.Background()
+		b := inmem.New()
+		if _, err := eventlog.WriteBatch(ctx, b, []eventlog.Event{e}, now); err != nil {
+			t.Fatalf("accepted event does not encode: %v", err)
+		}
+		n := 0
+		if _, err := eventlog.Scan(ctx, b, func(got *eventlog.Event) error {
+			n++
+			if got.ID != e.ID || got.Type != e.Type || got.User != e.User || !got.Time.Equal(e.Time) {
+				t.Fatalf("round trip changed the event: %+v vs %+v", got, e)
+			}
+			return nil
+		}); err != nil || n != 1 {
+			t.Fatalf("round trip: %d events, %v", n, err)
+		}
+	})
+}
