@@ -10,12 +10,14 @@ TOOLS          := $(CACHE)/tools
 PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.0
 GRPC_GATEWAY_VERSION       := v2.33.0
+GOTESTSUM_VERSION          := v1.13.0
 GOOGLEAPIS_INCLUDE         ?= /usr/share/gocode/src/github.com/gogo/googleapis
 
 PROTOC_GEN_GO      := $(TOOLS)/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)/protoc-gen-go
 PROTOC_GEN_GO_GRPC := $(TOOLS)/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)/protoc-gen-go-grpc
 PROTOC_GEN_GW      := $(TOOLS)/grpc-gateway@$(GRPC_GATEWAY_VERSION)/protoc-gen-grpc-gateway
 PROTOC_GEN_OAPI    := $(TOOLS)/grpc-gateway@$(GRPC_GATEWAY_VERSION)/protoc-gen-openapiv2
+GOTESTSUM          := $(TOOLS)/gotestsum@$(GOTESTSUM_VERSION)/gotestsum
 
 GAPI_MAP := Mgoogle/api/annotations.proto=google.golang.org/genproto/googleapis/api/annotations,Mgoogle/api/http.proto=google.golang.org/genproto/googleapis/api/annotations
 
@@ -44,8 +46,8 @@ build: ## Build every binary into ./bin.
 	$(GO) build -o bin/ ./registry/cmd/... ./trainer/cmd/... ./server/cmd/... ./gateway/cmd/...
 
 .PHONY: test
-test: ## Run the whole test suite (starts a real S3 server on 127.0.0.1).
-	@set -e; for m in $(MODULES); do echo "== $$m"; (cd $$m && $(GO) test -count=1 -timeout 30m ./...); done
+test: $(GOTESTSUM) ## Run the whole test suite (starts a real S3 server on 127.0.0.1).
+	@set -e; for m in $(MODULES); do echo "== $$m"; (cd $$m && $(GOTESTSUM) --format testname -- -count=1 -timeout 30m ./...); done
 
 .PHONY: vet
 vet: ## go vet every module.
@@ -61,6 +63,8 @@ lint: vet ## gofmt, go vet, and fail when generated code is stale.
 	@$(MAKE) --no-print-directory proto
 	@git diff --exit-code -- proto || (echo "generated code is stale: run 'make proto' and commit"; exit 1)
 
+$(GOTESTSUM):
+	GOBIN=$(dir $@) $(GO) install gotest.tools/gotestsum@$(GOTESTSUM_VERSION)
 $(PROTOC_GEN_GO):
 	GOBIN=$(dir $@) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
 $(PROTOC_GEN_GO_GRPC):
