@@ -82,10 +82,19 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	asJSON := fs.Bool("json", false, "print JSON instead of tables")
 	keep := fs.Int("keep", 20, "prune: versions to keep")
 	protect := fs.Int("protect-history", 10, "prune: never delete versions in an alias's last N history entries")
-	if err := fs.Parse(args); err != nil {
-		return err
+	// Flags may come before or after the command and its arguments
+	// ("promote MODEL VERSION -reason ..."), as the README shows.
+	var rest []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		rest = append(rest, fs.Arg(0))
+		args = fs.Args()[1:]
 	}
-	rest := fs.Args()
 	if len(rest) == 0 {
 		fs.Usage()
 		return errors.New("no command given")

@@ -1,0 +1,74 @@
+package cli_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/promoai/promo/registry"
+	"github.com/promoai/promo/registry/cli"
+	"github.com/promoai/promo/registry/providers/fs"
+)
+
+func run(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	err := cli.Main(context.Background(), args, &out, &errOut)
+	return out.String() + errOut.String(), err
+}
+
+// The README's promote / rollback / history walk-through, against a store.
+func TestPromoteRollbackHistory(t *testing.T) {
+	dir := t.TempDir()
+	b, _ := fs.New(dir)
+	reg := registry.New(b)
+	var vs []string
+	for i, auc := range []float64{0.71, 0.74} {
+		m, err := reg.Publish(context.Background(), registry.PublishRequest{Model: "recommender", Kind: "itemsim/v1",
+			Blobs: []registry.Blob{{Name: "model.json.gz", Data: []byte{byte(i)}}}, Metrics: map[string]float64{"ndcg@10": auc}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		vs = append(vs, m.Version)
+	}
+	store := "-store.dir=" + dir
+	if out, err := run(t, store, "promote", "recommender", vs[0], "-reason", "first"); err != nil || !strings.Contains(out, "promote recommender/production: (unset) -> "+vs[0]) {
+		t.Fatalf("promote: %s %v", out, err)
+	}
+	if out, err := run(t, store, "promote", "recommender", vs[1], "-reason", "better ndcg"); err != nil {
+		t.Fatalf("promote 2: %s %v", out, err)
+	}
+	out, err := run(t, store, "models")
+	if err != nil || !strings.Contains(out, "production="+vs[1]) {
+		t.Fatalf("models: %s %v", out, err)
+	}
+	out, err = run(t, store, "diff", "recommender", vs[0], vs[1])
+	if err != nil || !strings.Contains(out, "+0.03") {
+		t.Fatalf("diff: %s %v", out, err)
+	}
+	if out, err := run(t, store, "rollback", "recommender", "-reason", "bad canary"); err != nil || !strings.Contains(out, vs[1]+" -> "+vs[0]) {
+		t.Fatalf("rollback: %s %v", out, err)
+	}
+	out, err = run(t, store, "history", "recommender", "-json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h []registry.AliasChange
+	if err := json.Unmarshal([]byte(out), &h); err != nil || len(h) != 3 || h[0].Action != "rollback" || h[0].Reason != "bad canary" {
+		t.Fatalf("history: %s %v", out, err)
+	}
+	if out, err := run(t, store, "show", "recommender", vs[0]); err != nil || !strings.Contains(out, "ndcg@10") || !strings.Contains(out, "model.json.gz") {
+		t.Fatalf("show: %s %v", out, err)
+	}
+	if _, err := run(t, store, "promote", "recommender", vs[0]); err == nil {
+		t.Fatal("promote without a reason accepted")
+	}
+	if _, err := run(t, store, "-reason=x", "promote", "recommender", "20990101T000000.000Z-000000"); err == nil {
+		t.Fatal("promote of a missing version accepted")
+	}
+	if _, err := run(t, store, "frobnicate"); err == nil {
+		t.Fatal("unknown command accepted")
+	}
+}
