@@ -122,6 +122,17 @@ func topNeighbors(s []artifact.Neighbor, k int) []artifact.Neighbor {
 	return append([]artifact.Neighbor(nil), s...)
 }
 
+// topAbsNeighbors keeps the k weights of largest magnitude, negative ones
+// included (EASE's negative weights carry ranking information), ordered
+// strongest positive first.
+func topAbsNeighbors(s []artifact.Neighbor, k int) []artifact.Neighbor {
+	if len(s) > k {
+		sort.Slice(s, func(a, b int) bool { return math.Abs(float64(s[a].Weight)) > math.Abs(float64(s[b].Weight)) })
+		s = s[:k]
+	}
+	return topNeighbors(s, len(s))
+}
+
 // MaxDenseItems bounds EASE: it solves a dense items × items system.
 const MaxDenseItems = 8000
 
@@ -130,6 +141,19 @@ const MaxDenseItems = 8000
 // form: P = (XᵀX + λI)⁻¹, B = I − P·diag(1/diag(P)). It keeps the k largest
 // positive weights of each row for serving.
 func EASE(m *Interactions, lambda float64, k int) ([][]artifact.Neighbor, error) {
+	return DLAE(m, lambda, 0, k)
+}
+
+// DLAE is EASE with the dropout-derived penalty of Steck's "denoising
+// linear autoencoder" (2020): each item's penalty grows with its own
+// popularity, Λ_ii = λ + p/(1−p)·G_ii, which damps the pull of popular
+// items. dropout = 0 is plain EASE. It keeps the k weights of largest
+// magnitude per item; with k ≥ items the served model is exactly the
+// fitted one.
+func DLAE(m *Interactions, lambda, dropout float64, k int) ([][]artifact.Neighbor, error) {
+	if dropout < 0 || dropout >= 1 {
+		return nil, fmt.Errorf("dropout %v must be in [0, 1)", dropout)
+	}
 	n := m.NumItems
 	if n > MaxDenseItems {
 		return nil, fmt.Errorf("EASE needs a dense %d × %d solve; catalogues above %d items use item-kNN", n, n, MaxDenseItems)
@@ -149,7 +173,8 @@ func EASE(m *Interactions, lambda float64, k int) ([][]artifact.Neighbor, error)
 		}
 	}
 	for i := 0; i < n; i++ {
-		raw.Data[i*raw.Stride+i] += lambda
+		d := raw.Data[i*raw.Stride+i]
+		raw.Data[i*raw.Stride+i] += lambda + dropout/(1-dropout)*d
 	}
 	var chol mat.Cholesky
 	if !chol.Factorize(G) {
@@ -169,11 +194,11 @@ func EASE(m *Interactions, lambda float64, k int) ([][]artifact.Neighbor, error)
 			}
 			// B[i][j] = -P[i][j] / P[j][j]: weight of history item i for candidate j.
 			w := -P.At(i, j) / P.At(j, j)
-			if w > 0 {
+			if w != 0 {
 				row = append(row, artifact.Neighbor{Item: int32(j), Weight: float32(w)})
 			}
 		}
-		out[i] = topNeighbors(row, k)
+		out[i] = topAbsNeighbors(row, k)
 	}
 	return out, nil
 }

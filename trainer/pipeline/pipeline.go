@@ -53,9 +53,9 @@ type Config struct {
 	Actor string
 	// BootstrapRounds for uplift confidence intervals (default 200).
 	BootstrapRounds int
-	// EASELambdas tried for the recommender (default 50, 200, 500).
+	// EASELambdas tried for the recommender (default 100, 300, 500, 1000).
 	EASELambdas []float64
-	// Neighbors kept per item (default 100).
+	// Neighbors kept per item (default 200; EASE keeps the largest by magnitude).
 	Neighbors int
 	// PropensityFeatures, when set, restricts the propensity model to these
 	// features (before automatic selection).
@@ -92,10 +92,10 @@ func (c *Config) defaults() {
 		c.BootstrapRounds = 200
 	}
 	if len(c.EASELambdas) == 0 {
-		c.EASELambdas = []float64{50, 200, 500}
+		c.EASELambdas = []float64{100, 300, 500, 1000}
 	}
 	if c.Neighbors == 0 {
-		c.Neighbors = 100
+		c.Neighbors = 200
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

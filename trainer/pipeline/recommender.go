@@ -14,12 +14,16 @@ import (
 // RecConfig names one recommender candidate.
 type RecConfig struct {
 	Method string  // "ease", "itemknn-cosine", "itemknn-pearson", "popularity"
-	Lambda float64 // EASE
-	K      int     // neighbours kept
+	Lambda  float64 // EASE
+	Dropout float64 // EASE: DLAE penalty (0 = plain EASE)
+	K       int     // neighbours kept
 }
 
 func (c RecConfig) String() string {
 	if c.Method == "ease" {
+		if c.Dropout > 0 {
+			return fmt.Sprintf("ease(lambda=%g,dropout=%g)", c.Lambda, c.Dropout)
+		}
 		return fmt.Sprintf("ease(lambda=%g)", c.Lambda)
 	}
 	return c.Method
@@ -47,7 +51,7 @@ func FitItemSim(m *fit.Interactions, items []artifact.Item, c RecConfig) (*artif
 	var err error
 	switch c.Method {
 	case "ease":
-		nb, err = fit.EASE(m, c.Lambda, c.K)
+		nb, err = fit.DLAE(m, c.Lambda, c.Dropout, c.K)
 	case "itemknn-cosine":
 		nb, err = fit.ItemKNN(m, fit.Cosine, c.K, 0)
 	case "itemknn-pearson":
