@@ -13,7 +13,7 @@ import (
 
 // RecConfig names one recommender candidate.
 type RecConfig struct {
-	Method string  // "ease", "itemknn-cosine", "itemknn-pearson", "popularity"
+	Method  string  // "ease", "itemknn-cosine", "itemknn-pearson", "popularity"
 	Lambda  float64 // EASE
 	Dropout float64 // EASE: DLAE penalty (0 = plain EASE)
 	K       int     // neighbours kept

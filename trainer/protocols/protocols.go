@@ -153,4 +153,3 @@ func PrintJSON(w io.Writer, rows []Row) error {
 	}
 	return nil
 }
-
