@@ -57,6 +57,10 @@ vet: ## go vet every module.
 bench: ## Run the benchmarks and print their tables.
 	@set -e; for m in $(MODULES); do (cd $$m && $(GO) test -run '^$$' -bench . -benchtime 1x ./...); done
 
+.PHONY: bench-load
+bench-load: ## Serving load benchmark against the real server binary (prints the README table).
+	bash deploy/local/bench-load.sh 5
+
 .PHONY: lint
 lint: vet ## gofmt, go vet, and fail when generated code is stale.
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"fmt"
 	"strings"
+	"sync"
 )
 
 // Item is one catalogue entry.
@@ -31,6 +32,7 @@ type ItemSim struct {
 
 	index      map[string]int32
 	popularity []int32 // item indices, most popular first
+	pool       sync.Pool
 }
 
 // Kind implements Artifact.
@@ -111,6 +113,20 @@ type Query struct {
 	Categories []string
 }
 
+// scratch holds per-request dense arrays, reused through a pool so that a
+// request costs O(votes), not O(catalogue) allocations.
+type scratch struct {
+	cells   []cell // one per item; one cache line holds four
+	touched []int32
+	hist    []bool
+}
+
+type cell struct {
+	score, best float32
+	from        int32
+	mark        bool
+}
+
 // Recommend ranks items by similarity-weighted votes of the history and
 // fills up with popular items, applying the filters.
 func (s *ItemSim) Recommend(q Query) []Scored {
@@ -131,43 +147,50 @@ func (s *ItemSim) Recommend(q Query) []Scored {
 		}
 		return false
 	}
-	inHistory := make(map[int32]bool, len(q.History))
+	sc, _ := s.pool.Get().(*scratch)
+	if sc == nil || len(sc.cells) != len(s.Items) {
+		n := len(s.Items)
+		sc = &scratch{cells: make([]cell, n), hist: make([]bool, n)}
+	}
+	defer func() {
+		for _, i := range sc.touched {
+			sc.cells[i] = cell{}
+		}
+		for _, h := range q.History {
+			sc.hist[h.Item] = false
+		}
+		sc.touched = sc.touched[:0]
+		s.pool.Put(sc)
+	}()
 	for _, h := range q.History {
-		inHistory[h.Item] = true
+		sc.hist[h.Item] = true
 	}
-	type acc struct {
-		score float32
-		best  float32
-		from  int32
-	}
-	votes := make(map[int32]*acc, 256)
 	for _, h := range q.History {
 		for _, nb := range s.Neighbors[h.Item] {
-			if inHistory[nb.Item] {
-				continue
-			}
+			j := nb.Item
 			v := h.Weight * nb.Weight
-			a := votes[nb.Item]
-			if a == nil {
-				a = &acc{from: h.Item, best: v}
-				votes[nb.Item] = a
+			c := &sc.cells[j]
+			if !c.mark {
+				c.mark = true
+				sc.touched = append(sc.touched, j)
+				c.best, c.from = v, h.Item
+			} else if v > c.best {
+				c.best, c.from = v, h.Item
 			}
-			a.score += v
-			if v > a.best {
-				a.best, a.from = v, h.Item
-			}
+			c.score += v
 		}
 	}
-	h := &scoredHeap{}
-	for i, a := range votes {
-		if a.score <= 0 || !allowed(i) {
-			continue
+	h := make(scoredHeap, 0, q.K+1)
+	for _, i := range sc.touched {
+		c := &sc.cells[i]
+		if c.score <= 0 || (h.Len() == q.K && c.score < h[0].Score) || sc.hist[i] || !allowed(i) {
+			continue // the filters are checked only for items that would make the list
 		}
-		pushTop(h, Scored{Item: i, Score: a.score, BecauseOf: a.from}, q.K)
+		pushTop(&h, Scored{Item: i, Score: c.score, BecauseOf: c.from}, q.K)
 	}
 	out := make([]Scored, h.Len())
 	for i := len(out) - 1; i >= 0; i-- {
-		out[i] = heap.Pop(h).(Scored)
+		out[i] = heap.Pop(&h).(Scored)
 	}
 	if len(out) < q.K {
 		taken := make(map[int32]bool, len(out))
@@ -178,7 +201,7 @@ func (s *ItemSim) Recommend(q Query) []Scored {
 			if len(out) >= q.K {
 				break
 			}
-			if taken[i] || inHistory[i] || !allowed(i) {
+			if taken[i] || sc.hist[i] || !allowed(i) {
 				continue
 			}
 			out = append(out, Scored{Item: i, Score: 0, BecauseOf: -1})

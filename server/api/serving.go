@@ -193,19 +193,19 @@ func (s *Serving) Recommend(ctx context.Context, req *promov1.RecommendRequest) 
 	sim := rl.Artifact.(*artifact.ItemSim)
 	prof, _, _ := s.profile(req.GetUserId())
 	q := artifact.Query{K: k, Categories: req.GetCategories(), Exclude: map[int32]bool{}}
-	origin := map[int32]string{} // history item -> how the shopper knows it
+	var origin origins // history item -> how the shopper knows it
 	// Past behaviour, newer items weigh more.
 	if prof != nil {
 		n := len(prof.Recent)
 		for i, id := range prof.Recent {
 			if ix, ok := sim.Index(id); ok {
 				q.History = append(q.History, artifact.Weighted{Item: ix, Weight: float32(math.Pow(0.9, float64(n-1-i)))})
-				origin[ix] = "viewed"
+				origin.set(ix, "viewed")
 			}
 		}
 		for _, id := range prof.Purchased {
 			if ix, ok := sim.Index(id); ok {
-				origin[ix] = "bought"
+				origin.set(ix, "bought")
 				if req.GetExcludePurchased() {
 					q.Exclude[ix] = true
 				}
@@ -218,7 +218,7 @@ func (s *Serving) Recommend(ctx context.Context, req *promov1.RecommendRequest) 
 	for i, id := range req.GetSessionItemIds() {
 		if ix, ok := sim.Index(id); ok {
 			q.History = append(q.History, artifact.Weighted{Item: ix, Weight: float32(2 * math.Pow(0.8, float64(ns-1-i)))})
-			origin[ix] = "are looking at"
+			origin.set(ix, "are looking at")
 		}
 	}
 	for _, id := range req.GetExcludeItemIds() {
@@ -233,10 +233,11 @@ func (s *Serving) Recommend(ctx context.Context, req *promov1.RecommendRequest) 
 		out := &promov1.RecommendedItem{ItemId: it.ID, Score: float64(r.Score), Category: it.Category}
 		if r.BecauseOf >= 0 {
 			src := sim.Items[r.BecauseOf].ID
-			out.Reason = fmt.Sprintf("because you %s %s", origin[r.BecauseOf], src)
+			how := origin.get(r.BecauseOf)
+			out.Reason = "because you " + how + " " + src
 			out.BecauseOfItemIds = []string{src}
 			out.Source = "item_similarity"
-			if origin[r.BecauseOf] == "are looking at" {
+			if how == "are looking at" {
 				out.Source = "session"
 			}
 		} else {
@@ -306,7 +307,10 @@ func (s *Serving) GetOffers(ctx context.Context, req *promov1.GetOffersRequest) 
 	}
 	ul := s.Models.Get(ModelUplift)
 	if ul == nil {
-		return nil, notLoaded(ModelUplift)
+		// No promotion-response model has passed its gate yet: making offers
+		// without one would be guessing, so make none.
+		return &promov1.GetOffersResponse{DecisionId: s.NewID(),
+			Reason: "no promotion-response model is promoted yet (the uplift model has not shown a significant effect); no offers are made"}, nil
 	}
 	up := ul.Artifact.(*artifact.Uplift)
 	prof, profs, profL := s.profile(req.GetUserId())
@@ -421,4 +425,33 @@ func summarize(evals []offers.Evaluation) string {
 		}
 	}
 	return strings.Join(parts, "; ")
+}
+
+// origins remembers how the shopper knows each history item; a short slice
+// beats a map for the few dozen entries a request has.
+type origins []struct {
+	item int32
+	how  string
+}
+
+func (o *origins) set(item int32, how string) {
+	for i := range *o {
+		if (*o)[i].item == item {
+			(*o)[i].how = how
+			return
+		}
+	}
+	*o = append(*o, struct {
+		item int32
+		how  string
+	}{item, how})
+}
+
+func (o origins) get(item int32) string {
+	for _, e := range o {
+		if e.item == item {
+			return e.how
+		}
+	}
+	return "viewed"
 }

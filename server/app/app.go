@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -32,6 +33,7 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/promoai/promo/gateway"
 	promov1 "github.com/promoai/promo/proto/promo/v1"
@@ -67,6 +69,7 @@ type Options struct {
 	LogRequests    bool
 	IngestDelay    time.Duration
 	IngestPending  int
+	Pprof          bool
 	// Ready, when set, is called with the bound addresses once listening.
 	Ready func(grpcAddr, httpAddr string)
 }
@@ -93,6 +96,7 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&o.LogRequests, "log.requests", false, "log every RPC (errors are always logged)")
 	fs.DurationVar(&o.IngestDelay, "ingest.max-delay", 200*time.Millisecond, "longest an event waits for its group commit")
 	fs.IntVar(&o.IngestPending, "ingest.max-pending", 200000, "events queued before Ingest answers RESOURCE_EXHAUSTED")
+	fs.BoolVar(&o.Pprof, "debug.pprof", false, "serve Go profiles at /debug/pprof/ on -http.addr")
 }
 
 // Service method groups for auth.
@@ -118,7 +122,9 @@ func ModelSpecs(alias string) []models.Spec {
 		{Name: api.ModelPropensity, Alias: alias, Kind: artifact.KindPropensity},
 		{Name: api.ModelRecommender, Alias: alias, Kind: artifact.KindItemSim},
 		{Name: api.ModelProfiles, Alias: alias, Kind: artifact.KindProfiles},
-		{Name: api.ModelUplift, Alias: alias, Kind: artifact.KindUplift},
+		// Without a promoted uplift model GetOffers makes no offers rather
+		// than failing, so it does not hold back readiness.
+		{Name: api.ModelUplift, Alias: alias, Kind: artifact.KindUplift, Optional: true},
 	}
 }
 
@@ -285,12 +291,29 @@ func Run(ctx context.Context, o Options, logOut io.Writer) error {
 			fmt.Fprintln(w, msg)
 		})
 		mux.Handle("GET /metrics", promhttp.HandlerFor(promReg, promhttp.HandlerOpts{}))
+		if o.Pprof {
+			mux.HandleFunc("/debug/pprof/", pprof.Index)
+			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+			mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+			mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		}
 		if o.Gateway {
+			// The in-process gateway reaches the gRPC server through an
+			// in-memory listener: same interceptors (auth, limits, metrics)
+			// as any client, without a second trip through the kernel.
+			mem := bufconn.Listen(1 << 20)
+			g.Go(func() error {
+				if err := srv.Serve(mem); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+					return fmt.Errorf("grpc serve (in-process gateway): %w", err)
+				}
+				return nil
+			})
 			creds := insecure.NewCredentials()
 			if tlsCfg != nil {
-				creds = credentials.NewTLS(&tls.Config{InsecureSkipVerify: true}) // loopback to ourselves
+				creds = credentials.NewTLS(&tls.Config{InsecureSkipVerify: true}) // in-memory link to ourselves
 			}
-			conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(creds))
+			conn, err := grpc.NewClient("passthrough:///in-process", grpc.WithTransportCredentials(creds),
+				grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return mem.DialContext(ctx) }))
 			if err != nil {
 				return err
 			}

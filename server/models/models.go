@@ -57,6 +57,7 @@ type Hooks struct {
 type watched struct {
 	name, alias string
 	kind        string
+	optional    bool
 	current     atomic.Pointer[Loaded]
 	mu          sync.Mutex
 	status      Status
@@ -78,15 +79,17 @@ type Set struct {
 }
 
 // Spec names a model to follow and the artifact kind it must have.
+// Optional models do not hold back readiness.
 type Spec struct {
 	Name, Alias, Kind string
+	Optional          bool
 }
 
 // NewSet prepares a set; call Run to start watching.
 func NewSet(src Source, specs []Spec, interval time.Duration, log *slog.Logger, hooks Hooks) *Set {
 	s := &Set{src: src, log: log, hooks: hooks, interval: interval, models: map[string]*watched{}, now: time.Now}
 	for _, sp := range specs {
-		w := &watched{name: sp.Name, alias: sp.Alias, kind: sp.Kind}
+		w := &watched{name: sp.Name, alias: sp.Alias, kind: sp.Kind, optional: sp.Optional}
 		w.status = Status{Name: sp.Name, Alias: sp.Alias}
 		s.models[sp.Name] = w
 		s.order = append(s.order, sp.Name)
@@ -107,8 +110,7 @@ func (s *Set) Get(name string) *Loaded {
 func (s *Set) Ready() (bool, string) {
 	var missing []string
 	for _, n := range s.order {
-		if s.models[n].current.Load() == nil {
-			w := s.models[n]
+		if w := s.models[n]; !w.optional && w.current.Load() == nil {
 			w.mu.Lock()
 			e := w.status.LastError
 			w.mu.Unlock()
@@ -270,6 +272,7 @@ func warmUp(a artifact.Artifact) (err error) {
 func (s *Set) fail(w *watched, etag, version string, err error, countFailure bool) {
 	now := s.now()
 	w.mu.Lock()
+	repeated := w.status.LastError == err.Error()
 	w.status.LastError, w.status.LastErrorAt = err.Error(), now
 	if countFailure {
 		w.status.LoadFailures++
@@ -285,6 +288,9 @@ func (s *Set) fail(w *watched, etag, version string, err error, countFailure boo
 	serving := ""
 	if cur := w.current.Load(); cur != nil {
 		serving = cur.Version
+	}
+	if repeated && !countFailure {
+		return // the same "not promoted yet" every interval is noise
 	}
 	s.log.Warn("model check failed; keeping the current model", "model", w.name, "alias", w.alias, "version", version, "serving", serving, "retry_in", retry, "err", err)
 	if countFailure && s.hooks.OnLoadFailure != nil {

@@ -51,6 +51,11 @@ func Preset(name string) (Params, error) {
 		return Tiny(), nil
 	case "small":
 		return Small(), nil
+	case "ml100k":
+		// The size of MovieLens 100K, for serving benchmarks.
+		p := Small()
+		p.Users, p.Items, p.Categories = 943, 1682, 19
+		return p, nil
 	case "medium":
 		p := Small()
 		p.Users, p.Items, p.Categories = 50_000, 5_000, 25
@@ -61,7 +66,7 @@ func Preset(name string) (Params, error) {
 		p.SessionsPerWeek = 1.6
 		return p, nil
 	}
-	return Params{}, fmt.Errorf("unknown shop size %q (want tiny, small, medium or large)", name)
+	return Params{}, fmt.Errorf("unknown shop size %q (want tiny, small, ml100k, medium or large)", name)
 }
 
 // Arms of the promotion experiment. Control gets nothing.
