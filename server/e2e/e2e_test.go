@@ -1,0 +1,174 @@
+// Package e2e runs the real binaries against a real S3-compatible server:
+// the trainer generates a shop and publishes models to S3, the server
+// serves them, and a model is promoted and rolled back under load.
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/promoai/promo/registry"
+	"github.com/promoai/promo/registry/providers/s3"
+	"github.com/promoai/promo/registry/s3server"
+	"github.com/promoai/promo/server/loadtest"
+)
+
+func repoRoot(t *testing.T) string {
+	dir, _ := os.Getwd()
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
+			return dir
+		}
+		if filepath.Dir(dir) == dir {
+			t.Fatal("no go.work above the test")
+		}
+		dir = filepath.Dir(dir)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func TestTrainServeSwapOnS3(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test skipped in -short mode")
+	}
+	root := repoRoot(t)
+	srv := s3server.Start(t)
+	bin := t.TempDir()
+	build := exec.Command("go", "build", "-o", bin+"/", "./trainer/cmd/promo-trainer", "./server/cmd/promo-server")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	bucket := srv.NewBucketName()
+	store := []string{"-store.type=s3", "-store.s3.endpoint=" + srv.Endpoint, "-store.s3.bucket=" + bucket, "-store.s3.insecure", "-store.s3.create-bucket"}
+	env := append(os.Environ(), "AWS_ACCESS_KEY_ID="+srv.AccessKey, "AWS_SECRET_ACCESS_KEY="+srv.SecretKey)
+	run := func(name string, args ...string) string {
+		t.Helper()
+		cmd := exec.Command(filepath.Join(bin, name), args...)
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+		}
+		return string(out)
+	}
+	out := run("promo-trainer", append(store, "-generate=tiny", "-once")...)
+	if !strings.Contains(out, "propensity") || !strings.Contains(out, "recommender") {
+		t.Fatalf("trainer output:\n%s", out)
+	}
+	// A second propensity version, published to staging only.
+	run("promo-trainer", append(store, "-once", "-models=propensity", "-alias=staging")...)
+	bkt, err := s3.New(context.Background(), s3.Config{Endpoint: srv.Endpoint, Bucket: bucket, Insecure: true, AccessKey: srv.AccessKey, SecretKey: srv.SecretKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := registry.New(bkt)
+	prod, err := reg.Alias(context.Background(), "propensity", "production")
+	if err != nil {
+		t.Fatal(err)
+	}
+	staging, err := reg.Alias(context.Background(), "propensity", "staging")
+	if err != nil || staging.Version == prod.Version {
+		t.Fatalf("staging %v %v", staging, err)
+	}
+
+	token := "e2e-admin-token-0123456789"
+	tokens := filepath.Join(bin, "tokens")
+	os.WriteFile(tokens, []byte(token+" admin e2e\n"), 0o600)
+	grpcAddr, httpAddr := freeAddr(t), freeAddr(t)
+	server := exec.Command(filepath.Join(bin, "promo-server"), append(store, "-grpc.addr="+grpcAddr, "-http.addr="+httpAddr,
+		"-auth.tokens-file="+tokens, "-auth.public=serving,read", "-models.check-interval=500ms", "-shutdown.delay=100ms")...)
+	server.Env = env
+	logf, _ := os.Create(filepath.Join(bin, "server.log"))
+	server.Stdout, server.Stderr = logf, logf
+	if err := server.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- server.Wait() }()
+	t.Cleanup(func() {
+		server.Process.Kill()
+		if t.Failed() {
+			b, _ := os.ReadFile(logf.Name())
+			t.Logf("server log:\n%s", b)
+		}
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get("http://" + httpAddr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("server not ready in 20s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// REST answers with the production version.
+	resp, err := http.Post("http://"+httpAddr+"/v1/score", "application/json", strings.NewReader(`{"userId":"u1","explain":true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var score struct {
+		PurchaseProbability float64
+		Model               struct{ Version string }
+	}
+	json.Unmarshal(body, &score)
+	if resp.StatusCode != 200 || score.Model.Version != prod.Version {
+		t.Fatalf("REST score: %d %s", resp.StatusCode, body)
+	}
+
+	// Promote the staging version and roll it back, repeatedly, under load.
+	users := make([]string, 300)
+	for i := range users {
+		users[i] = fmt.Sprintf("u%d", i)
+	}
+	o := loadtest.Options{GRPCAddr: grpcAddr, Concurrency: 8, Users: users, Token: token}
+	s := loadtest.SwapOptions{Model: "propensity", Alias: "production", Candidate: staging.Version, Changes: 6, Timeout: 1500 * time.Millisecond}
+	res, err := loadtest.HotSwap(context.Background(), o, s)
+	loadtest.PrintSwap(os.Stdout, res, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Failed != 0 || res.Unversioned != 0 || res.NotServed != 0 || res.Changes != 6 || res.Requests < 100 {
+		t.Fatalf("hot swap under load: %+v", res)
+	}
+	h, _ := reg.History(context.Background(), "propensity", "production")
+	if h[0].Action != registry.ActionRollback || h[0].To != prod.Version || h[0].Actor != "e2e" {
+		t.Fatalf("history after the swaps: %+v", h[0])
+	}
+	// SIGTERM: a clean, prompt exit.
+	server.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("server exit: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("server did not stop on SIGTERM")
+	}
+}
