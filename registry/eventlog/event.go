@@ -122,8 +122,8 @@ func checkAmount(field string, v float64) error {
 }
 
 // Validate checks an event against the rules of its type. now bounds the
-// timestamp: events more than 10 minutes in the future or before 2000 are
-// rejected as clock errors.
+// timestamp: events more than 10 minutes in the future or before 1990 are
+// rejected as clock errors (1990 leaves room for historical imports).
 func (e *Event) Validate(now time.Time) error {
 	if err := checkID("event id", e.ID, true); err != nil {
 		return err
@@ -138,8 +138,8 @@ func (e *Event) Validate(now time.Time) error {
 	if e.Time.IsZero() {
 		return invalid("time is required")
 	}
-	if e.Time.After(now.Add(10*time.Minute)) || e.Time.Year() < 2000 {
-		return invalid("time %s is outside the accepted range (2000 to now+10m)", e.Time.Format(time.RFC3339))
+	if e.Time.After(now.Add(10*time.Minute)) || e.Time.Year() < 1990 {
+		return invalid("time %s is outside the accepted range (1990 to now+10m)", e.Time.Format(time.RFC3339))
 	}
 	needUser := e.Type != TypeItemUpsert
 	needItem := e.Type == TypeView || e.Type == TypeAddToCart || e.Type == TypePurchase || e.Type == TypeItemUpsert

@@ -3,6 +3,8 @@
 //
 //	promo-trainer [flags]             train once (-once) or on a cron schedule
 //	promo-trainer generate [flags]    write a synthetic shop into the event log
+//	promo-trainer import [flags]      load CSV, JSON Lines or MovieLens files into the event log
+//	promo-trainer eval [flags]        run a named evaluation protocol and print its table
 package app
 
 import (
@@ -74,6 +76,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "eval" {
 		return evalCmd(ctx, args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "import" {
+		return importCmd(ctx, args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("promo-trainer", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o Options
@@ -83,7 +88,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q (subcommands: generate, eval)", fs.Arg(0))
+		return fmt.Errorf("unexpected argument %q (subcommands: generate, import, eval)", fs.Arg(0))
 	}
 	return Run(ctx, o, stdout, stderr)
 }
