@@ -112,9 +112,51 @@ type Stats struct {
 	Erased     int
 }
 
+// DedupWindow is how many recent event ids Scan remembers to drop repeats.
+// Repeats come from client retries, which land in a batch written soon
+// after the first; the window bounds memory (about 32 bytes an id) however
+// long the log grows. The Ingest API also refuses ids it has seen recently.
+var DedupWindow = 2_000_000
+
+// dedup remembers the ids of the most recent batches, up to a limit.
+type dedup struct {
+	seen    map[uint64]int // id hash -> batch sequence that added it
+	batches [][]uint64     // ids per batch, oldest first
+	first   int            // sequence of batches[0]
+	size    int
+	limit   int
+}
+
+func (d *dedup) startBatch() { d.batches = append(d.batches, nil) }
+
+// add reports whether the id is new, remembering it.
+func (d *dedup) add(id string) bool {
+	h := fnv.New64a()
+	h.Write([]byte(id))
+	k := h.Sum64()
+	if _, dup := d.seen[k]; dup {
+		return false
+	}
+	seq := d.first + len(d.batches) - 1
+	d.seen[k] = seq
+	d.batches[len(d.batches)-1] = append(d.batches[len(d.batches)-1], k)
+	d.size++
+	for d.size > d.limit && len(d.batches) > 1 { // forget the oldest batches
+		for _, old := range d.batches[0] {
+			if d.seen[old] == d.first {
+				delete(d.seen, old)
+			}
+		}
+		d.size -= len(d.batches[0])
+		d.batches = d.batches[1:]
+		d.first++
+	}
+	return true
+}
+
 // Scan streams every stored event once, in batch order: repeated event ids
-// are skipped, and events of erased users are left out. Memory grows with
-// the number of distinct event ids (8 bytes each), not with event size.
+// (within DedupWindow) are skipped, and events of erased users are left out.
+// Memory is bounded by the dedup window, not by the size of the log.
 func Scan(ctx context.Context, b registry.Bucket, fn func(*Event) error) (Stats, error) {
 	var st Stats
 	erased, err := ErasedUsers(ctx, b)
@@ -125,18 +167,15 @@ func Scan(ctx context.Context, b registry.Bucket, fn func(*Event) error) (Stats,
 	if err != nil {
 		return st, err
 	}
-	seen := make(map[uint64]struct{})
+	d := &dedup{seen: map[uint64]int{}, limit: DedupWindow}
 	for _, n := range names {
 		st.Batches++
+		d.startBatch()
 		err := ReadBatch(ctx, b, n, func(e *Event) error {
-			h := fnv.New64a()
-			h.Write([]byte(e.ID))
-			k := h.Sum64()
-			if _, dup := seen[k]; dup {
+			if !d.add(e.ID) {
 				st.Duplicates++
 				return nil
 			}
-			seen[k] = struct{}{}
 			if e.User != "" && erased[e.User] {
 				st.Erased++
 				return nil

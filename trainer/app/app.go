@@ -79,6 +79,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "import" {
 		return importCmd(ctx, args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "features" {
+		return featuresCmd(ctx, args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("promo-trainer", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o Options
@@ -189,6 +192,9 @@ func generateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	seed := fs.Uint64("seed", 7, "generator seed")
 	truth := fs.String("truth", "", "write each user's true offer response (CSV) to this file")
 	force := fs.Bool("force", false, "append even when the event log is not empty")
+	users := fs.Int("users", 0, "override the preset's number of users")
+	items := fs.Int("items", 0, "override the preset's number of items")
+	rate := fs.Float64("sessions-per-week", 0, "override the preset's mean sessions per user per week")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -198,10 +204,30 @@ func generateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	defer bkt.Close()
 	log := NewLogger("text", stderr)
-	if *force {
-		return generate(ctx, bkt, *size, *seed, *truth, log)
+	p, err := shop.Preset(*size)
+	if err != nil {
+		return err
 	}
-	return generateIfEmpty(ctx, bkt, *size, *seed, *truth, log)
+	p.Seed = *seed
+	if *users > 0 {
+		p.Users = *users
+	}
+	if *items > 0 {
+		p.Items = *items
+	}
+	if *rate > 0 {
+		p.SessionsPerWeek = *rate
+	}
+	if !*force {
+		batches, err := eventlog.Batches(ctx, bkt)
+		if err != nil {
+			return err
+		}
+		if len(batches) > 0 {
+			return fmt.Errorf("the event log already has %d batches; use -force to add another shop", len(batches))
+		}
+	}
+	return generateParams(ctx, bkt, p, *truth, log)
 }
 
 func generateIfEmpty(ctx context.Context, bkt registry.Bucket, size string, seed uint64, truthPath string, log *slog.Logger) error {
@@ -222,6 +248,10 @@ func generate(ctx context.Context, bkt registry.Bucket, size string, seed uint64
 		return err
 	}
 	p.Seed = seed
+	return generateParams(ctx, bkt, p, truthPath, log)
+}
+
+func generateParams(ctx context.Context, bkt registry.Bucket, p shop.Params, truthPath string, log *slog.Logger) error {
 	var truthW *csv.Writer
 	if truthPath != "" {
 		f, err := os.Create(truthPath)
@@ -247,7 +277,7 @@ func generate(ctx context.Context, bkt registry.Bucket, size string, seed uint64
 	if err != nil {
 		return err
 	}
-	log.Info("synthetic shop generated", "size", size, "users", st.Users, "items", st.Items, "events", st.Events,
+	log.Info("synthetic shop generated", "users", st.Users, "items", st.Items, "events", st.Events,
 		"sessions", st.Sessions, "purchases", st.Purchases, "exposures", st.Exposures, "seconds", time.Since(start).Seconds())
 	return nil
 }

@@ -70,6 +70,10 @@ type Config struct {
 	InteractionWeights map[string]float64
 	// RecentItems kept per user for the profile (default 20).
 	RecentItems int
+	// MaxItemsPerUser bounds each user's collaborative-filtering row: past
+	// it, the least-weighted items are forgotten (default 256), so memory
+	// is bounded by users × this, not by how much history there is.
+	MaxItemsPerUser int
 }
 
 func (c *Config) defaults() {
@@ -91,6 +95,9 @@ func (c *Config) defaults() {
 	if c.RecentItems == 0 {
 		c.RecentItems = 20
 	}
+	if c.MaxItemsPerUser == 0 {
+		c.MaxItemsPerUser = 256
+	}
 }
 
 // Report says what cleaning dropped and why.
@@ -105,6 +112,8 @@ type Report struct {
 	UsersSeen      int            `json:"users_seen"`
 	ItemsSeen      int            `json:"items_seen"`
 	ExposuresAfter int            `json:"exposures_after_cutoff"`
+	// PrunedUsers counts how often a user's item row hit MaxItemsPerUser.
+	PrunedUsers int `json:"pruned_item_rows"`
 }
 
 func (r *Report) drop(reason string) {
@@ -139,23 +148,26 @@ type userAgg struct {
 	purchases, views, carts   int
 	searches, recentViews     int
 	monetary                  float64
-	orders                    map[string]float64
-	purchaseDays              []float64
-	sessions                  map[string]struct{}
-	categories                map[string]struct{}
-	exposuresBefore, redeems  int
-	items                     map[int32]float64 // CF weights before cutoff
-	purchasedItems            map[int32]struct{}
-	recent                    []recentItem
+	// Counted by change of id: events of one session or order arrive
+	// together, and a set of every id would grow with the event count.
+	orders, sessions         int
+	lastOrder, lastSession   string
+	purchases2               int // purchases counted for the cycle
+	firstBuyDay, lastBuyDay  float64
+	categories               map[string]struct{}
+	exposuresBefore, redeems int
+	items                    map[int32]float64 // CF weights before cutoff
+	purchasedItems           map[int32]struct{}
+	recent                   []recentItem
 	// After cutoff.
-	labelBuy    bool
-	labelSpend  float64
-	after       map[int32]float64 // CF weights in the label period
-	expAfter    []exposure
-	buysAfter   []purchase
-	daysActive  map[int32]int
-	bot         bool
-	upsertCount int
+	labelBuy       bool
+	labelSpend     float64
+	after          map[int32]float64 // CF weights in the label period
+	expAfter       []exposure
+	buysAfter      []purchase
+	day, dayEvents int32 // events on the current day, for bot detection
+	bot            bool
+	upsertCount    int
 }
 
 type recentItem struct {
@@ -191,8 +203,7 @@ func (b *Builder) item(id string) int32 {
 func (b *Builder) user(id string) *userAgg {
 	u := b.users[id]
 	if u == nil {
-		u = &userAgg{id: id, orders: map[string]float64{}, sessions: map[string]struct{}{}, categories: map[string]struct{}{},
-			items: map[int32]float64{}, purchasedItems: map[int32]struct{}{}, daysActive: map[int32]int{}}
+		u = &userAgg{id: id, categories: map[string]struct{}{}, items: map[int32]float64{}, purchasedItems: map[int32]struct{}{}}
 		b.users[id] = u
 	}
 	return u
@@ -222,9 +233,11 @@ func (b *Builder) Add(e *eventlog.Event) {
 		return
 	}
 	u := b.user(e.User)
-	day := int32(e.Time.Unix() / 86400)
-	u.daysActive[day]++
-	if u.daysActive[day] > b.cfg.MaxEventsPerUserDay {
+	if day := int32(e.Time.Unix() / 86400); day != u.day {
+		u.day, u.dayEvents = day, 0
+	}
+	u.dayEvents++
+	if int(u.dayEvents) > b.cfg.MaxEventsPerUserDay {
 		u.bot = true
 	}
 	if e.Type == eventlog.TypeUserUpsert {
@@ -269,8 +282,9 @@ func (b *Builder) Add(e *eventlog.Event) {
 	if e.Time.After(u.last) {
 		u.last = e.Time
 	}
-	if e.Session != "" {
-		u.sessions[e.Session] = struct{}{}
+	if e.Session != "" && e.Session != u.lastSession {
+		u.sessions++
+		u.lastSession = e.Session
 	}
 	var it int32 = -1
 	if e.Item != "" {
@@ -280,6 +294,10 @@ func (b *Builder) Add(e *eventlog.Event) {
 		}
 		if w := b.cfg.InteractionWeights[e.Type]; w > 0 {
 			u.items[it] += w
+			if len(u.items) > b.cfg.MaxItemsPerUser*3/2 {
+				pruneItems(u.items, b.cfg.MaxItemsPerUser)
+				b.Report.PrunedUsers++
+			}
 			b.items[it].Popularity += w
 			u.recent = append(u.recent, recentItem{it, e.Time})
 			if len(u.recent) > 4*b.cfg.RecentItems {
@@ -305,8 +323,18 @@ func (b *Builder) Add(e *eventlog.Event) {
 		if order == "" {
 			order = e.ID
 		}
-		u.orders[order] += v
-		u.purchaseDays = append(u.purchaseDays, float64(e.Time.Unix())/86400)
+		if order != u.lastOrder {
+			u.orders++
+			u.lastOrder = order
+		}
+		d := float64(e.Time.Unix()) / 86400
+		if u.purchases2 == 0 || d < u.firstBuyDay {
+			u.firstBuyDay = d
+		}
+		if u.purchases2 == 0 || d > u.lastBuyDay {
+			u.lastBuyDay = d
+		}
+		u.purchases2++
 		if e.Time.After(u.lastPurchase) {
 			u.lastPurchase = e.Time
 		}
@@ -407,13 +435,12 @@ func (b *Builder) Finish() *Dataset {
 			return math.Min(windowDays, math.Max(0, b.cfg.Cutoff.Sub(t).Hours()/24))
 		}
 		cycle := windowDays
-		if len(u.purchaseDays) >= 2 {
-			sort.Float64s(u.purchaseDays)
-			cycle = (u.purchaseDays[len(u.purchaseDays)-1] - u.purchaseDays[0]) / float64(len(u.purchaseDays)-1)
+		if u.purchases2 >= 2 {
+			cycle = (u.lastBuyDay - u.firstBuyDay) / float64(u.purchases2-1)
 		}
 		basket := 0.0
-		if len(u.orders) > 0 {
-			basket = u.monetary / float64(len(u.orders))
+		if u.orders > 0 {
+			basket = u.monetary / float64(u.orders)
 		}
 		f := []float64{
 			days(u.lastPurchase),
@@ -422,7 +449,7 @@ func (b *Builder) Finish() *Dataset {
 			basket,
 			float64(u.views),
 			float64(u.carts),
-			float64(len(u.sessions)),
+			float64(u.sessions),
 			ratio(u.purchases, u.views),
 			ratio(u.purchases, u.carts),
 			cycle,
@@ -464,6 +491,22 @@ func (b *Builder) Finish() *Dataset {
 	b.Report.ItemsSeen = len(b.items)
 	ds.Report = b.Report
 	return ds
+}
+
+// pruneItems keeps the n items with the largest weights.
+func pruneItems(m map[int32]float64, n int) {
+	type kv struct {
+		k int32
+		v float64
+	}
+	all := make([]kv, 0, len(m))
+	for k, v := range m {
+		all = append(all, kv{k, v})
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].v > all[j].v || all[i].v == all[j].v && all[i].k < all[j].k })
+	for _, x := range all[n:] {
+		delete(m, x.k)
+	}
 }
 
 func ratio(a, b int) float64 {

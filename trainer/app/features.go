@@ -1,0 +1,61 @@
+package app
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"syscall"
+	"time"
+
+	"github.com/promoai/promo/registry/client"
+	"github.com/promoai/promo/registry/eventlog"
+	"github.com/promoai/promo/trainer/features"
+)
+
+// featuresCmd processes the event log into per-user features and reports
+// throughput, peak memory and the cleaning report: the data-processing
+// benchmark, and a quick look at what training would see.
+func featuresCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("promo-trainer features", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var store client.Config
+	store.Dir = "./var/registry"
+	store.RegisterFlags(fs, "store.")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	bkt, err := client.NewBucket(ctx, store)
+	if err != nil {
+		return err
+	}
+	defer bkt.Close()
+	start := time.Now()
+	b := features.NewBuilder(features.Config{Cutoff: time.Now().Add(time.Hour)})
+	st, err := eventlog.Scan(ctx, bkt, func(e *eventlog.Event) error { b.Add(e); return nil })
+	if err != nil {
+		return err
+	}
+	ds := b.Finish()
+	secs := time.Since(start).Seconds()
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	fmt.Fprintf(stdout, "events %d (duplicates %d, erased %d) in %d batches -> %d users, %d items\n", st.Events, st.Duplicates, st.Erased, st.Batches, len(ds.Users), len(ds.Items))
+	fmt.Fprintf(stdout, "cleaning: used %d, dropped %v, bot-like users %d\n", ds.Report.Used, ds.Report.Dropped, ds.Report.BotUsers)
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	fmt.Fprintf(stdout, "processed in %.1fs: %.0f events/s, peak RSS %.0f MiB, live heap %.0f MiB\n", secs, float64(st.Events)/secs, float64(ru.Maxrss)/1024, float64(ms.HeapAlloc)/(1<<20))
+	if p := os.Getenv("PROMO_HEAP_PROFILE"); p != "" {
+		f, err := os.Create(p)
+		if err == nil {
+			_ = pprof.WriteHeapProfile(f)
+			f.Close()
+		}
+	}
+	runtime.KeepAlive(ds)
+	return nil
+}
