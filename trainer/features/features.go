@@ -38,6 +38,8 @@ var Names = []string{
 	"category_breadth",    // distinct categories interacted with
 	"searches",            // search events
 	"recent_views_14d",    // views in the last 14 days before cutoff
+	"avg_viewed_price",    // mean price of viewed items (price sensitivity)
+	"views_per_session",   // browsing depth
 }
 
 // Index of a feature name in Names, -1 if unknown.
@@ -147,6 +149,8 @@ type userAgg struct {
 	first, last, lastPurchase time.Time
 	purchases, views, carts   int
 	searches, recentViews     int
+	viewedPriceSum            float64
+	pricedViews               int
 	monetary                  float64
 	// Counted by change of id: events of one session or order arrive
 	// together, and a set of every id would grow with the event count.
@@ -308,6 +312,10 @@ func (b *Builder) Add(e *eventlog.Event) {
 	switch e.Type {
 	case eventlog.TypeView:
 		u.views++
+		if it >= 0 && b.items[it].Price > 0 {
+			u.viewedPriceSum += b.items[it].Price
+			u.pricedViews++
+		}
 		if b.cfg.Cutoff.Sub(e.Time) <= 14*24*time.Hour {
 			u.recentViews++
 		}
@@ -459,6 +467,8 @@ func (b *Builder) Finish() *Dataset {
 			float64(len(u.categories)),
 			float64(u.searches),
 			float64(u.recentViews),
+			safeDiv(u.viewedPriceSum, float64(u.pricedViews)),
+			safeDiv(float64(u.views), float64(u.sessions)),
 		}
 		u.trimRecent(b.cfg.RecentItems)
 		recent := make([]int32, len(u.recent))
@@ -507,6 +517,13 @@ func pruneItems(m map[int32]float64, n int) {
 	for _, x := range all[n:] {
 		delete(m, x.k)
 	}
+}
+
+func safeDiv(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
 }
 
 func ratio(a, b int) float64 {

@@ -57,6 +57,9 @@ type Config struct {
 	EASELambdas []float64
 	// Neighbors kept per item (default 200; EASE keeps the largest by magnitude).
 	Neighbors int
+	// UpliftL2 is the penalty of each arm's conversion model (default 1;
+	// measured against stronger penalties on the synthetic shop).
+	UpliftL2 float64
 	// PropensityFeatures, when set, restricts the propensity model to these
 	// features (before automatic selection).
 	PropensityFeatures []string
@@ -93,6 +96,9 @@ func (c *Config) defaults() {
 	}
 	if len(c.EASELambdas) == 0 {
 		c.EASELambdas = []float64{100, 300, 500, 1000}
+	}
+	if c.UpliftL2 == 0 {
+		c.UpliftL2 = 1
 	}
 	if c.Neighbors == 0 {
 		c.Neighbors = 200
@@ -224,6 +230,28 @@ func Run(ctx context.Context, reg *registry.Registry, cfg Config) (*Result, erro
 	}
 	res.Finished = time.Now().UTC()
 	return res, nil
+}
+
+// TrainingData builds the training dataset a run would use: features as
+// of the cutoff (the last event minus the horizon) and labels after it.
+func TrainingData(ctx context.Context, bkt registry.Bucket, cfg Config) (*features.Dataset, error) {
+	cfg.defaults()
+	var first, last time.Time
+	if _, err := eventlog.Scan(ctx, bkt, func(e *eventlog.Event) error {
+		if first.IsZero() || e.Time.Before(first) {
+			first = e.Time
+		}
+		if e.Time.After(last) {
+			last = e.Time
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	if last.Sub(first) <= cfg.Horizon {
+		return nil, fmt.Errorf("%w: events span %s, shorter than the %s label horizon", registry.ErrPrecondition, last.Sub(first), cfg.Horizon)
+	}
+	return build(ctx, bkt, features.Config{Cutoff: last.Add(-cfg.Horizon), Horizon: cfg.Horizon})
 }
 
 func build(ctx context.Context, bkt registry.Bucket, fc features.Config) (*features.Dataset, error) {

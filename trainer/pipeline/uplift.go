@@ -25,7 +25,7 @@ type upliftRow struct {
 
 // FitUpliftModel fits the T-learner: one conversion model (logistic) and
 // one spend-given-conversion model (ridge) per arm, control included.
-func FitUpliftModel(rows []upliftRow, featureNames []string, scaler artifact.Standardizer) (*artifact.Uplift, error) {
+func FitUpliftModel(rows []upliftRow, featureNames []string, scaler artifact.Standardizer, l2 float64) (*artifact.Uplift, error) {
 	byArm := map[string][]upliftRow{}
 	for _, r := range rows {
 		byArm[r.arm] = append(byArm[r.arm], r)
@@ -46,7 +46,7 @@ func FitUpliftModel(rows []upliftRow, featureNames []string, scaler artifact.Sta
 				Xs, ys = append(Xs, X[i]), append(ys, r.spend)
 			}
 		}
-		conv, err := fit.Logistic(X, y, fit.LogisticOptions{}.WithL2(1))
+		conv, err := fit.Logistic(X, y, fit.LogisticOptions{}.WithL2(l2))
 		if err != nil {
 			return artifact.ArmModel{}, fmt.Errorf("arm %s conversion: %w", arm, err)
 		}
@@ -167,7 +167,15 @@ func weightedQini(evals []UpliftEval) float64 {
 	return s / n
 }
 
-func fitUplift(ds *features.Dataset, holdout []bool, cfg Config) (*candidate, error) {
+// upliftData is the uplift training set split by user.
+type upliftData struct {
+	fnames      []string
+	train, test []upliftRow
+	testUsers   []int // dataset user index of each test row
+	model       *artifact.Uplift
+}
+
+func prepareUplift(ds *features.Dataset, holdout []bool, l2 float64) (*upliftData, error) {
 	if len(ds.Exposures) == 0 {
 		return nil, fmt.Errorf("%w: no promotion exposures after the cutoff; run a randomized experiment first", fit.ErrNoData)
 	}
@@ -183,26 +191,86 @@ func fitUplift(ds *features.Dataset, holdout []bool, cfg Config) (*candidate, er
 	if len(sel.Kept) == 0 {
 		return nil, fmt.Errorf("every feature was dropped: %v", sel.Dropped)
 	}
-	fnames := names(sel.Kept)
-	var train, test []upliftRow
+	d := &upliftData{fnames: names(sel.Kept)}
 	var trainX [][]float64
 	for i, e := range ds.Exposures {
 		r := upliftRow{x: project([][]float64{all[i]}, sel.Kept)[0], arm: e.Arm, converted: b2f(e.Converted), spend: e.Spend, holdout: holdout[e.User]}
 		if r.holdout {
-			test = append(test, r)
+			d.test = append(d.test, r)
+			d.testUsers = append(d.testUsers, e.User)
 		} else {
-			train = append(train, r)
+			d.train = append(d.train, r)
 			trainX = append(trainX, r.x)
 		}
 	}
-	if len(train) == 0 || len(test) == 0 {
-		return nil, fmt.Errorf("%w: %d training and %d holdout exposures", fit.ErrNoData, len(train), len(test))
+	if len(d.train) == 0 || len(d.test) == 0 {
+		return nil, fmt.Errorf("%w: %d training and %d holdout exposures", fit.ErrNoData, len(d.train), len(d.test))
 	}
-	scaler := fit.Standardize(trainX, logFlags(trainX, indexRange(len(fnames))))
-	model, err := FitUpliftModel(train, fnames, scaler)
+	scaler := fit.Standardize(trainX, logFlags(trainX, indexRange(len(d.fnames))))
+	var err error
+	if d.model, err = FitUpliftModel(d.train, d.fnames, scaler, l2); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// TruthComparison is, per arm, the model's Qini on the holdout next to the
+// Qini of ranking the same rows by the true effect.
+type TruthComparison struct {
+	Arm               string
+	N                 int
+	Model, Oracle     float64
+	ModelCI, OracleCI eval.Interval
+}
+
+// CompareWithTruth fits the uplift model like a training run does and
+// compares its holdout Qini with an oracle that ranks by the true effect
+// (truth: user id -> arm -> true uplift), e.g. from the synthetic shop.
+func CompareWithTruth(ds *features.Dataset, truth map[string]map[string]float64, cfg Config) ([]TruthComparison, error) {
+	cfg.defaults()
+	d, err := prepareUplift(ds, splitUsers(ds.Users, cfg.HoldoutShare, cfg.Seed), cfg.UpliftL2)
 	if err != nil {
 		return nil, err
 	}
+	var out []TruthComparison
+	for _, arm := range d.model.ArmNames() {
+		var y, model, oracle []float64
+		var treated []bool
+		for i, r := range d.test {
+			if r.arm != arm && r.arm != ControlArm {
+				continue
+			}
+			resp, _ := d.model.Predict(r.x, arm)
+			y = append(y, r.converted)
+			model = append(model, resp.PTreated-resp.PControl)
+			oracle = append(oracle, truth[ds.Users[d.testUsers[i]].ID][arm])
+			treated = append(treated, r.arm == arm)
+		}
+		if len(y) < 20 {
+			continue
+		}
+		c := TruthComparison{Arm: arm, N: len(y), Model: eval.Qini(y, model, treated), Oracle: eval.Qini(y, oracle, treated)}
+		boot := func(scores []float64) eval.Interval {
+			return eval.Bootstrap(len(y), cfg.BootstrapRounds, cfg.Seed, func(idx []int) float64 {
+				by, bs, bt := make([]float64, len(idx)), make([]float64, len(idx)), make([]bool, len(idx))
+				for k, i := range idx {
+					by[k], bs[k], bt[k] = y[i], scores[i], treated[i]
+				}
+				return eval.Qini(by, bs, bt)
+			})
+		}
+		c.ModelCI, c.OracleCI = boot(model), boot(oracle)
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+func fitUplift(ds *features.Dataset, holdout []bool, cfg Config) (*candidate, error) {
+	d, err := prepareUplift(ds, holdout, cfg.UpliftL2)
+	if err != nil {
+		return nil, err
+	}
+	model, train, test, fnames := d.model, d.train, d.test, d.fnames
 	evals, err := EvaluateUplift(model, test, fnames, cfg.BootstrapRounds, cfg.Seed)
 	if err != nil {
 		return nil, err
@@ -220,7 +288,7 @@ func fitUplift(ds *features.Dataset, holdout []bool, cfg Config) (*candidate, er
 	return &candidate{
 		model: ModelUplift, art: model, metrics: metrics, schema: fnames,
 		params: map[string]string{
-			"algorithm": "T-learner: logistic conversion (L2=1) and ridge spend-given-conversion (lambda=10) per arm",
+			"algorithm": fmt.Sprintf("T-learner: logistic conversion (L2=%g) and ridge spend-given-conversion (lambda=10) per arm", cfg.UpliftL2),
 			"control":   ControlArm, "arms": strings.Join(model.ArmNames(), ","),
 			"outcome": "purchase within 24h of the exposure, before the next exposure",
 			"ci":      fmt.Sprintf("bootstrap, %d rounds, 95%%", cfg.BootstrapRounds),

@@ -1,0 +1,26 @@
+package protocols_test
+
+import (
+	"context"
+	"os"
+	"testing"
+
+	"github.com/promoai/promo/trainer/protocols"
+	"github.com/promoai/promo/trainer/shop"
+)
+
+// BenchmarkUpliftVsTruth prints the uplift model's Qini next to the Qini of
+// ranking by the true effect on the synthetic shop (go test -run '^$'
+// -bench UpliftVsTruth ./protocols/).
+func BenchmarkUpliftVsTruth(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		r, err := protocols.Uplift(context.Background(), shop.Small(), 200, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if i == 0 {
+			protocols.PrintUplift(os.Stdout, r)
+		}
+		b.ReportMetric(r.Ratio, "model/truth")
+	}
+}
