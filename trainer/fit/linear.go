@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
+	"sync"
 
 	"gonum.org/v1/gonum/mat"
 
@@ -79,27 +81,101 @@ func checkFinite(X [][]float64, y []float64) error {
 	return nil
 }
 
-// designMatrix builds [1 | X] (plus ridge rows when lambda > 0) as a dense matrix.
-func designMatrix(X [][]float64, lambda float64) *mat.Dense {
+// chunkRows is the block height of the tall-skinny QR: small enough for
+// the cache, large enough to amortise the per-block work.
+const chunkRows = 16384
+
+// tsqrSolve solves least squares [1 | X] β ≈ y (plus ridge rows) with a
+// tall-skinny QR: each block of rows of the augmented matrix [1 | X | y] is
+// factored in parallel, the small R factors are stacked and factored again,
+// and β comes from the final triangular system. Same numerics as one big
+// QR, but cache-friendly and using every core.
+func tsqrSolve(X [][]float64, y []float64, lambda float64) (*mat.VecDense, error) {
 	n, d := len(X), len(X[0])
-	rows := n
-	if lambda > 0 {
-		rows += d
+	w := d + 2 // intercept, features, y
+	augmentedR := func(rows *mat.Dense) *mat.Dense {
+		var qr mat.QR
+		qr.Factorize(rows)
+		var r mat.Dense
+		qr.RTo(&r)
+		k := min(r.RawMatrix().Rows, w)
+		return mat.DenseCopyOf(r.Slice(0, k, 0, w))
 	}
-	A := mat.NewDense(rows, d+1, nil)
-	raw := A.RawMatrix()
-	for i, row := range X {
-		off := i * raw.Stride
-		raw.Data[off] = 1
-		copy(raw.Data[off+1:off+1+d], row)
+	var blocks []*mat.Dense
+	type job struct{ lo, hi, slot int }
+	jobs := make(chan job)
+	nBlocks := (n + chunkRows - 1) / chunkRows
+	rs := make([]*mat.Dense, nBlocks)
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				A := mat.NewDense(j.hi-j.lo, w, nil)
+				raw := A.RawMatrix()
+				for i := j.lo; i < j.hi; i++ {
+					off := (i - j.lo) * raw.Stride
+					raw.Data[off] = 1
+					copy(raw.Data[off+1:off+1+d], X[i])
+					raw.Data[off+d+1] = y[i]
+				}
+				rs[j.slot] = augmentedR(A)
+			}
+		}()
 	}
+	for b := 0; b < nBlocks; b++ {
+		jobs <- job{b * chunkRows, min(n, (b+1)*chunkRows), b}
+	}
+	close(jobs)
+	wg.Wait()
+	blocks = append(blocks, rs...)
 	if lambda > 0 {
+		ridge := mat.NewDense(d, w, nil)
 		s := math.Sqrt(lambda)
 		for j := 0; j < d; j++ {
-			A.Set(n+j, j+1, s) // the intercept is not penalised
+			ridge.Set(j, j+1, s) // the intercept is not penalised
+		}
+		blocks = append(blocks, ridge)
+	}
+	total := 0
+	for _, b := range blocks {
+		r, _ := b.Dims()
+		total += r
+	}
+	stack := mat.NewDense(total, w, nil)
+	at := 0
+	for _, b := range blocks {
+		r, _ := b.Dims()
+		stack.Slice(at, at+r, 0, w).(*mat.Dense).Copy(b)
+		at += r
+	}
+	R := augmentedR(stack)
+	// R = [[R_A, Qᵀy], [0, ±‖residual‖]]: solve R_A β = Qᵀy.
+	k := d + 1
+	if rr, _ := R.Dims(); rr < k {
+		return nil, fmt.Errorf("least squares: rank deficient (%d rows for %d coefficients): add data or set a ridge penalty", rr, k)
+	}
+	RA := mat.NewTriDense(k, mat.Upper, nil)
+	for i := 0; i < k; i++ {
+		for j := i; j < k; j++ {
+			RA.SetTri(i, j, R.At(i, j))
 		}
 	}
-	return A
+	rhs := mat.NewVecDense(k, nil)
+	for i := 0; i < k; i++ {
+		rhs.SetVec(i, R.At(i, d+1))
+	}
+	for i := 0; i < k; i++ {
+		if math.Abs(RA.At(i, i)) < 1e-12*math.Abs(RA.At(0, 0)) {
+			return nil, fmt.Errorf("least squares: features are collinear (column %d): set a ridge penalty", i)
+		}
+	}
+	var beta mat.VecDense
+	if err := beta.SolveVec(RA, rhs); err != nil {
+		return nil, fmt.Errorf("least squares: %w (features may be collinear: set a ridge penalty)", err)
+	}
+	return &beta, nil
 }
 
 // OLS fits y = b0 + b·x by least squares, solved with a QR decomposition
@@ -117,17 +193,9 @@ func OLS(X [][]float64, y []float64, lambda float64) (artifact.Linear, error) {
 	if len(X) < d+1 && lambda == 0 {
 		return artifact.Linear{}, fmt.Errorf("%d rows cannot determine %d coefficients: add data or set a ridge penalty", len(X), d+1)
 	}
-	A := designMatrix(X, lambda)
-	rows, _ := A.Dims()
-	b := mat.NewVecDense(rows, nil)
-	for i, v := range y {
-		b.SetVec(i, v)
-	}
-	var qr mat.QR
-	qr.Factorize(A)
-	var beta mat.VecDense
-	if err := qr.SolveVecTo(&beta, false, b); err != nil {
-		return artifact.Linear{}, fmt.Errorf("least squares: %w (features may be collinear: set a ridge penalty)", err)
+	beta, err := tsqrSolve(X, y, lambda)
+	if err != nil {
+		return artifact.Linear{}, err
 	}
 	out := artifact.Linear{Intercept: beta.AtVec(0), Coef: make([]float64, d)}
 	for j := range d {
@@ -143,7 +211,7 @@ func OLS(X [][]float64, y []float64, lambda float64) (artifact.Linear, error) {
 type LogisticOptions struct {
 	L2       float64 // penalty on coefficients, not intercept (default 1e-4 × n)
 	MaxIter  int     // Newton steps (default 50)
-	Tol      float64 // stop when the largest step is below this (default 1e-10)
+	Tol      float64 // stop when the largest step is below this (default 1e-8)
 	Weights  []float64
 	hasL2Set bool
 }
@@ -182,7 +250,7 @@ func Logistic(X [][]float64, y []float64, opt LogisticOptions) (artifact.Linear,
 		opt.MaxIter = 50
 	}
 	if opt.Tol == 0 {
-		opt.Tol = 1e-10
+		opt.Tol = 1e-8
 	}
 	d := len(X[0]) + 1
 	beta := make([]float64, d)
@@ -190,36 +258,63 @@ func Logistic(X [][]float64, y []float64, opt LogisticOptions) (artifact.Linear,
 	beta[0] = math.Log(pos / (float64(n) - pos))
 	H := mat.NewSymDense(d, nil)
 	g := mat.NewVecDense(d, nil)
-	x := make([]float64, d)
-	x[0] = 1
 	hraw := H.RawSymmetric()
+	workers := runtime.GOMAXPROCS(0)
+	partH := make([][]float64, workers)
+	partG := make([][]float64, workers)
+	for w := range partH {
+		partH[w] = make([]float64, d*d)
+		partG[w] = make([]float64, d)
+	}
 	for iter := 0; iter < opt.MaxIter; iter++ {
+		// Gradient and Hessian of the log-likelihood, accumulated over row
+		// ranges in parallel (upper triangle only), then summed.
+		var wg sync.WaitGroup
+		per := (n + workers - 1) / workers
+		for w := 0; w < workers; w++ {
+			wg.Add(1)
+			go func(w int) {
+				defer wg.Done()
+				ph, pg := partH[w], partG[w]
+				clear(ph)
+				clear(pg)
+				x := make([]float64, d)
+				x[0] = 1
+				for i := w * per; i < min(n, (w+1)*per); i++ {
+					copy(x[1:], X[i])
+					t := 0.0
+					for j, b := range beta {
+						t += b * x[j]
+					}
+					p := artifact.Sigmoid(t)
+					wt := 1.0
+					if opt.Weights != nil {
+						wt = opt.Weights[i]
+					}
+					r := wt * (y[i] - p)
+					s := wt * math.Max(p*(1-p), 1e-12)
+					for j := 0; j < d; j++ {
+						pg[j] += r * x[j]
+						xj := s * x[j]
+						row := ph[j*d+j : j*d+d]
+						for k, xk := range x[j:] {
+							row[k] += xj * xk
+						}
+					}
+				}
+			}(w)
+		}
+		wg.Wait()
+		gr := g.RawVector().Data
+		clear(gr)
 		for i := range hraw.Data {
 			hraw.Data[i] = 0
 		}
-		gr := g.RawVector().Data
-		for i := range gr {
-			gr[i] = 0
-		}
-		for i, row := range X {
-			copy(x[1:], row)
-			t := 0.0
-			for j, b := range beta {
-				t += b * x[j]
-			}
-			p := artifact.Sigmoid(t)
-			w := 1.0
-			if opt.Weights != nil {
-				w = opt.Weights[i]
-			}
-			r := w * (y[i] - p)
-			s := w * math.Max(p*(1-p), 1e-12)
+		for w := 0; w < workers; w++ {
 			for j := 0; j < d; j++ {
-				gr[j] += r * x[j]
-				xj := s * x[j]
-				off := j * hraw.Stride
-				for k := j; k < d; k++ { // upper triangle
-					hraw.Data[off+k] += xj * x[k]
+				gr[j] += partG[w][j]
+				for k := j; k < d; k++ {
+					hraw.Data[j*hraw.Stride+k] += partH[w][j*d+k]
 				}
 			}
 		}

@@ -1,0 +1,157 @@
+package fit
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/promoai/promo/registry/artifact"
+)
+
+// synthetic regression/classification data: n rows, d standardized features.
+func synthetic(n, d int) ([][]float64, []float64, []float64) {
+	r := rand.New(rand.NewPCG(42, 42))
+	w := make([]float64, d)
+	for j := range w {
+		w[j] = r.NormFloat64()
+	}
+	X := make([][]float64, n)
+	y := make([]float64, n)
+	cls := make([]float64, n)
+	for i := range X {
+		X[i] = make([]float64, d)
+		t := 0.3
+		for j := range X[i] {
+			X[i][j] = r.NormFloat64()
+			t += w[j] * X[i][j]
+		}
+		y[i] = t + r.NormFloat64()
+		if r.Float64() < artifact.Sigmoid(t) {
+			cls[i] = 1
+		}
+	}
+	return X, y, cls
+}
+
+func peakRSS() float64 {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return float64(ru.Maxrss) / 1024
+}
+
+// sklearnSeconds fits the same data with scikit-learn when /usr/bin/python3
+// has it; it returns 0 and a reason otherwise.
+func sklearnSeconds(X [][]float64, y, cls []float64) (lin, logit float64, why string) {
+	if err := exec.Command("/usr/bin/python3", "-c", "import sklearn").Run(); err != nil {
+		return 0, 0, "scikit-learn not installed for /usr/bin/python3 (apt-get install python3-sklearn)"
+	}
+	dir, _ := os.MkdirTemp("", "fitbench")
+	defer os.RemoveAll(dir)
+	write := func(name string, rows [][]float64, vec []float64) {
+		f, _ := os.Create(filepath.Join(dir, name))
+		defer f.Close()
+		if rows != nil {
+			for _, r := range rows {
+				binary.Write(f, binary.LittleEndian, r)
+			}
+		} else {
+			binary.Write(f, binary.LittleEndian, vec)
+		}
+	}
+	write("X", X, nil)
+	write("y", nil, y)
+	write("c", nil, cls)
+	script := fmt.Sprintf(`
+import numpy as np, time
+from sklearn.linear_model import LinearRegression, LogisticRegression
+X = np.fromfile(%q, dtype='<f8').reshape(-1, %d); y = np.fromfile(%q, dtype='<f8'); c = np.fromfile(%q, dtype='<f8')
+t = time.perf_counter(); LinearRegression().fit(X, y); a = time.perf_counter() - t
+t = time.perf_counter(); LogisticRegression(C=1.0, solver='lbfgs', max_iter=1000).fit(X, c); b = time.perf_counter() - t
+print(a, b)`, filepath.Join(dir, "X"), len(X[0]), filepath.Join(dir, "y"), filepath.Join(dir, "c"))
+	out, err := exec.Command("/usr/bin/python3", "-c", script).CombinedOutput()
+	if err != nil {
+		return 0, 0, "scikit-learn run failed: " + strings.TrimSpace(string(out))
+	}
+	fmt.Sscan(string(out), &lin, &logit)
+	return lin, logit, ""
+}
+
+// BenchmarkFit1Mx20 fits linear and logistic regression on 1,000,000 × 20
+// and prints time, peak RSS and, when available, scikit-learn's time on the
+// same data (go test -run '^$' -bench Fit1Mx20 -benchtime 1x ./fit/).
+func BenchmarkFit1Mx20(b *testing.B) {
+	X, y, cls := synthetic(1_000_000, 20)
+	for i := 0; i < b.N; i++ {
+		runtime.GC()
+		t0 := time.Now()
+		if _, err := OLS(X, y, 0); err != nil {
+			b.Fatal(err)
+		}
+		lin := time.Since(t0).Seconds()
+		t0 = time.Now()
+		// L2 = 1 matches scikit-learn's default C = 1.
+		if _, err := Logistic(X, cls, LogisticOptions{}.WithL2(1)); err != nil {
+			b.Fatal(err)
+		}
+		logit := time.Since(t0).Seconds()
+		if i > 0 {
+			continue
+		}
+		skLin, skLogit, why := sklearnSeconds(X, y, cls)
+		fmt.Printf("\nfit on 1,000,000 x 20 (peak RSS %.0f MiB incl. data)\n", peakRSS())
+		fmt.Printf("%-22s %10s %14s %10s\n", "MODEL", "GO s", "SKLEARN s", "GO/SK")
+		row := func(name string, g, sk float64) {
+			if sk == 0 {
+				fmt.Printf("%-22s %10.2f %14s %10s\n", name, g, "-", "-")
+				return
+			}
+			fmt.Printf("%-22s %10.2f %14.2f %10.2f\n", name, g, sk, g/sk)
+		}
+		row("linear (QR)", lin, skLin)
+		row("logistic (Newton, L2)", logit, skLogit)
+		if why != "" {
+			fmt.Println("sklearn column skipped:", why)
+		}
+	}
+}
+
+// BenchmarkItemKNN20k builds item-kNN on a synthetic 20,000-item set with
+// 10,000,000 interactions.
+func BenchmarkItemKNN20k(b *testing.B) {
+	r := rand.New(rand.NewPCG(7, 7))
+	const items, users, events = 20_000, 200_000, 10_000_000
+	m := &Interactions{NumItems: items, Users: make([][]artifact.Weighted, users)}
+	// Zipf-like item popularity and clustered tastes, like real catalogues.
+	zipf := rand.NewZipf(rand.New(rand.NewPCG(1, 2)), 1.1, 10, items-1)
+	for e := 0; e < events; e++ {
+		u := r.IntN(users)
+		it := int32((int(zipf.Uint64()) + (u%50)*400) % items)
+		m.Users[u] = append(m.Users[u], artifact.Weighted{Item: it, Weight: 1})
+	}
+	for i := 0; i < b.N; i++ {
+		runtime.GC()
+		t0 := time.Now()
+		nb, err := ItemKNN(m, Cosine, 100, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if i == 0 {
+			n := 0
+			for _, x := range nb {
+				n += len(x)
+			}
+			fmt.Printf("\nitem-kNN cosine on %d items, %d interactions: %.1fs, %d neighbours kept, peak RSS %.0f MiB\n",
+				items, events, time.Since(t0).Seconds(), n, peakRSS())
+		}
+	}
+	_ = math.Pi
+}
