@@ -24,6 +24,7 @@ import (
 	"github.com/promoai/promo/registry/client"
 	"github.com/promoai/promo/registry/eventlog"
 	"github.com/promoai/promo/trainer/pipeline"
+	"github.com/promoai/promo/trainer/report"
 	"github.com/promoai/promo/trainer/schedule"
 	"github.com/promoai/promo/trainer/shop"
 )
@@ -112,11 +113,21 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	}
 	cfg := pipeline.Config{Alias: o.Alias, Tolerance: o.Tolerance, Seed: o.Seed, Models: splitList(o.Models), Logger: log}
 	job := func(ctx context.Context) error {
-		res, err := withRetries(ctx, o.Retries, log, func() (*pipeline.Result, error) { return pipeline.Run(ctx, reg, cfg) })
+		runCfg := cfg
+		dir := report.Dir(time.Now())
+		runCfg.ReportPath = dir + "index.html"
+		res, err := withRetries(ctx, o.Retries, log, func() (*pipeline.Result, error) { return pipeline.Run(ctx, reg, runCfg) })
 		if err != nil {
 			return err
 		}
 		PrintResult(stdout, res)
+		if files, err := report.Render(res); err != nil {
+			log.Warn("report not rendered", "err", err)
+		} else if err := report.Publish(ctx, bkt, dir, files); err != nil {
+			log.Warn("report not published", "err", err)
+		} else {
+			fmt.Fprintf(stdout, "report: %s (%s)\n", runCfg.ReportPath, bkt.Name())
+		}
 		for _, m := range cfg.Models {
 			if deleted, err := reg.Prune(ctx, m, o.Keep, o.Protect); err != nil && !errors.Is(err, registry.ErrNotFound) {
 				log.Warn("retention failed", "model", m, "err", err)

@@ -57,6 +57,9 @@ type Config struct {
 	EASELambdas []float64
 	// Neighbors kept per item (default 200; EASE keeps the largest by magnitude).
 	Neighbors int
+	// ReportPath, when set, is recorded in every manifest as where this
+	// run's evaluation report is published.
+	ReportPath string
 	// UpliftL2 is the penalty of each arm's conversion model (default 1;
 	// measured against stronger penalties on the synthetic shop).
 	UpliftL2 float64
@@ -117,6 +120,7 @@ type Outcome struct {
 	Metrics  map[string]float64 `json:"metrics,omitempty"`
 	Params   map[string]string  `json:"params,omitempty"`
 	Err      string             `json:"error,omitempty"`
+	Plots    []Plot             `json:"-"`
 }
 
 // Result of a run.
@@ -141,7 +145,21 @@ type candidate struct {
 	// not comparable.
 	incumbent func(artifact.Artifact) (float64, error)
 	// gate, if set, must pass in addition to the incumbent comparison.
-	gate func() (bool, string)
+	gate  func() (bool, string)
+	plots []Plot
+}
+
+// Series is one line (or the bars) of a plot.
+type Series struct {
+	Name string    `json:"name"`
+	X, Y []float64 `json:"-"`
+}
+
+// Plot is a chart for the run report.
+type Plot struct {
+	File, Title, XLabel, YLabel string
+	Bars                        []string // bar labels; empty for a line plot
+	Series                      []Series
 }
 
 // Run trains and publishes. Models that fail are reported in the result;
@@ -286,7 +304,10 @@ func Revision() string {
 // publish writes a candidate, compares it with the incumbent and promotes it
 // when it passes.
 func publish(ctx context.Context, reg *registry.Registry, c *candidate, cfg Config, fp string, window registry.TimeWindow) (Outcome, error) {
-	out := Outcome{Model: c.model, Metrics: c.metrics, Params: c.params}
+	if cfg.ReportPath != "" {
+		c.params["report"] = cfg.ReportPath
+	}
+	out := Outcome{Model: c.model, Metrics: c.metrics, Params: c.params, Plots: c.plots}
 	promote, reason := true, "first version"
 	if c.primary != "" {
 		if v, ok := c.metrics[c.primary]; ok {

@@ -99,5 +99,12 @@ func buildProfiles(now *features.Dataset, _ Config) (*candidate, error) {
 	for _, s := range p.Segments {
 		params["segment."+s.Name] = s.Definition
 	}
-	return &candidate{model: ModelProfiles, art: p, metrics: metrics, params: params, schema: features.Names}, nil
+	bars := Plot{File: "segments.png", Title: "User segments", YLabel: "share of users"}
+	shares := Series{Name: "share"}
+	for i, s := range p.Segments {
+		bars.Bars = append(bars.Bars, s.Name)
+		shares.X, shares.Y = append(shares.X, float64(i)), append(shares.Y, metrics["segment."+s.Name+".share"])
+	}
+	bars.Series = []Series{shares}
+	return &candidate{model: ModelProfiles, art: p, metrics: metrics, params: params, schema: features.Names, plots: []Plot{bars}}, nil
 }

@@ -212,7 +212,16 @@ func fitPropensity(ds *features.Dataset, holdout []bool, cfg Config) (*candidate
 	for i, x := range Xte {
 		pred[i] = model.Predict(x, false).Probability
 	}
-	calib, _ := json.Marshal(eval.Calibration(pred, yte, 10))
+	bins := eval.Calibration(pred, yte, 10)
+	calib, _ := json.Marshal(bins)
+	cal := Series{Name: "model"}
+	for _, b := range bins {
+		if b.N > 0 {
+			cal.X, cal.Y = append(cal.X, b.Predicted), append(cal.Y, b.Observed)
+		}
+	}
+	plot := Plot{File: "calibration.png", Title: "Propensity calibration (holdout)", XLabel: "predicted purchase probability", YLabel: "observed rate",
+		Series: []Series{cal, {Name: "perfect", X: []float64{0, 1}, Y: []float64{0, 1}}}}
 	dropped := make([]string, 0, len(sel.Dropped))
 	for _, k := range SortedKeys(sel.Dropped) {
 		dropped = append(dropped, k+": "+sel.Dropped[k])
@@ -224,7 +233,7 @@ func fitPropensity(ds *features.Dataset, holdout []bool, cfg Config) (*candidate
 			"label":     fmt.Sprintf("purchase within %s after the cutoff", cfg.Horizon), "cutoff": ds.Cutoff.Format("2006-01-02T15:04:05Z"),
 			"features_dropped": strings.Join(dropped, "; "), "calibration": string(calib), "split": "users, seeded random holdout",
 		},
-		primary: "auc", higherIsBetter: true,
+		primary: "auc", higherIsBetter: true, plots: []Plot{plot},
 		incumbent: func(a artifact.Artifact) (float64, error) {
 			inc := a.(*artifact.Propensity)
 			var p, y []float64

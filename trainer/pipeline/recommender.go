@@ -96,6 +96,40 @@ func EvaluateItemSim(s *artifact.ItemSim, train *fit.Interactions, test []map[in
 	return r.Metrics()
 }
 
+// PrecisionCurve returns precision@k for k = 1..maxK, ranking as
+// EvaluateItemSim does.
+func PrecisionCurve(s *artifact.ItemSim, train *fit.Interactions, test []map[int32]bool, maxK int) []float64 {
+	out := make([]float64, maxK)
+	users := 0
+	scores := make([]float32, len(s.Items))
+	for u, hist := range train.Users {
+		if len(test[u]) == 0 {
+			continue
+		}
+		users++
+		clear(scores)
+		s.ScoreAll(hist, scores)
+		for i, p := range s.Popularity {
+			scores[i] += 1e-6 * p
+		}
+		seen := make(map[int32]bool, len(hist))
+		for _, h := range hist {
+			seen[h.Item] = true
+		}
+		hits := 0
+		for i, it := range artifact.TopK(scores, maxK, func(i int32) bool { return seen[i] }) {
+			if test[u][it] {
+				hits++
+			}
+			out[i] += float64(hits) / float64(i+1)
+		}
+	}
+	for i := range out {
+		out[i] /= float64(max(1, users))
+	}
+	return out
+}
+
 func catalogueOf(items []features.Item) []artifact.Item {
 	out := make([]artifact.Item, len(items))
 	for i, it := range items {
@@ -138,8 +172,10 @@ func fitRecommender(train, now *features.Dataset, _ []bool, cfg Config) (*candid
 	metrics := map[string]float64{}
 	best, bestNDCG := RecConfig{}, -1.0
 	items := catalogueOf(train.Items)
+	fitted := map[string]*artifact.ItemSim{}
 	for _, c := range configs {
 		s, err := FitItemSim(trainM, items, c)
+		fitted[c.String()] = s
 		if err != nil {
 			cfg.Logger.Warn("recommender candidate failed", "config", c.String(), "err", err)
 			continue
@@ -158,6 +194,17 @@ func fitRecommender(train, now *features.Dataset, _ []bool, cfg Config) (*candid
 	if bestNDCG < 0 {
 		return nil, fmt.Errorf("no recommender candidate could be fitted")
 	}
+	curve := Plot{File: "precision_at_k.png", Title: "Recommender precision@k (time-based holdout)", XLabel: "k", YLabel: "precision@k"}
+	for _, name := range []string{best.String(), "popularity"} {
+		if s := fitted[name]; s != nil {
+			ys := PrecisionCurve(s, trainM, test, 20)
+			xs := make([]float64, len(ys))
+			for i := range xs {
+				xs[i] = float64(i + 1)
+			}
+			curve.Series = append(curve.Series, Series{Name: name, X: xs, Y: ys})
+		}
+	}
 	// The served model is refitted on all interactions with the chosen
 	// configuration, so it knows the newest items and behaviour.
 	allM := interactions(now.Users, len(now.Items), func(r features.UserRow) map[int32]float64 { return r.Items })
@@ -173,7 +220,7 @@ func fitRecommender(train, now *features.Dataset, _ []bool, cfg Config) (*candid
 			"weighting":  "1 + ln(sum of event weights: view 1, add_to_cart 3, purchase 5)",
 			"candidates": fmt.Sprint(configs),
 		},
-		primary: "ndcg@10", higherIsBetter: true,
+		primary: "ndcg@10", higherIsBetter: true, plots: []Plot{curve},
 		// No re-evaluation of the incumbent here: it was refitted on all data
 		// up to its run, which overlaps this run's holdout period, so it would
 		// be scored on interactions it has seen. Its manifest metric, measured

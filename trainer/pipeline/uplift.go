@@ -276,6 +276,26 @@ func fitUplift(ds *features.Dataset, holdout []bool, cfg Config) (*candidate, er
 		return nil, err
 	}
 	metrics := map[string]float64{"qini": weightedQini(evals), "train_exposures": float64(len(train)), "holdout_exposures": float64(len(test))}
+	qplot := Plot{File: "qini.png", Title: "Uplift Qini curves (holdout)", XLabel: "share of users targeted", YLabel: "incremental conversions"}
+	for _, arm := range model.ArmNames() {
+		var y, score []float64
+		var treated []bool
+		for _, r := range test {
+			if r.arm != arm && r.arm != ControlArm {
+				continue
+			}
+			resp, _ := model.Predict(r.x, arm)
+			y, score, treated = append(y, r.converted), append(score, resp.PTreated-resp.PControl), append(treated, r.arm == arm)
+		}
+		if len(y) == 0 {
+			continue
+		}
+		xs, ys := eval.QiniCurve(y, score, treated)
+		for i := range xs {
+			xs[i] /= float64(len(y))
+		}
+		qplot.Series = append(qplot.Series, Series{Name: arm, X: xs, Y: ys})
+	}
 	significant := []string{}
 	for _, e := range evals {
 		p := "arm." + e.Arm + "."
@@ -293,7 +313,7 @@ func fitUplift(ds *features.Dataset, holdout []bool, cfg Config) (*candidate, er
 			"outcome": "purchase within 24h of the exposure, before the next exposure",
 			"ci":      fmt.Sprintf("bootstrap, %d rounds, 95%%", cfg.BootstrapRounds),
 		},
-		primary: "qini", higherIsBetter: true,
+		primary: "qini", higherIsBetter: true, plots: []Plot{qplot},
 		gate: func() (bool, string) {
 			if len(significant) == 0 {
 				return false, "no arm's Qini is significantly above zero (95% bootstrap CI includes 0): kept as candidate"
