@@ -3,6 +3,7 @@ package app_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
@@ -102,6 +104,7 @@ func publish(t *testing.T, reg *registry.Registry, model string, a artifact.Arti
 }
 
 type testServer struct {
+	scheme             string
 	grpcAddr, httpAddr string
 	conn               *grpc.ClientConn
 	reg                *registry.Registry
@@ -150,11 +153,19 @@ func startServer(t *testing.T, withModels bool, mutate ...func(*app.Options)) *t
 	case <-time.After(10 * time.Second):
 		t.Fatal("server did not start")
 	}
-	conn, err := grpc.NewClient(a[0], grpc.WithTransportCredentials(insecure.NewCredentials()))
+	creds := grpc.WithTransportCredentials(insecure.NewCredentials())
+	if o.TLSCert != "" {
+		creds = grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{InsecureSkipVerify: true}))
+	}
+	conn, err := grpc.NewClient(a[0], creds)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := &testServer{grpcAddr: a[0], httpAddr: a[1], conn: conn, reg: reg, bucket: bkt, dir: dir, cancel: cancel, done: done}
+	scheme := "http"
+	if o.TLSCert != "" {
+		scheme = "https"
+	}
+	ts := &testServer{scheme: scheme, grpcAddr: a[0], httpAddr: a[1], conn: conn, reg: reg, bucket: bkt, dir: dir, cancel: cancel, done: done}
 	t.Cleanup(func() {
 		conn.Close()
 		cancel()
@@ -173,8 +184,9 @@ func startServer(t *testing.T, withModels bool, mutate ...func(*app.Options)) *t
 func (s *testServer) waitReady(t *testing.T) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 	for time.Now().Before(deadline) {
-		resp, err := http.Get("http://" + s.httpAddr + "/readyz")
+		resp, err := client.Get(s.scheme + "://" + s.httpAddr + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
