@@ -148,3 +148,24 @@ func TestDedupWindow(t *testing.T) {
 		t.Fatalf("%v %+v", ids, st)
 	}
 }
+
+func TestPseudonymizer(t *testing.T) {
+	var none *eventlog.Pseudonymizer
+	if none.ID("alice") != "alice" {
+		t.Fatal("nil pseudonymizer changed the id")
+	}
+	p := eventlog.NewPseudonymizer([]byte("a-long-secret-key-123"))
+	q := eventlog.NewPseudonymizer([]byte("another-secret-key-45"))
+	a := p.ID("alice")
+	if a == "alice" || a != p.ID("alice") || a == q.ID("alice") || a == p.ID("bob") || !strings.HasPrefix(a, "p_") {
+		t.Fatalf("pseudonyms: %s %s %s", a, q.ID("alice"), p.ID("bob"))
+	}
+	e := valid()
+	if e.Validate(now) != nil {
+		t.Fatal("valid event invalid")
+	}
+	e.User = a
+	if err := e.Validate(now); err != nil {
+		t.Fatalf("a pseudonym is not a valid user id: %v", err)
+	}
+}

@@ -27,6 +27,8 @@ type Events struct {
 	Writer *ingest.Writer
 	Bucket registry.Bucket
 	Now    func() time.Time
+	// Pseudonyms, when set, replaces user ids before anything is stored.
+	Pseudonyms *eventlog.Pseudonymizer
 }
 
 var eventTypes = map[promov1.EventType]string{
@@ -83,6 +85,7 @@ func (s *Events) Ingest(ctx context.Context, req *promov1.IngestRequest) (*promo
 			resp.Errors = append(resp.Errors, &promov1.EventError{Index: int32(i), EventId: safeID(e.ID), Message: strings.TrimPrefix(err.Error(), "invalid event: ")})
 			continue
 		}
+		s.Pseudonyms.Apply(&e)
 		if inBatch[e.ID] || s.Writer.Seen(e.ID) {
 			resp.Duplicate++
 			continue
@@ -117,7 +120,7 @@ func (s *Events) EraseUser(ctx context.Context, req *promov1.EraseUserRequest) (
 		return nil, invalidf("user_id must be 1 to %d bytes of UTF-8", MaxIDLen)
 	}
 	now := s.Now().UTC()
-	if err := eventlog.Erase(ctx, s.Bucket, eventlog.Erasure{User: id, Time: now, Reason: req.GetReason()}); err != nil {
+	if err := eventlog.Erase(ctx, s.Bucket, eventlog.Erasure{User: s.Pseudonyms.ID(id), Time: now, Reason: req.GetReason()}); err != nil {
 		return nil, ToStatus(err)
 	}
 	return &promov1.EraseUserResponse{UserId: id, ErasedAt: timestamppb.New(now)}, nil

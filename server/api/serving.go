@@ -14,6 +14,7 @@ import (
 
 	promov1 "github.com/promoai/promo/proto/promo/v1"
 	"github.com/promoai/promo/registry/artifact"
+	"github.com/promoai/promo/registry/eventlog"
 	"github.com/promoai/promo/server/models"
 	"github.com/promoai/promo/server/offers"
 )
@@ -50,6 +51,9 @@ type Serving struct {
 	Offers *offers.Catalogue
 	Now    func() time.Time
 	NewID  func() string
+	// Pseudonyms maps API user ids to the ids models were trained on; nil
+	// when ids are not pseudonymized.
+	Pseudonyms *eventlog.Pseudonymizer
 }
 
 // NewServing wires the serving services.
@@ -85,7 +89,7 @@ func (s *Serving) profile(userID string) (*artifact.UserProfile, *artifact.Profi
 		return nil, nil, l
 	}
 	p := l.Artifact.(*artifact.Profiles)
-	u, _ := p.Lookup(userID)
+	u, _ := p.Lookup(s.Pseudonyms.ID(userID))
 	return u, p, l
 }
 

@@ -40,6 +40,7 @@ import (
 	"github.com/promoai/promo/registry"
 	"github.com/promoai/promo/registry/artifact"
 	"github.com/promoai/promo/registry/client"
+	"github.com/promoai/promo/registry/eventlog"
 	"github.com/promoai/promo/server/api"
 	"github.com/promoai/promo/server/auth"
 	"github.com/promoai/promo/server/ingest"
@@ -70,6 +71,7 @@ type Options struct {
 	IngestDelay    time.Duration
 	IngestPending  int
 	Pprof          bool
+	PseudonymKey   string
 	// Ready, when set, is called with the bound addresses once listening.
 	Ready func(grpcAddr, httpAddr string)
 }
@@ -97,6 +99,7 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.IngestDelay, "ingest.max-delay", 200*time.Millisecond, "longest an event waits for its group commit")
 	fs.IntVar(&o.IngestPending, "ingest.max-pending", 200000, "events queued before Ingest answers RESOURCE_EXHAUSTED")
 	fs.BoolVar(&o.Pprof, "debug.pprof", false, "serve Go profiles at /debug/pprof/ on -http.addr")
+	fs.StringVar(&o.PseudonymKey, "privacy.pseudonym-key-file", "", "file with the key that pseudonymizes user ids at ingestion and lookup (also $PROMO_PSEUDONYM_KEY); the trainer's import must use the same key")
 }
 
 // Service method groups for auth.
@@ -168,6 +171,10 @@ func Run(ctx context.Context, o Options, logOut io.Writer) error {
 			return fmt.Errorf("-auth.public: unknown group %q (want serving, read)", g)
 		}
 	}
+	pseudo, err := eventlog.LoadPseudonymizer(o.PseudonymKey)
+	if err != nil {
+		return err
+	}
 	policy := auth.NewPolicy(ids, toks, adminMethods, public)
 	if !policy.Enabled() {
 		log.Warn("no API tokens configured: serving and read RPCs are open, admin RPCs are refused")
@@ -206,10 +213,11 @@ func Run(ctx context.Context, o Options, logOut io.Writer) error {
 	}
 	srv := grpc.NewServer(gopts...)
 	serving := api.NewServing(set, catalogue)
+	serving.Pseudonyms = pseudo
 	promov1.RegisterScoringServiceServer(srv, serving)
 	promov1.RegisterRecommendationServiceServer(srv, serving)
 	promov1.RegisterPromotionServiceServer(srv, serving)
-	promov1.RegisterEventServiceServer(srv, &api.Events{Writer: writer, Bucket: bkt, Now: time.Now})
+	promov1.RegisterEventServiceServer(srv, &api.Events{Writer: writer, Bucket: bkt, Now: time.Now, Pseudonyms: pseudo})
 	promov1.RegisterRegistryServiceServer(srv, &api.Registry{Reg: reg})
 	promov1.RegisterStatusServiceServer(srv, &api.Status{Models: set})
 	hs := health.NewServer()
@@ -366,7 +374,7 @@ func Run(ctx context.Context, o Options, logOut io.Writer) error {
 	if httpLis != nil {
 		httpAddr = httpLis.Addr().String()
 	}
-	log.Info("server listening", "grpc", lis.Addr().String(), "http", httpAddr, "store", bkt.Name(), "alias", o.Alias, "tls", tlsCfg != nil, "auth", policy.Enabled())
+	log.Info("server listening", "grpc", lis.Addr().String(), "http", httpAddr, "store", bkt.Name(), "alias", o.Alias, "tls", tlsCfg != nil, "auth", policy.Enabled(), "pseudonymized_ids", pseudo != nil)
 	if o.Ready != nil {
 		o.Ready(lis.Addr().String(), httpAddr)
 	}

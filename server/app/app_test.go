@@ -553,3 +553,42 @@ func itemIDs(items []*promov1.RecommendedItem) []string {
 	}
 	return out
 }
+
+// With a pseudonymization key, stored events and erasures carry only
+// pseudonyms, and lookups by the shop's ids still find the profiles.
+func TestPseudonymizedIDs(t *testing.T) {
+	key := "pseudonym-key-0123456789"
+	p := eventlog.NewPseudonymizer([]byte(key))
+	keyFile := filepath.Join(t.TempDir(), "key")
+	os.WriteFile(keyFile, []byte(key+"\n"), 0o600)
+	s := startServer(t, false, func(o *app.Options) { o.PseudonymKey = keyFile })
+	prof := profilesModel()
+	for i := range prof.Users {
+		prof.Users[i].ID = p.ID(prof.Users[i].ID) // the trainer only ever saw pseudonyms
+	}
+	publish(t, s.reg, "propensity", propensityModel(0), true)
+	publish(t, s.reg, "recommender", itemModel(), true)
+	publish(t, s.reg, "profiles", prof, true)
+	s.waitReady(t)
+	r, err := promov1.NewScoringServiceClient(s.conn).Score(context.Background(), &promov1.ScoreRequest{UserId: "alice"})
+	if err != nil || !r.KnownUser || r.UserId != "alice" || r.Segment != "loyal" {
+		t.Fatalf("score by the shop's id: %+v %v", r, err)
+	}
+	ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+adminToken)
+	ev := promov1.NewEventServiceClient(s.conn)
+	if _, err := ev.Ingest(ctx, &promov1.IngestRequest{Events: []*promov1.Event{{EventId: "p1", Type: promov1.EventType_EVENT_TYPE_VIEW, Time: timestamppb.Now(), UserId: "alice", ItemId: "a"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ev.EraseUser(ctx, &promov1.EraseUserRequest{UserId: "bob"}); err != nil {
+		t.Fatal(err)
+	}
+	var users []string
+	eventlog.Scan(context.Background(), s.bucket, func(e *eventlog.Event) error { users = append(users, e.User); return nil })
+	if len(users) != 1 || users[0] != p.ID("alice") {
+		t.Fatalf("stored user ids %v, want only the pseudonym", users)
+	}
+	erased, _ := eventlog.ErasedUsers(context.Background(), s.bucket)
+	if !erased[p.ID("bob")] || erased["bob"] {
+		t.Fatalf("erasure recorded as %v", erased)
+	}
+}
