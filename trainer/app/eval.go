@@ -6,9 +6,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
+	"strings"
 
+	"github.com/promoai/promo/registry"
+	"github.com/promoai/promo/registry/providers/inmem"
 	"github.com/promoai/promo/trainer/datasets"
+	"github.com/promoai/promo/trainer/importer"
+	"github.com/promoai/promo/trainer/pipeline"
 	"github.com/promoai/promo/trainer/protocols"
 	"github.com/promoai/promo/trainer/shop"
 )
@@ -16,13 +22,14 @@ import (
 func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("promo-trainer eval", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	protocol := fs.String("protocol", "ml100k", "evaluation protocol: ml100k or uplift")
+	protocol := fs.String("protocol", "ml100k", "evaluation protocol: ml100k, uplift, or events (train and evaluate every model on -file)")
 	data := fs.String("data", "", "dataset folder (default: $PROMO_DATA_DIR/ml-100k or ../shared/data/ml-100k)")
 	k := fs.Int("k", 10, "cut-off for ranking metrics")
 	seed := fs.Uint64("seed", 42, "split seed")
 	neighbors := fs.Int("neighbors", 200, "neighbours kept per item in the served model")
 	asJSON := fs.Bool("json", false, "print one JSON object per model instead of a table")
 	size := fs.String("size", "small", "uplift protocol: synthetic shop size")
+	file := fs.String("file", "", "events protocol: a CSV or JSON Lines file of events")
 	users := fs.Int("users", 0, "uplift protocol: override the number of users")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -61,6 +68,48 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprintf(stdout, "protocol uplift: synthetic shop (%d users, seed %d), T-learner vs ranking by the true effect, Qini on held-out users\n", p.Users, p.Seed)
 		protocols.PrintUplift(stdout, r)
 		return nil
+	case "events":
+		return evalEvents(ctx, *file, *asJSON, stdout, stderr)
 	}
-	return fmt.Errorf("unknown protocol %q (want ml100k or uplift)", *protocol)
+	return fmt.Errorf("unknown protocol %q (want ml100k, uplift or events)", *protocol)
+}
+
+// evalEvents imports a CSV or JSON Lines file into memory, runs a full
+// training run on it (time-based holdout) and prints each model's metrics.
+func evalEvents(ctx context.Context, file string, asJSON bool, stdout, stderr io.Writer) error {
+	if file == "" {
+		return fmt.Errorf("eval -protocol events needs -file")
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	b := inmem.New()
+	sink := &importer.Sink{Bucket: b}
+	var sum *importer.Summary
+	if strings.HasSuffix(file, ".csv") {
+		sum, err = importer.ImportCSV(ctx, f, sink)
+	} else {
+		sum, err = importer.ImportJSONL(ctx, f, sink)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "imported %d events (%d rejected)\n", sum.Accepted, sum.Rejected)
+	res, err := pipeline.Run(ctx, registry.New(b), pipeline.Config{Logger: NewLogger("text", io.Discard)})
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		for _, o := range res.Outcomes {
+			if err := enc.Encode(o); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	PrintResult(stdout, res)
+	return nil
 }
