@@ -36,18 +36,7 @@ const RequestIDHeader = "X-Request-Id"
 
 // NewHandler returns an http.Handler serving every RPC of promo.v1 over conn.
 func NewHandler(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler, error) {
-	if opts.MaxBodyBytes == 0 {
-		opts.MaxBodyBytes = 4 << 20
-	}
-	mux := runtime.NewServeMux(
-		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.HTTPBodyMarshaler{Marshaler: &runtime.JSONPb{
-			MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true},
-			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
-		}}),
-		runtime.WithMetadata(func(_ context.Context, r *http.Request) metadata.MD {
-			return metadata.Pairs("x-request-id", r.Header.Get(RequestIDHeader))
-		}),
-	)
+	mux := newMux()
 	for name, register := range map[string]func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
 		"scoring":         promov1.RegisterScoringServiceHandler,
 		"recommendations": promov1.RegisterRecommendationServiceHandler,
@@ -60,13 +49,64 @@ func NewHandler(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.
 			return nil, fmt.Errorf("register %s gateway: %w", name, err)
 		}
 	}
+	return wrap(mux, opts), nil
+}
+
+// Services are in-process implementations of every promo.v1 service. The
+// caller must make each one apply the same interceptors (authentication,
+// limits, metrics) as its gRPC server: the gateway calls them directly.
+type Services struct {
+	Scoring         promov1.ScoringServiceServer
+	Recommendations promov1.RecommendationServiceServer
+	Promotions      promov1.PromotionServiceServer
+	Events          promov1.EventServiceServer
+	Registry        promov1.RegistryServiceServer
+	Status          promov1.StatusServiceServer
+}
+
+// NewLocalHandler serves REST by calling the services in the same process,
+// skipping a gRPC round trip (encoding, HTTP/2 framing, decoding).
+func NewLocalHandler(ctx context.Context, s Services, opts Options) (http.Handler, error) {
+	mux := newMux()
+	errs := []error{
+		promov1.RegisterScoringServiceHandlerServer(ctx, mux, s.Scoring),
+		promov1.RegisterRecommendationServiceHandlerServer(ctx, mux, s.Recommendations),
+		promov1.RegisterPromotionServiceHandlerServer(ctx, mux, s.Promotions),
+		promov1.RegisterEventServiceHandlerServer(ctx, mux, s.Events),
+		promov1.RegisterRegistryServiceHandlerServer(ctx, mux, s.Registry),
+		promov1.RegisterStatusServiceHandlerServer(ctx, mux, s.Status),
+	}
+	for _, err := range errs {
+		if err != nil {
+			return nil, fmt.Errorf("register gateway: %w", err)
+		}
+	}
+	return wrap(mux, opts), nil
+}
+
+func newMux() *runtime.ServeMux {
+	return runtime.NewServeMux(
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.HTTPBodyMarshaler{Marshaler: &runtime.JSONPb{
+			MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true},
+			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+		}}),
+		runtime.WithMetadata(func(_ context.Context, r *http.Request) metadata.MD {
+			return metadata.Pairs("x-request-id", r.Header.Get(RequestIDHeader))
+		}),
+	)
+}
+
+func wrap(mux *runtime.ServeMux, opts Options) http.Handler {
+	if opts.MaxBodyBytes == 0 {
+		opts.MaxBodyBytes = 4 << 20
+	}
 	top := http.NewServeMux()
 	top.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(promov1.OpenAPIv2)
 	})
 	top.Handle("/v1/", limitBody(mux, opts.MaxBodyBytes))
-	return withRequestID(top), nil
+	return withRequestID(top)
 }
 
 // limitBody refuses bodies over max bytes with 413 and a JSON error.

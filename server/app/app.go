@@ -29,11 +29,9 @@ import (
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
-	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/promoai/promo/gateway"
 	promov1 "github.com/promoai/promo/proto/promo/v1"
@@ -203,8 +201,9 @@ func Run(ctx context.Context, o Options, logOut io.Writer) error {
 		}
 		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
+	chain := []grpc.UnaryServerInterceptor{observe(met, log, o.LogRequests, o.DefaultTimeout), limit(o.MaxConcurrent, met), policy.UnaryInterceptor}
 	gopts := []grpc.ServerOption{
-		grpc.ChainUnaryInterceptor(observe(met, log, o.LogRequests, o.DefaultTimeout), limit(o.MaxConcurrent, met), policy.UnaryInterceptor),
+		grpc.ChainUnaryInterceptor(chain...),
 		grpc.ChainStreamInterceptor(policy.StreamInterceptor),
 		grpc.MaxRecvMsgSize(o.MaxRecvBytes),
 	}
@@ -217,9 +216,12 @@ func Run(ctx context.Context, o Options, logOut io.Writer) error {
 	promov1.RegisterScoringServiceServer(srv, serving)
 	promov1.RegisterRecommendationServiceServer(srv, serving)
 	promov1.RegisterPromotionServiceServer(srv, serving)
-	promov1.RegisterEventServiceServer(srv, &api.Events{Writer: writer, Bucket: bkt, Now: time.Now, Pseudonyms: pseudo})
-	promov1.RegisterRegistryServiceServer(srv, &api.Registry{Reg: reg})
-	promov1.RegisterStatusServiceServer(srv, &api.Status{Models: set})
+	events := &api.Events{Writer: writer, Bucket: bkt, Now: time.Now, Pseudonyms: pseudo}
+	registrySvc := &api.Registry{Reg: reg}
+	statusSvc := &api.Status{Models: set}
+	promov1.RegisterEventServiceServer(srv, events)
+	promov1.RegisterRegistryServiceServer(srv, registrySvc)
+	promov1.RegisterStatusServiceServer(srv, statusSvc)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(srv, hs)
 	reflection.Register(srv)
@@ -306,27 +308,11 @@ func Run(ctx context.Context, o Options, logOut io.Writer) error {
 			mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 		}
 		if o.Gateway {
-			// The in-process gateway reaches the gRPC server through an
-			// in-memory listener: same interceptors (auth, limits, metrics)
-			// as any client, without a second trip through the kernel.
-			mem := bufconn.Listen(1 << 20)
-			g.Go(func() error {
-				if err := srv.Serve(mem); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-					return fmt.Errorf("grpc serve (in-process gateway): %w", err)
-				}
-				return nil
-			})
-			creds := insecure.NewCredentials()
-			if tlsCfg != nil {
-				creds = credentials.NewTLS(&tls.Config{InsecureSkipVerify: true}) // in-memory link to ourselves
-			}
-			conn, err := grpc.NewClient("passthrough:///in-process", grpc.WithTransportCredentials(creds),
-				grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return mem.DialContext(ctx) }))
-			if err != nil {
-				return err
-			}
-			defer conn.Close()
-			gw, err := gateway.NewHandler(ctx, conn, gateway.Options{MaxBodyBytes: int64(o.MaxRecvBytes)})
+			// The in-process gateway calls the services directly, through
+			// the same interceptors (auth, limits, metrics, logs) as gRPC
+			// calls, without a gRPC round trip.
+			gw, err := gateway.NewLocalHandler(ctx, localServices(chain, serving, serving, serving, events, registrySvc, statusSvc),
+				gateway.Options{MaxBodyBytes: int64(o.MaxRecvBytes)})
 			if err != nil {
 				return err
 			}
