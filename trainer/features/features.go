@@ -160,7 +160,7 @@ type userAgg struct {
 	firstBuyDay, lastBuyDay  float64
 	categories               map[string]struct{}
 	exposuresBefore, redeems int
-	items                    map[int32]float64 // CF weights before cutoff
+	items                    ItemWeights // CF weights before cutoff
 	purchasedItems           map[int32]struct{}
 	recent                   []recentItem
 	// After cutoff.
@@ -207,7 +207,7 @@ func (b *Builder) item(id string) int32 {
 func (b *Builder) user(id string) *userAgg {
 	u := b.users[id]
 	if u == nil {
-		u = &userAgg{id: id, categories: map[string]struct{}{}, items: map[int32]float64{}, purchasedItems: map[int32]struct{}{}}
+		u = &userAgg{id: id, categories: map[string]struct{}{}, purchasedItems: map[int32]struct{}{}}
 		b.users[id] = u
 	}
 	return u
@@ -297,9 +297,9 @@ func (b *Builder) Add(e *eventlog.Event) {
 			u.categories[c] = struct{}{}
 		}
 		if w := b.cfg.InteractionWeights[e.Type]; w > 0 {
-			u.items[it] += w
+			u.items.Add(it, w)
 			if len(u.items) > b.cfg.MaxItemsPerUser*3/2 {
-				pruneItems(u.items, b.cfg.MaxItemsPerUser)
+				u.items.Prune(b.cfg.MaxItemsPerUser)
 				b.Report.PrunedUsers++
 			}
 			b.items[it].Popularity += w
@@ -392,7 +392,7 @@ type UserRow struct {
 	Spend float64
 	// Interactions before the cutoff, for collaborative filtering, and in
 	// the label period (the time-based holdout of the recommender).
-	Items     map[int32]float64
+	Items     ItemWeights
 	After     map[int32]float64
 	Purchased map[int32]struct{}
 	Recent    []int32 // most recent last
@@ -501,22 +501,6 @@ func (b *Builder) Finish() *Dataset {
 	b.Report.ItemsSeen = len(b.items)
 	ds.Report = b.Report
 	return ds
-}
-
-// pruneItems keeps the n items with the largest weights.
-func pruneItems(m map[int32]float64, n int) {
-	type kv struct {
-		k int32
-		v float64
-	}
-	all := make([]kv, 0, len(m))
-	for k, v := range m {
-		all = append(all, kv{k, v})
-	}
-	sort.Slice(all, func(i, j int) bool { return all[i].v > all[j].v || all[i].v == all[j].v && all[i].k < all[j].k })
-	for _, x := range all[n:] {
-		delete(m, x.k)
-	}
 }
 
 func safeDiv(a, b float64) float64 {

@@ -3,7 +3,6 @@ package pipeline
 import (
 	"fmt"
 	"math"
-	"sort"
 
 	"github.com/promoai/promo/registry/artifact"
 	"github.com/promoai/promo/trainer/eval"
@@ -31,15 +30,13 @@ func (c RecConfig) String() string {
 
 // interactions turns user rows into a CF matrix with log-damped weights, so
 // a user who viewed an item twenty times does not drown out everything else.
-func interactions(users []features.UserRow, nItems int, pick func(features.UserRow) map[int32]float64) *fit.Interactions {
+func interactions(users []features.UserRow, nItems int) *fit.Interactions {
 	m := &fit.Interactions{NumItems: nItems, Users: make([][]artifact.Weighted, len(users))}
 	for u, row := range users {
-		items := pick(row)
-		ws := make([]artifact.Weighted, 0, len(items))
-		for it, w := range items {
-			ws = append(ws, artifact.Weighted{Item: it, Weight: float32(1 + math.Log(math.Max(w, 1)))})
+		ws := make([]artifact.Weighted, len(row.Items))
+		for i, iw := range row.Items { // already sorted by item
+			ws[i] = artifact.Weighted{Item: iw.Item, Weight: float32(1 + math.Log(math.Max(float64(iw.W), 1)))}
 		}
-		sort.Slice(ws, func(a, b int) bool { return ws[a].Item < ws[b].Item })
 		m.Users[u] = ws
 	}
 	return m
@@ -143,12 +140,12 @@ func fitRecommender(train, now *features.Dataset, _ []bool, cfg Config) (*candid
 	if nItems == 0 {
 		return nil, fmt.Errorf("%w: no items", fit.ErrNoData)
 	}
-	trainM := interactions(train.Users, nItems, func(r features.UserRow) map[int32]float64 { return r.Items })
+	trainM := interactions(train.Users, nItems)
 	test := make([]map[int32]bool, len(train.Users))
 	evalUsers := 0
 	for u, row := range train.Users {
 		for it := range row.After {
-			if _, seen := row.Items[it]; !seen {
+			if !row.Items.Has(it) {
 				if test[u] == nil {
 					test[u] = map[int32]bool{}
 				}
@@ -207,7 +204,7 @@ func fitRecommender(train, now *features.Dataset, _ []bool, cfg Config) (*candid
 	}
 	// The served model is refitted on all interactions with the chosen
 	// configuration, so it knows the newest items and behaviour.
-	allM := interactions(now.Users, len(now.Items), func(r features.UserRow) map[int32]float64 { return r.Items })
+	allM := interactions(now.Users, len(now.Items))
 	final, err := FitItemSim(allM, catalogueOf(now.Items), best)
 	if err != nil {
 		return nil, err
