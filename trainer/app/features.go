@@ -44,7 +44,7 @@ func featuresCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	fmt.Fprintf(stdout, "events %d (duplicates %d, erased %d) in %d batches -> %d users, %d items\n", st.Events, st.Duplicates, st.Erased, st.Batches, len(ds.Users), len(ds.Items))
-	fmt.Fprintf(stdout, "cleaning: used %d, dropped %v, bot-like users %d\n", ds.Report.Used, ds.Report.Dropped, ds.Report.BotUsers)
+	fmt.Fprintf(stdout, "cleaning: used %d, dropped %v, bot-like users %d, items without attributes %d\n", ds.Report.Used, ds.Report.Dropped, ds.Report.BotUsers, ds.Report.UnknownItems)
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)

@@ -104,16 +104,19 @@ func (c *Config) defaults() {
 
 // Report says what cleaning dropped and why.
 type Report struct {
-	Events         int            `json:"events"`
-	Used           int            `json:"used"`
-	Dropped        map[string]int `json:"dropped"` // reason -> count
-	BotUsers       int            `json:"bot_users"`
-	UnknownItems   int            `json:"unknown_items"`
-	FirstEvent     time.Time      `json:"first_event"`
-	LastEvent      time.Time      `json:"last_event"`
-	UsersSeen      int            `json:"users_seen"`
-	ItemsSeen      int            `json:"items_seen"`
-	ExposuresAfter int            `json:"exposures_after_cutoff"`
+	Events   int            `json:"events"`
+	Used     int            `json:"used"`
+	Dropped  map[string]int `json:"dropped"` // reason -> count
+	BotUsers int            `json:"bot_users"`
+	// UnknownItems counts items that behaviour events name but no
+	// item_upsert describes; their interactions are kept (they still say
+	// what goes together), but they have no category or price.
+	UnknownItems   int       `json:"unknown_items"`
+	FirstEvent     time.Time `json:"first_event"`
+	LastEvent      time.Time `json:"last_event"`
+	UsersSeen      int       `json:"users_seen"`
+	ItemsSeen      int       `json:"items_seen"`
+	ExposuresAfter int       `json:"exposures_after_cutoff"`
 	// PrunedUsers counts how often a user's item row hit MaxItemsPerUser.
 	PrunedUsers int `json:"pruned_item_rows"`
 }
@@ -124,10 +127,11 @@ func (r *Report) drop(reason string) {
 
 // Item is what processing knows of an item.
 type Item struct {
-	ID       string
-	Category string
-	Price    float64
-	Cost     float64
+	Described bool // an item_upsert was seen
+	ID        string
+	Category  string
+	Price     float64
+	Cost      float64
 	// Interactions before cutoff (weighted) — popularity.
 	Popularity float64
 }
@@ -232,7 +236,7 @@ func (b *Builder) Add(e *eventlog.Event) {
 	}
 	if e.Type == eventlog.TypeItemUpsert {
 		it := &b.items[b.item(e.Item)]
-		it.Category, it.Price, it.Cost = e.ItemAttrs.Category, e.ItemAttrs.Price, e.ItemAttrs.Cost
+		it.Category, it.Price, it.Cost, it.Described = e.ItemAttrs.Category, e.ItemAttrs.Price, e.ItemAttrs.Cost, true
 		b.Report.Used++
 		return
 	}
@@ -495,6 +499,11 @@ func (b *Builder) Finish() *Dataset {
 				}
 			}
 			ds.Exposures = append(ds.Exposures, out)
+		}
+	}
+	for _, it := range b.items {
+		if !it.Described {
+			b.Report.UnknownItems++
 		}
 	}
 	b.Report.UsersSeen = len(b.users)

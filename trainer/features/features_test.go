@@ -1,0 +1,37 @@
+package features_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/promoai/promo/registry/eventlog"
+	"github.com/promoai/promo/trainer/features"
+)
+
+func TestCleaningReport(t *testing.T) {
+	t0 := time.Now().Add(-48 * time.Hour).Truncate(time.Hour)
+	b := features.NewBuilder(features.Config{Cutoff: t0.Add(24 * time.Hour), MaxEventsPerUserDay: 50})
+	add := func(e eventlog.Event) { b.Add(&e) }
+	add(eventlog.Event{ID: "i1", Type: eventlog.TypeItemUpsert, Time: t0, Item: "a", ItemAttrs: &eventlog.ItemAttrs{Category: "c", Price: 10}})
+	add(eventlog.Event{ID: "v1", Type: eventlog.TypeView, Time: t0.Add(time.Minute), User: "u", Item: "a", Session: "s"})
+	add(eventlog.Event{ID: "v2", Type: eventlog.TypeView, Time: t0.Add(2 * time.Minute), User: "u", Item: "ghost", Session: "s"})
+	add(eventlog.Event{ID: "p1", Type: eventlog.TypePurchase, Time: t0.Add(3 * time.Minute), User: "u", Item: "a", Quantity: 1, UnitPrice: 10, Order: "o"})
+	add(eventlog.Event{ID: "bad", Type: eventlog.TypePurchase, Time: t0, User: "u", Item: "a", Quantity: -1})
+	add(eventlog.Event{ID: "rich", Type: eventlog.TypePurchase, Time: t0, User: "u", Item: "a", Quantity: 1, UnitPrice: 5e6})
+	for i := 0; i < 60; i++ { // a bot
+		add(eventlog.Event{ID: fmt.Sprint("bot", i), Type: eventlog.TypeView, Time: t0.Add(time.Duration(i) * time.Second), User: "bot", Item: "a"})
+	}
+	ds := b.Finish()
+	r := ds.Report
+	if r.Dropped["invalid"] != 1 || r.Dropped["price_outlier"] != 1 || r.BotUsers != 1 || r.UnknownItems != 1 {
+		t.Fatalf("report: %+v", r)
+	}
+	if len(ds.Users) != 1 || ds.Users[0].ID != "u" {
+		t.Fatalf("users: %+v", ds.Users)
+	}
+	f := ds.Users[0].Features
+	if f[features.Index("frequency")] != 1 || f[features.Index("views")] != 2 || f[features.Index("avg_viewed_price")] != 10 || f[features.Index("sessions")] != 1 {
+		t.Fatalf("features: %v", f)
+	}
+}
