@@ -63,7 +63,7 @@ func Binary() (string, error) {
 	if p := os.Getenv("PROMO_S3_SERVER_BIN"); p != "" {
 		return p, nil
 	}
-	root, err := repoRoot()
+	root, err := RepoRoot()
 	if err != nil {
 		return "", err
 	}
@@ -97,8 +97,9 @@ func Binary() (string, error) {
 	return bin, nil
 }
 
-// repoRoot walks up from the working directory to the folder with go.work.
-func repoRoot() (string, error) {
+// RepoRoot walks up from the working directory to the folder with go.work,
+// for tests that build or read files of the repository.
+func RepoRoot() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
 		return "", err

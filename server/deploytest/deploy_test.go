@@ -7,6 +7,7 @@ package deploytest
 import (
 	"bytes"
 	"errors"
+	"github.com/promoai/promo/registry/s3server"
 	"io"
 	"os"
 	"os/exec"
@@ -19,16 +20,11 @@ import (
 )
 
 func repoRoot(t *testing.T) string {
-	dir, _ := os.Getwd()
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
-			return dir
-		}
-		if filepath.Dir(dir) == dir {
-			t.Fatal("no go.work above the test")
-		}
-		dir = filepath.Dir(dir)
+	root, err := s3server.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
 	}
+	return root
 }
 
 var flagLine = regexp.MustCompile(`^\s+-([a-z0-9][a-z0-9.\-]*)`)

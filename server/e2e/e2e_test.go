@@ -25,16 +25,11 @@ import (
 )
 
 func repoRoot(t *testing.T) string {
-	dir, _ := os.Getwd()
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
-			return dir
-		}
-		if filepath.Dir(dir) == dir {
-			t.Fatal("no go.work above the test")
-		}
-		dir = filepath.Dir(dir)
+	root, err := s3server.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
 	}
+	return root
 }
 
 func freeAddr(t *testing.T) string {

@@ -200,11 +200,7 @@ func itoa(k int) string {
 // targeted (by descending score), y = treated conversions minus control
 // conversions scaled to the treated count. It starts at (0, 0).
 func QiniCurve(y, uplift []float64, treated []bool) (xs, ys []float64) {
-	idx := make([]int, len(y))
-	for i := range idx {
-		idx[i] = i
-	}
-	sort.SliceStable(idx, func(a, b int) bool { return uplift[idx[a]] > uplift[idx[b]] })
+	idx := rankByScore(uplift)
 	xs, ys = []float64{0}, []float64{0}
 	var nt, nc, yt, yc float64
 	for k, i := range idx {
@@ -237,6 +233,16 @@ func trapezoid(xs, ys []float64) float64 {
 	return a
 }
 
+// rankByScore returns row indices by descending score (stable for ties).
+func rankByScore(score []float64) []int {
+	idx := make([]int, len(score))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return score[idx[a]] > score[idx[b]] })
+	return idx
+}
+
 // Qini is the normalized Qini coefficient (scikit-uplift qini_auc_score with
 // negative_effect=True): the model's area above the random line divided by
 // the perfect model's. 1 is perfect, 0 random.
@@ -262,11 +268,7 @@ func Qini(y, uplift []float64, treated []bool) float64 {
 // UpliftAtK is the observed treated minus control conversion rate among the
 // top share (e.g. 0.3) of users ranked by predicted uplift.
 func UpliftAtK(y, uplift []float64, treated []bool, share float64) float64 {
-	idx := make([]int, len(y))
-	for i := range idx {
-		idx[i] = i
-	}
-	sort.SliceStable(idx, func(a, b int) bool { return uplift[idx[a]] > uplift[idx[b]] })
+	idx := rankByScore(uplift)
 	n := int(math.Ceil(share * float64(len(idx))))
 	var nt, nc, yt, yc float64
 	for _, i := range idx[:n] {

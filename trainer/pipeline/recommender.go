@@ -73,24 +73,27 @@ func EvaluateItemSim(s *artifact.ItemSim, train *fit.Interactions, test []map[in
 	r := eval.NewRanking(k, len(s.Items))
 	scores := make([]float32, len(s.Items))
 	for u, hist := range train.Users {
-		if len(test[u]) == 0 {
-			continue
+		if len(test[u]) > 0 {
+			r.Add(rankUnseen(s, hist, scores, k), test[u])
 		}
-		for i := range scores {
-			scores[i] = 0
-		}
-		s.ScoreAll(hist, scores)
-		// Popularity breaks ties and ranks items no neighbour reached.
-		for i, p := range s.Popularity {
-			scores[i] += 1e-6 * p
-		}
-		seen := make(map[int32]bool, len(hist))
-		for _, h := range hist {
-			seen[h.Item] = true
-		}
-		r.Add(artifact.TopK(scores, k, func(i int32) bool { return seen[i] }), test[u])
 	}
 	return r.Metrics()
+}
+
+// rankUnseen returns the top k items not in the user's history, scored by
+// the model with popularity breaking ties (and ranking items no neighbour
+// reached). scores is scratch space of catalogue length.
+func rankUnseen(s *artifact.ItemSim, hist []artifact.Weighted, scores []float32, k int) []int32 {
+	clear(scores)
+	s.ScoreAll(hist, scores)
+	for i, p := range s.Popularity {
+		scores[i] += 1e-6 * p
+	}
+	seen := make(map[int32]bool, len(hist))
+	for _, h := range hist {
+		seen[h.Item] = true
+	}
+	return artifact.TopK(scores, k, func(i int32) bool { return seen[i] })
 }
 
 // PrecisionCurve returns precision@k for k = 1..maxK, ranking as
@@ -104,17 +107,8 @@ func PrecisionCurve(s *artifact.ItemSim, train *fit.Interactions, test []map[int
 			continue
 		}
 		users++
-		clear(scores)
-		s.ScoreAll(hist, scores)
-		for i, p := range s.Popularity {
-			scores[i] += 1e-6 * p
-		}
-		seen := make(map[int32]bool, len(hist))
-		for _, h := range hist {
-			seen[h.Item] = true
-		}
 		hits := 0
-		for i, it := range artifact.TopK(scores, maxK, func(i int32) bool { return seen[i] }) {
+		for i, it := range rankUnseen(s, hist, scores, maxK) {
 			if test[u][it] {
 				hits++
 			}
