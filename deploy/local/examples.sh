@@ -16,7 +16,7 @@ cat <<TXT
    curl -s -X POST http://$http/v1/score -d '{"userId":"u12","explain":true}'
    curl -s -X POST http://$http/v1/recommend -d '{"userId":"u12","k":5,"sessionItemIds":["i5"]}'
    curl -s http://$http/v1/items/i5/similar?k=5
-   curl -s -X POST http://$http/v1/offers -d '{"userId":"u2","cart":{"lines":[{"itemId":"i7","quantity":1,"unitPrice":30}]}}'
+   curl -s -X POST http://$http/v1/offers -d '{"userId":"u0","cart":{"lines":[{"itemId":"i7","quantity":1,"unitPrice":30}]}}'
    curl -s http://$http/v1/models
    curl -s http://$http/v1/status
    curl -s -X POST http://$http/v1/events:ingest -H "Authorization: Bearer $token" \\
