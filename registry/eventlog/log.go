@@ -158,6 +158,11 @@ func (d *dedup) add(id string) bool {
 // (within DedupWindow) are skipped, and events of erased users are left out.
 // Memory is bounded by the dedup window, not by the size of the log.
 func Scan(ctx context.Context, b registry.Bucket, fn func(*Event) error) (Stats, error) {
+	return ScanWithProgress(ctx, b, fn, nil)
+}
+
+// ScanWithProgress is Scan calling progress(done, total) after each batch.
+func ScanWithProgress(ctx context.Context, b registry.Bucket, fn func(*Event) error, progress func(done, total int)) (Stats, error) {
 	var st Stats
 	erased, err := ErasedUsers(ctx, b)
 	if err != nil {
@@ -185,6 +190,9 @@ func Scan(ctx context.Context, b registry.Bucket, fn func(*Event) error) (Stats,
 		})
 		if err != nil {
 			return st, err
+		}
+		if progress != nil {
+			progress(st.Batches, len(names))
 		}
 	}
 	return st, nil

@@ -111,7 +111,8 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	cfg := pipeline.Config{Alias: o.Alias, Tolerance: o.Tolerance, Seed: o.Seed, Models: splitList(o.Models), Logger: log}
+	cfg := pipeline.Config{Alias: o.Alias, Tolerance: o.Tolerance, Seed: o.Seed, Models: splitList(o.Models), Logger: log,
+		Progress: newProgress(stderr, log).update}
 	job := func(ctx context.Context) error {
 		runCfg := cfg
 		dir := report.Dir(time.Now())

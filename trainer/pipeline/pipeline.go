@@ -57,6 +57,9 @@ type Config struct {
 	EASELambdas []float64
 	// Neighbors kept per item (default 200; EASE keeps the largest by magnitude).
 	Neighbors int
+	// Progress, when set, hears how far each long step is: the step name
+	// and done/total units (event-log batches).
+	Progress func(step string, done, total int)
 	// ReportPath, when set, is recorded in every manifest as where this
 	// run's evaluation report is published.
 	ReportPath string
@@ -173,7 +176,7 @@ func Run(ctx context.Context, reg *registry.Registry, cfg Config) (*Result, erro
 
 	// Pass 1: find the data window.
 	var first, last time.Time
-	st, err := eventlog.Scan(ctx, bkt, func(e *eventlog.Event) error {
+	st, err := eventlog.ScanWithProgress(ctx, bkt, func(e *eventlog.Event) error {
 		if first.IsZero() || e.Time.Before(first) {
 			first = e.Time
 		}
@@ -181,7 +184,7 @@ func Run(ctx context.Context, reg *registry.Registry, cfg Config) (*Result, erro
 			last = e.Time
 		}
 		return nil
-	})
+	}, cfg.progress("scan event log"))
 	if err != nil {
 		return nil, fmt.Errorf("read event log: %w", err)
 	}
@@ -195,11 +198,11 @@ func Run(ctx context.Context, reg *registry.Registry, cfg Config) (*Result, erro
 	log.Info("event log scanned", "batches", st.Batches, "events", st.Events, "duplicates", st.Duplicates, "erased_user_events", st.Erased, "from", first, "to", last, "cutoff", cutoff)
 
 	// Pass 2: training data as of the cutoff. Pass 3: profiles as of now.
-	train, err := build(ctx, bkt, features.Config{Cutoff: cutoff, Horizon: cfg.Horizon})
+	train, err := build(ctx, bkt, features.Config{Cutoff: cutoff, Horizon: cfg.Horizon}, cfg.progress("training features"))
 	if err != nil {
 		return nil, err
 	}
-	now, err := build(ctx, bkt, features.Config{Cutoff: last.Add(time.Second), Horizon: cfg.Horizon})
+	now, err := build(ctx, bkt, features.Config{Cutoff: last.Add(time.Second), Horizon: cfg.Horizon}, cfg.progress("profile features"))
 	if err != nil {
 		return nil, err
 	}
@@ -269,12 +272,19 @@ func TrainingData(ctx context.Context, bkt registry.Bucket, cfg Config) (*featur
 	if last.Sub(first) <= cfg.Horizon {
 		return nil, fmt.Errorf("%w: events span %s, shorter than the %s label horizon", registry.ErrPrecondition, last.Sub(first), cfg.Horizon)
 	}
-	return build(ctx, bkt, features.Config{Cutoff: last.Add(-cfg.Horizon), Horizon: cfg.Horizon})
+	return build(ctx, bkt, features.Config{Cutoff: last.Add(-cfg.Horizon), Horizon: cfg.Horizon}, nil)
 }
 
-func build(ctx context.Context, bkt registry.Bucket, fc features.Config) (*features.Dataset, error) {
+func (c *Config) progress(step string) func(done, total int) {
+	if c.Progress == nil {
+		return nil
+	}
+	return func(done, total int) { c.Progress(step, done, total) }
+}
+
+func build(ctx context.Context, bkt registry.Bucket, fc features.Config, progress func(done, total int)) (*features.Dataset, error) {
 	b := features.NewBuilder(fc)
-	if _, err := eventlog.Scan(ctx, bkt, func(e *eventlog.Event) error { b.Add(e); return nil }); err != nil {
+	if _, err := eventlog.ScanWithProgress(ctx, bkt, func(e *eventlog.Event) error { b.Add(e); return nil }, progress); err != nil {
 		return nil, fmt.Errorf("read event log: %w", err)
 	}
 	return b.Finish(), nil
