@@ -40,6 +40,7 @@ var Names = []string{
 	"recent_views_14d",    // views in the last 14 days before cutoff
 	"avg_viewed_price",    // mean price of viewed items (price sensitivity)
 	"views_per_session",   // browsing depth
+	"top_category_share",  // share of interactions in the favourite category (affinity)
 }
 
 // Index of a feature name in Names, -1 if unknown.
@@ -162,7 +163,7 @@ type userAgg struct {
 	lastOrder, lastSession   string
 	purchases2               int // purchases counted for the cycle
 	firstBuyDay, lastBuyDay  float64
-	categories               map[string]struct{}
+	categories               map[string]int // interactions per category
 	exposuresBefore, redeems int
 	items                    ItemWeights // CF weights before cutoff
 	purchasedItems           map[int32]struct{}
@@ -211,7 +212,7 @@ func (b *Builder) item(id string) int32 {
 func (b *Builder) user(id string) *userAgg {
 	u := b.users[id]
 	if u == nil {
-		u = &userAgg{id: id, categories: map[string]struct{}{}, purchasedItems: map[int32]struct{}{}}
+		u = &userAgg{id: id, categories: map[string]int{}, purchasedItems: map[int32]struct{}{}}
 		b.users[id] = u
 	}
 	return u
@@ -298,7 +299,7 @@ func (b *Builder) Add(e *eventlog.Event) {
 	if e.Item != "" {
 		it = b.item(e.Item)
 		if c := b.items[it].Category; c != "" {
-			u.categories[c] = struct{}{}
+			u.categories[c]++
 		}
 		if w := b.cfg.InteractionWeights[e.Type]; w > 0 {
 			u.items.Add(it, w)
@@ -473,6 +474,7 @@ func (b *Builder) Finish() *Dataset {
 			float64(u.recentViews),
 			safeDiv(u.viewedPriceSum, float64(u.pricedViews)),
 			safeDiv(float64(u.views), float64(u.sessions)),
+			topShare(u.categories),
 		}
 		u.trimRecent(b.cfg.RecentItems)
 		recent := make([]int32, len(u.recent))
@@ -510,6 +512,15 @@ func (b *Builder) Finish() *Dataset {
 	b.Report.ItemsSeen = len(b.items)
 	ds.Report = b.Report
 	return ds
+}
+
+func topShare(counts map[string]int) float64 {
+	top, all := 0, 0
+	for _, n := range counts {
+		top = max(top, n)
+		all += n
+	}
+	return safeDiv(float64(top), float64(all))
 }
 
 func safeDiv(a, b float64) float64 {
