@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/promoai/promo/registry"
 	"github.com/promoai/promo/registry/providers/fs"
@@ -164,6 +165,24 @@ func TestPromoteRollbackHistory(t *testing.T) {
 	}
 	if h[4].From != "" || h[4].To != v1 || h[4].Reason != "better "+v1 {
 		t.Fatalf("oldest entry: %+v", h[4])
+	}
+}
+
+func TestPruneClearsAbandonedPublishes(t *testing.T) {
+	ctx := context.Background()
+	b := inmem.New()
+	r := registry.New(b)
+	publish(t, r, "m", "kept")
+	old := time.Now().UTC().Add(-2*time.Hour).Format("20060102T150405.000Z") + "-0ld000"
+	fresh := registry.NewVersionID(time.Now())
+	registry.UploadBytes(ctx, b, registry.BlobPath("m", old, "model.bin"), []byte("half"))
+	registry.UploadBytes(ctx, b, registry.BlobPath("m", fresh, "model.bin"), []byte("in progress"))
+	deleted, err := r.Prune(ctx, "m", 5, 5)
+	if err != nil || len(deleted) != 1 || deleted[0] != old {
+		t.Fatalf("deleted %v, %v; want only the abandoned %s", deleted, err, old)
+	}
+	if _, err := b.Get(ctx, registry.BlobPath("m", fresh, "model.bin")); err != nil {
+		t.Fatal("a publish that may still be running was cleared")
 	}
 }
 
