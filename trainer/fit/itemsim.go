@@ -220,3 +220,33 @@ func Popularity(m *Interactions) []float32 {
 	}
 	return pop
 }
+
+// ContentFallback gives items that collaborative filtering knows nothing
+// about (no interactions, so no neighbours) content-based neighbours: the
+// k most popular items of the same category, with small weights so that
+// real co-occurrence always outranks them. A shopper looking at a brand-new
+// item then still sees related items.
+func ContentFallback(nb [][]artifact.Neighbor, items []artifact.Item, pop []float32, k int) {
+	byCat := map[string][]int32{}
+	for i, it := range items {
+		if it.Category != "" && pop[i] > 0 {
+			byCat[it.Category] = append(byCat[it.Category], int32(i))
+		}
+	}
+	for c, list := range byCat {
+		sort.Slice(list, func(a, b int) bool {
+			return pop[list[a]] > pop[list[b]] || pop[list[a]] == pop[list[b]] && list[a] < list[b]
+		})
+		byCat[c] = list[:min(k, len(list))]
+	}
+	for i, it := range items {
+		if len(nb[i]) > 0 || it.Category == "" {
+			continue
+		}
+		for _, j := range byCat[it.Category] {
+			if int(j) != i {
+				nb[i] = append(nb[i], artifact.Neighbor{Item: j, Weight: 0.01 * pop[j]})
+			}
+		}
+	}
+}

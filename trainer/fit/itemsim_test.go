@@ -52,3 +52,15 @@ func TestEASEPrefersCooccurrence(t *testing.T) {
 		t.Fatal("EASE accepted a catalogue above the dense limit")
 	}
 }
+
+func TestContentFallback(t *testing.T) {
+	items := []artifact.Item{{ID: "a", Category: "x"}, {ID: "b", Category: "x"}, {ID: "new", Category: "x"}, {ID: "c", Category: "y"}}
+	nb := [][]artifact.Neighbor{{{Item: 1, Weight: 0.5}}, {{Item: 0, Weight: 0.5}}, nil, nil}
+	ContentFallback(nb, items, []float32{1, 0.5, 0, 0.2}, 5)
+	if len(nb[2]) != 2 || nb[2][0].Item != 0 || nb[2][1].Item != 1 {
+		t.Fatalf("new item neighbours: %+v", nb[2])
+	}
+	if len(nb[0]) != 1 || len(nb[3]) != 0 {
+		t.Fatalf("known items changed or a lone category filled: %+v", nb)
+	}
+}

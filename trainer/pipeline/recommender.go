@@ -61,7 +61,11 @@ func FitItemSim(m *fit.Interactions, items []artifact.Item, c RecConfig) (*artif
 	if err != nil {
 		return nil, err
 	}
-	s := &artifact.ItemSim{Method: c.String(), Items: items, Neighbors: nb, Popularity: fit.Popularity(m)}
+	pop := fit.Popularity(m)
+	if c.Method != "popularity" {
+		fit.ContentFallback(nb, items, pop, 20)
+	}
+	s := &artifact.ItemSim{Method: c.String(), Items: items, Neighbors: nb, Popularity: pop}
 	s.Prepare()
 	return s, nil
 }
