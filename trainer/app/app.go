@@ -43,6 +43,8 @@ type Options struct {
 	Seed      uint64
 	LogFormat string
 	Retries   int
+	CFWeights string
+	HalfLife  time.Duration
 }
 
 // RegisterFlags registers the options.
@@ -59,6 +61,8 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	fs.Uint64Var(&o.Seed, "seed", 42, "seed for data splits and, with -generate, the shop")
 	fs.StringVar(&o.LogFormat, "log.format", "text", "log format: text or json")
 	fs.IntVar(&o.Retries, "retries", 3, "retries with backoff when storage is unavailable")
+	fs.StringVar(&o.CFWeights, "cf.weights", "view=1,add_to_cart=3,purchase=5", "collaborative-filtering weight per event type")
+	fs.DurationVar(&o.HalfLife, "cf.half-life", 0, "decay interaction weights with this half-life (0: no decay), e.g. 720h")
 }
 
 // NewLogger builds the process logger.
@@ -111,8 +115,12 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
+	weights, err := parseWeights(o.CFWeights)
+	if err != nil {
+		return err
+	}
 	cfg := pipeline.Config{Alias: o.Alias, Tolerance: o.Tolerance, Seed: o.Seed, Models: splitList(o.Models), Logger: log,
-		Progress: newProgress(stderr, log).update}
+		Progress: newProgress(stderr, log).update, InteractionWeights: weights, HalfLife: o.HalfLife}
 	job := func(ctx context.Context) error {
 		runCfg := cfg
 		dir := report.Dir(time.Now())
@@ -166,6 +174,24 @@ func withRetries[T any](ctx context.Context, retries int, log *slog.Logger, f fu
 		}
 		delay *= 2
 	}
+}
+
+// parseWeights reads "view=1,add_to_cart=3,purchase=5".
+func parseWeights(s string) (map[string]float64, error) {
+	out := map[string]float64{}
+	for _, kv := range splitList(s) {
+		k, v, ok := strings.Cut(kv, "=")
+		w, err := strconv.ParseFloat(v, 64)
+		valid := false
+		for _, t := range eventlog.Types {
+			valid = valid || t == k
+		}
+		if !ok || err != nil || w < 0 || !valid {
+			return nil, fmt.Errorf("-cf.weights: %q is not event_type=non-negative number", kv)
+		}
+		out[k] = w
+	}
+	return out, nil
 }
 
 func splitList(s string) []string {

@@ -69,8 +69,12 @@ type Config struct {
 	MaxEventsPerUserDay int
 	// MaxUnitPrice drops purchases with absurd prices (default 1e6).
 	MaxUnitPrice float64
-	// InteractionWeights per event type for collaborative filtering.
+	// InteractionWeights per event type for collaborative filtering
+	// (default view 1, add_to_cart 3, purchase 5).
 	InteractionWeights map[string]float64
+	// HalfLife, when positive, decays interaction weights with age: an
+	// interaction HalfLife before the cutoff counts half.
+	HalfLife time.Duration
 	// RecentItems kept per user for the profile (default 20).
 	RecentItems int
 	// MaxItemsPerUser bounds each user's collaborative-filtering row: past
@@ -302,6 +306,9 @@ func (b *Builder) Add(e *eventlog.Event) {
 			u.categories[c]++
 		}
 		if w := b.cfg.InteractionWeights[e.Type]; w > 0 {
+			if b.cfg.HalfLife > 0 { // older interactions count less
+				w *= math.Exp2(-float64(b.cfg.Cutoff.Sub(e.Time)) / float64(b.cfg.HalfLife))
+			}
 			u.items.Add(it, w)
 			if len(u.items) > b.cfg.MaxItemsPerUser*3/2 {
 				u.items.Prune(b.cfg.MaxItemsPerUser)

@@ -57,6 +57,10 @@ type Config struct {
 	EASELambdas []float64
 	// Neighbors kept per item (default 200; EASE keeps the largest by magnitude).
 	Neighbors int
+	// InteractionWeights and HalfLife configure the collaborative-filtering
+	// weights (see features.Config).
+	InteractionWeights map[string]float64
+	HalfLife           time.Duration
 	// Progress, when set, hears how far each long step is: the step name
 	// and done/total units (event-log batches).
 	Progress func(step string, done, total int)
@@ -198,11 +202,11 @@ func Run(ctx context.Context, reg *registry.Registry, cfg Config) (*Result, erro
 	log.Info("event log scanned", "batches", st.Batches, "events", st.Events, "duplicates", st.Duplicates, "erased_user_events", st.Erased, "from", first, "to", last, "cutoff", cutoff)
 
 	// Pass 2: training data as of the cutoff. Pass 3: profiles as of now.
-	train, err := build(ctx, bkt, features.Config{Cutoff: cutoff, Horizon: cfg.Horizon}, cfg.progress("training features"))
+	train, err := build(ctx, bkt, features.Config{Cutoff: cutoff, Horizon: cfg.Horizon, InteractionWeights: cfg.InteractionWeights, HalfLife: cfg.HalfLife}, cfg.progress("training features"))
 	if err != nil {
 		return nil, err
 	}
-	now, err := build(ctx, bkt, features.Config{Cutoff: last.Add(time.Second), Horizon: cfg.Horizon}, cfg.progress("profile features"))
+	now, err := build(ctx, bkt, features.Config{Cutoff: last.Add(time.Second), Horizon: cfg.Horizon, InteractionWeights: cfg.InteractionWeights, HalfLife: cfg.HalfLife}, cfg.progress("profile features"))
 	if err != nil {
 		return nil, err
 	}
