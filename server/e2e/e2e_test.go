@@ -143,7 +143,7 @@ func TestTrainServeSwapOnS3(t *testing.T) {
 		users[i] = fmt.Sprintf("u%d", i)
 	}
 	o := loadtest.Options{GRPCAddr: grpcAddr, Concurrency: 8, Users: users, Token: token}
-	s := loadtest.SwapOptions{Model: "propensity", Alias: "production", Candidate: staging.Version, Changes: 6, Timeout: 1500 * time.Millisecond}
+	s := loadtest.SwapOptions{Model: "propensity", Alias: "production", Candidate: staging.Version, Changes: 6, Timeout: 3 * time.Second}
 	res, err := loadtest.HotSwap(context.Background(), o, s)
 	loadtest.PrintSwap(os.Stdout, res, s)
 	if err != nil {
