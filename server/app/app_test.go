@@ -440,23 +440,35 @@ func TestHotSwapAndCorruptVersion(t *testing.T) {
 	data, _ := os.ReadFile(blob)
 	data[len(data)/2] ^= 0xff
 	os.WriteFile(blob, data, 0o644)
-	time.Sleep(500 * time.Millisecond)
+	// Wait until the server has tried (and failed) to load v3.
+	var st *promov1.GetStatusResponse
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		st, err = promov1.NewStatusServiceClient(s.conn).GetStatus(ctx, &promov1.GetStatusRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(propensityStatus(st).LastError, "checksum") {
+			break
+		}
+	}
+	m := propensityStatus(st)
+	if !strings.Contains(m.LastError, "checksum") || m.LoadFailures == 0 || m.Version != v2 {
+		t.Fatalf("status: %+v", m)
+	}
+	t.Logf("status shows: %s", m.LastError)
 	r, err := sc.Score(ctx, &promov1.ScoreRequest{UserId: "alice"})
 	if err != nil || r.Model.Version != v2 {
 		t.Fatalf("after a corrupt promote: %+v %v (want still %s)", r.GetModel(), err, v2)
 	}
-	st, err := promov1.NewStatusServiceClient(s.conn).GetStatus(ctx, &promov1.GetStatusRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range st.Models {
+}
+
+func propensityStatus(st *promov1.GetStatusResponse) *promov1.LoadedModel {
+	for _, m := range st.GetModels() {
 		if m.Name == "propensity" {
-			if !strings.Contains(m.LastError, "checksum") || m.LoadFailures == 0 || m.Version != v2 {
-				t.Fatalf("status: %+v", m)
-			}
-			t.Logf("status shows: %s", m.LastError)
+			return m
 		}
 	}
+	return &promov1.LoadedModel{}
 }
 
 func TestNotReadyWithoutModels(t *testing.T) {
