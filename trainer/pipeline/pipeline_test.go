@@ -72,6 +72,9 @@ func TestRunPublishesEveryModel(t *testing.T) {
 	if !p.Promoted || p.Metrics["auc"] < 0.6 {
 		t.Fatalf("propensity: %+v", p)
 	}
+	if _, ok := p.Metrics["fairness.gender.max_gap_mean_p"]; !ok {
+		t.Fatalf("no fairness audit in the propensity metrics: %v", p.Metrics)
+	}
 	for _, f := range []string{"age", "gender"} {
 		man, _ := reg.Manifest(ctx, pipeline.ModelPropensity, p.Version)
 		for _, in := range man.InputSchema {

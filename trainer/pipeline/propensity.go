@@ -145,6 +145,7 @@ func vectorFor(row []float64, modelFeatures []string) ([]float64, error) {
 func fitPropensity(ds *features.Dataset, holdout []bool, cfg Config) (*candidate, error) {
 	var Xtr, Xte [][]float64
 	var ytr, yte, str, ste []float64
+	var groups [][]string // protected groups of each holdout row, for the audit
 	for i, u := range ds.Users {
 		if !u.Active {
 			continue // no history before the cutoff: nothing to learn from
@@ -155,6 +156,7 @@ func fitPropensity(ds *features.Dataset, holdout []bool, cfg Config) (*candidate
 		}
 		if holdout[i] {
 			Xte, yte, ste = append(Xte, u.Features), append(yte, y), append(ste, u.Spend)
+			groups = append(groups, protectedGroups(u))
 		} else {
 			Xtr, ytr, str = append(Xtr, u.Features), append(ytr, y), append(str, u.Spend)
 		}
@@ -207,6 +209,9 @@ func fitPropensity(ds *features.Dataset, holdout []bool, cfg Config) (*candidate
 	metrics["baseline_log_loss"] = eval.LogLoss(basePred, yte)
 	metrics["train_users"], metrics["holdout_users"] = float64(len(Xtr)), float64(len(Xte))
 	metrics["holdout_positive_rate"] = mean(yte)
+	for k, v := range fairnessAudit(model, Xte, yte, groups) {
+		metrics[k] = v
+	}
 
 	pred := make([]float64, len(Xte))
 	for i, x := range Xte {
@@ -296,4 +301,70 @@ func containsInt(xs []int, v int) bool {
 		}
 	}
 	return false
+}
+
+// protectedGroups names the audit groups of a user: gender and age band.
+// These attributes are never model inputs; they are only used here.
+func protectedGroups(u features.UserRow) []string {
+	g := []string{"gender=" + orUnknown(u.Gender)}
+	switch {
+	case u.Age <= 0:
+		g = append(g, "age=unknown")
+	case u.Age < 30:
+		g = append(g, "age=<30")
+	case u.Age < 50:
+		g = append(g, "age=30-49")
+	default:
+		g = append(g, "age=50+")
+	}
+	return g
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}
+
+// fairnessAudit compares, per protected group with enough holdout users,
+// the mean predicted probability with the observed purchase rate, and
+// records the largest gap between groups in both (a model that is fair in
+// the calibration sense tracks the observed gap, it does not widen it).
+func fairnessAudit(m *artifact.Propensity, X [][]float64, y []float64, groups [][]string) map[string]float64 {
+	type acc struct{ n, p, y float64 }
+	by := map[string]*acc{}
+	for i, x := range X {
+		p := m.Predict(x, false).Probability
+		for _, g := range groups[i] {
+			a := by[g]
+			if a == nil {
+				a = &acc{}
+				by[g] = a
+			}
+			a.n++
+			a.p += p
+			a.y += y[i]
+		}
+	}
+	out := map[string]float64{}
+	lo, hi := map[string]float64{}, map[string]float64{}
+	for g, a := range by {
+		if a.n < 20 {
+			continue
+		}
+		attr := g[:strings.IndexByte(g, '=')]
+		mp, my := a.p/a.n, a.y/a.n
+		out["fairness."+g+".mean_p"], out["fairness."+g+".observed"], out["fairness."+g+".n"] = mp, my, a.n
+		if _, ok := lo[attr]; !ok || mp < lo[attr] {
+			lo[attr] = mp
+		}
+		if mp > hi[attr] {
+			hi[attr] = mp
+		}
+	}
+	for attr := range lo {
+		out["fairness."+attr+".max_gap_mean_p"] = hi[attr] - lo[attr]
+	}
+	return out
 }
