@@ -29,6 +29,9 @@ type Events struct {
 	Now    func() time.Time
 	// Pseudonyms, when set, replaces user ids before anything is stored.
 	Pseudonyms *eventlog.Pseudonymizer
+	// Erased, when set, learns of erasures at once (serving stops using
+	// the user's profile immediately).
+	Erased *Erasures
 }
 
 var eventTypes = map[promov1.EventType]string{
@@ -120,8 +123,12 @@ func (s *Events) EraseUser(ctx context.Context, req *promov1.EraseUserRequest) (
 		return nil, invalidf("user_id must be 1 to %d bytes of UTF-8", MaxIDLen)
 	}
 	now := s.Now().UTC()
-	if err := eventlog.Erase(ctx, s.Bucket, eventlog.Erasure{User: s.Pseudonyms.ID(id), Time: now, Reason: req.GetReason()}); err != nil {
+	pid := s.Pseudonyms.ID(id)
+	if err := eventlog.Erase(ctx, s.Bucket, eventlog.Erasure{User: pid, Time: now, Reason: req.GetReason()}); err != nil {
 		return nil, ToStatus(err)
+	}
+	if s.Erased != nil {
+		s.Erased.Add(pid)
 	}
 	return &promov1.EraseUserResponse{UserId: id, ErasedAt: timestamppb.New(now)}, nil
 }

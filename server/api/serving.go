@@ -54,6 +54,8 @@ type Serving struct {
 	// Pseudonyms maps API user ids to the ids models were trained on; nil
 	// when ids are not pseudonymized.
 	Pseudonyms *eventlog.Pseudonymizer
+	// Erased users are served as unknown users.
+	Erased *Erasures
 }
 
 // NewServing wires the serving services.
@@ -89,7 +91,11 @@ func (s *Serving) profile(userID string) (*artifact.UserProfile, *artifact.Profi
 		return nil, nil, l
 	}
 	p := l.Artifact.(*artifact.Profiles)
-	u, _ := p.Lookup(s.Pseudonyms.ID(userID))
+	id := s.Pseudonyms.ID(userID)
+	if s.Erased.Has(id) {
+		return nil, p, l
+	}
+	u, _ := p.Lookup(id)
 	return u, p, l
 }
 

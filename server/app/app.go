@@ -213,10 +213,15 @@ func Run(ctx context.Context, o Options, logOut io.Writer) error {
 	srv := grpc.NewServer(gopts...)
 	serving := api.NewServing(set, catalogue)
 	serving.Pseudonyms = pseudo
+	erased := api.NewErasures()
+	if err := erased.Reload(ctx, bkt); err != nil {
+		return fmt.Errorf("read erasures: %w", err)
+	}
+	serving.Erased = erased
 	promov1.RegisterScoringServiceServer(srv, serving)
 	promov1.RegisterRecommendationServiceServer(srv, serving)
 	promov1.RegisterPromotionServiceServer(srv, serving)
-	events := &api.Events{Writer: writer, Bucket: bkt, Now: time.Now, Pseudonyms: pseudo}
+	events := &api.Events{Writer: writer, Bucket: bkt, Now: time.Now, Pseudonyms: pseudo, Erased: erased}
 	registrySvc := &api.Registry{Reg: reg}
 	statusSvc := &api.Status{Models: set}
 	promov1.RegisterEventServiceServer(srv, events)
@@ -257,6 +262,21 @@ func Run(ctx context.Context, o Options, logOut io.Writer) error {
 	runCtx, stopBackground := context.WithCancel(context.Background())
 	defer stopBackground()
 	g.Go(func() error { set.Run(gctx); return nil })
+	// Erasures made through other replicas reach this one within a minute.
+	g.Go(func() error {
+		t := time.NewTicker(time.Minute)
+		defer t.Stop()
+		for {
+			select {
+			case <-gctx.Done():
+				return nil
+			case <-t.C:
+				if err := erased.Reload(gctx, bkt); err != nil {
+					log.Warn("reload erasures", "err", err)
+				}
+			}
+		}
+	})
 	ingestDone := make(chan struct{})
 	go func() { writer.Run(runCtx); close(ingestDone) }()
 	// Health follows readiness.

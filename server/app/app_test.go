@@ -538,6 +538,11 @@ func TestIngest(t *testing.T) {
 	if _, err := c.EraseUser(admin, &promov1.EraseUserRequest{UserId: "alice", Reason: "request"}); err != nil {
 		t.Fatal(err)
 	}
+	// Serving forgets alice at once, before any retraining.
+	r2, err := promov1.NewScoringServiceClient(s.conn).Score(context.Background(), &promov1.ScoreRequest{UserId: "alice"})
+	if err != nil || r2.KnownUser {
+		t.Fatalf("erased user still known: %+v %v", r2, err)
+	}
 	erased, _ := eventlog.ErasedUsers(context.Background(), s.bucket)
 	if !erased["alice"] {
 		t.Fatal("erasure not recorded")
