@@ -18,6 +18,9 @@ type UserProfile struct {
 	// bought; recommendation uses both.
 	Recent    []string `json:"r,omitempty"`
 	Purchased []string `json:"p,omitempty"`
+	// Cluster is the user's k-means cluster (behavioural, unlike the
+	// rule-based Segment); see the profiles manifest for what each means.
+	Cluster int `json:"c,omitempty"`
 }
 
 // Profiles is the per-user snapshot the server looks up by id in constant time.

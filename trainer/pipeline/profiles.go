@@ -2,10 +2,13 @@ package pipeline
 
 import (
 	"fmt"
+	"math"
 	"sort"
+	"strings"
 
 	"github.com/promoai/promo/registry/artifact"
 	"github.com/promoai/promo/trainer/features"
+	"github.com/promoai/promo/trainer/fit"
 )
 
 // Segment names.
@@ -92,10 +95,11 @@ func buildProfiles(now *features.Dataset, _ Config) (*candidate, error) {
 		p.Users = append(p.Users, up)
 	}
 	metrics := map[string]float64{"users": float64(len(p.Users))}
+	params := map[string]string{"as_of": now.Cutoff.Format("2006-01-02T15:04:05Z")}
+	clusterUsers(now, p, metrics, params)
 	for _, s := range p.Segments {
 		metrics["segment."+s.Name+".share"] = float64(counts[s.Name]) / float64(len(p.Users))
 	}
-	params := map[string]string{"as_of": now.Cutoff.Format("2006-01-02T15:04:05Z")}
 	for _, s := range p.Segments {
 		params["segment."+s.Name] = s.Definition
 	}
@@ -107,4 +111,58 @@ func buildProfiles(now *features.Dataset, _ Config) (*candidate, error) {
 	}
 	bars.Series = []Series{shares}
 	return &candidate{model: ModelProfiles, art: p, metrics: metrics, params: params, schema: features.Names, plots: []Plot{bars}}, nil
+}
+
+// clusterUsers adds k-means clusters on standardized features, with k from
+// 2 to 6 chosen by the silhouette of a sample, and documents each cluster
+// by the mean of a few telling features.
+func clusterUsers(now *features.Dataset, p *artifact.Profiles, metrics map[string]float64, params map[string]string) {
+	X := make([][]float64, len(now.Users))
+	for i, u := range now.Users {
+		X[i] = u.Features
+	}
+	if len(X) < 20 {
+		return
+	}
+	scaler := fit.Standardize(X, logFlags(X, indexRange(len(features.Names))))
+	Z := fit.Transform(scaler, X)
+	sample := Z
+	if len(Z) > 2000 { // silhouette is quadratic in rows
+		step := len(Z) / 2000
+		sample = nil
+		for i := 0; i < len(Z); i += step {
+			sample = append(sample, Z[i])
+		}
+	}
+	var best [][]float64
+	bestS, bestK := -2.0, 0
+	for k := 2; k <= 6; k++ {
+		cent, assign := fit.KMeans(sample, k, 42, 100)
+		if s := fit.Silhouette(sample, assign, k); s > bestS {
+			best, bestS, bestK = cent, s, k
+		}
+	}
+	counts := make([]float64, bestK)
+	sums := make([][]float64, bestK)
+	for c := range sums {
+		sums[c] = make([]float64, len(features.Names))
+	}
+	for i, z := range Z {
+		c := fit.Nearest(z, best)
+		p.Users[i].Cluster = c
+		counts[c]++
+		for j, v := range X[i] {
+			sums[c][j] += v
+		}
+	}
+	metrics["kmeans.k"], metrics["kmeans.silhouette"] = float64(bestK), bestS
+	params["kmeans"] = "k-means on standardized features (log1p for counts and amounts), k chosen by silhouette on a sample"
+	for c := 0; c < bestK; c++ {
+		metrics[fmt.Sprintf("kmeans.cluster.%d.share", c)] = counts[c] / float64(len(Z))
+		var desc []string
+		for _, f := range []string{"frequency", "monetary", "recency_days", "tenure_days", "avg_viewed_price"} {
+			desc = append(desc, fmt.Sprintf("%s %.1f", f, sums[c][features.Index(f)]/math.Max(counts[c], 1)))
+		}
+		params[fmt.Sprintf("kmeans.cluster.%d", c)] = "mean " + strings.Join(desc, ", ")
+	}
 }
