@@ -211,7 +211,7 @@ func OLS(X [][]float64, y []float64, lambda float64) (artifact.Linear, error) {
 type LogisticOptions struct {
 	L2       float64 // penalty on coefficients, not intercept (default 1e-4 × n)
 	MaxIter  int     // Newton steps (default 50)
-	Tol      float64 // stop when the largest step is below this (default 1e-8)
+	Tol      float64 // stop after a step whose largest component is below this (default 1e-5; convergence is quadratic, so the result is then within about Tol² of the optimum)
 	Weights  []float64
 	hasL2Set bool
 }
@@ -250,12 +250,29 @@ func Logistic(X [][]float64, y []float64, opt LogisticOptions) (artifact.Linear,
 		opt.MaxIter = 50
 	}
 	if opt.Tol == 0 {
-		opt.Tol = 1e-8
+		opt.Tol = 1e-5
 	}
 	d := len(X[0]) + 1
 	beta := make([]float64, d)
 	// Start at the base rate: faster and safer than zero.
 	beta[0] = math.Log(pos / (float64(n) - pos))
+	if n >= 100_000 && opt.Weights == nil {
+		// On large data, start from a linear probability model on a 2%
+		// sample (slopes times 4, the logistic slope at p = 1/2): it saves
+		// the first, longest Newton steps for the price of a fraction of one.
+		var xs [][]float64
+		var ys []float64
+		for i := 0; i < n; i += 50 {
+			xs, ys = append(xs, X[i]), append(ys, y[i])
+		}
+		if lin, err := OLS(xs, ys, 1); err == nil {
+			p0 := math.Min(0.99, math.Max(0.01, lin.Intercept))
+			beta[0] = math.Log(p0 / (1 - p0))
+			for j, c := range lin.Coef {
+				beta[j+1] = 4 * c
+			}
+		}
+	}
 	H := mat.NewSymDense(d, nil)
 	g := mat.NewVecDense(d, nil)
 	hraw := H.RawSymmetric()
@@ -341,6 +358,9 @@ func Logistic(X [][]float64, y []float64, opt LogisticOptions) (artifact.Linear,
 			beta[j] += step.AtVec(j)
 			maxStep = math.Max(maxStep, math.Abs(step.AtVec(j)))
 		}
+		if debugIters != nil {
+			debugIters(iter, maxStep)
+		}
 		if maxStep < opt.Tol {
 			break
 		}
@@ -351,3 +371,5 @@ func Logistic(X [][]float64, y []float64, opt LogisticOptions) (artifact.Linear,
 	}
 	return out, nil
 }
+
+var debugIters func(iter int, step float64)
