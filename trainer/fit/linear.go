@@ -358,9 +358,6 @@ func Logistic(X [][]float64, y []float64, opt LogisticOptions) (artifact.Linear,
 			beta[j] += step.AtVec(j)
 			maxStep = math.Max(maxStep, math.Abs(step.AtVec(j)))
 		}
-		if debugIters != nil {
-			debugIters(iter, maxStep)
-		}
 		if maxStep < opt.Tol {
 			break
 		}
@@ -371,5 +368,3 @@ func Logistic(X [][]float64, y []float64, opt LogisticOptions) (artifact.Linear,
 	}
 	return out, nil
 }
-
-var debugIters func(iter int, step float64)
