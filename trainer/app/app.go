@@ -65,6 +65,16 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.HalfLife, "cf.half-life", 0, "decay interaction weights with this half-life (0: no decay), e.g. 720h")
 }
 
+// subcommand starts a subcommand's flag set with the storage flags, whose
+// directory defaults to the one `make run` uses.
+func subcommand(name string, stderr io.Writer) (*flag.FlagSet, *client.Config) {
+	fs := flag.NewFlagSet("promo-trainer "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	store := &client.Config{Dir: "./var/registry"}
+	store.RegisterFlags(fs, "store.")
+	return fs, store
+}
+
 // NewLogger builds the process logger.
 func NewLogger(format string, w io.Writer) *slog.Logger {
 	if format == "json" {
@@ -221,11 +231,7 @@ func PrintResult(w io.Writer, res *pipeline.Result) {
 }
 
 func generateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("promo-trainer generate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var store client.Config
-	store.Dir = "./var/registry"
-	store.RegisterFlags(fs, "store.")
+	fs, store := subcommand("generate", stderr)
 	size := fs.String("size", "small", "shop size: tiny, small, medium, large")
 	seed := fs.Uint64("seed", 7, "generator seed")
 	truth := fs.String("truth", "", "write each user's true offer response (CSV) to this file")
@@ -236,7 +242,7 @@ func generateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	bkt, err := client.NewBucket(ctx, store)
+	bkt, err := client.NewBucket(ctx, *store)
 	if err != nil {
 		return err
 	}

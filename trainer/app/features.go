@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -20,15 +19,11 @@ import (
 // throughput, peak memory and the cleaning report: the data-processing
 // benchmark, and a quick look at what training would see.
 func featuresCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("promo-trainer features", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var store client.Config
-	store.Dir = "./var/registry"
-	store.RegisterFlags(fs, "store.")
+	fs, store := subcommand("features", stderr)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	bkt, err := client.NewBucket(ctx, store)
+	bkt, err := client.NewBucket(ctx, *store)
 	if err != nil {
 		return err
 	}

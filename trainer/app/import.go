@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -13,11 +12,7 @@ import (
 )
 
 func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("promo-trainer import", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var store client.Config
-	store.Dir = "./var/registry"
-	store.RegisterFlags(fs, "store.")
+	fs, store := subcommand("import", stderr)
 	format := fs.String("format", "", "csv, jsonl or movielens (default: from the file name)")
 	file := fs.String("file", "", "file to import (- for standard input); for movielens, the ml-100k folder")
 	batch := fs.Int("batch", 20000, "events per event-log object")
@@ -38,7 +33,7 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return fmt.Errorf("import: cannot tell the format of %s; set -format", *file)
 		}
 	}
-	bkt, err := client.NewBucket(ctx, store)
+	bkt, err := client.NewBucket(ctx, *store)
 	if err != nil {
 		return err
 	}
