@@ -122,9 +122,9 @@ type scratch struct {
 }
 
 type cell struct {
-	score, best float32
-	from        int32
-	mark        bool
+	score, best  float32
+	from         int32
+	mark, result bool
 }
 
 // Recommend ranks items by similarity-weighted votes of the history and
@@ -165,19 +165,16 @@ func (s *ItemSim) Recommend(q Query) []Scored {
 	for _, h := range q.History {
 		sc.hist[h.Item] = true
 	}
+	// Pass 1, the hot loop: add up the votes, nothing else.
 	for _, h := range q.History {
+		w := h.Weight
 		for _, nb := range s.Neighbors[h.Item] {
-			j := nb.Item
-			v := h.Weight * nb.Weight
-			c := &sc.cells[j]
+			c := &sc.cells[nb.Item]
 			if !c.mark {
 				c.mark = true
-				sc.touched = append(sc.touched, j)
-				c.best, c.from = v, h.Item
-			} else if v > c.best {
-				c.best, c.from = v, h.Item
+				sc.touched = append(sc.touched, nb.Item)
 			}
-			c.score += v
+			c.score += w * nb.Weight
 		}
 	}
 	h := make(scoredHeap, 0, q.K+1)
@@ -186,7 +183,23 @@ func (s *ItemSim) Recommend(q Query) []Scored {
 		if c.score <= 0 || (h.Len() == q.K && c.score < h[0].Score) || sc.hist[i] || !allowed(i) {
 			continue // the filters are checked only for items that would make the list
 		}
-		pushTop(&h, Scored{Item: i, Score: c.score, BecauseOf: c.from}, q.K)
+		pushTop(&h, Scored{Item: i, Score: c.score, BecauseOf: -1}, q.K)
+	}
+	// Pass 2: for the chosen items only, which history item voted most.
+	for _, r := range h {
+		sc.cells[r.Item].result = true
+	}
+	for _, hi := range q.History {
+		for _, nb := range s.Neighbors[hi.Item] {
+			if c := &sc.cells[nb.Item]; c.result {
+				if v := hi.Weight * nb.Weight; c.from == 0 && c.best == 0 || v > c.best {
+					c.best, c.from = v, hi.Item+1 // from is item+1 so that 0 means unset
+				}
+			}
+		}
+	}
+	for i := range h {
+		h[i].BecauseOf = sc.cells[h[i].Item].from - 1
 	}
 	out := make([]Scored, h.Len())
 	for i := len(out) - 1; i >= 0; i-- {

@@ -202,8 +202,15 @@ func (s *Serving) Recommend(ctx context.Context, req *promov1.RecommendRequest) 
 	}
 	sim := rl.Artifact.(*artifact.ItemSim)
 	prof, _, _ := s.profile(req.GetUserId())
-	q := artifact.Query{K: k, Categories: req.GetCategories(), Exclude: map[int32]bool{}}
-	var origin origins // history item -> how the shopper knows it
+	nHist := len(req.GetSessionItemIds())
+	nExcl := len(req.GetExcludeItemIds())
+	if prof != nil {
+		nHist += len(prof.Recent)
+		nExcl += len(prof.Purchased)
+	}
+	// Sized up front: this handler is on the hot path.
+	q := artifact.Query{K: k, Categories: req.GetCategories(), Exclude: make(map[int32]bool, nExcl), History: make([]artifact.Weighted, 0, nHist)}
+	origin := make(origins, 0, nHist+nExcl) // history item -> how the shopper knows it
 	// Past behaviour, newer items weigh more.
 	if prof != nil {
 		n := len(prof.Recent)
