@@ -29,7 +29,8 @@ type Profiles struct {
 	Segments []Segment     `json:"segments"`
 	Users    []UserProfile `json:"users"`
 
-	index map[string]int
+	index    map[string]int
+	features map[string]int
 }
 
 // Kind implements Artifact.
@@ -69,6 +70,10 @@ func (p *Profiles) prepare() {
 	for i, u := range p.Users {
 		p.index[u.ID] = i
 	}
+	p.features = make(map[string]int, len(p.Features))
+	for i, f := range p.Features {
+		p.features[f] = i
+	}
 }
 
 // Prepare builds the lookup index (Decode calls it).
@@ -83,12 +88,10 @@ func (p *Profiles) Lookup(id string) (*UserProfile, bool) {
 	return &p.Users[i], true
 }
 
-// FeatureIndex returns the position of a feature name.
+// FeatureIndex returns the position of a feature name, -1 if absent.
 func (p *Profiles) FeatureIndex(name string) int {
-	for i, f := range p.Features {
-		if f == name {
-			return i
-		}
+	if i, ok := p.features[name]; ok {
+		return i
 	}
 	return -1
 }

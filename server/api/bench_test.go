@@ -63,3 +63,33 @@ func BenchmarkRecommend(b *testing.B) {
 		}
 	})
 }
+
+func BenchmarkScore(b *testing.B) {
+	std := artifact.Standardizer{Mean: make([]float64, 19), Scale: make([]float64, 19)}
+	names := make([]string, 19)
+	for i := range names {
+		names[i] = fmt.Sprintf("f%d", i)
+		std.Scale[i] = 1
+	}
+	lin := artifact.Linear{Coef: make([]float64, 19)}
+	profs := &artifact.Profiles{Features: names, Segments: []artifact.Segment{{Name: "s"}}}
+	for u := 0; u < 943; u++ {
+		profs.Users = append(profs.Users, artifact.UserProfile{ID: fmt.Sprintf("u%d", u), Features: make([]float64, 19), Segment: "s"})
+	}
+	profs.Prepare()
+	s := api.NewServing(fixedModels{
+		api.ModelPropensity: {Name: "propensity", Version: "v1", Artifact: &artifact.Propensity{Features: names, Scaler: std, Logit: lin, Spend: lin}},
+		api.ModelProfiles:   {Name: "profiles", Version: "v1", Artifact: profs},
+	}, offers.Default())
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			i++
+			if _, err := s.Score(ctx, &promov1.ScoreRequest{UserId: fmt.Sprintf("u%d", i%943), Explain: true}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
