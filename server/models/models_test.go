@@ -1,0 +1,103 @@
+package models_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/promoai/promo/registry"
+	"github.com/promoai/promo/registry/artifact"
+	"github.com/promoai/promo/registry/providers/inmem"
+	"github.com/promoai/promo/server/models"
+)
+
+// flaky wraps a real registry and can be switched into an outage.
+type flaky struct {
+	*registry.Registry
+	mu   sync.Mutex
+	down bool
+}
+
+func (f *flaky) fail() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.down {
+		return fmt.Errorf("s3 get at 127.0.0.1:9: connection refused: %w", registry.ErrUnavailable)
+	}
+	return nil
+}
+
+func (f *flaky) AliasETag(ctx context.Context, m, a string) (string, error) {
+	if err := f.fail(); err != nil {
+		return "", err
+	}
+	return f.Registry.AliasETag(ctx, m, a)
+}
+
+func (f *flaky) Load(ctx context.Context, m, v string) (*registry.Manifest, map[string][]byte, error) {
+	if err := f.fail(); err != nil {
+		return nil, nil, err
+	}
+	return f.Registry.Load(ctx, m, v)
+}
+
+func (f *flaky) setDown(d bool) { f.mu.Lock(); f.down = d; f.mu.Unlock() }
+
+func publish(t *testing.T, r *registry.Registry, bias float64) string {
+	p := &artifact.Propensity{Features: []string{"f"}, Scaler: artifact.Standardizer{Mean: []float64{0}, Scale: []float64{1}},
+		Logit: artifact.Linear{Intercept: bias, Coef: []float64{1}}, Spend: artifact.Linear{Coef: []float64{0}}}
+	blobs, err := artifact.Encode(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := r.Publish(context.Background(), registry.PublishRequest{Model: "propensity", Kind: p.Kind(), Blobs: blobs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Promote(context.Background(), "propensity", "production", m.Version, "t", ""); err != nil {
+		t.Fatal(err)
+	}
+	return m.Version
+}
+
+// A storage outage never unloads the serving model; it shows in the status,
+// and the next version loads once storage is back.
+func TestOutageKeepsServingModel(t *testing.T) {
+	ctx := context.Background()
+	src := &flaky{Registry: registry.New(inmem.New())}
+	var failures int
+	set := models.NewSet(src, []models.Spec{{Name: "propensity", Alias: "production", Kind: artifact.KindPropensity}}, 0,
+		slog.New(slog.NewTextHandler(io.Discard, nil)), models.Hooks{OnLoadFailure: func(string, string, string, error) { failures++ }})
+	if ok, msg := set.Ready(); ok {
+		t.Fatalf("ready without a model: %s", msg)
+	}
+	v1 := publish(t, src.Registry, 0)
+	set.CheckAll(ctx)
+	if l := set.Get("propensity"); l == nil || l.Version != v1 {
+		t.Fatalf("not loaded: %+v", l)
+	}
+	src.setDown(true)
+	for i := 0; i < 3; i++ {
+		set.CheckAll(ctx)
+	}
+	if l := set.Get("propensity"); l == nil || l.Version != v1 {
+		t.Fatal("the outage unloaded the serving model")
+	}
+	st := set.Statuses()[0]
+	if !strings.Contains(st.LastError, "storage unavailable") || failures == 0 {
+		t.Fatalf("outage not reported: %+v failures=%d", st, failures)
+	}
+	if ok, _ := set.Ready(); !ok {
+		t.Fatal("an outage made the server not ready although it has a model")
+	}
+	src.setDown(false)
+	v2 := publish(t, src.Registry, 1)
+	set.CheckAll(ctx)
+	if l := set.Get("propensity"); l == nil || l.Version != v2 {
+		t.Fatalf("after recovery: %+v, want %s", l, v2)
+	}
+}
