@@ -75,7 +75,7 @@ func (s *ItemSim) prepare() {
 	for i, it := range s.Items {
 		s.index[it.ID] = int32(i)
 	}
-	s.popularity = topIndices(s.Popularity, len(s.Popularity), nil)
+	s.popularity = TopK(s.Popularity, len(s.Popularity), nil)
 }
 
 // Prepare builds lookup tables; Decode calls it, and the trainer calls it
@@ -262,9 +262,9 @@ func pushTop(h *scoredHeap, s Scored, k int) {
 	}
 }
 
-// topIndices returns the indices of the k largest scores, largest first,
-// skipping those for which skip returns true.
-func topIndices(scores []float32, k int, skip func(int32) bool) []int32 {
+// TopK returns the indices of the k largest scores, largest first, skipping
+// the ones skip rejects. Evaluation and serving share it.
+func TopK(scores []float32, k int, skip func(int32) bool) []int32 {
 	h := &scoredHeap{}
 	for i, v := range scores {
 		if skip != nil && skip(int32(i)) {
@@ -277,10 +277,4 @@ func topIndices(scores []float32, k int, skip func(int32) bool) []int32 {
 		out[i] = heap.Pop(h).(Scored).Item
 	}
 	return out
-}
-
-// TopK returns the indices of the k largest scores, largest first, skipping
-// the ones skip rejects. Evaluation and serving share it.
-func TopK(scores []float32, k int, skip func(int32) bool) []int32 {
-	return topIndices(scores, k, skip)
 }

@@ -49,5 +49,3 @@ func invalidf(format string, args ...any) error {
 func notLoaded(model string) error {
 	return status.Errorf(codes.Unavailable, "model %q is not loaded yet: the server is waiting for a promoted version (see /v1/status)", model)
 }
-
-var errNotFound = registry.ErrNotFound

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	promov1 "github.com/promoai/promo/proto/promo/v1"
+	"github.com/promoai/promo/registry"
 	"github.com/promoai/promo/registry/artifact"
 	"github.com/promoai/promo/registry/eventlog"
 	"github.com/promoai/promo/server/models"
@@ -288,7 +289,7 @@ func (s *Serving) SimilarItems(ctx context.Context, req *promov1.SimilarItemsReq
 	sim := rl.Artifact.(*artifact.ItemSim)
 	ix, ok := sim.Index(req.GetItemId())
 	if !ok {
-		return nil, ToStatus(fmt.Errorf("item %q is not in the catalogue of recommender version %s: %w", req.GetItemId(), rl.Version, errNotFound))
+		return nil, ToStatus(fmt.Errorf("item %q is not in the catalogue of recommender version %s: %w", req.GetItemId(), rl.Version, registry.ErrNotFound))
 	}
 	recs := sim.Recommend(artifact.Query{History: []artifact.Weighted{{Item: ix, Weight: 1}}, K: k})
 	resp := &promov1.SimilarItemsResponse{Model: ref(rl)}

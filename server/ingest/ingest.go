@@ -174,7 +174,7 @@ collect:
 	// Writes survive the request's cancellation: acknowledged or not, a
 	// started write completes, so a retry sees duplicates, never a gap.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	name, err := eventlog.WriteBatch(ctx, w.bucket, events, w.now())
+	_, err := eventlog.WriteBatch(ctx, w.bucket, events, w.now())
 	cancel()
 	if err == nil {
 		for i := range events {
@@ -186,7 +186,6 @@ collect:
 	} else {
 		w.log.Error("event batch write failed", "events", len(events), "err", err)
 	}
-	_ = name
 	for _, r := range batch {
 		r.done <- err
 	}

@@ -142,7 +142,7 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 	// neighbour on a shared host) hits every RPC alike instead of whichever
 	// happened to run at that moment.
 	for _, c := range calls {
-		drive(ctx, c.fn, o.Concurrency, 300*time.Millisecond)
+		driveRaw(ctx, c.fn, o.Concurrency, 300*time.Millisecond)
 	}
 	rounds := o.Rounds
 	if rounds <= 0 {
@@ -179,10 +179,6 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 		out[i].P99Ratio = float64(out[i].P99) / float64(base.P99)
 	}
 	return out, nil
-}
-
-func drive(ctx context.Context, fn call, n int, d time.Duration) {
-	driveRaw(ctx, fn, n, d)
 }
 
 // driveRaw runs fn from n goroutines for d and returns the error count,

@@ -139,13 +139,12 @@ type Result struct {
 
 // candidate is a fitted model ready to publish.
 type candidate struct {
-	model      string
-	art        artifact.Artifact
-	metrics    map[string]float64
-	params     map[string]string
-	schema     []string
-	primary    string // metric name; "" means always promote when valid
-	lowerBound float64
+	model   string
+	art     artifact.Artifact
+	metrics map[string]float64
+	params  map[string]string
+	schema  []string
+	primary string // metric name; "" means always promote when valid
 	// higherIsBetter for primary.
 	higherIsBetter bool
 	// incumbent re-evaluates the incumbent on this run's holdout; nil when

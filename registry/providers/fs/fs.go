@@ -10,6 +10,7 @@
 package fs
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -216,7 +217,7 @@ func (b *Bucket) PutIf(ctx context.Context, name string, data []byte, ifMatch st
 	case ifMatch != "" && etagOf(cur) != ifMatch:
 		return "", fmt.Errorf("update %s: changed since read: %w", name, registry.ErrConflict)
 	}
-	if err := writeAtomic(p, strings.NewReader(string(data))); err != nil {
+	if err := writeAtomic(p, bytes.NewReader(data)); err != nil {
 		return "", fmt.Errorf("put %s: %w", name, err)
 	}
 	return etagOf(data), nil
