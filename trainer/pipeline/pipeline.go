@@ -177,38 +177,19 @@ func Run(ctx context.Context, reg *registry.Registry, cfg Config) (*Result, erro
 	res := &Result{Started: time.Now().UTC()}
 	bkt := reg.Bucket()
 
-	// Pass 1: find the data window.
-	var first, last time.Time
-	st, err := eventlog.ScanWithProgress(ctx, bkt, func(e *eventlog.Event) error {
-		if first.IsZero() || e.Time.Before(first) {
-			first = e.Time
-		}
-		if e.Time.After(last) {
-			last = e.Time
-		}
-		return nil
-	}, cfg.progress("scan event log"))
+	// Pass 1 finds the data window; pass 2 builds the training data (as of
+	// the cutoff) and the profiles (as of now) from one read of the log.
+	st, first, last, err := dataWindow(ctx, bkt, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("read event log: %w", err)
-	}
-	if st.Events == 0 {
-		return nil, fmt.Errorf("%w: the event log in %s is empty: ingest events or generate a shop first", registry.ErrPrecondition, bkt.Name())
+		return nil, err
 	}
 	cutoff := last.Add(-cfg.Horizon)
-	if !cutoff.After(first) {
-		return nil, fmt.Errorf("%w: events span %s, shorter than the %s label horizon", registry.ErrPrecondition, last.Sub(first).Round(time.Hour), cfg.Horizon)
-	}
 	log.Info("event log scanned", "batches", st.Batches, "events", st.Events, "duplicates", st.Duplicates, "erased_user_events", st.Erased, "from", first, "to", last, "cutoff", cutoff)
-
-	// Pass 2: training data as of the cutoff. Pass 3: profiles as of now.
-	train, err := build(ctx, bkt, features.Config{Cutoff: cutoff, Horizon: cfg.Horizon, InteractionWeights: cfg.InteractionWeights, HalfLife: cfg.HalfLife}, cfg.progress("training features"))
+	sets, err := build(ctx, bkt, cfg.progress("features"), cfg.featureConfig(cutoff), cfg.featureConfig(last.Add(time.Second)))
 	if err != nil {
 		return nil, err
 	}
-	now, err := build(ctx, bkt, features.Config{Cutoff: last.Add(time.Second), Horizon: cfg.Horizon, InteractionWeights: cfg.InteractionWeights, HalfLife: cfg.HalfLife}, cfg.progress("profile features"))
-	if err != nil {
-		return nil, err
-	}
+	train, now := sets[0], sets[1]
 	res.Report = train.Report
 	log.Info("features built", "users", len(train.Users), "items", len(train.Items), "exposures", len(train.Exposures), "dropped", train.Report.Dropped)
 
@@ -260,8 +241,21 @@ func Run(ctx context.Context, reg *registry.Registry, cfg Config) (*Result, erro
 // of the cutoff (the last event minus the horizon) and labels after it.
 func TrainingData(ctx context.Context, bkt registry.Bucket, cfg Config) (*features.Dataset, error) {
 	cfg.defaults()
-	var first, last time.Time
-	if _, err := eventlog.Scan(ctx, bkt, func(e *eventlog.Event) error {
+	_, _, last, err := dataWindow(ctx, bkt, cfg)
+	if err != nil {
+		return nil, err
+	}
+	sets, err := build(ctx, bkt, nil, cfg.featureConfig(last.Add(-cfg.Horizon)))
+	if err != nil {
+		return nil, err
+	}
+	return sets[0], nil
+}
+
+// dataWindow reads the log once for the time of its first and last events,
+// and refuses logs too short to hold out a label period.
+func dataWindow(ctx context.Context, bkt registry.Bucket, cfg Config) (st eventlog.Stats, first, last time.Time, err error) {
+	st, err = eventlog.ScanWithProgress(ctx, bkt, func(e *eventlog.Event) error {
 		if first.IsZero() || e.Time.Before(first) {
 			first = e.Time
 		}
@@ -269,13 +263,20 @@ func TrainingData(ctx context.Context, bkt registry.Bucket, cfg Config) (*featur
 			last = e.Time
 		}
 		return nil
-	}); err != nil {
-		return nil, err
+	}, cfg.progress("scan event log"))
+	switch {
+	case err != nil:
+		err = fmt.Errorf("read event log: %w", err)
+	case st.Events == 0:
+		err = fmt.Errorf("%w: the event log in %s is empty: ingest events or generate a shop first", registry.ErrPrecondition, bkt.Name())
+	case !last.Add(-cfg.Horizon).After(first):
+		err = fmt.Errorf("%w: events span %s, shorter than the %s label horizon", registry.ErrPrecondition, last.Sub(first).Round(time.Hour), cfg.Horizon)
 	}
-	if last.Sub(first) <= cfg.Horizon {
-		return nil, fmt.Errorf("%w: events span %s, shorter than the %s label horizon", registry.ErrPrecondition, last.Sub(first), cfg.Horizon)
-	}
-	return build(ctx, bkt, features.Config{Cutoff: last.Add(-cfg.Horizon), Horizon: cfg.Horizon}, nil)
+	return st, first, last, err
+}
+
+func (c *Config) featureConfig(cutoff time.Time) features.Config {
+	return features.Config{Cutoff: cutoff, Horizon: c.Horizon, InteractionWeights: c.InteractionWeights, HalfLife: c.HalfLife}
 }
 
 func (c *Config) progress(step string) func(done, total int) {
@@ -285,12 +286,25 @@ func (c *Config) progress(step string) func(done, total int) {
 	return func(done, total int) { c.Progress(step, done, total) }
 }
 
-func build(ctx context.Context, bkt registry.Bucket, fc features.Config, progress func(done, total int)) (*features.Dataset, error) {
-	b := features.NewBuilder(fc)
-	if _, err := eventlog.ScanWithProgress(ctx, bkt, func(e *eventlog.Event) error { b.Add(e); return nil }, progress); err != nil {
+// build folds one read of the event log into a dataset per config.
+func build(ctx context.Context, bkt registry.Bucket, progress func(done, total int), fcs ...features.Config) ([]*features.Dataset, error) {
+	bs := make([]*features.Builder, len(fcs))
+	for i, fc := range fcs {
+		bs[i] = features.NewBuilder(fc)
+	}
+	if _, err := eventlog.ScanWithProgress(ctx, bkt, func(e *eventlog.Event) error {
+		for _, b := range bs {
+			b.Add(e)
+		}
+		return nil
+	}, progress); err != nil {
 		return nil, fmt.Errorf("read event log: %w", err)
 	}
-	return b.Finish(), nil
+	out := make([]*features.Dataset, len(bs))
+	for i, b := range bs {
+		out[i] = b.Finish()
+	}
+	return out, nil
 }
 
 func fingerprint(st eventlog.Stats, first, last time.Time) string {
