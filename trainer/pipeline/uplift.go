@@ -321,7 +321,7 @@ func fitUplift(ds *features.Dataset, holdout []bool, cfg Config) (*candidate, er
 			return true, "significant Qini for arms " + strings.Join(significant, ",")
 		},
 		incumbent: func(a artifact.Artifact) (float64, error) {
-			ev, err := EvaluateUplift(a.(*artifact.Uplift), test, fnames, 1, cfg.Seed)
+			ev, err := EvaluateUplift(a.(*artifact.Uplift), test, fnames, 0, cfg.Seed) // no CI needed
 			if err != nil {
 				return 0, err
 			}
