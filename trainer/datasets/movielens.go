@@ -45,7 +45,7 @@ func LoadMovieLens(dir string) (*MovieLens, error) {
 	ml := &MovieLens{Age: map[string]int{}, Gender: map[string]string{}}
 	userIdx, itemIdx := map[string]int32{}, map[string]int32{}
 	genres := []string{}
-	if err := eachLine(filepath.Join(dir, "u.genre"), "|", func(f []string) error {
+	if err := EachLine(filepath.Join(dir, "u.genre"), "|", func(_ int, f []string) error {
 		if len(f) >= 2 && f[0] != "" {
 			genres = append(genres, f[0])
 		}
@@ -53,7 +53,7 @@ func LoadMovieLens(dir string) (*MovieLens, error) {
 	}); err != nil {
 		return nil, err
 	}
-	if err := eachLine(filepath.Join(dir, "u.item"), "|", func(f []string) error {
+	if err := EachLine(filepath.Join(dir, "u.item"), "|", func(_ int, f []string) error {
 		if len(f) < 5+len(genres) {
 			return fmt.Errorf("u.item: %d fields", len(f))
 		}
@@ -70,7 +70,7 @@ func LoadMovieLens(dir string) (*MovieLens, error) {
 	}); err != nil {
 		return nil, err
 	}
-	if err := eachLine(filepath.Join(dir, "u.user"), "|", func(f []string) error {
+	if err := EachLine(filepath.Join(dir, "u.user"), "|", func(_ int, f []string) error {
 		if len(f) < 3 {
 			return fmt.Errorf("u.user: %d fields", len(f))
 		}
@@ -80,7 +80,7 @@ func LoadMovieLens(dir string) (*MovieLens, error) {
 	}); err != nil {
 		return nil, err
 	}
-	if err := eachLine(filepath.Join(dir, "u.data"), "\t", func(f []string) error {
+	if err := EachLine(filepath.Join(dir, "u.data"), "\t", func(_ int, f []string) error {
 		if len(f) < 4 {
 			return fmt.Errorf("u.data: %d fields", len(f))
 		}
@@ -103,7 +103,9 @@ func LoadMovieLens(dir string) (*MovieLens, error) {
 	return ml, nil
 }
 
-func eachLine(path, sep string, fn func([]string) error) error {
+// EachLine calls fn with the line number and the sep-separated fields of
+// every non-empty line of a file, stopping at the first error.
+func EachLine(path, sep string, fn func(line int, fields []string) error) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
@@ -117,7 +119,7 @@ func eachLine(path, sep string, fn func([]string) error) error {
 		if line == "" {
 			continue
 		}
-		if err := fn(strings.Split(line, sep)); err != nil {
+		if err := fn(n, strings.Split(line, sep)); err != nil {
 			return fmt.Errorf("%s line %d: %w", filepath.Base(path), n, err)
 		}
 	}

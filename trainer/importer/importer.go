@@ -29,7 +29,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -39,6 +38,7 @@ import (
 
 	"github.com/promoai/promo/registry"
 	"github.com/promoai/promo/registry/eventlog"
+	"github.com/promoai/promo/trainer/datasets"
 )
 
 // Columns are the CSV columns.
@@ -324,23 +324,7 @@ func ImportMovieLens(ctx context.Context, dir string, sink *Sink) (*Summary, err
 	now := sink.Now()
 	genres := []string{}
 	each := func(name, sep string, fn func(line int, f []string) error) error {
-		f, err := os.Open(filepath.Join(dir, name))
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		sc := bufio.NewScanner(f)
-		n := 0
-		for sc.Scan() {
-			n++
-			if sc.Text() == "" {
-				continue
-			}
-			if err := fn(n, strings.Split(sc.Text(), sep)); err != nil {
-				return err
-			}
-		}
-		return sc.Err()
+		return datasets.EachLine(filepath.Join(dir, name), sep, fn)
 	}
 	emit := func(line int, e eventlog.Event) error {
 		sum.Rows++
