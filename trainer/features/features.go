@@ -156,6 +156,7 @@ type userAgg struct {
 	age                       int32
 	gender                    string
 	first, last, lastPurchase time.Time
+	firstPurchase             time.Time
 	purchases, views, carts   int
 	searches, recentViews     int
 	viewedPriceSum            float64
@@ -165,8 +166,6 @@ type userAgg struct {
 	// together, and a set of every id would grow with the event count.
 	orders, sessions         int
 	lastOrder, lastSession   string
-	purchases2               int // purchases counted for the cycle
-	firstBuyDay, lastBuyDay  float64
 	categories               map[string]int // interactions per category
 	exposuresBefore, redeems int
 	items                    ItemWeights // CF weights before cutoff
@@ -347,14 +346,9 @@ func (b *Builder) Add(e *eventlog.Event) {
 			u.orders++
 			u.lastOrder = order
 		}
-		d := float64(e.Time.Unix()) / 86400
-		if u.purchases2 == 0 || d < u.firstBuyDay {
-			u.firstBuyDay = d
+		if u.purchases == 1 || e.Time.Before(u.firstPurchase) {
+			u.firstPurchase = e.Time
 		}
-		if u.purchases2 == 0 || d > u.lastBuyDay {
-			u.lastBuyDay = d
-		}
-		u.purchases2++
 		if e.Time.After(u.lastPurchase) {
 			u.lastPurchase = e.Time
 		}
@@ -455,8 +449,8 @@ func (b *Builder) Finish() *Dataset {
 			return math.Min(windowDays, math.Max(0, b.cfg.Cutoff.Sub(t).Hours()/24))
 		}
 		cycle := windowDays
-		if u.purchases2 >= 2 {
-			cycle = (u.lastBuyDay - u.firstBuyDay) / float64(u.purchases2-1)
+		if u.purchases >= 2 {
+			cycle = u.lastPurchase.Sub(u.firstPurchase).Hours() / 24 / float64(u.purchases-1)
 		}
 		basket := 0.0
 		if u.orders > 0 {
