@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/promoai/promo/registry"
 	"github.com/promoai/promo/registry/providers/inmem"
@@ -26,7 +27,8 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	data := fs.String("data", "", "dataset folder (default: $PROMO_DATA_DIR/ml-100k or ../shared/data/ml-100k)")
 	k := fs.Int("k", 10, "cut-off for ranking metrics")
 	seed := fs.Uint64("seed", 42, "split seed")
-	neighbors := fs.Int("neighbors", 200, "neighbours kept per item in the served model")
+	neighbors := fs.Int("neighbors", 400, "ml100k: weights kept per item in the picked model")
+	sessionGap := fs.Duration("session-gap", time.Minute, "ml100k: a pause this long between two ratings starts a new session")
 	asJSON := fs.Bool("json", false, "print one JSON object per model instead of a table")
 	size := fs.String("size", "small", "uplift protocol: synthetic shop size")
 	file := fs.String("file", "", "events protocol: a CSV or JSON Lines file of events")
@@ -40,7 +42,7 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if dir == "" {
 			dir = filepath.Join(datasets.DataDir("."), "ml-100k")
 		}
-		rows, err := protocols.ML100K(dir, protocols.ML100KOptions{Seed: *seed, K: *k, Neighbors: *neighbors})
+		rows, err := protocols.ML100K(dir, protocols.ML100KOptions{Seed: *seed, K: *k, Neighbors: *neighbors, SessionGap: *sessionGap})
 		if err != nil {
 			return err
 		}

@@ -4,12 +4,15 @@ package datasets
 
 import (
 	"bufio"
+	"cmp"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/promoai/promo/registry/artifact"
 	"github.com/promoai/promo/trainer/fit"
@@ -133,11 +136,14 @@ type Split struct {
 }
 
 // RandomSplit puts each interaction in test with probability testShare,
-// using a seeded generator.
-func RandomSplit(ml *MovieLens, testShare float64, seed uint64) Split {
+// using a seeded generator. The training part keeps the sessions of each
+// user's training ratings: runs of ratings with less than sessionGap
+// between one and the next (0 = no sessions).
+func RandomSplit(ml *MovieLens, testShare float64, seed uint64, sessionGap time.Duration) Split {
 	r := rand.New(rand.NewPCG(seed, seed))
 	train := &fit.Interactions{NumItems: len(ml.Items), Users: make([][]artifact.Weighted, len(ml.Users))}
 	test := make([]map[int32]bool, len(ml.Users))
+	var kept []Rating
 	for _, x := range ml.Ratings {
 		if r.Float64() < testShare {
 			if test[x.User] == nil {
@@ -146,13 +152,35 @@ func RandomSplit(ml *MovieLens, testShare float64, seed uint64) Split {
 			test[x.User][x.Item] = true
 		} else {
 			train.Users[x.User] = append(train.Users[x.User], artifact.Weighted{Item: x.Item, Weight: 1})
+			kept = append(kept, x)
 		}
+	}
+	if sessionGap > 0 {
+		train.Sessions = sessions(kept, int64(sessionGap/time.Second))
 	}
 	return Split{Train: train, Test: test}
 }
 
+// sessions groups each user's ratings into runs with gaps under gap seconds.
+func sessions(rs []Rating, gap int64) []fit.Session {
+	rs = slices.Clone(rs)
+	slices.SortStableFunc(rs, func(a, b Rating) int {
+		return cmp.Or(cmp.Compare(a.User, b.User), cmp.Compare(a.Time, b.Time))
+	})
+	var out []fit.Session
+	for i, x := range rs {
+		if i == 0 || x.User != rs[i-1].User || x.Time-rs[i-1].Time >= gap {
+			out = append(out, fit.Session{User: x.User})
+		}
+		s := &out[len(out)-1]
+		s.Items = append(s.Items, x.Item)
+	}
+	return out
+}
+
 // Holdout carves a validation split out of a training matrix (for choosing
-// hyperparameters without looking at the test set).
+// hyperparameters without looking at the test set). Sessions keep only
+// their items that stay in training.
 func Holdout(train *fit.Interactions, share float64, seed uint64) Split {
 	r := rand.New(rand.NewPCG(seed, seed+1))
 	out := Split{Train: &fit.Interactions{NumItems: train.NumItems, Users: make([][]artifact.Weighted, len(train.Users))}, Test: make([]map[int32]bool, len(train.Users))}
@@ -166,6 +194,18 @@ func Holdout(train *fit.Interactions, share float64, seed uint64) Split {
 			} else {
 				out.Train.Users[u] = append(out.Train.Users[u], w)
 			}
+		}
+	}
+	for _, s := range train.Sessions {
+		held := out.Test[s.User]
+		keep := fit.Session{User: s.User}
+		for _, it := range s.Items {
+			if !held[it] {
+				keep.Items = append(keep.Items, it)
+			}
+		}
+		if len(keep.Items) > 0 {
+			out.Train.Sessions = append(out.Train.Sessions, keep)
 		}
 	}
 	return out

@@ -14,6 +14,7 @@ package features
 
 import (
 	"math"
+	"slices"
 	"sort"
 	"time"
 
@@ -81,6 +82,9 @@ type Config struct {
 	// it, the least-weighted items are forgotten (default 256), so memory
 	// is bounded by users × this, not by how much history there is.
 	MaxItemsPerUser int
+	// MaxSessionsPerUser bounds the sessions kept per user for
+	// collaborative filtering, the newest (default 64).
+	MaxSessionsPerUser int
 }
 
 func (c *Config) defaults() {
@@ -104,6 +108,9 @@ func (c *Config) defaults() {
 	}
 	if c.MaxItemsPerUser == 0 {
 		c.MaxItemsPerUser = 256
+	}
+	if c.MaxSessionsPerUser == 0 {
+		c.MaxSessionsPerUser = 64
 	}
 }
 
@@ -169,8 +176,12 @@ type userAgg struct {
 	categories               map[string]int // interactions per category
 	exposuresBefore, redeems int
 	items                    ItemWeights // CF weights before cutoff
-	purchasedItems           map[int32]struct{}
-	recent                   []recentItem
+	// Items of the current session and of earlier sessions with two or
+	// more items (their co-occurrence is what collaborative filtering uses).
+	sessionItems   []int32
+	sessionsCF     [][]int32
+	purchasedItems map[int32]struct{}
+	recent         []recentItem
 	// After cutoff.
 	labelBuy       bool
 	labelSpend     float64
@@ -297,6 +308,7 @@ func (b *Builder) Add(e *eventlog.Event) {
 	if e.Session != "" && e.Session != u.lastSession {
 		u.sessions++
 		u.lastSession = e.Session
+		u.closeSession(b.cfg.MaxSessionsPerUser)
 	}
 	var it int32 = -1
 	if e.Item != "" {
@@ -309,6 +321,9 @@ func (b *Builder) Add(e *eventlog.Event) {
 				w *= math.Exp2(-float64(b.cfg.Cutoff.Sub(e.Time)) / float64(b.cfg.HalfLife))
 			}
 			u.items.Add(it, w)
+			if e.Session != "" && !slices.Contains(u.sessionItems, it) {
+				u.sessionItems = append(u.sessionItems, it)
+			}
 			if len(u.items) > b.cfg.MaxItemsPerUser*3/2 {
 				u.items.Prune(b.cfg.MaxItemsPerUser)
 				b.Report.PrunedUsers++
@@ -362,6 +377,19 @@ func (b *Builder) Add(e *eventlog.Event) {
 	}
 }
 
+// closeSession keeps the finished session for collaborative filtering if
+// it has two or more items, and at most max sessions, the newest.
+func (u *userAgg) closeSession(max int) {
+	if len(u.sessionItems) >= 2 {
+		if len(u.sessionsCF) >= max {
+			u.sessionsCF = append(u.sessionsCF[:0], u.sessionsCF[1:]...)
+		}
+		u.sessionsCF = append(u.sessionsCF, u.sessionItems)
+		u.sessionItems = nil
+	}
+	u.sessionItems = u.sessionItems[:0]
+}
+
 func armOf(e *eventlog.Event) string {
 	if e.Arm != "" {
 		return e.Arm
@@ -398,7 +426,10 @@ type UserRow struct {
 	Spend float64
 	// Interactions before the cutoff, for collaborative filtering, and in
 	// the label period (the time-based holdout of the recommender).
-	Items     ItemWeights
+	Items ItemWeights
+	// Sessions before the cutoff with two or more items (the newest
+	// Config.MaxSessionsPerUser), each its distinct items.
+	Sessions  [][]int32
 	After     map[int32]float64
 	Purchased map[int32]struct{}
 	Recent    []int32 // most recent last
@@ -482,8 +513,9 @@ func (b *Builder) Finish() *Dataset {
 		for i, r := range u.recent {
 			recent[i] = r.item
 		}
+		u.closeSession(b.cfg.MaxSessionsPerUser)
 		row := UserRow{ID: id, Features: f, Age: u.age, Gender: u.gender, Buy: u.labelBuy, Spend: u.labelSpend,
-			Items: u.items, After: u.after, Purchased: u.purchasedItems, Recent: recent, Active: !u.last.IsZero()}
+			Items: u.items, Sessions: u.sessionsCF, After: u.after, Purchased: u.purchasedItems, Recent: recent, Active: !u.last.IsZero()}
 		idx := len(ds.Users)
 		ds.Users = append(ds.Users, row)
 		// Attribute each purchase after an exposure (within the window and

@@ -35,3 +35,32 @@ func TestCleaningReport(t *testing.T) {
 		t.Fatalf("features: %v", f)
 	}
 }
+
+func TestSessionsForCollaborativeFiltering(t *testing.T) {
+	t0 := time.Now().Add(-48 * time.Hour).Truncate(time.Hour)
+	b := features.NewBuilder(features.Config{Cutoff: t0.Add(24 * time.Hour)})
+	n := 0
+	view := func(session, item string) {
+		n++
+		b.Add(&eventlog.Event{ID: fmt.Sprint("v", n), Type: eventlog.TypeView, Time: t0.Add(time.Duration(n) * time.Minute), User: "u", Item: item, Session: session})
+	}
+	view("s1", "a")
+	view("s1", "b")
+	view("s2", "c") // one item: no co-occurrence to learn from
+	view("s3", "a")
+	view("s3", "c")
+	view("s3", "a")
+	ds := b.Finish()
+	name := func(i int32) string { return ds.Items[i].ID }
+	var got []string
+	for _, s := range ds.Users[0].Sessions {
+		ids := ""
+		for _, it := range s {
+			ids += name(it)
+		}
+		got = append(got, ids)
+	}
+	if fmt.Sprint(got) != "[ab ac]" {
+		t.Fatalf("sessions = %v, want [ab ac]", got)
+	}
+}

@@ -7,8 +7,6 @@ import (
 	"sort"
 	"sync"
 
-	"gonum.org/v1/gonum/mat"
-
 	"github.com/promoai/promo/registry/artifact"
 )
 
@@ -17,6 +15,15 @@ import (
 type Interactions struct {
 	NumItems int
 	Users    [][]artifact.Weighted
+	// Sessions optionally groups each user's items by the visit they came
+	// in (a shopping session, or a burst of ratings); see LinearConfig.
+	Sessions []Session
+}
+
+// Session is the items one user interacted with during one visit.
+type Session struct {
+	User  int32
+	Items []int32
 }
 
 // itemUsers inverts the matrix: for each item, its users and weights.
@@ -131,76 +138,6 @@ func topAbsNeighbors(s []artifact.Neighbor, k int) []artifact.Neighbor {
 		s = s[:k]
 	}
 	return topNeighbors(s, len(s))
-}
-
-// MaxDenseItems bounds EASE: it solves a dense items × items system.
-const MaxDenseItems = 8000
-
-// EASE fits Steck's "Embarrassingly Shallow Autoencoder" (2019): the item ×
-// item weights B minimising ||X − XB||² + λ||B||² with diag(B) = 0, in closed
-// form: P = (XᵀX + λI)⁻¹, B = I − P·diag(1/diag(P)). It keeps the k largest
-// positive weights of each row for serving.
-func EASE(m *Interactions, lambda float64, k int) ([][]artifact.Neighbor, error) {
-	return DLAE(m, lambda, 0, k)
-}
-
-// DLAE is EASE with the dropout-derived penalty of Steck's "denoising
-// linear autoencoder" (2020): each item's penalty grows with its own
-// popularity, Λ_ii = λ + p/(1−p)·G_ii, which damps the pull of popular
-// items. dropout = 0 is plain EASE. It keeps the k weights of largest
-// magnitude per item; with k ≥ items the served model is exactly the
-// fitted one.
-func DLAE(m *Interactions, lambda, dropout float64, k int) ([][]artifact.Neighbor, error) {
-	if dropout < 0 || dropout >= 1 {
-		return nil, fmt.Errorf("dropout %v must be in [0, 1)", dropout)
-	}
-	n := m.NumItems
-	if n > MaxDenseItems {
-		return nil, fmt.Errorf("EASE needs a dense %d × %d solve; catalogues above %d items use item-kNN", n, n, MaxDenseItems)
-	}
-	if lambda <= 0 {
-		return nil, fmt.Errorf("EASE needs lambda > 0, got %v", lambda)
-	}
-	G := mat.NewSymDense(n, nil)
-	raw := G.RawSymmetric()
-	for _, row := range m.Users {
-		for _, a := range row {
-			for _, b := range row {
-				if a.Item <= b.Item {
-					raw.Data[int(a.Item)*raw.Stride+int(b.Item)] += float64(a.Weight) * float64(b.Weight)
-				}
-			}
-		}
-	}
-	for i := 0; i < n; i++ {
-		d := raw.Data[i*raw.Stride+i]
-		raw.Data[i*raw.Stride+i] += lambda + dropout/(1-dropout)*d
-	}
-	var chol mat.Cholesky
-	if !chol.Factorize(G) {
-		return nil, fmt.Errorf("EASE: XᵀX + λI is not positive definite; increase lambda")
-	}
-	var P mat.SymDense
-	if err := chol.InverseTo(&P); err != nil {
-		return nil, fmt.Errorf("EASE: invert: %w", err)
-	}
-	out := make([][]artifact.Neighbor, n)
-	row := make([]artifact.Neighbor, 0, n)
-	for i := 0; i < n; i++ {
-		row = row[:0]
-		for j := 0; j < n; j++ {
-			if i == j {
-				continue
-			}
-			// B[i][j] = -P[i][j] / P[j][j]: weight of history item i for candidate j.
-			w := -P.At(i, j) / P.At(j, j)
-			if w != 0 {
-				row = append(row, artifact.Neighbor{Item: int32(j), Weight: float32(w)})
-			}
-		}
-		out[i] = topAbsNeighbors(row, k)
-	}
-	return out, nil
 }
 
 // Popularity returns per-item scores in [0,1] from interaction weights.

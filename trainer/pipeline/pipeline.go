@@ -53,8 +53,9 @@ type Config struct {
 	Actor string
 	// BootstrapRounds for uplift confidence intervals (default 200).
 	BootstrapRounds int
-	// EASELambdas tried for the recommender (default 100, 300, 500, 1000).
-	EASELambdas []float64
+	// RecSearch is the recommender grid (default DefaultRecSearch; its
+	// Neighbors is taken from Neighbors).
+	RecSearch *RecSearch
 	// Neighbors kept per item (default 200; EASE keeps the largest by magnitude).
 	Neighbors int
 	// InteractionWeights and HalfLife configure the collaborative-filtering
@@ -104,14 +105,15 @@ func (c *Config) defaults() {
 	if c.BootstrapRounds == 0 {
 		c.BootstrapRounds = 200
 	}
-	if len(c.EASELambdas) == 0 {
-		c.EASELambdas = []float64{100, 300, 500, 1000}
-	}
 	if c.UpliftL2 == 0 {
 		c.UpliftL2 = 1
 	}
 	if c.Neighbors == 0 {
 		c.Neighbors = 200
+	}
+	if c.RecSearch == nil {
+		s := DefaultRecSearch(c.Neighbors)
+		c.RecSearch = &s
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -32,13 +32,23 @@ type Row struct {
 
 // ML100KOptions tune the protocol.
 type ML100KOptions struct {
-	Seed      uint64
-	K         int
-	Neighbors int // kept per item in the served model (default 200)
-	Lambdas   []float64
+	Seed uint64
+	K    int
+	// Neighbors kept per item in the picked model (default 400, about a
+	// quarter of the catalogue; fewer cost precision, see the /full row).
+	Neighbors int
+	// SessionGap splits each user's ratings into sessions where more than
+	// this passes between two ratings (default one minute; MovieLens users
+	// rate in bursts, film after film).
+	SessionGap time.Duration
+	Search     *pipeline.RecSearch // default pipeline.DefaultRecSearch
+	// Log, if set, is told every configuration tried on validation.
+	Log func(c pipeline.RecConfig, metrics map[string]float64, err error)
 }
 
-// ML100K runs the protocol on the files in dir.
+// ML100K runs the protocol on the files in dir: each model family's best
+// configuration on validation, refitted on the whole training part and
+// scored on the test part.
 func ML100K(dir string, o ML100KOptions) ([]Row, error) {
 	if o.Seed == 0 {
 		o.Seed = 42
@@ -47,49 +57,40 @@ func ML100K(dir string, o ML100KOptions) ([]Row, error) {
 		o.K = 10
 	}
 	if o.Neighbors == 0 {
-		o.Neighbors = 200
+		o.Neighbors = 400
 	}
-	if len(o.Lambdas) == 0 {
-		o.Lambdas = []float64{100, 300, 500, 1000}
+	if o.SessionGap == 0 {
+		o.SessionGap = time.Minute
+	}
+	search := pipeline.DefaultRecSearch(o.Neighbors)
+	search.KNN = 100
+	if o.Search != nil {
+		search = *o.Search
 	}
 	ml, err := datasets.LoadMovieLens(dir)
 	if err != nil {
 		return nil, fmt.Errorf("ml-100k: %w", err)
 	}
-	split := datasets.RandomSplit(ml, 0.2, o.Seed)
+	split := datasets.RandomSplit(ml, 0.2, o.Seed, o.SessionGap)
 	valid := datasets.Holdout(split.Train, 0.2, o.Seed)
-	configs := []pipeline.RecConfig{
-		{Method: "popularity"},
-		{Method: "itemknn-cosine", K: 100},
-		{Method: "itemknn-pearson", K: 100},
-	}
-	for _, l := range o.Lambdas {
-		configs = append(configs, pipeline.RecConfig{Method: "ease", Lambda: l, K: o.Neighbors})
-	}
-	// The trainer's choice: best validation NDCG among the configurations.
-	best, bestV := -1, -1.0
-	for i, c := range configs {
-		s, err := pipeline.FitItemSim(valid.Train, ml.Items, c)
-		if err != nil {
-			return nil, err
-		}
-		if v := pipeline.EvaluateItemSim(s, valid.Train, valid.Test, o.K)[fmt.Sprintf("ndcg@%d", o.K)]; v > bestV {
-			best, bestV = i, v
-		}
-	}
+	families := pipeline.SearchRecommenders(valid.Train, valid.Test, ml.Items, o.K, search, o.Log)
+	pick := pipeline.Pick(families)
 	var rows []Row
-	for i, c := range configs {
+	for _, f := range families {
 		t0 := time.Now()
-		s, err := pipeline.FitItemSim(split.Train, ml.Items, c)
+		s, err := pipeline.FitItemSim(split.Train, ml.Items, f.Config)
 		if err != nil {
 			return nil, err
 		}
 		secs := time.Since(t0).Seconds()
-		rows = append(rows, Row{Model: c.String(), Params: params(c), Metrics: pipeline.EvaluateItemSim(s, split.Train, split.Test, o.K), Picked: i == best, Seconds: secs})
+		p := params(f.Config)
+		p["family"] = f.Name
+		p["validation_ndcg"] = fmt.Sprintf("%.4f", f.NDCG)
+		rows = append(rows, Row{Model: f.Config.String(), Params: p, Metrics: pipeline.EvaluateItemSim(s, split.Train, split.Test, o.K), Picked: f.Name == pick.Name, Seconds: secs})
 	}
-	// Reference row: the best EASE without truncating its weights, to show
-	// what truncation for serving costs.
-	if c := configs[best]; c.Method == "ease" {
+	// Reference row: the pick without truncating its weights, to show what
+	// keeping o.Neighbors per item for serving costs.
+	if c := pick.Config; c.Method == "ease" {
 		full := c
 		full.K = len(ml.Items)
 		t0 := time.Now()
@@ -111,6 +112,11 @@ func params(c pipeline.RecConfig) map[string]string {
 	}
 	if c.Method == "ease" {
 		p["lambda"] = fmt.Sprint(c.Lambda)
+		for name, v := range map[string]float64{"dropout": c.Dropout, "sessions": c.Sessions, "spectral": c.Spectral} {
+			if v > 0 {
+				p[name] = fmt.Sprint(v)
+			}
+		}
 	}
 	return p
 }

@@ -1,0 +1,352 @@
+package fit
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"runtime"
+	"sync"
+
+	"gonum.org/v1/gonum/mat"
+
+	"github.com/promoai/promo/registry/artifact"
+)
+
+// MaxDenseItems bounds the closed-form item models: they solve a dense
+// items × items system.
+const MaxDenseItems = 8000
+
+// LinearConfig configures ItemLinear, the closed-form item × item models.
+// The zero value of every field but Lambda and K turns its part off, which
+// leaves plain EASE.
+type LinearConfig struct {
+	// Lambda is the L2 penalty of EASE (> 0).
+	Lambda float64
+	// Dropout in [0, 1) adds the penalty of Steck's denoising linear
+	// autoencoder (2020): item i's penalty grows with its own popularity,
+	// Λ_ii = λ + p/(1−p)·G_ii, which damps the pull of popular items.
+	Dropout float64
+	// SessionWeight adds the co-occurrences of items within one session
+	// (Interactions.Sessions) to the Gram matrix with this weight: items
+	// looked at in the same visit are more closely related than items a
+	// shopper touched months apart.
+	SessionWeight float64
+	// Spectral in [0, 1) blends in the graph filter of GF-CF (Shen et al.
+	// 2021) with this share: the degree-normalised co-occurrence R̃ᵀR̃ plus
+	// an ideal low-pass filter on its top SpectralRank eigenvectors. It
+	// makes smoother, more global suggestions than EASE's sharp
+	// item-to-item regression, and the two err differently.
+	Spectral     float64
+	SpectralRank int // default 64
+	// K is how many weights of largest magnitude each item keeps for
+	// serving; K ≥ items keeps the fitted model exactly.
+	K int
+}
+
+// EASE fits Steck's "Embarrassingly Shallow Autoencoder" (2019): the item ×
+// item weights B minimising ||X − XB||² + λ||B||² with diag(B) = 0, in closed
+// form: P = (XᵀX + λI)⁻¹, B = I − P·diag(1/diag(P)).
+func EASE(m *Interactions, lambda float64, k int) ([][]artifact.Neighbor, error) {
+	return ItemLinear(m, LinearConfig{Lambda: lambda, K: k})
+}
+
+// ItemLinear fits EASE with the optional parts of LinearConfig and returns,
+// per history item, the weights it gives each candidate item (a row of B;
+// a user's scores are the sum of the rows of their items).
+func ItemLinear(m *Interactions, c LinearConfig) ([][]artifact.Neighbor, error) {
+	n := m.NumItems
+	switch {
+	case n > MaxDenseItems:
+		return nil, fmt.Errorf("EASE needs a dense %d × %d solve; catalogues above %d items use item-kNN", n, n, MaxDenseItems)
+	case c.Lambda <= 0:
+		return nil, fmt.Errorf("EASE needs lambda > 0, got %v", c.Lambda)
+	case c.Dropout < 0 || c.Dropout >= 1:
+		return nil, fmt.Errorf("dropout %v must be in [0, 1)", c.Dropout)
+	case c.Spectral < 0 || c.Spectral >= 1:
+		return nil, fmt.Errorf("spectral share %v must be in [0, 1)", c.Spectral)
+	case c.SessionWeight < 0:
+		return nil, fmt.Errorf("session weight %v must be ≥ 0", c.SessionWeight)
+	}
+	B, err := ease(m, c)
+	if err != nil {
+		return nil, err
+	}
+	if c.Spectral > 0 {
+		rank := c.SpectralRank
+		if rank <= 0 {
+			rank = 64
+		}
+		F := graphFilter(m, rank)
+		// Put both on the scale of the scores they produce before mixing,
+		// so the share means the same whatever the data's size.
+		a := (1 - c.Spectral) / scoreScale(m, B)
+		b := c.Spectral / scoreScale(m, F)
+		for i := range B {
+			B[i] = float32(a*float64(B[i]) + b*float64(F[i]))
+		}
+	}
+	return sparsify(B, n, c.K), nil
+}
+
+// sparsify keeps the k weights of largest magnitude of each row for
+// serving, negative ones included (they carry ranking information).
+func sparsify(B []float32, n, k int) [][]artifact.Neighbor {
+	out := make([][]artifact.Neighbor, n)
+	parallelRows(n, func(i int) {
+		row := make([]artifact.Neighbor, 0, n)
+		for j, w := range B[i*n : (i+1)*n] {
+			if j != i && w != 0 {
+				row = append(row, artifact.Neighbor{Item: int32(j), Weight: w})
+			}
+		}
+		out[i] = topAbsNeighbors(row, k)
+	})
+	return out
+}
+
+// ease solves the EASE/DLAE system and returns B row-major (row = history
+// item), its diagonal zero.
+func ease(m *Interactions, c LinearConfig) ([]float32, error) {
+	n := m.NumItems
+	G := mat.NewSymDense(n, nil)
+	raw := G.RawSymmetric()
+	add := func(a, b int32, w float64) {
+		if a > b {
+			a, b = b, a
+		}
+		raw.Data[int(a)*raw.Stride+int(b)] += w
+	}
+	for _, row := range m.Users {
+		for x, a := range row {
+			for _, b := range row[x:] {
+				add(a.Item, b.Item, float64(a.Weight)*float64(b.Weight))
+			}
+		}
+	}
+	// The dropout penalty follows the users' own co-occurrences only.
+	penalty := make([]float64, n)
+	for i := range n {
+		penalty[i] = c.Lambda + c.Dropout/(1-c.Dropout)*raw.Data[i*raw.Stride+i]
+	}
+	if c.SessionWeight > 0 {
+		for _, s := range m.Sessions {
+			for x, a := range s.Items {
+				for _, b := range s.Items[x:] {
+					add(a, b, c.SessionWeight)
+				}
+			}
+		}
+	}
+	for i := range n {
+		raw.Data[i*raw.Stride+i] += penalty[i]
+	}
+	var chol mat.Cholesky
+	if !chol.Factorize(G) {
+		return nil, fmt.Errorf("EASE: XᵀX + λI is not positive definite; increase lambda")
+	}
+	G = nil // chol holds its own copy; let the Gram go before P is made
+	var P mat.SymDense
+	if err := chol.InverseTo(&P); err != nil {
+		return nil, fmt.Errorf("EASE: invert: %w", err)
+	}
+	pr := P.RawSymmetric()
+	B := make([]float32, n*n)
+	parallelRows(n, func(i int) {
+		for j := range n {
+			if i != j {
+				// B[i][j] = -P[i][j] / P[j][j]: weight of history item i for candidate j.
+				B[i*n+j] = float32(-pr.Data[min(i, j)*pr.Stride+max(i, j)] / pr.Data[j*pr.Stride+j])
+			}
+		}
+	})
+	return B, nil
+}
+
+// graphFilter returns GF-CF's item × item filter, row-major:
+// R̃ᵀR̃ + D^(-1/2)·V·Vᵀ·D^(1/2), where R̃ = D_U^(-1/2)·X·D^(-1/2) is the
+// interaction matrix normalised by user and item degrees and V holds the top
+// rank eigenvectors of R̃ᵀR̃.
+func graphFilter(m *Interactions, rank int) []float32 {
+	n := m.NumItems
+	deg := make([]float64, n)
+	userDeg := make([]float64, len(m.Users))
+	for u, row := range m.Users {
+		for _, w := range row {
+			deg[w.Item] += float64(w.Weight)
+			userDeg[u] += float64(w.Weight)
+		}
+	}
+	inv := func(d float64) float64 {
+		if d > 0 {
+			return 1 / math.Sqrt(d)
+		}
+		return 0
+	}
+	F := make([]float32, n*n)
+	for u, row := range m.Users {
+		for _, a := range row {
+			wa := float64(a.Weight) / userDeg[u]
+			for _, b := range row {
+				F[int(a.Item)*n+int(b.Item)] += float32(wa * float64(b.Weight))
+			}
+		}
+	}
+	V := topEigenvectors(m, deg, userDeg, min(rank, n), 1)
+	parallelRows(n, func(i int) {
+		vi := V.RawRowView(i)
+		for j := range n {
+			lowPass := 0.0
+			if deg[i] > 0 && deg[j] > 0 {
+				for x, v := range V.RawRowView(j) {
+					lowPass += vi[x] * v
+				}
+				lowPass *= math.Sqrt(deg[j]) * inv(deg[i])
+			}
+			F[i*n+j] = float32(float64(F[i*n+j])*inv(deg[i])*inv(deg[j]) + lowPass)
+		}
+	})
+	return F
+}
+
+// topEigenvectors finds the top k eigenvectors of R̃ᵀR̃ by randomized
+// subspace iteration (Halko, Martinsson & Tropp 2011), applying the matrix
+// through the sparse interactions so that it is never formed.
+func topEigenvectors(m *Interactions, deg, userDeg []float64, k int, seed uint64) *mat.Dense {
+	n := m.NumItems
+	l := min(n, k+10) // oversampling makes the top k converge faster
+	r := rand.New(rand.NewPCG(seed, 7))
+	Q := mat.NewDense(n, l, nil)
+	for i := range n {
+		for j := range l {
+			Q.Set(i, j, r.NormFloat64())
+		}
+	}
+	scale := make([]float64, n)
+	for i, d := range deg {
+		if d > 0 {
+			scale[i] = 1 / math.Sqrt(d)
+		}
+	}
+	// apply returns R̃ᵀR̃·Q.
+	apply := func(Q *mat.Dense) *mat.Dense {
+		Y := mat.NewDense(n, l, nil)
+		tmp := make([]float64, l)
+		for u, row := range m.Users {
+			if userDeg[u] == 0 {
+				continue
+			}
+			clear(tmp)
+			for _, w := range row {
+				q := Q.RawRowView(int(w.Item))
+				f := float64(w.Weight) * scale[w.Item]
+				for j := range tmp {
+					tmp[j] += f * q[j]
+				}
+			}
+			for _, w := range row {
+				y := Y.RawRowView(int(w.Item))
+				f := float64(w.Weight) * scale[w.Item] / userDeg[u]
+				for j := range tmp {
+					y[j] += f * tmp[j]
+				}
+			}
+		}
+		return Y
+	}
+	for range 24 {
+		Q = orthonormalize(apply(Q))
+	}
+	// Rayleigh–Ritz: eigenvectors of the small projected matrix QᵀAQ.
+	var T mat.Dense
+	T.Mul(Q.T(), apply(Q))
+	S := mat.NewSymDense(l, nil)
+	for i := range l {
+		for j := i; j < l; j++ {
+			S.SetSym(i, j, (T.At(i, j)+T.At(j, i))/2)
+		}
+	}
+	var eig mat.EigenSym
+	if !eig.Factorize(S, true) {
+		return mat.NewDense(n, k, nil) // no filter rather than a wrong one
+	}
+	var W mat.Dense
+	eig.VectorsTo(&W)
+	// EigenSym orders eigenvalues ascending: the top k are the last columns.
+	var V mat.Dense
+	V.Mul(Q, W.Slice(0, l, l-k, l))
+	return &V
+}
+
+// orthonormalize returns an orthonormal basis of Y's columns by modified
+// Gram–Schmidt, run twice for accuracy; a column that vanishes is left zero.
+func orthonormalize(Y *mat.Dense) *mat.Dense {
+	_, c := Y.Dims()
+	for range 2 {
+		for j := range c {
+			col := Y.ColView(j).(*mat.VecDense)
+			for p := range j {
+				prev := Y.ColView(p)
+				col.AddScaledVec(col, -mat.Dot(col, prev), prev)
+			}
+			if nrm := mat.Norm(col, 2); nrm > 1e-12 {
+				col.ScaleVec(1/nrm, col)
+			} else {
+				col.Zero()
+			}
+		}
+	}
+	return Y
+}
+
+// scoreScale is the spread (standard deviation) of the scores an item ×
+// item matrix gives, over a sample of up to 2,000 training users.
+func scoreScale(m *Interactions, B []float32) float64 {
+	n := m.NumItems
+	step := max(1, len(m.Users)/2000)
+	scores := make([]float64, n)
+	var sum, sum2, count float64
+	for u := 0; u < len(m.Users); u += step {
+		if len(m.Users[u]) == 0 {
+			continue
+		}
+		clear(scores)
+		for _, w := range m.Users[u] {
+			for j, b := range B[int(w.Item)*n : int(w.Item+1)*n] {
+				scores[j] += float64(w.Weight) * float64(b)
+			}
+		}
+		for _, s := range scores {
+			sum += s
+			sum2 += s * s
+		}
+		count += float64(n)
+	}
+	if count == 0 {
+		return 1
+	}
+	mean := sum / count
+	if v := sum2/count - mean*mean; v > 0 {
+		return math.Sqrt(v)
+	}
+	return 1
+}
+
+// parallelRows calls fn for every row index 0..n-1 on all cores.
+func parallelRows(n int, fn func(i int)) {
+	var wg sync.WaitGroup
+	next := make(chan int, 256)
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				fn(i)
+			}
+		}()
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+}

@@ -1,0 +1,131 @@
+package pipeline
+
+import (
+	"fmt"
+
+	"github.com/promoai/promo/registry/artifact"
+	"github.com/promoai/promo/trainer/fit"
+)
+
+// RecSearch lists the candidate values a recommender search tries.
+type RecSearch struct {
+	Neighbors int       // kept per item in the fitted models
+	KNN       int       // neighbours of the item-kNN baselines (default Neighbors)
+	Lambdas   []float64 // EASE penalties
+	Dropouts  []float64 // DLAE penalties tried with every lambda (empty: family skipped)
+	Sessions  []float64 // session co-occurrence weights (skipped without sessions)
+	Spectral  []float64 // GF-CF shares
+}
+
+// DefaultRecSearch is the grid the trainer and the ml100k protocol use.
+func DefaultRecSearch(neighbors int) RecSearch {
+	return RecSearch{
+		Neighbors: neighbors,
+		Lambdas:   []float64{100, 300, 500, 1000},
+		Dropouts:  []float64{0.33, 0.5},
+		Sessions:  []float64{0.25, 0.5, 1},
+		Spectral:  []float64{0.1, 0.2, 0.3},
+	}
+}
+
+// Family is the configuration of one model family that did best on
+// validation.
+type Family struct {
+	Name   string
+	Config RecConfig
+	NDCG   float64 // validation ndcg@k
+}
+
+// SearchRecommenders picks, on a validation split, the best configuration
+// of each family: popularity, item-kNN (cosine, Pearson), EASE over the
+// lambdas, then greedily, each starting from the best linear model so far:
+// the DLAE penalty, session co-occurrence and the GF-CF blend. A part that
+// does not help on validation is simply not in the next family's start.
+// Linear families are skipped for catalogues above fit.MaxDenseItems.
+// A configuration that cannot be fitted (say, a singular system) is
+// skipped; seen, if not nil, is told every configuration tried with its
+// validation metrics or its error.
+func SearchRecommenders(train *fit.Interactions, valid []map[int32]bool, items []artifact.Item, k int, s RecSearch, seen func(RecConfig, map[string]float64, error)) []Family {
+	key := fmt.Sprintf("ndcg@%d", k)
+	var out []Family
+	best := func(name string, cs []RecConfig) {
+		f := Family{Name: name, NDCG: -1}
+		for _, c := range cs {
+			m, err := FitItemSim(train, items, c)
+			var metrics map[string]float64
+			if err == nil {
+				metrics = EvaluateItemSim(m, train, valid, k)
+				if v := metrics[key]; v > f.NDCG {
+					f.Config, f.NDCG = c, v
+				}
+			}
+			if seen != nil {
+				seen(c, metrics, err)
+			}
+		}
+		if f.NDCG >= 0 {
+			out = append(out, f)
+		}
+	}
+	knn := s.KNN
+	if knn == 0 {
+		knn = s.Neighbors
+	}
+	for _, c := range []RecConfig{{Method: "popularity"}, {Method: "itemknn-cosine", K: knn}, {Method: "itemknn-pearson", K: knn}} {
+		best(c.Method, []RecConfig{c})
+	}
+	if train.NumItems > fit.MaxDenseItems {
+		return out
+	}
+	var cs []RecConfig
+	for _, l := range s.Lambdas {
+		cs = append(cs, RecConfig{Method: "ease", Lambda: l, K: s.Neighbors})
+	}
+	best("ease", cs)
+	// start is the best linear model found so far.
+	start := func() Family {
+		b := Family{NDCG: -1}
+		for _, f := range out {
+			if f.Config.Method == "ease" && f.NDCG > b.NDCG {
+				b = f
+			}
+		}
+		return b
+	}
+	cs = nil
+	for _, p := range s.Dropouts {
+		for _, l := range s.Lambdas {
+			cs = append(cs, RecConfig{Method: "ease", Lambda: l, Dropout: p, K: s.Neighbors})
+		}
+	}
+	best("ease+dlae", cs)
+	if len(train.Sessions) > 0 {
+		cs = nil
+		for _, w := range s.Sessions {
+			c := start().Config
+			c.Sessions = w
+			cs = append(cs, c)
+		}
+		best("ease+sessions", cs)
+	}
+	cs = nil
+	for _, w := range s.Spectral {
+		c := start().Config
+		c.Spectral = w
+		cs = append(cs, c)
+	}
+	best("ease+gfcf", cs)
+	return out
+}
+
+// Pick returns the family with the best validation score (NDCG -1 when
+// there is none).
+func Pick(fs []Family) Family {
+	b := Family{NDCG: -1}
+	for _, f := range fs {
+		if f.NDCG > b.NDCG {
+			b = f
+		}
+	}
+	return b
+}
