@@ -21,6 +21,9 @@ import (
 	"github.com/promoai/promo/registry/eventlog"
 )
 
+// ControlArm is the arm of randomized experiments that gets no offer.
+const ControlArm = "control"
+
 // Names of the user features, in the order of every feature vector.
 var Names = []string{
 	"recency_days",        // days since last purchase (capped at the window)
@@ -42,6 +45,8 @@ var Names = []string{
 	"avg_viewed_price",    // mean price of viewed items (price sensitivity)
 	"views_per_session",   // browsing depth
 	"top_category_share",  // share of interactions in the favourite category (affinity)
+	"price_index",         // mean log price of viewed items relative to their category (price sensitivity)
+	"offer_lift",          // conversion of sessions with an offer minus without (shrunk to 0)
 }
 
 // Index of a feature name in Names, -1 if unknown.
@@ -167,6 +172,7 @@ type userAgg struct {
 	purchases, views, carts   int
 	searches, recentViews     int
 	viewedPriceSum            float64
+	priceIndexSum             float64 // Σ log(price / category's geometric mean price)
 	pricedViews               int
 	monetary                  float64
 	// Counted by change of id: events of one session or order arrive
@@ -175,7 +181,11 @@ type userAgg struct {
 	lastOrder, lastSession   string
 	categories               map[string]int // interactions per category
 	exposuresBefore, redeems int
-	items                    ItemWeights // CF weights before cutoff
+	// Sessions with and without an offer, and how many of each converted:
+	// how this user has responded to earlier campaigns.
+	offerSessions, offerBuys, plainSessions, plainBuys int
+	sessionOffer, sessionBuy                           bool
+	items                                              ItemWeights // CF weights before cutoff
 	// Items of the current session and of earlier sessions with two or
 	// more items (their co-occurrence is what collaborative filtering uses).
 	sessionItems   []int32
@@ -204,13 +214,16 @@ type Builder struct {
 	users   map[string]*userAgg
 	items   []Item
 	itemIdx map[string]int32
-	Report  Report
+	// Sum of log prices and count of priced items per category, so a view
+	// can be compared with its category's typical price.
+	catLogPrice map[string]*[2]float64
+	Report      Report
 }
 
 // NewBuilder starts processing with cfg.
 func NewBuilder(cfg Config) *Builder {
 	cfg.defaults()
-	return &Builder{cfg: cfg, users: map[string]*userAgg{}, itemIdx: map[string]int32{}, Report: Report{Dropped: map[string]int{}}}
+	return &Builder{cfg: cfg, users: map[string]*userAgg{}, itemIdx: map[string]int32{}, catLogPrice: map[string]*[2]float64{}, Report: Report{Dropped: map[string]int{}}}
 }
 
 func (b *Builder) item(id string) int32 {
@@ -251,7 +264,21 @@ func (b *Builder) Add(e *eventlog.Event) {
 	}
 	if e.Type == eventlog.TypeItemUpsert {
 		it := &b.items[b.item(e.Item)]
+		if it.Described && it.Price > 0 { // replaced: take the old price out of its category
+			c := b.catLogPrice[it.Category]
+			c[0] -= math.Log(it.Price)
+			c[1]--
+		}
 		it.Category, it.Price, it.Cost, it.Described = e.ItemAttrs.Category, e.ItemAttrs.Price, e.ItemAttrs.Cost, true
+		if it.Price > 0 {
+			c := b.catLogPrice[it.Category]
+			if c == nil {
+				c = new([2]float64)
+				b.catLogPrice[it.Category] = c
+			}
+			c[0] += math.Log(it.Price)
+			c[1]++
+		}
 		b.Report.Used++
 		return
 	}
@@ -306,6 +333,7 @@ func (b *Builder) Add(e *eventlog.Event) {
 		u.last = e.Time
 	}
 	if e.Session != "" && e.Session != u.lastSession {
+		u.endSession()
 		u.sessions++
 		u.lastSession = e.Session
 		u.closeSession(b.cfg.MaxSessionsPerUser)
@@ -341,6 +369,8 @@ func (b *Builder) Add(e *eventlog.Event) {
 		if it >= 0 && b.items[it].Price > 0 {
 			u.viewedPriceSum += b.items[it].Price
 			u.pricedViews++
+			c := b.catLogPrice[b.items[it].Category]
+			u.priceIndexSum += math.Log(b.items[it].Price) - c[0]/c[1]
 		}
 		if b.cfg.Cutoff.Sub(e.Time) <= 14*24*time.Hour {
 			u.recentViews++
@@ -370,11 +400,47 @@ func (b *Builder) Add(e *eventlog.Event) {
 		if it >= 0 {
 			u.purchasedItems[it] = struct{}{}
 		}
+		if e.Session != "" {
+			u.sessionBuy = true
+		}
 	case eventlog.TypePromoExposure:
 		u.exposuresBefore++
+		if e.Session != "" && armOf(e) != ControlArm {
+			u.sessionOffer = true
+		}
 	case eventlog.TypePromoRedeem:
 		u.redeems++
 	}
+}
+
+// endSession counts the session that just ended by offer and outcome.
+func (u *userAgg) endSession() {
+	if u.lastSession == "" {
+		return
+	}
+	switch {
+	case u.sessionOffer:
+		u.offerSessions++
+		if u.sessionBuy {
+			u.offerBuys++
+		}
+	default:
+		u.plainSessions++
+		if u.sessionBuy {
+			u.plainBuys++
+		}
+	}
+	u.sessionOffer, u.sessionBuy = false, false
+}
+
+// offerLift is the user's conversion rate in sessions with an offer minus
+// that in sessions without. Both rates are smoothed, and the offer rate is
+// shrunk towards the plain one by two pseudo-sessions, so a user with one
+// or two exposures gets a small lift rather than ±1.
+func (u *userAgg) offerLift() float64 {
+	plain := (float64(u.plainBuys) + 1) / (float64(u.plainSessions) + 2)
+	offer := (float64(u.offerBuys) + 2*plain) / (float64(u.offerSessions) + 2)
+	return offer - plain
 }
 
 // closeSession keeps the finished session for collaborative filtering if
@@ -479,6 +545,10 @@ func (b *Builder) Finish() *Dataset {
 			}
 			return math.Min(windowDays, math.Max(0, b.cfg.Cutoff.Sub(t).Hours()/24))
 		}
+		// The last session has no successor to close it.
+		u.closeSession(b.cfg.MaxSessionsPerUser)
+		u.endSession()
+		u.lastSession = ""
 		cycle := windowDays
 		if u.purchases >= 2 {
 			cycle = u.lastPurchase.Sub(u.firstPurchase).Hours() / 24 / float64(u.purchases-1)
@@ -507,13 +577,14 @@ func (b *Builder) Finish() *Dataset {
 			safeDiv(u.viewedPriceSum, float64(u.pricedViews)),
 			safeDiv(float64(u.views), float64(u.sessions)),
 			topShare(u.categories),
+			safeDiv(u.priceIndexSum, float64(u.pricedViews)),
+			u.offerLift(),
 		}
 		u.trimRecent(b.cfg.RecentItems)
 		recent := make([]int32, len(u.recent))
 		for i, r := range u.recent {
 			recent[i] = r.item
 		}
-		u.closeSession(b.cfg.MaxSessionsPerUser)
 		row := UserRow{ID: id, Features: f, Age: u.age, Gender: u.gender, Buy: u.labelBuy, Spend: u.labelSpend,
 			Items: u.items, Sessions: u.sessionsCF, After: u.after, Purchased: u.purchasedItems, Recent: recent, Active: !u.last.IsZero()}
 		idx := len(ds.Users)

@@ -2,6 +2,7 @@ package features_test
 
 import (
 	"fmt"
+	"math"
 	"testing"
 	"time"
 
@@ -62,5 +63,44 @@ func TestSessionsForCollaborativeFiltering(t *testing.T) {
 	}
 	if fmt.Sprint(got) != "[ab ac]" {
 		t.Fatalf("sessions = %v, want [ab ac]", got)
+	}
+}
+
+func TestOfferLiftAndPriceIndex(t *testing.T) {
+	t0 := time.Now().Add(-48 * time.Hour).Truncate(time.Hour)
+	b := features.NewBuilder(features.Config{Cutoff: t0.Add(24 * time.Hour)})
+	n := 0
+	add := func(e eventlog.Event) {
+		n++
+		e.ID, e.Time, e.User = fmt.Sprint("e", n), t0.Add(time.Duration(n)*time.Minute), "u"
+		b.Add(&e)
+	}
+	b.Add(&eventlog.Event{ID: "cheap", Type: eventlog.TypeItemUpsert, Time: t0, Item: "cheap", ItemAttrs: &eventlog.ItemAttrs{Category: "c", Price: 10}})
+	b.Add(&eventlog.Event{ID: "dear", Type: eventlog.TypeItemUpsert, Time: t0, Item: "dear", ItemAttrs: &eventlog.ItemAttrs{Category: "c", Price: 40}})
+	session := func(id, arm string, buy bool) {
+		if arm != "" {
+			add(eventlog.Event{Type: eventlog.TypePromoExposure, Session: id, Arm: arm, Offer: arm, Decision: "d" + id})
+		}
+		add(eventlog.Event{Type: eventlog.TypeView, Session: id, Item: "cheap"})
+		if buy {
+			add(eventlog.Event{Type: eventlog.TypePurchase, Session: id, Item: "cheap", Quantity: 1, UnitPrice: 10, Order: "o" + id})
+		}
+	}
+	session("p1", "", true)
+	session("p2", "", false)
+	session("c1", features.ControlArm, false) // a control exposure is no offer
+	session("o1", "pct10", false)
+	session("o2", "gift", false)
+	ds := b.Finish()
+	f := ds.Users[0].Features
+	// Plain: 1 of 3 sessions bought, smoothed (1+1)/(3+2) = 0.4; with an
+	// offer: 0 of 2, shrunk to the plain rate by two pseudo-sessions:
+	// (0 + 2·0.4)/(2+2) = 0.2; lift -0.2.
+	if got := f[features.Index("offer_lift")]; math.Abs(got+0.2) > 1e-9 {
+		t.Errorf("offer_lift = %v, want -0.2", got)
+	}
+	// Every view was of the 10 item; the category's geometric mean is 20.
+	if got := f[features.Index("price_index")]; math.Abs(got-math.Log(0.5)) > 1e-9 {
+		t.Errorf("price_index = %v, want ln(1/2)", got)
 	}
 }

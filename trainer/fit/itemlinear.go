@@ -168,14 +168,7 @@ func ease(m *Interactions, c LinearConfig) ([]float32, error) {
 // rank eigenvectors of R̃ᵀR̃.
 func graphFilter(m *Interactions, rank int) []float32 {
 	n := m.NumItems
-	deg := make([]float64, n)
-	userDeg := make([]float64, len(m.Users))
-	for u, row := range m.Users {
-		for _, w := range row {
-			deg[w.Item] += float64(w.Weight)
-			userDeg[u] += float64(w.Weight)
-		}
-	}
+	deg, userDeg := m.degrees()
 	inv := func(d float64) float64 {
 		if d > 0 {
 			return 1 / math.Sqrt(d)
@@ -206,6 +199,19 @@ func graphFilter(m *Interactions, rank int) []float32 {
 		}
 	})
 	return F
+}
+
+// degrees returns the weighted degree of every item and every user.
+func (m *Interactions) degrees() (items, users []float64) {
+	items = make([]float64, m.NumItems)
+	users = make([]float64, len(m.Users))
+	for u, row := range m.Users {
+		for _, w := range row {
+			items[w.Item] += float64(w.Weight)
+			users[u] += float64(w.Weight)
+		}
+	}
+	return items, users
 }
 
 // topEigenvectors finds the top k eigenvectors of R̃ᵀR̃ by randomized

@@ -69,14 +69,7 @@ func TestSpectralBlendIsFiniteAndKeepsSelfOut(t *testing.T) {
 func TestTopEigenvectorsMatchDense(t *testing.T) {
 	m := clusteredMatrix(300, 40, 5, 10, 5)
 	n := m.NumItems
-	deg := make([]float64, n)
-	userDeg := make([]float64, len(m.Users))
-	for u, row := range m.Users {
-		for _, w := range row {
-			deg[w.Item] += float64(w.Weight)
-			userDeg[u] += float64(w.Weight)
-		}
-	}
+	deg, userDeg := m.degrees()
 	A := mat.NewSymDense(n, nil)
 	for u, row := range m.Users {
 		for _, a := range row {

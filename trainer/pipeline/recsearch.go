@@ -99,21 +99,20 @@ func SearchRecommenders(train *fit.Interactions, valid []map[int32]bool, items [
 		}
 	}
 	best("ease+dlae", cs)
-	if len(train.Sessions) > 0 {
-		cs = nil
-		for _, w := range s.Sessions {
+	// from varies one setting of the best linear model so far.
+	from := func(values []float64, set func(*RecConfig, float64)) []RecConfig {
+		var cs []RecConfig
+		for _, v := range values {
 			c := start().Config
-			c.Sessions = w
+			set(&c, v)
 			cs = append(cs, c)
 		}
-		best("ease+sessions", cs)
+		return cs
 	}
-	cs = nil
-	for _, w := range s.Spectral {
-		c := start().Config
-		c.Spectral = w
-		cs = append(cs, c)
+	if len(train.Sessions) > 0 {
+		best("ease+sessions", from(s.Sessions, func(c *RecConfig, v float64) { c.Sessions = v }))
 	}
+	cs = from(s.Spectral, func(c *RecConfig, v float64) { c.Spectral = v })
 	best("ease+gfcf", cs)
 	return out
 }

@@ -13,7 +13,7 @@ import (
 )
 
 // ControlArm is the experiment arm that gets no offer.
-const ControlArm = "control"
+const ControlArm = features.ControlArm
 
 type upliftRow struct {
 	x         []float64 // selected raw features
@@ -221,12 +221,16 @@ type TruthComparison struct {
 	N                 int
 	Model, Oracle     float64
 	ModelCI, OracleCI eval.Interval
+	// Partial is the Qini of ranking by the partial truth, when given.
+	Partial float64
 }
 
 // CompareWithTruth fits the uplift model like a training run does and
 // compares its holdout Qini with an oracle that ranks by the true effect
 // (truth: user id -> arm -> true uplift), e.g. from the synthetic shop.
-func CompareWithTruth(ds *features.Dataset, truth map[string]map[string]float64, cfg Config) ([]TruthComparison, error) {
+// partial, if not nil, is another ranking in the same form (say, the truth
+// with what no model can see hidden), scored on the same rows.
+func CompareWithTruth(ds *features.Dataset, truth, partial map[string]map[string]float64, cfg Config) ([]TruthComparison, error) {
 	cfg.defaults()
 	d, err := prepareUplift(ds, splitUsers(ds.Users, cfg.HoldoutShare, cfg.Seed), cfg.UpliftL2)
 	if err != nil {
@@ -234,22 +238,27 @@ func CompareWithTruth(ds *features.Dataset, truth map[string]map[string]float64,
 	}
 	var out []TruthComparison
 	for _, arm := range d.model.ArmNames() {
-		var y, model, oracle []float64
+		var y, model, oracle, part []float64
 		var treated []bool
 		for i, r := range d.test {
 			if r.arm != arm && r.arm != ControlArm {
 				continue
 			}
 			resp, _ := d.model.Predict(r.x, arm)
+			id := ds.Users[d.testUsers[i]].ID
 			y = append(y, r.converted)
 			model = append(model, resp.PTreated-resp.PControl)
-			oracle = append(oracle, truth[ds.Users[d.testUsers[i]].ID][arm])
+			oracle = append(oracle, truth[id][arm])
+			part = append(part, partial[id][arm])
 			treated = append(treated, r.arm == arm)
 		}
 		if len(y) < 20 {
 			continue
 		}
 		c := TruthComparison{Arm: arm, N: len(y), Model: eval.Qini(y, model, treated), Oracle: eval.Qini(y, oracle, treated)}
+		if partial != nil {
+			c.Partial = eval.Qini(y, part, treated)
+		}
 		boot := func(scores []float64) eval.Interval {
 			return eval.Bootstrap(len(y), cfg.BootstrapRounds, cfg.Seed, func(idx []int) float64 {
 				by, bs, bt := make([]float64, len(idx)), make([]float64, len(idx)), make([]bool, len(idx))

@@ -16,6 +16,10 @@ type UpliftResult struct {
 	Arms []pipeline.TruthComparison
 	// Ratio is the N-weighted model Qini over the N-weighted oracle Qini.
 	Ratio float64
+	// Ceiling is the same ratio for ranking by the true effect with the
+	// sleeping dogs hidden (given the average effect of everyone else):
+	// what a model that knew all but the unobservable could reach.
+	Ceiling float64
 }
 
 // Uplift generates a synthetic shop with known effects, trains the uplift
@@ -24,33 +28,62 @@ type UpliftResult struct {
 func Uplift(ctx context.Context, p shop.Params, rounds int, l2 float64) (*UpliftResult, error) {
 	b := inmem.New()
 	truth := map[string]map[string]float64{}
-	if _, err := shop.WriteTo(ctx, b, p, func(t shop.Truth) error { truth[t.User] = t.Uplift; return nil }); err != nil {
+	sleeping := map[string]bool{}
+	if _, err := shop.WriteTo(ctx, b, p, func(t shop.Truth) error {
+		truth[t.User] = t.Uplift
+		sleeping[t.User] = t.Kind == shop.KindSleepingDog
+		return nil
+	}); err != nil {
 		return nil, err
+	}
+	// Sleeping dogs behave like everyone else until treated; the partial
+	// truth gives them the average effect of the others.
+	sum, n := map[string]float64{}, 0.0
+	for id, arms := range truth {
+		if !sleeping[id] {
+			n++
+			for a, v := range arms {
+				sum[a] += v
+			}
+		}
+	}
+	partial := make(map[string]map[string]float64, len(truth))
+	for id, arms := range truth {
+		partial[id] = arms
+		if sleeping[id] {
+			avg := make(map[string]float64, len(arms))
+			for a := range arms {
+				avg[a] = sum[a] / max(n, 1)
+			}
+			partial[id] = avg
+		}
 	}
 	cfg := pipeline.Config{BootstrapRounds: rounds, UpliftL2: l2}
 	ds, err := pipeline.TrainingData(ctx, b, cfg)
 	if err != nil {
 		return nil, err
 	}
-	arms, err := pipeline.CompareWithTruth(ds, truth, cfg)
+	arms, err := pipeline.CompareWithTruth(ds, truth, partial, cfg)
 	if err != nil {
 		return nil, err
 	}
-	var m, o float64
+	var m, o, c float64
 	for _, a := range arms {
 		m += a.Model * float64(a.N)
 		o += a.Oracle * float64(a.N)
+		c += a.Partial * float64(a.N)
 	}
-	return &UpliftResult{Arms: arms, Ratio: m / o}, nil
+	return &UpliftResult{Arms: arms, Ratio: m / o, Ceiling: c / o}, nil
 }
 
 // PrintUplift writes the comparison table.
 func PrintUplift(w io.Writer, r *UpliftResult) {
 	t := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(t, "ARM\tHOLDOUT ROWS\tMODEL QINI [95% CI]\tTRUE-EFFECT QINI [95% CI]\tMODEL / TRUTH")
+	fmt.Fprintln(t, "ARM\tHOLDOUT ROWS\tMODEL QINI [95% CI]\tTRUE-EFFECT QINI [95% CI]\tMODEL / TRUTH\tCEILING / TRUTH")
 	for _, a := range r.Arms {
-		fmt.Fprintf(t, "%s\t%d\t%.3f [%.3f, %.3f]\t%.3f [%.3f, %.3f]\t%.2f\n", a.Arm, a.N, a.Model, a.ModelCI.Lo, a.ModelCI.Hi, a.Oracle, a.OracleCI.Lo, a.OracleCI.Hi, a.Model/a.Oracle)
+		fmt.Fprintf(t, "%s\t%d\t%.3f [%.3f, %.3f]\t%.3f [%.3f, %.3f]\t%.2f\t%.2f\n", a.Arm, a.N, a.Model, a.ModelCI.Lo, a.ModelCI.Hi, a.Oracle, a.OracleCI.Lo, a.OracleCI.Hi, a.Model/a.Oracle, a.Partial/a.Oracle)
 	}
-	fmt.Fprintf(t, "all arms (weighted)\t\t\t\t%.2f\n", r.Ratio)
+	fmt.Fprintf(t, "all arms (weighted)\t\t\t\t%.2f\t%.2f\n", r.Ratio, r.Ceiling)
+	fmt.Fprintln(t, "(ceiling: ranking by the true effect with the sleeping dogs, who look like everyone else until treated, given the average effect)")
 	t.Flush()
 }

@@ -22,5 +22,6 @@ func BenchmarkUpliftVsTruth(b *testing.B) {
 			protocols.PrintUplift(os.Stdout, r)
 		}
 		b.ReportMetric(r.Ratio, "model/truth")
+		b.ReportMetric(r.Ceiling, "ceiling/truth")
 	}
 }
