@@ -179,3 +179,47 @@ func BenchmarkItemKNN20k(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkItemLinear times one closed-form item model (EASE with the DLAE
+// penalty, sessions and the GF-CF blend) against plain EASE, by catalogue
+// size: the dense solve grows with items³, which is why the search grid
+// shrinks for large catalogues (pipeline.RecSearch.ForCatalogue).
+func BenchmarkItemLinear(b *testing.B) {
+	for _, items := range []int{1000, 2000, 4000} {
+		b.Run(fmt.Sprint(items), func(b *testing.B) {
+			users := items * 20
+			m := &Interactions{NumItems: items, Users: make([][]artifact.Weighted, users)}
+			zipf := rand.NewZipf(rand.New(rand.NewPCG(1, 2)), 1.1, 10, uint64(items-1))
+			for u := range m.Users {
+				seen := map[int32]bool{}
+				var session Session
+				session.User = int32(u)
+				for range 30 {
+					it := int32((int(zipf.Uint64()) + (u%20)*items/20) % items)
+					if !seen[it] {
+						seen[it] = true
+						m.Users[u] = append(m.Users[u], artifact.Weighted{Item: it, Weight: 1})
+						session.Items = append(session.Items, it)
+					}
+				}
+				m.Sessions = append(m.Sessions, session)
+			}
+			for i := 0; i < b.N; i++ {
+				t0 := time.Now()
+				if _, err := EASE(m, 300, 200); err != nil {
+					b.Fatal(err)
+				}
+				plain := time.Since(t0)
+				t0 = time.Now()
+				if _, err := ItemLinear(m, LinearConfig{Lambda: 300, Dropout: 0.5, SessionWeight: 1, Spectral: 0.3, K: 200}); err != nil {
+					b.Fatal(err)
+				}
+				full := time.Since(t0)
+				if i == 0 {
+					fmt.Printf("\n%d items: EASE %.2fs; with DLAE, sessions and GF-CF %.2fs (%.2fx); peak RSS %.0f MiB\n",
+						items, plain.Seconds(), full.Seconds(), full.Seconds()/plain.Seconds(), peakRSS())
+				}
+			}
+		})
+	}
+}

@@ -175,7 +175,7 @@ func fitRecommender(train, now *features.Dataset, _ []bool, cfg Config) (*candid
 	// Configurations are chosen on interactions held out at random from
 	// before the cutoff; the time-based holdout only reports.
 	valid := datasets.Holdout(trainM, 0.2, cfg.Seed)
-	search := *cfg.RecSearch
+	search := cfg.RecSearch.ForCatalogue(nItems)
 	search.Neighbors = cfg.Neighbors
 	tried := 0
 	families := SearchRecommenders(valid.Train, valid.Test, items, k, search, func(c RecConfig, m map[string]float64, err error) {
