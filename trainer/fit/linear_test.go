@@ -122,3 +122,24 @@ func TestBadInputs(t *testing.T) {
 		t.Errorf("separable: %v %v", m, err)
 	}
 }
+
+// With a subsampled Hessian the solution must be the same as with the
+// exact one: the iteration stops where the full gradient vanishes.
+func TestLogisticSubsampledHessianSameSolution(t *testing.T) {
+	X, _, y := synthetic(300_000, 8)
+	exact, err := Logistic(X, y, LogisticOptions{HessianRows: -1}.WithL2(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sampled, err := Logistic(X, y, LogisticOptions{HessianRows: 10_000}.WithL2(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	diff := math.Abs(exact.Intercept - sampled.Intercept)
+	for j := range exact.Coef {
+		diff = math.Max(diff, math.Abs(exact.Coef[j]-sampled.Coef[j]))
+	}
+	if diff > 1e-6 {
+		t.Fatalf("coefficients differ by %.1e (exact %v, sampled %v)", diff, exact, sampled)
+	}
+}
