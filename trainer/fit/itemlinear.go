@@ -66,6 +66,8 @@ func ItemLinear(m *Interactions, c LinearConfig) ([][]artifact.Neighbor, error) 
 		return nil, fmt.Errorf("spectral share %v must be in [0, 1)", c.Spectral)
 	case c.SessionWeight < 0:
 		return nil, fmt.Errorf("session weight %v must be ≥ 0", c.SessionWeight)
+	case c.K <= 0:
+		return nil, fmt.Errorf("weights kept per item must be > 0, got %d", c.K)
 	}
 	B, err := ease(m, c)
 	if err != nil {

@@ -37,7 +37,7 @@ func TestSessionsStrengthenSameVisitItems(t *testing.T) {
 }
 
 func TestItemLinearRejectsBadConfig(t *testing.T) {
-	for _, c := range []LinearConfig{{Lambda: 0}, {Lambda: 1, Dropout: 1}, {Lambda: 1, Spectral: -0.1}, {Lambda: 1, Spectral: 1}, {Lambda: 1, SessionWeight: -1}} {
+	for _, c := range []LinearConfig{{Lambda: 0, K: 5}, {Lambda: 1, Dropout: 1, K: 5}, {Lambda: 1, Spectral: -0.1, K: 5}, {Lambda: 1, Spectral: 1, K: 5}, {Lambda: 1, SessionWeight: -1, K: 5}, {Lambda: 1}} {
 		if _, err := ItemLinear(tinyMatrix(), c); err == nil {
 			t.Errorf("%+v accepted", c)
 		}
