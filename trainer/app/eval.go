@@ -33,6 +33,7 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	size := fs.String("size", "small", "uplift protocol: synthetic shop size")
 	file := fs.String("file", "", "events protocol: a CSV or JSON Lines file of events")
 	users := fs.Int("users", 0, "uplift protocol: override the number of users")
+	shops := fs.Int("shops", 1, "uplift protocol: how many shops to generate (seeds seed, seed+1, ...); with more than one, prints each shop's ratio and the mean")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -60,6 +61,9 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if *users > 0 {
 			p.Users = *users
 		}
+		if *shops > 1 {
+			return upliftShops(ctx, p, *shops, *asJSON, stdout)
+		}
 		r, err := protocols.Uplift(ctx, p, 200, 0)
 		if err != nil {
 			return err
@@ -74,6 +78,39 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return evalEvents(ctx, *file, *asJSON, stdout, stderr)
 	}
 	return fmt.Errorf("unknown protocol %q (want ml100k, uplift or events)", *protocol)
+}
+
+// upliftShops runs the uplift protocol on n shops that differ only in their
+// seed: one shop's holdout Qini is noisy, so its ratio moves by several
+// points from one draw to the next.
+func upliftShops(ctx context.Context, p shop.Params, n int, asJSON bool, stdout io.Writer) error {
+	if !asJSON {
+		fmt.Fprintf(stdout, "protocol uplift: %d synthetic shops of %d users (seeds %d-%d), T-learner vs ranking by the true effect, Qini on held-out users\n",
+			n, p.Users, p.Seed, p.Seed+uint64(n)-1)
+	}
+	var ratio, ceiling float64
+	for i := range n {
+		q := p
+		q.Seed = p.Seed + uint64(i)
+		// Few bootstrap rounds: only the point estimates are printed.
+		r, err := protocols.Uplift(ctx, q, 20, 0)
+		if err != nil {
+			return fmt.Errorf("shop seed %d: %w", q.Seed, err)
+		}
+		if asJSON {
+			if err := json.NewEncoder(stdout).Encode(map[string]any{"seed": q.Seed, "result": r}); err != nil {
+				return err
+			}
+		} else {
+			fmt.Fprintf(stdout, "seed %d: model / truth %.2f, ceiling / truth %.2f\n", q.Seed, r.Ratio, r.Ceiling)
+		}
+		ratio += r.Ratio / float64(n)
+		ceiling += r.Ceiling / float64(n)
+	}
+	if !asJSON {
+		fmt.Fprintf(stdout, "mean over %d shops: model / truth %.2f, ceiling / truth %.2f\n", n, ratio, ceiling)
+	}
+	return nil
 }
 
 // evalEvents imports a CSV or JSON Lines file into memory, runs a full
