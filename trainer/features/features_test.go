@@ -77,27 +77,31 @@ func TestOfferLiftAndPriceIndex(t *testing.T) {
 	}
 	b.Add(&eventlog.Event{ID: "cheap", Type: eventlog.TypeItemUpsert, Time: t0, Item: "cheap", ItemAttrs: &eventlog.ItemAttrs{Category: "c", Price: 10}})
 	b.Add(&eventlog.Event{ID: "dear", Type: eventlog.TypeItemUpsert, Time: t0, Item: "dear", ItemAttrs: &eventlog.ItemAttrs{Category: "c", Price: 40}})
-	session := func(id, arm string, buy bool) {
+	session := func(id, arm, outcome string) {
 		if arm != "" {
 			add(eventlog.Event{Type: eventlog.TypePromoExposure, Session: id, Arm: arm, Offer: arm, Decision: "d" + id})
 		}
 		add(eventlog.Event{Type: eventlog.TypeView, Session: id, Item: "cheap"})
-		if buy {
+		switch outcome {
+		case "buy":
 			add(eventlog.Event{Type: eventlog.TypePurchase, Session: id, Item: "cheap", Quantity: 1, UnitPrice: 10, Order: "o" + id})
+		case "cart":
+			add(eventlog.Event{Type: eventlog.TypeAddToCart, Session: id, Item: "cheap", Quantity: 1})
 		}
 	}
-	session("p1", "", true)
-	session("p2", "", false)
-	session("c1", features.ControlArm, false) // a control exposure is no offer
-	session("o1", "pct10", false)
-	session("o2", "gift", false)
+	session("p1", "", "buy")
+	session("p2", "", "")
+	session("c1", features.ControlArm, "") // a control exposure is no offer
+	session("o1", "pct10", "")
+	session("o2", "gift", "")
+	session("o3", "gift", "cart") // a cart is a response too
 	ds := b.Finish()
 	f := ds.Users[0].Features
-	// Plain: 1 of 3 sessions bought, smoothed (1+1)/(3+2) = 0.4; with an
-	// offer: 0 of 2, shrunk to the plain rate by two pseudo-sessions:
-	// (0 + 2·0.4)/(2+2) = 0.2; lift -0.2.
-	if got := f[features.Index("offer_lift")]; math.Abs(got+0.2) > 1e-9 {
-		t.Errorf("offer_lift = %v, want -0.2", got)
+	// Plain: 1 of 3 sessions responded, smoothed (1+1)/(3+2) = 0.4; with an
+	// offer: 1 of 3, shrunk to the plain rate by two pseudo-sessions:
+	// (1 + 2·0.4)/(3+2) = 0.36; lift -0.04.
+	if got := f[features.Index("offer_lift")]; math.Abs(got+0.04) > 1e-9 {
+		t.Errorf("offer_lift = %v, want -0.04", got)
 	}
 	// Every view was of the 10 item; the category's geometric mean is 20.
 	if got := f[features.Index("price_index")]; math.Abs(got-math.Log(0.5)) > 1e-9 {
