@@ -193,6 +193,13 @@ func fitRecommender(train, now *features.Dataset, _ []bool, cfg Config) (*candid
 	metrics := map[string]float64{}
 	fitted := map[string]*artifact.ItemSim{}
 	for _, f := range families {
+		metrics["candidate."+f.Name+".validation_ndcg@10"] = f.NDCG
+		if f.Config.Method == "ease" && f.Config != best && nItems > LargeCatalogue {
+			// Each is another dense solve; on large catalogues only the
+			// chosen linear model is scored on the holdout.
+			cfg.Logger.Info("recommender candidate not scored on the holdout (large catalogue)", "family", f.Name, "config", f.Config.String(), "validation_ndcg@10", round4(f.NDCG))
+			continue
+		}
 		s, err := FitItemSim(trainM, items, f.Config)
 		if err != nil {
 			cfg.Logger.Warn("recommender candidate failed", "config", f.Config.String(), "err", err)
