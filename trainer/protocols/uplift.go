@@ -36,28 +36,7 @@ func Uplift(ctx context.Context, p shop.Params, rounds int, l2 float64) (*Uplift
 	}); err != nil {
 		return nil, err
 	}
-	// Sleeping dogs behave like everyone else until treated; the partial
-	// truth gives them the average effect of the others.
-	sum, n := map[string]float64{}, 0.0
-	for id, arms := range truth {
-		if !sleeping[id] {
-			n++
-			for a, v := range arms {
-				sum[a] += v
-			}
-		}
-	}
-	partial := make(map[string]map[string]float64, len(truth))
-	for id, arms := range truth {
-		partial[id] = arms
-		if sleeping[id] {
-			avg := make(map[string]float64, len(arms))
-			for a := range arms {
-				avg[a] = sum[a] / max(n, 1)
-			}
-			partial[id] = avg
-		}
-	}
+	partial := hideUsers(truth, sleeping)
 	cfg := pipeline.Config{BootstrapRounds: rounds, UpliftL2: l2}
 	ds, err := pipeline.TrainingData(ctx, b, cfg)
 	if err != nil {
@@ -74,6 +53,34 @@ func Uplift(ctx context.Context, p shop.Params, rounds int, l2 float64) (*Uplift
 		c += a.Partial * float64(a.N)
 	}
 	return &UpliftResult{Arms: arms, Ratio: m / o, Ceiling: c / o}, nil
+}
+
+// hideUsers returns truth with the hidden users' effects replaced by the
+// average effect of everyone else, arm by arm: the best ranking for someone
+// who cannot tell the hidden users apart (sleeping dogs behave like everyone
+// else until treated).
+func hideUsers(truth map[string]map[string]float64, hidden map[string]bool) map[string]map[string]float64 {
+	sum, n := map[string]float64{}, 0.0
+	for id, arms := range truth {
+		if !hidden[id] {
+			n++
+			for a, v := range arms {
+				sum[a] += v
+			}
+		}
+	}
+	out := make(map[string]map[string]float64, len(truth))
+	for id, arms := range truth {
+		out[id] = arms
+		if hidden[id] {
+			avg := make(map[string]float64, len(arms))
+			for a := range arms {
+				avg[a] = sum[a] / max(n, 1)
+			}
+			out[id] = avg
+		}
+	}
+	return out
 }
 
 // PrintUplift writes the comparison table.

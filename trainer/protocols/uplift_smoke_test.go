@@ -1,0 +1,30 @@
+package protocols_test
+
+import (
+	"context"
+	"math"
+	"testing"
+
+	"github.com/promoai/promo/trainer/protocols"
+	"github.com/promoai/promo/trainer/shop"
+)
+
+func TestUpliftProtocolReportsModelAndCeiling(t *testing.T) {
+	p := shop.Small()
+	p.Users = 1500
+	r, err := protocols.Uplift(context.Background(), p, 5, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Arms) == 0 {
+		t.Fatal("no arms compared")
+	}
+	for _, a := range r.Arms {
+		if a.N == 0 || math.IsNaN(a.Model) || math.IsNaN(a.Oracle) || math.IsNaN(a.Partial) || a.Oracle <= 0 {
+			t.Fatalf("arm %+v", a)
+		}
+	}
+	if math.IsNaN(r.Ratio) || math.IsNaN(r.Ceiling) || r.Ceiling <= 0 {
+		t.Fatalf("ratio %v, ceiling %v", r.Ratio, r.Ceiling)
+	}
+}
