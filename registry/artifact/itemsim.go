@@ -203,7 +203,7 @@ func (s *ItemSim) Recommend(q Query) []Scored {
 	}
 	out := make([]Scored, h.Len())
 	for i := len(out) - 1; i >= 0; i-- {
-		out[i] = heap.Pop(&h).(Scored)
+		out[i] = popMin(&h)
 	}
 	if len(out) < q.K {
 		taken := make(map[int32]bool, len(out))
@@ -251,15 +251,31 @@ func (h *scoredHeap) Pop() any {
 	return x
 }
 
+// pushTop keeps the k best in h. It appends and fixes rather than calling
+// heap.Push, and popMin swaps and fixes rather than calling heap.Pop: those
+// pass elements as interfaces, an allocation per item per request.
 func pushTop(h *scoredHeap, s Scored, k int) {
 	if h.Len() < k {
-		heap.Push(h, s)
+		*h = append(*h, s)
+		heap.Fix(h, h.Len()-1)
 		return
 	}
 	if (*h)[0].Score < s.Score || ((*h)[0].Score == s.Score && (*h)[0].Item > s.Item) {
 		(*h)[0] = s
 		heap.Fix(h, 0)
 	}
+}
+
+// popMin removes and returns the smallest element.
+func popMin(h *scoredHeap) Scored {
+	old := *h
+	x, n := old[0], len(old)-1
+	old[0] = old[n]
+	*h = old[:n]
+	if n > 0 {
+		heap.Fix(h, 0)
+	}
+	return x
 }
 
 // TopK returns the indices of the k largest scores, largest first, skipping
@@ -274,7 +290,7 @@ func TopK(scores []float32, k int, skip func(int32) bool) []int32 {
 	}
 	out := make([]int32, h.Len())
 	for i := len(out) - 1; i >= 0; i-- {
-		out[i] = heap.Pop(h).(Scored).Item
+		out[i] = popMin(h).Item
 	}
 	return out
 }
