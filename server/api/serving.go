@@ -245,15 +245,21 @@ func (s *Serving) Recommend(ctx context.Context, req *promov1.RecommendRequest) 
 		}
 	}
 	recs := sim.Recommend(q)
-	resp := &promov1.RecommendResponse{Model: ref(rl), ColdStart: len(q.History) == 0}
-	for _, r := range recs {
+	resp := &promov1.RecommendResponse{Model: ref(rl), ColdStart: len(q.History) == 0, Items: make([]*promov1.RecommendedItem, len(recs))}
+	// One allocation for all items and one for all "because of" ids, not
+	// one each: this is the hottest response of the API.
+	items := make([]promov1.RecommendedItem, len(recs))
+	because := make([]string, len(recs))
+	for i, r := range recs {
 		it := sim.Items[r.Item]
-		out := &promov1.RecommendedItem{ItemId: it.ID, Score: float64(r.Score), Category: it.Category}
+		out := &items[i]
+		out.ItemId, out.Score, out.Category = it.ID, float64(r.Score), it.Category
 		if r.BecauseOf >= 0 {
 			src := sim.Items[r.BecauseOf].ID
 			how := origin.get(r.BecauseOf)
 			out.Reason = "because you " + how + " " + src
-			out.BecauseOfItemIds = []string{src}
+			because[i] = src
+			out.BecauseOfItemIds = because[i : i+1 : i+1]
 			out.Source = "item_similarity"
 			if how == "are looking at" {
 				out.Source = "session"
@@ -265,7 +271,7 @@ func (s *Serving) Recommend(ctx context.Context, req *promov1.RecommendRequest) 
 				out.Reason = "popular in " + it.Category
 			}
 		}
-		resp.Items = append(resp.Items, out)
+		resp.Items[i] = out
 	}
 	return resp, nil
 }
