@@ -2,8 +2,9 @@
 // (OLS by QR, optional ridge), L2-regularised logistic regression (Newton /
 // IRLS), feature standardization and selection, and the item-to-item models
 // for collaborative filtering (item-kNN with cosine or Pearson similarity,
-// and EASE). Every result is an artifact type from registry/artifact, so
-// the server predicts with exactly what was fitted.
+// and EASE with the optional DLAE penalty, same-session co-occurrence and
+// GF-CF graph-filter blend). Every result is an artifact type from
+// registry/artifact, so the server predicts with exactly what was fitted.
 package fit
 
 import (
