@@ -80,7 +80,9 @@ func ItemLinear(m *Interactions, c LinearConfig) ([][]artifact.Neighbor, error) 
 		}
 		F := graphFilter(m, rank)
 		// Put both on the scale of the scores they produce before mixing,
-		// so the share means the same whatever the data's size.
+		// so the share means the same whatever the data's size. F's
+		// diagonal (never served) counts in its scale; zeroing it, with the
+		// share grid widened to 0.5, measured no better on ml-100k.
 		a := (1 - c.Spectral) / scoreScale(m, B)
 		b := c.Spectral / scoreScale(m, F)
 		for i := range B {
