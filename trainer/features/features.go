@@ -452,14 +452,15 @@ func (u *userAgg) offerLift() float64 {
 // closeSession keeps the finished session for collaborative filtering if
 // it has two or more items, and at most max sessions, the newest.
 func (u *userAgg) closeSession(max int) {
-	if len(u.sessionItems) >= 2 {
-		if len(u.sessionsCF) >= max {
-			u.sessionsCF = append(u.sessionsCF[:0], u.sessionsCF[1:]...)
-		}
-		u.sessionsCF = append(u.sessionsCF, u.sessionItems)
-		u.sessionItems = nil
+	if len(u.sessionItems) < 2 {
+		u.sessionItems = u.sessionItems[:0]
+		return
 	}
-	u.sessionItems = u.sessionItems[:0]
+	if len(u.sessionsCF) >= max {
+		u.sessionsCF = append(u.sessionsCF[:0], u.sessionsCF[1:]...)
+	}
+	u.sessionsCF = append(u.sessionsCF, u.sessionItems)
+	u.sessionItems = nil // kept in sessionsCF; the next session starts afresh
 }
 
 func armOf(e *eventlog.Event) string {
@@ -554,7 +555,6 @@ func (b *Builder) Finish() *Dataset {
 		// The last session has no successor to close it.
 		u.closeSession(b.cfg.MaxSessionsPerUser)
 		u.endSession()
-		u.lastSession = ""
 		cycle := windowDays
 		if u.purchases >= 2 {
 			cycle = u.lastPurchase.Sub(u.firstPurchase).Hours() / 24 / float64(u.purchases-1)

@@ -12,9 +12,6 @@ import (
 	"github.com/promoai/promo/trainer/fit"
 )
 
-// ControlArm is the experiment arm that gets no offer.
-const ControlArm = features.ControlArm
-
 type upliftRow struct {
 	x         []float64 // selected raw features
 	arm       string
@@ -30,8 +27,8 @@ func FitUpliftModel(rows []upliftRow, featureNames []string, scaler artifact.Sta
 	for _, r := range rows {
 		byArm[r.arm] = append(byArm[r.arm], r)
 	}
-	if len(byArm[ControlArm]) == 0 {
-		return nil, fmt.Errorf("%w: the %q arm has no exposures; uplift needs a randomized control group", fit.ErrNoData, ControlArm)
+	if len(byArm[features.ControlArm]) == 0 {
+		return nil, fmt.Errorf("%w: the %q arm has no exposures; uplift needs a randomized control group", fit.ErrNoData, features.ControlArm)
 	}
 	fitArm := func(arm string, rs []upliftRow) (artifact.ArmModel, error) {
 		X := make([][]float64, len(rs))
@@ -60,12 +57,12 @@ func FitUpliftModel(rows []upliftRow, featureNames []string, scaler artifact.Sta
 	}
 	u := &artifact.Uplift{Features: featureNames, Scaler: scaler}
 	var err error
-	if u.Control, err = fitArm(ControlArm, byArm[ControlArm]); err != nil {
+	if u.Control, err = fitArm(features.ControlArm, byArm[features.ControlArm]); err != nil {
 		return nil, err
 	}
 	arms := make([]string, 0, len(byArm))
 	for a := range byArm {
-		if a != ControlArm {
+		if a != features.ControlArm {
 			arms = append(arms, a)
 		}
 	}
@@ -101,7 +98,7 @@ func EvaluateUplift(u *artifact.Uplift, rows []upliftRow, featureNames []string,
 		var y, score []float64
 		var treated []bool
 		for _, r := range rows {
-			if r.arm != arm && r.arm != ControlArm {
+			if r.arm != arm && r.arm != features.ControlArm {
 				continue
 			}
 			x, err := remapFeatures(r.x, featureNames, u.Features)
@@ -241,7 +238,7 @@ func CompareWithTruth(ds *features.Dataset, truth, partial map[string]map[string
 		var y, model, oracle, part []float64
 		var treated []bool
 		for i, r := range d.test {
-			if r.arm != arm && r.arm != ControlArm {
+			if r.arm != arm && r.arm != features.ControlArm {
 				continue
 			}
 			resp, _ := d.model.Predict(r.x, arm)
@@ -290,7 +287,7 @@ func fitUplift(ds *features.Dataset, holdout []bool, cfg Config) (*candidate, er
 		var y, score []float64
 		var treated []bool
 		for _, r := range test {
-			if r.arm != arm && r.arm != ControlArm {
+			if r.arm != arm && r.arm != features.ControlArm {
 				continue
 			}
 			resp, _ := model.Predict(r.x, arm)
@@ -318,7 +315,7 @@ func fitUplift(ds *features.Dataset, holdout []bool, cfg Config) (*candidate, er
 		model: ModelUplift, art: model, metrics: metrics, schema: fnames,
 		params: map[string]string{
 			"algorithm": fmt.Sprintf("T-learner: logistic conversion (L2=%g) and ridge spend-given-conversion (lambda=10) per arm", cfg.UpliftL2),
-			"control":   ControlArm, "arms": strings.Join(model.ArmNames(), ","),
+			"control":   features.ControlArm, "arms": strings.Join(model.ArmNames(), ","),
 			"outcome": "purchase within 24h of the exposure, before the next exposure",
 			"ci":      fmt.Sprintf("bootstrap, %d rounds, 95%%", cfg.BootstrapRounds),
 		},
