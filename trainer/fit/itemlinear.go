@@ -54,6 +54,17 @@ func EASE(m *Interactions, lambda float64, k int) ([][]artifact.Neighbor, error)
 // per history item, the weights it gives each candidate item (a row of B;
 // a user's scores are the sum of the rows of their items).
 func ItemLinear(m *Interactions, c LinearConfig) ([][]artifact.Neighbor, error) {
+	out, err := ItemLinearShares(m, c, []float64{c.Spectral})
+	if err != nil {
+		return nil, err
+	}
+	return out[0], nil
+}
+
+// ItemLinearShares is ItemLinear for several spectral shares (c.Spectral is
+// ignored): the EASE solve and the graph filter, the costly parts, are
+// computed once and only the mix differs.
+func ItemLinearShares(m *Interactions, c LinearConfig, shares []float64) ([][][]artifact.Neighbor, error) {
 	n := m.NumItems
 	switch {
 	case n > MaxDenseItems:
@@ -62,34 +73,54 @@ func ItemLinear(m *Interactions, c LinearConfig) ([][]artifact.Neighbor, error) 
 		return nil, fmt.Errorf("EASE needs lambda > 0, got %v", c.Lambda)
 	case c.Dropout < 0 || c.Dropout >= 1:
 		return nil, fmt.Errorf("dropout %v must be in [0, 1)", c.Dropout)
-	case c.Spectral < 0 || c.Spectral >= 1:
-		return nil, fmt.Errorf("spectral share %v must be in [0, 1)", c.Spectral)
 	case c.SessionWeight < 0:
 		return nil, fmt.Errorf("session weight %v must be ≥ 0", c.SessionWeight)
 	case c.K <= 0:
 		return nil, fmt.Errorf("weights kept per item must be > 0, got %d", c.K)
 	}
+	blend := false
+	for _, sh := range shares {
+		if sh < 0 || sh >= 1 {
+			return nil, fmt.Errorf("spectral share %v must be in [0, 1)", sh)
+		}
+		blend = blend || sh > 0
+	}
 	B, err := ease(m, c)
 	if err != nil {
 		return nil, err
 	}
-	if c.Spectral > 0 {
+	var F, mixed []float32
+	var scaleB, scaleF float64
+	if blend {
 		rank := c.SpectralRank
 		if rank <= 0 {
 			rank = 64
 		}
-		F := graphFilter(m, rank)
+		F = graphFilter(m, rank)
 		// Put both on the scale of the scores they produce before mixing,
 		// so the share means the same whatever the data's size. F's
 		// diagonal (never served) counts in its scale; zeroing it, with the
 		// share grid widened to 0.5, measured no better on ml-100k.
-		a := (1 - c.Spectral) / scoreScale(m, B)
-		b := c.Spectral / scoreScale(m, F)
-		for i := range B {
-			B[i] = float32(a*float64(B[i]) + b*float64(F[i]))
+		scaleB, scaleF = scoreScale(m, B), scoreScale(m, F)
+		if len(shares) > 1 {
+			mixed = make([]float32, len(B))
+		} else {
+			mixed = B // one share: mix in place
 		}
 	}
-	return sparsify(B, n, c.K), nil
+	out := make([][][]artifact.Neighbor, len(shares))
+	for x, sh := range shares {
+		if sh == 0 {
+			out[x] = sparsify(B, n, c.K)
+			continue
+		}
+		a, b := (1-sh)/scaleB, sh/scaleF
+		for i := range B {
+			mixed[i] = float32(a*float64(B[i]) + b*float64(F[i]))
+		}
+		out[x] = sparsify(mixed, n, c.K)
+	}
+	return out, nil
 }
 
 // sparsify keeps the k weights of largest magnitude of each row for

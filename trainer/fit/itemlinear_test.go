@@ -1,6 +1,7 @@
 package fit
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -150,6 +151,29 @@ func slicesSortByItem(ws []artifact.Weighted) {
 	for i := 1; i < len(ws); i++ {
 		for j := i; j > 0 && ws[j].Item < ws[j-1].Item; j-- {
 			ws[j], ws[j-1] = ws[j-1], ws[j]
+		}
+	}
+}
+
+// Fitting several shares at once must give what fitting each alone gives.
+func TestItemLinearSharesMatchSingleFits(t *testing.T) {
+	m := clusteredMatrix(200, 40, 4, 8, 9)
+	c := LinearConfig{Lambda: 5, Dropout: 0.3, SpectralRank: 6, K: 10}
+	shares := []float64{0, 0.2, 0.5}
+	all, err := ItemLinearShares(m, c, shares)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for x, sh := range shares {
+		c.Spectral = sh
+		one, err := ItemLinear(m, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range one {
+			if fmt.Sprint(one[i]) != fmt.Sprint(all[x][i]) {
+				t.Fatalf("share %v, item %d: %v alone, %v together", sh, i, one[i], all[x][i])
+			}
 		}
 	}
 }

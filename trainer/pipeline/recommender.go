@@ -61,7 +61,7 @@ func FitItemSim(m *fit.Interactions, items []artifact.Item, c RecConfig) (*artif
 	var err error
 	switch c.Method {
 	case "ease":
-		nb, err = fit.ItemLinear(m, fit.LinearConfig{Lambda: c.Lambda, Dropout: c.Dropout, SessionWeight: c.Sessions, Spectral: c.Spectral, K: c.K})
+		nb, err = fit.ItemLinear(m, c.linear())
 	case "itemknn-cosine":
 		nb, err = fit.ItemKNN(m, fit.Cosine, c.K, 0)
 	case "itemknn-pearson":
@@ -74,13 +74,62 @@ func FitItemSim(m *fit.Interactions, items []artifact.Item, c RecConfig) (*artif
 	if err != nil {
 		return nil, err
 	}
+	return itemSim(m, items, c, nb), nil
+}
+
+// FitItemSims fits several configurations. Linear ones that differ only in
+// their spectral share share one solve (fit.ItemLinearShares).
+func FitItemSims(m *fit.Interactions, items []artifact.Item, cs []RecConfig) ([]*artifact.ItemSim, []error) {
+	models, errs := make([]*artifact.ItemSim, len(cs)), make([]error, len(cs))
+	done := make([]bool, len(cs))
+	for i, c := range cs {
+		if done[i] {
+			continue
+		}
+		if c.Method != "ease" {
+			models[i], errs[i] = FitItemSim(m, items, c)
+			continue
+		}
+		var group []int
+		var shares []float64
+		for j := i; j < len(cs); j++ {
+			if other := cs[j]; !done[j] && other.withoutShare() == c.withoutShare() {
+				group, shares, done[j] = append(group, j), append(shares, other.Spectral), true
+			}
+		}
+		nbs, err := fit.ItemLinearShares(m, c.linear(), shares)
+		for x, j := range group {
+			if err != nil {
+				errs[j] = err
+			} else {
+				models[j] = itemSim(m, items, cs[j], nbs[x])
+			}
+		}
+	}
+	return models, errs
+}
+
+// withoutShare is c with the spectral share cleared: linear configurations
+// equal under it differ only in the mix.
+func (c RecConfig) withoutShare() RecConfig {
+	c.Spectral = 0
+	return c
+}
+
+func (c RecConfig) linear() fit.LinearConfig {
+	return fit.LinearConfig{Lambda: c.Lambda, Dropout: c.Dropout, SessionWeight: c.Sessions, Spectral: c.Spectral, K: c.K}
+}
+
+// itemSim wraps fitted neighbours into the served artifact, with popularity
+// and content-based neighbours for items collaborative filtering missed.
+func itemSim(m *fit.Interactions, items []artifact.Item, c RecConfig, nb [][]artifact.Neighbor) *artifact.ItemSim {
 	pop := fit.Popularity(m)
 	if c.Method != "popularity" {
 		fit.ContentFallback(nb, items, pop, 20)
 	}
 	s := &artifact.ItemSim{Method: c.String(), Items: items, Neighbors: nb, Popularity: pop}
 	s.Prepare()
-	return s, nil
+	return s
 }
 
 // EvaluateItemSim ranks every item a user has not interacted with in train

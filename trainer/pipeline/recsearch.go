@@ -78,8 +78,9 @@ func SearchRecommenders(train *fit.Interactions, valid []map[int32]bool, items [
 	var out []Family
 	best := func(name string, cs []RecConfig) {
 		f := Family{Name: name, NDCG: -1}
-		for _, c := range cs {
-			m, err := FitItemSim(train, items, c)
+		models, errs := FitItemSims(train, items, cs)
+		for i, c := range cs {
+			m, err := models[i], errs[i]
 			var metrics map[string]float64
 			if err == nil {
 				metrics = EvaluateItemSim(m, train, valid, k)
