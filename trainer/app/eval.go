@@ -33,6 +33,7 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	size := fs.String("size", "small", "uplift protocol: synthetic shop size")
 	file := fs.String("file", "", "events protocol: a CSV or JSON Lines file of events")
 	users := fs.Int("users", 0, "uplift protocol: override the number of users")
+	l2 := fs.Float64("l2", 0, "uplift protocol: L2 penalty of the conversion models (0: the trainer's default)")
 	shops := fs.Int("shops", 1, "uplift protocol: how many shops to generate (seeds seed, seed+1, ...); with more than one, prints each shop's ratio and the mean")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -62,9 +63,9 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			p.Users = *users
 		}
 		if *shops > 1 {
-			return upliftShops(ctx, p, *shops, *asJSON, stdout)
+			return upliftShops(ctx, p, *shops, *l2, *asJSON, stdout)
 		}
-		r, err := protocols.Uplift(ctx, p, 200, 0)
+		r, err := protocols.Uplift(ctx, p, 200, *l2)
 		if err != nil {
 			return err
 		}
@@ -83,17 +84,17 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 // upliftShops runs the uplift protocol on n shops that differ only in their
 // seed: one shop's holdout Qini is noisy, so its ratio moves by several
 // points from one draw to the next.
-func upliftShops(ctx context.Context, p shop.Params, n int, asJSON bool, stdout io.Writer) error {
+func upliftShops(ctx context.Context, p shop.Params, n int, l2 float64, asJSON bool, stdout io.Writer) error {
 	if !asJSON {
 		fmt.Fprintf(stdout, "protocol uplift: %d synthetic shops of %d users (seeds %d-%d), T-learner vs ranking by the true effect, Qini on held-out users\n",
 			n, p.Users, p.Seed, p.Seed+uint64(n)-1)
 	}
-	var ratio, ceiling float64
+	var ratio, ceiling, auc float64
 	for i := range n {
 		q := p
 		q.Seed = p.Seed + uint64(i)
 		// Few bootstrap rounds: only the point estimates are printed.
-		r, err := protocols.Uplift(ctx, q, 20, 0)
+		r, err := protocols.Uplift(ctx, q, 20, l2)
 		if err != nil {
 			return fmt.Errorf("shop seed %d: %w", q.Seed, err)
 		}
@@ -102,13 +103,14 @@ func upliftShops(ctx context.Context, p shop.Params, n int, asJSON bool, stdout 
 				return err
 			}
 		} else {
-			fmt.Fprintf(stdout, "seed %d: model / truth %.2f, ceiling / truth %.2f\n", q.Seed, r.Ratio, r.Ceiling)
+			fmt.Fprintf(stdout, "seed %d: model / truth %.2f, ceiling / truth %.2f, sleeping-dog AUC %.3f\n", q.Seed, r.Ratio, r.Ceiling, r.SleepingDogAUC)
 		}
 		ratio += r.Ratio / float64(n)
 		ceiling += r.Ceiling / float64(n)
+		auc += r.SleepingDogAUC / float64(n)
 	}
 	if !asJSON {
-		fmt.Fprintf(stdout, "mean over %d shops: model / truth %.2f, ceiling / truth %.2f\n", n, ratio, ceiling)
+		fmt.Fprintf(stdout, "mean over %d shops: model / truth %.2f, ceiling / truth %.2f, sleeping-dog AUC %.3f\n", n, ratio, ceiling, auc)
 	}
 	return nil
 }

@@ -184,8 +184,8 @@ type userAgg struct {
 	// Sessions with and without an offer, and how many of each led to an
 	// add-to-cart or a purchase: how this user has responded to earlier
 	// campaigns. Carts count too: more frequent than purchases, they make a
-	// handful of sessions say more (on the synthetic shop, the AUC of
-	// finding offer-averse users went from 0.69 to 0.72).
+	// handful of sessions say more (the uplift protocol prints how well
+	// offer_lift finds the offer-averse users of the synthetic shop).
 	offerSessions, offerResponses, plainSessions, plainResponses int
 	sessionOffer, sessionResponded                               bool
 	items                                                        ItemWeights // CF weights before cutoff

@@ -7,6 +7,8 @@ import (
 	"text/tabwriter"
 
 	"github.com/promoai/promo/registry/providers/inmem"
+	"github.com/promoai/promo/trainer/eval"
+	"github.com/promoai/promo/trainer/features"
 	"github.com/promoai/promo/trainer/pipeline"
 	"github.com/promoai/promo/trainer/shop"
 )
@@ -20,6 +22,9 @@ type UpliftResult struct {
 	// sleeping dogs hidden (given the average effect of everyone else):
 	// what a model that knew all but the unobservable could reach.
 	Ceiling float64
+	// SleepingDogAUC is how well -offer_lift, the trace earlier campaigns
+	// leave, picks out the sleeping dogs among the users (0.5 = not at all).
+	SleepingDogAUC float64
 }
 
 // Uplift generates a synthetic shop with known effects, trains the uplift
@@ -42,6 +47,17 @@ func Uplift(ctx context.Context, p shop.Params, rounds int, l2 float64) (*Uplift
 	if err != nil {
 		return nil, err
 	}
+	lift := features.Index("offer_lift")
+	var score, isDog []float64
+	for _, u := range ds.Users {
+		if _, ok := truth[u.ID]; ok {
+			dog := 0.0
+			if sleeping[u.ID] {
+				dog = 1
+			}
+			score, isDog = append(score, -u.Features[lift]), append(isDog, dog)
+		}
+	}
 	arms, err := pipeline.CompareWithTruth(ds, truth, partial, cfg)
 	if err != nil {
 		return nil, err
@@ -52,7 +68,7 @@ func Uplift(ctx context.Context, p shop.Params, rounds int, l2 float64) (*Uplift
 		o += a.Oracle * float64(a.N)
 		c += a.Partial * float64(a.N)
 	}
-	return &UpliftResult{Arms: arms, Ratio: m / o, Ceiling: c / o}, nil
+	return &UpliftResult{Arms: arms, Ratio: m / o, Ceiling: c / o, SleepingDogAUC: eval.AUC(score, isDog)}, nil
 }
 
 // hideUsers returns truth with the hidden users' effects replaced by the
@@ -92,5 +108,6 @@ func PrintUplift(w io.Writer, r *UpliftResult) {
 	}
 	fmt.Fprintf(t, "all arms (weighted)\t\t\t\t%.2f\t%.2f\n", r.Ratio, r.Ceiling)
 	fmt.Fprintln(t, "(ceiling: ranking by the true effect with the sleeping dogs, who look like everyone else until treated, given the average effect)")
+	fmt.Fprintf(t, "AUC of -offer_lift for finding the sleeping dogs: %.3f\n", r.SleepingDogAUC)
 	t.Flush()
 }

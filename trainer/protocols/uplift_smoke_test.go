@@ -24,6 +24,9 @@ func TestUpliftProtocolReportsModelAndCeiling(t *testing.T) {
 			t.Fatalf("arm %+v", a)
 		}
 	}
+	if r.SleepingDogAUC <= 0.5 || r.SleepingDogAUC > 1 {
+		t.Errorf("sleeping-dog AUC %v: offer_lift should carry some signal", r.SleepingDogAUC)
+	}
 	if math.IsNaN(r.Ratio) || math.IsNaN(r.Ceiling) || r.Ceiling <= 0 {
 		t.Fatalf("ratio %v, ceiling %v", r.Ratio, r.Ceiling)
 	}
