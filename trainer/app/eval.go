@@ -89,7 +89,7 @@ func upliftShops(ctx context.Context, p shop.Params, n int, l2 float64, asJSON b
 		fmt.Fprintf(stdout, "protocol uplift: %d synthetic shops of %d users (seeds %d-%d), T-learner vs ranking by the true effect, Qini on held-out users\n",
 			n, p.Users, p.Seed, p.Seed+uint64(n)-1)
 	}
-	var ratio, ceiling, auc float64
+	var ratio, ceiling, withTrace, auc float64
 	for i := range n {
 		q := p
 		q.Seed = p.Seed + uint64(i)
@@ -103,14 +103,15 @@ func upliftShops(ctx context.Context, p shop.Params, n int, l2 float64, asJSON b
 				return err
 			}
 		} else {
-			fmt.Fprintf(stdout, "seed %d: model / truth %.2f, ceiling / truth %.2f, sleeping-dog AUC %.3f\n", q.Seed, r.Ratio, r.Ceiling, r.SleepingDogAUC)
+			fmt.Fprintf(stdout, "seed %d: model / truth %.2f, ceiling / truth %.2f, with trace %.2f, sleeping-dog AUC %.3f\n", q.Seed, r.Ratio, r.Ceiling, r.CeilingWithTrace, r.SleepingDogAUC)
 		}
 		ratio += r.Ratio / float64(n)
 		ceiling += r.Ceiling / float64(n)
+		withTrace += r.CeilingWithTrace / float64(n)
 		auc += r.SleepingDogAUC / float64(n)
 	}
 	if !asJSON {
-		fmt.Fprintf(stdout, "mean over %d shops: model / truth %.2f, ceiling / truth %.2f, sleeping-dog AUC %.3f\n", n, ratio, ceiling, auc)
+		fmt.Fprintf(stdout, "mean over %d shops: model / truth %.2f, ceiling / truth %.2f, with trace %.2f, sleeping-dog AUC %.3f\n", n, ratio, ceiling, withTrace, auc)
 	}
 	return nil
 }

@@ -218,16 +218,17 @@ type TruthComparison struct {
 	N                 int
 	Model, Oracle     float64
 	ModelCI, OracleCI eval.Interval
-	// Partial is the Qini of ranking by the partial truth, when given.
-	Partial float64
+	// Partial holds the Qini of ranking by each of the partial truths given
+	// to CompareWithTruth, in their order.
+	Partial []float64
 }
 
 // CompareWithTruth fits the uplift model like a training run does and
 // compares its holdout Qini with an oracle that ranks by the true effect
 // (truth: user id -> arm -> true uplift), e.g. from the synthetic shop.
-// partial, if not nil, is another ranking in the same form (say, the truth
-// with what no model can see hidden), scored on the same rows.
-func CompareWithTruth(ds *features.Dataset, truth, partial map[string]map[string]float64, cfg Config) ([]TruthComparison, error) {
+// partial are other rankings in the same form (say, the truth with what no
+// model can see hidden), scored on the same rows.
+func CompareWithTruth(ds *features.Dataset, truth map[string]map[string]float64, partial []map[string]map[string]float64, cfg Config) ([]TruthComparison, error) {
 	cfg.defaults()
 	d, err := prepareUplift(ds, splitUsers(ds.Users, cfg.HoldoutShare, cfg.Seed), cfg.UpliftL2)
 	if err != nil {
@@ -235,7 +236,8 @@ func CompareWithTruth(ds *features.Dataset, truth, partial map[string]map[string
 	}
 	var out []TruthComparison
 	for _, arm := range d.model.ArmNames() {
-		var y, model, oracle, part []float64
+		var y, model, oracle []float64
+		part := make([][]float64, len(partial))
 		var treated []bool
 		for i, r := range d.test {
 			if r.arm != arm && r.arm != features.ControlArm {
@@ -246,15 +248,17 @@ func CompareWithTruth(ds *features.Dataset, truth, partial map[string]map[string
 			y = append(y, r.converted)
 			model = append(model, resp.PTreated-resp.PControl)
 			oracle = append(oracle, truth[id][arm])
-			part = append(part, partial[id][arm])
+			for k, pt := range partial {
+				part[k] = append(part[k], pt[id][arm])
+			}
 			treated = append(treated, r.arm == arm)
 		}
 		if len(y) < 20 {
 			continue
 		}
 		c := TruthComparison{Arm: arm, N: len(y), Model: eval.Qini(y, model, treated), Oracle: eval.Qini(y, oracle, treated)}
-		if partial != nil {
-			c.Partial = eval.Qini(y, part, treated)
+		for _, scores := range part {
+			c.Partial = append(c.Partial, eval.Qini(y, scores, treated))
 		}
 		boot := func(scores []float64) eval.Interval {
 			return eval.Bootstrap(len(y), cfg.BootstrapRounds, cfg.Seed, func(idx []int) float64 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"sort"
 	"text/tabwriter"
 
 	"github.com/promoai/promo/registry/providers/inmem"
@@ -22,8 +23,13 @@ type UpliftResult struct {
 	// sleeping dogs hidden (given the average effect of everyone else):
 	// what a model that knew all but the unobservable could reach.
 	Ceiling float64
-	// SleepingDogAUC is how well -offer_lift, the trace earlier campaigns
-	// leave, picks out the sleeping dogs among the users (0.5 = not at all).
+	// CeilingWithTrace is the ratio for a ranking that also makes the best
+	// use of offer_lift, the trace earlier campaigns leave: each user's
+	// effect mixed with the sleeping dogs' in the proportion of sleeping
+	// dogs among users with a similar offer_lift (estimated from the truth).
+	CeilingWithTrace float64
+	// SleepingDogAUC is how well -offer_lift picks out the sleeping dogs
+	// among the users (0.5 = not at all).
 	SleepingDogAUC float64
 }
 
@@ -48,6 +54,7 @@ func Uplift(ctx context.Context, p shop.Params, rounds int, l2 float64) (*Uplift
 		return nil, err
 	}
 	lift := features.Index("offer_lift")
+	trace := map[string]float64{}
 	var score, isDog []float64
 	for _, u := range ds.Users {
 		if _, ok := truth[u.ID]; ok {
@@ -55,20 +62,82 @@ func Uplift(ctx context.Context, p shop.Params, rounds int, l2 float64) (*Uplift
 			if sleeping[u.ID] {
 				dog = 1
 			}
+			trace[u.ID] = u.Features[lift]
 			score, isDog = append(score, -u.Features[lift]), append(isDog, dog)
 		}
 	}
-	arms, err := pipeline.CompareWithTruth(ds, truth, partial, cfg)
+	withTrace := mixByTrace(truth, partial, sleeping, trace, 20)
+	arms, err := pipeline.CompareWithTruth(ds, truth, []map[string]map[string]float64{partial, withTrace}, cfg)
 	if err != nil {
 		return nil, err
 	}
-	var m, o, c float64
+	var m, o, c, ct float64
 	for _, a := range arms {
 		m += a.Model * float64(a.N)
 		o += a.Oracle * float64(a.N)
-		c += a.Partial * float64(a.N)
+		c += a.Partial[0] * float64(a.N)
+		ct += a.Partial[1] * float64(a.N)
 	}
-	return &UpliftResult{Arms: arms, Ratio: m / o, Ceiling: c / o, SleepingDogAUC: eval.AUC(score, isDog)}, nil
+	return &UpliftResult{Arms: arms, Ratio: m / o, Ceiling: c / o, CeilingWithTrace: ct / o, SleepingDogAUC: eval.AUC(score, isDog)}, nil
+}
+
+// mixByTrace returns the best ranking for someone who knows every effect
+// but the hidden users' (partial, from hideUsers) and sees, per user, a
+// noisy trace of being hidden. Users are put in bins of similar trace
+// (about len/bins users each; equal traces share a bin), and each user's
+// effect becomes s × (the hidden users' average effect) + (1 − s) ×
+// partial, where s is the share of hidden users in their bin: the expected
+// effect given what that person knows.
+func mixByTrace(truth, partial map[string]map[string]float64, hidden map[string]bool, trace map[string]float64, bins int) map[string]map[string]float64 {
+	hiddenAvg, nHidden := map[string]float64{}, 0.0
+	for id, arms := range truth {
+		if hidden[id] {
+			nHidden++
+			for a, v := range arms {
+				hiddenAvg[a] += v
+			}
+		}
+	}
+	for a := range hiddenAvg {
+		hiddenAvg[a] /= nHidden
+	}
+	ids := make([]string, 0, len(trace))
+	for id := range trace {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool {
+		if trace[ids[i]] != trace[ids[j]] {
+			return trace[ids[i]] < trace[ids[j]]
+		}
+		return ids[i] < ids[j]
+	})
+	out := make(map[string]map[string]float64, len(partial))
+	for id, arms := range partial {
+		out[id] = arms // users without a trace keep the partial truth
+	}
+	size := max(1, len(ids)/bins)
+	for lo := 0; lo < len(ids); {
+		hi := min(len(ids), lo+size)
+		for hi < len(ids) && trace[ids[hi]] == trace[ids[hi-1]] {
+			hi++
+		}
+		share := 0.0
+		for _, id := range ids[lo:hi] {
+			if hidden[id] {
+				share++
+			}
+		}
+		share /= float64(hi - lo)
+		for _, id := range ids[lo:hi] {
+			mixed := make(map[string]float64, len(partial[id]))
+			for a, v := range partial[id] {
+				mixed[a] = share*hiddenAvg[a] + (1-share)*v
+			}
+			out[id] = mixed
+		}
+		lo = hi
+	}
+	return out
 }
 
 // hideUsers returns truth with the hidden users' effects replaced by the
@@ -102,12 +171,13 @@ func hideUsers(truth map[string]map[string]float64, hidden map[string]bool) map[
 // PrintUplift writes the comparison table.
 func PrintUplift(w io.Writer, r *UpliftResult) {
 	t := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(t, "ARM\tHOLDOUT ROWS\tMODEL QINI [95% CI]\tTRUE-EFFECT QINI [95% CI]\tMODEL / TRUTH\tCEILING / TRUTH")
+	fmt.Fprintln(t, "ARM\tHOLDOUT ROWS\tMODEL QINI [95% CI]\tTRUE-EFFECT QINI [95% CI]\tMODEL / TRUTH\tCEILING / TRUTH\tWITH TRACE / TRUTH")
 	for _, a := range r.Arms {
-		fmt.Fprintf(t, "%s\t%d\t%.3f [%.3f, %.3f]\t%.3f [%.3f, %.3f]\t%.2f\t%.2f\n", a.Arm, a.N, a.Model, a.ModelCI.Lo, a.ModelCI.Hi, a.Oracle, a.OracleCI.Lo, a.OracleCI.Hi, a.Model/a.Oracle, a.Partial/a.Oracle)
+		fmt.Fprintf(t, "%s\t%d\t%.3f [%.3f, %.3f]\t%.3f [%.3f, %.3f]\t%.2f\t%.2f\t%.2f\n", a.Arm, a.N, a.Model, a.ModelCI.Lo, a.ModelCI.Hi, a.Oracle, a.OracleCI.Lo, a.OracleCI.Hi, a.Model/a.Oracle, a.Partial[0]/a.Oracle, a.Partial[1]/a.Oracle)
 	}
-	fmt.Fprintf(t, "all arms (weighted)\t\t\t\t%.2f\t%.2f\n", r.Ratio, r.Ceiling)
-	fmt.Fprintln(t, "(ceiling: ranking by the true effect with the sleeping dogs, who look like everyone else until treated, given the average effect)")
+	fmt.Fprintf(t, "all arms (weighted)\t\t\t\t%.2f\t%.2f\t%.2f\n", r.Ratio, r.Ceiling, r.CeilingWithTrace)
+	fmt.Fprintln(t, "(ceiling: ranking by the true effect with the sleeping dogs, who look like everyone else until treated, given the average effect;")
+	fmt.Fprintln(t, " with trace: the same, each user's effect mixed with the sleeping dogs' by the share of sleeping dogs among users with a similar offer_lift)")
 	fmt.Fprintf(t, "AUC of -offer_lift for finding the sleeping dogs: %.3f\n", r.SleepingDogAUC)
 	t.Flush()
 }
