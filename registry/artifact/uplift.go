@@ -11,8 +11,9 @@ type ArmModel struct {
 	N          int    `json:"n"` // training examples
 }
 
-// Uplift is a T-learner: separate response models for the control arm and
-// each offer arm, so the server can estimate what an offer changes for a
+// Uplift holds a response model for the control arm and one for each offer
+// arm (however the trainer fitted them: separately, or the offer arms
+// jointly), so the server can estimate what an offer changes for a
 // particular user.
 type Uplift struct {
 	Features []string     `json:"features"`

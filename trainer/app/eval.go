@@ -34,6 +34,8 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	file := fs.String("file", "", "events protocol: a CSV or JSON Lines file of events")
 	users := fs.Int("users", 0, "uplift protocol: override the number of users")
 	l2 := fs.Float64("l2", 0, "uplift protocol: L2 penalty of the conversion models (0: the trainer's default)")
+	deviation := fs.Float64("deviation", 0, "uplift protocol: penalty on each offer arm's deviation from the model the offer arms share (0: the trainer's default)")
+	separate := fs.Bool("separate-arms", false, "uplift protocol: fit each offer arm on its own (the T-learner) instead of jointly")
 	shops := fs.Int("shops", 1, "uplift protocol: how many shops to generate (seeds seed, seed+1, ...); with more than one, prints each shop's ratio and the mean")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -62,17 +64,18 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if *users > 0 {
 			p.Users = *users
 		}
+		cfg := pipeline.Config{BootstrapRounds: 200, UpliftL2: *l2, UpliftDeviation: *deviation, UpliftSeparateArms: *separate}
 		if *shops > 1 {
-			return upliftShops(ctx, p, *shops, *l2, *asJSON, stdout)
+			return upliftShops(ctx, p, *shops, cfg, *asJSON, stdout)
 		}
-		r, err := protocols.Uplift(ctx, p, 200, *l2)
+		r, err := protocols.Uplift(ctx, p, cfg)
 		if err != nil {
 			return err
 		}
 		if *asJSON {
 			return json.NewEncoder(stdout).Encode(r)
 		}
-		fmt.Fprintf(stdout, "protocol uplift: synthetic shop (%d users, seed %d), T-learner vs ranking by the true effect, Qini on held-out users\n", p.Users, p.Seed)
+		fmt.Fprintf(stdout, "protocol uplift: synthetic shop (%d users, seed %d), uplift model vs ranking by the true effect, Qini on held-out users\n", p.Users, p.Seed)
 		protocols.PrintUplift(stdout, r)
 		return nil
 	case "events":
@@ -84,9 +87,9 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 // upliftShops runs the uplift protocol on n shops that differ only in their
 // seed: one shop's holdout Qini is noisy, so its ratio moves by several
 // points from one draw to the next.
-func upliftShops(ctx context.Context, p shop.Params, n int, l2 float64, asJSON bool, stdout io.Writer) error {
+func upliftShops(ctx context.Context, p shop.Params, n int, cfg pipeline.Config, asJSON bool, stdout io.Writer) error {
 	if !asJSON {
-		fmt.Fprintf(stdout, "protocol uplift: %d synthetic shops of %d users (seeds %d-%d), T-learner vs ranking by the true effect, Qini on held-out users\n",
+		fmt.Fprintf(stdout, "protocol uplift: %d synthetic shops of %d users (seeds %d-%d), uplift model vs ranking by the true effect, Qini on held-out users\n",
 			n, p.Users, p.Seed, p.Seed+uint64(n)-1)
 	}
 	var ratio, ceiling, withTrace, auc float64
@@ -94,7 +97,8 @@ func upliftShops(ctx context.Context, p shop.Params, n int, l2 float64, asJSON b
 		q := p
 		q.Seed = p.Seed + uint64(i)
 		// Few bootstrap rounds: only the point estimates are printed.
-		r, err := protocols.Uplift(ctx, q, 20, l2)
+		cfg.BootstrapRounds = 20
+		r, err := protocols.Uplift(ctx, q, cfg)
 		if err != nil {
 			return fmt.Errorf("shop seed %d: %w", q.Seed, err)
 		}

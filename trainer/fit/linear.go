@@ -218,7 +218,11 @@ type LogisticOptions struct {
 	// large data (default 100,000; -1 for every row). The gradient always
 	// uses every row, so this changes the speed, not the solution.
 	HessianRows int
-	hasL2Set    bool
+	// Penalties, when set, gives each coefficient its own L2 penalty (one
+	// per column of X) and replaces L2: say, a light penalty on a shared
+	// baseline and a heavier one on per-group deviations from it.
+	Penalties []float64
+	hasL2Set  bool
 }
 
 // WithL2 sets an explicit penalty (0 allowed).
@@ -247,6 +251,9 @@ func Logistic(X [][]float64, y []float64, opt LogisticOptions) (artifact.Linear,
 	}
 	if pos == 0 || pos == float64(n) {
 		return artifact.Linear{}, fmt.Errorf("%w (%d of %d positive)", ErrSingleClass, int(pos), n)
+	}
+	if opt.Penalties != nil && len(opt.Penalties) != len(X[0]) {
+		return artifact.Linear{}, fmt.Errorf("%d penalties for %d columns", len(opt.Penalties), len(X[0]))
 	}
 	if !opt.hasL2Set && opt.L2 == 0 {
 		opt.L2 = 1e-4 * float64(n)
@@ -335,6 +342,9 @@ func Logistic(X [][]float64, y []float64, opt LogisticOptions) (artifact.Linear,
 					}
 					s := float64(hStride) * wt * math.Max(p*(1-p), 1e-12)
 					for j := 0; j < d; j++ {
+						if x[j] == 0 { // block designs (one block per group) are mostly zeros
+							continue
+						}
 						xj := s * x[j]
 						row := ph[j*d+j : j*d+d]
 						for k, xk := range x[j:] {
@@ -359,8 +369,12 @@ func Logistic(X [][]float64, y []float64, opt LogisticOptions) (artifact.Linear,
 			}
 		}
 		for j := 1; j < d; j++ {
-			gr[j] -= opt.L2 * beta[j]
-			hraw.Data[j*hraw.Stride+j] += opt.L2
+			l2 := opt.L2
+			if opt.Penalties != nil {
+				l2 = opt.Penalties[j-1]
+			}
+			gr[j] -= l2 * beta[j]
+			hraw.Data[j*hraw.Stride+j] += l2
 		}
 		var chol mat.Cholesky
 		if ok := chol.Factorize(H); !ok {

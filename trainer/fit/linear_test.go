@@ -143,3 +143,32 @@ func TestLogisticSubsampledHessianSameSolution(t *testing.T) {
 		t.Fatalf("coefficients differ by %.1e (exact %v, sampled %v)", diff, exact, sampled)
 	}
 }
+
+func TestLogisticPerCoefficientPenalties(t *testing.T) {
+	X, _, y := synthetic(5_000, 3)
+	same, err := Logistic(X, y, LogisticOptions{Penalties: []float64{2, 2, 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l2, err := Logistic(X, y, LogisticOptions{}.WithL2(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for j := range same.Coef {
+		if math.Abs(same.Coef[j]-l2.Coef[j]) > 1e-9 {
+			t.Fatalf("equal penalties %v differ from L2 %v", same.Coef, l2.Coef)
+		}
+	}
+	// A huge penalty on one column pins its coefficient near zero and
+	// leaves the others fitted.
+	pinned, err := Logistic(X, y, LogisticOptions{Penalties: []float64{1e9, 2, 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if math.Abs(pinned.Coef[0]) > 1e-5 || math.Abs(pinned.Coef[1]) < 0.1 {
+		t.Fatalf("pinned first coefficient: %v", pinned.Coef)
+	}
+	if _, err := Logistic(X, y, LogisticOptions{Penalties: []float64{1, 1}}); err == nil {
+		t.Fatal("two penalties for three columns accepted")
+	}
+}

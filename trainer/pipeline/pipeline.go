@@ -68,9 +68,16 @@ type Config struct {
 	// ReportPath, when set, is recorded in every manifest as where this
 	// run's evaluation report is published.
 	ReportPath string
-	// UpliftL2 is the penalty of each arm's conversion model (default 1;
-	// measured against stronger penalties on the synthetic shop).
+	// UpliftL2 is the penalty of the conversion models (default 1; measured
+	// against stronger penalties on the synthetic shop).
 	UpliftL2 float64
+	// UpliftDeviation is the penalty on how far each offer arm's conversion
+	// model may differ from the one the offer arms share (default
+	// DeviationPenalty).
+	UpliftDeviation float64
+	// UpliftSeparateArms fits each offer arm on its own instead (the
+	// T-learner; for comparison).
+	UpliftSeparateArms bool
 	// PropensityFeatures, when set, restricts the propensity model to these
 	// features (before automatic selection).
 	PropensityFeatures []string
@@ -107,6 +114,9 @@ func (c *Config) defaults() {
 	}
 	if c.UpliftL2 == 0 {
 		c.UpliftL2 = 1
+	}
+	if c.UpliftDeviation == 0 {
+		c.UpliftDeviation = DeviationPenalty
 	}
 	if c.Neighbors == 0 {
 		c.Neighbors = 200
@@ -275,6 +285,10 @@ func dataWindow(ctx context.Context, bkt registry.Bucket, cfg Config) (st eventl
 		err = fmt.Errorf("%w: events span %s, shorter than the %s label horizon", registry.ErrPrecondition, last.Sub(first).Round(time.Hour), cfg.Horizon)
 	}
 	return st, first, last, err
+}
+
+func (c *Config) uplift() UpliftOptions {
+	return UpliftOptions{L2: c.UpliftL2, Deviation: c.UpliftDeviation, SeparateArms: c.UpliftSeparateArms}
 }
 
 func (c *Config) featureConfig(cutoff time.Time) features.Config {

@@ -15,50 +15,46 @@ import (
 type upliftRow struct {
 	x         []float64 // selected raw features
 	arm       string
+	user      int // index into Dataset.Users
 	converted float64
 	spend     float64
 	holdout   bool
 }
 
-// FitUpliftModel fits the T-learner: one conversion model (logistic) and
-// one spend-given-conversion model (ridge) per arm, control included.
-func FitUpliftModel(rows []upliftRow, featureNames []string, scaler artifact.Standardizer, l2 float64) (*artifact.Uplift, error) {
+// DeviationPenalty is the default penalty on how far each offer arm's
+// conversion model may stray from the model shared by all offer arms
+// (measured on the synthetic shop: see Config.UpliftDeviation).
+const DeviationPenalty = 300
+
+// UpliftOptions are the uplift model's penalties.
+type UpliftOptions struct {
+	L2        float64 // on every conversion model's coefficients
+	Deviation float64 // on each offer arm's slopes' deviation from the shared model
+	// SeparateArms fits each offer arm on its own (the T-learner), with
+	// penalty L2, instead of jointly.
+	SeparateArms bool
+}
+
+// FitUpliftModel fits the conversion models (logistic) and one
+// spend-given-conversion model (ridge) per arm. Control has a model of its
+// own; the offer arms' models are fitted jointly, as a model shared by all
+// offer arms plus one deviation per arm, penalised by opt.Deviation.
+//
+// Why jointly: offers act alike on much of the population (someone put
+// off by offers is put off by all of them; a price-sensitive shopper likes
+// every discount), so pooling the arms estimates the common part from all
+// offer rows at once, and each arm still differs where its data says so.
+func FitUpliftModel(rows []upliftRow, featureNames []string, scaler artifact.Standardizer, opt UpliftOptions) (*artifact.Uplift, error) {
 	byArm := map[string][]upliftRow{}
+	var offered []upliftRow
 	for _, r := range rows {
 		byArm[r.arm] = append(byArm[r.arm], r)
+		if r.arm != features.ControlArm {
+			offered = append(offered, r)
+		}
 	}
 	if len(byArm[features.ControlArm]) == 0 {
 		return nil, fmt.Errorf("%w: the %q arm has no exposures; uplift needs a randomized control group", fit.ErrNoData, features.ControlArm)
-	}
-	fitArm := func(arm string, rs []upliftRow) (artifact.ArmModel, error) {
-		X := make([][]float64, len(rs))
-		y := make([]float64, len(rs))
-		var Xs [][]float64
-		var ys []float64
-		for i, r := range rs {
-			X[i] = make([]float64, len(r.x))
-			scaler.Apply(r.x, X[i])
-			y[i] = r.converted
-			if r.converted > 0 {
-				Xs, ys = append(Xs, X[i]), append(ys, r.spend)
-			}
-		}
-		conv, err := fit.Logistic(X, y, fit.LogisticOptions{}.WithL2(l2))
-		if err != nil {
-			return artifact.ArmModel{}, fmt.Errorf("arm %s conversion: %w", arm, err)
-		}
-		spend := artifact.Linear{Intercept: mean(ys), Coef: make([]float64, len(featureNames))}
-		if len(Xs) > 2*len(featureNames) {
-			if s, err := fit.OLS(Xs, ys, 10); err == nil {
-				spend = s
-			}
-		}
-		return artifact.ArmModel{Arm: arm, Conversion: conv, Spend: spend, N: len(rs)}, nil
-	}
-	u := &artifact.Uplift{Features: featureNames, Scaler: scaler}
-	var err error
-	if u.Control, err = fitArm(features.ControlArm, byArm[features.ControlArm]); err != nil {
-		return nil, err
 	}
 	arms := make([]string, 0, len(byArm))
 	for a := range byArm {
@@ -67,18 +63,124 @@ func FitUpliftModel(rows []upliftRow, featureNames []string, scaler artifact.Sta
 		}
 	}
 	sort.Strings(arms)
-	for _, a := range arms {
-		m, err := fitArm(a, byArm[a])
-		if err != nil {
-			return nil, err
-		}
-		u.Arms = append(u.Arms, m)
-	}
-	if len(u.Arms) == 0 {
+	if len(arms) == 0 {
 		return nil, fmt.Errorf("%w: no treatment arm has exposures", fit.ErrNoData)
+	}
+	standardized := func(rs []upliftRow) [][]float64 {
+		X := make([][]float64, len(rs))
+		for i, r := range rs {
+			X[i] = make([]float64, len(r.x))
+			scaler.Apply(r.x, X[i])
+		}
+		return X
+	}
+	spendModel := func(rs []upliftRow) artifact.Linear {
+		var Xs [][]float64
+		var ys []float64
+		for i, z := range standardized(rs) {
+			if rs[i].converted > 0 {
+				Xs, ys = append(Xs, z), append(ys, rs[i].spend)
+			}
+		}
+		spend := artifact.Linear{Intercept: mean(ys), Coef: make([]float64, len(featureNames))}
+		if len(Xs) > 2*len(featureNames) {
+			if s, err := fit.OLS(Xs, ys, 10); err == nil {
+				spend = s
+			}
+		}
+		return spend
+	}
+	alone := func(arm string) (artifact.Linear, error) {
+		rs := byArm[arm]
+		y := make([]float64, len(rs))
+		for i, r := range rs {
+			y[i] = r.converted
+		}
+		m, err := fit.Logistic(standardized(rs), y, fit.LogisticOptions{}.WithL2(opt.L2))
+		if err != nil {
+			return artifact.Linear{}, fmt.Errorf("arm %s conversion: %w", arm, err)
+		}
+		return m, nil
+	}
+	control, err := alone(features.ControlArm)
+	if err != nil {
+		return nil, err
+	}
+	var treated []artifact.Linear
+	if opt.SeparateArms {
+		for _, a := range arms {
+			m, err := alone(a)
+			if err != nil {
+				return nil, err
+			}
+			treated = append(treated, m)
+		}
+	} else if treated, err = fitOfferArms(offered, standardized(offered), arms, opt.L2, opt.Deviation); err != nil {
+		return nil, err
+	}
+	ctrl := byArm[features.ControlArm]
+	u := &artifact.Uplift{Features: featureNames, Scaler: scaler}
+	u.Control = artifact.ArmModel{Arm: features.ControlArm, Conversion: control, Spend: spendModel(ctrl), N: len(ctrl)}
+	for k, a := range arms {
+		u.Arms = append(u.Arms, artifact.ArmModel{Arm: a, Conversion: treated[k], Spend: spendModel(byArm[a]), N: len(byArm[a])})
 	}
 	u.Prepare()
 	return u, nil
+}
+
+// String describes the learner for manifests.
+func (o UpliftOptions) String() string {
+	conv := fmt.Sprintf("offer arms jointly, as a shared model plus a deviation per arm (L2=%g, deviations L2=%g)", o.L2, o.Deviation)
+	if o.SeparateArms {
+		conv = fmt.Sprintf("each offer arm on its own, the T-learner (L2=%g)", o.L2)
+	}
+	return "logistic conversion: control on its own, " + conv + "; ridge spend-given-conversion (lambda=10) per arm"
+}
+
+// fitOfferArms fits the offer arms' conversion models jointly. The design
+// holds each row's standardized features z (the shared part) and, per arm,
+// a block [1, z] that is zero unless the row is in that arm; the shared
+// part and the arms' shifts get penalty l2, the arms' slopes dev. Each
+// arm's model is then the shared model plus its block, in artifact form.
+func fitOfferArms(rows []upliftRow, Z [][]float64, arms []string, l2, dev float64) ([]artifact.Linear, error) {
+	p := len(Z[0])
+	armIdx := make(map[string]int, len(arms))
+	for k, a := range arms {
+		armIdx[a] = k
+	}
+	width := p + len(arms)*(p+1)
+	X := make([][]float64, len(rows))
+	y := make([]float64, len(rows))
+	for i, r := range rows {
+		x := make([]float64, width)
+		copy(x, Z[i])
+		block := x[p+armIdx[r.arm]*(p+1):]
+		block[0] = 1
+		copy(block[1:p+1], Z[i])
+		X[i], y[i] = x, r.converted
+	}
+	pen := make([]float64, width)
+	for j := range pen {
+		if j < p || (j-p)%(p+1) == 0 {
+			pen[j] = l2
+		} else {
+			pen[j] = dev
+		}
+	}
+	m, err := fit.Logistic(X, y, fit.LogisticOptions{Penalties: pen})
+	if err != nil {
+		return nil, fmt.Errorf("offer arms' conversion: %w", err)
+	}
+	out := make([]artifact.Linear, len(arms))
+	for k := range out {
+		block := m.Coef[p+k*(p+1) : p+(k+1)*(p+1)]
+		t := artifact.Linear{Intercept: m.Intercept + block[0], Coef: make([]float64, p)}
+		for j := range t.Coef {
+			t.Coef[j] = m.Coef[j] + block[1+j]
+		}
+		out[k] = t
+	}
+	return out, nil
 }
 
 // UpliftEval holds per-arm Qini results.
@@ -168,11 +270,10 @@ func weightedQini(evals []UpliftEval) float64 {
 type upliftData struct {
 	fnames      []string
 	train, test []upliftRow
-	testUsers   []int // dataset user index of each test row
 	model       *artifact.Uplift
 }
 
-func prepareUplift(ds *features.Dataset, holdout []bool, l2 float64) (*upliftData, error) {
+func prepareUplift(ds *features.Dataset, holdout []bool, cfg Config) (*upliftData, error) {
 	if len(ds.Exposures) == 0 {
 		return nil, fmt.Errorf("%w: no promotion exposures after the cutoff; run a randomized experiment first", fit.ErrNoData)
 	}
@@ -191,10 +292,9 @@ func prepareUplift(ds *features.Dataset, holdout []bool, l2 float64) (*upliftDat
 	d := &upliftData{fnames: names(sel.Kept)}
 	var trainX [][]float64
 	for i, e := range ds.Exposures {
-		r := upliftRow{x: project([][]float64{all[i]}, sel.Kept)[0], arm: e.Arm, converted: b2f(e.Converted), spend: e.Spend, holdout: holdout[e.User]}
+		r := upliftRow{x: project([][]float64{all[i]}, sel.Kept)[0], arm: e.Arm, user: e.User, converted: b2f(e.Converted), spend: e.Spend, holdout: holdout[e.User]}
 		if r.holdout {
 			d.test = append(d.test, r)
-			d.testUsers = append(d.testUsers, e.User)
 		} else {
 			d.train = append(d.train, r)
 			trainX = append(trainX, r.x)
@@ -205,7 +305,7 @@ func prepareUplift(ds *features.Dataset, holdout []bool, l2 float64) (*upliftDat
 	}
 	scaler := fit.Standardize(trainX, logFlags(trainX, indexRange(len(d.fnames))))
 	var err error
-	if d.model, err = FitUpliftModel(d.train, d.fnames, scaler, l2); err != nil {
+	if d.model, err = FitUpliftModel(d.train, d.fnames, scaler, cfg.uplift()); err != nil {
 		return nil, err
 	}
 	return d, nil
@@ -230,7 +330,7 @@ type TruthComparison struct {
 // model can see hidden), scored on the same rows.
 func CompareWithTruth(ds *features.Dataset, truth map[string]map[string]float64, partial []map[string]map[string]float64, cfg Config) ([]TruthComparison, error) {
 	cfg.defaults()
-	d, err := prepareUplift(ds, splitUsers(ds.Users, cfg.HoldoutShare, cfg.Seed), cfg.UpliftL2)
+	d, err := prepareUplift(ds, splitUsers(ds.Users, cfg.HoldoutShare, cfg.Seed), cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -239,12 +339,12 @@ func CompareWithTruth(ds *features.Dataset, truth map[string]map[string]float64,
 		var y, model, oracle []float64
 		part := make([][]float64, len(partial))
 		var treated []bool
-		for i, r := range d.test {
+		for _, r := range d.test {
 			if r.arm != arm && r.arm != features.ControlArm {
 				continue
 			}
 			resp, _ := d.model.Predict(r.x, arm)
-			id := ds.Users[d.testUsers[i]].ID
+			id := ds.Users[r.user].ID
 			y = append(y, r.converted)
 			model = append(model, resp.PTreated-resp.PControl)
 			oracle = append(oracle, truth[id][arm])
@@ -276,7 +376,7 @@ func CompareWithTruth(ds *features.Dataset, truth map[string]map[string]float64,
 }
 
 func fitUplift(ds *features.Dataset, holdout []bool, cfg Config) (*candidate, error) {
-	d, err := prepareUplift(ds, holdout, cfg.UpliftL2)
+	d, err := prepareUplift(ds, holdout, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -318,7 +418,7 @@ func fitUplift(ds *features.Dataset, holdout []bool, cfg Config) (*candidate, er
 	return &candidate{
 		model: ModelUplift, art: model, metrics: metrics, schema: fnames,
 		params: map[string]string{
-			"algorithm": fmt.Sprintf("T-learner: logistic conversion (L2=%g) and ridge spend-given-conversion (lambda=10) per arm", cfg.UpliftL2),
+			"algorithm": cfg.uplift().String(),
 			"control":   features.ControlArm, "arms": strings.Join(model.ArmNames(), ","),
 			"outcome": "purchase within 24h of the exposure, before the next exposure",
 			"ci":      fmt.Sprintf("bootstrap, %d rounds, 95%%", cfg.BootstrapRounds),

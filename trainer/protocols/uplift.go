@@ -35,8 +35,9 @@ type UpliftResult struct {
 
 // Uplift generates a synthetic shop with known effects, trains the uplift
 // model as a training run does, and compares its holdout Qini with ranking
-// by the true effect.
-func Uplift(ctx context.Context, p shop.Params, rounds int, l2 float64) (*UpliftResult, error) {
+// by the true effect. cfg sets the bootstrap rounds and the uplift model's
+// penalties; the rest is as a training run has it.
+func Uplift(ctx context.Context, p shop.Params, cfg pipeline.Config) (*UpliftResult, error) {
 	b := inmem.New()
 	truth := map[string]map[string]float64{}
 	sleeping := map[string]bool{}
@@ -48,7 +49,6 @@ func Uplift(ctx context.Context, p shop.Params, rounds int, l2 float64) (*Uplift
 		return nil, err
 	}
 	partial := hideUsers(truth, sleeping)
-	cfg := pipeline.Config{BootstrapRounds: rounds, UpliftL2: l2}
 	ds, err := pipeline.TrainingData(ctx, b, cfg)
 	if err != nil {
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"math"
 	"testing"
 
+	"github.com/promoai/promo/trainer/pipeline"
 	"github.com/promoai/promo/trainer/protocols"
 	"github.com/promoai/promo/trainer/shop"
 )
@@ -12,7 +13,7 @@ import (
 func TestUpliftProtocolReportsModelAndCeiling(t *testing.T) {
 	p := shop.Small()
 	p.Users = 1500
-	r, err := protocols.Uplift(context.Background(), p, 5, 0)
+	r, err := protocols.Uplift(context.Background(), p, pipeline.Config{BootstrapRounds: 5})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/promoai/promo/trainer/pipeline"
 	"github.com/promoai/promo/trainer/protocols"
 	"github.com/promoai/promo/trainer/shop"
 )
@@ -14,7 +15,7 @@ import (
 // -bench UpliftVsTruth ./protocols/).
 func BenchmarkUpliftVsTruth(b *testing.B) {
 	for i := 0; i < b.N; i++ {
-		r, err := protocols.Uplift(context.Background(), shop.Small(), 200, 0)
+		r, err := protocols.Uplift(context.Background(), shop.Small(), pipeline.Config{BootstrapRounds: 200})
 		if err != nil {
 			b.Fatal(err)
 		}
