@@ -88,3 +88,29 @@ func TestFitUpliftModelNeedsControlAndAnOffer(t *testing.T) {
 		t.Errorf("control only: %v", err)
 	}
 }
+
+// A new arm with a few exposures and no conversion yet cannot have a model
+// of its own (one outcome class), but jointly it gets the shared model,
+// shifted down; the T-learner refuses the whole fit.
+func TestFitUpliftModelCopesWithASparseArm(t *testing.T) {
+	rows, _ := offerRows(2_000)
+	for i := range 1_000 {
+		rows = append(rows, upliftRow{x: []float64{float64(i%7) - 3}, arm: features.ControlArm, converted: float64(i % 3 % 2)})
+	}
+	for i := range 30 {
+		rows = append(rows, upliftRow{x: []float64{float64(i%5) - 2}, arm: "c"})
+	}
+	scaler := fit.Standardize([][]float64{{-1}, {1}}, nil)
+	u, err := FitUpliftModel(rows, []string{"x"}, scaler, UpliftOptions{L2: 1, Deviation: 300})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := u.Predict([]float64{0}, "a")
+	c, ok := u.Predict([]float64{0}, "c")
+	if !ok || !(c.PTreated < a.PTreated) || c.PTreated <= 0 {
+		t.Errorf("sparse arm: P %v (arm a: %v)", c.PTreated, a.PTreated)
+	}
+	if _, err := FitUpliftModel(rows, []string{"x"}, scaler, UpliftOptions{L2: 1, SeparateArms: true}); !errors.Is(err, fit.ErrSingleClass) {
+		t.Errorf("T-learner with a single-class arm: %v", err)
+	}
+}
