@@ -1,6 +1,7 @@
 // Package fit trains the platform's models with gonum: linear regression
 // (OLS by QR, optional ridge), L2-regularised logistic regression (Newton /
-// IRLS), feature standardization and selection, and the item-to-item models
+// IRLS; also per group of rows, pooled towards a shared model), feature
+// standardization and selection, and the item-to-item models
 // for collaborative filtering (item-kNN with cosine or Pearson similarity,
 // and EASE with the optional DLAE penalty, same-session co-occurrence and
 // GF-CF graph-filter blend). Every result is an artifact type from
@@ -218,11 +219,7 @@ type LogisticOptions struct {
 	// large data (default 100,000; -1 for every row). The gradient always
 	// uses every row, so this changes the speed, not the solution.
 	HessianRows int
-	// Penalties, when set, gives each coefficient its own L2 penalty (one
-	// per column of X) and replaces L2: say, a light penalty on a shared
-	// baseline and a heavier one on per-group deviations from it.
-	Penalties []float64
-	hasL2Set  bool
+	hasL2Set    bool
 }
 
 // WithL2 sets an explicit penalty (0 allowed).
@@ -252,17 +249,8 @@ func Logistic(X [][]float64, y []float64, opt LogisticOptions) (artifact.Linear,
 	if pos == 0 || pos == float64(n) {
 		return artifact.Linear{}, fmt.Errorf("%w (%d of %d positive)", ErrSingleClass, int(pos), n)
 	}
-	if opt.Penalties != nil && len(opt.Penalties) != len(X[0]) {
-		return artifact.Linear{}, fmt.Errorf("%d penalties for %d columns", len(opt.Penalties), len(X[0]))
-	}
 	if !opt.hasL2Set && opt.L2 == 0 {
 		opt.L2 = 1e-4 * float64(n)
-	}
-	if opt.MaxIter == 0 {
-		opt.MaxIter = 50
-	}
-	if opt.Tol == 0 {
-		opt.Tol = 1e-5
 	}
 	d := len(X[0]) + 1
 	beta := make([]float64, d)
@@ -284,6 +272,105 @@ func Logistic(X [][]float64, y []float64, opt LogisticOptions) (artifact.Linear,
 				beta[j+1] = 4 * c
 			}
 		}
+	}
+	penalty := make([]float64, d-1)
+	for j := range penalty {
+		penalty[j] = opt.L2
+	}
+	if err := newton(n, func(i int, x []float64) { copy(x, X[i]) }, y, beta, penalty, opt); err != nil {
+		return artifact.Linear{}, err
+	}
+	out := artifact.Linear{Intercept: beta[0], Coef: beta[1:]}
+	if err := out.Validate(d - 1); err != nil {
+		return artifact.Linear{}, fmt.Errorf("logistic regression diverged (%v): increase the L2 penalty", err)
+	}
+	return out, nil
+}
+
+// GroupedLogistic fits one logistic model per group of rows as a model all
+// groups share plus a deviation per group: a row of group g has log-odds
+// (b0 + a_g) + (b + c_g)·x. The shared slopes b and the shifts a_g get
+// penalty opt.L2, the deviations c_g get penalty deviation: a large one
+// pools the groups (one set of slopes, a base rate each), a small one fits
+// each group almost on its own. It returns each group's model, with b0 + a_g
+// and b + c_g folded together. The design, groups × wider than X, is built
+// row by row and never held in memory.
+func GroupedLogistic(X [][]float64, group []int, groups int, y []float64, deviation float64, opt LogisticOptions) ([]artifact.Linear, error) {
+	n := len(X)
+	if n == 0 || n != len(y) || n != len(group) {
+		return nil, fmt.Errorf("%w: %d rows, %d labels, %d groups", ErrNoData, n, len(y), len(group))
+	}
+	if err := checkFinite(X, y); err != nil {
+		return nil, err
+	}
+	if math.IsNaN(deviation) || deviation < 0 {
+		return nil, fmt.Errorf("deviation penalty %v must be >= 0", deviation)
+	}
+	pos := 0.0
+	for i, v := range y {
+		if v != 0 && v != 1 {
+			return nil, fmt.Errorf("label %v is not 0 or 1", v)
+		}
+		if group[i] < 0 || group[i] >= groups {
+			return nil, fmt.Errorf("row %d: group %d is not in [0, %d)", i, group[i], groups)
+		}
+		pos += v
+	}
+	if pos == 0 || pos == float64(n) {
+		return nil, fmt.Errorf("%w (%d of %d positive)", ErrSingleClass, int(pos), n)
+	}
+	if !opt.hasL2Set && opt.L2 == 0 {
+		opt.L2 = 1e-4 * float64(n)
+	}
+	p := len(X[0])
+	// Columns: p shared slopes, then per group its shift and p deviations.
+	penalty := make([]float64, p+groups*(p+1))
+	for j := range penalty {
+		if j < p || (j-p)%(p+1) == 0 {
+			penalty[j] = opt.L2
+		} else {
+			penalty[j] = deviation
+		}
+	}
+	beta := make([]float64, 1+len(penalty))
+	beta[0] = math.Log(pos / (float64(n) - pos))
+	row := func(i int, x []float64) {
+		clear(x)
+		copy(x, X[i])
+		block := x[p+group[i]*(p+1):]
+		block[0] = 1
+		copy(block[1:p+1], X[i])
+	}
+	if err := newton(n, row, y, beta, penalty, opt); err != nil {
+		return nil, err
+	}
+	out := make([]artifact.Linear, groups)
+	for g := range out {
+		block := beta[1+p+g*(p+1) : 1+p+(g+1)*(p+1)]
+		m := artifact.Linear{Intercept: beta[0] + block[0], Coef: make([]float64, p)}
+		for j := range m.Coef {
+			m.Coef[j] = beta[1+j] + block[1+j]
+		}
+		if err := m.Validate(p); err != nil {
+			return nil, fmt.Errorf("grouped logistic regression diverged (%v): increase the penalties", err)
+		}
+		out[g] = m
+	}
+	return out, nil
+}
+
+// newton maximises the penalised log-likelihood of a logistic model by
+// Newton's method (IRLS), in place on beta (intercept first, then one
+// coefficient per column, penalty[j] on column j). row fills row i's
+// columns into x, so a caller can build rows on the fly instead of
+// holding a wide design in memory.
+func newton(n int, row func(i int, x []float64), y, beta, penalty []float64, opt LogisticOptions) error {
+	d := len(beta)
+	if opt.MaxIter == 0 {
+		opt.MaxIter = 50
+	}
+	if opt.Tol == 0 {
+		opt.Tol = 1e-5
 	}
 	// On large data the Hessian comes from every hStride-th row only (scaled
 	// up), while the gradient uses every row: d² work per row shrinks to d,
@@ -323,7 +410,7 @@ func Logistic(X [][]float64, y []float64, opt LogisticOptions) (artifact.Linear,
 				x := make([]float64, d)
 				x[0] = 1
 				for i := w * per; i < min(n, (w+1)*per); i++ {
-					copy(x[1:], X[i])
+					row(i, x[1:])
 					t := 0.0
 					for j, b := range beta {
 						t += b * x[j]
@@ -369,12 +456,8 @@ func Logistic(X [][]float64, y []float64, opt LogisticOptions) (artifact.Linear,
 			}
 		}
 		for j := 1; j < d; j++ {
-			l2 := opt.L2
-			if opt.Penalties != nil {
-				l2 = opt.Penalties[j-1]
-			}
-			gr[j] -= l2 * beta[j]
-			hraw.Data[j*hraw.Stride+j] += l2
+			gr[j] -= penalty[j-1] * beta[j]
+			hraw.Data[j*hraw.Stride+j] += penalty[j-1]
 		}
 		var chol mat.Cholesky
 		if ok := chol.Factorize(H); !ok {
@@ -383,12 +466,12 @@ func Logistic(X [][]float64, y []float64, opt LogisticOptions) (artifact.Linear,
 				hraw.Data[j*hraw.Stride+j] += 1e-8
 			}
 			if ok := chol.Factorize(H); !ok {
-				return artifact.Linear{}, errors.New("logistic regression: Hessian is singular: set an L2 penalty")
+				return errors.New("logistic regression: Hessian is singular: set an L2 penalty")
 			}
 		}
 		var step mat.VecDense
 		if err := chol.SolveVecTo(&step, g); err != nil {
-			return artifact.Linear{}, fmt.Errorf("logistic regression: %w", err)
+			return fmt.Errorf("logistic regression: %w", err)
 		}
 		maxStep := 0.0
 		for j := range beta {
@@ -399,9 +482,5 @@ func Logistic(X [][]float64, y []float64, opt LogisticOptions) (artifact.Linear,
 			break
 		}
 	}
-	out := artifact.Linear{Intercept: beta[0], Coef: beta[1:]}
-	if err := out.Validate(d - 1); err != nil {
-		return artifact.Linear{}, fmt.Errorf("logistic regression diverged (%v): increase the L2 penalty", err)
-	}
-	return out, nil
+	return nil
 }

@@ -144,31 +144,88 @@ func TestLogisticSubsampledHessianSameSolution(t *testing.T) {
 	}
 }
 
-func TestLogisticPerCoefficientPenalties(t *testing.T) {
-	X, _, y := synthetic(5_000, 3)
-	same, err := Logistic(X, y, LogisticOptions{Penalties: []float64{2, 2, 2}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l2, err := Logistic(X, y, LogisticOptions{}.WithL2(2))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for j := range same.Coef {
-		if math.Abs(same.Coef[j]-l2.Coef[j]) > 1e-9 {
-			t.Fatalf("equal penalties %v differ from L2 %v", same.Coef, l2.Coef)
+// groupedRows draws rows of two groups whose log-odds have slopes 1 (group
+// 0) and -1 (group 1) on the single feature.
+func groupedRows(n int) ([][]float64, []int, []float64) {
+	r := rand.New(rand.NewPCG(3, 3))
+	X := make([][]float64, n)
+	group := make([]int, n)
+	y := make([]float64, n)
+	for i := range X {
+		X[i] = []float64{r.NormFloat64()}
+		group[i] = i % 2
+		slope := 1 - 2*float64(group[i])
+		if r.Float64() < artifact.Sigmoid(-0.5+slope*X[i][0]) {
+			y[i] = 1
 		}
 	}
-	// A huge penalty on one column pins its coefficient near zero and
-	// leaves the others fitted.
-	pinned, err := Logistic(X, y, LogisticOptions{Penalties: []float64{1e9, 2, 2}})
+	return X, group, y
+}
+
+func TestGroupedLogisticWithoutPoolingMatchesSeparateFits(t *testing.T) {
+	X, group, y := groupedRows(4_000)
+	joint, err := GroupedLogistic(X, group, 2, y, 1e-3, LogisticOptions{}.WithL2(1e-3))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if math.Abs(pinned.Coef[0]) > 1e-5 || math.Abs(pinned.Coef[1]) < 0.1 {
-		t.Fatalf("pinned first coefficient: %v", pinned.Coef)
+	for g := range 2 {
+		var Xg [][]float64
+		var yg []float64
+		for i := range X {
+			if group[i] == g {
+				Xg, yg = append(Xg, X[i]), append(yg, y[i])
+			}
+		}
+		alone, err := Logistic(Xg, yg, LogisticOptions{}.WithL2(1e-3))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if math.Abs(joint[g].Intercept-alone.Intercept) > 1e-2 || math.Abs(joint[g].Coef[0]-alone.Coef[0]) > 1e-2 {
+			t.Errorf("group %d: joint %+v, alone %+v", g, joint[g], alone)
+		}
 	}
-	if _, err := Logistic(X, y, LogisticOptions{Penalties: []float64{1, 1}}); err == nil {
-		t.Fatal("two penalties for three columns accepted")
+}
+
+func TestGroupedLogisticPoolsWithALargeDeviationPenalty(t *testing.T) {
+	X, group, y := groupedRows(4_000)
+	loose, err := GroupedLogistic(X, group, 2, y, 1e-3, LogisticOptions{}.WithL2(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if loose[0].Coef[0] < 0.7 || loose[1].Coef[0] > -0.7 {
+		t.Errorf("without pooling the slopes should be near 1 and -1: %v, %v", loose[0].Coef, loose[1].Coef)
+	}
+	tight, err := GroupedLogistic(X, group, 2, y, 1e9, LogisticOptions{}.WithL2(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := math.Abs(tight[0].Coef[0] - tight[1].Coef[0]); d > 1e-4 {
+		t.Errorf("a huge deviation penalty should leave one shared slope; they differ by %v", d)
+	}
+	// A group with rows of one class only is fine: it borrows the slopes.
+	for i := range y {
+		if group[i] == 1 {
+			y[i] = 0
+		}
+	}
+	m, err := GroupedLogistic(X, group, 2, y, 100, LogisticOptions{}.WithL2(1))
+	if err != nil || m[1].Intercept > m[0].Intercept-2 {
+		t.Errorf("group without positives: %v, %v", m, err)
+	}
+}
+
+func TestGroupedLogisticBadInputs(t *testing.T) {
+	X, group, y := groupedRows(100)
+	if _, err := GroupedLogistic(X, group, 1, y, 1, LogisticOptions{}); err == nil {
+		t.Error("group 1 of 1 accepted")
+	}
+	if _, err := GroupedLogistic(X, group, 2, y, -1, LogisticOptions{}); err == nil {
+		t.Error("negative deviation penalty accepted")
+	}
+	if _, err := GroupedLogistic(X, group, 2, make([]float64, len(y)), 1, LogisticOptions{}); !errors.Is(err, ErrSingleClass) {
+		t.Errorf("single class: %v", err)
+	}
+	if _, err := GroupedLogistic(nil, nil, 2, nil, 1, LogisticOptions{}); !errors.Is(err, ErrNoData) {
+		t.Errorf("no rows: %v", err)
 	}
 }

@@ -137,50 +137,24 @@ func (o UpliftOptions) String() string {
 	return "logistic conversion: control on its own, " + conv + "; ridge spend-given-conversion (lambda=10) per arm"
 }
 
-// fitOfferArms fits the offer arms' conversion models jointly. The design
-// holds each row's standardized features z (the shared part) and, per arm,
-// a block [1, z] that is zero unless the row is in that arm; the shared
-// part and the arms' shifts get penalty l2, the arms' slopes dev. Each
-// arm's model is then the shared model plus its block, in artifact form.
+// fitOfferArms fits the offer arms' conversion models jointly (see
+// fit.GroupedLogistic): the shared part and each arm's shift get penalty
+// l2, each arm's slopes' deviation from the shared ones dev.
 func fitOfferArms(rows []upliftRow, Z [][]float64, arms []string, l2, dev float64) ([]artifact.Linear, error) {
-	p := len(Z[0])
 	armIdx := make(map[string]int, len(arms))
 	for k, a := range arms {
 		armIdx[a] = k
 	}
-	width := p + len(arms)*(p+1)
-	X := make([][]float64, len(rows))
+	group := make([]int, len(rows))
 	y := make([]float64, len(rows))
 	for i, r := range rows {
-		x := make([]float64, width)
-		copy(x, Z[i])
-		block := x[p+armIdx[r.arm]*(p+1):]
-		block[0] = 1
-		copy(block[1:p+1], Z[i])
-		X[i], y[i] = x, r.converted
+		group[i], y[i] = armIdx[r.arm], r.converted
 	}
-	pen := make([]float64, width)
-	for j := range pen {
-		if j < p || (j-p)%(p+1) == 0 {
-			pen[j] = l2
-		} else {
-			pen[j] = dev
-		}
-	}
-	m, err := fit.Logistic(X, y, fit.LogisticOptions{Penalties: pen})
+	m, err := fit.GroupedLogistic(Z, group, len(arms), y, dev, fit.LogisticOptions{}.WithL2(l2))
 	if err != nil {
 		return nil, fmt.Errorf("offer arms' conversion: %w", err)
 	}
-	out := make([]artifact.Linear, len(arms))
-	for k := range out {
-		block := m.Coef[p+k*(p+1) : p+(k+1)*(p+1)]
-		t := artifact.Linear{Intercept: m.Intercept + block[0], Coef: make([]float64, p)}
-		for j := range t.Coef {
-			t.Coef[j] = m.Coef[j] + block[1+j]
-		}
-		out[k] = t
-	}
-	return out, nil
+	return m, nil
 }
 
 // UpliftEval holds per-arm Qini results.
