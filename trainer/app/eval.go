@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/promoai/promo/registry"
@@ -23,15 +24,15 @@ import (
 func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("promo-trainer eval", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	protocol := fs.String("protocol", "ml100k", "evaluation protocol: ml100k, uplift, or events (train and evaluate every model on -file)")
+	protocol := fs.String("protocol", "ml100k", "evaluation protocol: ml100k, uplift, events (train and evaluate every model on -file), or forward (backtest the propensity model as served, on -file or a generated shop of -size)")
 	data := fs.String("data", "", "dataset folder (default: $PROMO_DATA_DIR/ml-100k or ../shared/data/ml-100k)")
 	k := fs.Int("k", 10, "cut-off for ranking metrics")
 	seed := fs.Uint64("seed", 42, "split seed")
 	neighbors := fs.Int("neighbors", 400, "ml100k: weights kept per item in the picked model")
 	sessionGap := fs.Duration("session-gap", time.Minute, "ml100k: a pause this long between two ratings starts a new session")
 	asJSON := fs.Bool("json", false, "print one JSON object per model instead of a table")
-	size := fs.String("size", "small", "uplift protocol: synthetic shop size")
-	file := fs.String("file", "", "events protocol: a CSV or JSON Lines file of events")
+	size := fs.String("size", "small", "uplift and forward protocols: synthetic shop size")
+	file := fs.String("file", "", "events and forward protocols: a CSV or JSON Lines file of events")
 	users := fs.Int("users", 0, "uplift protocol: override the number of users")
 	l2 := fs.Float64("l2", 0, "uplift protocol: L2 penalty of the conversion models (0: the trainer's default)")
 	deviation := fs.Float64("deviation", 0, "uplift protocol: penalty on each offer arm's deviation from the model the offer arms share (0: the trainer's default)")
@@ -80,8 +81,10 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return nil
 	case "events":
 		return evalEvents(ctx, *file, *asJSON, stdout, stderr)
+	case "forward":
+		return evalForward(ctx, *file, *size, *asJSON, stdout, stderr)
 	}
-	return fmt.Errorf("unknown protocol %q (want ml100k, uplift or events)", *protocol)
+	return fmt.Errorf("unknown protocol %q (want ml100k, uplift, events or forward)", *protocol)
 }
 
 // upliftShops runs the uplift protocol on n shops that differ only in their
@@ -126,23 +129,10 @@ func evalEvents(ctx context.Context, file string, asJSON bool, stdout, stderr io
 	if file == "" {
 		return fmt.Errorf("eval -protocol events needs -file")
 	}
-	f, err := os.Open(file)
+	b, err := importFile(ctx, file, stderr)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	b := inmem.New()
-	sink := &importer.Sink{Bucket: b}
-	var sum *importer.Summary
-	if strings.HasSuffix(file, ".csv") {
-		sum, err = importer.ImportCSV(ctx, f, sink)
-	} else {
-		sum, err = importer.ImportJSONL(ctx, f, sink)
-	}
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stderr, "imported %d events (%d rejected)\n", sum.Accepted, sum.Rejected)
 	res, err := pipeline.Run(ctx, registry.New(b), pipeline.Config{Logger: NewLogger("text", io.Discard)})
 	if err != nil {
 		return err
@@ -158,4 +148,65 @@ func evalEvents(ctx context.Context, file string, asJSON bool, stdout, stderr io
 	}
 	PrintResult(stdout, res)
 	return nil
+}
+
+// importFile reads a CSV (by its .csv name) or JSON Lines file of events
+// into an in-memory bucket.
+func importFile(ctx context.Context, file string, stderr io.Writer) (registry.Bucket, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b := inmem.New()
+	sink := &importer.Sink{Bucket: b}
+	var sum *importer.Summary
+	if strings.HasSuffix(file, ".csv") {
+		sum, err = importer.ImportCSV(ctx, f, sink)
+	} else {
+		sum, err = importer.ImportJSONL(ctx, f, sink)
+	}
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(stderr, "imported %d events (%d rejected)\n", sum.Accepted, sum.Rejected)
+	return b, nil
+}
+
+// evalForward backtests the propensity model on a file of events or, with
+// no file, on a generated shop.
+func evalForward(ctx context.Context, file, size string, asJSON bool, stdout, stderr io.Writer) error {
+	var b registry.Bucket
+	source := file
+	if file != "" {
+		var err error
+		if b, err = importFile(ctx, file, stderr); err != nil {
+			return err
+		}
+	} else {
+		p, err := shop.Preset(size)
+		if err != nil {
+			return err
+		}
+		mem := inmem.New()
+		if _, err := shop.WriteTo(ctx, mem, p, nil); err != nil {
+			return err
+		}
+		b, source = mem, fmt.Sprintf("synthetic shop %q (%d users, seed %d)", size, p.Users, p.Seed)
+	}
+	r, err := pipeline.Forward(ctx, b, pipeline.Config{Logger: NewLogger("text", io.Discard)})
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return json.NewEncoder(stdout).Encode(r)
+	}
+	fmt.Fprintf(stdout, "protocol forward: %s; propensity trained on features to %s, served at %s, scored on the next period (%d users)\n",
+		source, r.TrainCutoff.Format(time.DateOnly), r.ServedAt.Format(time.DateOnly), r.ForwardUsers)
+	t := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(t, "METRIC\tTIME HOLDOUT (AS TRAINED)\tFORWARD (AS SERVED)")
+	for _, k := range pipeline.SortedKeys(r.Forward) {
+		fmt.Fprintf(t, "%s\t%.4f\t%.4f\n", k, r.Holdout[k], r.Forward[k])
+	}
+	return t.Flush()
 }

@@ -266,7 +266,7 @@ func propensityMetrics(m *artifact.Propensity, X [][]float64, y, spend []float64
 		p[i], s[i] = pr.Probability, pr.ExpectedSpend
 	}
 	return map[string]float64{
-		"auc": eval.AUC(p, y), "log_loss": eval.LogLoss(p, y), "brier": eval.Brier(p, y),
+		"auc": eval.AUC(p, y), "log_loss": eval.LogLoss(p, y), "brier": eval.Brier(p, y), "mean_predicted": mean(p),
 		"ece": eval.ECE(eval.Calibration(p, y, 10)), "spend_mse": eval.MSE(s, spend), "spend_r2": eval.R2(s, spend),
 	}
 }
