@@ -228,30 +228,46 @@ func (o LogisticOptions) WithL2(l2 float64) LogisticOptions {
 	return o
 }
 
-// Logistic fits P(y=1|x) = sigmoid(b0 + b·x) by Newton's method (IRLS) with
-// an L2 penalty, which keeps coefficients finite when classes separate.
-// Labels must be 0 or 1 and contain both classes.
-func Logistic(X [][]float64, y []float64, opt LogisticOptions) (artifact.Linear, error) {
+func (o *LogisticOptions) defaultL2(n int) {
+	if !o.hasL2Set && o.L2 == 0 {
+		o.L2 = 1e-4 * float64(n)
+	}
+}
+
+// checkBinary checks a logistic regression's data: rows and labels that
+// match, finite values, labels 0 or 1 of both classes. It returns how many
+// are positive.
+func checkBinary(X [][]float64, y []float64) (float64, error) {
 	n := len(X)
 	if n == 0 || n != len(y) {
-		return artifact.Linear{}, fmt.Errorf("%w: %d rows, %d labels", ErrNoData, n, len(y))
+		return 0, fmt.Errorf("%w: %d rows, %d labels", ErrNoData, n, len(y))
 	}
 	if err := checkFinite(X, y); err != nil {
-		return artifact.Linear{}, err
+		return 0, err
 	}
 	pos := 0.0
 	for _, v := range y {
 		if v != 0 && v != 1 {
-			return artifact.Linear{}, fmt.Errorf("label %v is not 0 or 1", v)
+			return 0, fmt.Errorf("label %v is not 0 or 1", v)
 		}
 		pos += v
 	}
 	if pos == 0 || pos == float64(n) {
-		return artifact.Linear{}, fmt.Errorf("%w (%d of %d positive)", ErrSingleClass, int(pos), n)
+		return 0, fmt.Errorf("%w (%d of %d positive)", ErrSingleClass, int(pos), n)
 	}
-	if !opt.hasL2Set && opt.L2 == 0 {
-		opt.L2 = 1e-4 * float64(n)
+	return pos, nil
+}
+
+// Logistic fits P(y=1|x) = sigmoid(b0 + b·x) by Newton's method (IRLS) with
+// an L2 penalty, which keeps coefficients finite when classes separate.
+// Labels must be 0 or 1 and contain both classes.
+func Logistic(X [][]float64, y []float64, opt LogisticOptions) (artifact.Linear, error) {
+	pos, err := checkBinary(X, y)
+	if err != nil {
+		return artifact.Linear{}, err
 	}
+	n := len(X)
+	opt.defaultL2(n)
 	d := len(X[0]) + 1
 	beta := make([]float64, d)
 	// Start at the base rate: faster and safer than zero.
@@ -296,32 +312,23 @@ func Logistic(X [][]float64, y []float64, opt LogisticOptions) (artifact.Linear,
 // and b + c_g folded together. The design, groups × wider than X, is built
 // row by row and never held in memory.
 func GroupedLogistic(X [][]float64, group []int, groups int, y []float64, deviation float64, opt LogisticOptions) ([]artifact.Linear, error) {
-	n := len(X)
-	if n == 0 || n != len(y) || n != len(group) {
-		return nil, fmt.Errorf("%w: %d rows, %d labels, %d groups", ErrNoData, n, len(y), len(group))
-	}
-	if err := checkFinite(X, y); err != nil {
+	pos, err := checkBinary(X, y)
+	if err != nil {
 		return nil, err
+	}
+	n := len(X)
+	if len(group) != n {
+		return nil, fmt.Errorf("%d rows, %d group labels", n, len(group))
+	}
+	for i, g := range group {
+		if g < 0 || g >= groups {
+			return nil, fmt.Errorf("row %d: group %d is not in [0, %d)", i, g, groups)
+		}
 	}
 	if math.IsNaN(deviation) || deviation < 0 {
 		return nil, fmt.Errorf("deviation penalty %v must be >= 0", deviation)
 	}
-	pos := 0.0
-	for i, v := range y {
-		if v != 0 && v != 1 {
-			return nil, fmt.Errorf("label %v is not 0 or 1", v)
-		}
-		if group[i] < 0 || group[i] >= groups {
-			return nil, fmt.Errorf("row %d: group %d is not in [0, %d)", i, group[i], groups)
-		}
-		pos += v
-	}
-	if pos == 0 || pos == float64(n) {
-		return nil, fmt.Errorf("%w (%d of %d positive)", ErrSingleClass, int(pos), n)
-	}
-	if !opt.hasL2Set && opt.L2 == 0 {
-		opt.L2 = 1e-4 * float64(n)
-	}
+	opt.defaultL2(n)
 	p := len(X[0])
 	// Columns: p shared slopes, then per group its shift and p deviations.
 	penalty := make([]float64, p+groups*(p+1))
