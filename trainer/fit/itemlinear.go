@@ -204,12 +204,7 @@ func ease(m *Interactions, c LinearConfig) ([]float32, error) {
 func graphFilter(m *Interactions, rank int) []float32 {
 	n := m.NumItems
 	deg, userDeg := m.degrees()
-	inv := func(d float64) float64 {
-		if d > 0 {
-			return 1 / math.Sqrt(d)
-		}
-		return 0
-	}
+	inv := invSqrt(deg)
 	F := make([]float32, n*n)
 	for u, row := range m.Users {
 		for _, a := range row {
@@ -219,7 +214,7 @@ func graphFilter(m *Interactions, rank int) []float32 {
 			}
 		}
 	}
-	V := topEigenvectors(m, deg, userDeg, min(rank, n), 1)
+	V := topEigenvectors(m, inv, userDeg, min(rank, n), 1)
 	parallelRows(n, func(i int) {
 		vi := V.RawRowView(i)
 		for j := range n {
@@ -228,9 +223,9 @@ func graphFilter(m *Interactions, rank int) []float32 {
 				for x, v := range V.RawRowView(j) {
 					lowPass += vi[x] * v
 				}
-				lowPass *= math.Sqrt(deg[j]) * inv(deg[i])
+				lowPass *= math.Sqrt(deg[j]) * inv[i]
 			}
-			F[i*n+j] = float32(float64(F[i*n+j])*inv(deg[i])*inv(deg[j]) + lowPass)
+			F[i*n+j] = float32(float64(F[i*n+j])*inv[i]*inv[j] + lowPass)
 		}
 	})
 	return F
@@ -249,10 +244,22 @@ func (m *Interactions) degrees() (items, users []float64) {
 	return items, users
 }
 
+// invSqrt returns 1/√d for each degree, 0 for items without interactions.
+func invSqrt(deg []float64) []float64 {
+	out := make([]float64, len(deg))
+	for i, d := range deg {
+		if d > 0 {
+			out[i] = 1 / math.Sqrt(d)
+		}
+	}
+	return out
+}
+
 // topEigenvectors finds the top k eigenvectors of R̃ᵀR̃ by randomized
 // subspace iteration (Halko, Martinsson & Tropp 2011), applying the matrix
-// through the sparse interactions so that it is never formed.
-func topEigenvectors(m *Interactions, deg, userDeg []float64, k int, seed uint64) *mat.Dense {
+// through the sparse interactions so that it is never formed. scale holds
+// each item's 1/√degree.
+func topEigenvectors(m *Interactions, scale, userDeg []float64, k int, seed uint64) *mat.Dense {
 	n := m.NumItems
 	l := min(n, k+10) // oversampling makes the top k converge faster
 	r := rand.New(rand.NewPCG(seed, 7))
@@ -260,12 +267,6 @@ func topEigenvectors(m *Interactions, deg, userDeg []float64, k int, seed uint64
 	for i := range n {
 		for j := range l {
 			Q.Set(i, j, r.NormFloat64())
-		}
-	}
-	scale := make([]float64, n)
-	for i, d := range deg {
-		if d > 0 {
-			scale[i] = 1 / math.Sqrt(d)
 		}
 	}
 	// apply returns R̃ᵀR̃·Q.

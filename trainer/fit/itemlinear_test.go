@@ -89,7 +89,7 @@ func TestTopEigenvectorsMatchDense(t *testing.T) {
 	var W mat.Dense
 	eig.VectorsTo(&W)
 	const k = 5
-	V := topEigenvectors(m, deg, userDeg, k, 1)
+	V := topEigenvectors(m, invSqrt(deg), userDeg, k, 1)
 	// The projector onto the top k eigenvectors is unique even where the
 	// vectors' signs are not.
 	var want, got mat.Dense

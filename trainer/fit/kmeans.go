@@ -39,15 +39,8 @@ func KMeans(X [][]float64, k int, seed uint64, maxIter int) ([][]float64, []int)
 	for iter := 0; iter < maxIter; iter++ {
 		changed := false
 		for i, x := range X {
-			best, bd := 0, math.Inf(1)
-			for c := range cent {
-				if d := sqDist(x, cent[c]); d < bd {
-					best, bd = c, d
-				}
-			}
-			if assign[i] != best || iter == 0 {
-				changed = changed || assign[i] != best
-				assign[i] = best
+			if best := Nearest(x, cent); best != assign[i] {
+				assign[i], changed = best, true
 			}
 		}
 		counts := make([]float64, k)
