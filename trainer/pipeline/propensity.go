@@ -209,13 +209,12 @@ func fitPropensity(ds *features.Dataset, holdout []bool, cfg Config) (*candidate
 	metrics["baseline_log_loss"] = eval.LogLoss(basePred, yte)
 	metrics["train_users"], metrics["holdout_users"] = float64(len(Xtr)), float64(len(Xte))
 	metrics["holdout_positive_rate"] = mean(yte)
-	for k, v := range fairnessAudit(model, Xte, yte, groups) {
-		metrics[k] = v
-	}
-
 	pred := make([]float64, len(Xte))
 	for i, x := range Xte {
 		pred[i] = model.Predict(x, false).Probability
+	}
+	for k, v := range fairnessAudit(pred, yte, groups) {
+		metrics[k] = v
 	}
 	bins := eval.Calibration(pred, yte, 10)
 	calib, _ := json.Marshal(bins)
@@ -328,14 +327,13 @@ func orUnknown(s string) string {
 }
 
 // fairnessAudit compares, per protected group with enough holdout users,
-// the mean predicted probability with the observed purchase rate, and
+// the mean predicted probability (pred) with the observed purchase rate, and
 // records the largest gap between groups in both (a model that is fair in
 // the calibration sense tracks the observed gap, it does not widen it).
-func fairnessAudit(m *artifact.Propensity, X [][]float64, y []float64, groups [][]string) map[string]float64 {
+func fairnessAudit(pred, y []float64, groups [][]string) map[string]float64 {
 	type acc struct{ n, p, y float64 }
 	by := map[string]*acc{}
-	for i, x := range X {
-		p := m.Predict(x, false).Probability
+	for i, p := range pred {
 		for _, g := range groups[i] {
 			a := by[g]
 			if a == nil {
