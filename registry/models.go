@@ -202,8 +202,11 @@ func NewVersionID(t time.Time) string {
 	versionMu.Unlock()
 	var b [3]byte
 	_, _ = rand.Read(b[:])
-	return t.Format("20060102T150405.000Z") + "-" + hex.EncodeToString(b[:])
+	return t.Format(versionTimeLayout) + "-" + hex.EncodeToString(b[:])
 }
+
+// versionTimeLayout is the time part that starts every version id.
+const versionTimeLayout = "20060102T150405.000Z"
 
 // Registry keeps versioned models on a Bucket.
 type Registry struct {
@@ -609,10 +612,10 @@ func (r *Registry) orphans(ctx context.Context, model string, minAge time.Durati
 	var out []string
 	for _, e := range entries {
 		v, ok := strings.CutSuffix(strings.TrimPrefix(e, versionsDir(model)), "/")
-		if !ok || ValidateVersion(v) != nil || len(v) < 20 {
+		if !ok || ValidateVersion(v) != nil || len(v) < len(versionTimeLayout) {
 			continue
 		}
-		started, err := time.Parse("20060102T150405.000Z", v[:20])
+		started, err := time.Parse(versionTimeLayout, v[:len(versionTimeLayout)])
 		if err != nil || r.now().Sub(started) < minAge {
 			continue // not our id format, or a publish that may still be running
 		}
