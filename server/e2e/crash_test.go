@@ -152,14 +152,7 @@ func crashTest(t *testing.T, bin string, store, env []string, bkt registry.Bucke
 	time.Sleep(300 * time.Millisecond)
 	server.Process.Signal(syscall.SIGKILL) // no chance to flush anything
 	server.Wait()
-	mu.Lock()
-	ackedBeforeKill := 0
-	for _, ok := range acked {
-		if ok {
-			ackedBeforeKill++
-		}
-	}
-	mu.Unlock()
+	ackedBeforeKill := ackedCount()
 	time.Sleep(300 * time.Millisecond)
 	server = start()
 	waitAcks(ackedBeforeKill + 20)
