@@ -16,6 +16,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -192,11 +193,7 @@ func parseWeights(s string) (map[string]float64, error) {
 	for _, kv := range splitList(s) {
 		k, v, ok := strings.Cut(kv, "=")
 		w, err := strconv.ParseFloat(v, 64)
-		valid := false
-		for _, t := range eventlog.Types {
-			valid = valid || t == k
-		}
-		if !ok || err != nil || w < 0 || !valid {
+		if !ok || err != nil || w < 0 || !slices.Contains(eventlog.Types, k) {
 			return nil, fmt.Errorf("-cf.weights: %q is not event_type=non-negative number", kv)
 		}
 		out[k] = w

@@ -96,11 +96,10 @@ func upliftShops(ctx context.Context, p shop.Params, n int, cfg pipeline.Config,
 			n, p.Users, p.Seed, p.Seed+uint64(n)-1)
 	}
 	var ratio, ceiling, withTrace, auc float64
+	cfg.BootstrapRounds = 20 // few: only the point estimates are printed
 	for i := range n {
 		q := p
 		q.Seed = p.Seed + uint64(i)
-		// Few bootstrap rounds: only the point estimates are printed.
-		cfg.BootstrapRounds = 20
 		r, err := protocols.Uplift(ctx, q, cfg)
 		if err != nil {
 			return fmt.Errorf("shop seed %d: %w", q.Seed, err)
