@@ -63,7 +63,8 @@ type Config struct {
 	InteractionWeights map[string]float64
 	HalfLife           time.Duration
 	// Progress, when set, hears how far each long step is: the step name
-	// and done/total units (event-log batches).
+	// and done/total units (event-log batches, recommender candidates or
+	// fits).
 	Progress func(step string, done, total int)
 	// ReportPath, when set, is recorded in every manifest as where this
 	// run's evaluation report is published.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/promoai/promo/registry"
@@ -45,9 +46,24 @@ func outcome(t *testing.T, res *pipeline.Result, model string) pipeline.Outcome 
 func TestRunPublishesEveryModel(t *testing.T) {
 	ctx := context.Background()
 	reg, _ := tinyShop(t)
-	res, err := pipeline.Run(ctx, reg, pipeline.Config{Logger: quiet(), BootstrapRounds: 50})
+	var mu sync.Mutex
+	last := map[string][2]int{} // step -> last done, total
+	progress := func(step string, done, total int) {
+		mu.Lock()
+		defer mu.Unlock()
+		if prev, ok := last[step]; ok && (done < prev[0] || total != prev[1]) {
+			t.Errorf("step %q went from %d/%d to %d/%d", step, prev[0], prev[1], done, total)
+		}
+		last[step] = [2]int{done, total}
+	}
+	res, err := pipeline.Run(ctx, reg, pipeline.Config{Logger: quiet(), BootstrapRounds: 50, Progress: progress})
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, step := range []string{"scan event log", "features", "recommender search", "recommender fits"} {
+		if p, ok := last[step]; !ok || p[0] != p[1] || p[1] == 0 {
+			t.Errorf("step %q: progress %v (reported: %t), want it to end at done == total > 0", step, p, ok)
+		}
 	}
 	for _, m := range []string{pipeline.ModelPropensity, pipeline.ModelRecommender, pipeline.ModelProfiles, pipeline.ModelUplift} {
 		o := outcome(t, res, m)

@@ -226,21 +226,31 @@ func fitRecommender(train, now *features.Dataset, _ []bool, cfg Config) (*candid
 	valid := datasets.Holdout(trainM, 0.2, cfg.Seed)
 	search := cfg.RecSearch.ForCatalogue(nItems)
 	search.Neighbors = cfg.Neighbors
-	tried := 0
+	// Each linear candidate is a dense items³ solve (minutes in all on a
+	// catalogue of thousands), so the search and the refits report progress.
+	tried, planned := 0, search.Candidates(nItems, len(valid.Train.Sessions) > 0)
+	searchProgress := cfg.progress("recommender search")
 	families := SearchRecommenders(valid.Train, valid.Test, items, k, search, func(c RecConfig, m map[string]float64, err error) {
 		tried++
+		if searchProgress != nil {
+			searchProgress(min(tried, planned), planned)
+		}
 		if err != nil {
 			cfg.Logger.Warn("recommender candidate failed", "config", c.String(), "err", err)
 			return
 		}
 		cfg.Logger.Debug("recommender candidate on validation", "config", c.String(), "ndcg@10", round4(m["ndcg@10"]))
 	})
+	if searchProgress != nil && tried < planned {
+		searchProgress(tried, tried) // no linear model could be fitted: the search ended early
+	}
 	if len(families) == 0 {
 		return nil, fmt.Errorf("no recommender candidate could be fitted")
 	}
 	best := Pick(families).Config
 	metrics := map[string]float64{}
 	fitted := map[string]*artifact.ItemSim{}
+	var scored []Family
 	for _, f := range families {
 		metrics["candidate."+f.Name+".validation_ndcg@10"] = f.NDCG
 		if f.Config.Method == "ease" && f.Config != best && nItems > LargeCatalogue {
@@ -249,6 +259,17 @@ func fitRecommender(train, now *features.Dataset, _ []bool, cfg Config) (*candid
 			cfg.Logger.Info("recommender candidate not scored on the holdout (large catalogue)", "family", f.Name, "config", f.Config.String(), "validation_ndcg@10", round4(f.NDCG))
 			continue
 		}
+		scored = append(scored, f)
+	}
+	// Every family scored on the holdout, then the final refit on all data.
+	fitProgress := cfg.progress("recommender fits")
+	fitsDone := func(n int) {
+		if fitProgress != nil {
+			fitProgress(n, len(scored)+1)
+		}
+	}
+	for i, f := range scored {
+		fitsDone(i)
 		s, err := FitItemSim(trainM, items, f.Config)
 		if err != nil {
 			cfg.Logger.Warn("recommender candidate failed", "config", f.Config.String(), "err", err)
@@ -282,11 +303,13 @@ func fitRecommender(train, now *features.Dataset, _ []bool, cfg Config) (*candid
 	}
 	// The served model is refitted on all interactions with the chosen
 	// configuration, so it knows the newest items and behaviour.
+	fitsDone(len(scored))
 	allM := interactions(now.Users, len(now.Items))
 	final, err := FitItemSim(allM, catalogueOf(now.Items), best)
 	if err != nil {
 		return nil, err
 	}
+	fitsDone(len(scored) + 1)
 	return &candidate{
 		model: ModelRecommender, art: final, metrics: metrics, schema: []string{"item_id"},
 		params: map[string]string{

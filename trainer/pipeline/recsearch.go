@@ -56,6 +56,26 @@ func (s RecSearch) ForCatalogue(n int) RecSearch {
 	return s
 }
 
+// Candidates is how many configurations SearchRecommenders tries with
+// this grid on numItems items, with or without sessions: the total that
+// progress reports count towards. (Fewer when no linear model can be
+// fitted at all.)
+func (s RecSearch) Candidates(numItems int, sessions bool) int {
+	n := 3 // popularity and the two item-kNN baselines
+	if numItems > fit.MaxDenseItems {
+		return n
+	}
+	dlae := len(s.Dropouts)
+	if s.DLAEAllLambdas {
+		dlae *= len(s.Lambdas)
+	}
+	n += len(s.Lambdas) + dlae + len(s.Spectral)
+	if sessions {
+		n += len(s.Sessions)
+	}
+	return n
+}
+
 // Family is the configuration of one model family that did best on
 // validation.
 type Family struct {

@@ -56,6 +56,9 @@ func TestSearchRecommendersFamilies(t *testing.T) {
 	if tried != 3+4+8+3+3 {
 		t.Fatalf("tried %d configurations", tried)
 	}
+	if n := DefaultRecSearch(50).Candidates(items, true); n != tried {
+		t.Fatalf("Candidates says %d, the search tried %d", n, tried)
+	}
 	p := Pick(fs)
 	for _, f := range fs {
 		if f.NDCG > p.NDCG {
@@ -75,5 +78,12 @@ func TestForCatalogueTrimsLargeGrids(t *testing.T) {
 	big := s.ForCatalogue(LargeCatalogue + 1)
 	if big.DLAEAllLambdas || len(big.Dropouts) != 1 || len(big.Sessions) != 1 || len(big.Spectral) != 1 || len(big.Lambdas) != len(s.Lambdas) {
 		t.Fatalf("large grid %+v", big)
+	}
+	// 3 baselines, 4 lambdas, one dropout, one session weight, one share.
+	if n := big.Candidates(LargeCatalogue+1, true); n != 3+4+1+1+1 {
+		t.Fatalf("large grid: %d candidates", n)
+	}
+	if n := big.Candidates(fit.MaxDenseItems+1, true); n != 3 {
+		t.Fatalf("beyond the dense limit: %d candidates, want the 3 baselines", n)
 	}
 }
