@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/promoai/promo/registry"
 	"github.com/promoai/promo/registry/providers/inmem"
 	"github.com/promoai/promo/trainer/datasets"
+	"github.com/promoai/promo/trainer/eval"
 	"github.com/promoai/promo/trainer/importer"
 	"github.com/promoai/promo/trainer/pipeline"
 	"github.com/promoai/promo/trainer/protocols"
@@ -24,15 +26,15 @@ import (
 func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("promo-trainer eval", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	protocol := fs.String("protocol", "ml100k", "evaluation protocol: ml100k, uplift, events (train and evaluate every model on -file), or forward (backtest the propensity model as served, on -file or a generated shop of -size)")
+	protocol := fs.String("protocol", "ml100k", "evaluation protocol: ml100k, uplift, events (train and evaluate every model on -file), forward (backtest the propensity model as served) or experiment (each promotion arm's average effect against control); forward and experiment run on -file or a generated shop of -size")
 	data := fs.String("data", "", "dataset folder (default: $PROMO_DATA_DIR/ml-100k or ../shared/data/ml-100k)")
 	k := fs.Int("k", 10, "cut-off for ranking metrics")
 	seed := fs.Uint64("seed", 42, "split seed")
 	neighbors := fs.Int("neighbors", 400, "ml100k: weights kept per item in the picked model")
 	sessionGap := fs.Duration("session-gap", time.Minute, "ml100k: a pause this long between two ratings starts a new session")
 	asJSON := fs.Bool("json", false, "print one JSON object per model instead of a table")
-	size := fs.String("size", "small", "uplift and forward protocols: synthetic shop size")
-	file := fs.String("file", "", "events and forward protocols: a CSV or JSON Lines file of events")
+	size := fs.String("size", "small", "uplift, forward and experiment protocols: synthetic shop size")
+	file := fs.String("file", "", "events, forward and experiment protocols: a CSV or JSON Lines file of events")
 	users := fs.Int("users", 0, "uplift protocol: override the number of users")
 	l2 := fs.Float64("l2", 0, "uplift protocol: L2 penalty of the conversion models (0: the trainer's default)")
 	deviation := fs.Float64("deviation", 0, "uplift protocol: penalty on each offer arm's deviation from the model the offer arms share (0: the trainer's default)")
@@ -83,8 +85,10 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return evalEvents(ctx, *file, *asJSON, stdout, stderr)
 	case "forward":
 		return evalForward(ctx, *file, *size, *asJSON, stdout, stderr)
+	case "experiment":
+		return evalExperiment(ctx, *file, *size, *asJSON, stdout, stderr)
 	}
-	return fmt.Errorf("unknown protocol %q (want ml100k, uplift, events or forward)", *protocol)
+	return fmt.Errorf("unknown protocol %q (want ml100k, uplift, events, forward or experiment)", *protocol)
 }
 
 // upliftShops runs the uplift protocol on n shops that differ only in their
@@ -172,26 +176,91 @@ func importFile(ctx context.Context, file string, stderr io.Writer) (registry.Bu
 	return b, nil
 }
 
+// eventSource imports a file of events into memory or, with no file,
+// generates a shop of the named size there; source says which, for the
+// printed header.
+func eventSource(ctx context.Context, file, size string, stderr io.Writer) (b registry.Bucket, source string, err error) {
+	if file != "" {
+		b, err = importFile(ctx, file, stderr)
+		return b, file, err
+	}
+	p, err := shop.Preset(size)
+	if err != nil {
+		return nil, "", err
+	}
+	mem := inmem.New()
+	if _, err := shop.WriteTo(ctx, mem, p, nil); err != nil {
+		return nil, "", err
+	}
+	return mem, fmt.Sprintf("synthetic shop %q (%d users, seed %d)", size, p.Users, p.Seed), nil
+}
+
+// evalExperiment prints the promotion experiment's readout: each offer
+// arm against control on the exposures of the last horizon.
+func evalExperiment(ctx context.Context, file, size string, asJSON bool, stdout, stderr io.Writer) error {
+	b, source, err := eventSource(ctx, file, size, stderr)
+	if err != nil {
+		return err
+	}
+	ds, err := pipeline.TrainingData(ctx, b, pipeline.Config{Logger: NewLogger("text", io.Discard)})
+	if err != nil {
+		return err
+	}
+	rs, err := pipeline.ExperimentReadout(ds)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		for _, r := range rs {
+			if err := enc.Encode(map[string]any{"arm": r.Arm, "exposures": r.Exposures,
+				"conversion": liftJSON(r.Conversion), "revenue": liftJSON(r.Revenue), "repurchase": liftJSON(r.Repurchase)}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	fmt.Fprintf(stdout, "protocol experiment: %s; promotion exposures from %s on, each offer arm against control (95%% intervals, clustered by shopper)\n",
+		source, ds.Cutoff.Format(time.DateOnly))
+	t := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(t, "ARM\tEXPOSURES\tCONVERSION\tREVENUE / EXPOSURE\tREPURCHASE (14 DAYS)")
+	c := rs[0]
+	fmt.Fprintf(t, "control\t%d\t%.4f\t%.2f\t%.4f\n", c.Conversion.NControl, c.Conversion.Control, c.Revenue.Control, c.Repurchase.Control)
+	for _, r := range rs {
+		fmt.Fprintf(t, "%s\t%d\t%s\t%s\t%s\n", r.Arm, r.Exposures, liftText(r.Conversion, "%+.4f"), liftText(r.Revenue, "%+.2f"), liftText(r.Repurchase, "%+.4f"))
+	}
+	return t.Flush()
+}
+
+// liftText is "+0.0312 [+0.0211, +0.0413] (+21%)" in the given number format.
+func liftText(l eval.Lift, num string) string {
+	if math.IsNaN(l.Diff) {
+		return "no data"
+	}
+	s := fmt.Sprintf(num+" ["+num+", "+num+"]", l.Diff, l.CI.Lo, l.CI.Hi)
+	if rel := l.Relative(); !math.IsNaN(rel) && !math.IsInf(rel, 0) {
+		s += fmt.Sprintf(" (%+.0f%%)", 100*rel)
+	}
+	return s
+}
+
+// liftJSON is a Lift without its NaN figures, which JSON cannot carry.
+func liftJSON(l eval.Lift) map[string]any {
+	out := map[string]any{"n_treated": l.NTreated, "n_control": l.NControl}
+	for k, v := range map[string]float64{"treated": l.Treated, "control": l.Control, "lift": l.Diff, "se": l.SE, "ci_lo": l.CI.Lo, "ci_hi": l.CI.Hi, "relative": l.Relative()} {
+		if !math.IsNaN(v) && !math.IsInf(v, 0) {
+			out[k] = v
+		}
+	}
+	return out
+}
+
 // evalForward backtests the propensity model on a file of events or, with
 // no file, on a generated shop.
 func evalForward(ctx context.Context, file, size string, asJSON bool, stdout, stderr io.Writer) error {
-	var b registry.Bucket
-	source := file
-	if file != "" {
-		var err error
-		if b, err = importFile(ctx, file, stderr); err != nil {
-			return err
-		}
-	} else {
-		p, err := shop.Preset(size)
-		if err != nil {
-			return err
-		}
-		mem := inmem.New()
-		if _, err := shop.WriteTo(ctx, mem, p, nil); err != nil {
-			return err
-		}
-		b, source = mem, fmt.Sprintf("synthetic shop %q (%d users, seed %d)", size, p.Users, p.Seed)
+	b, source, err := eventSource(ctx, file, size, stderr)
+	if err != nil {
+		return err
 	}
 	r, err := pipeline.Forward(ctx, b, pipeline.Config{Logger: NewLogger("text", io.Discard)})
 	if err != nil {

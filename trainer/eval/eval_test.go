@@ -2,6 +2,7 @@ package eval
 
 import (
 	"math"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -51,5 +52,79 @@ func TestCalibration(t *testing.T) {
 	bins := Calibration([]float64{0.05, 0.05, 0.95, 0.95}, []float64{0, 0, 1, 1}, 10)
 	if bins[0].N != 2 || bins[9].N != 2 || math.Abs(ECE(bins)-0.05) > 1e-12 {
 		t.Fatalf("%+v ECE=%v", bins, ECE(bins))
+	}
+}
+
+// Shoppers with their own base rate visit several times. Whether each
+// visit is randomized or each shopper keeps one arm, the interval must
+// cover the true lift about 95% of the time; with sticky arms a per-row
+// formula would be far too narrow.
+func TestMeanDifferenceCoverage(t *testing.T) {
+	const (
+		trueLift = 0.05
+		reps     = 400
+		users    = 300
+	)
+	for _, sticky := range []bool{false, true} {
+		r := rand.New(rand.NewPCG(3, 4))
+		covered, perRow := 0, 0
+		for range reps {
+			var y []float64
+			var treated []bool
+			var cluster []int
+			for u := range users {
+				base := 0.05 + 0.6*r.Float64()*r.Float64() // shoppers differ a lot
+				userArm := r.IntN(2) == 0
+				for range 1 + r.IntN(12) {
+					tr := r.IntN(2) == 0
+					if sticky {
+						tr = userArm
+					}
+					p := base
+					if tr {
+						p += trueLift
+					}
+					v := 0.0
+					if r.Float64() < p {
+						v = 1
+					}
+					y, treated, cluster = append(y, v), append(treated, tr), append(cluster, u)
+				}
+			}
+			if l := MeanDifference(y, treated, cluster); l.CI.Lo <= trueLift && trueLift <= l.CI.Hi {
+				covered++
+			}
+			rows := make([]int, len(y)) // every row its own cluster
+			for i := range rows {
+				rows[i] = i
+			}
+			if l := MeanDifference(y, treated, rows); l.CI.Lo <= trueLift && trueLift <= l.CI.Hi {
+				perRow++
+			}
+		}
+		rate, rowRate := float64(covered)/reps, float64(perRow)/reps
+		t.Logf("sticky arms %t: coverage %.3f (per-row formula %.3f)", sticky, rate, rowRate)
+		if rate < 0.92 || rate > 0.98 {
+			t.Errorf("sticky arms %t: the 95%% interval covered the true lift in %.3f of %d experiments", sticky, rate, reps)
+		}
+		if sticky && rowRate > 0.9 {
+			t.Errorf("with sticky arms the per-row formula covered %.3f: the test no longer shows why clustering matters", rowRate)
+		}
+	}
+}
+
+func TestMeanDifferenceBasics(t *testing.T) {
+	l := MeanDifference([]float64{1, 0, 1, 1, 0, 0}, []bool{true, true, true, false, false, false}, []int{0, 1, 2, 3, 4, 5})
+	if l.NTreated != 3 || l.NControl != 3 || math.Abs(l.Treated-2.0/3) > 1e-12 || math.Abs(l.Control-1.0/3) > 1e-12 || math.Abs(l.Diff-1.0/3) > 1e-12 {
+		t.Fatalf("%+v", l)
+	}
+	if math.Abs(l.Relative()-1) > 1e-12 {
+		t.Fatalf("relative %v, want 1", l.Relative())
+	}
+	if !(l.CI.Lo < l.Diff && l.Diff < l.CI.Hi) || l.SE <= 0 {
+		t.Fatalf("interval %+v around %v", l.CI, l.Diff)
+	}
+	if e := MeanDifference([]float64{1, 0}, []bool{true, true}, []int{0, 1}); !math.IsNaN(e.Diff) || e.NControl != 0 {
+		t.Fatalf("no control rows: %+v", e)
 	}
 }

@@ -71,6 +71,9 @@ type Config struct {
 	// ConversionWindow attributes a purchase to a promotion exposure when it
 	// follows within this time (default 24h).
 	ConversionWindow time.Duration
+	// RepurchaseWindow is how long after an exposure's conversion window a
+	// later purchase counts as the shopper coming back (default 14 days).
+	RepurchaseWindow time.Duration
 	// MaxEventsPerUserDay flags bot-like users (default 2000).
 	MaxEventsPerUserDay int
 	// MaxUnitPrice drops purchases with absurd prices (default 1e6).
@@ -98,6 +101,9 @@ func (c *Config) defaults() {
 	}
 	if c.ConversionWindow == 0 {
 		c.ConversionWindow = 24 * time.Hour
+	}
+	if c.RepurchaseWindow == 0 {
+		c.RepurchaseWindow = 14 * 24 * time.Hour
 	}
 	if c.MaxEventsPerUserDay == 0 {
 		c.MaxEventsPerUserDay = 2000
@@ -515,8 +521,12 @@ type UserRow struct {
 type Exposure struct {
 	User      int // index into Dataset.Users
 	Arm       string
-	Converted bool
-	Spend     float64
+	Converted bool    // bought within the conversion window, before the next exposure
+	Spend     float64 // what those purchases were worth
+	// Repurchased: bought again after the conversion window, within the
+	// repurchase window; known only when FollowedUp (the repurchase window
+	// ended before the data did).
+	Repurchased, FollowedUp bool
 }
 
 // Dataset is the result of processing.
@@ -532,6 +542,12 @@ type Dataset struct {
 func (b *Builder) Finish() *Dataset {
 	ds := &Dataset{Cutoff: b.cfg.Cutoff, Items: b.items}
 	windowDays := b.cfg.Cutoff.Sub(b.Report.FirstEvent).Hours() / 24
+	// Events past the label period were dropped, so the data ends at
+	// whichever comes first.
+	dataEnd := b.cfg.Cutoff.Add(b.cfg.Horizon)
+	if b.Report.LastEvent.Before(dataEnd) {
+		dataEnd = b.Report.LastEvent
+	}
 	if windowDays <= 0 {
 		windowDays = 1
 	}
@@ -603,11 +619,16 @@ func (b *Builder) Finish() *Dataset {
 			if i+1 < len(u.expAfter) && u.expAfter[i+1].t.Before(end) {
 				end = u.expAfter[i+1].t
 			}
-			out := Exposure{User: idx, Arm: ex.arm}
+			later := ex.t.Add(b.cfg.ConversionWindow)
+			followUp := later.Add(b.cfg.RepurchaseWindow)
+			out := Exposure{User: idx, Arm: ex.arm, FollowedUp: !followUp.After(dataEnd)}
 			for _, p := range u.buysAfter {
 				if !p.t.Before(ex.t) && p.t.Before(end) {
 					out.Converted = true
 					out.Spend += p.value
+				}
+				if out.FollowedUp && !p.t.Before(later) && p.t.Before(followUp) {
+					out.Repurchased = true
 				}
 			}
 			ds.Exposures = append(ds.Exposures, out)

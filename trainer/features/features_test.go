@@ -108,3 +108,56 @@ func TestOfferLiftAndPriceIndex(t *testing.T) {
 		t.Errorf("price_index = %v, want ln(1/2)", got)
 	}
 }
+
+// An exposure's outcomes: the purchase within the conversion window (and
+// before the next exposure) converts it; a later one within the repurchase
+// window is a repurchase, known only when that window has ended.
+func TestExposureOutcomes(t *testing.T) {
+	day := 24 * time.Hour
+	t0 := time.Now().Add(-60 * day).Truncate(time.Hour)
+	cutoff := t0.Add(10 * day)
+	b := features.NewBuilder(features.Config{Cutoff: cutoff, Horizon: 30 * day})
+	n := 0
+	add := func(e eventlog.Event) {
+		n++
+		e.ID = fmt.Sprint("e", n)
+		b.Add(&e)
+	}
+	buy := func(user string, at time.Time) {
+		add(eventlog.Event{Type: eventlog.TypePurchase, Time: at, User: user, Item: "a", Quantity: 1, UnitPrice: 20, Order: fmt.Sprint("o", n)})
+	}
+	expose := func(user, arm string, at time.Time) {
+		add(eventlog.Event{Type: eventlog.TypePromoExposure, Time: at, User: user, Arm: arm, Offer: arm, Propensity: 0.5})
+	}
+	add(eventlog.Event{Type: eventlog.TypeItemUpsert, Time: t0, Item: "a", ItemAttrs: &eventlog.ItemAttrs{Category: "c", Price: 20}})
+	for _, u := range []string{"conv", "back", "late"} {
+		buy(u, t0.Add(day)) // active before the cutoff
+	}
+	// conv: converts within the hour, does not come back.
+	expose("conv", "pct10", cutoff.Add(day))
+	buy("conv", cutoff.Add(day+time.Hour))
+	// back: no conversion, buys again 5 days later.
+	expose("back", "control", cutoff.Add(day))
+	buy("back", cutoff.Add(6*day))
+	// late: exposed 25 days into the 30-day label period, so its 14-day
+	// repurchase window runs past the data.
+	expose("late", "pct10", cutoff.Add(25*day))
+	buy("late", cutoff.Add(29*day))
+	ds := b.Finish()
+	got := map[string]features.Exposure{}
+	for _, e := range ds.Exposures {
+		got[ds.Users[e.User].ID] = e
+	}
+	want := map[string]features.Exposure{
+		"conv": {Arm: "pct10", Converted: true, Spend: 20, FollowedUp: true},
+		"back": {Arm: "control", Repurchased: true, FollowedUp: true},
+		"late": {Arm: "pct10"},
+	}
+	for u, w := range want {
+		g := got[u]
+		g.User = 0
+		if g != w {
+			t.Errorf("%s: %+v, want %+v", u, g, w)
+		}
+	}
+}

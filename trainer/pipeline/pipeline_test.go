@@ -84,6 +84,12 @@ func TestRunPublishesEveryModel(t *testing.T) {
 			t.Fatalf("%s manifest does not record the protected attributes", m)
 		}
 	}
+	u := outcome(t, res, pipeline.ModelUplift)
+	for _, k := range []string{"experiment.pct10.conversion_lift", "experiment.pct10.revenue_lift_ci_lo", "experiment.control.conversion"} {
+		if _, ok := u.Metrics[k]; !ok {
+			t.Errorf("uplift metrics lack the experiment readout's %s: %v", k, u.Metrics)
+		}
+	}
 	p := outcome(t, res, pipeline.ModelPropensity)
 	if !p.Promoted || p.Metrics["auc"] < 0.6 {
 		t.Fatalf("propensity: %+v", p)

@@ -1,0 +1,53 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/promoai/promo/trainer/app"
+)
+
+func TestEvalExperimentPrintsEachArm(t *testing.T) {
+	ctx := context.Background()
+	var out, errOut bytes.Buffer
+	if err := app.Main(ctx, []string{"eval", "-protocol", "experiment", "-size", "tiny"}, &out, &errOut); err != nil {
+		t.Fatalf("%v\n%s", err, errOut.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	// Header, column names, control, then the four offer arms.
+	if len(lines) != 7 || !strings.HasPrefix(lines[2], "control") {
+		t.Fatalf("table:\n%s", out.String())
+	}
+	for _, l := range lines[3:] {
+		if !strings.Contains(l, "[") || !strings.Contains(l, "%)") {
+			t.Errorf("arm row without lift, interval and relative change: %q", l)
+		}
+	}
+
+	out.Reset()
+	if err := app.Main(ctx, []string{"eval", "-protocol", "experiment", "-size", "tiny", "-json"}, &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	dec := json.NewDecoder(&out)
+	arms := 0
+	for dec.More() {
+		var r struct {
+			Arm        string
+			Conversion map[string]float64
+		}
+		if err := dec.Decode(&r); err != nil {
+			t.Fatal(err)
+		}
+		c := r.Conversion
+		if r.Arm == "" || !(c["ci_lo"] <= c["lift"] && c["lift"] <= c["ci_hi"]) || c["n_treated"] == 0 {
+			t.Errorf("arm %q: conversion %v", r.Arm, c)
+		}
+		arms++
+	}
+	if arms != 4 {
+		t.Fatalf("%d arms in the JSON output", arms)
+	}
+}

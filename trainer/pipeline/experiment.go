@@ -1,0 +1,86 @@
+package pipeline
+
+import (
+	"fmt"
+	"math"
+	"sort"
+
+	"github.com/promoai/promo/trainer/eval"
+	"github.com/promoai/promo/trainer/features"
+	"github.com/promoai/promo/trainer/fit"
+)
+
+// ArmReadout is what one offer arm did on average against control, over
+// the randomized exposures of the label period: the promotion evaluation
+// a marketer asks for before any model ranks shoppers.
+type ArmReadout struct {
+	Arm       string
+	Exposures int
+	// Conversion: a purchase within the conversion window of the exposure.
+	Conversion eval.Lift
+	// Revenue: what those purchases were worth (as purchase events record
+	// it), per exposure.
+	Revenue eval.Lift
+	// Repurchase: another purchase after the conversion window, within the
+	// repurchase window; only exposures whose repurchase window has ended.
+	Repurchase eval.Lift
+}
+
+// ExperimentReadout compares each offer arm with control on every
+// exposure after the dataset's cutoff. Intervals are clustered by shopper,
+// since one shopper's exposures are not independent.
+func ExperimentReadout(ds *features.Dataset) ([]ArmReadout, error) {
+	byArm := map[string][]features.Exposure{}
+	for _, e := range ds.Exposures {
+		byArm[e.Arm] = append(byArm[e.Arm], e)
+	}
+	control := byArm[features.ControlArm]
+	if len(control) == 0 {
+		return nil, fmt.Errorf("%w: the %q arm has no exposures after the cutoff; a readout needs a randomized control group", fit.ErrNoData, features.ControlArm)
+	}
+	var out []ArmReadout
+	for arm, rows := range byArm {
+		if arm == features.ControlArm {
+			continue
+		}
+		both := append(append([]features.Exposure(nil), rows...), control...)
+		var conv, rev, rep []float64
+		var treated, repTreated []bool
+		var users, repUsers []int
+		for i, e := range both {
+			tr := i < len(rows)
+			conv, rev = append(conv, b2f(e.Converted)), append(rev, e.Spend)
+			treated, users = append(treated, tr), append(users, e.User)
+			if e.FollowedUp {
+				rep, repTreated, repUsers = append(rep, b2f(e.Repurchased)), append(repTreated, tr), append(repUsers, e.User)
+			}
+		}
+		out = append(out, ArmReadout{Arm: arm, Exposures: len(rows),
+			Conversion: eval.MeanDifference(conv, treated, users),
+			Revenue:    eval.MeanDifference(rev, treated, users),
+			Repurchase: eval.MeanDifference(rep, repTreated, repUsers)})
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%w: no offer arm has exposures after the cutoff", fit.ErrNoData)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Arm < out[j].Arm })
+	return out, nil
+}
+
+// readoutMetrics flattens a readout into manifest metrics:
+// experiment.<arm>.<outcome>_lift with its interval, and the control
+// means as experiment.control.<outcome>. An outcome with no rows (say, no
+// exposure followed up yet) is left out rather than recorded as NaN.
+func readoutMetrics(rs []ArmReadout, into map[string]float64) {
+	for _, r := range rs {
+		p := "experiment." + r.Arm + "."
+		into[p+"exposures"] = float64(r.Exposures)
+		for name, l := range map[string]eval.Lift{"conversion": r.Conversion, "revenue": r.Revenue, "repurchase": r.Repurchase} {
+			if math.IsNaN(l.Diff) || math.IsNaN(l.SE) {
+				continue
+			}
+			into[p+name+"_lift"], into[p+name+"_lift_ci_lo"], into[p+name+"_lift_ci_hi"] = l.Diff, l.CI.Lo, l.CI.Hi
+			into["experiment.control."+name] = l.Control
+		}
+	}
+}

@@ -1,0 +1,56 @@
+package pipeline_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/promoai/promo/registry/providers/inmem"
+	"github.com/promoai/promo/trainer/pipeline"
+	"github.com/promoai/promo/trainer/shop"
+)
+
+// On a generated shop the readout's conversion lift of each offer arm
+// must agree with the true effects the shop was built with.
+func TestExperimentReadoutFindsTheTrueEffects(t *testing.T) {
+	ctx := context.Background()
+	b := inmem.New()
+	truth := map[string]map[string]float64{}
+	if _, err := shop.WriteTo(ctx, b, shop.Small(), func(tr shop.Truth) error {
+		truth[tr.User] = tr.Uplift
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := pipeline.TrainingData(ctx, b, pipeline.Config{Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := pipeline.ExperimentReadout(ds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rs {
+		// The true average effect over this arm's exposures.
+		var sum float64
+		n := 0
+		for _, e := range ds.Exposures {
+			if e.Arm == r.Arm {
+				sum += truth[ds.Users[e.User].ID][r.Arm]
+				n++
+			}
+		}
+		want := sum / float64(n)
+		c, rev, rep := r.Conversion, r.Revenue, r.Repurchase
+		t.Logf("%s: conversion lift %+.4f [%+.4f, %+.4f], true %+.4f; revenue %+.2f [%+.2f, %+.2f]; repurchase %+.4f [%+.4f, %+.4f]",
+			r.Arm, c.Diff, c.CI.Lo, c.CI.Hi, want, rev.Diff, rev.CI.Lo, rev.CI.Hi, rep.Diff, rep.CI.Lo, rep.CI.Hi)
+		if c.CI.Lo > want || want > c.CI.Hi {
+			t.Errorf("%s: the conversion lift's interval [%.4f, %.4f] misses the true effect %.4f", r.Arm, c.CI.Lo, c.CI.Hi, want)
+		}
+		if c.CI.Lo <= 0 || rev.CI.Lo <= 0 {
+			t.Errorf("%s: every offer raises conversion and revenue on this shop, but the intervals include 0: %+v, %+v", r.Arm, c.CI, rev.CI)
+		}
+		if r.Exposures != c.NTreated || rep.NTreated == 0 || rep.NTreated >= c.NTreated || rep.NControl >= c.NControl {
+			t.Errorf("%s: %d exposures, %d/%d in the conversion comparison, %d/%d followed up for repurchase", r.Arm, r.Exposures, c.NTreated, c.NControl, rep.NTreated, rep.NControl)
+		}
+	}
+}
