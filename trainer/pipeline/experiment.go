@@ -84,3 +84,15 @@ func readoutMetrics(rs []ArmReadout, into map[string]float64) {
 		}
 	}
 }
+
+// readoutPlot charts each offer arm's conversion lift with its interval.
+func readoutPlot(rs []ArmReadout) Plot {
+	p := Plot{File: "experiment.png", Title: "Conversion lift of each offer against control (95% interval)", XLabel: "offer arm", YLabel: "conversion lift per exposure"}
+	s := Series{Name: "conversion lift"}
+	for _, r := range rs {
+		p.Bars = append(p.Bars, r.Arm)
+		s.Y, s.Lo, s.Hi = append(s.Y, r.Conversion.Diff), append(s.Lo, r.Conversion.CI.Lo), append(s.Hi, r.Conversion.CI.Hi)
+	}
+	p.Series = []Series{s}
+	return p
+}

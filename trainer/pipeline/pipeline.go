@@ -172,6 +172,9 @@ type candidate struct {
 type Series struct {
 	Name string    `json:"name"`
 	X, Y []float64 `json:"-"`
+	// Lo and Hi, when set, are an interval around each Y (drawn as error
+	// bars on bar charts).
+	Lo, Hi []float64 `json:"-"`
 }
 
 // Plot is a chart for the run report.

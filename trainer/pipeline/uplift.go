@@ -406,7 +406,7 @@ func fitUplift(ds *features.Dataset, holdout []bool, cfg Config) (*candidate, er
 			"experiment": "experiment.<arm>.*: each offer arm against control on every exposure after the cutoff (conversion, revenue per exposure, " +
 				"repurchase within 14 days after the conversion window); 95% normal intervals clustered by shopper",
 		},
-		primary: "qini", higherIsBetter: true, plots: []Plot{qplot},
+		primary: "qini", higherIsBetter: true, plots: []Plot{qplot, readoutPlot(readout)},
 		gate: func() (bool, string) {
 			if len(significant) == 0 {
 				return false, "no arm's Qini is significantly above zero (95% bootstrap CI includes 0): kept as candidate"

@@ -62,6 +62,13 @@ func Render(res *pipeline.Result) (map[string][]byte, error) {
 	return files, nil
 }
 
+// errorBars is a bar chart's values with their intervals, as gonum/plot
+// draws error bars.
+type errorBars struct {
+	plotter.XYs
+	plotter.YErrors
+}
+
 func renderPNG(p pipeline.Plot) ([]byte, error) {
 	pl := plot.New()
 	pl.Title.Text, pl.X.Label.Text, pl.Y.Label.Text = p.Title, p.XLabel, p.YLabel
@@ -74,6 +81,19 @@ func renderPNG(p pipeline.Plot) ([]byte, error) {
 		}
 		bars.Color = color.RGBA{R: 60, G: 120, B: 200, A: 255}
 		pl.Add(bars)
+		if s := p.Series[0]; len(s.Lo) == len(s.Y) && len(s.Hi) == len(s.Y) {
+			eb := errorBars{XYs: make(plotter.XYs, len(s.Y)), YErrors: make(plotter.YErrors, len(s.Y))}
+			for i, y := range s.Y {
+				eb.XYs[i].X, eb.XYs[i].Y = float64(i), y
+				eb.YErrors[i].Low, eb.YErrors[i].High = y-s.Lo[i], s.Hi[i]-y
+			}
+			e, err := plotter.NewYErrorBars(eb)
+			if err != nil {
+				return nil, err
+			}
+			e.CapWidth = vg.Points(10)
+			pl.Add(e)
+		}
 		pl.NominalX(p.Bars...)
 	} else {
 		var args []any

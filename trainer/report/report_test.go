@@ -31,7 +31,7 @@ func TestRenderAndPublish(t *testing.T) {
 		t.Fatal(err)
 	}
 	html := string(files["index.html"])
-	for _, want := range []string{"propensity-calibration.png", "recommender-precision_at_k.png", "profiles-segments.png", "auc"} {
+	for _, want := range []string{"propensity-calibration.png", "recommender-precision_at_k.png", "profiles-segments.png", "uplift-qini.png", "uplift-experiment.png", "auc"} {
 		if !strings.Contains(html, want) {
 			t.Errorf("report lacks %s", want)
 		}
@@ -45,7 +45,7 @@ func TestRenderAndPublish(t *testing.T) {
 			pngs++
 		}
 	}
-	if pngs < 3 {
+	if pngs < 5 {
 		t.Fatalf("%d plots", pngs)
 	}
 	if err := report.Publish(ctx, b, "reports/x/", files); err != nil {
