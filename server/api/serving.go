@@ -52,6 +52,9 @@ type Serving struct {
 	Offers *offers.Catalogue
 	Now    func() time.Time
 	NewID  func() string
+	// Exploration is the share of GetOffers decisions that are randomized
+	// (offers.Catalogue.Randomize) instead of targeted; 0 targets all.
+	Exploration float64
 	// Pseudonyms maps API user ids to the ids models were trained on; nil
 	// when ids are not pseudonymized.
 	Pseudonyms *eventlog.Pseudonymizer
@@ -329,14 +332,16 @@ func (s *Serving) GetOffers(ctx context.Context, req *promov1.GetOffersRequest) 
 	if len(req.GetCart().GetLines()) > 500 {
 		return nil, invalidf("a cart may have at most 500 lines")
 	}
+	decision := s.NewID()
+	assigned, randomized := s.Offers.Randomize(decision, s.Exploration)
 	ul := s.Models.Get(ModelUplift)
-	if ul == nil {
-		// No promotion-response model has passed its gate yet: making offers
-		// without one would be guessing, so make none.
-		return &promov1.GetOffersResponse{DecisionId: s.NewID(),
+	if ul == nil && !randomized {
+		// No promotion-response model has passed its gate yet: targeting
+		// offers without one would be guessing, so make none. (Randomized
+		// decisions go on: they are how a first model gets its data.)
+		return &promov1.GetOffersResponse{DecisionId: decision,
 			Reason: "no promotion-response model is promoted yet (the uplift model has not shown a significant effect); no offers are made"}, nil
 	}
-	up := ul.Artifact.(*artifact.Uplift)
 	prof, profs, profL := s.profile(req.GetUserId())
 	rl := s.Models.Get(ModelRecommender)
 	var sim *artifact.ItemSim
@@ -394,45 +399,81 @@ func (s *Serving) GetOffers(ctx context.Context, req *promov1.GetOffersRequest) 
 			}
 		}
 	}
-	x := featureVector(up.Features, &up.Scaler, nil, prof, profs)
 	octx := offers.Context{Segment: segment, CartValue: cartValue, Categories: cats, MarginRate: marginRate}
-	var evals []offers.Evaluation
-	for i := range s.Offers.Offers {
-		o := &s.Offers.Offers[i]
+	// evaluate predicts an offer's effect for this shopper (eligibility
+	// only, without a model).
+	var up *artifact.Uplift
+	var x []float64
+	if ul != nil {
+		up = ul.Artifact.(*artifact.Uplift)
+		x = featureVector(up.Features, &up.Scaler, nil, prof, profs)
+	}
+	evaluate := func(o *offers.Offer) offers.Evaluation {
+		if up == nil {
+			ok, why := o.Eligible(octx)
+			return offers.Evaluation{Offer: o, Eligible: ok, Reason: why}
+		}
 		r, ok := up.Predict(x, o.Arm)
 		if !ok {
-			evals = append(evals, offers.Evaluation{Offer: o, Reason: "the uplift model has no arm " + o.Arm})
-			continue
+			return offers.Evaluation{Offer: o, Reason: "the uplift model has no arm " + o.Arm}
 		}
-		evals = append(evals, offers.Evaluate(o, octx, offers.Response(r)))
+		return offers.Evaluate(o, octx, offers.Response(r))
 	}
-	best := offers.Best(evals)
-	decision := s.NewID()
-	resp := &promov1.GetOffersResponse{DecisionId: decision, Model: ref(ul), Models: []*promov1.ModelRef{ref(ul)}}
+	resp := &promov1.GetOffersResponse{DecisionId: decision}
+	if ul != nil {
+		resp.Model, resp.Models = ref(ul), []*promov1.ModelRef{ref(ul)}
+	}
 	if profL != nil {
 		resp.Models = append(resp.Models, ref(profL))
 	}
 	if rl != nil {
 		resp.Models = append(resp.Models, ref(rl))
 	}
+	offer := func(e offers.Evaluation, reason string, propensity float64) *promov1.Offer {
+		o := e.Offer
+		out := &promov1.Offer{
+			OfferId: o.ID, Kind: offerKinds[o.Kind], Threshold: o.Threshold, AmountOff: o.AmountOff, PercentOff: o.PercentOff,
+			GiftItemId: o.GiftItemID, ItemIds: applyTo, ExpectedIncrementalConversion: e.IncrementalConversion,
+			ExpectedIncrementalProfit: e.IncrementalProfit, Reason: reason,
+			DecisionId: decision, ExperimentArm: o.Arm, Propensity: propensity,
+		}
+		if o.ValidForHours > 0 {
+			out.ExpiresAt = timestamppb.New(s.Now().Add(time.Duration(o.ValidForHours) * time.Hour))
+		}
+		return out
+	}
+
+	if randomized {
+		resp.ExperimentArm, resp.Propensity = assigned.Arm, assigned.Propensity
+		why := fmt.Sprintf("randomized decision (%.0f%% of decisions are, to keep measuring the offers' effect): drew %s with probability %.3f",
+			100*s.Exploration, assigned.Arm, assigned.Propensity)
+		switch {
+		case assigned.Offer == nil:
+			resp.Reason = why + ", so no offer; log the exposure to the control arm all the same"
+		default:
+			e := evaluate(assigned.Offer)
+			if !e.Eligible {
+				resp.Reason = fmt.Sprintf("%s, but this shopper is not eligible for it (%s), so no offer; log the exposure to arm %s all the same", why, e.Reason, assigned.Arm)
+				break
+			}
+			resp.Offers = []*promov1.Offer{offer(e, why, assigned.Propensity)}
+			resp.Reason = why
+		}
+		return resp, nil
+	}
+
+	var evals []offers.Evaluation
+	for i := range s.Offers.Offers {
+		evals = append(evals, evaluate(&s.Offers.Offers[i]))
+	}
+	best := offers.Best(evals)
 	if len(best) == 0 {
 		resp.Reason = "no offer is expected to pay off for this shopper: " + summarize(evals)
 		return resp, nil
 	}
 	n := int(max(1, req.GetMaxOffers()))
-	now := s.Now()
 	for _, e := range best[:min(n, len(best))] {
-		o := e.Offer
-		out := &promov1.Offer{
-			OfferId: o.ID, Kind: offerKinds[o.Kind], Threshold: o.Threshold, AmountOff: o.AmountOff, PercentOff: o.PercentOff,
-			GiftItemId: o.GiftItemID, ItemIds: applyTo, ExpectedIncrementalConversion: e.IncrementalConversion,
-			ExpectedIncrementalProfit: e.IncrementalProfit, Reason: fmt.Sprintf("segment %s: %s", segment, e.Reason),
-			DecisionId: decision, ExperimentArm: o.Arm, Propensity: 1,
-		}
-		if o.ValidForHours > 0 {
-			out.ExpiresAt = timestamppb.New(now.Add(time.Duration(o.ValidForHours) * time.Hour))
-		}
-		resp.Offers = append(resp.Offers, out)
+		resp.Offers = append(resp.Offers, offer(e, fmt.Sprintf("segment %s: %s", segment, e.Reason), 1))
 	}
 	resp.Reason = fmt.Sprintf("highest expected incremental profit among %d offers", len(s.Offers.Offers))
 	return resp, nil

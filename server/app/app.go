@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -48,13 +49,16 @@ import (
 
 // Options configure the server.
 type Options struct {
-	Store          client.Config
-	GRPCAddr       string
-	HTTPAddr       string
-	Gateway        bool
-	Alias          string
-	CheckInterval  time.Duration
-	OffersFile     string
+	Store         client.Config
+	GRPCAddr      string
+	HTTPAddr      string
+	Gateway       bool
+	Alias         string
+	CheckInterval time.Duration
+	OffersFile    string
+	// Exploration is the share of GetOffers decisions randomized among
+	// control and every offer (the flag's default is 0.1).
+	Exploration    float64
 	TokensFile     string
 	PublicMethods  string
 	TLSCert        string
@@ -83,6 +87,7 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.Alias, "models.alias", "production", "registry alias every model follows")
 	fs.DurationVar(&o.CheckInterval, "models.check-interval", 5*time.Second, "how often to check aliases for a new version")
 	fs.StringVar(&o.OffersFile, "offers.file", "", "JSON offer catalogue (default: the built-in catalogue)")
+	fs.Float64Var(&o.Exploration, "offers.exploration", 0.1, "share of offer decisions randomized among control and every offer, so the offers' effect can still be measured and the uplift model retrained (0: target every decision; 1: a pure experiment)")
 	fs.StringVar(&o.TokensFile, "auth.tokens-file", "", "bearer tokens, one 'token role [name]' per line (also $PROMO_API_TOKENS)")
 	fs.StringVar(&o.PublicMethods, "auth.public", "", "comma-separated method groups callable without a token when tokens are set: serving, read")
 	fs.StringVar(&o.TLSCert, "tls.cert", "", "TLS certificate file (with -tls.key: serve gRPC and HTTP over TLS)")
@@ -147,6 +152,12 @@ func Run(ctx context.Context, o Options, logOut io.Writer) error {
 	defer bkt.Close()
 	reg := registry.New(bkt)
 
+	if math.IsNaN(o.Exploration) || o.Exploration < 0 || o.Exploration > 1 {
+		return fmt.Errorf("-offers.exploration %v must be within [0, 1]", o.Exploration)
+	}
+	if o.Exploration == 0 {
+		log.Warn("offer decisions are all targeted (-offers.exploration 0): with no randomized decisions, the trainer cannot measure the offers' effect or retrain the uplift model on new data")
+	}
 	catalogue := offers.Default()
 	if o.OffersFile != "" {
 		if catalogue, err = offers.Load(o.OffersFile); err != nil {
@@ -212,6 +223,7 @@ func Run(ctx context.Context, o Options, logOut io.Writer) error {
 	}
 	srv := grpc.NewServer(gopts...)
 	serving := api.NewServing(set, catalogue)
+	serving.Exploration = o.Exploration
 	serving.Pseudonyms = pseudo
 	erased := api.NewErasures()
 	if err := erased.Reload(ctx, bkt); err != nil {

@@ -318,6 +318,59 @@ func TestGetOffers(t *testing.T) {
 	}
 }
 
+// With every decision randomized, GetOffers draws control and each offer
+// equally often, shows nothing for control or an offer the shopper cannot
+// have (but still names the arm to log), and works before any uplift
+// model exists, which is how a first model gets its data.
+func TestGetOffersRandomized(t *testing.T) {
+	explore := func(o *app.Options) { o.Exploration = 1 }
+	cart := &promov1.Cart{Lines: []*promov1.CartLine{{ItemId: "a", Quantity: 1, UnitPrice: 50}}}
+	for _, withModels := range []bool{true, false} {
+		s := startServer(t, withModels, explore)
+		c := promov1.NewPromotionServiceClient(s.conn)
+		counts := map[string]int{}
+		for range 250 {
+			// alice is loyal: the gift is only for new shoppers.
+			r, err := c.GetOffers(context.Background(), &promov1.GetOffersRequest{UserId: "alice", Cart: cart})
+			if err != nil {
+				t.Fatal(err)
+			}
+			counts[r.ExperimentArm]++
+			if r.Propensity != 0.2 {
+				t.Fatalf("propensity %v, want 1/5: %+v", r.Propensity, r)
+			}
+			switch r.ExperimentArm {
+			case "control":
+				if len(r.Offers) != 0 {
+					t.Fatalf("control with offers: %+v", r)
+				}
+			case "gift":
+				// Without the profiles model alice is an unknown, so new, shopper.
+				if withModels && (len(r.Offers) != 0 || !strings.Contains(r.Reason, "not eligible")) {
+					t.Fatalf("gift for a loyal shopper: %+v", r)
+				}
+				if !withModels && len(r.Offers) != 1 {
+					t.Fatalf("gift for a new shopper: %+v", r)
+				}
+			default:
+				if len(r.Offers) != 1 || r.Offers[0].ExperimentArm != r.ExperimentArm || r.Offers[0].Propensity != 0.2 || r.Offers[0].DecisionId != r.DecisionId {
+					t.Fatalf("arm %s: %+v", r.ExperimentArm, r)
+				}
+			}
+			if (r.Model != nil) != withModels {
+				t.Fatalf("models loaded %t, response model %v", withModels, r.Model)
+			}
+		}
+		// 50 expected per arm, standard deviation about 6.3.
+		for _, arm := range []string{"control", "pct10", "amount5", "spend50get10", "gift"} {
+			if counts[arm] < 25 || counts[arm] > 75 {
+				t.Errorf("models %t: arm counts %v", withModels, counts)
+				break
+			}
+		}
+	}
+}
+
 func TestRESTAndErrors(t *testing.T) {
 	s := startServer(t, true)
 	base := "http://" + s.httpAddr

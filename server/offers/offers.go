@@ -6,15 +6,19 @@
 //
 //	profit = P(buy | offer)·(margin − cost) − P(buy | no offer)·margin
 //
-// and returns nothing when no offer is expected to pay off. Budgets,
-// randomized holdouts and fairness constraints plug in as further filters
-// on the candidates.
+// and returns nothing when no offer is expected to pay off. A share of
+// decisions is randomized instead (Randomize): control or any offer, with
+// equal probability, so the offers' effect can still be measured — and
+// the uplift model retrained — once targeting runs. Budgets and fairness
+// constraints plug in as further filters on the candidates.
 package offers
 
 import (
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"math"
+	"math/rand/v2"
 	"os"
 	"slices"
 	"strings"
@@ -96,8 +100,8 @@ func (c *Catalogue) Validate() error {
 			return fmt.Errorf("offer id %q is empty or repeated", o.ID)
 		}
 		seen[o.ID] = true
-		if o.Arm == "" {
-			return fmt.Errorf("offer %s: arm (the uplift model arm) is required", o.ID)
+		if o.Arm == "" || o.Arm == ControlArm {
+			return fmt.Errorf("offer %s: arm (the uplift model arm) is required and must not be %q", o.ID, ControlArm)
 		}
 		bad := func(v float64) bool { return math.IsNaN(v) || v < 0 }
 		if bad(o.Threshold) || bad(o.AmountOff) || bad(o.GiftCost) || bad(o.MinCartValue) || bad(o.PercentOff) || o.PercentOff > 100 {
@@ -233,4 +237,47 @@ func Best(evals []Evaluation) []Evaluation {
 		return 0
 	})
 	return out
+}
+
+// ControlArm is the experiment arm of a randomized decision that shows no
+// offer; the trainer's uplift model compares every offer arm with it.
+const ControlArm = "control"
+
+// Assignment is the outcome of a randomized decision.
+type Assignment struct {
+	Arm        string
+	Offer      *Offer  // nil for control
+	Propensity float64 // probability of drawing Arm
+}
+
+// Randomize decides whether a decision is one of the randomized share of
+// all decisions and, if so, draws control or one of the offers, each with
+// equal probability, whoever the shopper is. Eligibility is not part of
+// the draw: a shopper drawn for an offer they cannot have is shown nothing
+// but stays in that arm (intention to treat), so every arm is compared
+// with control over the same shoppers. The draw is a function of the
+// decision id (ids are random), so it can be replayed.
+func (c *Catalogue) Randomize(decision string, share float64) (Assignment, bool) {
+	if share <= 0 || len(c.Offers) == 0 {
+		return Assignment{}, false
+	}
+	h := fnv.New64a()
+	h.Write([]byte(decision))
+	r := rand.New(rand.NewPCG(h.Sum64(), 0x0ffe5))
+	if r.Float64() >= share {
+		return Assignment{}, false
+	}
+	slots := len(c.Offers) + 1
+	k := r.IntN(slots)
+	if k == len(c.Offers) {
+		return Assignment{Arm: ControlArm, Propensity: 1 / float64(slots)}, true
+	}
+	o := &c.Offers[k]
+	same := 0 // offers that share o's arm make that arm likelier
+	for _, other := range c.Offers {
+		if other.Arm == o.Arm {
+			same++
+		}
+	}
+	return Assignment{Arm: o.Arm, Offer: o, Propensity: float64(same) / float64(slots)}, true
 }

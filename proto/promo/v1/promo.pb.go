@@ -992,7 +992,8 @@ type Offer struct {
 	Reason                    string  `protobuf:"bytes,10,opt,name=reason,proto3" json:"reason,omitempty"`
 	DecisionId                string  `protobuf:"bytes,11,opt,name=decision_id,json=decisionId,proto3" json:"decision_id,omitempty"` // log it with promo_exposure / promo_redeem events
 	ExperimentArm             string  `protobuf:"bytes,12,opt,name=experiment_arm,json=experimentArm,proto3" json:"experiment_arm,omitempty"`
-	// Probability with which this arm was chosen (for off-policy evaluation).
+	// Probability with which this arm was chosen: below 1 for a randomized
+	// decision, 1 for a targeted one.
 	Propensity    float64                `protobuf:"fixed64,13,opt,name=propensity,proto3" json:"propensity,omitempty"`
 	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1129,12 +1130,24 @@ func (x *Offer) GetExpiresAt() *timestamppb.Timestamp {
 
 type GetOffersResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Empty when no offer is expected to pay off.
-	Offers        []*Offer    `protobuf:"bytes,1,rep,name=offers,proto3" json:"offers,omitempty"`
-	DecisionId    string      `protobuf:"bytes,2,opt,name=decision_id,json=decisionId,proto3" json:"decision_id,omitempty"`
-	Reason        string      `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"` // why these offers, or why none
-	Model         *ModelRef   `protobuf:"bytes,4,opt,name=model,proto3" json:"model,omitempty"`
-	Models        []*ModelRef `protobuf:"bytes,5,rep,name=models,proto3" json:"models,omitempty"`
+	// Empty when no offer is expected to pay off, or when a randomized
+	// decision assigned the shopper to control.
+	Offers     []*Offer    `protobuf:"bytes,1,rep,name=offers,proto3" json:"offers,omitempty"`
+	DecisionId string      `protobuf:"bytes,2,opt,name=decision_id,json=decisionId,proto3" json:"decision_id,omitempty"`
+	Reason     string      `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"` // why these offers, or why none
+	Model      *ModelRef   `protobuf:"bytes,4,opt,name=model,proto3" json:"model,omitempty"`
+	Models     []*ModelRef `protobuf:"bytes,5,rep,name=models,proto3" json:"models,omitempty"`
+	// Set when the decision was randomized (a configured share of decisions
+	// is, so that the offers' effect can still be measured once targeting
+	// runs): the arm drawn, "control" for no offer, and the probability of
+	// drawing it. Log a promo_exposure event with decision_id,
+	// experiment_arm and propensity for every randomized decision, even when
+	// no offer is shown (control, or an offer this shopper is not eligible
+	// for): the trainer learns the offers' effect from these alone. Targeted
+	// decisions leave it empty; their offers carry propensity 1, and the
+	// trainer does not use them to measure effects.
+	ExperimentArm string  `protobuf:"bytes,6,opt,name=experiment_arm,json=experimentArm,proto3" json:"experiment_arm,omitempty"`
+	Propensity    float64 `protobuf:"fixed64,7,opt,name=propensity,proto3" json:"propensity,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1202,6 +1215,20 @@ func (x *GetOffersResponse) GetModels() []*ModelRef {
 		return x.Models
 	}
 	return nil
+}
+
+func (x *GetOffersResponse) GetExperimentArm() string {
+	if x != nil {
+		return x.ExperimentArm
+	}
+	return ""
+}
+
+func (x *GetOffersResponse) GetPropensity() float64 {
+	if x != nil {
+		return x.Propensity
+	}
+	return 0
 }
 
 type UserAttributes struct {
@@ -3216,14 +3243,18 @@ const file_promo_v1_promo_proto_rawDesc = "" +
 	"propensity\x18\r \x01(\x01R\n" +
 	"propensity\x129\n" +
 	"\n" +
-	"expires_at\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\xcb\x01\n" +
+	"expires_at\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\x92\x02\n" +
 	"\x11GetOffersResponse\x12'\n" +
 	"\x06offers\x18\x01 \x03(\v2\x0f.promo.v1.OfferR\x06offers\x12\x1f\n" +
 	"\vdecision_id\x18\x02 \x01(\tR\n" +
 	"decisionId\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12(\n" +
 	"\x05model\x18\x04 \x01(\v2\x12.promo.v1.ModelRefR\x05model\x12*\n" +
-	"\x06models\x18\x05 \x03(\v2\x12.promo.v1.ModelRefR\x06models\"\xcb\x01\n" +
+	"\x06models\x18\x05 \x03(\v2\x12.promo.v1.ModelRefR\x06models\x12%\n" +
+	"\x0eexperiment_arm\x18\x06 \x01(\tR\rexperimentArm\x12\x1e\n" +
+	"\n" +
+	"propensity\x18\a \x01(\x01R\n" +
+	"propensity\"\xcb\x01\n" +
 	"\x0eUserAttributes\x12\x10\n" +
 	"\x03age\x18\x01 \x01(\x05R\x03age\x12\x16\n" +
 	"\x06gender\x18\x02 \x01(\tR\x06gender\x12\x1a\n" +

@@ -1,0 +1,79 @@
+package offers_test
+
+import (
+	"fmt"
+	"math"
+	"testing"
+
+	"github.com/promoai/promo/server/offers"
+)
+
+func TestRandomizeDrawsEveryArmEquallyOften(t *testing.T) {
+	c := offers.Default()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	const n, share = 50000, 0.2
+	counts := map[string]int{}
+	randomized := 0
+	for i := range n {
+		a, ok := c.Randomize(fmt.Sprintf("d-%d", i), share)
+		if !ok {
+			continue
+		}
+		randomized++
+		counts[a.Arm]++
+		if want := 1 / float64(len(c.Offers)+1); math.Abs(a.Propensity-want) > 1e-12 {
+			t.Fatalf("%s drawn with propensity %v, want %v", a.Arm, a.Propensity, want)
+		}
+		if (a.Arm == offers.ControlArm) != (a.Offer == nil) || (a.Offer != nil && a.Offer.Arm != a.Arm) {
+			t.Fatalf("assignment %+v", a)
+		}
+	}
+	// Binomial standard deviations: sqrt(n p (1-p)) is about 89 for the
+	// share and about 40 per arm; allow four.
+	if d := float64(randomized) - n*share; math.Abs(d) > 4*math.Sqrt(n*share*(1-share)) {
+		t.Errorf("%d of %d decisions randomized, want about %.0f", randomized, n, n*share)
+	}
+	arms := len(c.Offers) + 1
+	if len(counts) != arms {
+		t.Fatalf("arms drawn: %v", counts)
+	}
+	p := 1 / float64(arms)
+	for arm, k := range counts {
+		if d := float64(k) - float64(randomized)*p; math.Abs(d) > 4*math.Sqrt(float64(randomized)*p*(1-p)) {
+			t.Errorf("%s drawn %d times of %d, want about %.0f", arm, k, randomized, float64(randomized)*p)
+		}
+	}
+	// Replayable: the same decision id draws the same arm.
+	a1, ok1 := c.Randomize("d-7", 1)
+	a2, ok2 := c.Randomize("d-7", 1)
+	if !ok1 || !ok2 || a1.Arm != a2.Arm {
+		t.Fatalf("d-7 drew %+v then %+v", a1, a2)
+	}
+	if _, ok := c.Randomize("d-7", 0); ok {
+		t.Fatal("share 0 randomized a decision")
+	}
+}
+
+func TestRandomizeWeighsArmsSharedByOffers(t *testing.T) {
+	c := &offers.Catalogue{Offers: []offers.Offer{
+		{ID: "a", Kind: offers.KindPercent, Arm: "pct", PercentOff: 10},
+		{ID: "b", Kind: offers.KindPercent, Arm: "pct", PercentOff: 15},
+		{ID: "c", Kind: offers.KindAmount, Arm: "amount", AmountOff: 5},
+	}}
+	want := map[string]float64{"pct": 0.5, "amount": 0.25, offers.ControlArm: 0.25}
+	for i := range 200 {
+		a, ok := c.Randomize(fmt.Sprint(i), 1)
+		if !ok || a.Propensity != want[a.Arm] {
+			t.Fatalf("%+v, want propensity %v", a, want[a.Arm])
+		}
+	}
+}
+
+func TestValidateRejectsTheControlArm(t *testing.T) {
+	c := &offers.Catalogue{Offers: []offers.Offer{{ID: "x", Kind: offers.KindPercent, Arm: offers.ControlArm, PercentOff: 10}}}
+	if err := c.Validate(); err == nil {
+		t.Fatal("an offer on the control arm was accepted")
+	}
+}
