@@ -140,6 +140,9 @@ type Report struct {
 	UsersSeen      int       `json:"users_seen"`
 	ItemsSeen      int       `json:"items_seen"`
 	ExposuresAfter int       `json:"exposures_after_cutoff"`
+	// TargetedExposures counts those of them with propensity 1: targeted
+	// decisions, left out of the uplift model and the experiment readout.
+	TargetedExposures int `json:"targeted_exposures_after_cutoff"`
 	// PrunedUsers counts how often a user's item row hit MaxItemsPerUser.
 	PrunedUsers int `json:"pruned_item_rows"`
 }
@@ -330,8 +333,16 @@ func (b *Builder) Add(e *eventlog.Event) {
 			u.labelSpend += v
 			u.buysAfter = append(u.buysAfter, purchase{e.Time, v})
 		case eventlog.TypePromoExposure:
-			u.expAfter = append(u.expAfter, exposure{e.Time, armOf(e)})
 			b.Report.ExposuresAfter++
+			if e.Propensity >= 1 {
+				// A targeted decision: who got which offer depended on the
+				// shopper, so comparing arms would measure the targeting.
+				// Only randomized exposures (propensity below 1, or not
+				// recorded) measure effects.
+				b.Report.TargetedExposures++
+				break
+			}
+			u.expAfter = append(u.expAfter, exposure{e.Time, armOf(e)})
 		}
 		return
 	}

@@ -143,7 +143,14 @@ func TestExposureOutcomes(t *testing.T) {
 	// repurchase window runs past the data.
 	expose("late", "pct10", cutoff.Add(25*day))
 	buy("late", cutoff.Add(29*day))
+	// targeted: the server chose this offer for this shopper (propensity
+	// 1), which says nothing about its effect.
+	buy("targeted", t0.Add(day))
+	add(eventlog.Event{Type: eventlog.TypePromoExposure, Time: cutoff.Add(2 * day), User: "targeted", Arm: "pct10", Offer: "pct10", Propensity: 1})
 	ds := b.Finish()
+	if ds.Report.TargetedExposures != 1 || ds.Report.ExposuresAfter != 4 || len(ds.Exposures) != 3 {
+		t.Errorf("%d exposures after the cutoff, %d targeted, %d kept", ds.Report.ExposuresAfter, ds.Report.TargetedExposures, len(ds.Exposures))
+	}
 	got := map[string]features.Exposure{}
 	for _, e := range ds.Exposures {
 		got[ds.Users[e.User].ID] = e

@@ -30,6 +30,9 @@ type ArmReadout struct {
 // exposure after the dataset's cutoff. Intervals are clustered by shopper,
 // since one shopper's exposures are not independent.
 func ExperimentReadout(ds *features.Dataset) ([]ArmReadout, error) {
+	if err := needRandomizedExposures(ds); err != nil {
+		return nil, err
+	}
 	byArm := map[string][]features.Exposure{}
 	for _, e := range ds.Exposures {
 		byArm[e.Arm] = append(byArm[e.Arm], e)
@@ -95,4 +98,18 @@ func readoutPlot(rs []ArmReadout) Plot {
 	}
 	p.Series = []Series{s}
 	return p
+}
+
+// needRandomizedExposures explains what is missing when the label period
+// has no randomized exposures to learn or measure effects from.
+func needRandomizedExposures(ds *features.Dataset) error {
+	switch n, targeted := len(ds.Exposures), ds.Report.TargetedExposures; {
+	case n > 0:
+		return nil
+	case targeted > 0:
+		return fmt.Errorf("%w: all %d promotion exposures after the cutoff are targeted (propensity 1), which cannot measure an offer's effect; "+
+			"randomize a share of decisions (promo-server -offers.exploration) and log those exposures with their propensity", fit.ErrNoData, targeted)
+	default:
+		return fmt.Errorf("%w: no promotion exposures after the cutoff; run a randomized experiment first", fit.ErrNoData)
+	}
 }

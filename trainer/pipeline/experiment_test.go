@@ -2,9 +2,12 @@ package pipeline_test
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"testing"
 
 	"github.com/promoai/promo/registry/providers/inmem"
+	"github.com/promoai/promo/trainer/fit"
 	"github.com/promoai/promo/trainer/pipeline"
 	"github.com/promoai/promo/trainer/shop"
 )
@@ -52,5 +55,26 @@ func TestExperimentReadoutFindsTheTrueEffects(t *testing.T) {
 		if r.Exposures != c.NTreated || rep.NTreated == 0 || rep.NTreated >= c.NTreated || rep.NControl >= c.NControl {
 			t.Errorf("%s: %d exposures, %d/%d in the conversion comparison, %d/%d followed up for repurchase", r.Arm, r.Exposures, c.NTreated, c.NControl, rep.NTreated, rep.NControl)
 		}
+	}
+}
+
+// Exposures the server targeted (propensity 1) cannot measure effects: a
+// log with only those says so instead of fitting on them.
+func TestTargetedExposuresAreNotAnExperiment(t *testing.T) {
+	ctx := context.Background()
+	p := shop.Tiny()
+	b := inmem.New()
+	if _, err := shop.WriteTo(ctx, b, p, nil); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := pipeline.TrainingData(ctx, b, pipeline.Config{Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(ds.Exposures)
+	ds.Report.TargetedExposures, ds.Exposures = n, nil // as if the server had chosen every offer
+	_, err = pipeline.ExperimentReadout(ds)
+	if !errors.Is(err, fit.ErrNoData) || !strings.Contains(err.Error(), "targeted") || !strings.Contains(err.Error(), "-offers.exploration") {
+		t.Fatalf("readout on targeted exposures only: %v", err)
 	}
 }

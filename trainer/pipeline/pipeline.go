@@ -207,7 +207,7 @@ func Run(ctx context.Context, reg *registry.Registry, cfg Config) (*Result, erro
 	}
 	train, now := sets[0], sets[1]
 	res.Report = train.Report
-	log.Info("features built", "users", len(train.Users), "items", len(train.Items), "exposures", len(train.Exposures), "dropped", train.Report.Dropped)
+	log.Info("features built", "users", len(train.Users), "items", len(train.Items), "exposures", len(train.Exposures), "targeted_exposures", train.Report.TargetedExposures, "dropped", train.Report.Dropped)
 
 	fp := fingerprint(st, first, last)
 	window := registry.TimeWindow{Start: first, End: last}

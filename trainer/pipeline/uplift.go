@@ -248,8 +248,8 @@ type upliftData struct {
 }
 
 func prepareUplift(ds *features.Dataset, holdout []bool, cfg Config) (*upliftData, error) {
-	if len(ds.Exposures) == 0 {
-		return nil, fmt.Errorf("%w: no promotion exposures after the cutoff; run a randomized experiment first", fit.ErrNoData)
+	if err := needRandomizedExposures(ds); err != nil {
+		return nil, err
 	}
 	all := make([][]float64, 0, len(ds.Exposures))
 	for _, e := range ds.Exposures {
