@@ -61,13 +61,8 @@ func TestExperimentReadoutFindsTheTrueEffects(t *testing.T) {
 // Exposures the server targeted (propensity 1) cannot measure effects: a
 // log with only those says so instead of fitting on them.
 func TestTargetedExposuresAreNotAnExperiment(t *testing.T) {
-	ctx := context.Background()
-	p := shop.Tiny()
-	b := inmem.New()
-	if _, err := shop.WriteTo(ctx, b, p, nil); err != nil {
-		t.Fatal(err)
-	}
-	ds, err := pipeline.TrainingData(ctx, b, pipeline.Config{Logger: quiet()})
+	_, b := shopOf(t, shop.Tiny())
+	ds, err := pipeline.TrainingData(context.Background(), b, pipeline.Config{Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
