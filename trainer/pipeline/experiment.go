@@ -3,8 +3,10 @@ package pipeline
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 
+	"github.com/promoai/promo/registry/artifact"
 	"github.com/promoai/promo/trainer/eval"
 	"github.com/promoai/promo/trainer/features"
 	"github.com/promoai/promo/trainer/fit"
@@ -72,16 +74,13 @@ func ExperimentReadout(ds *features.Dataset) ([]ArmReadout, error) {
 
 // readoutMetrics flattens a readout into manifest metrics:
 // experiment.<arm>.<outcome>_lift with its interval, and the control
-// means as experiment.control.<outcome>. An outcome with no rows (say, no
-// exposure followed up yet) is left out rather than recorded as NaN.
+// means as experiment.control.<outcome>. (An outcome with no rows, say no
+// exposure followed up yet, is NaN, which publishing leaves out.)
 func readoutMetrics(rs []ArmReadout, into map[string]float64) {
 	for _, r := range rs {
 		p := "experiment." + r.Arm + "."
 		into[p+"exposures"] = float64(r.Exposures)
 		for name, l := range map[string]eval.Lift{"conversion": r.Conversion, "revenue": r.Revenue, "repurchase": r.Repurchase} {
-			if math.IsNaN(l.Diff) || math.IsNaN(l.SE) {
-				continue
-			}
 			into[p+name+"_lift"], into[p+name+"_lift_ci_lo"], into[p+name+"_lift_ci_hi"] = l.Diff, l.CI.Lo, l.CI.Hi
 			into["experiment.control."+name] = l.Control
 		}
@@ -112,4 +111,95 @@ func needRandomizedExposures(ds *features.Dataset) error {
 	default:
 		return fmt.Errorf("%w: no promotion exposures after the cutoff; run a randomized experiment first", fit.ErrNoData)
 	}
+}
+
+// PolicyEval is what targeting by the uplift model would have reached on
+// the randomized holdout exposures: the conversion rate if each shopper
+// got the offer with the highest predicted lift (none when no lift is
+// positive), next to no offer for anyone and the single best offer for
+// everyone (the best on the training exposures, so the holdout does not
+// pick it). Conversion, not profit: the trainer does not know what offers
+// cost; the server weighs that when it decides.
+type PolicyEval struct {
+	Targeted, Control, BestOffer float64
+	BestOfferArm                 string
+	// OfferedShare is the share of exposures the targeting gives an offer.
+	OfferedShare float64
+	// Bootstrap intervals of Targeted - Control and Targeted - BestOffer.
+	VsControl, VsBestOffer eval.Interval
+}
+
+// evaluatePolicy computes a PolicyEval. Each holdout exposure was
+// assigned an arm at random, so those whose arm is the one the targeting
+// would choose are a random sample of the shoppers the targeting sends
+// there; weighting each arm's sample by how many exposures the targeting
+// sends to it estimates the targeting's conversion rate.
+func evaluatePolicy(u *artifact.Uplift, train, test []upliftRow, rounds int, seed uint64) PolicyEval {
+	best, bestRate := "", math.Inf(-1)
+	for _, arm := range u.ArmNames() {
+		var s, n float64
+		for _, r := range train {
+			if r.arm == arm {
+				s, n = s+r.converted, n+1
+			}
+		}
+		if n > 0 && s/n > bestRate {
+			best, bestRate = arm, s/n
+		}
+	}
+	y := make([]float64, len(test))
+	logged, chosen := make([]string, len(test)), make([]string, len(test))
+	offered := 0
+	for i, r := range test {
+		y[i], logged[i], chosen[i] = r.converted, r.arm, features.ControlArm
+		lift := 0.0
+		for _, arm := range u.ArmNames() {
+			if p, ok := u.Predict(r.x, arm); ok && p.PTreated-p.PControl > lift {
+				chosen[i], lift = arm, p.PTreated-p.PControl
+			}
+		}
+		if chosen[i] != features.ControlArm {
+			offered++
+		}
+	}
+	everyone := func(arm string) []string { return slices.Repeat([]string{arm}, len(test)) }
+	control, bestArm := everyone(features.ControlArm), everyone(best)
+	all := make([]int, len(test))
+	for i := range all {
+		all[i] = i
+	}
+	pe := PolicyEval{BestOfferArm: best, OfferedShare: float64(offered) / float64(len(test)),
+		Targeted: policyValue(y, logged, chosen, all), Control: policyValue(y, logged, control, all), BestOffer: policyValue(y, logged, bestArm, all)}
+	pe.VsControl = eval.Bootstrap(len(test), rounds, seed, func(idx []int) float64 {
+		return policyValue(y, logged, chosen, idx) - policyValue(y, logged, control, idx)
+	})
+	pe.VsBestOffer = eval.Bootstrap(len(test), rounds, seed, func(idx []int) float64 {
+		return policyValue(y, logged, chosen, idx) - policyValue(y, logged, bestArm, idx)
+	})
+	return pe
+}
+
+// policyValue estimates the mean outcome over rows idx had each row got
+// arm chosen[i], from randomized rows that got arm logged[i]: for each
+// arm, the mean outcome of the rows that both got it and would be sent to
+// it, weighted by the share of rows sent to it. NaN when some arm the
+// policy uses has no such row.
+func policyValue(y []float64, logged, chosen []string, idx []int) float64 {
+	sent := map[string]float64{}
+	sum, n := map[string]float64{}, map[string]float64{}
+	for _, i := range idx {
+		sent[chosen[i]]++
+		if logged[i] == chosen[i] {
+			sum[chosen[i]] += y[i]
+			n[chosen[i]]++
+		}
+	}
+	v := 0.0
+	for arm, k := range sent {
+		if n[arm] == 0 {
+			return math.NaN()
+		}
+		v += k / float64(len(idx)) * sum[arm] / n[arm]
+	}
+	return v
 }

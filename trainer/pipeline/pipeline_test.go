@@ -85,7 +85,10 @@ func TestRunPublishesEveryModel(t *testing.T) {
 		}
 	}
 	u := outcome(t, res, pipeline.ModelUplift)
-	for _, k := range []string{"experiment.pct10.conversion_lift", "experiment.pct10.revenue_lift_ci_lo", "experiment.control.conversion"} {
+	if v, ok := u.Metrics["policy.targeted_conversion"]; !ok || v <= 0 || v >= 1 {
+		t.Errorf("uplift policy value %v (recorded: %t)", v, ok)
+	}
+	for _, k := range []string{"experiment.pct10.conversion_lift", "experiment.pct10.revenue_lift_ci_lo", "experiment.control.conversion", "policy.vs_best_offer_ci_lo"} {
 		if _, ok := u.Metrics[k]; !ok {
 			t.Errorf("uplift metrics lack the experiment readout's %s: %v", k, u.Metrics)
 		}

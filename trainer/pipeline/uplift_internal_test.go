@@ -2,7 +2,9 @@ package pipeline
 
 import (
 	"errors"
+	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/promoai/promo/registry/artifact"
@@ -67,5 +69,44 @@ func TestFitUpliftModelCopesWithASparseArm(t *testing.T) {
 	}
 	if _, err := FitUpliftModel(rows, []string{"x"}, scaler, UpliftOptions{L2: 1, SeparateArms: true}); !errors.Is(err, fit.ErrSingleClass) {
 		t.Errorf("T-learner with a single-class arm: %v", err)
+	}
+}
+
+// Two kinds of shopper, each randomized between control and an offer that
+// lifts one kind (0.1 -> 0.5) and puts the other off (0.3 -> 0.1):
+// targeting the first kind only reaches (0.5 + 0.3) / 2 = 0.4, more than
+// no offer (0.2) or the offer for everyone (0.3).
+func TestPolicyValue(t *testing.T) {
+	var y []float64
+	var logged, targeted []string
+	add := func(arm, sendTo string, conversions, of int) {
+		for i := range of {
+			v := 0.0
+			if i < conversions {
+				v = 1
+			}
+			y, logged, targeted = append(y, v), append(logged, arm), append(targeted, sendTo)
+		}
+	}
+	add("control", "offer", 10, 100) // likes offers: 0.1 without,
+	add("offer", "offer", 50, 100)   // 0.5 with
+	add("control", "control", 30, 100)
+	add("offer", "control", 10, 100) // put off: 0.3 -> 0.1
+	idx := make([]int, len(y))
+	for i := range idx {
+		idx[i] = i
+	}
+	everyone := func(arm string) []string { return slices.Repeat([]string{arm}, len(y)) }
+	for _, c := range []struct {
+		name   string
+		chosen []string
+		want   float64
+	}{{"targeted", targeted, 0.4}, {"no offer", everyone("control"), 0.2}, {"offer for all", everyone("offer"), 0.3}} {
+		if got := policyValue(y, logged, c.chosen, idx); math.Abs(got-c.want) > 1e-12 {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+	if v := policyValue(y, logged, everyone("gift"), idx); !math.IsNaN(v) {
+		t.Errorf("an arm never logged: %v, want NaN", v)
 	}
 }
