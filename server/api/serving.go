@@ -400,14 +400,14 @@ func (s *Serving) GetOffers(ctx context.Context, req *promov1.GetOffersRequest) 
 		}
 	}
 	octx := offers.Context{Segment: segment, CartValue: cartValue, Categories: cats, MarginRate: marginRate}
-	// evaluate predicts an offer's effect for this shopper (eligibility
-	// only, without a model).
 	var up *artifact.Uplift
 	var x []float64
 	if ul != nil {
 		up = ul.Artifact.(*artifact.Uplift)
 		x = featureVector(up.Features, &up.Scaler, nil, prof, profs)
 	}
+	// evaluate predicts an offer's effect for this shopper (eligibility
+	// only, without a model).
 	evaluate := func(o *offers.Offer) offers.Evaluation {
 		if up == nil {
 			ok, why := o.Eligible(octx)
@@ -451,10 +451,16 @@ func (s *Serving) GetOffers(ctx context.Context, req *promov1.GetOffersRequest) 
 		case assigned.Offer == nil:
 			resp.Reason = why + ", so no offer; log the exposure to the control arm all the same"
 		default:
-			e := evaluate(assigned.Offer)
-			if !e.Eligible {
-				resp.Reason = fmt.Sprintf("%s, but this shopper is not eligible for it (%s), so no offer; log the exposure to arm %s all the same", why, e.Reason, assigned.Arm)
+			o := assigned.Offer
+			if ok, reason := o.Eligible(octx); !ok {
+				resp.Reason = fmt.Sprintf("%s, but this shopper is not eligible for it (%s), so no offer; log the exposure to arm %s all the same", why, reason, assigned.Arm)
 				break
+			}
+			e := evaluate(o)
+			if !e.Eligible {
+				// The model does not know this arm yet (a new offer): showing
+				// it at random is how it will learn it.
+				e = offers.Evaluation{Offer: o, Eligible: true}
 			}
 			resp.Offers = []*promov1.Offer{offer(e, why, assigned.Propensity)}
 			resp.Reason = why

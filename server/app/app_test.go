@@ -371,6 +371,33 @@ func TestGetOffersRandomized(t *testing.T) {
 	}
 }
 
+// An offer the uplift model has not learned yet is still shown when a
+// randomized decision draws it: that is how the next model learns it.
+func TestGetOffersRandomizedNewOffer(t *testing.T) {
+	catalogue := filepath.Join(t.TempDir(), "offers.json")
+	os.WriteFile(catalogue, []byte(`{"offers":[{"id":"pct10","kind":"percent_off","arm":"pct10","percent_off":10},{"id":"half","kind":"percent_off","arm":"half","percent_off":50}]}`), 0o600)
+	s := startServer(t, true, func(o *app.Options) { o.Exploration, o.OffersFile = 1, catalogue })
+	c := promov1.NewPromotionServiceClient(s.conn)
+	cart := &promov1.Cart{Lines: []*promov1.CartLine{{ItemId: "a", Quantity: 1, UnitPrice: 50}}}
+	shown := 0
+	for range 60 {
+		r, err := c.GetOffers(context.Background(), &promov1.GetOffersRequest{UserId: "alice", Cart: cart})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.ExperimentArm != "half" {
+			continue
+		}
+		if len(r.Offers) != 1 || r.Offers[0].OfferId != "half" || r.Offers[0].ExpectedIncrementalConversion != 0 || r.Propensity != 1.0/3 {
+			t.Fatalf("new offer drawn: %+v", r)
+		}
+		shown++
+	}
+	if shown == 0 {
+		t.Fatal("the new offer was never drawn in 60 decisions (expected about 20)")
+	}
+}
+
 func TestRESTAndErrors(t *testing.T) {
 	s := startServer(t, true)
 	base := "http://" + s.httpAddr
