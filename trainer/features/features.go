@@ -66,7 +66,9 @@ var DefaultProtected = []string{"gender", "age", "race", "ethnicity"}
 type Config struct {
 	// Cutoff splits the window: features from before, labels from after.
 	Cutoff time.Time
-	// Horizon is the label period after Cutoff (default 30 days).
+	// Horizon is the label period after Cutoff, its end included (default
+	// 30 days): a run puts the cutoff one horizon before the last event,
+	// which must count.
 	Horizon time.Duration
 	// ConversionWindow attributes a purchase to a promotion exposure when it
 	// follows within this time (default 24h).
@@ -313,7 +315,7 @@ func (b *Builder) Add(e *eventlog.Event) {
 	b.Report.Used++
 	after := !e.Time.Before(b.cfg.Cutoff)
 	if after {
-		if e.Time.Sub(b.cfg.Cutoff) >= b.cfg.Horizon {
+		if e.Time.Sub(b.cfg.Cutoff) > b.cfg.Horizon {
 			b.Report.drop("after_label_horizon")
 			b.Report.Used--
 			return

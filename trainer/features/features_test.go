@@ -168,3 +168,22 @@ func TestExposureOutcomes(t *testing.T) {
 		}
 	}
 }
+
+// The label period ends at Cutoff + Horizon inclusive: a run sets the
+// cutoff one horizon before the last event, and that event is a label.
+func TestLabelPeriodIncludesItsEnd(t *testing.T) {
+	day := 24 * time.Hour
+	t0 := time.Now().Add(-60 * day).Truncate(time.Hour)
+	cutoff := t0.Add(10 * day)
+	b := features.NewBuilder(features.Config{Cutoff: cutoff, Horizon: 30 * day})
+	buy := func(id string, at time.Time) {
+		b.Add(&eventlog.Event{ID: id, Type: eventlog.TypePurchase, Time: at, User: "u", Item: "a", Quantity: 1, UnitPrice: 10, Order: id})
+	}
+	buy("before", t0)
+	buy("last", cutoff.Add(30*day))
+	buy("past", cutoff.Add(30*day+time.Second))
+	ds := b.Finish()
+	if ds.Report.Dropped["after_label_horizon"] != 1 || !ds.Users[0].Buy || ds.Users[0].Spend != 10 {
+		t.Fatalf("dropped %v, label buy %t spend %v: want only the event past the end dropped", ds.Report.Dropped, ds.Users[0].Buy, ds.Users[0].Spend)
+	}
+}
