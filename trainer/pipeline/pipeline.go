@@ -2,7 +2,9 @@
 // features, fit the propensity, recommender, profile/segment and uplift
 // models, evaluate them on held-out data, publish every model as a new
 // registry version, and move the production alias only for models that
-// pass their gate.
+// pass their gate. With the uplift model go the promotion experiment's
+// readout (each offer against control) and the value of targeting by the
+// model against blanket offers.
 package pipeline
 
 import (
