@@ -1,6 +1,9 @@
-// Package e2e runs the real binaries against a real S3-compatible server:
-// the trainer generates a shop and publishes models to S3, the server
-// serves them, and a model is promoted and rolled back under load.
+// Package e2e runs the real binaries: against a real S3-compatible
+// server, the trainer generates a shop and publishes models to S3, the
+// server serves them, and a model is promoted and rolled back under load;
+// the server survives SIGKILL without losing acknowledged events; and the
+// promotion loop (randomized offers, logged exposures, the trainer's
+// experiment readout) measures what a simulated shop's offers did.
 package e2e
 
 import (
