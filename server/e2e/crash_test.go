@@ -25,14 +25,7 @@ import (
 )
 
 func buildServer(t *testing.T) string {
-	t.Helper()
-	bin := t.TempDir()
-	cmd := exec.Command("go", "build", "-o", bin+"/", "./server/cmd/promo-server")
-	cmd.Dir = repoRoot(t)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	return filepath.Join(bin, "promo-server")
+	return filepath.Join(buildBinaries(t, "./server/cmd/promo-server"), "promo-server")
 }
 
 // TestIngestSurvivesSIGKILL sends batches from concurrent clients, kills the

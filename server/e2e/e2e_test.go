@@ -35,6 +35,38 @@ func repoRoot(t *testing.T) string {
 	return root
 }
 
+// buildBinaries builds the commands (package paths from the repository
+// root) into a temporary folder and returns it.
+func buildBinaries(t *testing.T, pkgs ...string) string {
+	t.Helper()
+	bin := t.TempDir()
+	cmd := exec.Command("go", append([]string{"build", "-o", bin + "/"}, pkgs...)...)
+	cmd.Dir = repoRoot(t)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// waitOK polls url until it answers 200, for at most 20 s.
+func waitOK(t *testing.T, url string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not answer 200 in 20s", url)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 func freeAddr(t *testing.T) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -48,14 +80,8 @@ func TestTrainServeSwapOnS3(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test skipped in -short mode")
 	}
-	root := repoRoot(t)
 	srv := s3server.Start(t)
-	bin := t.TempDir()
-	build := exec.Command("go", "build", "-o", bin+"/", "./trainer/cmd/promo-trainer", "./server/cmd/promo-server")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildBinaries(t, "./trainer/cmd/promo-trainer", "./server/cmd/promo-server")
 	bucket := srv.NewBucketName()
 	store := []string{"-store.type=s3", "-store.s3.endpoint=" + srv.Endpoint, "-store.s3.bucket=" + bucket, "-store.s3.insecure", "-store.s3.create-bucket"}
 	env := append(os.Environ(), "AWS_ACCESS_KEY_ID="+srv.AccessKey, "AWS_SECRET_ACCESS_KEY="+srv.SecretKey)
@@ -110,20 +136,7 @@ func TestTrainServeSwapOnS3(t *testing.T) {
 			t.Logf("server log:\n%s", b)
 		}
 	})
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get("http://" + httpAddr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("server not ready in 20s")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitOK(t, "http://"+httpAddr+"/readyz")
 	// REST answers with the production version.
 	resp, err := http.Post("http://"+httpAddr+"/v1/score", "application/json", strings.NewReader(`{"userId":"u1","explain":true}`))
 	if err != nil {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -35,12 +34,7 @@ func TestOffersMeasurementLoop(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test skipped in -short mode")
 	}
-	bin := t.TempDir()
-	build := exec.Command("go", "build", "-o", bin+"/", "./trainer/cmd/promo-trainer", "./server/cmd/promo-server")
-	build.Dir = repoRoot(t)
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildBinaries(t, "./trainer/cmd/promo-trainer", "./server/cmd/promo-server")
 	storeDir := filepath.Join(bin, "registry")
 	store := []string{"-store.dir=" + storeDir}
 	token := "loop-admin-token-0123456789"
@@ -63,20 +57,7 @@ func TestOffersMeasurementLoop(t *testing.T) {
 		}
 	})
 	// No models yet, so the server is alive but not ready: wait for liveness.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get("http://" + httpAddr + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("server not alive in 20s")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitOK(t, "http://"+httpAddr+"/healthz")
 	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
