@@ -48,6 +48,41 @@ func buildBinaries(t *testing.T, pkgs ...string) string {
 	return bin
 }
 
+// runningServer is a promo-server process started by startServer.
+type runningServer struct {
+	grpcAddr, httpAddr string
+	cmd                *exec.Cmd
+	exited             chan error // receives the exit once the process ends
+}
+
+// startServer starts bin/promo-server on free loopback ports with token
+// as an admin token (serving and read calls need none), and the given
+// extra flags and environment. Its log is printed if the test fails; it
+// is killed when the test ends.
+func startServer(t *testing.T, bin string, env []string, token string, args ...string) *runningServer {
+	t.Helper()
+	tokens := filepath.Join(bin, "tokens")
+	os.WriteFile(tokens, []byte(token+" admin e2e\n"), 0o600)
+	s := &runningServer{grpcAddr: freeAddr(t), httpAddr: freeAddr(t), exited: make(chan error, 1)}
+	s.cmd = exec.Command(filepath.Join(bin, "promo-server"), append(args, "-grpc.addr="+s.grpcAddr, "-http.addr="+s.httpAddr,
+		"-auth.tokens-file="+tokens, "-auth.public=serving,read")...)
+	s.cmd.Env = env
+	logf, _ := os.Create(filepath.Join(bin, "server.log"))
+	s.cmd.Stdout, s.cmd.Stderr = logf, logf
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { s.exited <- s.cmd.Wait() }()
+	t.Cleanup(func() {
+		s.cmd.Process.Kill()
+		if t.Failed() {
+			b, _ := os.ReadFile(logf.Name())
+			t.Logf("server log:\n%s", b)
+		}
+	})
+	return s
+}
+
 // waitOK polls url until it answers 200, for at most 20 s.
 func waitOK(t *testing.T, url string) {
 	t.Helper()
@@ -116,26 +151,8 @@ func TestTrainServeSwapOnS3(t *testing.T) {
 	}
 
 	token := "e2e-admin-token-0123456789"
-	tokens := filepath.Join(bin, "tokens")
-	os.WriteFile(tokens, []byte(token+" admin e2e\n"), 0o600)
-	grpcAddr, httpAddr := freeAddr(t), freeAddr(t)
-	server := exec.Command(filepath.Join(bin, "promo-server"), append(store, "-grpc.addr="+grpcAddr, "-http.addr="+httpAddr,
-		"-auth.tokens-file="+tokens, "-auth.public=serving,read", "-models.check-interval=500ms", "-shutdown.delay=100ms")...)
-	server.Env = env
-	logf, _ := os.Create(filepath.Join(bin, "server.log"))
-	server.Stdout, server.Stderr = logf, logf
-	if err := server.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- server.Wait() }()
-	t.Cleanup(func() {
-		server.Process.Kill()
-		if t.Failed() {
-			b, _ := os.ReadFile(logf.Name())
-			t.Logf("server log:\n%s", b)
-		}
-	})
+	srvProc := startServer(t, bin, env, token, append(store, "-models.check-interval=500ms", "-shutdown.delay=100ms")...)
+	grpcAddr, httpAddr, server, exited := srvProc.grpcAddr, srvProc.httpAddr, srvProc.cmd, srvProc.exited
 	waitOK(t, "http://"+httpAddr+"/readyz")
 	// REST answers with the production version.
 	resp, err := http.Post("http://"+httpAddr+"/v1/score", "application/json", strings.NewReader(`{"userId":"u1","explain":true}`))

@@ -38,24 +38,8 @@ func TestOffersMeasurementLoop(t *testing.T) {
 	storeDir := filepath.Join(bin, "registry")
 	store := []string{"-store.dir=" + storeDir}
 	token := "loop-admin-token-0123456789"
-	tokens := filepath.Join(bin, "tokens")
-	os.WriteFile(tokens, []byte(token+" admin loop\n"), 0o600)
-	grpcAddr, httpAddr := freeAddr(t), freeAddr(t)
-	server := exec.Command(filepath.Join(bin, "promo-server"), append(store, "-grpc.addr="+grpcAddr, "-http.addr="+httpAddr,
-		"-auth.tokens-file="+tokens, "-auth.public=serving,read", "-offers.exploration=1", "-ingest.max-delay=20ms")...)
-	logf, _ := os.Create(filepath.Join(bin, "server.log"))
-	server.Stdout, server.Stderr = logf, logf
-	if err := server.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		server.Process.Kill()
-		server.Wait()
-		if t.Failed() {
-			b, _ := os.ReadFile(logf.Name())
-			t.Logf("server log:\n%s", b)
-		}
-	})
+	s := startServer(t, bin, os.Environ(), token, append(store, "-offers.exploration=1", "-ingest.max-delay=20ms")...)
+	grpcAddr, httpAddr := s.grpcAddr, s.httpAddr
 	// No models yet, so the server is alive but not ready: wait for liveness.
 	waitOK(t, "http://"+httpAddr+"/healthz")
 	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
