@@ -17,6 +17,7 @@ import (
 	"github.com/promoai/promo/registry/providers/inmem"
 	"github.com/promoai/promo/trainer/datasets"
 	"github.com/promoai/promo/trainer/eval"
+	"github.com/promoai/promo/trainer/features"
 	"github.com/promoai/promo/trainer/importer"
 	"github.com/promoai/promo/trainer/pipeline"
 	"github.com/promoai/promo/trainer/protocols"
@@ -223,7 +224,7 @@ func evalExperiment(ctx context.Context, file, size string, asJSON bool, stdout,
 	fmt.Fprintf(stdout, "protocol experiment: %s; promotion exposures from %s on, each offer arm against control (95%% intervals, clustered by shopper)\n",
 		source, ds.Cutoff.Format(time.DateOnly))
 	t := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(t, "ARM\tEXPOSURES\tCONVERSION\tREVENUE / EXPOSURE\tREPURCHASE (14 DAYS)")
+	fmt.Fprintf(t, "ARM\tEXPOSURES\tCONVERSION\tREVENUE / EXPOSURE\tREPURCHASE (%.0f DAYS)\n", features.DefaultRepurchaseWindow.Hours()/24)
 	c := rs[0]
 	fmt.Fprintf(t, "control\t%d\t%.4f\t%.2f\t%.4f\n", c.Conversion.NControl, c.Conversion.Control, c.Revenue.Control, c.Repurchase.Control)
 	for _, r := range rs {

@@ -62,6 +62,9 @@ func Index(name string) int {
 // DefaultProtected attributes never become model inputs.
 var DefaultProtected = []string{"gender", "age", "race", "ethnicity"}
 
+// DefaultRepurchaseWindow is Config.RepurchaseWindow's default.
+const DefaultRepurchaseWindow = 14 * 24 * time.Hour
+
 // Config controls processing.
 type Config struct {
 	// Cutoff splits the window: features from before, labels from after.
@@ -74,7 +77,8 @@ type Config struct {
 	// follows within this time (default 24h).
 	ConversionWindow time.Duration
 	// RepurchaseWindow is how long after an exposure's conversion window a
-	// later purchase counts as the shopper coming back (default 14 days).
+	// later purchase counts as the shopper coming back (default
+	// DefaultRepurchaseWindow).
 	RepurchaseWindow time.Duration
 	// MaxEventsPerUserDay flags bot-like users (default 2000).
 	MaxEventsPerUserDay int
@@ -105,7 +109,7 @@ func (c *Config) defaults() {
 		c.ConversionWindow = 24 * time.Hour
 	}
 	if c.RepurchaseWindow == 0 {
-		c.RepurchaseWindow = 14 * 24 * time.Hour
+		c.RepurchaseWindow = DefaultRepurchaseWindow
 	}
 	if c.MaxEventsPerUserDay == 0 {
 		c.MaxEventsPerUserDay = 2000
@@ -555,14 +559,14 @@ type Dataset struct {
 func (b *Builder) Finish() *Dataset {
 	ds := &Dataset{Cutoff: b.cfg.Cutoff, Items: b.items}
 	windowDays := b.cfg.Cutoff.Sub(b.Report.FirstEvent).Hours() / 24
+	if windowDays <= 0 {
+		windowDays = 1
+	}
 	// Events past the label period were dropped, so the data ends at
 	// whichever comes first.
 	dataEnd := b.cfg.Cutoff.Add(b.cfg.Horizon)
 	if b.Report.LastEvent.Before(dataEnd) {
 		dataEnd = b.Report.LastEvent
-	}
-	if windowDays <= 0 {
-		windowDays = 1
 	}
 	ids := make([]string, 0, len(b.users))
 	for id := range b.users {

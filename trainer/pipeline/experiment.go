@@ -129,6 +129,15 @@ type PolicyEval struct {
 	VsControl, VsBestOffer eval.Interval
 }
 
+// metrics flattens pe into manifest metrics named policy.*.
+func (pe PolicyEval) metrics(into map[string]float64) {
+	into["policy.targeted_conversion"], into["policy.control_conversion"], into["policy.best_offer_conversion"] = pe.Targeted, pe.Control, pe.BestOffer
+	into["policy.offered_share"] = pe.OfferedShare
+	into["policy.vs_control"], into["policy.vs_best_offer"] = pe.Targeted-pe.Control, pe.Targeted-pe.BestOffer
+	into["policy.vs_control_ci_lo"], into["policy.vs_control_ci_hi"] = pe.VsControl.Lo, pe.VsControl.Hi
+	into["policy.vs_best_offer_ci_lo"], into["policy.vs_best_offer_ci_hi"] = pe.VsBestOffer.Lo, pe.VsBestOffer.Hi
+}
+
 // evaluatePolicy computes a PolicyEval. Each holdout exposure was
 // assigned an arm at random, so those whose arm is the one the targeting
 // would choose are a random sample of the shoppers the targeting sends

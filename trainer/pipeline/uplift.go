@@ -368,11 +368,7 @@ func fitUplift(ds *features.Dataset, holdout []bool, cfg Config) (*candidate, er
 	}
 	readoutMetrics(readout, metrics)
 	pe := evaluatePolicy(model, train, test, cfg.BootstrapRounds, cfg.Seed)
-	metrics["policy.targeted_conversion"], metrics["policy.control_conversion"], metrics["policy.best_offer_conversion"] = pe.Targeted, pe.Control, pe.BestOffer
-	metrics["policy.offered_share"] = pe.OfferedShare
-	metrics["policy.vs_control"], metrics["policy.vs_best_offer"] = pe.Targeted-pe.Control, pe.Targeted-pe.BestOffer
-	metrics["policy.vs_control_ci_lo"], metrics["policy.vs_control_ci_hi"] = pe.VsControl.Lo, pe.VsControl.Hi
-	metrics["policy.vs_best_offer_ci_lo"], metrics["policy.vs_best_offer_ci_hi"] = pe.VsBestOffer.Lo, pe.VsBestOffer.Hi
+	pe.metrics(metrics)
 	qplot := Plot{File: "qini.png", Title: "Uplift Qini curves (holdout)", XLabel: "share of users targeted", YLabel: "incremental conversions"}
 	for _, arm := range model.ArmNames() {
 		var y, score []float64
@@ -410,8 +406,8 @@ func fitUplift(ds *features.Dataset, holdout []bool, cfg Config) (*candidate, er
 			"outcome": "purchase within 24h of the exposure, before the next exposure",
 			"ci":      fmt.Sprintf("bootstrap, %d rounds, 95%%", cfg.BootstrapRounds),
 			"policy":  "policy.*: conversion on the holdout if each shopper got the offer with the highest predicted lift, vs no offer and vs the best single offer (" + pe.BestOfferArm + ", chosen on training exposures); bootstrap intervals",
-			"experiment": "experiment.<arm>.*: each offer arm against control on every exposure after the cutoff (conversion, revenue per exposure, " +
-				"repurchase within 14 days after the conversion window); 95% normal intervals clustered by shopper",
+			"experiment": fmt.Sprintf("experiment.<arm>.*: each offer arm against control on every exposure after the cutoff (conversion, revenue per exposure, "+
+				"repurchase within %.0f days after the conversion window); 95%% normal intervals clustered by shopper", features.DefaultRepurchaseWindow.Hours()/24),
 		},
 		primary: "qini", higherIsBetter: true, plots: []Plot{qplot, readoutPlot(readout)},
 		gate: func() (bool, string) {
