@@ -45,15 +45,29 @@ type UpliftOptions struct {
 // every discount), so pooling the arms estimates the common part from all
 // offer rows at once, and each arm still differs where its data says so.
 func FitUpliftModel(rows []upliftRow, featureNames []string, scaler artifact.Standardizer, opt UpliftOptions) (*artifact.Uplift, error) {
-	byArm := map[string][]upliftRow{}
-	var offered []upliftRow
+	// Each row is standardized once; the conversion and spend models of
+	// its arm, and the joint fit of the offer arms, share the result.
+	type armRows struct {
+		rows []upliftRow
+		z    [][]float64
+	}
+	byArm := map[string]*armRows{}
+	var offered armRows
 	for _, r := range rows {
-		byArm[r.arm] = append(byArm[r.arm], r)
+		z := make([]float64, len(r.x))
+		scaler.Apply(r.x, z)
+		a := byArm[r.arm]
+		if a == nil {
+			a = &armRows{}
+			byArm[r.arm] = a
+		}
+		a.rows, a.z = append(a.rows, r), append(a.z, z)
 		if r.arm != features.ControlArm {
-			offered = append(offered, r)
+			offered.rows, offered.z = append(offered.rows, r), append(offered.z, z)
 		}
 	}
-	if len(byArm[features.ControlArm]) == 0 {
+	ctrl := byArm[features.ControlArm]
+	if ctrl == nil {
 		return nil, fmt.Errorf("%w: the %q arm has no exposures; uplift needs a randomized control group", fit.ErrNoData, features.ControlArm)
 	}
 	arms := make([]string, 0, len(byArm))
@@ -66,20 +80,12 @@ func FitUpliftModel(rows []upliftRow, featureNames []string, scaler artifact.Sta
 	if len(arms) == 0 {
 		return nil, fmt.Errorf("%w: no treatment arm has exposures", fit.ErrNoData)
 	}
-	standardized := func(rs []upliftRow) [][]float64 {
-		X := make([][]float64, len(rs))
-		for i, r := range rs {
-			X[i] = make([]float64, len(r.x))
-			scaler.Apply(r.x, X[i])
-		}
-		return X
-	}
-	spendModel := func(rs []upliftRow) artifact.Linear {
+	spendModel := func(a *armRows) artifact.Linear {
 		var Xs [][]float64
 		var ys []float64
-		for i, z := range standardized(rs) {
-			if rs[i].converted > 0 {
-				Xs, ys = append(Xs, z), append(ys, rs[i].spend)
+		for i, z := range a.z {
+			if a.rows[i].converted > 0 {
+				Xs, ys = append(Xs, z), append(ys, a.rows[i].spend)
 			}
 		}
 		spend := artifact.Linear{Intercept: mean(ys), Coef: make([]float64, len(featureNames))}
@@ -91,12 +97,12 @@ func FitUpliftModel(rows []upliftRow, featureNames []string, scaler artifact.Sta
 		return spend
 	}
 	alone := func(arm string) (artifact.Linear, error) {
-		rs := byArm[arm]
-		y := make([]float64, len(rs))
-		for i, r := range rs {
+		a := byArm[arm]
+		y := make([]float64, len(a.rows))
+		for i, r := range a.rows {
 			y[i] = r.converted
 		}
-		m, err := fit.Logistic(standardized(rs), y, fit.LogisticOptions{}.WithL2(opt.L2))
+		m, err := fit.Logistic(a.z, y, fit.LogisticOptions{}.WithL2(opt.L2))
 		if err != nil {
 			return artifact.Linear{}, fmt.Errorf("arm %s conversion: %w", arm, err)
 		}
@@ -115,14 +121,13 @@ func FitUpliftModel(rows []upliftRow, featureNames []string, scaler artifact.Sta
 			}
 			treated = append(treated, m)
 		}
-	} else if treated, err = fitOfferArms(offered, standardized(offered), arms, opt.L2, opt.Deviation); err != nil {
+	} else if treated, err = fitOfferArms(offered.rows, offered.z, arms, opt.L2, opt.Deviation); err != nil {
 		return nil, err
 	}
-	ctrl := byArm[features.ControlArm]
 	u := &artifact.Uplift{Features: featureNames, Scaler: scaler}
-	u.Control = artifact.ArmModel{Arm: features.ControlArm, Conversion: control, Spend: spendModel(ctrl), N: len(ctrl)}
+	u.Control = artifact.ArmModel{Arm: features.ControlArm, Conversion: control, Spend: spendModel(ctrl), N: len(ctrl.rows)}
 	for k, a := range arms {
-		u.Arms = append(u.Arms, artifact.ArmModel{Arm: a, Conversion: treated[k], Spend: spendModel(byArm[a]), N: len(byArm[a])})
+		u.Arms = append(u.Arms, artifact.ArmModel{Arm: a, Conversion: treated[k], Spend: spendModel(byArm[a]), N: len(byArm[a].rows)})
 	}
 	u.Prepare()
 	return u, nil
