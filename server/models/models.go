@@ -59,12 +59,14 @@ type watched struct {
 	kind        string
 	optional    bool
 	current     atomic.Pointer[Loaded]
-	mu          sync.Mutex
-	status      Status
-	etag        string
-	failedETag  string
-	backoff     time.Duration
-	nextTry     time.Time
+	// checked is set once the first check has ended, whatever its outcome.
+	checked    atomic.Bool
+	mu         sync.Mutex
+	status     Status
+	etag       string
+	failedETag string
+	backoff    time.Duration
+	nextTry    time.Time
 }
 
 // Set follows a fixed list of models.
@@ -79,7 +81,9 @@ type Set struct {
 }
 
 // Spec names a model to follow and the artifact kind it must have.
-// Optional models do not hold back readiness.
+// An optional model holds back readiness only until its first check has
+// ended (loaded, absent or failed), so a replica that has just started
+// does not answer "no model" for one that is about to load.
 type Spec struct {
 	Name, Alias, Kind string
 	Optional          bool
@@ -106,11 +110,17 @@ func (s *Set) Get(name string) *Loaded {
 	return w.current.Load()
 }
 
-// Ready reports whether every model is loaded, and if not, which are missing.
+// Ready reports whether every required model is loaded and every optional
+// one has been checked once, and if not, which are missing.
 func (s *Set) Ready() (bool, string) {
 	var missing []string
 	for _, n := range s.order {
-		if w := s.models[n]; !w.optional && w.current.Load() == nil {
+		w := s.models[n]
+		if w.optional && !w.checked.Load() {
+			missing = append(missing, fmt.Sprintf("%s (alias %s): first check not done", n, w.alias))
+			continue
+		}
+		if !w.optional && w.current.Load() == nil {
 			w.mu.Lock()
 			e := w.status.LastError
 			w.mu.Unlock()
@@ -122,7 +132,7 @@ func (s *Set) Ready() (bool, string) {
 		}
 	}
 	if len(missing) == 0 {
-		return true, "all models loaded"
+		return true, "all required models loaded"
 	}
 	return false, fmt.Sprintf("no model loaded yet for %v", missing)
 }
@@ -173,6 +183,7 @@ const (
 )
 
 func (s *Set) check(ctx context.Context, w *watched) {
+	defer w.checked.Store(true)
 	now := s.now()
 	w.mu.Lock()
 	w.status.LastCheck = now

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/promoai/promo/registry"
 	"github.com/promoai/promo/registry/artifact"
@@ -99,5 +100,49 @@ func TestOutageKeepsServingModel(t *testing.T) {
 	set.CheckAll(ctx)
 	if l := set.Get("propensity"); l == nil || l.Version != v2 {
 		t.Fatalf("after recovery: %+v, want %s", l, v2)
+	}
+}
+
+// gated holds every alias lookup of one model until released.
+type gated struct {
+	*registry.Registry
+	model   string
+	release chan struct{}
+}
+
+func (g *gated) AliasETag(ctx context.Context, m, a string) (string, error) {
+	if m == g.model {
+		<-g.release
+	}
+	return g.Registry.AliasETag(ctx, m, a)
+}
+
+// An optional model holds back readiness until its first check ends, then
+// no longer, even when it has nothing to load: a replica that reported
+// ready between loading the required models and the optional one answered
+// "no model" for a model it was about to load.
+func TestOptionalModelHoldsReadinessOnlyUntilChecked(t *testing.T) {
+	src := &gated{Registry: registry.New(inmem.New()), model: "uplift", release: make(chan struct{})}
+	publish(t, src.Registry, 0)
+	set := models.NewSet(src, []models.Spec{
+		{Name: "propensity", Alias: "production", Kind: artifact.KindPropensity},
+		{Name: "uplift", Alias: "production", Kind: artifact.KindUplift, Optional: true},
+	}, 0, slog.New(slog.NewTextHandler(io.Discard, nil)), models.Hooks{})
+	done := make(chan struct{})
+	go func() { set.CheckAll(context.Background()); close(done) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for set.Get("propensity") == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the required model never loaded")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if ok, msg := set.Ready(); ok || !strings.Contains(msg, "uplift") {
+		t.Fatalf("ready before the optional model was checked: %v %q", ok, msg)
+	}
+	close(src.release)
+	<-done
+	if ok, msg := set.Ready(); !ok {
+		t.Fatalf("an absent optional model held back readiness after its check: %q", msg)
 	}
 }
