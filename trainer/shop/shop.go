@@ -318,19 +318,20 @@ func poisson(r *rand.Rand, lambda float64) int {
 func (c *Catalogue) session(p Params, r *rand.Rand, u *user, t time.Time, sinceBuy float64, experiment bool, send func(*eventlog.Event) error, st *Stats) (bool, error) {
 	st.Sessions++
 	sid := fmt.Sprintf("%s-%d", u.id, t.Unix())
-	arm := ""
+	arm, propensity := "", 1.0
 	switch {
 	case experiment && r.Float64() < p.ExposureRate:
-		arm = Arms[r.IntN(len(Arms))]
+		arm, propensity = Arms[r.IntN(len(Arms))], 1/float64(len(Arms))
 	case !experiment && r.Float64() < 0.15:
-		// Earlier campaigns (no control group) leave a trace of how a user
-		// responds to offers in their history.
+		// Earlier campaigns leave a trace of how a user responds to offers
+		// in their history. With no control group they are not an
+		// experiment, and are logged as such (propensity 1).
 		arm = Arms[1+r.IntN(len(Arms)-1)]
 	}
 	if arm != "" {
 		st.Exposures++
 		if err := send(&eventlog.Event{Type: eventlog.TypePromoExposure, Time: t, User: u.id, Session: sid, Arm: arm, Offer: arm,
-			Propensity: 1 / float64(len(Arms)), Decision: "d-" + sid}); err != nil {
+			Propensity: propensity, Decision: "d-" + sid}); err != nil {
 			return false, err
 		}
 	}
