@@ -46,6 +46,9 @@ type Options struct {
 	Retries   int
 	CFWeights string
 	HalfLife  time.Duration
+	// Randomized exposures of the last ExperimentLookback train the uplift
+	// model, each with features as of the start of its ExperimentStep.
+	ExperimentLookback, ExperimentStep time.Duration
 }
 
 // RegisterFlags registers the options.
@@ -64,6 +67,8 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&o.Retries, "retries", 3, "retries with backoff when storage is unavailable")
 	fs.StringVar(&o.CFWeights, "cf.weights", "view=1,add_to_cart=3,purchase=5", "collaborative-filtering weight per event type")
 	fs.DurationVar(&o.HalfLife, "cf.half-life", 0, "decay interaction weights with this half-life (0: no decay), e.g. 720h")
+	fs.DurationVar(&o.ExperimentLookback, "experiment.lookback", pipeline.DefaultExperimentLookback, "randomized promotion exposures this far back from the last event train the uplift model and feed the experiment readout")
+	fs.DurationVar(&o.ExperimentStep, "experiment.step", pipeline.DefaultExperimentStep, "each of those exposures gets its shopper's features as of the start of its period of this length (shorter: fresher features, a slower run)")
 }
 
 // subcommand starts a subcommand's flag set with the storage flags, whose
@@ -114,6 +119,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 // Run trains once or on schedule.
 func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
+	if o.ExperimentStep < time.Hour || o.ExperimentLookback < o.ExperimentStep {
+		return fmt.Errorf("-experiment.step %s must be at least 1h and -experiment.lookback %s at least one step", o.ExperimentStep, o.ExperimentLookback)
+	}
 	log := NewLogger(o.LogFormat, stderr)
 	bkt, err := client.NewBucket(ctx, o.Store)
 	if err != nil {
@@ -131,7 +139,8 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 		return err
 	}
 	cfg := pipeline.Config{Alias: o.Alias, Tolerance: o.Tolerance, Seed: o.Seed, Models: splitList(o.Models), Logger: log,
-		Progress: newProgress(stderr, log).update, InteractionWeights: weights, HalfLife: o.HalfLife}
+		Progress: newProgress(stderr, log).update, InteractionWeights: weights, HalfLife: o.HalfLife,
+		ExperimentLookback: o.ExperimentLookback, ExperimentStep: o.ExperimentStep}
 	job := func(ctx context.Context) error {
 		runCfg := cfg
 		dir := report.Dir(time.Now())

@@ -36,13 +36,33 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	asJSON := fs.Bool("json", false, "print one JSON object per model instead of a table")
 	size := fs.String("size", "small", "uplift, forward and experiment protocols: synthetic shop size")
 	file := fs.String("file", "", "events, forward and experiment protocols: a CSV or JSON Lines file of events")
-	users := fs.Int("users", 0, "uplift protocol: override the number of users")
+	users := fs.Int("users", 0, "generated shops: override the number of users")
+	expShare := fs.Float64("experiment-share", 0, "generated shops: override the share of the shop's days (at the end) that run the randomized experiment")
+	expRate := fs.Float64("exposure-rate", 0, "generated shops: override the chance that a session during the experiment gets a randomized decision")
 	l2 := fs.Float64("l2", 0, "uplift protocol: L2 penalty of the conversion models (0: the trainer's default)")
 	deviation := fs.Float64("deviation", 0, "uplift protocol: penalty on each offer arm's deviation from the model the offer arms share (0: the trainer's default)")
 	separate := fs.Bool("separate-arms", false, "uplift protocol: fit each offer arm on its own (the T-learner) instead of jointly")
+	lookback := fs.Duration("experiment.lookback", pipeline.DefaultExperimentLookback, "uplift and experiment protocols: randomized exposures this far back from the last event are used, as in a training run")
+	step := fs.Duration("experiment.step", pipeline.DefaultExperimentStep, "uplift and experiment protocols: each exposure gets features as of the start of its period of this length, as in a training run")
 	shops := fs.Int("shops", 1, "uplift protocol: how many shops to generate (seeds seed, seed+1, ...); with more than one, prints each shop's ratio and the mean")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	shopParams := func() (shop.Params, error) {
+		p, err := shop.Preset(*size)
+		if err != nil {
+			return p, err
+		}
+		if *users > 0 {
+			p.Users = *users
+		}
+		if *expShare > 0 {
+			p.ExperimentShare = *expShare
+		}
+		if *expRate > 0 {
+			p.ExposureRate = *expRate
+		}
+		return p, nil
 	}
 	switch *protocol {
 	case "ml100k":
@@ -61,14 +81,12 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		protocols.PrintTable(stdout, rows, *k)
 		return nil
 	case "uplift":
-		p, err := shop.Preset(*size)
+		p, err := shopParams()
 		if err != nil {
 			return err
 		}
-		if *users > 0 {
-			p.Users = *users
-		}
-		cfg := pipeline.Config{BootstrapRounds: 200, UpliftL2: *l2, UpliftDeviation: *deviation, UpliftSeparateArms: *separate}
+		cfg := pipeline.Config{BootstrapRounds: 200, UpliftL2: *l2, UpliftDeviation: *deviation, UpliftSeparateArms: *separate,
+			ExperimentLookback: *lookback, ExperimentStep: *step}
 		if *shops > 1 {
 			return upliftShops(ctx, p, *shops, cfg, *asJSON, stdout)
 		}
@@ -79,17 +97,22 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if *asJSON {
 			return json.NewEncoder(stdout).Encode(r)
 		}
-		fmt.Fprintf(stdout, "protocol uplift: synthetic shop (%d users, seed %d), uplift model vs ranking by the true effect, Qini on held-out users\n", p.Users, p.Seed)
+		fmt.Fprintf(stdout, "protocol uplift: synthetic shop (%d users, seed %d, %s), uplift model vs ranking by the true effect, Qini on held-out users\n", p.Users, p.Seed, experimentText(p))
 		protocols.PrintUplift(stdout, r)
 		return nil
 	case "events":
 		return evalEvents(ctx, *file, *asJSON, stdout, stderr)
 	case "forward":
-		return evalForward(ctx, *file, *size, *asJSON, stdout, stderr)
+		return evalForward(ctx, *file, shopParams, *asJSON, stdout, stderr)
 	case "experiment":
-		return evalExperiment(ctx, *file, *size, *asJSON, stdout, stderr)
+		return evalExperiment(ctx, *file, shopParams, pipeline.Config{ExperimentLookback: *lookback, ExperimentStep: *step}, *asJSON, stdout, stderr)
 	}
 	return fmt.Errorf("unknown protocol %q (want ml100k, uplift, events, forward or experiment)", *protocol)
+}
+
+// experimentText describes the shop's randomized experiment.
+func experimentText(p shop.Params) string {
+	return fmt.Sprintf("experiment in the last %.0f of %d days with %.0f%% of sessions randomized", p.ExperimentShare*float64(p.Days), p.Days, 100*p.ExposureRate)
 }
 
 // upliftShops runs the uplift protocol on n shops that differ only in their
@@ -97,10 +120,10 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 // points from one draw to the next.
 func upliftShops(ctx context.Context, p shop.Params, n int, cfg pipeline.Config, asJSON bool, stdout io.Writer) error {
 	if !asJSON {
-		fmt.Fprintf(stdout, "protocol uplift: %d synthetic shops of %d users (seeds %d-%d), uplift model vs ranking by the true effect, Qini on held-out users\n",
-			n, p.Users, p.Seed, p.Seed+uint64(n)-1)
+		fmt.Fprintf(stdout, "protocol uplift: %d synthetic shops of %d users (seeds %d-%d, %s), uplift model vs ranking by the true effect, Qini on held-out users\n",
+			n, p.Users, p.Seed, p.Seed+uint64(n)-1, experimentText(p))
 	}
-	var ratio, ceiling, withTrace, auc float64
+	var ratio, ceiling, withTrace, auc, corr float64
 	cfg.BootstrapRounds = 20 // few: only the point estimates are printed
 	for i := range n {
 		q := p
@@ -114,15 +137,16 @@ func upliftShops(ctx context.Context, p shop.Params, n int, cfg pipeline.Config,
 				return err
 			}
 		} else {
-			fmt.Fprintf(stdout, "seed %d: model / truth %.2f, ceiling / truth %.2f, with trace %.2f, sleeping-dog AUC %.3f\n", q.Seed, r.Ratio, r.Ceiling, r.CeilingWithTrace, r.SleepingDogAUC)
+			fmt.Fprintf(stdout, "seed %d: model / truth %.2f, ceiling / truth %.2f, with trace %.2f, sleeping-dog AUC %.3f, correlation with the true effect %.3f\n", q.Seed, r.Ratio, r.Ceiling, r.CeilingWithTrace, r.SleepingDogAUC, r.Correlation)
 		}
 		ratio += r.Ratio / float64(n)
 		ceiling += r.Ceiling / float64(n)
 		withTrace += r.CeilingWithTrace / float64(n)
 		auc += r.SleepingDogAUC / float64(n)
+		corr += r.Correlation / float64(n)
 	}
 	if !asJSON {
-		fmt.Fprintf(stdout, "mean over %d shops: model / truth %.2f, ceiling / truth %.2f, with trace %.2f, sleeping-dog AUC %.3f\n", n, ratio, ceiling, withTrace, auc)
+		fmt.Fprintf(stdout, "mean over %d shops: model / truth %.2f, ceiling / truth %.2f, with trace %.2f, sleeping-dog AUC %.3f, correlation with the true effect %.3f\n", n, ratio, ceiling, withTrace, auc, corr)
 	}
 	return nil
 }
@@ -180,12 +204,12 @@ func importFile(ctx context.Context, file string, stderr io.Writer) (registry.Bu
 // eventSource imports a file of events into memory or, with no file,
 // generates a shop of the named size there; source says which, for the
 // printed header.
-func eventSource(ctx context.Context, file, size string, stderr io.Writer) (b registry.Bucket, source string, err error) {
+func eventSource(ctx context.Context, file string, shopParams func() (shop.Params, error), stderr io.Writer) (b registry.Bucket, source string, err error) {
 	if file != "" {
 		b, err = importFile(ctx, file, stderr)
 		return b, file, err
 	}
-	p, err := shop.Preset(size)
+	p, err := shopParams()
 	if err != nil {
 		return nil, "", err
 	}
@@ -193,17 +217,18 @@ func eventSource(ctx context.Context, file, size string, stderr io.Writer) (b re
 	if _, err := shop.WriteTo(ctx, mem, p, nil); err != nil {
 		return nil, "", err
 	}
-	return mem, fmt.Sprintf("synthetic shop %q (%d users, seed %d)", size, p.Users, p.Seed), nil
+	return mem, fmt.Sprintf("synthetic shop (%d users, seed %d, %s)", p.Users, p.Seed, experimentText(p)), nil
 }
 
 // evalExperiment prints the promotion experiment's readout: each offer
-// arm against control on the exposures of the last horizon.
-func evalExperiment(ctx context.Context, file, size string, asJSON bool, stdout, stderr io.Writer) error {
-	b, source, err := eventSource(ctx, file, size, stderr)
+// arm against control on the randomized exposures a run would use.
+func evalExperiment(ctx context.Context, file string, shopParams func() (shop.Params, error), cfg pipeline.Config, asJSON bool, stdout, stderr io.Writer) error {
+	b, source, err := eventSource(ctx, file, shopParams, stderr)
 	if err != nil {
 		return err
 	}
-	ds, err := pipeline.TrainingData(ctx, b, pipeline.Config{Logger: NewLogger("text", io.Discard)})
+	cfg.Logger = NewLogger("text", io.Discard)
+	ds, err := pipeline.ExperimentData(ctx, b, cfg)
 	if err != nil {
 		return err
 	}
@@ -221,8 +246,17 @@ func evalExperiment(ctx context.Context, file, size string, asJSON bool, stdout,
 		}
 		return nil
 	}
-	fmt.Fprintf(stdout, "protocol experiment: %s; promotion exposures from %s on, each offer arm against control (95%% intervals, clustered by shopper)\n",
-		source, ds.Cutoff.Format(time.DateOnly))
+	from, to := ds.Exposures[0].Time, ds.Exposures[0].Time
+	for _, e := range ds.Exposures {
+		if e.Time.Before(from) {
+			from = e.Time
+		}
+		if e.Time.After(to) {
+			to = e.Time
+		}
+	}
+	fmt.Fprintf(stdout, "protocol experiment: %s; %d randomized promotion exposures from %s to %s, each offer arm against control (95%% intervals, clustered by shopper)\n",
+		source, len(ds.Exposures), from.Format(time.DateOnly), to.Format(time.DateOnly))
 	t := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(t, "ARM\tEXPOSURES\tCONVERSION\tREVENUE / EXPOSURE\tREPURCHASE (%.0f DAYS)\n", features.DefaultRepurchaseWindow.Hours()/24)
 	c := rs[0]
@@ -258,8 +292,8 @@ func liftJSON(l eval.Lift) map[string]any {
 
 // evalForward backtests the propensity model on a file of events or, with
 // no file, on a generated shop.
-func evalForward(ctx context.Context, file, size string, asJSON bool, stdout, stderr io.Writer) error {
-	b, source, err := eventSource(ctx, file, size, stderr)
+func evalForward(ctx context.Context, file string, shopParams func() (shop.Params, error), asJSON bool, stdout, stderr io.Writer) error {
+	b, source, err := eventSource(ctx, file, shopParams, stderr)
 	if err != nil {
 		return err
 	}

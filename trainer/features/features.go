@@ -99,6 +99,11 @@ type Config struct {
 	// MaxSessionsPerUser bounds the sessions kept per user for
 	// collaborative filtering, the newest (default 64).
 	MaxSessionsPerUser int
+	// ExposuresOnly skips what only collaborative filtering and profiles
+	// use (item rows, sessions, recent and purchased items, label-period
+	// interactions): for builders whose only use is their exposures and
+	// the features next to them (see Stack).
+	ExposuresOnly bool
 }
 
 func (c *Config) defaults() {
@@ -171,6 +176,9 @@ type Item struct {
 type exposure struct {
 	t   time.Time
 	arm string
+	// past the label period: it only ends the conversion window of the
+	// exposure before it
+	boundary bool
 }
 
 type purchase struct {
@@ -194,7 +202,7 @@ type userAgg struct {
 	// together, and a set of every id would grow with the event count.
 	orders, sessions         int
 	lastOrder, lastSession   string
-	categories               map[string]int // interactions per category
+	categories               []categoryCount // interactions per category; few per user, so a slice beats a map
 	exposuresBefore, redeems int
 	// Sessions with and without an offer, and how many of each led to an
 	// add-to-cart or a purchase: how this user has responded to earlier
@@ -235,13 +243,14 @@ type Builder struct {
 	// Sum of log prices and count of priced items per category, so a view
 	// can be compared with its category's typical price.
 	catLogPrice map[string]*[2]float64
+	catIdx      map[string]int32
 	Report      Report
 }
 
 // NewBuilder starts processing with cfg.
 func NewBuilder(cfg Config) *Builder {
 	cfg.defaults()
-	return &Builder{cfg: cfg, users: map[string]*userAgg{}, itemIdx: map[string]int32{}, catLogPrice: map[string]*[2]float64{}, Report: Report{Dropped: map[string]int{}}}
+	return &Builder{cfg: cfg, users: map[string]*userAgg{}, itemIdx: map[string]int32{}, catLogPrice: map[string]*[2]float64{}, catIdx: map[string]int32{}, Report: Report{Dropped: map[string]int{}}}
 }
 
 func (b *Builder) item(id string) int32 {
@@ -257,7 +266,7 @@ func (b *Builder) item(id string) int32 {
 func (b *Builder) user(id string) *userAgg {
 	u := b.users[id]
 	if u == nil {
-		u = &userAgg{id: id, categories: map[string]int{}, purchasedItems: map[int32]struct{}{}}
+		u = &userAgg{id: id}
 		b.users[id] = u
 	}
 	return u
@@ -319,12 +328,22 @@ func (b *Builder) Add(e *eventlog.Event) {
 	b.Report.Used++
 	after := !e.Time.Before(b.cfg.Cutoff)
 	if after {
-		if e.Time.Sub(b.cfg.Cutoff) > b.cfg.Horizon {
+		if since := e.Time.Sub(b.cfg.Cutoff); since > b.cfg.Horizon {
+			// Past the label period, but the outcomes of its last
+			// exposures are still being decided.
+			if since <= b.cfg.Horizon+b.outcomeTail() {
+				switch {
+				case e.Type == eventlog.TypePurchase:
+					u.buysAfter = append(u.buysAfter, purchase{e.Time, float64(e.Quantity) * e.UnitPrice})
+				case e.Type == eventlog.TypePromoExposure && e.Propensity < 1:
+					u.expAfter = append(u.expAfter, exposure{t: e.Time, boundary: true})
+				}
+			}
 			b.Report.drop("after_label_horizon")
 			b.Report.Used--
 			return
 		}
-		if e.Item != "" {
+		if e.Item != "" && !b.cfg.ExposuresOnly {
 			if w := b.cfg.InteractionWeights[e.Type]; w > 0 {
 				if u.after == nil {
 					u.after = map[int32]float64{}
@@ -348,7 +367,7 @@ func (b *Builder) Add(e *eventlog.Event) {
 				b.Report.TargetedExposures++
 				break
 			}
-			u.expAfter = append(u.expAfter, exposure{e.Time, armOf(e)})
+			u.expAfter = append(u.expAfter, exposure{t: e.Time, arm: armOf(e)})
 		}
 		return
 	}
@@ -368,9 +387,9 @@ func (b *Builder) Add(e *eventlog.Event) {
 	if e.Item != "" {
 		it = b.item(e.Item)
 		if c := b.items[it].Category; c != "" {
-			u.categories[c]++
+			u.countCategory(b.category(c))
 		}
-		if w := b.cfg.InteractionWeights[e.Type]; w > 0 {
+		if w := b.cfg.InteractionWeights[e.Type]; w > 0 && !b.cfg.ExposuresOnly {
 			if b.cfg.HalfLife > 0 { // older interactions count less
 				w *= math.Exp2(-float64(b.cfg.Cutoff.Sub(e.Time)) / float64(b.cfg.HalfLife))
 			}
@@ -426,7 +445,10 @@ func (b *Builder) Add(e *eventlog.Event) {
 		if e.Time.After(u.lastPurchase) {
 			u.lastPurchase = e.Time
 		}
-		if it >= 0 {
+		if it >= 0 && !b.cfg.ExposuresOnly {
+			if u.purchasedItems == nil {
+				u.purchasedItems = map[int32]struct{}{}
+			}
 			u.purchasedItems[it] = struct{}{}
 		}
 		if e.Session != "" {
@@ -440,6 +462,11 @@ func (b *Builder) Add(e *eventlog.Event) {
 	case eventlog.TypePromoRedeem:
 		u.redeems++
 	}
+}
+
+// outcomeTail is how long after an exposure its outcomes keep coming in.
+func (b *Builder) outcomeTail() time.Duration {
+	return b.cfg.ConversionWindow + b.cfg.RepurchaseWindow
 }
 
 // endSession counts the session that just ended by offer and outcome.
@@ -514,6 +541,7 @@ func (u *userAgg) trimRecent(n int) {
 type UserRow struct {
 	ID       string
 	Features []float64 // in Names order
+	AsOf     time.Time // the features' cutoff
 	// Protected attributes, for fairness audits only.
 	Age    int32
 	Gender string
@@ -537,6 +565,7 @@ type UserRow struct {
 // outcome.
 type Exposure struct {
 	User      int // index into Dataset.Users
+	Time      time.Time
 	Arm       string
 	Converted bool    // bought within the conversion window, before the next exposure
 	Spend     float64 // what those purchases were worth
@@ -562,9 +591,9 @@ func (b *Builder) Finish() *Dataset {
 	if windowDays <= 0 {
 		windowDays = 1
 	}
-	// Events past the label period were dropped, so the data ends at
-	// whichever comes first.
-	dataEnd := b.cfg.Cutoff.Add(b.cfg.Horizon)
+	// Outcomes are followed past the label period for outcomeTail only,
+	// so the data ends at whichever comes first.
+	dataEnd := b.cfg.Cutoff.Add(b.cfg.Horizon + b.outcomeTail())
 	if b.Report.LastEvent.Before(dataEnd) {
 		dataEnd = b.Report.LastEvent
 	}
@@ -615,7 +644,7 @@ func (b *Builder) Finish() *Dataset {
 			float64(u.recentViews),
 			safeDiv(u.viewedPriceSum, float64(u.pricedViews)),
 			safeDiv(float64(u.views), float64(u.sessions)),
-			topShare(u.categories),
+			u.topCategoryShare(),
 			safeDiv(u.priceIndexSum, float64(u.pricedViews)),
 			u.offerLift(),
 		}
@@ -624,7 +653,7 @@ func (b *Builder) Finish() *Dataset {
 		for i, r := range u.recent {
 			recent[i] = r.item
 		}
-		row := UserRow{ID: id, Features: f, Age: u.age, Gender: u.gender, Buy: u.labelBuy, Spend: u.labelSpend,
+		row := UserRow{ID: id, Features: f, AsOf: b.cfg.Cutoff, Age: u.age, Gender: u.gender, Buy: u.labelBuy, Spend: u.labelSpend,
 			Items: u.items, Sessions: u.sessionsCF, After: u.after, Purchased: u.purchasedItems, Recent: recent, Active: !u.last.IsZero()}
 		idx := len(ds.Users)
 		ds.Users = append(ds.Users, row)
@@ -632,13 +661,16 @@ func (b *Builder) Finish() *Dataset {
 		// before the next exposure) to that exposure.
 		sort.Slice(u.expAfter, func(i, j int) bool { return u.expAfter[i].t.Before(u.expAfter[j].t) })
 		for i, ex := range u.expAfter {
+			if ex.boundary {
+				continue
+			}
 			end := ex.t.Add(b.cfg.ConversionWindow)
 			if i+1 < len(u.expAfter) && u.expAfter[i+1].t.Before(end) {
 				end = u.expAfter[i+1].t
 			}
 			later := ex.t.Add(b.cfg.ConversionWindow)
 			followUp := later.Add(b.cfg.RepurchaseWindow)
-			out := Exposure{User: idx, Arm: ex.arm, FollowedUp: !followUp.After(dataEnd)}
+			out := Exposure{User: idx, Time: ex.t, Arm: ex.arm, FollowedUp: !followUp.After(dataEnd)}
 			for _, p := range u.buysAfter {
 				if !p.t.Before(ex.t) && p.t.Before(end) {
 					out.Converted = true
@@ -662,11 +694,70 @@ func (b *Builder) Finish() *Dataset {
 	return ds
 }
 
-func topShare(counts map[string]int) float64 {
-	top, all := 0, 0
-	for _, n := range counts {
-		top = max(top, n)
-		all += n
+// Stack joins the randomized exposures of datasets built over consecutive
+// label periods (say, a month each, features as of each month's start), so
+// the uplift model and the experiment readout get more experiment data
+// than one label period holds while no exposure sees features older than
+// its period's start, nor any from after it. Users holds one row per
+// shopper and period with exposures, so an ID can recur; Cutoff is the
+// earliest; Items and Report come from the first dataset, with the
+// exposure counts of all.
+func Stack(sets ...*Dataset) *Dataset {
+	if len(sets) == 0 {
+		return &Dataset{Report: Report{Dropped: map[string]int{}}}
+	}
+	out := &Dataset{Cutoff: sets[0].Cutoff, Items: sets[0].Items, Report: sets[0].Report}
+	out.Report.ExposuresAfter, out.Report.TargetedExposures = 0, 0
+	for _, ds := range sets {
+		if ds.Cutoff.Before(out.Cutoff) {
+			out.Cutoff = ds.Cutoff
+		}
+		out.Report.ExposuresAfter += ds.Report.ExposuresAfter
+		out.Report.TargetedExposures += ds.Report.TargetedExposures
+		row := map[int]int{} // index in ds.Users -> index in out.Users
+		for _, e := range ds.Exposures {
+			i, ok := row[e.User]
+			if !ok {
+				i = len(out.Users)
+				row[e.User] = i
+				out.Users = append(out.Users, ds.Users[e.User])
+			}
+			e.User = i
+			out.Exposures = append(out.Exposures, e)
+		}
+	}
+	return out
+}
+
+type categoryCount struct{ category, n int32 }
+
+// category is the index of a category name, assigned on first sight.
+func (b *Builder) category(name string) int32 {
+	i, ok := b.catIdx[name]
+	if !ok {
+		i = int32(len(b.catIdx))
+		b.catIdx[name] = i
+	}
+	return i
+}
+
+func (u *userAgg) countCategory(c int32) {
+	for i := range u.categories {
+		if u.categories[i].category == c {
+			u.categories[i].n++
+			return
+		}
+	}
+	u.categories = append(u.categories, categoryCount{c, 1})
+}
+
+// topCategoryShare is the share of the user's interactions in their
+// favourite category.
+func (u *userAgg) topCategoryShare() float64 {
+	var top, all int32
+	for _, c := range u.categories {
+		top = max(top, c.n)
+		all += c.n
 	}
 	return safeDiv(float64(top), float64(all))
 }

@@ -111,7 +111,8 @@ func TestOfferLiftAndPriceIndex(t *testing.T) {
 
 // An exposure's outcomes: the purchase within the conversion window (and
 // before the next exposure) converts it; a later one within the repurchase
-// window is a repurchase, known only when that window has ended.
+// window is a repurchase, known only when that window has ended. Outcomes
+// are followed past the end of the label period.
 func TestExposureOutcomes(t *testing.T) {
 	day := 24 * time.Hour
 	t0 := time.Now().Add(-60 * day).Truncate(time.Hour)
@@ -147,8 +148,19 @@ func TestExposureOutcomes(t *testing.T) {
 	// 1), which says nothing about its effect.
 	buy("targeted", t0.Add(day))
 	add(eventlog.Event{Type: eventlog.TypePromoExposure, Time: cutoff.Add(2 * day), User: "targeted", Arm: "pct10", Offer: "pct10", Propensity: 1})
+	// edge: exposed in the label period's last hour, buys just after it
+	// ends: a conversion all the same (the purchase is not a label).
+	end := cutoff.Add(30 * day)
+	expose("edge", "pct10", end.Add(-time.Hour))
+	buy("edge", end.Add(time.Hour))
+	// cut: exposed in the last hour too, exposed again after the period
+	// (that exposure is not a row of this period), then buys: the purchase
+	// belongs to the later exposure.
+	expose("cut", "control", end.Add(-2*time.Hour))
+	expose("cut", "pct10", end.Add(30*time.Minute))
+	buy("cut", end.Add(2*time.Hour))
 	ds := b.Finish()
-	if ds.Report.TargetedExposures != 1 || ds.Report.ExposuresAfter != 4 || len(ds.Exposures) != 3 {
+	if ds.Report.TargetedExposures != 1 || ds.Report.ExposuresAfter != 6 || len(ds.Exposures) != 5 {
 		t.Errorf("%d exposures after the cutoff, %d targeted, %d kept", ds.Report.ExposuresAfter, ds.Report.TargetedExposures, len(ds.Exposures))
 	}
 	got := map[string]features.Exposure{}
@@ -156,9 +168,11 @@ func TestExposureOutcomes(t *testing.T) {
 		got[ds.Users[e.User].ID] = e
 	}
 	want := map[string]features.Exposure{
-		"conv": {Arm: "pct10", Converted: true, Spend: 20, FollowedUp: true},
-		"back": {Arm: "control", Repurchased: true, FollowedUp: true},
-		"late": {Arm: "pct10"},
+		"conv": {Time: cutoff.Add(day), Arm: "pct10", Converted: true, Spend: 20, FollowedUp: true},
+		"back": {Time: cutoff.Add(day), Arm: "control", Repurchased: true, FollowedUp: true},
+		"late": {Time: cutoff.Add(25 * day), Arm: "pct10"},
+		"edge": {Time: end.Add(-time.Hour), Arm: "pct10", Converted: true, Spend: 20},
+		"cut":  {Time: end.Add(-2 * time.Hour), Arm: "control"},
 	}
 	for u, w := range want {
 		g := got[u]
@@ -185,5 +199,84 @@ func TestLabelPeriodIncludesItsEnd(t *testing.T) {
 	ds := b.Finish()
 	if ds.Report.Dropped["after_label_horizon"] != 1 || !ds.Users[0].Buy || ds.Users[0].Spend != 10 {
 		t.Fatalf("dropped %v, label buy %t spend %v: want only the event past the end dropped", ds.Report.Dropped, ds.Users[0].Buy, ds.Users[0].Spend)
+	}
+}
+
+// Stack joins consecutive periods: each exposure keeps the features of its
+// own period's start, and a shopper exposed in both periods has a row in
+// each.
+func TestStack(t *testing.T) {
+	day := 24 * time.Hour
+	t0 := time.Now().Add(-60 * day).Truncate(time.Hour)
+	var events []eventlog.Event
+	add := func(e eventlog.Event) {
+		e.ID = fmt.Sprint("e", len(events))
+		events = append(events, e)
+	}
+	buy := func(user string, at time.Time) {
+		add(eventlog.Event{Type: eventlog.TypePurchase, Time: at, User: user, Item: "a", Quantity: 1, UnitPrice: 20, Order: fmt.Sprint("o", len(events))})
+	}
+	expose := func(user, arm string, at time.Time) {
+		add(eventlog.Event{Type: eventlog.TypePromoExposure, Time: at, User: user, Arm: arm, Offer: arm, Propensity: 0.5})
+	}
+	// Periods [t0+10d, t0+17d) and [t0+17d, t0+24d).
+	p1, p2 := t0.Add(10*day), t0.Add(17*day)
+	buy("u", t0)
+	expose("v", "control", p1.Add(2*day))
+	buy("u", p1.Add(3*day)) // u's second purchase: frequency 2 as of p2
+	expose("u", "pct10", p1.Add(4*day))
+	expose("u", "control", p2.Add(day))
+	expose("v", "gift", p2.Add(day))
+	build := func(cutoff time.Time) *features.Dataset {
+		b := features.NewBuilder(features.Config{Cutoff: cutoff, Horizon: 7*day - time.Nanosecond, ExposuresOnly: true})
+		for i := range events {
+			b.Add(&events[i])
+		}
+		return b.Finish()
+	}
+	ds := features.Stack(build(p2), build(p1))
+	if !ds.Cutoff.Equal(p1) || len(ds.Exposures) != 4 || ds.Report.ExposuresAfter != 4 {
+		t.Fatalf("cutoff %v, %d exposures, %d after the cutoffs", ds.Cutoff, len(ds.Exposures), ds.Report.ExposuresAfter)
+	}
+	freq := features.Index("frequency")
+	var got []string
+	for _, e := range ds.Exposures {
+		u := ds.Users[e.User]
+		got = append(got, fmt.Sprintf("%s %s day %.0f frequency %.0f", u.ID, e.Arm, e.Time.Sub(t0).Hours()/24, u.Features[freq]))
+	}
+	want := "[u control day 18 frequency 2 v gift day 18 frequency 0 u pct10 day 14 frequency 1 v control day 12 frequency 0]"
+	if fmt.Sprint(got) != want {
+		t.Fatalf("stacked exposures:\n got %v\nwant %s", got, want)
+	}
+	if len(ds.Users) != 4 {
+		t.Fatalf("%d user rows, want one per shopper and period with exposures (4)", len(ds.Users))
+	}
+}
+
+// Category features: how many categories a user touched and the share of
+// their interactions in the favourite one.
+func TestCategoryFeatures(t *testing.T) {
+	t0 := time.Now().Add(-48 * time.Hour).Truncate(time.Hour)
+	b := features.NewBuilder(features.Config{Cutoff: t0.Add(24 * time.Hour)})
+	n := 0
+	add := func(e eventlog.Event) {
+		n++
+		e.ID = fmt.Sprint("e", n)
+		e.Time = t0.Add(time.Duration(n) * time.Minute)
+		b.Add(&e)
+	}
+	add(eventlog.Event{Type: eventlog.TypeItemUpsert, Item: "a", ItemAttrs: &eventlog.ItemAttrs{Category: "shoes", Price: 10}})
+	add(eventlog.Event{Type: eventlog.TypeItemUpsert, Item: "b", ItemAttrs: &eventlog.ItemAttrs{Category: "hats", Price: 10}})
+	for _, it := range []string{"a", "b", "a", "a"} {
+		add(eventlog.Event{Type: eventlog.TypeView, User: "u", Item: it, Session: "s"})
+	}
+	add(eventlog.Event{Type: eventlog.TypeView, User: "v", Item: "b", Session: "s2"})
+	ds := b.Finish()
+	for _, u := range ds.Users {
+		breadth, share := u.Features[features.Index("category_breadth")], u.Features[features.Index("top_category_share")]
+		want := map[string][2]float64{"u": {2, 0.75}, "v": {1, 1}}[u.ID]
+		if breadth != want[0] || share != want[1] {
+			t.Errorf("%s: breadth %v, top share %v, want %v", u.ID, breadth, share, want)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"time"
 
 	"github.com/promoai/promo/registry/artifact"
 	"github.com/promoai/promo/trainer/eval"
@@ -13,8 +14,9 @@ import (
 )
 
 // ArmReadout is what one offer arm did on average against control, over
-// the randomized exposures of the label period: the promotion evaluation
-// a marketer asks for before any model ranks shoppers.
+// the randomized exposures of the experiment data (ExperimentData): the
+// promotion evaluation a marketer asks for before any model ranks
+// shoppers.
 type ArmReadout struct {
 	Arm       string
 	Exposures int
@@ -29,11 +31,20 @@ type ArmReadout struct {
 }
 
 // ExperimentReadout compares each offer arm with control on every
-// exposure after the dataset's cutoff. Intervals are clustered by shopper,
-// since one shopper's exposures are not independent.
+// randomized exposure in ds. Intervals are clustered by shopper, since one
+// shopper's exposures are not independent (ds.Users may hold a shopper
+// more than once: see features.Stack).
 func ExperimentReadout(ds *features.Dataset) ([]ArmReadout, error) {
 	if err := needRandomizedExposures(ds); err != nil {
 		return nil, err
+	}
+	shopper := make([]int, len(ds.Users))
+	ids := map[string]int{}
+	for i, u := range ds.Users {
+		if _, ok := ids[u.ID]; !ok {
+			ids[u.ID] = len(ids)
+		}
+		shopper[i] = ids[u.ID]
 	}
 	byArm := map[string][]features.Exposure{}
 	for _, e := range ds.Exposures {
@@ -41,7 +52,7 @@ func ExperimentReadout(ds *features.Dataset) ([]ArmReadout, error) {
 	}
 	control := byArm[features.ControlArm]
 	if len(control) == 0 {
-		return nil, fmt.Errorf("%w: the %q arm has no exposures after the cutoff; a readout needs a randomized control group", fit.ErrNoData, features.ControlArm)
+		return nil, fmt.Errorf("%w: the %q arm has no randomized exposures; a readout needs a randomized control group", fit.ErrNoData, features.ControlArm)
 	}
 	var out []ArmReadout
 	for arm, rows := range byArm {
@@ -55,9 +66,9 @@ func ExperimentReadout(ds *features.Dataset) ([]ArmReadout, error) {
 		for i, e := range both {
 			tr := i < len(rows)
 			conv, rev = append(conv, b2f(e.Converted)), append(rev, e.Spend)
-			treated, users = append(treated, tr), append(users, e.User)
+			treated, users = append(treated, tr), append(users, shopper[e.User])
 			if e.FollowedUp {
-				rep, repTreated, repUsers = append(rep, b2f(e.Repurchased)), append(repTreated, tr), append(repUsers, e.User)
+				rep, repTreated, repUsers = append(rep, b2f(e.Repurchased)), append(repTreated, tr), append(repUsers, shopper[e.User])
 			}
 		}
 		out = append(out, ArmReadout{Arm: arm, Exposures: len(rows),
@@ -66,7 +77,7 @@ func ExperimentReadout(ds *features.Dataset) ([]ArmReadout, error) {
 			Repurchase: eval.MeanDifference(rep, repTreated, repUsers)})
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("%w: no offer arm has exposures after the cutoff", fit.ErrNoData)
+		return nil, fmt.Errorf("%w: no offer arm has randomized exposures", fit.ErrNoData)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Arm < out[j].Arm })
 	return out, nil
@@ -99,17 +110,17 @@ func readoutPlot(rs []ArmReadout) Plot {
 	return p
 }
 
-// needRandomizedExposures explains what is missing when the label period
-// has no randomized exposures to learn or measure effects from.
+// needRandomizedExposures explains what is missing when the experiment
+// data has no randomized exposures to learn or measure effects from.
 func needRandomizedExposures(ds *features.Dataset) error {
 	switch n, targeted := len(ds.Exposures), ds.Report.TargetedExposures; {
 	case n > 0:
 		return nil
 	case targeted > 0:
-		return fmt.Errorf("%w: all %d promotion exposures after the cutoff are targeted (propensity 1), which cannot measure an offer's effect; "+
-			"randomize a share of decisions (promo-server -offers.exploration) and log those exposures with their propensity", fit.ErrNoData, targeted)
+		return fmt.Errorf("%w: all %d promotion exposures since %s are targeted (propensity 1), which cannot measure an offer's effect; "+
+			"randomize a share of decisions (promo-server -offers.exploration) and log those exposures with their propensity", fit.ErrNoData, targeted, ds.Cutoff.Format(time.DateOnly))
 	default:
-		return fmt.Errorf("%w: no promotion exposures after the cutoff; run a randomized experiment first", fit.ErrNoData)
+		return fmt.Errorf("%w: no promotion exposures since %s; run a randomized experiment first", fit.ErrNoData, ds.Cutoff.Format(time.DateOnly))
 	}
 }
 

@@ -3,10 +3,13 @@ package pipeline_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/promoai/promo/registry/providers/inmem"
+	"github.com/promoai/promo/trainer/features"
 	"github.com/promoai/promo/trainer/fit"
 	"github.com/promoai/promo/trainer/pipeline"
 	"github.com/promoai/promo/trainer/shop"
@@ -24,7 +27,7 @@ func TestExperimentReadoutFindsTheTrueEffects(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	ds, err := pipeline.TrainingData(ctx, b, pipeline.Config{Logger: quiet()})
+	ds, err := pipeline.ExperimentData(ctx, b, pipeline.Config{Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +65,7 @@ func TestExperimentReadoutFindsTheTrueEffects(t *testing.T) {
 // log with only those says so instead of fitting on them.
 func TestTargetedExposuresAreNotAnExperiment(t *testing.T) {
 	_, b := shopOf(t, shop.Tiny())
-	ds, err := pipeline.TrainingData(context.Background(), b, pipeline.Config{Logger: quiet()})
+	ds, err := pipeline.ExperimentData(context.Background(), b, pipeline.Config{Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,5 +74,69 @@ func TestTargetedExposuresAreNotAnExperiment(t *testing.T) {
 	_, err = pipeline.ExperimentReadout(ds)
 	if !errors.Is(err, fit.ErrNoData) || !strings.Contains(err.Error(), "targeted") || !strings.Contains(err.Error(), "-offers.exploration") {
 		t.Fatalf("readout on targeted exposures only: %v", err)
+	}
+}
+
+// The tiny shop's campaigns before its experiment had no control group and
+// are logged as not randomized (propensity 1): the experiment data counts
+// them but keeps only the experiment's exposures. And offers without any
+// control exposure cannot be read out.
+func TestCampaignsWithoutControlAreLeftOut(t *testing.T) {
+	p := shop.Tiny()
+	p.Start = time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -p.Days)
+	_, b := shopOf(t, p)
+	ds, err := pipeline.ExperimentData(context.Background(), b, pipeline.Config{Logger: quiet(), ExperimentLookback: 90 * 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	experiment := p.Start.AddDate(0, 0, int(float64(p.Days)*(1-p.ExperimentShare)))
+	if ds.Report.TargetedExposures == 0 || len(ds.Exposures) == 0 {
+		t.Fatalf("want the campaigns counted as not randomized (%d) and the experiment kept (%d)", ds.Report.TargetedExposures, len(ds.Exposures))
+	}
+	var offers []features.Exposure
+	for _, e := range ds.Exposures {
+		if e.Time.Before(experiment) {
+			t.Fatalf("a %s exposure at %s, before the experiment began on %s, was kept", e.Arm, e.Time, experiment)
+		}
+		if e.Arm != features.ControlArm {
+			offers = append(offers, e)
+		}
+	}
+	ds.Exposures = offers // as if control had never been drawn
+	_, err = pipeline.ExperimentReadout(ds)
+	if !errors.Is(err, fit.ErrNoData) || !strings.Contains(err.Error(), "randomized control group") {
+		t.Fatalf("readout on offers without control: %v", err)
+	}
+}
+
+// A shopper with rows in several experiment periods is one cluster: the
+// readout of stacked data equals that of the same exposures with one row
+// per shopper.
+func TestReadoutClustersByShopper(t *testing.T) {
+	var perShopper, perPeriod features.Dataset
+	for s := range 40 {
+		id := fmt.Sprint("s", s)
+		perShopper.Users = append(perShopper.Users, features.UserRow{ID: id})
+		for period := range 3 {
+			perPeriod.Users = append(perPeriod.Users, features.UserRow{ID: id})
+			for k := range 2 {
+				e := features.Exposure{Arm: []string{features.ControlArm, "pct10"}[(s+period)%2], Converted: (s*7+period*3+k)%4 == 0, FollowedUp: true}
+				e.User = s
+				perShopper.Exposures = append(perShopper.Exposures, e)
+				e.User = len(perPeriod.Users) - 1
+				perPeriod.Exposures = append(perPeriod.Exposures, e)
+			}
+		}
+	}
+	want, err := pipeline.ExperimentReadout(&perShopper)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := pipeline.ExperimentReadout(&perPeriod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[0].Conversion != want[0].Conversion {
+		t.Fatalf("stacked rows: %+v, one row per shopper: %+v", got[0].Conversion, want[0].Conversion)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -23,6 +24,12 @@ import (
 	"github.com/promoai/promo/registry/artifact"
 	"github.com/promoai/promo/registry/eventlog"
 	"github.com/promoai/promo/trainer/features"
+)
+
+// Defaults of Config.ExperimentLookback and Config.ExperimentStep.
+const (
+	DefaultExperimentLookback = 90 * 24 * time.Hour
+	DefaultExperimentStep     = 30 * 24 * time.Hour
 )
 
 // Model names in the registry.
@@ -81,6 +88,16 @@ type Config struct {
 	// UpliftSeparateArms fits each offer arm on its own instead (the
 	// T-learner; for comparison).
 	UpliftSeparateArms bool
+	// ExperimentLookback is how far back from the last event randomized
+	// exposures train the uplift model and feed the experiment readout
+	// (default 90 days).
+	ExperimentLookback time.Duration
+	// ExperimentStep slices the lookback into periods, each exposure with
+	// its shopper's features as of the start of its period (default 30
+	// days, the horizon): features at most this old, never from after the
+	// exposure. On the synthetic shop 7-day periods measured no better
+	// (README) and cost four times the feature builders.
+	ExperimentStep time.Duration
 	// PropensityFeatures, when set, restricts the propensity model to these
 	// features (before automatic selection).
 	PropensityFeatures []string
@@ -120,6 +137,12 @@ func (c *Config) defaults() {
 	}
 	if c.UpliftDeviation == 0 {
 		c.UpliftDeviation = DeviationPenalty
+	}
+	if c.ExperimentLookback == 0 {
+		c.ExperimentLookback = DefaultExperimentLookback
+	}
+	if c.ExperimentStep == 0 {
+		c.ExperimentStep = DefaultExperimentStep
 	}
 	if c.Neighbors == 0 {
 		c.Neighbors = 200
@@ -195,21 +218,40 @@ func Run(ctx context.Context, reg *registry.Registry, cfg Config) (*Result, erro
 	res := &Result{Started: time.Now().UTC()}
 	bkt := reg.Bucket()
 
-	// Pass 1 finds the data window; pass 2 builds the training data (as of
-	// the cutoff) and the profiles (as of now) from one read of the log.
+	// Pass 1 finds the data window; pass 2 builds, from one read of the
+	// log, the training data (as of the cutoff), the profiles (as of now)
+	// and, for the uplift model, the experiment's periods.
 	st, first, last, err := dataWindow(ctx, bkt, cfg)
 	if err != nil {
 		return nil, err
 	}
 	cutoff := last.Add(-cfg.Horizon)
 	log.Info("event log scanned", "batches", st.Batches, "events", st.Events, "duplicates", st.Duplicates, "erased_user_events", st.Erased, "from", first, "to", last, "cutoff", cutoff)
-	sets, err := build(ctx, bkt, cfg.progress("features"), cfg.featureConfig(cutoff), cfg.featureConfig(last.Add(time.Second)))
+	var periods []features.Config
+	if slices.Contains(cfg.Models, ModelUplift) {
+		periods = cfg.experimentPeriods(first, last)
+	}
+	// With the default step the newest period is the training data's
+	// label period: build it once.
+	reuseTrain := len(periods) > 0 && periods[0].Cutoff.Equal(cutoff) && periods[0].Horizon == cfg.Horizon
+	if reuseTrain {
+		periods = periods[1:]
+	}
+	sets, err := build(ctx, bkt, cfg.progress("features"), append([]features.Config{cfg.featureConfig(cutoff), cfg.featureConfig(last.Add(time.Second))}, periods...)...)
 	if err != nil {
 		return nil, err
 	}
-	train, now := sets[0], sets[1]
+	train, now, expSets := sets[0], sets[1], sets[2:]
+	if reuseTrain {
+		expSets = append([]*features.Dataset{train}, expSets...)
+	}
+	exp := features.Stack(expSets...)
 	res.Report = train.Report
-	log.Info("features built", "users", len(train.Users), "items", len(train.Items), "exposures", len(train.Exposures), "targeted_exposures", train.Report.TargetedExposures, "dropped", train.Report.Dropped)
+	log.Info("features built", "users", len(train.Users), "items", len(train.Items), "dropped", train.Report.Dropped)
+	if len(expSets) > 0 {
+		log.Info("experiment data", "since", exp.Cutoff, "periods", len(expSets), "randomized_exposures", len(exp.Exposures),
+			"targeted_exposures", exp.Report.TargetedExposures)
+	}
 
 	fp := fingerprint(st, first, last)
 	window := registry.TimeWindow{Start: first, End: last}
@@ -230,7 +272,7 @@ func Run(ctx context.Context, reg *registry.Registry, cfg Config) (*Result, erro
 		case ModelProfiles:
 			c, ferr = buildProfiles(now, cfg)
 		case ModelUplift:
-			c, ferr = fitUplift(train, split, cfg)
+			c, ferr = fitUplift(exp, splitUsers(exp.Users, cfg.HoldoutShare, cfg.Seed), cfg)
 		default:
 			ferr = fmt.Errorf("unknown model %q", name)
 		}
@@ -255,19 +297,42 @@ func Run(ctx context.Context, reg *registry.Registry, cfg Config) (*Result, erro
 	return res, nil
 }
 
-// TrainingData builds the training dataset a run would use: features as
-// of the cutoff (the last event minus the horizon) and labels after it.
-func TrainingData(ctx context.Context, bkt registry.Bucket, cfg Config) (*features.Dataset, error) {
+// ExperimentData builds the experiment data a run's uplift model and
+// readout use: the randomized exposures of the last ExperimentLookback,
+// each with features as of the start of its ExperimentStep period.
+func ExperimentData(ctx context.Context, bkt registry.Bucket, cfg Config) (*features.Dataset, error) {
 	cfg.defaults()
-	_, _, last, err := dataWindow(ctx, bkt, cfg)
+	_, first, last, err := dataWindow(ctx, bkt, cfg)
 	if err != nil {
 		return nil, err
 	}
-	sets, err := build(ctx, bkt, nil, cfg.featureConfig(last.Add(-cfg.Horizon)))
+	sets, err := build(ctx, bkt, nil, cfg.experimentPeriods(first, last)...)
 	if err != nil {
 		return nil, err
 	}
-	return sets[0], nil
+	return features.Stack(sets...), nil
+}
+
+// experimentPeriods are the feature configs of the experiment's periods:
+// ExperimentStep long each, back from the last event over
+// ExperimentLookback, none starting before the first event (the newest
+// first). Each keeps only what exposures need.
+func (c *Config) experimentPeriods(first, last time.Time) []features.Config {
+	var out []features.Config
+	for back := c.ExperimentStep; back-c.ExperimentStep < c.ExperimentLookback; back += c.ExperimentStep {
+		start := last.Add(-back)
+		if start.Before(first) {
+			break
+		}
+		fc := c.featureConfig(start)
+		fc.Horizon, fc.ExposuresOnly = c.ExperimentStep, true
+		if back > c.ExperimentStep {
+			// Its end is the next period's start, which counts there.
+			fc.Horizon -= time.Nanosecond
+		}
+		out = append(out, fc)
+	}
+	return out
 }
 
 // dataWindow reads the log once for the time of its first and last events,

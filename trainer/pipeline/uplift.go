@@ -5,6 +5,9 @@ import (
 	"math"
 	"sort"
 	"strings"
+	"time"
+
+	"gonum.org/v1/gonum/stat"
 
 	"github.com/promoai/promo/registry/artifact"
 	"github.com/promoai/promo/trainer/eval"
@@ -252,10 +255,28 @@ type upliftData struct {
 	model       *artifact.Uplift
 }
 
+// UpliftHoldoutStart is where the uplift model's evaluation window
+// begins: the held-out shoppers' exposures of the experiment data's last
+// Horizon are its holdout, so each run's Qini is about the latest month
+// and comparable from run to run. Their earlier exposures are left out of
+// training too, or the model would have seen the shoppers it is tested on.
+// (ds is ExperimentData's: the newest period ends at the last event.)
+func UpliftHoldoutStart(ds *features.Dataset, cfg Config) time.Time {
+	cfg.defaults()
+	var newest time.Time
+	for _, u := range ds.Users {
+		if u.AsOf.After(newest) {
+			newest = u.AsOf
+		}
+	}
+	return newest.Add(cfg.ExperimentStep - cfg.Horizon)
+}
+
 func prepareUplift(ds *features.Dataset, holdout []bool, cfg Config) (*upliftData, error) {
 	if err := needRandomizedExposures(ds); err != nil {
 		return nil, err
 	}
+	testFrom := UpliftHoldoutStart(ds, cfg)
 	all := make([][]float64, 0, len(ds.Exposures))
 	for _, e := range ds.Exposures {
 		all = append(all, ds.Users[e.User].Features)
@@ -273,7 +294,9 @@ func prepareUplift(ds *features.Dataset, holdout []bool, cfg Config) (*upliftDat
 	for i, e := range ds.Exposures {
 		r := upliftRow{x: project([][]float64{all[i]}, sel.Kept)[0], arm: e.Arm, user: e.User, converted: b2f(e.Converted), spend: e.Spend, holdout: holdout[e.User]}
 		if r.holdout {
-			d.test = append(d.test, r)
+			if !e.Time.Before(testFrom) {
+				d.test = append(d.test, r)
+			}
 		} else {
 			d.train = append(d.train, r)
 			trainX = append(trainX, r.x)
@@ -300,6 +323,9 @@ type TruthComparison struct {
 	// Partial holds the Qini of ranking by each of the partial truths given
 	// to CompareWithTruth, in their order.
 	Partial []float64
+	// Correlation of the predicted with the true effect over the rows: no
+	// outcome noise, so steadier than a Qini ratio when rows are few.
+	Correlation float64
 }
 
 // CompareWithTruth fits the uplift model like a training run does and
@@ -335,7 +361,8 @@ func CompareWithTruth(ds *features.Dataset, truth map[string]map[string]float64,
 		if len(y) < 20 {
 			continue
 		}
-		c := TruthComparison{Arm: arm, N: len(y), Model: eval.Qini(y, model, treated), Oracle: eval.Qini(y, oracle, treated)}
+		c := TruthComparison{Arm: arm, N: len(y), Model: eval.Qini(y, model, treated), Oracle: eval.Qini(y, oracle, treated),
+			Correlation: stat.Correlation(model, oracle, nil)}
 		for _, scores := range part {
 			c.Partial = append(c.Partial, eval.Qini(y, scores, treated))
 		}
@@ -366,7 +393,7 @@ func fitUplift(ds *features.Dataset, holdout []bool, cfg Config) (*candidate, er
 	}
 	metrics := map[string]float64{"qini": weightedQini(evals), "train_exposures": float64(len(train)), "holdout_exposures": float64(len(test))}
 	// The readout needs no model: it is the experiment's average effect, on
-	// every exposure of the label period.
+	// every randomized exposure.
 	readout, err := ExperimentReadout(ds)
 	if err != nil {
 		return nil, err
@@ -411,8 +438,10 @@ func fitUplift(ds *features.Dataset, holdout []bool, cfg Config) (*candidate, er
 			"outcome": "purchase within 24h of the exposure, before the next exposure",
 			"ci":      fmt.Sprintf("bootstrap, %d rounds, 95%%", cfg.BootstrapRounds),
 			"policy":  "policy.*: conversion on the holdout if each shopper got the offer with the highest predicted lift, vs no offer and vs the best single offer (" + pe.BestOfferArm + ", chosen on training exposures); bootstrap intervals",
-			"experiment": fmt.Sprintf("experiment.<arm>.*: each offer arm against control on every exposure after the cutoff (conversion, revenue per exposure, "+
+			"experiment": fmt.Sprintf("experiment.<arm>.*: each offer arm against control on every randomized exposure (conversion, revenue per exposure, "+
 				"repurchase within %.0f days after the conversion window); 95%% normal intervals clustered by shopper", features.DefaultRepurchaseWindow.Hours()/24),
+			"training_data": fmt.Sprintf("randomized exposures since %s (a lookback of %s), each with features as of the start of its %s period",
+				ds.Cutoff.Format(time.RFC3339), cfg.ExperimentLookback, cfg.ExperimentStep),
 		},
 		primary: "qini", higherIsBetter: true, plots: []Plot{qplot, readoutPlot(readout)},
 		gate: func() (bool, string) {

@@ -1,15 +1,20 @@
 package pipeline
 
 import (
+	"context"
 	"errors"
+	"io"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
 
 	"github.com/promoai/promo/registry/artifact"
+	"github.com/promoai/promo/registry/providers/inmem"
 	"github.com/promoai/promo/trainer/features"
 	"github.com/promoai/promo/trainer/fit"
+	"github.com/promoai/promo/trainer/shop"
 )
 
 // offerRows draws exposures of two offer arms whose conversion log-odds
@@ -108,5 +113,51 @@ func TestPolicyValue(t *testing.T) {
 	}
 	if v := policyValue(y, logged, everyone("gift"), idx); !math.IsNaN(v) {
 		t.Errorf("an arm never logged: %v, want NaN", v)
+	}
+}
+
+// The uplift model learns from the whole lookback but is tested on the
+// held-out shoppers' exposures of the last horizon only, and never trains
+// on a held-out shopper.
+func TestUpliftHoldoutIsTheLastHorizon(t *testing.T) {
+	p := shop.Tiny()
+	p.ExperimentShare = 0.6 // 54 days: longer than the 30-day horizon
+	b := inmem.New()
+	if _, err := shop.WriteTo(context.Background(), b, p, nil); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	cfg.defaults()
+	ds, err := ExperimentData(context.Background(), b, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hold := splitUsers(ds.Users, cfg.HoldoutShare, cfg.Seed)
+	from := UpliftHoldoutStart(ds, cfg)
+	var inWindow, heldIn, earlierHeldOut int
+	for _, e := range ds.Exposures {
+		switch {
+		case !hold[e.User]:
+			heldIn++
+		case !e.Time.Before(from):
+			inWindow++
+		default:
+			earlierHeldOut++
+		}
+	}
+	if earlierHeldOut == 0 || heldIn == 0 {
+		t.Fatalf("the shop should have held-out exposures before the window (%d) and held-in ones (%d)", earlierHeldOut, heldIn)
+	}
+	d, err := prepareUplift(ds, hold, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.test) != inWindow || len(d.train) != heldIn {
+		t.Fatalf("test %d rows, want the %d held-out exposures since %s; train %d rows, want the %d held-in exposures", len(d.test), inWindow, from, len(d.train), heldIn)
+	}
+	for _, r := range d.train {
+		if hold[r.user] {
+			t.Fatal("a held-out shopper's exposure was trained on")
+		}
 	}
 }

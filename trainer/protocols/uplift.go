@@ -6,6 +6,7 @@ import (
 	"io"
 	"sort"
 	"text/tabwriter"
+	"time"
 
 	"github.com/promoai/promo/registry/providers/inmem"
 	"github.com/promoai/promo/trainer/eval"
@@ -31,6 +32,9 @@ type UpliftResult struct {
 	// SleepingDogAUC is how well -offer_lift picks out the sleeping dogs
 	// among the users (0.5 = not at all).
 	SleepingDogAUC float64
+	// Correlation is the N-weighted correlation of the model's predicted
+	// effect with the true effect on the holdout rows.
+	Correlation float64
 }
 
 // Uplift generates a synthetic shop with known effects, trains the uplift
@@ -49,36 +53,49 @@ func Uplift(ctx context.Context, p shop.Params, cfg pipeline.Config) (*UpliftRes
 		return nil, err
 	}
 	partial := hideUsers(truth, sleeping)
-	ds, err := pipeline.TrainingData(ctx, b, cfg)
+	ds, err := pipeline.ExperimentData(ctx, b, cfg)
 	if err != nil {
 		return nil, err
 	}
 	lift := features.Index("offer_lift")
 	trace := map[string]float64{}
 	var score, isDog []float64
+	// A shopper has a row per experiment period: the trace is their
+	// offer_lift as of the latest cutoff up to the evaluation window's
+	// start, so the ceiling sees no outcome it is scored on.
+	from := pipeline.UpliftHoldoutStart(ds, cfg)
+	asOf := map[string]time.Time{}
 	for _, u := range ds.Users {
-		if _, ok := truth[u.ID]; ok {
-			dog := 0.0
-			if sleeping[u.ID] {
-				dog = 1
-			}
-			trace[u.ID] = u.Features[lift]
-			score, isDog = append(score, -u.Features[lift]), append(isDog, dog)
+		if _, ok := truth[u.ID]; ok && !u.AsOf.After(from) && u.AsOf.After(asOf[u.ID]) {
+			asOf[u.ID] = u.AsOf
 		}
+	}
+	for _, u := range ds.Users {
+		if a, ok := asOf[u.ID]; !ok || !u.AsOf.Equal(a) {
+			continue
+		}
+		dog := 0.0
+		if sleeping[u.ID] {
+			dog = 1
+		}
+		trace[u.ID] = u.Features[lift]
+		score, isDog = append(score, -u.Features[lift]), append(isDog, dog)
 	}
 	withTrace := mixByTrace(truth, partial, sleeping, trace, 20)
 	arms, err := pipeline.CompareWithTruth(ds, truth, []map[string]map[string]float64{partial, withTrace}, cfg)
 	if err != nil {
 		return nil, err
 	}
-	var m, o, c, ct float64
+	var m, o, c, ct, corr, n float64
 	for _, a := range arms {
+		corr += a.Correlation * float64(a.N)
+		n += float64(a.N)
 		m += a.Model * float64(a.N)
 		o += a.Oracle * float64(a.N)
 		c += a.Partial[0] * float64(a.N)
 		ct += a.Partial[1] * float64(a.N)
 	}
-	return &UpliftResult{Arms: arms, Ratio: m / o, Ceiling: c / o, CeilingWithTrace: ct / o, SleepingDogAUC: eval.AUC(score, isDog)}, nil
+	return &UpliftResult{Arms: arms, Ratio: m / o, Ceiling: c / o, CeilingWithTrace: ct / o, SleepingDogAUC: eval.AUC(score, isDog), Correlation: corr / n}, nil
 }
 
 // mixByTrace returns the best ranking for someone who knows every effect
@@ -171,11 +188,11 @@ func hideUsers(truth map[string]map[string]float64, hidden map[string]bool) map[
 // PrintUplift writes the comparison table.
 func PrintUplift(w io.Writer, r *UpliftResult) {
 	t := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(t, "ARM\tHOLDOUT ROWS\tMODEL QINI [95% CI]\tTRUE-EFFECT QINI [95% CI]\tMODEL / TRUTH\tCEILING / TRUTH\tWITH TRACE / TRUTH")
+	fmt.Fprintln(t, "ARM\tHOLDOUT ROWS\tMODEL QINI [95% CI]\tTRUE-EFFECT QINI [95% CI]\tMODEL / TRUTH\tCEILING / TRUTH\tWITH TRACE / TRUTH\tCORRELATION WITH TRUTH")
 	for _, a := range r.Arms {
-		fmt.Fprintf(t, "%s\t%d\t%.3f [%.3f, %.3f]\t%.3f [%.3f, %.3f]\t%.2f\t%.2f\t%.2f\n", a.Arm, a.N, a.Model, a.ModelCI.Lo, a.ModelCI.Hi, a.Oracle, a.OracleCI.Lo, a.OracleCI.Hi, a.Model/a.Oracle, a.Partial[0]/a.Oracle, a.Partial[1]/a.Oracle)
+		fmt.Fprintf(t, "%s\t%d\t%.3f [%.3f, %.3f]\t%.3f [%.3f, %.3f]\t%.2f\t%.2f\t%.2f\t%.3f\n", a.Arm, a.N, a.Model, a.ModelCI.Lo, a.ModelCI.Hi, a.Oracle, a.OracleCI.Lo, a.OracleCI.Hi, a.Model/a.Oracle, a.Partial[0]/a.Oracle, a.Partial[1]/a.Oracle, a.Correlation)
 	}
-	fmt.Fprintf(t, "all arms (weighted)\t\t\t\t%.2f\t%.2f\t%.2f\n", r.Ratio, r.Ceiling, r.CeilingWithTrace)
+	fmt.Fprintf(t, "all arms (weighted)\t\t\t\t%.2f\t%.2f\t%.2f\t%.3f\n", r.Ratio, r.Ceiling, r.CeilingWithTrace, r.Correlation)
 	fmt.Fprintln(t, "(ceiling: ranking by the true effect with the sleeping dogs, who look like everyone else until treated, given the average effect;")
 	fmt.Fprintln(t, " with trace: the same, each user's effect mixed with the sleeping dogs' by the share of sleeping dogs among users with a similar offer_lift)")
 	fmt.Fprintf(t, "AUC of -offer_lift for finding the sleeping dogs: %.3f\n", r.SleepingDogAUC)
