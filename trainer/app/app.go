@@ -236,15 +236,46 @@ func PrintResult(w io.Writer, res *pipeline.Result) {
 	}
 }
 
+// shopOverrides change a generated shop's preset; zero keeps the preset's.
+type shopOverrides struct {
+	users, items                         int
+	sessionsPerWeek, share, exposureRate float64
+}
+
+func (o *shopOverrides) register(fs *flag.FlagSet) {
+	fs.IntVar(&o.users, "users", 0, "generated shop: override the preset's number of users")
+	fs.IntVar(&o.items, "items", 0, "generated shop: override the preset's number of items")
+	fs.Float64Var(&o.sessionsPerWeek, "sessions-per-week", 0, "generated shop: override the preset's mean sessions per user per week")
+	fs.Float64Var(&o.share, "experiment-share", 0, "generated shop: override the share of its days (at the end) that run the randomized experiment")
+	fs.Float64Var(&o.exposureRate, "exposure-rate", 0, "generated shop: override the chance that a session during the experiment gets a randomized decision")
+}
+
+func (o *shopOverrides) apply(p *shop.Params) {
+	if o.users > 0 {
+		p.Users = o.users
+	}
+	if o.items > 0 {
+		p.Items = o.items
+	}
+	if o.sessionsPerWeek > 0 {
+		p.SessionsPerWeek = o.sessionsPerWeek
+	}
+	if o.share > 0 {
+		p.ExperimentShare = o.share
+	}
+	if o.exposureRate > 0 {
+		p.ExposureRate = o.exposureRate
+	}
+}
+
 func generateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, store := subcommand("generate", stderr)
 	size := fs.String("size", "small", "shop size: tiny, small, medium, large")
 	seed := fs.Uint64("seed", 7, "generator seed")
 	truth := fs.String("truth", "", "write each user's true offer response (CSV) to this file")
 	force := fs.Bool("force", false, "append even when the event log is not empty")
-	users := fs.Int("users", 0, "override the preset's number of users")
-	items := fs.Int("items", 0, "override the preset's number of items")
-	rate := fs.Float64("sessions-per-week", 0, "override the preset's mean sessions per user per week")
+	var over shopOverrides
+	over.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -259,15 +290,7 @@ func generateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	p.Seed = *seed
-	if *users > 0 {
-		p.Users = *users
-	}
-	if *items > 0 {
-		p.Items = *items
-	}
-	if *rate > 0 {
-		p.SessionsPerWeek = *rate
-	}
+	over.apply(&p)
 	if !*force {
 		batches, err := eventlog.Batches(ctx, bkt)
 		if err != nil {

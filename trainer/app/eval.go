@@ -36,9 +36,8 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	asJSON := fs.Bool("json", false, "print one JSON object per model instead of a table")
 	size := fs.String("size", "small", "uplift, forward and experiment protocols: synthetic shop size")
 	file := fs.String("file", "", "events, forward and experiment protocols: a CSV or JSON Lines file of events")
-	users := fs.Int("users", 0, "generated shops: override the number of users")
-	expShare := fs.Float64("experiment-share", 0, "generated shops: override the share of the shop's days (at the end) that run the randomized experiment")
-	expRate := fs.Float64("exposure-rate", 0, "generated shops: override the chance that a session during the experiment gets a randomized decision")
+	var over shopOverrides
+	over.register(fs)
 	l2 := fs.Float64("l2", 0, "uplift protocol: L2 penalty of the conversion models (0: the trainer's default)")
 	deviation := fs.Float64("deviation", 0, "uplift protocol: penalty on each offer arm's deviation from the model the offer arms share (0: the trainer's default)")
 	separate := fs.Bool("separate-arms", false, "uplift protocol: fit each offer arm on its own (the T-learner) instead of jointly")
@@ -50,19 +49,10 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	shopParams := func() (shop.Params, error) {
 		p, err := shop.Preset(*size)
-		if err != nil {
-			return p, err
+		if err == nil {
+			over.apply(&p)
 		}
-		if *users > 0 {
-			p.Users = *users
-		}
-		if *expShare > 0 {
-			p.ExperimentShare = *expShare
-		}
-		if *expRate > 0 {
-			p.ExposureRate = *expRate
-		}
-		return p, nil
+		return p, err
 	}
 	switch *protocol {
 	case "ml100k":

@@ -3,6 +3,7 @@ package features_test
 import (
 	"fmt"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -258,21 +259,13 @@ func TestStack(t *testing.T) {
 func TestCategoryFeatures(t *testing.T) {
 	t0 := time.Now().Add(-48 * time.Hour).Truncate(time.Hour)
 	b := features.NewBuilder(features.Config{Cutoff: t0.Add(24 * time.Hour)})
-	n := 0
-	add := func(e eventlog.Event) {
-		n++
-		e.ID = fmt.Sprint("e", n)
-		e.Time = t0.Add(time.Duration(n) * time.Minute)
-		b.Add(&e)
+	b.Add(&eventlog.Event{ID: "a", Type: eventlog.TypeItemUpsert, Time: t0, Item: "a", ItemAttrs: &eventlog.ItemAttrs{Category: "shoes", Price: 10}})
+	b.Add(&eventlog.Event{ID: "b", Type: eventlog.TypeItemUpsert, Time: t0, Item: "b", ItemAttrs: &eventlog.ItemAttrs{Category: "hats", Price: 10}})
+	for i, v := range []string{"u:a", "u:b", "u:a", "u:a", "v:b"} {
+		user, item, _ := strings.Cut(v, ":")
+		b.Add(&eventlog.Event{ID: fmt.Sprint("v", i), Type: eventlog.TypeView, Time: t0.Add(time.Duration(i+1) * time.Minute), User: user, Item: item, Session: user})
 	}
-	add(eventlog.Event{Type: eventlog.TypeItemUpsert, Item: "a", ItemAttrs: &eventlog.ItemAttrs{Category: "shoes", Price: 10}})
-	add(eventlog.Event{Type: eventlog.TypeItemUpsert, Item: "b", ItemAttrs: &eventlog.ItemAttrs{Category: "hats", Price: 10}})
-	for _, it := range []string{"a", "b", "a", "a"} {
-		add(eventlog.Event{Type: eventlog.TypeView, User: "u", Item: it, Session: "s"})
-	}
-	add(eventlog.Event{Type: eventlog.TypeView, User: "v", Item: "b", Session: "s2"})
-	ds := b.Finish()
-	for _, u := range ds.Users {
+	for _, u := range b.Finish().Users {
 		breadth, share := u.Features[features.Index("category_breadth")], u.Features[features.Index("top_category_share")]
 		want := map[string][2]float64{"u": {2, 0.75}, "v": {1, 1}}[u.ID]
 		if breadth != want[0] || share != want[1] {
