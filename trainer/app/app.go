@@ -119,8 +119,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 // Run trains once or on schedule.
 func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
-	if o.ExperimentStep < time.Hour || o.ExperimentLookback < o.ExperimentStep {
-		return fmt.Errorf("-experiment.step %s must be at least 1h and -experiment.lookback %s at least one step", o.ExperimentStep, o.ExperimentLookback)
+	if err := pipeline.CheckExperimentPeriods(o.ExperimentLookback, o.ExperimentStep); err != nil {
+		return err
 	}
 	log := NewLogger(o.LogFormat, stderr)
 	bkt, err := client.NewBucket(ctx, o.Store)

@@ -47,6 +47,9 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if err := pipeline.CheckExperimentPeriods(*lookback, *step); err != nil {
+		return err
+	}
 	shopParams := func() (shop.Params, error) {
 		p, err := shop.Preset(*size)
 		if err == nil {

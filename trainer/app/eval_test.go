@@ -51,3 +51,19 @@ func TestEvalExperimentPrintsEachArm(t *testing.T) {
 		t.Fatalf("%d arms in the JSON output", arms)
 	}
 }
+
+// A step under an hour (or negative) is refused with the flag's name
+// before any work, by the trainer and by eval alike.
+func TestExperimentPeriodFlags(t *testing.T) {
+	ctx := context.Background()
+	for _, args := range [][]string{
+		{"eval", "-protocol", "experiment", "-size", "tiny", "-experiment.step", "-5h"},
+		{"eval", "-protocol", "uplift", "-size", "tiny", "-experiment.lookback", "24h", "-experiment.step", "48h"},
+		{"-once", "-store.dir", t.TempDir(), "-experiment.step", "30m"},
+	} {
+		var out, errOut bytes.Buffer
+		if err := app.Main(ctx, args, &out, &errOut); err == nil || !strings.Contains(err.Error(), "-experiment.step") {
+			t.Errorf("%v: %v", args, err)
+		}
+	}
+}

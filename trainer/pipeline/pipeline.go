@@ -313,6 +313,17 @@ func ExperimentData(ctx context.Context, bkt registry.Bucket, cfg Config) (*feat
 	return features.Stack(sets...), nil
 }
 
+// CheckExperimentPeriods refuses an experiment step under an hour or a
+// lookback shorter than one step (zero means the default).
+func CheckExperimentPeriods(lookback, step time.Duration) error {
+	c := Config{ExperimentLookback: lookback, ExperimentStep: step}
+	c.defaults()
+	if c.ExperimentStep < time.Hour || c.ExperimentLookback < c.ExperimentStep {
+		return fmt.Errorf("-experiment.step %s must be at least 1h and -experiment.lookback %s at least one step", c.ExperimentStep, c.ExperimentLookback)
+	}
+	return nil
+}
+
 // experimentPeriods are the feature configs of the experiment's periods:
 // ExperimentStep long each, back from the last event over
 // ExperimentLookback, none starting before the first event (the newest
