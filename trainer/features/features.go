@@ -154,6 +154,11 @@ type Report struct {
 	// TargetedExposures counts those of them with propensity 1: targeted
 	// decisions, left out of the uplift model and the experiment readout.
 	TargetedExposures int `json:"targeted_exposures_after_cutoff"`
+	// UncontrolledPeriods counts the periods Stack joined that have offer
+	// exposures but no control exposure (UncontrolledExposures offers): a
+	// sign of exposures logged as randomized that were not.
+	UncontrolledPeriods   int `json:"uncontrolled_periods,omitempty"`
+	UncontrolledExposures int `json:"uncontrolled_exposures,omitempty"`
 	// PrunedUsers counts how often a user's item row hit MaxItemsPerUser.
 	PrunedUsers int `json:"pruned_item_rows"`
 }
@@ -714,6 +719,10 @@ func Stack(sets ...*Dataset) *Dataset {
 		}
 		out.Report.ExposuresAfter += ds.Report.ExposuresAfter
 		out.Report.TargetedExposures += ds.Report.TargetedExposures
+		if offers := countOffers(ds.Exposures); offers == len(ds.Exposures) && offers > 0 {
+			out.Report.UncontrolledPeriods++
+			out.Report.UncontrolledExposures += offers
+		}
 		row := map[int]int{} // index in ds.Users -> index in out.Users
 		for _, e := range ds.Exposures {
 			i, ok := row[e.User]
@@ -727,6 +736,16 @@ func Stack(sets ...*Dataset) *Dataset {
 		}
 	}
 	return out
+}
+
+func countOffers(es []Exposure) int {
+	n := 0
+	for _, e := range es {
+		if e.Arm != ControlArm {
+			n++
+		}
+	}
+	return n
 }
 
 type categoryCount struct{ category, n int32 }

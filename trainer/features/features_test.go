@@ -220,9 +220,10 @@ func TestStack(t *testing.T) {
 	expose := func(user, arm string, at time.Time) {
 		add(eventlog.Event{Type: eventlog.TypePromoExposure, Time: at, User: user, Arm: arm, Offer: arm, Propensity: 0.5})
 	}
-	// Periods [t0+10d, t0+17d) and [t0+17d, t0+24d).
-	p1, p2 := t0.Add(10*day), t0.Add(17*day)
+	// Periods [t0+3d, t0+10d), [t0+10d, t0+17d) and [t0+17d, t0+24d).
+	p0, p1, p2 := t0.Add(3*day), t0.Add(10*day), t0.Add(17*day)
 	buy("u", t0)
+	expose("w", "pct10", p0.Add(day)) // a period with offers but no control
 	expose("v", "control", p1.Add(2*day))
 	buy("u", p1.Add(3*day)) // u's second purchase: frequency 2 as of p2
 	expose("u", "pct10", p1.Add(4*day))
@@ -236,8 +237,11 @@ func TestStack(t *testing.T) {
 		return b.Finish()
 	}
 	ds := features.Stack(build(p2), build(p1))
-	if !ds.Cutoff.Equal(p1) || len(ds.Exposures) != 4 || ds.Report.ExposuresAfter != 4 {
-		t.Fatalf("cutoff %v, %d exposures, %d after the cutoffs", ds.Cutoff, len(ds.Exposures), ds.Report.ExposuresAfter)
+	if !ds.Cutoff.Equal(p1) || len(ds.Exposures) != 4 || ds.Report.ExposuresAfter != 4 || ds.Report.UncontrolledPeriods != 0 {
+		t.Fatalf("cutoff %v, %d exposures, %d after the cutoffs, %d periods without control", ds.Cutoff, len(ds.Exposures), ds.Report.ExposuresAfter, ds.Report.UncontrolledPeriods)
+	}
+	if r := features.Stack(build(p2), build(p1), build(p0)).Report; r.UncontrolledPeriods != 1 || r.UncontrolledExposures != 1 {
+		t.Fatalf("with the period whose only exposure is an offer: %d periods, %d exposures without control", r.UncontrolledPeriods, r.UncontrolledExposures)
 	}
 	freq := features.Index("frequency")
 	var got []string

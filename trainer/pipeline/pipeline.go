@@ -251,6 +251,11 @@ func Run(ctx context.Context, reg *registry.Registry, cfg Config) (*Result, erro
 	if len(expSets) > 0 {
 		log.Info("experiment data", "since", exp.Cutoff, "periods", len(expSets), "randomized_exposures", len(exp.Exposures),
 			"targeted_exposures", exp.Report.TargetedExposures)
+		if r := exp.Report; r.UncontrolledPeriods > 0 {
+			log.Warn("experiment periods with offer exposures but no control exposure: were they randomized? "+
+				"Log propensity 1 for any exposure not drawn at random among control and the offers",
+				"periods", r.UncontrolledPeriods, "offer_exposures", r.UncontrolledExposures)
+		}
 	}
 
 	fp := fingerprint(st, first, last)
