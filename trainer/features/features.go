@@ -583,6 +583,7 @@ type Exposure struct {
 // Dataset is the result of processing.
 type Dataset struct {
 	Cutoff    time.Time
+	End       time.Time // of the label period: Cutoff + Horizon
 	Users     []UserRow
 	Items     []Item
 	Exposures []Exposure
@@ -591,7 +592,7 @@ type Dataset struct {
 
 // Finish computes features and labels. Bot-like users are dropped.
 func (b *Builder) Finish() *Dataset {
-	ds := &Dataset{Cutoff: b.cfg.Cutoff, Items: b.items}
+	ds := &Dataset{Cutoff: b.cfg.Cutoff, End: b.cfg.Cutoff.Add(b.cfg.Horizon), Items: b.items}
 	windowDays := b.cfg.Cutoff.Sub(b.Report.FirstEvent).Hours() / 24
 	if windowDays <= 0 {
 		windowDays = 1
@@ -705,17 +706,20 @@ func (b *Builder) Finish() *Dataset {
 // than one label period holds while no exposure sees features older than
 // its period's start, nor any from after it. Users holds one row per
 // shopper and period with exposures, so an ID can recur; Cutoff is the
-// earliest; Items and Report come from the first dataset, with the
-// exposure counts of all.
+// earliest and End the latest; Items and Report come from the first
+// dataset, with the exposure counts of all.
 func Stack(sets ...*Dataset) *Dataset {
 	if len(sets) == 0 {
 		return &Dataset{Report: Report{Dropped: map[string]int{}}}
 	}
-	out := &Dataset{Cutoff: sets[0].Cutoff, Items: sets[0].Items, Report: sets[0].Report}
+	out := &Dataset{Cutoff: sets[0].Cutoff, End: sets[0].End, Items: sets[0].Items, Report: sets[0].Report}
 	out.Report.ExposuresAfter, out.Report.TargetedExposures = 0, 0
 	for _, ds := range sets {
 		if ds.Cutoff.Before(out.Cutoff) {
 			out.Cutoff = ds.Cutoff
+		}
+		if ds.End.After(out.End) {
+			out.End = ds.End
 		}
 		out.Report.ExposuresAfter += ds.Report.ExposuresAfter
 		out.Report.TargetedExposures += ds.Report.TargetedExposures

@@ -237,7 +237,7 @@ func TestStack(t *testing.T) {
 		return b.Finish()
 	}
 	ds := features.Stack(build(p2), build(p1))
-	if !ds.Cutoff.Equal(p1) || len(ds.Exposures) != 4 || ds.Report.ExposuresAfter != 4 || ds.Report.UncontrolledPeriods != 0 {
+	if !ds.Cutoff.Equal(p1) || !ds.End.Equal(p2.Add(7*day-time.Nanosecond)) || len(ds.Exposures) != 4 || ds.Report.ExposuresAfter != 4 || ds.Report.UncontrolledPeriods != 0 {
 		t.Fatalf("cutoff %v, %d exposures, %d after the cutoffs, %d periods without control", ds.Cutoff, len(ds.Exposures), ds.Report.ExposuresAfter, ds.Report.UncontrolledPeriods)
 	}
 	if r := features.Stack(build(p2), build(p1), build(p0)).Report; r.UncontrolledPeriods != 1 || r.UncontrolledExposures != 1 {

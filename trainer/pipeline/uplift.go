@@ -260,16 +260,9 @@ type upliftData struct {
 // Horizon are its holdout, so each run's Qini is about the latest month
 // and comparable from run to run. Their earlier exposures are left out of
 // training too, or the model would have seen the shoppers it is tested on.
-// (ds is ExperimentData's: the newest period ends at the last event.)
 func UpliftHoldoutStart(ds *features.Dataset, cfg Config) time.Time {
 	cfg.defaults()
-	var newest time.Time
-	for _, u := range ds.Users {
-		if u.AsOf.After(newest) {
-			newest = u.AsOf
-		}
-	}
-	return newest.Add(cfg.ExperimentStep - cfg.Horizon)
+	return ds.End.Add(-cfg.Horizon)
 }
 
 func prepareUplift(ds *features.Dataset, holdout []bool, cfg Config) (*upliftData, error) {
