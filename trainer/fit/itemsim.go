@@ -43,9 +43,22 @@ const (
 	Pearson = "pearson"
 )
 
-// ItemKNN computes, for each item, its k most similar items by cosine or
-// Pearson similarity of their user columns. It works on the sparse matrix
-// (cost grows with the co-occurrences, not items²), in parallel.
+// ItemKNN builds an item-based collaborative filter: for each item, the
+// items it votes for when it is in a shopper's history, weighted by cosine
+// or Pearson similarity of their user columns. It works on the sparse
+// matrix (cost grows with the co-occurrences, not items²), in parallel.
+//
+// Item-based CF scores a candidate by the similarity of the history items
+// among the candidate's own k nearest (Sarwar et al. 2001). The lists it
+// returns are those neighbourhoods inverted (j votes for i when j is among
+// i's k nearest), so that serving still adds up votes from the history.
+// Pruning the other way round, each history item voting for its own k
+// nearest, lets a popular item's few strongest ties crowd out the niche
+// items that count it among their nearest; on ml-100k that cost an eighth
+// of precision@10. Inverted, an item that no other item counts among its
+// k nearest would vote for nothing, so each item also votes for its own
+// k/10 nearest; and a list is cut to its strongest 4k, a bound on the work
+// one history item costs at serving (a list averages about k either way).
 func ItemKNN(m *Interactions, measure string, k int, shrink float64) ([][]artifact.Neighbor, error) {
 	if measure != Cosine && measure != Pearson {
 		return nil, fmt.Errorf("unknown similarity %q (want cosine or pearson)", measure)
@@ -113,7 +126,32 @@ func ItemKNN(m *Interactions, measure string, k int, shrink float64) ([][]artifa
 	}
 	close(next)
 	wg.Wait()
-	return out, nil
+	return invertNeighborhoods(out, max(1, k/10), 4*k), nil
+}
+
+// invertNeighborhoods turns each item's nearest items (near, strongest
+// first) into vote lists: j votes for i when j is in near[i], and for its
+// own first own nearest; each list keeps its strongest limit.
+func invertNeighborhoods(near [][]artifact.Neighbor, own, limit int) [][]artifact.Neighbor {
+	votes := make([][]artifact.Neighbor, len(near))
+	for i, row := range near {
+		for _, nb := range row {
+			votes[nb.Item] = append(votes[nb.Item], artifact.Neighbor{Item: int32(i), Weight: nb.Weight})
+		}
+	}
+	seen := make([]int32, len(near)) // seen[i] == j+1: i is in votes[j]
+	for j, row := range near {
+		for _, v := range votes[j] {
+			seen[v.Item] = int32(j) + 1
+		}
+		for _, nb := range row[:min(own, len(row))] {
+			if seen[nb.Item] != int32(j)+1 {
+				votes[j] = append(votes[j], nb)
+			}
+		}
+		votes[j] = topNeighbors(votes[j], limit)
+	}
+	return votes
 }
 
 func topNeighbors(s []artifact.Neighbor, k int) []artifact.Neighbor {

@@ -33,6 +33,41 @@ func TestCosine(t *testing.T) {
 	}
 }
 
+// A popular item (0) with a strong tie (13) and many niche items that each
+// co-occur with it alone: each niche item counts 0 among its nearest, so 0
+// votes for all of them, not only for its own k nearest; and a niche item
+// that no item counts among its nearest still votes for its own nearest.
+func TestItemKNNVotesFollowTheCandidatesNeighbourhood(t *testing.T) {
+	m := &Interactions{NumItems: 14}
+	for n := int32(1); n <= 12; n++ {
+		m.Users = append(m.Users, []artifact.Weighted{{Item: 0, Weight: 1}, {Item: n, Weight: 1}})
+	}
+	for range 5 {
+		m.Users = append(m.Users, []artifact.Weighted{{Item: 0, Weight: 1}, {Item: 13, Weight: 1}})
+	}
+	const k = 4
+	votes, err := ItemKNN(m, Cosine, k, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(votes[0]) != 13 || votes[0][0].Item != 13 {
+		t.Fatalf("item 0 votes for %+v, want item 13 first and the 12 niche items", votes[0])
+	}
+	for n := 1; n <= 12; n++ {
+		if len(votes[n]) != 1 || votes[n][0].Item != 0 {
+			t.Fatalf("niche item %d votes for %+v, want its nearest, item 0", n, votes[n])
+		}
+	}
+	// A list keeps its strongest 4k.
+	votes, err = ItemKNN(m, Cosine, 2, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(votes[0]) != 8 || votes[0][0].Item != 13 {
+		t.Fatalf("with k=2 item 0 votes for %+v, want 8 items, item 13 first", votes[0])
+	}
+}
+
 func TestEASEPrefersCooccurrence(t *testing.T) {
 	nb, err := EASE(tinyMatrix(), 0.5, 10)
 	if err != nil {
