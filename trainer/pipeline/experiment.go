@@ -116,6 +116,9 @@ func needRandomizedExposures(ds *features.Dataset) error {
 	switch n, targeted := len(ds.Exposures), ds.Report.TargetedExposures; {
 	case n > 0:
 		return nil
+	case ds.Cutoff.IsZero():
+		// Stacked from no period at all.
+		return fmt.Errorf("%w: the event log is shorter than one experiment period (-experiment.step), so there are no exposures to learn from", fit.ErrNoData)
 	case targeted > 0:
 		return fmt.Errorf("%w: all %d promotion exposures since %s are targeted (propensity 1), which cannot measure an offer's effect; "+
 			"randomize a share of decisions (promo-server -offers.exploration) and log those exposures with their propensity", fit.ErrNoData, targeted, ds.Cutoff.Format(time.DateOnly))

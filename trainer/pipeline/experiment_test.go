@@ -77,6 +77,22 @@ func TestTargetedExposuresAreNotAnExperiment(t *testing.T) {
 	}
 }
 
+// An experiment step longer than the whole log leaves no period: the
+// error says so rather than reporting no exposures since year 1.
+func TestStepLongerThanTheLog(t *testing.T) {
+	p := shop.Tiny()
+	_, b := shopOf(t, p)
+	long := time.Duration(p.Days+1) * 24 * time.Hour
+	ds, err := pipeline.ExperimentData(context.Background(), b, pipeline.Config{Logger: quiet(), ExperimentStep: long, ExperimentLookback: long})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = pipeline.ExperimentReadout(ds)
+	if !errors.Is(err, fit.ErrNoData) || !strings.Contains(err.Error(), "shorter than one experiment period") {
+		t.Fatalf("readout with no period: %v", err)
+	}
+}
+
 // The tiny shop's campaigns before its experiment had no control group and
 // are logged as not randomized (propensity 1): the experiment data counts
 // them but keeps only the experiment's exposures. And offers without any
