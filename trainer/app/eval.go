@@ -43,6 +43,7 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	separate := fs.Bool("separate-arms", false, "uplift protocol: fit each offer arm on its own (the T-learner) instead of jointly")
 	lookback := fs.Duration("experiment.lookback", pipeline.DefaultExperimentLookback, "uplift and experiment protocols: randomized exposures this far back from the last event are used, as in a training run")
 	step := fs.Duration("experiment.step", pipeline.DefaultExperimentStep, "uplift and experiment protocols: each exposure gets features as of the start of its period of this length, as in a training run")
+	servedEvery := fs.Duration("served.every", 24*time.Hour, "uplift protocol: also score the model on features as of the start of each holdout exposure's period of this length, as a server whose profiles a run rebuilds that often reads them (0: skip; each period costs a pass over the log)")
 	shops := fs.Int("shops", 1, "uplift protocol: how many shops to generate (seeds seed, seed+1, ...); with more than one, prints each shop's ratio and the mean")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -80,10 +81,11 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		cfg := pipeline.Config{BootstrapRounds: 200, UpliftL2: *l2, UpliftDeviation: *deviation, UpliftSeparateArms: *separate,
 			ExperimentLookback: *lookback, ExperimentStep: *step}
+		opt := protocols.UpliftOptions{ServedEvery: *servedEvery}
 		if *shops > 1 {
-			return upliftShops(ctx, p, *shops, cfg, *asJSON, stdout)
+			return upliftShops(ctx, p, *shops, cfg, opt, *asJSON, stdout)
 		}
-		r, err := protocols.Uplift(ctx, p, cfg)
+		r, err := protocols.Uplift(ctx, p, cfg, opt)
 		if err != nil {
 			return err
 		}
@@ -111,17 +113,17 @@ func experimentText(p shop.Params) string {
 // upliftShops runs the uplift protocol on n shops that differ only in their
 // seed: one shop's holdout Qini is noisy, so its ratio moves by several
 // points from one draw to the next.
-func upliftShops(ctx context.Context, p shop.Params, n int, cfg pipeline.Config, asJSON bool, stdout io.Writer) error {
+func upliftShops(ctx context.Context, p shop.Params, n int, cfg pipeline.Config, opt protocols.UpliftOptions, asJSON bool, stdout io.Writer) error {
 	if !asJSON {
 		fmt.Fprintf(stdout, "protocol uplift: %d synthetic shops of %d users (seeds %d-%d, %s), uplift model vs ranking by the true effect, Qini on held-out users\n",
 			n, p.Users, p.Seed, p.Seed+uint64(n)-1, experimentText(p))
 	}
-	var ratio, ceiling, withTrace, auc, corr float64
+	var ratio, ceiling, withTrace, auc, corr, served, servedCorr float64
 	cfg.BootstrapRounds = 20 // few: only the point estimates are printed
 	for i := range n {
 		q := p
 		q.Seed = p.Seed + uint64(i)
-		r, err := protocols.Uplift(ctx, q, cfg)
+		r, err := protocols.Uplift(ctx, q, cfg, opt)
 		if err != nil {
 			return fmt.Errorf("shop seed %d: %w", q.Seed, err)
 		}
@@ -130,18 +132,30 @@ func upliftShops(ctx context.Context, p shop.Params, n int, cfg pipeline.Config,
 				return err
 			}
 		} else {
-			fmt.Fprintf(stdout, "seed %d: model / truth %.2f, ceiling / truth %.2f, with trace %.2f, sleeping-dog AUC %.3f, correlation with the true effect %.3f\n", q.Seed, r.Ratio, r.Ceiling, r.CeilingWithTrace, r.SleepingDogAUC, r.Correlation)
+			fmt.Fprintf(stdout, "seed %d: model / truth %.2f, ceiling / truth %.2f, with trace %.2f, sleeping-dog AUC %.3f, correlation with the true effect %.3f%s\n",
+				q.Seed, r.Ratio, r.Ceiling, r.CeilingWithTrace, r.SleepingDogAUC, r.Correlation, servedText(r.ServedEvery, r.Served, r.ServedCorrelation))
 		}
 		ratio += r.Ratio / float64(n)
 		ceiling += r.Ceiling / float64(n)
 		withTrace += r.CeilingWithTrace / float64(n)
 		auc += r.SleepingDogAUC / float64(n)
 		corr += r.Correlation / float64(n)
+		served += r.Served / float64(n)
+		servedCorr += r.ServedCorrelation / float64(n)
 	}
 	if !asJSON {
-		fmt.Fprintf(stdout, "mean over %d shops: model / truth %.2f, ceiling / truth %.2f, with trace %.2f, sleeping-dog AUC %.3f, correlation with the true effect %.3f\n", n, ratio, ceiling, withTrace, auc, corr)
+		fmt.Fprintf(stdout, "mean over %d shops: model / truth %.2f, ceiling / truth %.2f, with trace %.2f, sleeping-dog AUC %.3f, correlation with the true effect %.3f%s\n",
+			n, ratio, ceiling, withTrace, auc, corr, servedText(opt.ServedEvery, served, servedCorr))
 	}
 	return nil
+}
+
+// servedText is the as-served part of a shop's line, empty when not measured.
+func servedText(every time.Duration, ratio, corr float64) string {
+	if every == 0 {
+		return ""
+	}
+	return fmt.Sprintf("; as served (features as of the start of each %s period): model / truth %.2f, correlation %.3f", protocols.PeriodText(every), ratio, corr)
 }
 
 // evalEvents imports a CSV or JSON Lines file into memory, runs a full

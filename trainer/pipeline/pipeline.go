@@ -318,6 +318,21 @@ func ExperimentData(ctx context.Context, bkt registry.Bucket, cfg Config) (*feat
 	return features.Stack(sets...), nil
 }
 
+// ServedExperimentData is the experiment data's last Horizon of exposures,
+// each with its shopper's features as of the start of its period of length
+// every: what a server whose profiles a run rebuilds every so often (say,
+// daily) read when it chose the offer. A run trains on features as of the
+// start of each ExperimentStep period, so older ones; scoring the same
+// exposures on both measures what that costs.
+func ServedExperimentData(ctx context.Context, bkt registry.Bucket, cfg Config, every time.Duration) (*features.Dataset, error) {
+	cfg.defaults()
+	if every < time.Hour || every > cfg.Horizon {
+		return nil, fmt.Errorf("a served period of %s: want at least 1h and at most the horizon, %s", every, cfg.Horizon)
+	}
+	cfg.ExperimentLookback, cfg.ExperimentStep = cfg.Horizon, every
+	return ExperimentData(ctx, bkt, cfg)
+}
+
 // CheckExperimentPeriods refuses an experiment step under an hour or a
 // lookback shorter than one step (zero means the default).
 func CheckExperimentPeriods(lookback, step time.Duration) error {

@@ -18,7 +18,8 @@ import (
 type upliftRow struct {
 	x         []float64 // selected raw features
 	arm       string
-	user      int // index into Dataset.Users
+	user      int       // index into Dataset.Users
+	at        time.Time // of the exposure
 	converted float64
 	spend     float64
 	holdout   bool
@@ -285,7 +286,7 @@ func prepareUplift(ds *features.Dataset, holdout []bool, cfg Config) (*upliftDat
 	d := &upliftData{fnames: names(sel.Kept)}
 	var trainX [][]float64
 	for i, e := range ds.Exposures {
-		r := upliftRow{x: project([][]float64{all[i]}, sel.Kept)[0], arm: e.Arm, user: e.User, converted: b2f(e.Converted), spend: e.Spend, holdout: holdout[e.User]}
+		r := upliftRow{x: project([][]float64{all[i]}, sel.Kept)[0], arm: e.Arm, user: e.User, at: e.Time, converted: b2f(e.Converted), spend: e.Spend, holdout: holdout[e.User]}
 		if r.holdout {
 			if !e.Time.Before(testFrom) {
 				d.test = append(d.test, r)
@@ -319,25 +320,38 @@ type TruthComparison struct {
 	// Correlation of the predicted with the true effect over the rows: no
 	// outcome noise, so steadier than a Qini ratio when rows are few.
 	Correlation float64
+	// Served and ServedCorrelation are Model and Correlation for the same
+	// model and rows, each row scored on the served data's features (see
+	// CompareWithTruth); zero without served data.
+	Served, ServedCorrelation float64
 }
 
 // CompareWithTruth fits the uplift model like a training run does and
 // compares its holdout Qini with an oracle that ranks by the true effect
 // (truth: user id -> arm -> true uplift), e.g. from the synthetic shop.
 // partial are other rankings in the same form (say, the truth with what no
-// model can see hidden), scored on the same rows.
-func CompareWithTruth(ds *features.Dataset, truth map[string]map[string]float64, partial []map[string]map[string]float64, cfg Config) ([]TruthComparison, error) {
+// model can see hidden), scored on the same rows. served, when not nil,
+// holds the same exposures with the features a server would have read
+// (ServedExperimentData): the model is also scored on those, because it
+// is trained on features as of each period's start but serves fresher ones.
+func CompareWithTruth(ds *features.Dataset, truth map[string]map[string]float64, partial []map[string]map[string]float64, served *features.Dataset, cfg Config) ([]TruthComparison, error) {
 	cfg.defaults()
 	d, err := prepareUplift(ds, splitUsers(ds.Users, cfg.HoldoutShare, cfg.Seed), cfg)
 	if err != nil {
 		return nil, err
 	}
+	var servedX [][]float64 // per test row
+	if served != nil {
+		if servedX, err = servedFeatures(ds, d, served); err != nil {
+			return nil, err
+		}
+	}
 	var out []TruthComparison
 	for _, arm := range d.model.ArmNames() {
-		var y, model, oracle []float64
+		var y, model, oracle, asServed []float64
 		part := make([][]float64, len(partial))
 		var treated []bool
-		for _, r := range d.test {
+		for k, r := range d.test {
 			if r.arm != arm && r.arm != features.ControlArm {
 				continue
 			}
@@ -345,6 +359,10 @@ func CompareWithTruth(ds *features.Dataset, truth map[string]map[string]float64,
 			id := ds.Users[r.user].ID
 			y = append(y, r.converted)
 			model = append(model, resp.PTreated-resp.PControl)
+			if servedX != nil {
+				resp, _ := d.model.Predict(servedX[k], arm)
+				asServed = append(asServed, resp.PTreated-resp.PControl)
+			}
 			oracle = append(oracle, truth[id][arm])
 			for k, pt := range partial {
 				part[k] = append(part[k], pt[id][arm])
@@ -356,6 +374,9 @@ func CompareWithTruth(ds *features.Dataset, truth map[string]map[string]float64,
 		}
 		c := TruthComparison{Arm: arm, N: len(y), Model: eval.Qini(y, model, treated), Oracle: eval.Qini(y, oracle, treated),
 			Correlation: stat.Correlation(model, oracle, nil)}
+		if asServed != nil {
+			c.Served, c.ServedCorrelation = eval.Qini(y, asServed, treated), stat.Correlation(asServed, oracle, nil)
+		}
 		for _, scores := range part {
 			c.Partial = append(c.Partial, eval.Qini(y, scores, treated))
 		}
@@ -370,6 +391,33 @@ func CompareWithTruth(ds *features.Dataset, truth map[string]map[string]float64,
 		}
 		c.ModelCI, c.OracleCI = boot(model), boot(oracle)
 		out = append(out, c)
+	}
+	return out, nil
+}
+
+// servedFeatures finds each of d's test rows among served's exposures (by
+// shopper, time and arm) and returns its features there, selected as the
+// model's.
+func servedFeatures(ds *features.Dataset, d *upliftData, served *features.Dataset) ([][]float64, error) {
+	type key struct {
+		user, arm string
+		at        time.Time
+	}
+	rows := make(map[key]int, len(served.Exposures))
+	for i, e := range served.Exposures {
+		rows[key{served.Users[e.User].ID, e.Arm, e.Time.UTC()}] = i
+	}
+	out := make([][]float64, len(d.test))
+	for k, r := range d.test {
+		i, ok := rows[key{ds.Users[r.user].ID, r.arm, r.at.UTC()}]
+		if !ok {
+			return nil, fmt.Errorf("the served data has no %s exposure of %s at %s", r.arm, ds.Users[r.user].ID, r.at.Format(time.RFC3339))
+		}
+		x, err := remapFeatures(served.Users[served.Exposures[i].User].Features, features.Names, d.fnames)
+		if err != nil {
+			return nil, err
+		}
+		out[k] = x
 	}
 	return out, nil
 }

@@ -35,13 +35,27 @@ type UpliftResult struct {
 	// Correlation is the N-weighted correlation of the model's predicted
 	// effect with the true effect on the holdout rows.
 	Correlation float64
+	// Served and ServedCorrelation are Ratio and Correlation with each
+	// holdout row scored on the features a server rebuilding its profiles
+	// every ServedEvery would have read (zero when ServedEvery is).
+	Served, ServedCorrelation float64
+	ServedEvery               time.Duration
+}
+
+// UpliftOptions are the uplift protocol's own settings.
+type UpliftOptions struct {
+	// ServedEvery, when not zero, also scores the model on features as of
+	// the start of each exposure's period of this length (a server whose
+	// profiles are rebuilt that often, e.g. daily), next to those as of the
+	// start of its training period. Each period costs a pass over the log.
+	ServedEvery time.Duration
 }
 
 // Uplift generates a synthetic shop with known effects, trains the uplift
 // model as a training run does, and compares its holdout Qini with ranking
 // by the true effect. cfg sets the bootstrap rounds and the uplift model's
 // penalties; the rest is as a training run has it.
-func Uplift(ctx context.Context, p shop.Params, cfg pipeline.Config) (*UpliftResult, error) {
+func Uplift(ctx context.Context, p shop.Params, cfg pipeline.Config, opt UpliftOptions) (*UpliftResult, error) {
 	b := inmem.New()
 	truth := map[string]map[string]float64{}
 	sleeping := map[string]bool{}
@@ -82,11 +96,17 @@ func Uplift(ctx context.Context, p shop.Params, cfg pipeline.Config) (*UpliftRes
 		score, isDog = append(score, -u.Features[lift]), append(isDog, dog)
 	}
 	withTrace := mixByTrace(truth, partial, sleeping, trace, 20)
-	arms, err := pipeline.CompareWithTruth(ds, truth, []map[string]map[string]float64{partial, withTrace}, cfg)
+	var served *features.Dataset
+	if opt.ServedEvery > 0 {
+		if served, err = pipeline.ServedExperimentData(ctx, b, cfg, opt.ServedEvery); err != nil {
+			return nil, err
+		}
+	}
+	arms, err := pipeline.CompareWithTruth(ds, truth, []map[string]map[string]float64{partial, withTrace}, served, cfg)
 	if err != nil {
 		return nil, err
 	}
-	var m, o, c, ct, corr, n float64
+	var m, o, c, ct, corr, s, sc, n float64
 	for _, a := range arms {
 		corr += a.Correlation * float64(a.N)
 		n += float64(a.N)
@@ -94,8 +114,11 @@ func Uplift(ctx context.Context, p shop.Params, cfg pipeline.Config) (*UpliftRes
 		o += a.Oracle * float64(a.N)
 		c += a.Partial[0] * float64(a.N)
 		ct += a.Partial[1] * float64(a.N)
+		s += a.Served * float64(a.N)
+		sc += a.ServedCorrelation * float64(a.N)
 	}
-	return &UpliftResult{Arms: arms, Ratio: m / o, Ceiling: c / o, CeilingWithTrace: ct / o, SleepingDogAUC: eval.AUC(score, isDog), Correlation: corr / n}, nil
+	return &UpliftResult{Arms: arms, Ratio: m / o, Ceiling: c / o, CeilingWithTrace: ct / o, SleepingDogAUC: eval.AUC(score, isDog), Correlation: corr / n,
+		Served: s / o, ServedCorrelation: sc / n, ServedEvery: opt.ServedEvery}, nil
 }
 
 // mixByTrace returns the best ranking for someone who knows every effect
@@ -188,13 +211,32 @@ func hideUsers(truth map[string]map[string]float64, hidden map[string]bool) map[
 // PrintUplift writes the comparison table.
 func PrintUplift(w io.Writer, r *UpliftResult) {
 	t := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(t, "ARM\tHOLDOUT ROWS\tMODEL QINI [95% CI]\tTRUE-EFFECT QINI [95% CI]\tMODEL / TRUTH\tCEILING / TRUTH\tWITH TRACE / TRUTH\tCORRELATION WITH TRUTH")
-	for _, a := range r.Arms {
-		fmt.Fprintf(t, "%s\t%d\t%.3f [%.3f, %.3f]\t%.3f [%.3f, %.3f]\t%.2f\t%.2f\t%.2f\t%.3f\n", a.Arm, a.N, a.Model, a.ModelCI.Lo, a.ModelCI.Hi, a.Oracle, a.OracleCI.Lo, a.OracleCI.Hi, a.Model/a.Oracle, a.Partial[0]/a.Oracle, a.Partial[1]/a.Oracle, a.Correlation)
+	fmt.Fprintln(t, "ARM\tHOLDOUT ROWS\tMODEL QINI [95% CI]\tTRUE-EFFECT QINI [95% CI]\tMODEL / TRUTH\tCEILING / TRUTH\tWITH TRACE / TRUTH\tCORRELATION WITH TRUTH\tAS SERVED: MODEL / TRUTH, CORRELATION")
+	served := func(ratio, corr float64) string {
+		if r.ServedEvery == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.2f, %.3f", ratio, corr)
 	}
-	fmt.Fprintf(t, "all arms (weighted)\t\t\t\t%.2f\t%.2f\t%.2f\t%.3f\n", r.Ratio, r.Ceiling, r.CeilingWithTrace, r.Correlation)
+	for _, a := range r.Arms {
+		fmt.Fprintf(t, "%s\t%d\t%.3f [%.3f, %.3f]\t%.3f [%.3f, %.3f]\t%.2f\t%.2f\t%.2f\t%.3f\t%s\n", a.Arm, a.N, a.Model, a.ModelCI.Lo, a.ModelCI.Hi, a.Oracle, a.OracleCI.Lo, a.OracleCI.Hi,
+			a.Model/a.Oracle, a.Partial[0]/a.Oracle, a.Partial[1]/a.Oracle, a.Correlation, served(a.Served/a.Oracle, a.ServedCorrelation))
+	}
+	fmt.Fprintf(t, "all arms (weighted)\t\t\t\t%.2f\t%.2f\t%.2f\t%.3f\t%s\n", r.Ratio, r.Ceiling, r.CeilingWithTrace, r.Correlation, served(r.Served, r.ServedCorrelation))
 	fmt.Fprintln(t, "(ceiling: ranking by the true effect with the sleeping dogs, who look like everyone else until treated, given the average effect;")
 	fmt.Fprintln(t, " with trace: the same, each user's effect mixed with the sleeping dogs' by the share of sleeping dogs among users with a similar offer_lift)")
+	if r.ServedEvery > 0 {
+		fmt.Fprintf(t, "(as served: the same model and rows, each row scored on its shopper's features as of the start of its %s period, as a server whose profiles a run rebuilds that often read them)\n", PeriodText(r.ServedEvery))
+	}
 	fmt.Fprintf(t, "AUC of -offer_lift for finding the sleeping dogs: %.3f\n", r.SleepingDogAUC)
 	t.Flush()
+}
+
+// PeriodText names a period length for people: "1-day", "7-day", or the
+// duration itself when it is not whole days.
+func PeriodText(d time.Duration) string {
+	if day := 24 * time.Hour; d > 0 && d%day == 0 {
+		return fmt.Sprintf("%d-day", d/day)
+	}
+	return d.String()
 }

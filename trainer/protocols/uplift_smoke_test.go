@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"testing"
+	"time"
 
 	"github.com/promoai/promo/trainer/pipeline"
 	"github.com/promoai/promo/trainer/protocols"
@@ -13,7 +14,7 @@ import (
 func TestUpliftProtocolReportsModelAndCeiling(t *testing.T) {
 	p := shop.Small()
 	p.Users = 1500
-	r, err := protocols.Uplift(context.Background(), p, pipeline.Config{BootstrapRounds: 5})
+	r, err := protocols.Uplift(context.Background(), p, pipeline.Config{BootstrapRounds: 5}, protocols.UpliftOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,7 +29,37 @@ func TestUpliftProtocolReportsModelAndCeiling(t *testing.T) {
 	if r.SleepingDogAUC <= 0.5 || r.SleepingDogAUC > 1 {
 		t.Errorf("sleeping-dog AUC %v: offer_lift should carry some signal", r.SleepingDogAUC)
 	}
+	if r.Served != 0 || r.ServedCorrelation != 0 {
+		t.Errorf("scored as served (%v, %v) though not asked to", r.Served, r.ServedCorrelation)
+	}
 	if math.IsNaN(r.Ratio) || math.IsNaN(r.Ceiling) || r.Ceiling <= 0 || math.IsNaN(r.CeilingWithTrace) || r.CeilingWithTrace <= 0 {
 		t.Fatalf("ratio %v, ceiling %v, with trace %v", r.Ratio, r.Ceiling, r.CeilingWithTrace)
+	}
+}
+
+// Scored on features as of the start of each holdout exposure's day, the
+// model ranks differently than on those as of its training period's start;
+// served as often as it is trained (every 30 days, the default step), the
+// features are the same and so is every figure.
+func TestUpliftProtocolScoresAsServed(t *testing.T) {
+	p := shop.Small()
+	p.Users = 1500
+	cfg := pipeline.Config{BootstrapRounds: 5}
+	daily, err := protocols.Uplift(context.Background(), p, cfg, protocols.UpliftOptions{ServedEvery: 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if daily.ServedCorrelation <= 0 || daily.ServedCorrelation == daily.Correlation || daily.Served == 0 {
+		t.Fatalf("daily: served %v (correlation %v) against %v (%v)", daily.Served, daily.ServedCorrelation, daily.Ratio, daily.Correlation)
+	}
+	same, err := protocols.Uplift(context.Background(), p, cfg, protocols.UpliftOptions{ServedEvery: pipeline.DefaultExperimentStep})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if same.Served != same.Ratio || same.ServedCorrelation != same.Correlation {
+		t.Fatalf("served every step: %v (correlation %v), want the evaluated %v (%v)", same.Served, same.ServedCorrelation, same.Ratio, same.Correlation)
+	}
+	if _, err := protocols.Uplift(context.Background(), shop.Tiny(), cfg, protocols.UpliftOptions{ServedEvery: time.Minute}); err == nil {
+		t.Fatal("a served period of a minute was accepted")
 	}
 }

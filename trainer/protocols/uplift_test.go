@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/promoai/promo/trainer/pipeline"
 	"github.com/promoai/promo/trainer/protocols"
@@ -15,7 +16,7 @@ import (
 // -bench UpliftVsTruth ./protocols/).
 func BenchmarkUpliftVsTruth(b *testing.B) {
 	for i := 0; i < b.N; i++ {
-		r, err := protocols.Uplift(context.Background(), shop.Small(), pipeline.Config{BootstrapRounds: 200})
+		r, err := protocols.Uplift(context.Background(), shop.Small(), pipeline.Config{BootstrapRounds: 200}, protocols.UpliftOptions{ServedEvery: 24 * time.Hour})
 		if err != nil {
 			b.Fatal(err)
 		}
