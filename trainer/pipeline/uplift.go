@@ -351,7 +351,7 @@ func CompareWithTruth(ds *features.Dataset, truth map[string]map[string]float64,
 		var y, model, oracle, asServed []float64
 		part := make([][]float64, len(partial))
 		var treated []bool
-		for k, r := range d.test {
+		for row, r := range d.test {
 			if r.arm != arm && r.arm != features.ControlArm {
 				continue
 			}
@@ -360,7 +360,7 @@ func CompareWithTruth(ds *features.Dataset, truth map[string]map[string]float64,
 			y = append(y, r.converted)
 			model = append(model, resp.PTreated-resp.PControl)
 			if servedX != nil {
-				resp, _ := d.model.Predict(servedX[k], arm)
+				resp, _ := d.model.Predict(servedX[row], arm)
 				asServed = append(asServed, resp.PTreated-resp.PControl)
 			}
 			oracle = append(oracle, truth[id][arm])
