@@ -59,9 +59,21 @@ const (
 // k nearest would vote for nothing, so each item also votes for its own
 // k/10 nearest; and a list is cut to its strongest 4k, a bound on the work
 // one history item costs at serving (a list averages about k either way).
-func ItemKNN(m *Interactions, measure string, k int, shrink float64) ([][]artifact.Neighbor, error) {
+//
+// alpha makes cosine asymmetric (Aiolli 2013): history item j votes for
+// candidate i with dot(i,j) / (|j|^(2·alpha) · |i|^(2·(1−alpha))), so above
+// 0.5 a popular history item's votes count for less, as a conditional
+// probability's would. 0.5 (or 0, the default) is plain cosine; Pearson
+// ignores it.
+func ItemKNN(m *Interactions, measure string, k int, alpha float64) ([][]artifact.Neighbor, error) {
 	if measure != Cosine && measure != Pearson {
 		return nil, fmt.Errorf("unknown similarity %q (want cosine or pearson)", measure)
+	}
+	if alpha == 0 {
+		alpha = 0.5
+	}
+	if alpha < 0 || alpha > 1 {
+		return nil, fmt.Errorf("cosine asymmetry %g out of [0, 1]", alpha)
 	}
 	n := m.NumItems
 	cols := m.itemUsers()
@@ -103,11 +115,11 @@ func ItemKNN(m *Interactions, measure string, k int, shrink float64) ([][]artifa
 					var s float64
 					switch measure {
 					case Cosine:
-						s = dot[j] / (math.Sqrt(norm2[i]*norm2[int(j)]) + shrink)
+						s = dot[j] / cosineNorm(norm2[j], norm2[i], alpha)
 					case Pearson:
 						// Correlation of the two columns over all users, zeros included.
 						num := nUsers*dot[j] - sum[i]*sum[j]
-						den := math.Sqrt((nUsers*norm2[i]-sum[i]*sum[i])*(nUsers*norm2[j]-sum[j]*sum[j])) + shrink*nUsers
+						den := math.Sqrt((nUsers*norm2[i] - sum[i]*sum[i]) * (nUsers*norm2[j] - sum[j]*sum[j]))
 						if den > 0 {
 							s = num / den
 						}
@@ -126,13 +138,32 @@ func ItemKNN(m *Interactions, measure string, k int, shrink float64) ([][]artifa
 	}
 	close(next)
 	wg.Wait()
-	return invertNeighborhoods(out, max(1, k/10), 4*k), nil
+	// j's own nearest come with the weight of i voting for j; j's vote
+	// for i differs by the asymmetry.
+	reverse := func(j int, nb artifact.Neighbor) float32 {
+		if measure != Cosine || alpha == 0.5 {
+			return nb.Weight
+		}
+		i := int(nb.Item)
+		return float32(float64(nb.Weight) * cosineNorm(norm2[i], norm2[j], alpha) / cosineNorm(norm2[j], norm2[i], alpha))
+	}
+	return invertNeighborhoods(out, max(1, k/10), 4*k, reverse), nil
+}
+
+// cosineNorm is the denominator of asymmetric cosine for a vote from a
+// history item with squared norm from to a candidate with to.
+func cosineNorm(from, to, alpha float64) float64 {
+	if alpha == 0.5 {
+		return math.Sqrt(from * to)
+	}
+	return math.Pow(from, alpha) * math.Pow(to, 1-alpha)
 }
 
 // invertNeighborhoods turns each item's nearest items (near, strongest
 // first) into vote lists: j votes for i when j is in near[i], and for its
-// own first own nearest; each list keeps its strongest limit.
-func invertNeighborhoods(near [][]artifact.Neighbor, own, limit int) [][]artifact.Neighbor {
+// own first own nearest, weighted by reverse; each list keeps its
+// strongest limit.
+func invertNeighborhoods(near [][]artifact.Neighbor, own, limit int, reverse func(j int, nb artifact.Neighbor) float32) [][]artifact.Neighbor {
 	votes := make([][]artifact.Neighbor, len(near))
 	for i, row := range near {
 		for _, nb := range row {
@@ -146,7 +177,7 @@ func invertNeighborhoods(near [][]artifact.Neighbor, own, limit int) [][]artifac
 		}
 		for _, nb := range row[:min(own, len(row))] {
 			if seen[nb.Item] != int32(j)+1 {
-				votes[j] = append(votes[j], nb)
+				votes[j] = append(votes[j], artifact.Neighbor{Item: nb.Item, Weight: reverse(j, nb)})
 			}
 		}
 		votes[j] = topNeighbors(votes[j], limit)

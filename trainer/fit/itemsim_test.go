@@ -68,6 +68,63 @@ func TestItemKNNVotesFollowTheCandidatesNeighbourhood(t *testing.T) {
 	}
 }
 
+// With alpha 0.9 a vote is nearly co-occurrences over the history item's
+// count: item 1 (4 users) voting for item 0 (3 users) counts less than 0
+// voting for 1. And a vote that comes from an item's own nearest (the
+// niche items below, which item 0's neighbourhood leaves out) weighs what
+// the same vote weighs when it comes from the candidate's neighbourhood.
+func TestAsymmetricCosine(t *testing.T) {
+	nb, err := ItemKNN(tinyMatrix(), Cosine, 10, 0.9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vote := func(nb [][]artifact.Neighbor, from, to int32) float64 {
+		for _, n := range nb[from] {
+			if n.Item == to {
+				return float64(n.Weight)
+			}
+		}
+		t.Fatalf("item %d does not vote for %d: %+v", from, to, nb[from])
+		return 0
+	}
+	want10 := 3 / (math.Pow(4, 0.9) * math.Pow(3, 0.1))
+	want01 := 3 / (math.Pow(3, 0.9) * math.Pow(4, 0.1))
+	if got := vote(nb, 1, 0); math.Abs(got-want10) > 1e-6 {
+		t.Fatalf("1 votes for 0 with %v, want %v", got, want10)
+	}
+	if got := vote(nb, 0, 1); math.Abs(got-want01) > 1e-6 {
+		t.Fatalf("0 votes for 1 with %v, want %v", got, want01)
+	}
+	plain, err := ItemKNN(tinyMatrix(), Cosine, 10, 0.5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := vote(plain, 1, 0), 3/math.Sqrt(12); math.Abs(got-want) > 1e-6 {
+		t.Fatalf("alpha 0.5: 1 votes for 0 with %v, want cosine %v", got, want)
+	}
+
+	m := &Interactions{NumItems: 14}
+	for n := int32(1); n <= 12; n++ {
+		m.Users = append(m.Users, []artifact.Weighted{{Item: 0, Weight: 1}, {Item: n, Weight: 1}})
+	}
+	for range 5 {
+		m.Users = append(m.Users, []artifact.Weighted{{Item: 0, Weight: 1}, {Item: 13, Weight: 1}})
+	}
+	nb, err = ItemKNN(m, Cosine, 4, 0.9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := 1 / math.Pow(17, 0.1) // one shared user; the niche item has 1, item 0 has 17
+	for n := int32(1); n <= 12; n++ {
+		if got := vote(nb, n, 0); math.Abs(got-want) > 1e-6 {
+			t.Fatalf("niche item %d votes for 0 with %v, want %v", n, got, want)
+		}
+	}
+	if _, err := ItemKNN(m, Cosine, 4, 1.5); err == nil {
+		t.Fatal("an asymmetry above 1 was accepted")
+	}
+}
+
 func TestEASEPrefersCooccurrence(t *testing.T) {
 	nb, err := EASE(tinyMatrix(), 0.5, 10)
 	if err != nil {

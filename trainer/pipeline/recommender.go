@@ -19,9 +19,13 @@ type RecConfig struct {
 	Sessions float64 // EASE: weight of same-session co-occurrence (0 = none)
 	Spectral float64 // EASE: share of the GF-CF graph filter blended in (0 = none)
 	K        int     // neighbours kept
+	Alpha    float64 // item-kNN cosine: asymmetry (0: plain cosine; see fit.ItemKNN)
 }
 
 func (c RecConfig) String() string {
+	if c.Method == "itemknn-cosine" && c.Alpha != 0 && c.Alpha != 0.5 {
+		return fmt.Sprintf("%s(alpha=%g)", c.Method, c.Alpha)
+	}
 	if c.Method != "ease" {
 		return c.Method
 	}
@@ -63,7 +67,7 @@ func FitItemSim(m *fit.Interactions, items []artifact.Item, c RecConfig) (*artif
 	case "ease":
 		nb, err = fit.ItemLinear(m, c.linear())
 	case "itemknn-cosine":
-		nb, err = fit.ItemKNN(m, fit.Cosine, c.K, 0)
+		nb, err = fit.ItemKNN(m, fit.Cosine, c.K, c.Alpha)
 	case "itemknn-pearson":
 		nb, err = fit.ItemKNN(m, fit.Pearson, c.K, 0)
 	case "popularity":

@@ -9,10 +9,13 @@ import (
 
 // RecSearch lists the candidate values a recommender search tries.
 type RecSearch struct {
-	Neighbors int       // kept per item in the fitted models
-	KNN       int       // neighbours of the item-kNN baselines (default Neighbors)
-	Lambdas   []float64 // EASE penalties
-	Dropouts  []float64 // DLAE penalties (empty: family skipped)
+	Neighbors int // kept per item in the fitted models
+	KNN       int // neighbours of the item-kNN baselines (default Neighbors)
+	// CosineAlphas are the item-kNN cosine asymmetries tried (see
+	// fit.ItemKNN; 0.5 is plain cosine); the family keeps the best.
+	CosineAlphas []float64
+	Lambdas      []float64 // EASE penalties
+	Dropouts     []float64 // DLAE penalties (empty: family skipped)
 	// DLAEAllLambdas tries each dropout with every lambda rather than only
 	// with the best plain EASE's (the penalties interact, but each try is
 	// a dense items³ solve).
@@ -25,6 +28,7 @@ type RecSearch struct {
 func DefaultRecSearch(neighbors int) RecSearch {
 	return RecSearch{
 		Neighbors:      neighbors,
+		CosineAlphas:   []float64{0.5, 0.7, 0.9},
 		Lambdas:        []float64{100, 300, 500, 1000},
 		Dropouts:       []float64{0.33, 0.5},
 		DLAEAllLambdas: true,
@@ -61,7 +65,7 @@ func (s RecSearch) ForCatalogue(n int) RecSearch {
 // progress reports count towards. (Fewer when no linear model can be
 // fitted at all.)
 func (s RecSearch) Candidates(numItems int, sessions bool) int {
-	n := 3 // popularity and the two item-kNN baselines
+	n := 2 + max(1, len(s.CosineAlphas)) // popularity, Pearson and the cosine item-kNN
 	if numItems > fit.MaxDenseItems {
 		return n
 	}
@@ -120,9 +124,16 @@ func SearchRecommenders(train *fit.Interactions, valid []map[int32]bool, items [
 	if knn == 0 {
 		knn = s.Neighbors
 	}
-	for _, c := range []RecConfig{{Method: "popularity"}, {Method: "itemknn-cosine", K: knn}, {Method: "itemknn-pearson", K: knn}} {
-		best(c.Method, []RecConfig{c})
+	best("popularity", []RecConfig{{Method: "popularity"}})
+	cosine := []RecConfig{{Method: "itemknn-cosine", K: knn}}
+	if len(s.CosineAlphas) > 0 {
+		cosine = cosine[:0]
+		for _, a := range s.CosineAlphas {
+			cosine = append(cosine, RecConfig{Method: "itemknn-cosine", K: knn, Alpha: a})
+		}
 	}
+	best("itemknn-cosine", cosine)
+	best("itemknn-pearson", []RecConfig{{Method: "itemknn-pearson", K: knn}})
 	if train.NumItems > fit.MaxDenseItems {
 		return out
 	}

@@ -52,8 +52,9 @@ func TestSearchRecommendersFamilies(t *testing.T) {
 	if got := fmt.Sprint(names); got != "[popularity itemknn-cosine itemknn-pearson ease ease+dlae ease+sessions ease+gfcf]" {
 		t.Fatalf("families %s", got)
 	}
-	// 3 baselines, 4 lambdas, 2 dropouts × 4 lambdas, 3 session weights, 3 shares.
-	if tried != 3+4+8+3+3 {
+	// Popularity, Pearson and 3 cosine asymmetries, 4 lambdas, 2 dropouts ×
+	// 4 lambdas, 3 session weights, 3 shares.
+	if tried != 5+4+8+3+3 {
 		t.Fatalf("tried %d configurations", tried)
 	}
 	if n := DefaultRecSearch(50).Candidates(items, true); n != tried {
@@ -79,11 +80,12 @@ func TestForCatalogueTrimsLargeGrids(t *testing.T) {
 	if big.DLAEAllLambdas || len(big.Dropouts) != 1 || len(big.Sessions) != 1 || len(big.Spectral) != 1 || len(big.Lambdas) != len(s.Lambdas) {
 		t.Fatalf("large grid %+v", big)
 	}
-	// 3 baselines, 4 lambdas, one dropout, one session weight, one share.
-	if n := big.Candidates(LargeCatalogue+1, true); n != 3+4+1+1+1 {
+	// 5 baselines (3 of them cosine), 4 lambdas, one dropout, one session
+	// weight, one share.
+	if n := big.Candidates(LargeCatalogue+1, true); n != 5+4+1+1+1 {
 		t.Fatalf("large grid: %d candidates", n)
 	}
-	if n := big.Candidates(fit.MaxDenseItems+1, true); n != 3 {
-		t.Fatalf("beyond the dense limit: %d candidates, want the 3 baselines", n)
+	if n := big.Candidates(fit.MaxDenseItems+1, true); n != 5 {
+		t.Fatalf("beyond the dense limit: %d candidates, want the 5 baselines", n)
 	}
 }
