@@ -82,6 +82,11 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		cfg := pipeline.Config{BootstrapRounds: 200, UpliftL2: *l2, UpliftDeviation: *deviation, UpliftSeparateArms: *separate,
 			ExperimentLookback: *lookback, ExperimentStep: *step}
 		opt := protocols.UpliftOptions{ServedEvery: *servedEvery}
+		if opt.ServedEvery != 0 {
+			if err := pipeline.CheckServedPeriod(cfg, opt.ServedEvery); err != nil {
+				return err
+			}
+		}
 		if *shops > 1 {
 			return upliftShops(ctx, p, *shops, cfg, opt, *asJSON, stdout)
 		}

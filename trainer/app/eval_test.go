@@ -66,4 +66,10 @@ func TestExperimentPeriodFlags(t *testing.T) {
 			t.Errorf("%v: %v", args, err)
 		}
 	}
+	for _, every := range []string{"1m", "1000h"} {
+		var out, errOut bytes.Buffer
+		if err := app.Main(ctx, []string{"eval", "-protocol", "uplift", "-size", "tiny", "-served.every", every}, &out, &errOut); err == nil || !strings.Contains(err.Error(), "-served.every") {
+			t.Errorf("-served.every %s: %v", every, err)
+		}
+	}
 }

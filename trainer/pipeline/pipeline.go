@@ -325,12 +325,22 @@ func ExperimentData(ctx context.Context, bkt registry.Bucket, cfg Config) (*feat
 // start of each ExperimentStep period, so older ones; scoring the same
 // exposures on both measures what that costs.
 func ServedExperimentData(ctx context.Context, bkt registry.Bucket, cfg Config, every time.Duration) (*features.Dataset, error) {
-	cfg.defaults()
-	if every < time.Hour || every > cfg.Horizon {
-		return nil, fmt.Errorf("a served period of %s: want at least 1h and at most the horizon, %s", every, cfg.Horizon)
+	if err := CheckServedPeriod(cfg, every); err != nil {
+		return nil, err
 	}
+	cfg.defaults()
 	cfg.ExperimentLookback, cfg.ExperimentStep = cfg.Horizon, every
 	return ExperimentData(ctx, bkt, cfg)
+}
+
+// CheckServedPeriod refuses a ServedExperimentData period under an hour or
+// longer than the horizon.
+func CheckServedPeriod(cfg Config, every time.Duration) error {
+	cfg.defaults()
+	if every < time.Hour || every > cfg.Horizon {
+		return fmt.Errorf("a served period (-served.every) of %s: want at least 1h and at most the horizon, %s", every, cfg.Horizon)
+	}
+	return nil
 }
 
 // CheckExperimentPeriods refuses an experiment step under an hour or a
