@@ -104,6 +104,11 @@ type Config struct {
 	// interactions): for builders whose only use is their exposures and
 	// the features next to them (see Stack).
 	ExposuresOnly bool
+	// Shoppers, when not nil, are the only users rows are built for (say,
+	// those with a randomized exposure in the label period, when only
+	// exposures are wanted): other users' events cost a lookup, and only
+	// their exposures after the cutoff are counted in the report.
+	Shoppers map[string]bool
 }
 
 func (c *Config) defaults() {
@@ -312,6 +317,15 @@ func (b *Builder) Add(e *eventlog.Event) {
 			c[1]++
 		}
 		b.Report.Used++
+		return
+	}
+	if b.cfg.Shoppers != nil && !b.cfg.Shoppers[e.User] {
+		if e.Type == eventlog.TypePromoExposure && !e.Time.Before(b.cfg.Cutoff) && e.Time.Sub(b.cfg.Cutoff) <= b.cfg.Horizon {
+			b.Report.ExposuresAfter++
+			if e.Propensity >= 1 {
+				b.Report.TargetedExposures++
+			}
+		}
 		return
 	}
 	u := b.user(e.User)

@@ -33,7 +33,7 @@ type ForwardResult struct {
 // what a time-holdout cannot show: drift and train/serve skew.
 func Forward(ctx context.Context, bkt registry.Bucket, cfg Config) (*ForwardResult, error) {
 	cfg.defaults()
-	_, first, last, err := dataWindow(ctx, bkt, cfg)
+	_, first, last, err := dataWindow(ctx, bkt, cfg, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -221,15 +221,19 @@ func Run(ctx context.Context, reg *registry.Registry, cfg Config) (*Result, erro
 	// Pass 1 finds the data window; pass 2 builds, from one read of the
 	// log, the training data (as of the cutoff), the profiles (as of now)
 	// and, for the uplift model, the experiment's periods.
-	st, first, last, err := dataWindow(ctx, bkt, cfg)
+	var exposed randomizedExposures
+	if slices.Contains(cfg.Models, ModelUplift) {
+		exposed = randomizedExposures{}
+	}
+	st, first, last, err := dataWindow(ctx, bkt, cfg, exposed)
 	if err != nil {
 		return nil, err
 	}
 	cutoff := last.Add(-cfg.Horizon)
 	log.Info("event log scanned", "batches", st.Batches, "events", st.Events, "duplicates", st.Duplicates, "erased_user_events", st.Erased, "from", first, "to", last, "cutoff", cutoff)
 	var periods []features.Config
-	if slices.Contains(cfg.Models, ModelUplift) {
-		periods = cfg.experimentPeriods(first, last)
+	if exposed != nil {
+		periods = cfg.experimentPeriods(first, last, exposed)
 	}
 	// With the default step the newest period is the training data's
 	// label period: build it once.
@@ -307,11 +311,12 @@ func Run(ctx context.Context, reg *registry.Registry, cfg Config) (*Result, erro
 // each with features as of the start of its ExperimentStep period.
 func ExperimentData(ctx context.Context, bkt registry.Bucket, cfg Config) (*features.Dataset, error) {
 	cfg.defaults()
-	_, first, last, err := dataWindow(ctx, bkt, cfg)
+	exposed := randomizedExposures{}
+	_, first, last, err := dataWindow(ctx, bkt, cfg, exposed)
 	if err != nil {
 		return nil, err
 	}
-	sets, err := build(ctx, bkt, nil, cfg.experimentPeriods(first, last)...)
+	sets, err := build(ctx, bkt, nil, cfg.experimentPeriods(first, last, exposed)...)
 	if err != nil {
 		return nil, err
 	}
@@ -354,11 +359,45 @@ func CheckExperimentPeriods(lookback, step time.Duration) error {
 	return nil
 }
 
+// randomizedExposures holds, per user, the times (Unix seconds) of their
+// randomized promotion exposures, so that each experiment period's builder
+// need only follow the shoppers exposed in it.
+type randomizedExposures map[string][]int64
+
+// note records e if it is a randomized exposure (propensity below 1, or
+// not recorded).
+func (r randomizedExposures) note(e *eventlog.Event) {
+	if e.Type == eventlog.TypePromoExposure && e.Propensity < 1 && e.User != "" {
+		r[e.User] = append(r[e.User], e.Time.Unix())
+	}
+}
+
+// in returns the users with an exposure from..to, both included; a
+// second either side, as times are kept in whole seconds. Nil when r is
+// (nothing recorded: every user).
+func (r randomizedExposures) in(from, to time.Time) map[string]bool {
+	if r == nil {
+		return nil
+	}
+	lo, hi := from.Unix()-1, to.Unix()+1
+	out := map[string]bool{}
+	for u, ts := range r {
+		for _, t := range ts {
+			if t >= lo && t <= hi {
+				out[u] = true
+				break
+			}
+		}
+	}
+	return out
+}
+
 // experimentPeriods are the feature configs of the experiment's periods:
 // ExperimentStep long each, back from the last event over
 // ExperimentLookback, none starting before the first event (the newest
-// first). Each keeps only what exposures need.
-func (c *Config) experimentPeriods(first, last time.Time) []features.Config {
+// first). Each keeps only what exposures need, for the shoppers exposed
+// in it (exposed, from dataWindow).
+func (c *Config) experimentPeriods(first, last time.Time, exposed randomizedExposures) []features.Config {
 	var out []features.Config
 	for back := c.ExperimentStep; back-c.ExperimentStep < c.ExperimentLookback; back += c.ExperimentStep {
 		start := last.Add(-back)
@@ -371,20 +410,25 @@ func (c *Config) experimentPeriods(first, last time.Time) []features.Config {
 			// Its end is the next period's start, which counts there.
 			fc.Horizon -= time.Nanosecond
 		}
+		fc.Shoppers = exposed.in(fc.Cutoff, fc.Cutoff.Add(fc.Horizon))
 		out = append(out, fc)
 	}
 	return out
 }
 
 // dataWindow reads the log once for the time of its first and last events,
-// and refuses logs too short to hold out a label period.
-func dataWindow(ctx context.Context, bkt registry.Bucket, cfg Config) (st eventlog.Stats, first, last time.Time, err error) {
+// and refuses logs too short to hold out a label period. It records the
+// randomized exposures in exposed when that is not nil.
+func dataWindow(ctx context.Context, bkt registry.Bucket, cfg Config, exposed randomizedExposures) (st eventlog.Stats, first, last time.Time, err error) {
 	st, err = eventlog.ScanWithProgress(ctx, bkt, func(e *eventlog.Event) error {
 		if first.IsZero() || e.Time.Before(first) {
 			first = e.Time
 		}
 		if e.Time.After(last) {
 			last = e.Time
+		}
+		if exposed != nil {
+			exposed.note(e)
 		}
 		return nil
 	}, cfg.progress("scan event log"))

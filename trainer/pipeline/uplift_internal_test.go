@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/promoai/promo/registry/artifact"
 	"github.com/promoai/promo/registry/providers/inmem"
@@ -158,6 +159,58 @@ func TestUpliftHoldoutIsTheLastHorizon(t *testing.T) {
 	for _, r := range d.train {
 		if hold[r.user] {
 			t.Fatal("a held-out shopper's exposure was trained on")
+		}
+	}
+}
+
+// Experiment periods build rows only for the shoppers exposed in them: the
+// result is the same as building every shopper, weekly periods included,
+// and the periods before the experiment follow nobody.
+func TestExperimentPeriodsFollowOnlyExposedShoppers(t *testing.T) {
+	p := shop.Tiny()
+	b := inmem.New()
+	if _, err := shop.WriteTo(context.Background(), b, p, nil); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), ExperimentStep: 7 * 24 * time.Hour}
+	cfg.defaults()
+	exposed := randomizedExposures{}
+	_, first, last, err := dataWindow(context.Background(), b, cfg, exposed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	filtered := cfg.experimentPeriods(first, last, exposed)
+	everyone := cfg.experimentPeriods(first, last, nil)
+	empty := 0
+	for _, fc := range filtered {
+		if len(fc.Shoppers) == 0 {
+			empty++
+		}
+	}
+	if empty == 0 || empty == len(filtered) {
+		t.Fatalf("%d of %d periods follow no shopper; want the ones before the experiment only", empty, len(filtered))
+	}
+	a, err := build(context.Background(), b, nil, filtered...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := build(context.Background(), b, nil, everyone...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, want := features.Stack(a...), features.Stack(all...)
+	if len(got.Exposures) == 0 || len(got.Exposures) != len(want.Exposures) || got.Report.TargetedExposures != want.Report.TargetedExposures ||
+		got.Report.ExposuresAfter != want.Report.ExposuresAfter || !got.Cutoff.Equal(want.Cutoff) || !got.End.Equal(want.End) {
+		t.Fatalf("filtered: %d exposures (%d targeted of %d), from %s to %s; every shopper: %d (%d of %d), from %s to %s",
+			len(got.Exposures), got.Report.TargetedExposures, got.Report.ExposuresAfter, got.Cutoff, got.End,
+			len(want.Exposures), want.Report.TargetedExposures, want.Report.ExposuresAfter, want.Cutoff, want.End)
+	}
+	for i, e := range got.Exposures {
+		w := want.Exposures[i]
+		gu, wu := got.Users[e.User], want.Users[w.User]
+		if gu.ID != wu.ID || !e.Time.Equal(w.Time) || e.Arm != w.Arm || e.Converted != w.Converted || e.Spend != w.Spend ||
+			e.Repurchased != w.Repurchased || !slices.Equal(gu.Features, wu.Features) {
+			t.Fatalf("exposure %d: %+v of %s %v, want %+v of %s %v", i, e, gu.ID, gu.Features, w, wu.ID, wu.Features)
 		}
 	}
 }
