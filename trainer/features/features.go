@@ -321,10 +321,7 @@ func (b *Builder) Add(e *eventlog.Event) {
 	}
 	if b.cfg.Shoppers != nil && !b.cfg.Shoppers[e.User] {
 		if e.Type == eventlog.TypePromoExposure && !e.Time.Before(b.cfg.Cutoff) && e.Time.Sub(b.cfg.Cutoff) <= b.cfg.Horizon {
-			b.Report.ExposuresAfter++
-			if e.Propensity >= 1 {
-				b.Report.TargetedExposures++
-			}
+			b.countExposure(e)
 		}
 		return
 	}
@@ -377,16 +374,9 @@ func (b *Builder) Add(e *eventlog.Event) {
 			u.labelSpend += v
 			u.buysAfter = append(u.buysAfter, purchase{e.Time, v})
 		case eventlog.TypePromoExposure:
-			b.Report.ExposuresAfter++
-			if e.Propensity >= 1 {
-				// A targeted decision: who got which offer depended on the
-				// shopper, so comparing arms would measure the targeting.
-				// Only randomized exposures (propensity below 1, or not
-				// recorded) measure effects.
-				b.Report.TargetedExposures++
-				break
+			if b.countExposure(e) {
+				u.expAfter = append(u.expAfter, exposure{t: e.Time, arm: armOf(e)})
 			}
-			u.expAfter = append(u.expAfter, exposure{t: e.Time, arm: armOf(e)})
 		}
 		return
 	}
@@ -481,6 +471,20 @@ func (b *Builder) Add(e *eventlog.Event) {
 	case eventlog.TypePromoRedeem:
 		u.redeems++
 	}
+}
+
+// countExposure counts a promotion exposure of the label period in the
+// report and says whether it was randomized. A targeted decision
+// (propensity 1): who got which offer depended on the shopper, so comparing
+// arms would measure the targeting. Only randomized exposures (propensity
+// below 1, or not recorded) measure effects.
+func (b *Builder) countExposure(e *eventlog.Event) (randomized bool) {
+	b.Report.ExposuresAfter++
+	if e.Propensity >= 1 {
+		b.Report.TargetedExposures++
+		return false
+	}
+	return true
 }
 
 // outcomeTail is how long after an exposure its outcomes keep coming in.

@@ -125,12 +125,13 @@ func SearchRecommenders(train *fit.Interactions, valid []map[int32]bool, items [
 		knn = s.Neighbors
 	}
 	best("popularity", []RecConfig{{Method: "popularity"}})
-	cosine := []RecConfig{{Method: "itemknn-cosine", K: knn}}
-	if len(s.CosineAlphas) > 0 {
-		cosine = cosine[:0]
-		for _, a := range s.CosineAlphas {
-			cosine = append(cosine, RecConfig{Method: "itemknn-cosine", K: knn, Alpha: a})
-		}
+	alphas := s.CosineAlphas
+	if len(alphas) == 0 {
+		alphas = []float64{0} // plain cosine
+	}
+	var cosine []RecConfig
+	for _, a := range alphas {
+		cosine = append(cosine, RecConfig{Method: "itemknn-cosine", K: knn, Alpha: a})
 	}
 	best("itemknn-cosine", cosine)
 	best("itemknn-pearson", []RecConfig{{Method: "itemknn-pearson", K: knn}})
