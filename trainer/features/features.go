@@ -284,14 +284,22 @@ func (b *Builder) user(id string) *userAgg {
 
 // Add folds one event in. Invalid events are dropped and counted.
 func (b *Builder) Add(e *eventlog.Event) {
+	if b.screen(e, e.Validate(time.Now())) {
+		b.fold(e, b.follows(e))
+	}
+}
+
+// screen counts e in the report and says whether to fold it in: it is
+// valid (invalid is its validation error) and not an outlier.
+func (b *Builder) screen(e *eventlog.Event, invalid error) bool {
 	b.Report.Events++
-	if err := e.Validate(time.Now()); err != nil {
+	if invalid != nil {
 		b.Report.drop("invalid")
-		return
+		return false
 	}
 	if e.Type == eventlog.TypePurchase && e.UnitPrice > b.cfg.MaxUnitPrice {
 		b.Report.drop("price_outlier")
-		return
+		return false
 	}
 	if b.Report.FirstEvent.IsZero() || e.Time.Before(b.Report.FirstEvent) {
 		b.Report.FirstEvent = e.Time
@@ -299,6 +307,18 @@ func (b *Builder) Add(e *eventlog.Event) {
 	if e.Time.After(b.Report.LastEvent) {
 		b.Report.LastEvent = e.Time
 	}
+	return true
+}
+
+// follows says whether the builder builds a row for e's user (see
+// Config.Shoppers).
+func (b *Builder) follows(e *eventlog.Event) bool {
+	return b.cfg.Shoppers == nil || b.cfg.Shoppers[e.User]
+}
+
+// fold folds in a screened event; followed says whether the builder
+// follows its user (item events are folded in either way).
+func (b *Builder) fold(e *eventlog.Event, followed bool) {
 	if e.Type == eventlog.TypeItemUpsert {
 		it := &b.items[b.item(e.Item)]
 		if it.Described && it.Price > 0 { // replaced: take the old price out of its category
@@ -319,7 +339,7 @@ func (b *Builder) Add(e *eventlog.Event) {
 		b.Report.Used++
 		return
 	}
-	if b.cfg.Shoppers != nil && !b.cfg.Shoppers[e.User] {
+	if !followed {
 		if e.Type == eventlog.TypePromoExposure && !e.Time.Before(b.cfg.Cutoff) && e.Time.Sub(b.cfg.Cutoff) <= b.cfg.Horizon {
 			b.countExposure(e)
 		}

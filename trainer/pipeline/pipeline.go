@@ -461,23 +461,14 @@ func (c *Config) progress(step string) func(done, total int) {
 
 // build folds one read of the event log into a dataset per config.
 func build(ctx context.Context, bkt registry.Bucket, progress func(done, total int), fcs ...features.Config) ([]*features.Dataset, error) {
-	bs := make([]*features.Builder, len(fcs))
-	for i, fc := range fcs {
-		bs[i] = features.NewBuilder(fc)
-	}
+	pass := features.NewPass(fcs...)
 	if _, err := eventlog.ScanWithProgress(ctx, bkt, func(e *eventlog.Event) error {
-		for _, b := range bs {
-			b.Add(e)
-		}
+		pass.Add(e)
 		return nil
 	}, progress); err != nil {
 		return nil, fmt.Errorf("read event log: %w", err)
 	}
-	out := make([]*features.Dataset, len(bs))
-	for i, b := range bs {
-		out[i] = b.Finish()
-	}
-	return out, nil
+	return pass.Finish(), nil
 }
 
 func fingerprint(st eventlog.Stats, first, last time.Time) string {
