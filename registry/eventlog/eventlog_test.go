@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -167,5 +169,74 @@ func TestPseudonymizer(t *testing.T) {
 	e.User = a
 	if err := e.Validate(now); err != nil {
 		t.Fatalf("a pseudonym is not a valid user id: %v", err)
+	}
+}
+
+// Batches are decoded ahead, concurrently, but handed on in order; an
+// error from the callback stops the scan at that event, a damaged batch
+// stops it where the batch begins, and a cancelled context is an error,
+// never a short scan that looks complete.
+func TestScanReadsAheadInOrder(t *testing.T) {
+	ctx := context.Background()
+	b := inmem.New()
+	var want []string
+	for i := range 40 {
+		var batch []eventlog.Event
+		for k := range 1 + i%7 {
+			e := valid()
+			e.ID = fmt.Sprintf("b%02d-e%d", i, k)
+			batch = append(batch, e)
+			want = append(want, e.ID)
+		}
+		if _, err := eventlog.WriteBatch(ctx, b, batch, now.Add(time.Duration(i)*time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, ahead := range []int{1, 2, 4, 64} {
+		old := eventlog.ScanAhead
+		eventlog.ScanAhead = ahead
+		var got []string
+		st, err := eventlog.Scan(ctx, b, func(e *eventlog.Event) error { got = append(got, e.ID); return nil })
+		if err != nil || st.Batches != 40 || strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Fatalf("%d ahead: %d batches, err %v, events\n%v\nwant\n%v", ahead, st.Batches, err, got, want)
+		}
+		stop := errors.New("stop")
+		got = got[:0]
+		_, err = eventlog.Scan(ctx, b, func(e *eventlog.Event) error {
+			if got = append(got, e.ID); len(got) == 50 {
+				return stop
+			}
+			return nil
+		})
+		if !errors.Is(err, stop) || len(got) != 50 {
+			t.Fatalf("%d ahead: the callback's error after %d events: %v", ahead, len(got), err)
+		}
+		cancelled, cancel := context.WithCancel(ctx)
+		got = got[:0]
+		_, err = eventlog.Scan(cancelled, b, func(e *eventlog.Event) error {
+			if got = append(got, e.ID); len(got) == 50 {
+				cancel()
+			}
+			return nil
+		})
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("%d ahead: cancelled after %d events: %v", ahead, len(got), err)
+		}
+		eventlog.ScanAhead = old
+	}
+	// A damaged batch in the middle: the events before it, then the error.
+	names, _ := eventlog.Batches(ctx, b)
+	broken := strings.TrimSuffix(names[20], ".jsonl.gz") + "-broken.jsonl.gz" // right before the 21st
+	registry.UploadBytes(ctx, b, broken, []byte("not gzip"))
+	names, _ = eventlog.Batches(ctx, b)
+	before := slices.Index(names, broken)
+	var got []string
+	_, err := eventlog.Scan(ctx, b, func(e *eventlog.Event) error { got = append(got, e.ID); return nil })
+	inFirst20 := 0
+	for i := range 20 {
+		inFirst20 += 1 + i%7
+	}
+	if !errors.Is(err, registry.ErrCorrupt) || before != 20 || strings.Join(got, ",") != strings.Join(want[:inFirst20], ",") {
+		t.Fatalf("damaged batch %d of %d: %d events, %v", before, len(names), len(got), err)
 	}
 }

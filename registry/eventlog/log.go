@@ -76,32 +76,45 @@ func Batches(ctx context.Context, b registry.Bucket) ([]string, error) {
 	return out, nil
 }
 
-// ReadBatch decodes one batch object, calling fn for each event.
+// ReadBatch decodes one batch object, calling fn for each event. A
+// damaged batch is an error before fn sees any of it.
 func ReadBatch(ctx context.Context, b registry.Bucket, name string, fn func(*Event) error) error {
-	rc, err := b.Get(ctx, name)
+	events, err := decodeBatch(ctx, b, name)
 	if err != nil {
 		return err
+	}
+	for i := range events {
+		if err := fn(&events[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// decodeBatch decodes one batch object whole.
+func decodeBatch(ctx context.Context, b registry.Bucket, name string) ([]Event, error) {
+	rc, err := b.Get(ctx, name)
+	if err != nil {
+		return nil, err
 	}
 	defer rc.Close()
 	zr, err := gzip.NewReader(rc)
 	if err != nil {
-		return fmt.Errorf("batch %s: %w: %v", name, registry.ErrCorrupt, err)
+		return nil, fmt.Errorf("batch %s: %w: %v", name, registry.ErrCorrupt, err)
 	}
 	sc := bufio.NewScanner(zr)
 	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	var events []Event
 	for sc.Scan() {
-		var e Event
-		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
-			return fmt.Errorf("batch %s: %w: %v", name, registry.ErrCorrupt, err)
-		}
-		if err := fn(&e); err != nil {
-			return err
+		events = append(events, Event{})
+		if err := json.Unmarshal(sc.Bytes(), &events[len(events)-1]); err != nil {
+			return nil, fmt.Errorf("batch %s: %w: %v", name, registry.ErrCorrupt, err)
 		}
 	}
 	if err := sc.Err(); err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("batch %s: %w: %v", name, registry.ErrCorrupt, err)
+		return nil, fmt.Errorf("batch %s: %w: %v", name, registry.ErrCorrupt, err)
 	}
-	return nil
+	return events, nil
 }
 
 // Stats counts what a Scan saw.
@@ -161,6 +174,12 @@ func Scan(ctx context.Context, b registry.Bucket, fn func(*Event) error) (Stats,
 	return ScanWithProgress(ctx, b, fn, nil)
 }
 
+// ScanAhead is how many batches a scan reads and decodes ahead of the one
+// whose events it is handing on. Decoding (gzip, JSON) is most of what a
+// scan costs, so batches are decoded concurrently, while the caller folds
+// in earlier ones; memory grows by up to this many decoded batches.
+var ScanAhead = 4
+
 // ScanWithProgress is Scan calling progress(done, total) after each batch.
 func ScanWithProgress(ctx context.Context, b registry.Bucket, fn func(*Event) error, progress func(done, total int)) (Stats, error) {
 	var st Stats
@@ -172,30 +191,65 @@ func ScanWithProgress(ctx context.Context, b registry.Bucket, fn func(*Event) er
 	if err != nil {
 		return st, err
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // stops the reading ahead when fn fails
 	d := &dedup{seen: map[uint64]int{}, limit: DedupWindow}
-	for _, n := range names {
+	for next := range readAhead(ctx, b, names, max(1, ScanAhead)) {
+		batch := <-next
+		if batch.err != nil {
+			return st, batch.err
+		}
 		st.Batches++
 		d.startBatch()
-		err := ReadBatch(ctx, b, n, func(e *Event) error {
+		for i := range batch.events {
+			e := &batch.events[i]
 			if !d.add(e.ID) {
 				st.Duplicates++
-				return nil
+				continue
 			}
 			if e.User != "" && erased[e.User] {
 				st.Erased++
-				return nil
+				continue
 			}
 			st.Events++
-			return fn(e)
-		})
-		if err != nil {
-			return st, err
+			if err := fn(e); err != nil {
+				return st, err
+			}
 		}
 		if progress != nil {
 			progress(st.Batches, len(names))
 		}
 	}
-	return st, nil
+	// Reading ahead stops early only when ctx is done.
+	return st, ctx.Err()
+}
+
+type decodedBatch struct {
+	events []Event
+	err    error
+}
+
+// readAhead reads the named batches, up to ahead of them at a time, each
+// in its own goroutine, and hands them on in order: one channel per
+// batch, which receives it once decoded. It stops when ctx is done.
+func readAhead(ctx context.Context, b registry.Bucket, names []string, ahead int) <-chan chan decodedBatch {
+	out := make(chan chan decodedBatch, ahead-1)
+	go func() {
+		defer close(out)
+		for _, name := range names {
+			next := make(chan decodedBatch, 1)
+			select {
+			case out <- next:
+			case <-ctx.Done():
+				return
+			}
+			go func() {
+				events, err := decodeBatch(ctx, b, name)
+				next <- decodedBatch{events, err}
+			}()
+		}
+	}()
+	return out
 }
 
 // Erasure records that a user asked to be forgotten.
