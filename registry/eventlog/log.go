@@ -13,6 +13,7 @@ import (
 	"hash/fnv"
 	"io"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/promoai/promo/registry"
@@ -79,7 +80,7 @@ func Batches(ctx context.Context, b registry.Bucket) ([]string, error) {
 // ReadBatch decodes one batch object, calling fn for each event. A
 // damaged batch is an error before fn sees any of it.
 func ReadBatch(ctx context.Context, b registry.Bucket, name string, fn func(*Event) error) error {
-	events, err := decodeBatch(ctx, b, name)
+	events, err := decodeBatch(ctx, b, name, 0)
 	if err != nil {
 		return err
 	}
@@ -91,8 +92,9 @@ func ReadBatch(ctx context.Context, b registry.Bucket, name string, fn func(*Eve
 	return nil
 }
 
-// decodeBatch decodes one batch object whole.
-func decodeBatch(ctx context.Context, b registry.Bucket, name string) ([]Event, error) {
+// decodeBatch decodes one batch object whole, into a slice with room for
+// sizeHint events to start with.
+func decodeBatch(ctx context.Context, b registry.Bucket, name string, sizeHint int) ([]Event, error) {
 	rc, err := b.Get(ctx, name)
 	if err != nil {
 		return nil, err
@@ -104,7 +106,7 @@ func decodeBatch(ctx context.Context, b registry.Bucket, name string) ([]Event, 
 	}
 	sc := bufio.NewScanner(zr)
 	sc.Buffer(make([]byte, 64<<10), 4<<20)
-	var events []Event
+	events := make([]Event, 0, sizeHint)
 	for sc.Scan() {
 		events = append(events, Event{})
 		if err := json.Unmarshal(sc.Bytes(), &events[len(events)-1]); err != nil {
@@ -234,6 +236,9 @@ type decodedBatch struct {
 // batch, which receives it once decoded. It stops when ctx is done.
 func readAhead(ctx context.Context, b registry.Bucket, names []string, ahead int) <-chan chan decodedBatch {
 	out := make(chan chan decodedBatch, ahead-1)
+	// Batches are usually alike in size: sized by the last one, most are
+	// decoded without regrowing their slice.
+	var lastSize atomic.Int64
 	go func() {
 		defer close(out)
 		for _, name := range names {
@@ -244,7 +249,8 @@ func readAhead(ctx context.Context, b registry.Bucket, names []string, ahead int
 				return
 			}
 			go func() {
-				events, err := decodeBatch(ctx, b, name)
+				events, err := decodeBatch(ctx, b, name, int(lastSize.Load()))
+				lastSize.Store(int64(len(events)))
 				next <- decodedBatch{events, err}
 			}()
 		}
