@@ -214,3 +214,41 @@ func TestExperimentPeriodsFollowOnlyExposedShoppers(t *testing.T) {
 		}
 	}
 }
+
+// Periods tile the lookback back from the last event, newest first, each
+// ending (excluded) where the next newer one starts; when the step does
+// not divide the lookback, the oldest period is cut short rather than
+// reaching past it.
+func TestExperimentPeriodsTileTheLookback(t *testing.T) {
+	day := 24 * time.Hour
+	last := time.Date(2026, 11, 26, 23, 0, 0, 0, time.UTC)
+	first := last.Add(-120 * day)
+	for _, c := range []struct {
+		step, lookback time.Duration
+		want           int
+	}{{30 * day, 90 * day, 3}, {7 * day, 90 * day, 13}, {day, 90 * day, 90}, {7 * day, 7 * day, 1}, {30 * day, 200 * day, 4}} {
+		cfg := Config{ExperimentStep: c.step, ExperimentLookback: c.lookback}
+		cfg.defaults()
+		ps := cfg.experimentPeriods(first, last, nil)
+		if len(ps) != c.want {
+			t.Fatalf("step %s over %s: %d periods, want %d", c.step, c.lookback, len(ps), c.want)
+		}
+		end := last.Add(time.Nanosecond) // the newest period includes the last event
+		for i, p := range ps {
+			if got := p.Cutoff.Add(p.Horizon).Add(time.Nanosecond); !got.Equal(end) {
+				t.Fatalf("step %s over %s: period %d ends at %s, want just before %s", c.step, c.lookback, i, got, end)
+			}
+			if p.Horizon > c.step {
+				t.Fatalf("step %s: period %d is %s long", c.step, i, p.Horizon)
+			}
+			end = p.Cutoff
+		}
+		want := last.Add(-c.lookback)
+		if c.lookback > last.Sub(first) {
+			want = last.Add(-time.Duration(c.want) * c.step) // no period starts before the first event
+		}
+		if !end.Equal(want) {
+			t.Fatalf("step %s over %s: the oldest period starts at %s, want %s", c.step, c.lookback, end, want)
+		}
+	}
+}

@@ -39,12 +39,13 @@ func TestUpliftProtocolReportsModelAndCeiling(t *testing.T) {
 
 // Scored on features as of the start of each holdout exposure's day, the
 // model ranks differently than on those as of its training period's start;
-// served as often as it is trained (every 30 days, the default step), the
-// features are the same and so is every figure.
+// served as often as it is trained (here every 10 days, a step that
+// divides the 30-day holdout, so the periods line up), the features are
+// the same and so is every figure.
 func TestUpliftProtocolScoresAsServed(t *testing.T) {
 	p := shop.Small()
 	p.Users = 1500
-	cfg := pipeline.Config{BootstrapRounds: 5}
+	cfg := pipeline.Config{BootstrapRounds: 5, ExperimentStep: 10 * 24 * time.Hour}
 	daily, err := protocols.Uplift(context.Background(), p, cfg, protocols.UpliftOptions{ServedEvery: 24 * time.Hour})
 	if err != nil {
 		t.Fatal(err)
@@ -52,7 +53,7 @@ func TestUpliftProtocolScoresAsServed(t *testing.T) {
 	if daily.ServedCorrelation <= 0 || daily.ServedCorrelation == daily.Correlation || daily.Served == 0 {
 		t.Fatalf("daily: served %v (correlation %v) against %v (%v)", daily.Served, daily.ServedCorrelation, daily.Ratio, daily.Correlation)
 	}
-	same, err := protocols.Uplift(context.Background(), p, cfg, protocols.UpliftOptions{ServedEvery: pipeline.DefaultExperimentStep})
+	same, err := protocols.Uplift(context.Background(), p, cfg, protocols.UpliftOptions{ServedEvery: cfg.ExperimentStep})
 	if err != nil {
 		t.Fatal(err)
 	}
