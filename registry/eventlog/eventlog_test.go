@@ -192,8 +192,9 @@ func TestScanReadsAheadInOrder(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	defaultAhead := eventlog.ScanAhead
+	defer func() { eventlog.ScanAhead = defaultAhead }()
 	for _, ahead := range []int{1, 2, 4, 64} {
-		old := eventlog.ScanAhead
 		eventlog.ScanAhead = ahead
 		var got []string
 		st, err := eventlog.Scan(ctx, b, func(e *eventlog.Event) error { got = append(got, e.ID); return nil })
@@ -222,8 +223,8 @@ func TestScanReadsAheadInOrder(t *testing.T) {
 		if !errors.Is(err, context.Canceled) {
 			t.Fatalf("%d ahead: cancelled after %d events: %v", ahead, len(got), err)
 		}
-		eventlog.ScanAhead = old
 	}
+	eventlog.ScanAhead = defaultAhead
 	// A damaged batch in the middle: the events before it, then the error.
 	names, _ := eventlog.Batches(ctx, b)
 	broken := strings.TrimSuffix(names[20], ".jsonl.gz") + "-broken.jsonl.gz" // right before the 21st

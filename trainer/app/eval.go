@@ -43,7 +43,7 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	separate := fs.Bool("separate-arms", false, "uplift protocol: fit each offer arm on its own (the T-learner) instead of jointly")
 	lookback := fs.Duration("experiment.lookback", pipeline.DefaultExperimentLookback, "uplift and experiment protocols: randomized exposures this far back from the last event are used, as in a training run")
 	step := fs.Duration("experiment.step", pipeline.DefaultExperimentStep, "uplift and experiment protocols: each exposure gets features as of the start of its period of this length, as in a training run")
-	servedEvery := fs.Duration("served.every", 24*time.Hour, "uplift protocol: also score the model on features as of the start of each holdout exposure's period of this length, as a server whose profiles a run rebuilds that often reads them (0: skip; each period costs a pass over the log)")
+	servedEvery := fs.Duration("served.every", 24*time.Hour, "uplift protocol: also score the model on features as of the start of each holdout exposure's period of this length, as a server whose profiles a run rebuilds that often reads them (0: skip; it costs two more reads of the log)")
 	shops := fs.Int("shops", 1, "uplift protocol: how many shops to generate (seeds seed, seed+1, ...); with more than one, prints each shop's ratio and the mean")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -238,8 +238,8 @@ func Run(ctx context.Context, reg *registry.Registry, cfg Config) (*Result, erro
 	if exposed != nil {
 		periods = cfg.experimentPeriods(first, last, exposed)
 	}
-	// With the default step the newest period is the training data's
-	// label period: build it once.
+	// With a step as long as the horizon (-experiment.step 720h) the
+	// newest period is the training data's label period: build it once.
 	reuseTrain := len(periods) > 0 && periods[0].Cutoff.Equal(cutoff) && periods[0].Horizon == cfg.Horizon
 	if reuseTrain {
 		periods = periods[1:]

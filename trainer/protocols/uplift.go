@@ -47,7 +47,8 @@ type UpliftOptions struct {
 	// ServedEvery, when not zero, also scores the model on features as of
 	// the start of each exposure's period of this length (a server whose
 	// profiles are rebuilt that often, e.g. daily), next to those as of the
-	// start of its training period. Each period costs a pass over the log.
+	// start of its training period. It costs two more reads of the log (its
+	// window, then one pass for all its periods).
 	ServedEvery time.Duration
 }
 
