@@ -4,10 +4,16 @@ import "fmt"
 
 // ArmModel is a response model for one experiment arm: conversion log-odds
 // and spend given conversion, on the uplift model's standardized features.
+//
+// An offer arm may also carry Lift, a correction to the offer's effect on
+// the conversion probability fitted to the effect itself (not to either
+// arm's conversions): the arm's conversion probability is then its
+// Conversion model's plus Lift, clamped to [0, 1].
 type ArmModel struct {
 	Arm        string `json:"arm"`
 	Conversion Linear `json:"conversion"`
 	Spend      Linear `json:"spend"`
+	Lift       *Trees `json:"lift,omitempty"`
 	N          int    `json:"n"` // training examples
 }
 
@@ -51,6 +57,14 @@ func (u *Uplift) Validate() error {
 		if err := a.Spend.Validate(n); err != nil {
 			return fmt.Errorf("uplift arm %s spend: %w", a.Arm, err)
 		}
+		if a.Lift != nil {
+			if err := a.Lift.Validate(n); err != nil {
+				return fmt.Errorf("uplift arm %s lift: %w", a.Arm, err)
+			}
+		}
+	}
+	if u.Control.Lift != nil {
+		return fmt.Errorf("uplift: the control arm %q has a lift model", u.Control.Arm)
 	}
 	return nil
 }
@@ -80,10 +94,14 @@ func (u *Uplift) Predict(x []float64, arm string) (Response, bool) {
 	z := make([]float64, len(x))
 	u.Scaler.Apply(x, z)
 	a := &u.Arms[i]
-	return Response{
+	r := Response{
 		PTreated: Sigmoid(a.Conversion.Eval(z)), PControl: Sigmoid(u.Control.Conversion.Eval(z)),
 		SpendTreated: max(0, a.Spend.Eval(z)), SpendControl: max(0, u.Control.Spend.Eval(z)),
-	}, true
+	}
+	if a.Lift != nil {
+		r.PTreated = clamp01(r.PTreated + a.Lift.Eval(z))
+	}
+	return r, true
 }
 
 // ArmNames lists the treatment arms.

@@ -1,0 +1,310 @@
+package fit
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+
+	"gonum.org/v1/gonum/floats"
+
+	"github.com/promoai/promo/registry/artifact"
+)
+
+// TreeOptions configure BoostTrees; zero fields take the defaults.
+type TreeOptions struct {
+	Rounds   int     // trees (default 300)
+	Rate     float64 // learning rate: each tree's leaves are shrunk by it (default 0.02)
+	MaxDepth int     // splits from root to leaf (default 3)
+	MinLeaf  int     // fewest rows in a leaf (default 500)
+	L2       float64 // penalty on leaf values (default 1)
+	Bins     int     // histogram bins per feature, 2 to 256 (default 64)
+	// Validation, when not nil, marks rows (one flag per row) that are
+	// not fitted but watched: boosting stops once their squared error has
+	// not fallen for Patience rounds (default 10), and the ensemble keeps
+	// the trees up to its lowest.
+	Validation []bool
+	Patience   int
+}
+
+func (o TreeOptions) withDefaults() TreeOptions {
+	if o.Rounds <= 0 {
+		o.Rounds = 300
+	}
+	if o.Rate <= 0 {
+		o.Rate = 0.02
+	}
+	if o.MaxDepth <= 0 {
+		o.MaxDepth = 3
+	}
+	if o.MinLeaf <= 0 {
+		o.MinLeaf = 500
+	}
+	if o.L2 <= 0 {
+		o.L2 = 1
+	}
+	if o.Bins < 2 || o.Bins > 256 {
+		o.Bins = 64
+	}
+	if o.Patience <= 0 {
+		o.Patience = 10
+	}
+	return o
+}
+
+// String describes the options for manifests.
+func (o TreeOptions) String() string {
+	o = o.withDefaults()
+	s := fmt.Sprintf("at most %d trees, learning rate %g, depth %d, at least %d rows a leaf, leaf L2 %g, %d bins", o.Rounds, o.Rate, o.MaxDepth, o.MinLeaf, o.L2, o.Bins)
+	if o.Validation != nil {
+		s += fmt.Sprintf(", stopped when held-out rows' error has not fallen for %d trees", o.Patience)
+	}
+	return s
+}
+
+// BoostTrees fits an ensemble of regression trees to y by least squares,
+// each tree to the residuals of those before it (gradient boosting). Split
+// points are searched on histograms of per-feature quantile bins, as
+// LightGBM and scikit-learn's HistGradientBoosting do: a tree costs one
+// pass over rows × features per level, whatever the number of distinct
+// values. A leaf's value is its residual sum / (rows + L2), times Rate.
+//
+// init, when not nil, is another model's prediction for each row: the
+// trees then fit what it leaves (y − init), and the ensemble is a
+// correction to add to that model; with nothing to correct it is the
+// mean of y − init.
+func BoostTrees(X [][]float64, y, init []float64, opt TreeOptions) (artifact.Trees, error) {
+	opt = opt.withDefaults()
+	n := len(X)
+	if n == 0 || len(y) != n {
+		return artifact.Trees{}, fmt.Errorf("%w: %d rows, %d labels", ErrNoData, n, len(y))
+	}
+	if err := checkFinite(X, y); err != nil {
+		return artifact.Trees{}, err
+	}
+	if init != nil {
+		if len(init) != n {
+			return artifact.Trees{}, fmt.Errorf("%d rows, %d initial predictions", n, len(init))
+		}
+		if err := checkFinite(nil, init); err != nil {
+			return artifact.Trees{}, fmt.Errorf("initial prediction: %w", err)
+		}
+	}
+	d := len(X[0])
+	for i, x := range X {
+		if len(x) != d {
+			return artifact.Trees{}, fmt.Errorf("row %d has %d features, row 0 has %d", i, len(x), d)
+		}
+	}
+	if opt.Validation != nil && len(opt.Validation) != n {
+		return artifact.Trees{}, fmt.Errorf("%d rows, %d validation flags", n, len(opt.Validation))
+	}
+	// target is what the trees are to fit: y, less init.
+	target := slices.Clone(y)
+	for i := range init {
+		target[i] -= init[i]
+	}
+	var fitX, watchX [][]float64
+	var resid, watch []float64 // residuals of the rows fitted and watched
+	for i, x := range X {
+		if opt.Validation != nil && opt.Validation[i] {
+			watchX, watch = append(watchX, x), append(watch, target[i])
+		} else {
+			fitX, resid = append(fitX, x), append(resid, target[i])
+		}
+	}
+	if len(fitX) == 0 {
+		return artifact.Trees{}, fmt.Errorf("%w: every row is a validation row", ErrNoData)
+	}
+	base, ss := 0.0, 0.0
+	for _, v := range resid {
+		base += v
+	}
+	base /= float64(len(resid))
+	for i, v := range resid {
+		ss += v * v
+		resid[i] -= base
+	}
+	for i := range watch {
+		watch[i] -= base
+	}
+	cuts, bins := binFeatures(fitX, opt.Bins)
+	out := artifact.Trees{Base: base}
+	// A gain below rounding error of the targets' scale is none.
+	g := grower{opt: opt, cuts: cuts, bins: bins, resid: resid, rows: make([]int32, len(fitX)), minGain: 1e-12 * ss}
+	bestLoss, bestAt := floats.Dot(watch, watch), 0
+	for range opt.Rounds {
+		t := g.tree()
+		if len(t.Feature) == 1 {
+			break // no split gains anything: later rounds would not either
+		}
+		out.Trees = append(out.Trees, t)
+		if watchX == nil {
+			continue
+		}
+		one := artifact.Trees{Trees: []artifact.Tree{t}}
+		for i, x := range watchX {
+			watch[i] -= one.Eval(x)
+		}
+		if l := floats.Dot(watch, watch); l < bestLoss {
+			bestLoss, bestAt = l, len(out.Trees)
+		} else if len(out.Trees)-bestAt >= opt.Patience {
+			break
+		}
+	}
+	if watchX != nil {
+		out.Trees = out.Trees[:bestAt]
+	}
+	return out, nil
+}
+
+// binFeatures returns, per feature, the split thresholds (at most bins−1,
+// each midway between neighbouring distinct values, at about every
+// n/bins-th row in sorted order) and each row's bin: the number of
+// thresholds below its value, so value <= cuts[j][b] exactly when bin <= b.
+func binFeatures(X [][]float64, bins int) (cuts [][]float64, binned [][]uint8) {
+	n, d := len(X), len(X[0])
+	cuts, binned = make([][]float64, d), make([][]uint8, d)
+	sorted := make([]float64, n)
+	for j := range d {
+		for i, x := range X {
+			sorted[i] = x[j]
+		}
+		slices.Sort(sorted)
+		distinct := slices.Compact(slices.Clone(sorted))
+		var c []float64
+		for k := 1; k < bins; k++ {
+			// Cut after the k-th of bins equal runs of rows, past any ties.
+			at := k*n/bins - 1
+			if at < 0 {
+				continue
+			}
+			r := sort.SearchFloat64s(distinct, sorted[at])
+			if r+1 >= len(distinct) {
+				break
+			}
+			t := (distinct[r] + distinct[r+1]) / 2
+			if len(c) == 0 || t > c[len(c)-1] {
+				c = append(c, t)
+			}
+		}
+		b := make([]uint8, n)
+		for i, x := range X {
+			b[i] = uint8(sort.SearchFloat64s(c, x[j]))
+		}
+		cuts[j], binned[j] = c, b
+	}
+	return cuts, binned
+}
+
+// grower builds one tree at a time on the current residuals.
+type grower struct {
+	opt     TreeOptions
+	cuts    [][]float64
+	bins    [][]uint8 // feature → row → bin
+	resid   []float64
+	rows    []int32 // row indices, partitioned in place by node
+	minGain float64
+	sum     []float64
+	count   []int
+}
+
+type split struct {
+	feature, bin int
+	gain         float64
+}
+
+func (g *grower) tree() artifact.Tree {
+	for i := range g.rows {
+		g.rows[i] = int32(i)
+	}
+	var t artifact.Tree
+	g.grow(&t, g.rows, 0)
+	return t
+}
+
+// grow appends the node for rows (and, below it, its subtree) to t. A
+// leaf takes its value off its rows' residuals.
+func (g *grower) grow(t *artifact.Tree, rows []int32, depth int) {
+	node := len(t.Feature)
+	t.Feature = append(t.Feature, -1)
+	t.Threshold = append(t.Threshold, 0)
+	t.Left = append(t.Left, 0)
+	t.Right = append(t.Right, 0)
+	t.Value = append(t.Value, 0)
+	s := 0.0
+	for _, r := range rows {
+		s += g.resid[r]
+	}
+	if depth < g.opt.MaxDepth && len(rows) >= 2*g.opt.MinLeaf {
+		if best := g.bestSplit(rows, s); best.gain > g.minGain {
+			b := g.bins[best.feature]
+			// Partition in place: rows with bin <= best.bin first.
+			k := 0
+			for i, r := range rows {
+				if int(b[r]) <= best.bin {
+					rows[i], rows[k] = rows[k], r
+					k++
+				}
+			}
+			t.Feature[node], t.Threshold[node] = best.feature, g.cuts[best.feature][best.bin]
+			t.Left[node] = len(t.Feature)
+			g.grow(t, rows[:k], depth+1)
+			t.Right[node] = len(t.Feature)
+			g.grow(t, rows[k:], depth+1)
+			return
+		}
+	}
+	v := g.opt.Rate * s / (float64(len(rows)) + g.opt.L2)
+	t.Value[node] = v
+	for _, r := range rows {
+		g.resid[r] -= v
+	}
+}
+
+// bestSplit finds the split of rows with the largest fall in squared
+// error (penalised by L2) that leaves MinLeaf rows on each side.
+func (g *grower) bestSplit(rows []int32, total float64) split {
+	best := split{gain: 0}
+	n := float64(len(rows))
+	l2, minLeaf := g.opt.L2, g.opt.MinLeaf
+	parent := total * total / (n + l2)
+	for j, b := range g.bins {
+		nb := len(g.cuts[j]) + 1
+		if nb < 2 {
+			continue
+		}
+		g.sum, g.count = zeroed(g.sum, nb), zeroed(g.count, nb)
+		for _, r := range rows {
+			g.sum[b[r]] += g.resid[r]
+			g.count[b[r]]++
+		}
+		sl, cl := 0.0, 0
+		for k := 0; k < nb-1; k++ {
+			sl += g.sum[k]
+			cl += g.count[k]
+			cr := len(rows) - cl
+			if cl < minLeaf {
+				continue
+			}
+			if cr < minLeaf {
+				break
+			}
+			sr := total - sl
+			gain := sl*sl/(float64(cl)+l2) + sr*sr/(float64(cr)+l2) - parent
+			if gain > best.gain {
+				best = split{feature: j, bin: k, gain: gain}
+			}
+		}
+	}
+	return best
+}
+
+// zeroed returns s resized to n zeros, reusing its array when it can.
+func zeroed[T float64 | int](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	s = s[:n]
+	clear(s)
+	return s
+}

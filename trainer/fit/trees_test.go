@@ -1,0 +1,203 @@
+package fit
+
+import (
+	"errors"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// An interaction no linear model can express: the effect of x0 flips with
+// the sign of x1; x2 is noise.
+func interaction(n int, r *rand.Rand) ([][]float64, []float64, []float64) {
+	X, y, truth := make([][]float64, n), make([]float64, n), make([]float64, n)
+	for i := range n {
+		x := []float64{r.Float64(), r.NormFloat64(), r.NormFloat64()}
+		f := 0.0
+		if x[0] > 0.6 {
+			f = 1
+		}
+		if x[1] < 0 {
+			f = -f
+		}
+		X[i], truth[i], y[i] = x, f, f+0.5*r.NormFloat64()
+	}
+	return X, y, truth
+}
+
+func TestBoostTreesLearnsAnInteraction(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	X, y, _ := interaction(20000, r)
+	m, err := BoostTrees(X, y, nil, TreeOptions{Rounds: 200, Rate: 0.1, MaxDepth: 2, MinLeaf: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Validate(3); err != nil {
+		t.Fatal(err)
+	}
+	Xt, _, truth := interaction(5000, r)
+	var mse, base float64
+	for i, x := range Xt {
+		mse += math.Pow(m.Eval(x)-truth[i], 2)
+		base += truth[i] * truth[i] // the mean, 0, as a prediction
+	}
+	mse, base = mse/5000, base/5000
+	if mse > 0.05*base {
+		t.Fatalf("held-out error %.4f, predicting the mean %.4f", mse, base)
+	}
+	// The first tree splits on x1's sign or x0 near 0.6, never on noise.
+	root := m.Trees[0]
+	switch f, th := root.Feature[0], root.Threshold[0]; {
+	case f == 0 && math.Abs(th-0.6) < 0.03, f == 1 && math.Abs(th) < 0.1:
+	default:
+		t.Fatalf("first split on feature %d at %.3f", f, th)
+	}
+}
+
+func TestBoostTreesRespectsMinLeafAndDepth(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	X, y, _ := interaction(3000, r)
+	m, err := BoostTrees(X, y, nil, TreeOptions{Rounds: 20, MaxDepth: 3, MinLeaf: 400})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, tr := range m.Trees {
+		// Count the rows reaching each leaf.
+		rows := make([]int, len(tr.Feature))
+		for _, x := range X {
+			i, depth := 0, 0
+			for tr.Feature[i] >= 0 {
+				if x[tr.Feature[i]] <= tr.Threshold[i] {
+					i = tr.Left[i]
+				} else {
+					i = tr.Right[i]
+				}
+				depth++
+			}
+			if depth > 3 {
+				t.Fatalf("tree %d: a leaf at depth %d", k, depth)
+			}
+			rows[i]++
+		}
+		for i, f := range tr.Feature {
+			if f < 0 && rows[i] < 400 {
+				t.Fatalf("tree %d: leaf %d has %d rows", k, i, rows[i])
+			}
+		}
+	}
+}
+
+func TestBoostTreesWithoutSignalIsTheMean(t *testing.T) {
+	X := [][]float64{{1, 5}, {2, 5}, {3, 5}, {4, 5}}
+	y := []float64{2, 2, 2, 2}
+	m, err := BoostTrees(X, y, nil, TreeOptions{MinLeaf: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Trees) != 0 || m.Eval([]float64{9, 9}) != 2 {
+		t.Fatalf("constant labels gave %d trees, value %v", len(m.Trees), m.Eval([]float64{9, 9}))
+	}
+	// A constant feature has nothing to split on, and ties stay together.
+	X = [][]float64{{1, 5}, {1, 5}, {1, 5}, {2, 5}, {2, 5}, {2, 5}}
+	y = []float64{0, 0, 0, 3, 3, 3}
+	if m, err = BoostTrees(X, y, nil, TreeOptions{MinLeaf: 1, Rate: 1, L2: 1e-9, Rounds: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if tr := m.Trees[0]; tr.Feature[0] != 0 || tr.Threshold[0] != 1.5 || math.Abs(m.Eval([]float64{2, 5})-3) > 1e-6 {
+		t.Fatalf("tree %+v", tr)
+	}
+}
+
+func TestBoostTreesRefusesBadInput(t *testing.T) {
+	if _, err := BoostTrees(nil, nil, nil, TreeOptions{}); !errors.Is(err, ErrNoData) {
+		t.Fatalf("no rows: %v", err)
+	}
+	if _, err := BoostTrees([][]float64{{1}, {math.NaN()}}, []float64{0, 1}, nil, TreeOptions{}); err == nil {
+		t.Fatal("NaN feature accepted")
+	}
+	if _, err := BoostTrees([][]float64{{1}, {2}}, []float64{0, math.Inf(1)}, nil, TreeOptions{}); err == nil {
+		t.Fatal("infinite label accepted")
+	}
+	if _, err := BoostTrees([][]float64{{1}, {2, 3}}, []float64{0, 1}, nil, TreeOptions{}); err == nil {
+		t.Fatal("ragged rows accepted")
+	}
+}
+
+func TestBoostTreesCorrectsAnInitialModel(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	X, y, truth := interaction(20000, r)
+	// A model that knows half the answer: the effect where x1 >= 0.
+	init := make([]float64, len(X))
+	for i, x := range X {
+		if x[1] >= 0 {
+			init[i] = truth[i]
+		}
+	}
+	m, err := BoostTrees(X, y, init, TreeOptions{Rounds: 200, Rate: 0.1, MaxDepth: 2, MinLeaf: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mse float64
+	for i, x := range X {
+		mse += math.Pow(init[i]+m.Eval(x)-truth[i], 2)
+	}
+	if mse /= float64(len(X)); mse > 0.02 {
+		t.Fatalf("corrected model's error %.4f", mse)
+	}
+	// With nothing left to learn, the correction is the mean gap.
+	flat := make([]float64, len(X))
+	for i := range flat {
+		flat[i] = y[i] - 0.25
+	}
+	if m, err = BoostTrees(X, y, flat, TreeOptions{MinLeaf: 100}); err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Trees) != 0 || math.Abs(m.Base-0.25) > 1e-9 {
+		t.Fatalf("%d trees, base %v", len(m.Trees), m.Base)
+	}
+	if _, err := BoostTrees(X, y, flat[:3], TreeOptions{}); err == nil {
+		t.Fatal("short init accepted")
+	}
+}
+
+func TestBoostTreesStopsWhenHeldOutRowsStopImproving(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	X, y, truth := interaction(20000, r)
+	valid := make([]bool, len(X))
+	for i := range valid {
+		valid[i] = i%5 == 0
+	}
+	// Noise only: the watched rows' error never falls for long.
+	noise := make([]float64, len(y))
+	for i := range noise {
+		noise[i] = r.NormFloat64()
+	}
+	opt := TreeOptions{Rounds: 300, Rate: 0.1, MaxDepth: 2, MinLeaf: 100}
+	all, err := BoostTrees(X, noise, nil, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt.Validation = valid
+	stopped, err := BoostTrees(X, noise, nil, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all.Trees) != 300 || len(stopped.Trees) > 20 {
+		t.Fatalf("noise: %d trees without validation, %d with", len(all.Trees), len(stopped.Trees))
+	}
+	// Signal: it keeps boosting while the watched rows gain.
+	m, err := BoostTrees(X, y, nil, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mse float64
+	for i, x := range X {
+		mse += math.Pow(m.Eval(x)-truth[i], 2)
+	}
+	if mse /= float64(len(X)); len(m.Trees) < 30 || mse > 0.05 {
+		t.Fatalf("signal: %d trees, error %.4f", len(m.Trees), mse)
+	}
+	if _, err := BoostTrees(X, y, nil, TreeOptions{Validation: valid[:10]}); err == nil {
+		t.Fatal("short validation flags accepted")
+	}
+}
