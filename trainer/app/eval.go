@@ -41,6 +41,7 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	l2 := fs.Float64("l2", 0, "uplift protocol: L2 penalty of the conversion models (0: the trainer's default)")
 	deviation := fs.Float64("deviation", 0, "uplift protocol: penalty on each offer arm's deviation from the model the offer arms share (0: the trainer's default)")
 	separate := fs.Bool("separate-arms", false, "uplift protocol: fit each offer arm on its own (the T-learner) instead of jointly")
+	effect := fs.String("effect", pipeline.EffectDRTrees, "uplift protocol: how the model estimates an offer's effect: "+pipeline.EffectDRTrees+" (the conversion models' difference corrected by boosted trees on doubly robust pseudo-outcomes) or "+pipeline.EffectDifference+" (the difference alone)")
 	lookback := fs.Duration("experiment.lookback", pipeline.DefaultExperimentLookback, "uplift and experiment protocols: randomized exposures this far back from the last event are used, as in a training run")
 	step := fs.Duration("experiment.step", pipeline.DefaultExperimentStep, "uplift and experiment protocols: each exposure gets features as of the start of its period of this length, as in a training run")
 	servedEvery := fs.Duration("served.every", 24*time.Hour, "uplift protocol: also score the model on features as of the start of each holdout exposure's period of this length, as a server whose profiles a run rebuilds that often reads them (0: skip; it costs two more reads of the log)")
@@ -79,7 +80,7 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if err != nil {
 			return err
 		}
-		cfg := pipeline.Config{BootstrapRounds: 200, UpliftL2: *l2, UpliftDeviation: *deviation, UpliftSeparateArms: *separate,
+		cfg := pipeline.Config{BootstrapRounds: 200, UpliftL2: *l2, UpliftDeviation: *deviation, UpliftSeparateArms: *separate, UpliftEffect: *effect,
 			ExperimentLookback: *lookback, ExperimentStep: *step}
 		opt := protocols.UpliftOptions{ServedEvery: *servedEvery}
 		if opt.ServedEvery != 0 {

@@ -88,6 +88,9 @@ type Config struct {
 	// UpliftSeparateArms fits each offer arm on its own instead (the
 	// T-learner; for comparison).
 	UpliftSeparateArms bool
+	// UpliftEffect is how the uplift model estimates each offer's effect:
+	// EffectDRTrees (default) or EffectDifference.
+	UpliftEffect string
 	// ExperimentLookback is how far back from the last event randomized
 	// exposures train the uplift model and feed the experiment readout
 	// (default 90 days).
@@ -448,7 +451,7 @@ func dataWindow(ctx context.Context, bkt registry.Bucket, cfg Config, exposed ra
 }
 
 func (c *Config) uplift() UpliftOptions {
-	return UpliftOptions{L2: c.UpliftL2, Deviation: c.UpliftDeviation, SeparateArms: c.UpliftSeparateArms}
+	return UpliftOptions{L2: c.UpliftL2, Deviation: c.UpliftDeviation, SeparateArms: c.UpliftSeparateArms, Effect: c.UpliftEffect}
 }
 
 func (c *Config) featureConfig(cutoff time.Time) features.Config {

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -30,111 +31,271 @@ type upliftRow struct {
 // (measured on the synthetic shop: see Config.UpliftDeviation).
 const DeviationPenalty = 300
 
-// UpliftOptions are the uplift model's penalties.
+// Effects the uplift model can estimate an offer's effect by.
+const (
+	// EffectDifference takes an offer's effect as the difference between
+	// its arm's and control's conversion models.
+	EffectDifference = "difference"
+	// EffectDRTrees corrects that difference with boosted trees fitted to
+	// doubly robust pseudo-outcomes of the effect (the DR-learner).
+	EffectDRTrees = "dr-trees"
+)
+
+// UpliftOptions are the uplift model's penalties and learner.
 type UpliftOptions struct {
 	L2        float64 // on every conversion model's coefficients
 	Deviation float64 // on each offer arm's slopes' deviation from the shared model
 	// SeparateArms fits each offer arm on its own (the T-learner), with
 	// penalty L2, instead of jointly.
 	SeparateArms bool
+	// Effect is EffectDRTrees (the default when empty) or EffectDifference.
+	Effect string
+	Trees  fit.TreeOptions // of the DR-learner's correction
 }
 
 // FitUpliftModel fits the conversion models (logistic) and one
 // spend-given-conversion model (ridge) per arm. Control has a model of its
 // own; the offer arms' models are fitted jointly, as a model shared by all
-// offer arms plus one deviation per arm, penalised by opt.Deviation.
+// offer arms plus one deviation per arm, penalised by opt.Deviation. With
+// opt.Effect EffectDRTrees each offer arm also gets a correction to its
+// effect (see fitLiftCorrections) where the data allow: uncorrected names
+// each offer arm left with the plain difference, and why.
 //
 // Why jointly: offers act alike on much of the population (someone put
 // off by offers is put off by all of them; a price-sensitive shopper likes
 // every discount), so pooling the arms estimates the common part from all
 // offer rows at once, and each arm still differs where its data says so.
-func FitUpliftModel(rows []upliftRow, featureNames []string, scaler artifact.Standardizer, opt UpliftOptions) (*artifact.Uplift, error) {
-	// Each row is standardized once; the conversion and spend models of
-	// its arm, and the joint fit of the offer arms, share the result.
-	type armRows struct {
-		rows []upliftRow
-		z    [][]float64
+func FitUpliftModel(rows []upliftRow, featureNames []string, scaler artifact.Standardizer, opt UpliftOptions) (u *artifact.Uplift, uncorrected map[string]string, err error) {
+	z := make([][]float64, len(rows))
+	for i, r := range rows {
+		z[i] = make([]float64, len(r.x))
+		scaler.Apply(r.x, z[i])
 	}
-	byArm := map[string]*armRows{}
-	var offered armRows
-	for _, r := range rows {
-		z := make([]float64, len(r.x))
-		scaler.Apply(r.x, z)
-		a := byArm[r.arm]
-		if a == nil {
-			a = &armRows{}
-			byArm[r.arm] = a
+	conv, err := fitConversion(rows, z, opt)
+	if err != nil {
+		return nil, nil, err
+	}
+	u = &artifact.Uplift{Features: featureNames, Scaler: scaler}
+	u.Control = artifact.ArmModel{Arm: features.ControlArm, Conversion: conv.control, Spend: spendModel(rows, z, features.ControlArm, len(featureNames)), N: conv.n[features.ControlArm]}
+	for k, a := range conv.arms {
+		u.Arms = append(u.Arms, artifact.ArmModel{Arm: a, Conversion: conv.treated[k], Spend: spendModel(rows, z, a, len(featureNames)), N: conv.n[a]})
+	}
+	switch opt.Effect {
+	case EffectDifference:
+	case "", EffectDRTrees:
+		if uncorrected, err = fitLiftCorrections(u, conv, rows, z, opt); err != nil {
+			return nil, nil, err
 		}
-		a.rows, a.z = append(a.rows, r), append(a.z, z)
+	default:
+		return nil, nil, fmt.Errorf("unknown uplift effect %q (want %s or %s)", opt.Effect, EffectDRTrees, EffectDifference)
+	}
+	u.Prepare()
+	return u, uncorrected, nil
+}
+
+// conversionModels are the arms' conversion models, offer arms sorted.
+type conversionModels struct {
+	control artifact.Linear
+	arms    []string
+	treated []artifact.Linear
+	n       map[string]int // rows per arm
+}
+
+// predict returns the conversion probabilities under offer arm k and
+// under control for standardized features z.
+func (c *conversionModels) predict(z []float64, k int) (treated, control float64) {
+	return artifact.Sigmoid(c.treated[k].Eval(z)), artifact.Sigmoid(c.control.Eval(z))
+}
+
+// fitConversion fits the conversion models on rows (z: their standardized
+// features): control on its own, the offer arms jointly or, with
+// opt.SeparateArms, each on its own.
+func fitConversion(rows []upliftRow, z [][]float64, opt UpliftOptions) (*conversionModels, error) {
+	byArm := map[string][]int{}
+	var offered []int
+	for i, r := range rows {
+		byArm[r.arm] = append(byArm[r.arm], i)
 		if r.arm != features.ControlArm {
-			offered.rows, offered.z = append(offered.rows, r), append(offered.z, z)
+			offered = append(offered, i)
 		}
 	}
-	ctrl := byArm[features.ControlArm]
-	if ctrl == nil {
+	if len(byArm[features.ControlArm]) == 0 {
 		return nil, fmt.Errorf("%w: the %q arm has no exposures; uplift needs a randomized control group", fit.ErrNoData, features.ControlArm)
 	}
-	arms := make([]string, 0, len(byArm))
-	for a := range byArm {
+	c := &conversionModels{n: map[string]int{}}
+	for a, idx := range byArm {
+		c.n[a] = len(idx)
 		if a != features.ControlArm {
-			arms = append(arms, a)
+			c.arms = append(c.arms, a)
 		}
 	}
-	sort.Strings(arms)
-	if len(arms) == 0 {
+	sort.Strings(c.arms)
+	if len(c.arms) == 0 {
 		return nil, fmt.Errorf("%w: no treatment arm has exposures", fit.ErrNoData)
 	}
-	spendModel := func(a *armRows) artifact.Linear {
-		var Xs [][]float64
-		var ys []float64
-		for i, z := range a.z {
-			if a.rows[i].converted > 0 {
-				Xs, ys = append(Xs, z), append(ys, a.rows[i].spend)
-			}
+	gather := func(idx []int) ([][]float64, []float64) {
+		X, y := make([][]float64, len(idx)), make([]float64, len(idx))
+		for k, i := range idx {
+			X[k], y[k] = z[i], rows[i].converted
 		}
-		spend := artifact.Linear{Intercept: mean(ys), Coef: make([]float64, len(featureNames))}
-		if len(Xs) > 2*len(featureNames) {
-			if s, err := fit.OLS(Xs, ys, 10); err == nil {
-				spend = s
-			}
-		}
-		return spend
+		return X, y
 	}
 	alone := func(arm string) (artifact.Linear, error) {
-		a := byArm[arm]
-		y := make([]float64, len(a.rows))
-		for i, r := range a.rows {
-			y[i] = r.converted
-		}
-		m, err := fit.Logistic(a.z, y, fit.LogisticOptions{}.WithL2(opt.L2))
+		X, y := gather(byArm[arm])
+		m, err := fit.Logistic(X, y, fit.LogisticOptions{}.WithL2(opt.L2))
 		if err != nil {
 			return artifact.Linear{}, fmt.Errorf("arm %s conversion: %w", arm, err)
 		}
 		return m, nil
 	}
-	control, err := alone(features.ControlArm)
-	if err != nil {
+	var err error
+	if c.control, err = alone(features.ControlArm); err != nil {
 		return nil, err
 	}
-	var treated []artifact.Linear
 	if opt.SeparateArms {
-		for _, a := range arms {
+		for _, a := range c.arms {
 			m, err := alone(a)
 			if err != nil {
 				return nil, err
 			}
-			treated = append(treated, m)
+			c.treated = append(c.treated, m)
 		}
-	} else if treated, err = fitOfferArms(offered.rows, offered.z, arms, opt.L2, opt.Deviation); err != nil {
-		return nil, err
+		return c, nil
 	}
-	u := &artifact.Uplift{Features: featureNames, Scaler: scaler}
-	u.Control = artifact.ArmModel{Arm: features.ControlArm, Conversion: control, Spend: spendModel(ctrl), N: len(ctrl.rows)}
-	for k, a := range arms {
-		u.Arms = append(u.Arms, artifact.ArmModel{Arm: a, Conversion: treated[k], Spend: spendModel(byArm[a]), N: len(byArm[a].rows)})
+	armIdx := make(map[string]int, len(c.arms))
+	for k, a := range c.arms {
+		armIdx[a] = k
 	}
-	u.Prepare()
-	return u, nil
+	X, y := gather(offered)
+	group := make([]int, len(offered))
+	for k, i := range offered {
+		group[k] = armIdx[rows[i].arm]
+	}
+	if c.treated, err = fit.GroupedLogistic(X, group, len(c.arms), y, opt.Deviation, fit.LogisticOptions{}.WithL2(opt.L2)); err != nil {
+		return nil, fmt.Errorf("offer arms' conversion: %w", err)
+	}
+	return c, nil
+}
+
+// spendModel fits arm's spend given conversion (ridge), or the mean spend
+// when there are too few conversions for the features.
+func spendModel(rows []upliftRow, z [][]float64, arm string, nFeatures int) artifact.Linear {
+	var Xs [][]float64
+	var ys []float64
+	for i, r := range rows {
+		if r.arm == arm && r.converted > 0 {
+			Xs, ys = append(Xs, z[i]), append(ys, r.spend)
+		}
+	}
+	spend := artifact.Linear{Intercept: mean(ys), Coef: make([]float64, nFeatures)}
+	if len(Xs) > 2*nFeatures {
+		if s, err := fit.OLS(Xs, ys, 10); err == nil {
+			spend = s
+		}
+	}
+	return spend
+}
+
+// liftFolds is how many folds of shoppers cross-fit the DR-learner's
+// conversion models.
+const liftFolds = 3
+
+// watched says whether a shopper's rows watch the DR-learner's boosting
+// rather than train it: a tenth of shoppers, by a hash unrelated to the
+// folds'. Pseudo-outcomes are noisy (a row's is about ±2 for effects of a
+// few points), so without this the trees would soon fit noise.
+func watched(user int) bool {
+	return uint32(user)*2246822519>>20%10 == 0
+}
+
+// fitLiftCorrections gives each offer arm of u a correction to its effect
+// (the DR-learner, Kennedy 2020). Each row's pseudo-outcome
+//
+//	φ = μa − μc + t·(y − μa)/e − (1 − t)·(y − μc)/(1 − e)
+//
+// (t: the row got the offer; e: the offer's share of the arm's and
+// control's rows; μ: conversion models fitted without the row's shopper,
+// on the other folds) has the offer's effect for that shopper as its
+// expectation, whatever errors the μ make, because exposures are
+// randomized. Boosted trees fit φ minus the effect conv's models imply
+// (stopped early on a tenth of shoppers, see watched),
+// so the correction holds what those (linear, in log-odds) models miss,
+// such as effects that change direction within a feature's range; with
+// too few rows for any split it is a constant shift.
+//
+// An arm whose conversion models cannot be cross-fitted (say, a new arm
+// with no conversion outside one fold) keeps the plain difference; the
+// returned map says which and why.
+func fitLiftCorrections(u *artifact.Uplift, conv *conversionModels, rows []upliftRow, z [][]float64, opt UpliftOptions) (map[string]string, error) {
+	uncorrected := map[string]string{}
+	fold := make([]int, len(rows))
+	for i, r := range rows {
+		fold[i] = int(uint32(r.user)*2654435761>>16) % liftFolds
+	}
+	// Cross-fitted probabilities: under control, and under each offer arm.
+	muC := make([]float64, len(rows))
+	muT := make([][]float64, len(conv.arms))
+	for k := range muT {
+		muT[k] = make([]float64, len(rows))
+	}
+	for f := range liftFolds {
+		var in []upliftRow
+		var inZ [][]float64
+		for i, r := range rows {
+			if fold[i] != f {
+				in, inZ = append(in, r), append(inZ, z[i])
+			}
+		}
+		cf, err := fitConversion(in, inZ, opt)
+		if err != nil {
+			for _, a := range conv.arms {
+				uncorrected[a] = fmt.Sprintf("conversion models without fold %d of %d: %v", f+1, liftFolds, err)
+			}
+			return uncorrected, nil
+		}
+		for k, a := range conv.arms {
+			j := slices.Index(cf.arms, a)
+			if j < 0 {
+				uncorrected[a] = fmt.Sprintf("no exposures outside fold %d of %d", f+1, liftFolds)
+				continue
+			}
+			for i := range rows {
+				if fold[i] == f {
+					muT[k][i], muC[i] = cf.predict(z[i], j)
+				}
+			}
+		}
+	}
+	for k, a := range conv.arms {
+		if _, ok := uncorrected[a]; ok {
+			continue
+		}
+		var X [][]float64
+		var phi, init []float64
+		trees := opt.Trees
+		trees.Validation = nil
+		e := float64(conv.n[a]) / float64(conv.n[a]+conv.n[features.ControlArm])
+		for i, r := range rows {
+			var p float64
+			switch r.arm {
+			case a:
+				p = muT[k][i] - muC[i] + (r.converted-muT[k][i])/e
+			case features.ControlArm:
+				p = muT[k][i] - muC[i] - (r.converted-muC[i])/(1-e)
+			default:
+				continue
+			}
+			pt, pc := conv.predict(z[i], k)
+			X, phi, init = append(X, z[i]), append(phi, p), append(init, pt-pc)
+			trees.Validation = append(trees.Validation, watched(r.user))
+		}
+		t, err := fit.BoostTrees(X, phi, init, trees)
+		if err != nil {
+			return nil, fmt.Errorf("arm %s effect correction: %w", a, err)
+		}
+		u.Arms[k].Lift = &t
+	}
+	return uncorrected, nil
 }
 
 // String describes the learner for manifests.
@@ -143,27 +304,11 @@ func (o UpliftOptions) String() string {
 	if o.SeparateArms {
 		conv = fmt.Sprintf("each offer arm on its own, the T-learner (L2=%g)", o.L2)
 	}
-	return "logistic conversion: control on its own, " + conv + "; ridge spend-given-conversion (lambda=10) per arm"
-}
-
-// fitOfferArms fits the offer arms' conversion models jointly (see
-// fit.GroupedLogistic): the shared part and each arm's shift get penalty
-// l2, each arm's slopes' deviation from the shared ones dev.
-func fitOfferArms(rows []upliftRow, Z [][]float64, arms []string, l2, dev float64) ([]artifact.Linear, error) {
-	armIdx := make(map[string]int, len(arms))
-	for k, a := range arms {
-		armIdx[a] = k
+	s := "logistic conversion: control on its own, " + conv
+	if o.Effect != EffectDifference {
+		s += fmt.Sprintf("; each offer's effect corrected by boosted trees on doubly robust pseudo-outcomes, conversion models cross-fitted on %d folds of shoppers (%s; boosting stops once a tenth of shoppers, held out, stop gaining)", liftFolds, o.Trees)
 	}
-	group := make([]int, len(rows))
-	y := make([]float64, len(rows))
-	for i, r := range rows {
-		group[i], y[i] = armIdx[r.arm], r.converted
-	}
-	m, err := fit.GroupedLogistic(Z, group, len(arms), y, dev, fit.LogisticOptions{}.WithL2(l2))
-	if err != nil {
-		return nil, fmt.Errorf("offer arms' conversion: %w", err)
-	}
-	return m, nil
+	return s + "; ridge spend-given-conversion (lambda=10) per arm"
 }
 
 // UpliftEval holds per-arm Qini results.
@@ -254,6 +399,7 @@ type upliftData struct {
 	fnames      []string
 	train, test []upliftRow
 	model       *artifact.Uplift
+	uncorrected map[string]string // offer arms without an effect correction, and why
 }
 
 // UpliftHoldoutStart is where the uplift model's evaluation window
@@ -301,7 +447,7 @@ func prepareUplift(ds *features.Dataset, holdout []bool, cfg Config) (*upliftDat
 	}
 	scaler := fit.Standardize(trainX, logFlags(trainX, indexRange(len(d.fnames))))
 	var err error
-	if d.model, err = FitUpliftModel(d.train, d.fnames, scaler, cfg.uplift()); err != nil {
+	if d.model, d.uncorrected, err = FitUpliftModel(d.train, d.fnames, scaler, cfg.uplift()); err != nil {
 		return nil, err
 	}
 	return d, nil
@@ -471,19 +617,22 @@ func fitUplift(ds *features.Dataset, holdout []bool, cfg Config) (*candidate, er
 			significant = append(significant, e.Arm)
 		}
 	}
+	params := map[string]string{
+		"algorithm": cfg.uplift().String(),
+		"control":   features.ControlArm, "arms": strings.Join(model.ArmNames(), ","),
+		"outcome": "purchase within 24h of the exposure, before the next exposure",
+		"ci":      fmt.Sprintf("bootstrap, %d rounds, 95%%", cfg.BootstrapRounds),
+		"policy":  "policy.*: conversion on the holdout if each shopper got the offer with the highest predicted lift, vs no offer and vs the best single offer (" + pe.BestOfferArm + ", chosen on training exposures); bootstrap intervals",
+		"experiment": fmt.Sprintf("experiment.<arm>.*: each offer arm against control on every randomized exposure (conversion, revenue per exposure, "+
+			"repurchase within %.0f days after the conversion window); 95%% normal intervals clustered by shopper", features.DefaultRepurchaseWindow.Hours()/24),
+		"training_data": fmt.Sprintf("randomized exposures since %s (a lookback of %s), each with features as of the start of its %s period",
+			ds.Cutoff.Format(time.RFC3339), cfg.ExperimentLookback, cfg.ExperimentStep),
+	}
+	for _, a := range SortedKeys(d.uncorrected) {
+		params["uncorrected."+a] = "effect is the conversion models' difference alone: " + d.uncorrected[a]
+	}
 	return &candidate{
-		model: ModelUplift, art: model, metrics: metrics, schema: fnames,
-		params: map[string]string{
-			"algorithm": cfg.uplift().String(),
-			"control":   features.ControlArm, "arms": strings.Join(model.ArmNames(), ","),
-			"outcome": "purchase within 24h of the exposure, before the next exposure",
-			"ci":      fmt.Sprintf("bootstrap, %d rounds, 95%%", cfg.BootstrapRounds),
-			"policy":  "policy.*: conversion on the holdout if each shopper got the offer with the highest predicted lift, vs no offer and vs the best single offer (" + pe.BestOfferArm + ", chosen on training exposures); bootstrap intervals",
-			"experiment": fmt.Sprintf("experiment.<arm>.*: each offer arm against control on every randomized exposure (conversion, revenue per exposure, "+
-				"repurchase within %.0f days after the conversion window); 95%% normal intervals clustered by shopper", features.DefaultRepurchaseWindow.Hours()/24),
-			"training_data": fmt.Sprintf("randomized exposures since %s (a lookback of %s), each with features as of the start of its %s period",
-				ds.Cutoff.Format(time.RFC3339), cfg.ExperimentLookback, cfg.ExperimentStep),
-		},
+		model: ModelUplift, art: model, metrics: metrics, schema: fnames, params: params,
 		primary: "qini", higherIsBetter: true, plots: []Plot{qplot, readoutPlot(readout)},
 		gate: func() (bool, string) {
 			if len(significant) == 0 {

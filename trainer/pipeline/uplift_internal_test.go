@@ -41,13 +41,13 @@ func offerRows(n int) []upliftRow {
 func TestFitUpliftModelNeedsControlAndAnOffer(t *testing.T) {
 	rows := offerRows(200)
 	scaler := fit.Standardize([][]float64{{0}, {1}}, nil)
-	if _, err := FitUpliftModel(rows, []string{"x"}, scaler, UpliftOptions{L2: 1, Deviation: 300}); !errors.Is(err, fit.ErrNoData) {
+	if _, _, err := FitUpliftModel(rows, []string{"x"}, scaler, UpliftOptions{L2: 1, Deviation: 300}); !errors.Is(err, fit.ErrNoData) {
 		t.Errorf("no control arm: %v", err)
 	}
 	for i := range rows {
 		rows[i].arm = features.ControlArm
 	}
-	if _, err := FitUpliftModel(rows, []string{"x"}, scaler, UpliftOptions{L2: 1, Deviation: 300}); !errors.Is(err, fit.ErrNoData) {
+	if _, _, err := FitUpliftModel(rows, []string{"x"}, scaler, UpliftOptions{L2: 1, Deviation: 300}); !errors.Is(err, fit.ErrNoData) {
 		t.Errorf("control only: %v", err)
 	}
 }
@@ -64,16 +64,21 @@ func TestFitUpliftModelCopesWithASparseArm(t *testing.T) {
 		rows = append(rows, upliftRow{x: []float64{float64(i%5) - 2}, arm: "c"})
 	}
 	scaler := fit.Standardize([][]float64{{-1}, {1}}, nil)
-	u, err := FitUpliftModel(rows, []string{"x"}, scaler, UpliftOptions{L2: 1, Deviation: 300})
+	u, uncorrected, err := FitUpliftModel(rows, []string{"x"}, scaler, UpliftOptions{L2: 1, Deviation: 300})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Every row is one shopper's, so no fold can be left out for
+	// cross-fitting: every arm keeps the plain difference, and says why.
+	if len(uncorrected) != 3 || u.Arms[0].Lift != nil || u.Arms[2].Lift != nil {
+		t.Errorf("uncorrected %v", uncorrected)
 	}
 	a, _ := u.Predict([]float64{0}, "a")
 	c, ok := u.Predict([]float64{0}, "c")
 	if !ok || !(c.PTreated < a.PTreated) || c.PTreated <= 0 {
 		t.Errorf("sparse arm: P %v (arm a: %v)", c.PTreated, a.PTreated)
 	}
-	if _, err := FitUpliftModel(rows, []string{"x"}, scaler, UpliftOptions{L2: 1, SeparateArms: true}); !errors.Is(err, fit.ErrSingleClass) {
+	if _, _, err := FitUpliftModel(rows, []string{"x"}, scaler, UpliftOptions{L2: 1, SeparateArms: true}); !errors.Is(err, fit.ErrSingleClass) {
 		t.Errorf("T-learner with a single-class arm: %v", err)
 	}
 }
@@ -250,5 +255,67 @@ func TestExperimentPeriodsTileTheLookback(t *testing.T) {
 		if !end.Equal(want) {
 			t.Fatalf("step %s over %s: the oldest period starts at %s, want %s", c.step, c.lookback, end, want)
 		}
+	}
+}
+
+// An offer that helps shoppers in the middle of a feature's range and puts
+// off those at its ends: conversion models linear in log-odds cannot
+// express an effect that changes sign twice, the DR-learner's correction
+// can.
+func TestUpliftCorrectionFindsAnEffectThatChangesSign(t *testing.T) {
+	r := rand.New(rand.NewPCG(8, 9))
+	effect := func(x float64) float64 {
+		if math.Abs(x) < 1 {
+			return 0.2
+		}
+		return -0.15
+	}
+	var rows []upliftRow
+	for i := range 40_000 {
+		x := 4*r.Float64() - 2
+		arm, p := features.ControlArm, 0.3
+		if i%2 == 1 {
+			arm, p = "offer", 0.3+effect(x)
+		}
+		y := 0.0
+		if r.Float64() < p {
+			y = 1
+		}
+		rows = append(rows, upliftRow{x: []float64{x}, arm: arm, user: i, converted: y})
+	}
+	scaler := fit.Standardize([][]float64{{-2}, {2}}, nil)
+	lift := func(u *artifact.Uplift, x float64) float64 {
+		resp, _ := u.Predict([]float64{x}, "offer")
+		return resp.PTreated - resp.PControl
+	}
+	// Mean squared error of the predicted effect over the range.
+	errOf := func(u *artifact.Uplift) float64 {
+		s := 0.0
+		for x := -1.95; x < 2; x += 0.1 {
+			s += math.Pow(lift(u, x)-effect(x), 2)
+		}
+		return s / 40
+	}
+	diff, _, err := FitUpliftModel(rows, []string{"x"}, scaler, UpliftOptions{L2: 1, Deviation: 300, Effect: EffectDifference})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dr, uncorrected, err := FitUpliftModel(rows, []string{"x"}, scaler, UpliftOptions{L2: 1, Deviation: 300})
+	if err != nil || len(uncorrected) != 0 {
+		t.Fatalf("%v, uncorrected %v", err, uncorrected)
+	}
+	if diff.Arms[0].Lift != nil || dr.Arms[0].Lift == nil {
+		t.Fatal("the difference has a correction, or the DR-learner none")
+	}
+	if e, d := errOf(dr), errOf(diff); e > 0.002 || e > d/5 {
+		t.Errorf("effect's squared error: corrected %.4f, difference alone %.4f", e, d)
+	}
+	for _, x := range []float64{-1.7, 0, 1.7} {
+		if got := lift(dr, x); math.Abs(got-effect(x)) > 0.05 {
+			t.Errorf("x=%v: predicted effect %.3f, true %.2f", x, got, effect(x))
+		}
+	}
+	if _, _, err := FitUpliftModel(rows, []string{"x"}, scaler, UpliftOptions{Effect: "magic"}); err == nil {
+		t.Error("unknown effect accepted")
 	}
 }
