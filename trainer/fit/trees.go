@@ -204,8 +204,6 @@ type grower struct {
 	resid   []float64
 	rows    []int32 // row indices, partitioned in place by node
 	minGain float64
-	sum     []float64
-	count   []int
 }
 
 type split struct {
@@ -262,49 +260,58 @@ func (g *grower) grow(t *artifact.Tree, rows []int32, depth int) {
 }
 
 // bestSplit finds the split of rows with the largest fall in squared
-// error (penalised by L2) that leaves MinLeaf rows on each side.
+// error (penalised by L2) that leaves MinLeaf rows on each side, searching
+// the features on all cores.
 func (g *grower) bestSplit(rows []int32, total float64) split {
-	best := split{gain: 0}
-	n := float64(len(rows))
-	l2, minLeaf := g.opt.L2, g.opt.MinLeaf
-	parent := total * total / (n + l2)
-	for j, b := range g.bins {
-		nb := len(g.cuts[j]) + 1
-		if nb < 2 {
-			continue
-		}
-		g.sum, g.count = zeroed(g.sum, nb), zeroed(g.count, nb)
-		for _, r := range rows {
-			g.sum[b[r]] += g.resid[r]
-			g.count[b[r]]++
-		}
-		sl, cl := 0.0, 0
-		for k := 0; k < nb-1; k++ {
-			sl += g.sum[k]
-			cl += g.count[k]
-			cr := len(rows) - cl
-			if cl < minLeaf {
-				continue
-			}
-			if cr < minLeaf {
-				break
-			}
-			sr := total - sl
-			gain := sl*sl/(float64(cl)+l2) + sr*sr/(float64(cr)+l2) - parent
-			if gain > best.gain {
-				best = split{feature: j, bin: k, gain: gain}
-			}
+	// The rows' residuals, gathered once: every feature's pass reads them
+	// in order instead of scattered.
+	resid := make([]float64, len(rows))
+	for k, r := range rows {
+		resid[k] = g.resid[r]
+	}
+	per := make([]split, len(g.bins))
+	parallelRows(len(g.bins), func(j int) { per[j] = g.bestSplitOn(j, rows, resid, total) })
+	var best split
+	for _, s := range per {
+		if s.gain > best.gain {
+			best = s
 		}
 	}
 	return best
 }
 
-// zeroed returns s resized to n zeros, reusing its array when it can.
-func zeroed[T float64 | int](s []T, n int) []T {
-	if cap(s) < n {
-		return make([]T, n)
+// bestSplitOn is bestSplit on feature j alone, from a histogram of the
+// rows' residuals (resid, in the order of rows) over its bins.
+func (g *grower) bestSplitOn(j int, rows []int32, resid []float64, total float64) split {
+	best := split{feature: j}
+	nb := len(g.cuts[j]) + 1
+	if nb < 2 {
+		return best
 	}
-	s = s[:n]
-	clear(s)
-	return s
+	n := float64(len(rows))
+	l2, minLeaf := g.opt.L2, g.opt.MinLeaf
+	parent := total * total / (n + l2)
+	sum, count := make([]float64, nb), make([]int, nb)
+	b := g.bins[j]
+	for k, r := range rows {
+		sum[b[r]] += resid[k]
+		count[b[r]]++
+	}
+	sl, cl := 0.0, 0
+	for k := 0; k < nb-1; k++ {
+		sl += sum[k]
+		cl += count[k]
+		cr := len(rows) - cl
+		if cl < minLeaf {
+			continue
+		}
+		if cr < minLeaf {
+			break
+		}
+		sr := total - sl
+		if gain := sl*sl/(float64(cl)+l2) + sr*sr/(float64(cr)+l2) - parent; gain > best.gain {
+			best.bin, best.gain = k, gain
+		}
+	}
+	return best
 }
