@@ -93,6 +93,21 @@ func TestRunPublishesEveryModel(t *testing.T) {
 			t.Errorf("uplift metrics lack the experiment readout's %s: %v", k, u.Metrics)
 		}
 	}
+	// The default learner corrects every offer arm's effect, and says how
+	// many trees each correction kept.
+	man, blobs, err := reg.Load(ctx, pipeline.ModelUplift, u.Version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	art, err := artifact.Decode(man.Kind, blobs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range art.(*artifact.Uplift).Arms {
+		if _, ok := u.Metrics["arm."+a.Arm+".lift_trees"]; a.Lift == nil || !ok {
+			t.Errorf("arm %s: correction %v, trees recorded %t", a.Arm, a.Lift != nil, ok)
+		}
+	}
 	p := outcome(t, res, pipeline.ModelPropensity)
 	if !p.Promoted || p.Metrics["auc"] < 0.6 {
 		t.Fatalf("propensity: %+v", p)

@@ -579,6 +579,12 @@ func fitUplift(ds *features.Dataset, holdout []bool, cfg Config) (*candidate, er
 		return nil, err
 	}
 	metrics := map[string]float64{"qini": weightedQini(evals), "train_exposures": float64(len(train)), "holdout_exposures": float64(len(test))}
+	for _, a := range model.Arms {
+		if a.Lift != nil {
+			// How much of the effect correction early stopping kept.
+			metrics["arm."+a.Arm+".lift_trees"] = float64(len(a.Lift.Trees))
+		}
+	}
 	// The readout needs no model: it is the experiment's average effect, on
 	// every randomized exposure.
 	readout, err := ExperimentReadout(ds)
