@@ -18,6 +18,7 @@ import (
 	"github.com/promoai/promo/trainer/datasets"
 	"github.com/promoai/promo/trainer/eval"
 	"github.com/promoai/promo/trainer/features"
+	"github.com/promoai/promo/trainer/fit"
 	"github.com/promoai/promo/trainer/importer"
 	"github.com/promoai/promo/trainer/pipeline"
 	"github.com/promoai/promo/trainer/protocols"
@@ -38,9 +39,14 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	file := fs.String("file", "", "events, forward and experiment protocols: a CSV or JSON Lines file of events")
 	var over shopOverrides
 	over.register(fs)
+	shopSeed := fs.Uint64("shop-seed", 0, "uplift, forward and experiment protocols: the generated shop's seed (0: the preset's, 7); with -shops, the first shop's")
 	l2 := fs.Float64("l2", 0, "uplift protocol: L2 penalty of the conversion models (0: the trainer's default)")
 	deviation := fs.Float64("deviation", 0, "uplift protocol: penalty on each offer arm's deviation from the model the offer arms share (0: the trainer's default)")
 	separate := fs.Bool("separate-arms", false, "uplift protocol: fit each offer arm on its own (the T-learner) instead of jointly")
+	var trees fit.TreeOptions
+	fs.IntVar(&trees.MaxDepth, "trees.depth", 0, "uplift protocol: depth of the effect correction's trees (0: the trainer's default, 3)")
+	fs.IntVar(&trees.MinLeaf, "trees.min-leaf", 0, "uplift protocol: fewest exposures in a leaf of the effect correction's trees (0: the trainer's default, 500)")
+	fs.Float64Var(&trees.Rate, "trees.rate", 0, "uplift protocol: learning rate of the effect correction's boosting (0: the trainer's default, 0.02)")
 	effect := fs.String("effect", pipeline.EffectDRTrees, "uplift protocol: how the model estimates an offer's effect: "+pipeline.EffectDRTrees+" (the conversion models' difference corrected by boosted trees on doubly robust pseudo-outcomes) or "+pipeline.EffectDifference+" (the difference alone)")
 	lookback := fs.Duration("experiment.lookback", pipeline.DefaultExperimentLookback, "uplift and experiment protocols: randomized exposures this far back from the last event are used, as in a training run")
 	step := fs.Duration("experiment.step", pipeline.DefaultExperimentStep, "uplift and experiment protocols: each exposure gets features as of the start of its period of this length, as in a training run")
@@ -56,6 +62,9 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		p, err := shop.Preset(*size)
 		if err == nil {
 			over.apply(&p)
+			if *shopSeed != 0 {
+				p.Seed = *shopSeed
+			}
 		}
 		return p, err
 	}
@@ -80,7 +89,7 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if err != nil {
 			return err
 		}
-		cfg := pipeline.Config{BootstrapRounds: 200, UpliftL2: *l2, UpliftDeviation: *deviation, UpliftSeparateArms: *separate, UpliftEffect: *effect,
+		cfg := pipeline.Config{BootstrapRounds: 200, UpliftL2: *l2, UpliftDeviation: *deviation, UpliftSeparateArms: *separate, UpliftEffect: *effect, UpliftTrees: trees,
 			ExperimentLookback: *lookback, ExperimentStep: *step}
 		opt := protocols.UpliftOptions{ServedEvery: *servedEvery}
 		if opt.ServedEvery != 0 {

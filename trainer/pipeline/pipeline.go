@@ -24,6 +24,7 @@ import (
 	"github.com/promoai/promo/registry/artifact"
 	"github.com/promoai/promo/registry/eventlog"
 	"github.com/promoai/promo/trainer/features"
+	"github.com/promoai/promo/trainer/fit"
 )
 
 // Defaults of Config.ExperimentLookback and Config.ExperimentStep.
@@ -91,6 +92,9 @@ type Config struct {
 	// UpliftEffect is how the uplift model estimates each offer's effect:
 	// EffectDRTrees (default) or EffectDifference.
 	UpliftEffect string
+	// UpliftTrees shapes the trees of EffectDRTrees' correction (zero
+	// fields: fit.TreeOptions' defaults).
+	UpliftTrees fit.TreeOptions
 	// ExperimentLookback is how far back from the last event randomized
 	// exposures train the uplift model and feed the experiment readout
 	// (default 90 days).
@@ -451,7 +455,7 @@ func dataWindow(ctx context.Context, bkt registry.Bucket, cfg Config, exposed ra
 }
 
 func (c *Config) uplift() UpliftOptions {
-	return UpliftOptions{L2: c.UpliftL2, Deviation: c.UpliftDeviation, SeparateArms: c.UpliftSeparateArms, Effect: c.UpliftEffect}
+	return UpliftOptions{L2: c.UpliftL2, Deviation: c.UpliftDeviation, SeparateArms: c.UpliftSeparateArms, Effect: c.UpliftEffect, Trees: c.UpliftTrees}
 }
 
 func (c *Config) featureConfig(cutoff time.Time) features.Config {
