@@ -49,6 +49,9 @@ type Options struct {
 	// Randomized exposures of the last ExperimentLookback train the uplift
 	// model, each with features as of the start of its ExperimentStep.
 	ExperimentLookback, ExperimentStep time.Duration
+	// UpliftEffect is how the uplift model estimates an offer's effect
+	// (pipeline.EffectDRTrees or pipeline.EffectDifference).
+	UpliftEffect string
 }
 
 // RegisterFlags registers the options.
@@ -69,6 +72,7 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.HalfLife, "cf.half-life", 0, "decay interaction weights with this half-life (0: no decay), e.g. 720h")
 	fs.DurationVar(&o.ExperimentLookback, "experiment.lookback", pipeline.DefaultExperimentLookback, "randomized promotion exposures this far back from the last event train the uplift model and feed the experiment readout")
 	fs.DurationVar(&o.ExperimentStep, "experiment.step", pipeline.DefaultExperimentStep, "each of those exposures gets its shopper's features as of the start of its period of this length (shorter: fresher features, a slower run)")
+	fs.StringVar(&o.UpliftEffect, "uplift.effect", pipeline.EffectDRTrees, pipeline.EffectHelp)
 }
 
 // subcommand starts a subcommand's flag set with the storage flags, whose
@@ -119,6 +123,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 // Run trains once or on schedule.
 func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
+	if err := pipeline.CheckUpliftEffect(o.UpliftEffect); err != nil {
+		return fmt.Errorf("-uplift.effect: %w", err)
+	}
 	if err := pipeline.CheckExperimentPeriods(o.ExperimentLookback, o.ExperimentStep); err != nil {
 		return err
 	}
@@ -140,7 +147,7 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	}
 	cfg := pipeline.Config{Alias: o.Alias, Tolerance: o.Tolerance, Seed: o.Seed, Models: splitList(o.Models), Logger: log,
 		Progress: newProgress(stderr, log).update, InteractionWeights: weights, HalfLife: o.HalfLife,
-		ExperimentLookback: o.ExperimentLookback, ExperimentStep: o.ExperimentStep}
+		ExperimentLookback: o.ExperimentLookback, ExperimentStep: o.ExperimentStep, UpliftEffect: o.UpliftEffect}
 	job := func(ctx context.Context) error {
 		runCfg := cfg
 		dir := report.Dir(time.Now())

@@ -47,7 +47,7 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.IntVar(&trees.MaxDepth, "trees.depth", 0, "uplift protocol: depth of the effect correction's trees (0: the trainer's default, 3)")
 	fs.IntVar(&trees.MinLeaf, "trees.min-leaf", 0, "uplift protocol: fewest exposures in a leaf of the effect correction's trees (0: the trainer's default, 500)")
 	fs.Float64Var(&trees.Rate, "trees.rate", 0, "uplift protocol: learning rate of the effect correction's boosting (0: the trainer's default, 0.02)")
-	effect := fs.String("effect", pipeline.EffectDRTrees, "uplift protocol: how the model estimates an offer's effect: "+pipeline.EffectDRTrees+" (the conversion models' difference corrected by boosted trees on doubly robust pseudo-outcomes) or "+pipeline.EffectDifference+" (the difference alone)")
+	effect := fs.String("effect", pipeline.EffectDRTrees, "uplift protocol: "+pipeline.EffectHelp)
 	lookback := fs.Duration("experiment.lookback", pipeline.DefaultExperimentLookback, "uplift and experiment protocols: randomized exposures this far back from the last event are used, as in a training run")
 	step := fs.Duration("experiment.step", pipeline.DefaultExperimentStep, "uplift and experiment protocols: each exposure gets features as of the start of its period of this length, as in a training run")
 	servedEvery := fs.Duration("served.every", 24*time.Hour, "uplift protocol: also score the model on features as of the start of each holdout exposure's period of this length, as a server whose profiles a run rebuilds that often reads them (0: skip; it costs two more reads of the log)")
@@ -57,6 +57,9 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	if err := pipeline.CheckExperimentPeriods(*lookback, *step); err != nil {
 		return err
+	}
+	if err := pipeline.CheckUpliftEffect(*effect); err != nil {
+		return fmt.Errorf("-effect: %w", err)
 	}
 	shopParams := func() (shop.Params, error) {
 		p, err := shop.Preset(*size)

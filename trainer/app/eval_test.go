@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/promoai/promo/registry/artifact"
 	"github.com/promoai/promo/trainer/app"
 )
 
@@ -70,6 +73,51 @@ func TestExperimentPeriodFlags(t *testing.T) {
 		var out, errOut bytes.Buffer
 		if err := app.Main(ctx, []string{"eval", "-protocol", "uplift", "-size", "tiny", "-served.every", every}, &out, &errOut); err == nil || !strings.Contains(err.Error(), "-served.every") {
 			t.Errorf("-served.every %s: %v", every, err)
+		}
+	}
+}
+
+// An unknown uplift learner is refused with the flag's name before any
+// work, by the trainer and by eval alike.
+func TestUpliftEffectFlags(t *testing.T) {
+	ctx := context.Background()
+	for flag, args := range map[string][]string{
+		"-effect":        {"eval", "-protocol", "uplift", "-size", "tiny", "-effect", "forest"},
+		"-uplift.effect": {"-once", "-store.dir", t.TempDir(), "-uplift.effect", "forest"},
+	} {
+		var out, errOut bytes.Buffer
+		if err := app.Main(ctx, args, &out, &errOut); err == nil || !strings.Contains(err.Error(), flag+": unknown uplift effect") {
+			t.Errorf("%v: %v", args, err)
+		}
+	}
+}
+
+// -uplift.effect reaches the training run: difference publishes offer arms
+// without an effect correction, the default with one.
+func TestUpliftEffectReachesTheRun(t *testing.T) {
+	for effect, corrected := range map[string]bool{"difference": false, "dr-trees": true} {
+		dir := t.TempDir()
+		var out, errOut bytes.Buffer
+		args := []string{"-once", "-store.dir", dir, "-generate", "tiny", "-models", "uplift", "-uplift.effect", effect}
+		if err := app.Main(context.Background(), args, &out, &errOut); err != nil {
+			t.Fatalf("%s: %v\n%s", effect, err, errOut.String())
+		}
+		blobs, err := filepath.Glob(filepath.Join(dir, "models", "uplift", "versions", "*", "blobs", artifact.BlobName))
+		if err != nil || len(blobs) != 1 {
+			t.Fatalf("%s: published blobs %v (%v)", effect, blobs, err)
+		}
+		data, err := os.ReadFile(blobs[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := artifact.Decode(artifact.KindUplift, map[string][]byte{artifact.BlobName: data})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, arm := range a.(*artifact.Uplift).Arms {
+			if (arm.Lift != nil) != corrected {
+				t.Errorf("%s: arm %s has a correction: %t", effect, arm.Arm, arm.Lift != nil)
+			}
 		}
 	}
 }

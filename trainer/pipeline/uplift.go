@@ -41,6 +41,20 @@ const (
 	EffectDRTrees = "dr-trees"
 )
 
+// EffectHelp describes the effects for command-line flags.
+const EffectHelp = "how the uplift model estimates an offer's effect: " + EffectDRTrees +
+	" (the conversion models' difference, corrected by boosted trees fitted to doubly robust pseudo-outcomes) or " +
+	EffectDifference + " (the difference alone)"
+
+// CheckUpliftEffect refuses an effect FitUpliftModel does not know.
+func CheckUpliftEffect(effect string) error {
+	switch effect {
+	case "", EffectDRTrees, EffectDifference:
+		return nil
+	}
+	return fmt.Errorf("unknown uplift effect %q (want %s or %s)", effect, EffectDRTrees, EffectDifference)
+}
+
 // UpliftOptions are the uplift model's penalties and learner.
 type UpliftOptions struct {
 	L2        float64 // on every conversion model's coefficients
@@ -80,14 +94,13 @@ func FitUpliftModel(rows []upliftRow, featureNames []string, scaler artifact.Sta
 	for k, a := range conv.arms {
 		u.Arms = append(u.Arms, artifact.ArmModel{Arm: a, Conversion: conv.treated[k], Spend: spendModel(rows, z, a, len(featureNames)), N: conv.n[a]})
 	}
-	switch opt.Effect {
-	case EffectDifference:
-	case "", EffectDRTrees:
+	if err := CheckUpliftEffect(opt.Effect); err != nil {
+		return nil, nil, err
+	}
+	if opt.Effect != EffectDifference {
 		if uncorrected, err = fitLiftCorrections(u, conv, rows, z, opt); err != nil {
 			return nil, nil, err
 		}
-	default:
-		return nil, nil, fmt.Errorf("unknown uplift effect %q (want %s or %s)", opt.Effect, EffectDRTrees, EffectDifference)
 	}
 	u.Prepare()
 	return u, uncorrected, nil
