@@ -2,6 +2,7 @@ package artifact_test
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"testing"
 
@@ -61,5 +62,54 @@ func TestInvalidLiftRefused(t *testing.T) {
 	u.Control.Lift = u.Arms[0].Lift
 	if _, err := artifact.Encode(u); !errors.Is(err, registry.ErrInvalid) {
 		t.Errorf("lift on control: want ErrInvalid, got %v", err)
+	}
+}
+
+// BenchmarkUpliftPredict scores one shopper for one offer with and without
+// a correction of 300 full trees of depth 3 on 20 features, the largest
+// the trainer's defaults publish (go test -run '^$' -bench UpliftPredict
+// ./registry/artifact/).
+func BenchmarkUpliftPredict(b *testing.B) {
+	const d = 20
+	linear := func() artifact.Linear { return artifact.Linear{Coef: make([]float64, d)} }
+	u := &artifact.Uplift{Scaler: artifact.Standardizer{Mean: make([]float64, d), Scale: make([]float64, d)},
+		Control: artifact.ArmModel{Arm: "control", Conversion: linear(), Spend: linear()},
+		Arms:    []artifact.ArmModel{{Arm: "gift", Conversion: linear(), Spend: linear()}}}
+	for j := range d {
+		u.Features = append(u.Features, fmt.Sprintf("f%d", j))
+		u.Scaler.Scale[j] = 1
+	}
+	lift := &artifact.Trees{}
+	for k := range 300 {
+		// A full tree of depth 3: 7 splits, then 8 leaves.
+		var t artifact.Tree
+		for i := range 15 {
+			f, l, r := (k+i)%d, 2*i+1, 2*i+2
+			if i >= 7 {
+				f, l, r = -1, 0, 0
+			}
+			t.Feature, t.Threshold = append(t.Feature, f), append(t.Threshold, 0.1*float64(i%3-1))
+			t.Left, t.Right, t.Value = append(t.Left, l), append(t.Right, r), append(t.Value, 0.001)
+		}
+		lift.Trees = append(lift.Trees, t)
+	}
+	x := make([]float64, d)
+	for j := range x {
+		x[j] = float64(j%5) - 2
+	}
+	for _, c := range []struct {
+		name string
+		lift *artifact.Trees
+	}{{"difference", nil}, {"corrected", lift}} {
+		b.Run(c.name, func(b *testing.B) {
+			u.Arms[0].Lift = c.lift
+			if err := u.Validate(); err != nil {
+				b.Fatal(err)
+			}
+			u.Prepare()
+			for range b.N {
+				u.Predict(x, "gift")
+			}
+		})
 	}
 }
