@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strings"
 
 	"github.com/promoai/promo/registry"
 )
@@ -33,7 +34,19 @@ const (
 	KindItemSim    = "itemsim/v1"
 	KindProfiles   = "profiles/v1"
 	KindUplift     = "uplift/v1"
+	// KindUpliftLift is an uplift model whose offer arms carry effect
+	// corrections (ArmModel.Lift). A reader that knows only KindUplift
+	// would ignore them and serve other probabilities than the ones
+	// evaluated, so it must refuse the version instead.
+	KindUpliftLift = "uplift/v2"
 )
+
+// Family is a kind without its version ("uplift" for "uplift/v2"): what a
+// server that reads every version of a model compares.
+func Family(kind string) string {
+	family, _, _ := strings.Cut(kind, "/")
+	return family
+}
 
 // Artifact is a model that can be published.
 type Artifact interface {
@@ -79,7 +92,7 @@ func newOfKind(kind string) (Artifact, error) {
 		return &ItemSim{}, nil
 	case KindProfiles:
 		return &Profiles{}, nil
-	case KindUplift:
+	case KindUplift, KindUpliftLift:
 		return &Uplift{}, nil
 	}
 	return nil, fmt.Errorf("%w: unknown artifact kind %q", registry.ErrCorrupt, kind)
@@ -116,6 +129,9 @@ func Decode(kind string, blobs map[string][]byte) (Artifact, error) {
 	}
 	if err := a.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", registry.ErrCorrupt, kind, err)
+	}
+	if a.Kind() != kind {
+		return nil, fmt.Errorf("%w: a %s blob holds the layout of %s", registry.ErrCorrupt, kind, a.Kind())
 	}
 	if p, ok := a.(interface{ prepare() }); ok {
 		p.prepare()

@@ -1,8 +1,11 @@
 package artifact_test
 
 import (
+	"bytes"
+	"compress/gzip"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"testing"
 
@@ -22,7 +25,7 @@ func liftedUplift() *artifact.Uplift {
 }
 
 func TestUpliftLiftCorrectsTheTreatedProbability(t *testing.T) {
-	u, err := artifact.Decode(artifact.KindUplift, blobsOf(t, liftedUplift()))
+	u, err := artifact.Decode(artifact.KindUpliftLift, blobsOf(t, liftedUplift()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,5 +114,41 @@ func BenchmarkUpliftPredict(b *testing.B) {
 				u.Predict(x, "gift")
 			}
 		})
+	}
+}
+
+// A corrected model has a kind of its own, so that readers which would
+// ignore the corrections refuse it, and a blob cannot claim the older
+// kind while holding them.
+func TestLiftHasItsOwnKind(t *testing.T) {
+	u := liftedUplift()
+	if u.Kind() != artifact.KindUpliftLift || artifact.Family(u.Kind()) != artifact.Family(artifact.KindUplift) {
+		t.Fatalf("kind %s", u.Kind())
+	}
+	plain := liftedUplift()
+	plain.Arms[0].Lift = nil
+	if plain.Kind() != artifact.KindUplift {
+		t.Fatalf("kind without corrections %s", plain.Kind())
+	}
+	if _, err := artifact.Decode(artifact.KindUplift, blobsOf(t, u)); !errors.Is(err, registry.ErrCorrupt) {
+		t.Fatalf("v2 blob read as v1: %v", err)
+	}
+	// Rewrite the envelope's kind: the payload still holds corrections.
+	raw := blobsOf(t, u)[artifact.BlobName]
+	zr, err := gzip.NewReader(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env = bytes.Replace(env, []byte(`"kind":"uplift/v2"`), []byte(`"kind":"uplift/v1"`), 1)
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	zw.Write(env)
+	zw.Close()
+	if _, err := artifact.Decode(artifact.KindUplift, map[string][]byte{artifact.BlobName: buf.Bytes()}); !errors.Is(err, registry.ErrCorrupt) {
+		t.Fatalf("corrections under the v1 kind: %v", err)
 	}
 }

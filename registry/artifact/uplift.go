@@ -31,7 +31,16 @@ type Uplift struct {
 }
 
 // Kind implements Artifact.
-func (*Uplift) Kind() string { return KindUplift }
+// A model with any effect correction is of KindUpliftLift, so readers
+// that predate corrections refuse it.
+func (u *Uplift) Kind() string {
+	for _, a := range u.Arms {
+		if a.Lift != nil {
+			return KindUpliftLift
+		}
+	}
+	return KindUplift
+}
 
 // Validate implements Artifact.
 func (u *Uplift) Validate() error {

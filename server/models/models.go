@@ -240,7 +240,8 @@ func (s *Set) load(ctx context.Context, w *watched, version string) (*Loaded, er
 	if err != nil {
 		return nil, err
 	}
-	if w.kind != "" && m.Kind != w.kind {
+	// Any version of the model's kind: Decode refuses versions it does not know.
+	if w.kind != "" && artifact.Family(m.Kind) != artifact.Family(w.kind) {
 		return nil, fmt.Errorf("%w: version %s has kind %s, this server serves %s", registry.ErrPrecondition, version, m.Kind, w.kind)
 	}
 	a, err := artifact.Decode(m.Kind, blobs)

@@ -146,3 +146,38 @@ func TestOptionalModelHoldsReadinessOnlyUntilChecked(t *testing.T) {
 		t.Fatalf("an absent optional model held back readiness after its check: %q", msg)
 	}
 }
+
+// A server reads every version of its model's kind: an uplift model with
+// effect corrections (uplift/v2) loads where the spec names uplift/v1,
+// and so does one without.
+func TestServesEveryVersionOfTheKind(t *testing.T) {
+	ctx := context.Background()
+	reg := registry.New(inmem.New())
+	linear := artifact.Linear{Coef: []float64{0}}
+	set := models.NewSet(reg, []models.Spec{{Name: "uplift", Alias: "production", Kind: artifact.KindUplift}},
+		0, slog.New(slog.NewTextHandler(io.Discard, nil)), models.Hooks{})
+	for _, lift := range []*artifact.Trees{{Base: 0.02}, nil} {
+		u := &artifact.Uplift{Features: []string{"f"}, Scaler: artifact.Standardizer{Mean: []float64{0}, Scale: []float64{1}},
+			Control: artifact.ArmModel{Arm: "control", Conversion: linear, Spend: linear},
+			Arms:    []artifact.ArmModel{{Arm: "gift", Conversion: linear, Spend: linear, Lift: lift}}}
+		blobs, err := artifact.Encode(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := reg.Publish(ctx, registry.PublishRequest{Model: "uplift", Kind: u.Kind(), Blobs: blobs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := reg.Promote(ctx, "uplift", "production", m.Version, "t", ""); err != nil {
+			t.Fatal(err)
+		}
+		set.CheckAll(ctx)
+		l := set.Get("uplift")
+		if l == nil || l.Version != m.Version || l.Manifest.Kind != u.Kind() {
+			t.Fatalf("%s version not served: %+v", u.Kind(), l)
+		}
+		if got := l.Artifact.(*artifact.Uplift).Arms[0].Lift; (got == nil) != (lift == nil) {
+			t.Fatalf("%s: correction %v after loading", u.Kind(), got)
+		}
+	}
+}

@@ -110,7 +110,11 @@ func TestUpliftEffectReachesTheRun(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		a, err := artifact.Decode(artifact.KindUplift, map[string][]byte{artifact.BlobName: data})
+		kind := artifact.KindUplift
+		if corrected {
+			kind = artifact.KindUpliftLift
+		}
+		a, err := artifact.Decode(kind, map[string][]byte{artifact.BlobName: data})
 		if err != nil {
 			t.Fatal(err)
 		}
