@@ -483,6 +483,19 @@ type TruthComparison struct {
 	// model and rows, each row scored on the served data's features (see
 	// CompareWithTruth); zero without served data.
 	Served, ServedCorrelation float64
+	// Groups break the rows down by the groups given to CompareWithTruth,
+	// in name order.
+	Groups []GroupEffect
+}
+
+// GroupEffect is one group of holdout rows' mean predicted effect next to
+// its true one and to the effect its outcomes show: the conversion rate of
+// its Treated rows (that got the offer) minus that of its Control rows, 0
+// when either is none.
+type GroupEffect struct {
+	Group                     string
+	N, Treated, Control       int
+	Predicted, True, Realized float64
 }
 
 // CompareWithTruth fits the uplift model like a training run does and
@@ -493,7 +506,9 @@ type TruthComparison struct {
 // holds the same exposures with the features a server would have read
 // (ServedExperimentData): the model is also scored on those, because it
 // is trained on features as of each period's start but serves fresher ones.
-func CompareWithTruth(ds *features.Dataset, truth map[string]map[string]float64, partial []map[string]map[string]float64, served *features.Dataset, cfg Config) ([]TruthComparison, error) {
+// groups, when not nil, names each user's group (say, their kind in the
+// synthetic shop), and each comparison breaks its rows down by it.
+func CompareWithTruth(ds *features.Dataset, truth map[string]map[string]float64, partial []map[string]map[string]float64, served *features.Dataset, groups map[string]string, cfg Config) ([]TruthComparison, error) {
 	cfg.defaults()
 	d, err := prepareUplift(ds, splitUsers(ds.Users, cfg.HoldoutShare, cfg.Seed), cfg)
 	if err != nil {
@@ -510,6 +525,7 @@ func CompareWithTruth(ds *features.Dataset, truth map[string]map[string]float64,
 		var y, model, oracle, asServed []float64
 		part := make([][]float64, len(partial))
 		var treated []bool
+		var group []string
 		for row, r := range d.test {
 			if r.arm != arm && r.arm != features.ControlArm {
 				continue
@@ -523,6 +539,7 @@ func CompareWithTruth(ds *features.Dataset, truth map[string]map[string]float64,
 				asServed = append(asServed, resp.PTreated-resp.PControl)
 			}
 			oracle = append(oracle, truth[id][arm])
+			group = append(group, groups[id])
 			for k, pt := range partial {
 				part[k] = append(part[k], pt[id][arm])
 			}
@@ -549,9 +566,48 @@ func CompareWithTruth(ds *features.Dataset, truth map[string]map[string]float64,
 			})
 		}
 		c.ModelCI, c.OracleCI = boot(model), boot(oracle)
+		if groups != nil {
+			c.Groups = groupEffects(group, y, model, oracle, treated)
+		}
 		out = append(out, c)
 	}
 	return out, nil
+}
+
+// groupEffects summarises rows by group: mean predicted and true effect,
+// and the realized one.
+func groupEffects(group []string, y, predicted, truth []float64, treated []bool) []GroupEffect {
+	type sums struct {
+		n, pred, truth  float64
+		conv, nt, convC float64
+		nc              float64
+	}
+	by := map[string]*sums{}
+	for i, g := range group {
+		s := by[g]
+		if s == nil {
+			s = &sums{}
+			by[g] = s
+		}
+		s.n++
+		s.pred += predicted[i]
+		s.truth += truth[i]
+		if treated[i] {
+			s.conv, s.nt = s.conv+y[i], s.nt+1
+		} else {
+			s.convC, s.nc = s.convC+y[i], s.nc+1
+		}
+	}
+	var out []GroupEffect
+	for _, g := range SortedKeys(by) {
+		s := by[g]
+		e := GroupEffect{Group: g, N: int(s.n), Treated: int(s.nt), Control: int(s.nc), Predicted: s.pred / s.n, True: s.truth / s.n}
+		if s.nt > 0 && s.nc > 0 {
+			e.Realized = s.conv/s.nt - s.convC/s.nc
+		}
+		out = append(out, e)
+	}
+	return out
 }
 
 // servedFeatures finds each of d's test rows among served's exposures (by

@@ -60,9 +60,11 @@ func Uplift(ctx context.Context, p shop.Params, cfg pipeline.Config, opt UpliftO
 	b := inmem.New()
 	truth := map[string]map[string]float64{}
 	sleeping := map[string]bool{}
+	kinds := map[string]string{}
 	if _, err := shop.WriteTo(ctx, b, p, func(t shop.Truth) error {
 		truth[t.User] = t.Uplift
 		sleeping[t.User] = t.Kind == shop.KindSleepingDog
+		kinds[t.User] = t.Kind
 		return nil
 	}); err != nil {
 		return nil, err
@@ -103,7 +105,7 @@ func Uplift(ctx context.Context, p shop.Params, cfg pipeline.Config, opt UpliftO
 			return nil, err
 		}
 	}
-	arms, err := pipeline.CompareWithTruth(ds, truth, []map[string]map[string]float64{partial, withTrace}, served, cfg)
+	arms, err := pipeline.CompareWithTruth(ds, truth, []map[string]map[string]float64{partial, withTrace}, served, kinds, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -230,6 +232,19 @@ func PrintUplift(w io.Writer, r *UpliftResult) {
 		fmt.Fprintf(t, "(as served: the same model and rows, each row scored on its shopper's features as of the start of its %s period, as a server whose profiles a run rebuilds that often read them)\n", PeriodText(r.ServedEvery))
 	}
 	fmt.Fprintf(t, "AUC of -offer_lift for finding the sleeping dogs: %.3f\n", r.SleepingDogAUC)
+	t.Flush()
+	fmt.Fprintln(w, "\nBy kind of shopper (holdout rows of each arm and control): mean predicted and true effect, and the effect the outcomes show")
+	t = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(t, "ARM\tKIND\tROWS\tPREDICTED\tTRUE\tREALIZED")
+	for _, a := range r.Arms {
+		for _, g := range a.Groups {
+			realized := "-" // no treated or no control row
+			if g.Treated > 0 && g.Control > 0 {
+				realized = fmt.Sprintf("%+.3f", g.Realized)
+			}
+			fmt.Fprintf(t, "%s\t%s\t%d\t%+.3f\t%+.3f\t%s\n", a.Arm, g.Group, g.N, g.Predicted, g.True, realized)
+		}
+	}
 	t.Flush()
 }
 

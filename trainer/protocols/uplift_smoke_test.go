@@ -25,6 +25,17 @@ func TestUpliftProtocolReportsModelAndCeiling(t *testing.T) {
 		if a.N == 0 || math.IsNaN(a.Model) || math.IsNaN(a.Oracle) || len(a.Partial) != 2 || math.IsNaN(a.Partial[0]) || math.IsNaN(a.Partial[1]) || a.Oracle <= 0 {
 			t.Fatalf("arm %+v", a)
 		}
+		// The rows broken down by kind of shopper: every kind, every row.
+		rows := 0
+		for _, g := range a.Groups {
+			rows += g.N
+			if g.Group == shop.KindSleepingDog && math.Abs(g.True+0.08) > 1e-9 {
+				t.Errorf("arm %s: sleeping dogs' true effect %v", a.Arm, g.True)
+			}
+		}
+		if len(a.Groups) != 5 || rows != a.N {
+			t.Errorf("arm %s: %d kinds, %d of %d rows", a.Arm, len(a.Groups), rows, a.N)
+		}
 	}
 	if r.SleepingDogAUC <= 0.5 || r.SleepingDogAUC > 1 {
 		t.Errorf("sleeping-dog AUC %v: offer_lift should carry some signal", r.SleepingDogAUC)
