@@ -108,7 +108,7 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return err
 		}
 		if *asJSON {
-			return json.NewEncoder(stdout).Encode(r)
+			return protocols.WriteJSON(stdout, r)
 		}
 		fmt.Fprintf(stdout, "protocol uplift: synthetic shop (%d users, seed %d, %s), uplift model vs ranking by the true effect, Qini on held-out users\n", p.Users, p.Seed, experimentText(p))
 		protocols.PrintUplift(stdout, r)
@@ -146,7 +146,7 @@ func upliftShops(ctx context.Context, p shop.Params, n int, cfg pipeline.Config,
 			return fmt.Errorf("shop seed %d: %w", q.Seed, err)
 		}
 		if asJSON {
-			if err := json.NewEncoder(stdout).Encode(map[string]any{"seed": q.Seed, "result": r}); err != nil {
+			if err := protocols.WriteJSON(stdout, map[string]any{"seed": q.Seed, "result": r}); err != nil {
 				return err
 			}
 		} else {
@@ -327,7 +327,7 @@ func evalForward(ctx context.Context, file string, shopParams func() (shop.Param
 		return err
 	}
 	if asJSON {
-		return json.NewEncoder(stdout).Encode(r)
+		return protocols.WriteJSON(stdout, r)
 	}
 	fmt.Fprintf(stdout, "protocol forward: %s; propensity trained on features to %s, served at %s, scored on the next period (%d users)\n",
 		source, r.TrainCutoff.Format(time.DateOnly), r.ServedAt.Format(time.DateOnly), r.ForwardUsers)

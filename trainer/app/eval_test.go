@@ -125,3 +125,23 @@ func TestUpliftEffectReachesTheRun(t *testing.T) {
 		}
 	}
 }
+
+// On the tiny shop some uplift figures are not numbers (no sleeping dog
+// among the users the trace is read for): the JSON output says null for
+// them rather than failing.
+func TestUpliftJSONWithUndefinedFigures(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if err := app.Main(context.Background(), []string{"eval", "-protocol", "uplift", "-size", "tiny", "-served.every", "0", "-json"}, &out, &errOut); err != nil {
+		t.Fatalf("%v\n%s", err, errOut.String())
+	}
+	var r struct {
+		Arms           []struct{ Arm string }
+		SleepingDogAUC *float64
+	}
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+		t.Fatalf("%v: %s", err, out.String())
+	}
+	if len(r.Arms) != 4 || r.SleepingDogAUC != nil {
+		t.Fatalf("%d arms, sleeping-dog AUC %v", len(r.Arms), r.SleepingDogAUC)
+	}
+}

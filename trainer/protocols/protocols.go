@@ -9,10 +9,8 @@
 package protocols
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
-	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -146,14 +144,8 @@ func PrintTable(w io.Writer, rows []Row, k int) {
 
 // PrintJSON writes one JSON object per row.
 func PrintJSON(w io.Writer, rows []Row) error {
-	enc := json.NewEncoder(w)
 	for _, r := range rows {
-		keys := make([]string, 0, len(r.Metrics))
-		for k := range r.Metrics {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		if err := enc.Encode(r); err != nil {
+		if err := WriteJSON(w, r); err != nil {
 			return err
 		}
 	}
