@@ -578,9 +578,9 @@ func CompareWithTruth(ds *features.Dataset, truth map[string]map[string]float64,
 // and the realized one.
 func groupEffects(group []string, y, predicted, truth []float64, treated []bool) []GroupEffect {
 	type sums struct {
-		n, pred, truth  float64
-		conv, nt, convC float64
-		nc              float64
+		n, predicted, truth          float64
+		nTreated, treatedConversions float64
+		nControl, controlConversions float64
 	}
 	by := map[string]*sums{}
 	for i, g := range group {
@@ -590,20 +590,20 @@ func groupEffects(group []string, y, predicted, truth []float64, treated []bool)
 			by[g] = s
 		}
 		s.n++
-		s.pred += predicted[i]
+		s.predicted += predicted[i]
 		s.truth += truth[i]
 		if treated[i] {
-			s.conv, s.nt = s.conv+y[i], s.nt+1
+			s.nTreated, s.treatedConversions = s.nTreated+1, s.treatedConversions+y[i]
 		} else {
-			s.convC, s.nc = s.convC+y[i], s.nc+1
+			s.nControl, s.controlConversions = s.nControl+1, s.controlConversions+y[i]
 		}
 	}
 	var out []GroupEffect
 	for _, g := range SortedKeys(by) {
 		s := by[g]
-		e := GroupEffect{Group: g, N: int(s.n), Treated: int(s.nt), Control: int(s.nc), Predicted: s.pred / s.n, True: s.truth / s.n}
-		if s.nt > 0 && s.nc > 0 {
-			e.Realized = s.conv/s.nt - s.convC/s.nc
+		e := GroupEffect{Group: g, N: int(s.n), Treated: int(s.nTreated), Control: int(s.nControl), Predicted: s.predicted / s.n, True: s.truth / s.n}
+		if s.nTreated > 0 && s.nControl > 0 {
+			e.Realized = s.treatedConversions/s.nTreated - s.controlConversions/s.nControl
 		}
 		out = append(out, e)
 	}
