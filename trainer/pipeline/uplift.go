@@ -80,6 +80,9 @@ type UpliftOptions struct {
 // every discount), so pooling the arms estimates the common part from all
 // offer rows at once, and each arm still differs where its data says so.
 func FitUpliftModel(rows []upliftRow, featureNames []string, scaler artifact.Standardizer, opt UpliftOptions) (u *artifact.Uplift, uncorrected map[string]string, err error) {
+	if err := CheckUpliftEffect(opt.Effect); err != nil {
+		return nil, nil, err
+	}
 	z := make([][]float64, len(rows))
 	for i, r := range rows {
 		z[i] = make([]float64, len(r.x))
@@ -90,12 +93,11 @@ func FitUpliftModel(rows []upliftRow, featureNames []string, scaler artifact.Sta
 		return nil, nil, err
 	}
 	u = &artifact.Uplift{Features: featureNames, Scaler: scaler}
-	u.Control = artifact.ArmModel{Arm: features.ControlArm, Conversion: conv.control, Spend: spendModel(rows, z, features.ControlArm, len(featureNames)), N: conv.n[features.ControlArm]}
+	ctrl := conv.byArm[features.ControlArm]
+	u.Control = artifact.ArmModel{Arm: features.ControlArm, Conversion: conv.control, Spend: spendModel(rows, z, ctrl, len(featureNames)), N: len(ctrl)}
 	for k, a := range conv.arms {
-		u.Arms = append(u.Arms, artifact.ArmModel{Arm: a, Conversion: conv.treated[k], Spend: spendModel(rows, z, a, len(featureNames)), N: conv.n[a]})
-	}
-	if err := CheckUpliftEffect(opt.Effect); err != nil {
-		return nil, nil, err
+		idx := conv.byArm[a]
+		u.Arms = append(u.Arms, artifact.ArmModel{Arm: a, Conversion: conv.treated[k], Spend: spendModel(rows, z, idx, len(featureNames)), N: len(idx)})
 	}
 	if opt.Effect != EffectDifference {
 		if uncorrected, err = fitLiftCorrections(u, conv, rows, z, opt); err != nil {
@@ -111,7 +113,7 @@ type conversionModels struct {
 	control artifact.Linear
 	arms    []string
 	treated []artifact.Linear
-	n       map[string]int // rows per arm
+	byArm   map[string][]int // indices of each arm's rows
 }
 
 // predict returns the conversion probabilities under offer arm k and
@@ -135,9 +137,8 @@ func fitConversion(rows []upliftRow, z [][]float64, opt UpliftOptions) (*convers
 	if len(byArm[features.ControlArm]) == 0 {
 		return nil, fmt.Errorf("%w: the %q arm has no exposures; uplift needs a randomized control group", fit.ErrNoData, features.ControlArm)
 	}
-	c := &conversionModels{n: map[string]int{}}
-	for a, idx := range byArm {
-		c.n[a] = len(idx)
+	c := &conversionModels{byArm: byArm}
+	for a := range byArm {
 		if a != features.ControlArm {
 			c.arms = append(c.arms, a)
 		}
@@ -190,14 +191,15 @@ func fitConversion(rows []upliftRow, z [][]float64, opt UpliftOptions) (*convers
 	return c, nil
 }
 
-// spendModel fits arm's spend given conversion (ridge), or the mean spend
-// when there are too few conversions for the features.
-func spendModel(rows []upliftRow, z [][]float64, arm string, nFeatures int) artifact.Linear {
+// spendModel fits the spend given conversion (ridge) of one arm's rows
+// (idx), or their mean spend when there are too few conversions for the
+// features.
+func spendModel(rows []upliftRow, z [][]float64, idx []int, nFeatures int) artifact.Linear {
 	var Xs [][]float64
 	var ys []float64
-	for i, r := range rows {
-		if r.arm == arm && r.converted > 0 {
-			Xs, ys = append(Xs, z[i]), append(ys, r.spend)
+	for _, i := range idx {
+		if rows[i].converted > 0 {
+			Xs, ys = append(Xs, z[i]), append(ys, rows[i].spend)
 		}
 	}
 	spend := artifact.Linear{Intercept: mean(ys), Coef: make([]float64, nFeatures)}
@@ -287,7 +289,8 @@ func fitLiftCorrections(u *artifact.Uplift, conv *conversionModels, rows []uplif
 		var phi, init []float64
 		trees := opt.Trees
 		trees.Validation = nil
-		e := float64(conv.n[a]) / float64(conv.n[a]+conv.n[features.ControlArm])
+		na, nc := len(conv.byArm[a]), len(conv.byArm[features.ControlArm])
+		e := float64(na) / float64(na+nc)
 		for i, r := range rows {
 			var p float64
 			switch r.arm {
