@@ -262,9 +262,8 @@ func evalExperiment(ctx context.Context, file string, shopParams func() (shop.Pa
 		return err
 	}
 	if asJSON {
-		enc := json.NewEncoder(stdout)
 		for _, r := range rs {
-			if err := enc.Encode(map[string]any{"arm": r.Arm, "exposures": r.Exposures,
+			if err := protocols.WriteJSON(stdout, map[string]any{"arm": r.Arm, "exposures": r.Exposures,
 				"conversion": liftJSON(r.Conversion), "revenue": liftJSON(r.Revenue), "repurchase": liftJSON(r.Repurchase)}); err != nil {
 				return err
 			}
@@ -304,15 +303,13 @@ func liftText(l eval.Lift, num string) string {
 	return s
 }
 
-// liftJSON is a Lift without its NaN figures, which JSON cannot carry.
+// liftJSON names a Lift's figures for the readout's JSON; undefined ones
+// (NaN: no treated or no control exposure, or a control mean of 0 for
+// the relative change) are written as null by protocols.WriteJSON, like
+// the other protocols' output, so every key is always there.
 func liftJSON(l eval.Lift) map[string]any {
-	out := map[string]any{"n_treated": l.NTreated, "n_control": l.NControl}
-	for k, v := range map[string]float64{"treated": l.Treated, "control": l.Control, "lift": l.Diff, "se": l.SE, "ci_lo": l.CI.Lo, "ci_hi": l.CI.Hi, "relative": l.Relative()} {
-		if !math.IsNaN(v) && !math.IsInf(v, 0) {
-			out[k] = v
-		}
-	}
-	return out
+	return map[string]any{"n_treated": l.NTreated, "n_control": l.NControl, "treated": l.Treated, "control": l.Control,
+		"lift": l.Diff, "se": l.SE, "ci_lo": l.CI.Lo, "ci_hi": l.CI.Hi, "relative": l.Relative()}
 }
 
 // evalForward backtests the propensity model on a file of events or, with
