@@ -486,6 +486,11 @@ type TruthComparison struct {
 	// model and rows, each row scored on the served data's features (see
 	// CompareWithTruth); zero without served data.
 	Served, ServedCorrelation float64
+	// FromTruth and FromTruthCorrelation are Model and Correlation for
+	// trees of the model's shape fitted to the training rows' true effects
+	// instead of their outcomes: how well these features rank once the
+	// outcomes' noise is taken away, a reference for the learner.
+	FromTruth, FromTruthCorrelation float64
 	// Groups break the rows down by the groups given to CompareWithTruth,
 	// in name order.
 	Groups []GroupEffect
@@ -526,6 +531,7 @@ func CompareWithTruth(ds *features.Dataset, truth map[string]map[string]float64,
 	var out []TruthComparison
 	for _, arm := range d.model.ArmNames() {
 		var y, model, oracle, asServed []float64
+		var rows []int
 		part := make([][]float64, len(partial))
 		var treated []bool
 		var group []string
@@ -542,6 +548,7 @@ func CompareWithTruth(ds *features.Dataset, truth map[string]map[string]float64,
 				asServed = append(asServed, resp.PTreated-resp.PControl)
 			}
 			oracle = append(oracle, truth[id][arm])
+			rows = append(rows, row)
 			group = append(group, groups[id])
 			for k, pt := range partial {
 				part[k] = append(part[k], pt[id][arm])
@@ -551,8 +558,17 @@ func CompareWithTruth(ds *features.Dataset, truth map[string]map[string]float64,
 		if len(y) < 20 {
 			continue
 		}
+		learned, err := truthTrees(ds, d, truth, arm, cfg.UpliftTrees)
+		if err != nil {
+			return nil, fmt.Errorf("arm %s: trees from the true effects: %w", arm, err)
+		}
+		fromTruth := make([]float64, len(rows))
+		for k, row := range rows {
+			fromTruth[k] = learned.Eval(d.test[row].x)
+		}
 		c := TruthComparison{Arm: arm, N: len(y), Model: eval.Qini(y, model, treated), Oracle: eval.Qini(y, oracle, treated),
-			Correlation: stat.Correlation(model, oracle, nil)}
+			Correlation: stat.Correlation(model, oracle, nil),
+			FromTruth:   eval.Qini(y, fromTruth, treated), FromTruthCorrelation: stat.Correlation(fromTruth, oracle, nil)}
 		if asServed != nil {
 			c.Served, c.ServedCorrelation = eval.Qini(y, asServed, treated), stat.Correlation(asServed, oracle, nil)
 		}
@@ -575,6 +591,22 @@ func CompareWithTruth(ds *features.Dataset, truth map[string]map[string]float64,
 		out = append(out, c)
 	}
 	return out, nil
+}
+
+// truthTrees fits trees shaped by opt (without early stopping) to the
+// true effect of arm on each of d's training rows, whatever arm the row
+// got: a learner given the effects instead of noisy outcomes. Rows of
+// shoppers the truth does not know are left out.
+func truthTrees(ds *features.Dataset, d *upliftData, truth map[string]map[string]float64, arm string, opt fit.TreeOptions) (artifact.Trees, error) {
+	var X [][]float64
+	var effect []float64
+	for _, r := range d.train {
+		if e, ok := truth[ds.Users[r.user].ID][arm]; ok {
+			X, effect = append(X, r.x), append(effect, e)
+		}
+	}
+	opt.Validation = nil
+	return fit.BoostTrees(X, effect, nil, opt)
 }
 
 // groupEffects summarises rows by group: mean predicted and true effect,

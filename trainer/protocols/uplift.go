@@ -21,8 +21,9 @@ type UpliftResult struct {
 	// Ratio is the N-weighted model Qini over the N-weighted oracle Qini.
 	Ratio float64
 	// Ceiling is the same ratio for ranking by the true effect with the
-	// sleeping dogs hidden (given the average effect of everyone else):
-	// what a model that knew all but the unobservable could reach.
+	// sleeping dogs hidden (given the average effect of everyone else). It
+	// is not an upper bound: that average includes the new shoppers'
+	// effects, and a model can tell that a sleeping dog is not new.
 	Ceiling float64
 	// CeilingWithTrace is the ratio for a ranking that also makes the best
 	// use of offer_lift, the trace earlier campaigns leave: each user's
@@ -35,6 +36,11 @@ type UpliftResult struct {
 	// Correlation is the N-weighted correlation of the model's predicted
 	// effect with the true effect on the holdout rows.
 	Correlation float64
+	// FromTruth and FromTruthCorrelation are Ratio and Correlation for
+	// trees of the model's shape fitted to the true effects of the
+	// training rows instead of their outcomes: what the features allow
+	// when outcome noise is taken away.
+	FromTruth, FromTruthCorrelation float64
 	// Served and ServedCorrelation are Ratio and Correlation with each
 	// holdout row scored on the features a server rebuilding its profiles
 	// every ServedEvery would have read (zero when ServedEvery is).
@@ -109,9 +115,11 @@ func Uplift(ctx context.Context, p shop.Params, cfg pipeline.Config, opt UpliftO
 	if err != nil {
 		return nil, err
 	}
-	var m, o, c, ct, corr, s, sc, n float64
+	var m, o, c, ct, corr, s, sc, ft, ftc, n float64
 	for _, a := range arms {
 		corr += a.Correlation * float64(a.N)
+		ft += a.FromTruth * float64(a.N)
+		ftc += a.FromTruthCorrelation * float64(a.N)
 		n += float64(a.N)
 		m += a.Model * float64(a.N)
 		o += a.Oracle * float64(a.N)
@@ -121,7 +129,7 @@ func Uplift(ctx context.Context, p shop.Params, cfg pipeline.Config, opt UpliftO
 		sc += a.ServedCorrelation * float64(a.N)
 	}
 	return &UpliftResult{Arms: arms, Ratio: m / o, Ceiling: c / o, CeilingWithTrace: ct / o, SleepingDogAUC: eval.AUC(score, isDog), Correlation: corr / n,
-		Served: s / o, ServedCorrelation: sc / n, ServedEvery: opt.ServedEvery}, nil
+		FromTruth: ft / o, FromTruthCorrelation: ftc / n, Served: s / o, ServedCorrelation: sc / n, ServedEvery: opt.ServedEvery}, nil
 }
 
 // mixByTrace returns the best ranking for someone who knows every effect
@@ -214,7 +222,7 @@ func hideUsers(truth map[string]map[string]float64, hidden map[string]bool) map[
 // PrintUplift writes the comparison table.
 func PrintUplift(w io.Writer, r *UpliftResult) {
 	t := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(t, "ARM\tHOLDOUT ROWS\tMODEL QINI [95% CI]\tTRUE-EFFECT QINI [95% CI]\tMODEL / TRUTH\tCEILING / TRUTH\tWITH TRACE / TRUTH\tCORRELATION WITH TRUTH\tAS SERVED: MODEL / TRUTH, CORRELATION")
+	fmt.Fprintln(t, "ARM\tHOLDOUT ROWS\tMODEL QINI [95% CI]\tTRUE-EFFECT QINI [95% CI]\tMODEL / TRUTH\tCEILING / TRUTH\tWITH TRACE / TRUTH\tFROM TRUTH / TRUTH\tCORRELATION WITH TRUTH: MODEL, FROM TRUTH\tAS SERVED: MODEL / TRUTH, CORRELATION")
 	served := func(ratio, corr float64) string {
 		if r.ServedEvery == 0 {
 			return "-"
@@ -222,12 +230,13 @@ func PrintUplift(w io.Writer, r *UpliftResult) {
 		return fmt.Sprintf("%.2f, %.3f", ratio, corr)
 	}
 	for _, a := range r.Arms {
-		fmt.Fprintf(t, "%s\t%d\t%.3f [%.3f, %.3f]\t%.3f [%.3f, %.3f]\t%.2f\t%.2f\t%.2f\t%.3f\t%s\n", a.Arm, a.N, a.Model, a.ModelCI.Lo, a.ModelCI.Hi, a.Oracle, a.OracleCI.Lo, a.OracleCI.Hi,
-			a.Model/a.Oracle, a.Partial[0]/a.Oracle, a.Partial[1]/a.Oracle, a.Correlation, served(a.Served/a.Oracle, a.ServedCorrelation))
+		fmt.Fprintf(t, "%s\t%d\t%.3f [%.3f, %.3f]\t%.3f [%.3f, %.3f]\t%.2f\t%.2f\t%.2f\t%.2f\t%.3f, %.3f\t%s\n", a.Arm, a.N, a.Model, a.ModelCI.Lo, a.ModelCI.Hi, a.Oracle, a.OracleCI.Lo, a.OracleCI.Hi,
+			a.Model/a.Oracle, a.Partial[0]/a.Oracle, a.Partial[1]/a.Oracle, a.FromTruth/a.Oracle, a.Correlation, a.FromTruthCorrelation, served(a.Served/a.Oracle, a.ServedCorrelation))
 	}
-	fmt.Fprintf(t, "all arms (weighted)\t\t\t\t%.2f\t%.2f\t%.2f\t%.3f\t%s\n", r.Ratio, r.Ceiling, r.CeilingWithTrace, r.Correlation, served(r.Served, r.ServedCorrelation))
-	fmt.Fprintln(t, "(ceiling: ranking by the true effect with the sleeping dogs, who look like everyone else until treated, given the average effect;")
-	fmt.Fprintln(t, " with trace: the same, each user's effect mixed with the sleeping dogs' by the share of sleeping dogs among users with a similar offer_lift)")
+	fmt.Fprintf(t, "all arms (weighted)\t\t\t\t%.2f\t%.2f\t%.2f\t%.2f\t%.3f, %.3f\t%s\n", r.Ratio, r.Ceiling, r.CeilingWithTrace, r.FromTruth, r.Correlation, r.FromTruthCorrelation, served(r.Served, r.ServedCorrelation))
+	fmt.Fprintln(t, "(ceiling: ranking by the true effect with the sleeping dogs, who look like everyone else until treated, given everyone else's average effect;")
+	fmt.Fprintln(t, " with trace: the same, each user's effect mixed with the sleeping dogs' by the share of sleeping dogs among users with a similar offer_lift;")
+	fmt.Fprintln(t, " from truth: the model's trees fitted to the training rows' true effects instead of their outcomes, i.e. the features without outcome noise)")
 	if r.ServedEvery > 0 {
 		fmt.Fprintf(t, "(as served: the same model and rows, each row scored on its shopper's features as of the start of its %s period, as a server whose profiles a run rebuilds that often read them)\n", PeriodText(r.ServedEvery))
 	}

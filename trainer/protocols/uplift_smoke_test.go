@@ -11,7 +11,7 @@ import (
 	"github.com/promoai/promo/trainer/shop"
 )
 
-func TestUpliftProtocolReportsModelAndCeiling(t *testing.T) {
+func TestUpliftProtocolReportsModelAndCeilings(t *testing.T) {
 	p := shop.Small()
 	p.Users = 1500
 	r, err := protocols.Uplift(context.Background(), p, pipeline.Config{BootstrapRounds: 5}, protocols.UpliftOptions{})
@@ -42,6 +42,12 @@ func TestUpliftProtocolReportsModelAndCeiling(t *testing.T) {
 	}
 	if r.Served != 0 || r.ServedCorrelation != 0 {
 		t.Errorf("scored as served (%v, %v) though not asked to", r.Served, r.ServedCorrelation)
+	}
+	// Trees given the true effects rank far better than the model, which
+	// sees noisy outcomes: were the effects misaligned with the rows, the
+	// correlation would be near 0.
+	if !(r.FromTruthCorrelation > 0.75 && r.FromTruthCorrelation > r.Correlation) || !(r.FromTruth > 0) {
+		t.Errorf("from truth: ratio %v, correlation %v (model %v)", r.FromTruth, r.FromTruthCorrelation, r.Correlation)
 	}
 	if math.IsNaN(r.Ratio) || math.IsNaN(r.Ceiling) || r.Ceiling <= 0 || math.IsNaN(r.CeilingWithTrace) || r.CeilingWithTrace <= 0 {
 		t.Fatalf("ratio %v, ceiling %v, with trace %v", r.Ratio, r.Ceiling, r.CeilingWithTrace)

@@ -13,7 +13,7 @@ import (
 
 // BenchmarkUpliftVsTruth prints the uplift model's Qini next to the Qini of
 // ranking by the true effect on the synthetic shop (go test -run '^$'
-// -bench UpliftVsTruth ./protocols/).
+// -bench UpliftVsTruth ./trainer/protocols/).
 func BenchmarkUpliftVsTruth(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		r, err := protocols.Uplift(context.Background(), shop.Small(), pipeline.Config{BootstrapRounds: 200}, protocols.UpliftOptions{ServedEvery: 24 * time.Hour})
@@ -25,5 +25,6 @@ func BenchmarkUpliftVsTruth(b *testing.B) {
 		}
 		b.ReportMetric(r.Ratio, "model/truth")
 		b.ReportMetric(r.Ceiling, "ceiling/truth")
+		b.ReportMetric(r.FromTruth, "fromtruth/truth")
 	}
 }
