@@ -136,7 +136,7 @@ func upliftShops(ctx context.Context, p shop.Params, n int, cfg pipeline.Config,
 		fmt.Fprintf(stdout, "protocol uplift: %d synthetic shops of %d users (seeds %d-%d, %s), uplift model vs ranking by the true effect, Qini on held-out users\n",
 			n, p.Users, p.Seed, p.Seed+uint64(n)-1, experimentText(p))
 	}
-	var ratio, ceiling, withTrace, fromTruth, fromTruthCorr, auc, corr, served, servedCorr float64
+	var ratio, ceiling, withTrace, fromTruth, fromTruthCorr, expected, ceilingExpected, withTraceExpected, fromTruthExpected, auc, corr, served, servedCorr float64
 	cfg.BootstrapRounds = 20 // few: only the point estimates are printed
 	for i := range n {
 		q := p
@@ -150,11 +150,15 @@ func upliftShops(ctx context.Context, p shop.Params, n int, cfg pipeline.Config,
 				return err
 			}
 		} else {
-			fmt.Fprintf(stdout, "seed %d: model / truth %.2f, ceiling / truth %.2f, with trace %.2f, from truth %.2f, sleeping-dog AUC %.3f, correlation with the true effect %.3f (from truth %.3f)%s\n",
-				q.Seed, r.Ratio, r.Ceiling, r.CeilingWithTrace, r.FromTruth, r.SleepingDogAUC, r.Correlation, r.FromTruthCorrelation, servedText(r.ServedEvery, r.Served, r.ServedCorrelation))
+			fmt.Fprintf(stdout, "seed %d: model / truth %.2f, ceiling / truth %.2f, with trace %.2f, from truth %.2f, noise-free model / truth %.3f (ceiling %.3f, with trace %.3f, from truth %.3f), sleeping-dog AUC %.3f, correlation with the true effect %.3f (from truth %.3f)%s\n",
+				q.Seed, r.Ratio, r.Ceiling, r.CeilingWithTrace, r.FromTruth, r.Expected, r.CeilingExpected, r.CeilingWithTraceExpected, r.FromTruthExpected, r.SleepingDogAUC, r.Correlation, r.FromTruthCorrelation, servedText(r.ServedEvery, r.Served, r.ServedCorrelation))
 		}
 		ratio += r.Ratio / float64(n)
 		fromTruth += r.FromTruth / float64(n)
+		expected += r.Expected / float64(n)
+		fromTruthExpected += r.FromTruthExpected / float64(n)
+		ceilingExpected += r.CeilingExpected / float64(n)
+		withTraceExpected += r.CeilingWithTraceExpected / float64(n)
 		fromTruthCorr += r.FromTruthCorrelation / float64(n)
 		ceiling += r.Ceiling / float64(n)
 		withTrace += r.CeilingWithTrace / float64(n)
@@ -164,8 +168,8 @@ func upliftShops(ctx context.Context, p shop.Params, n int, cfg pipeline.Config,
 		servedCorr += r.ServedCorrelation / float64(n)
 	}
 	if !asJSON {
-		fmt.Fprintf(stdout, "mean over %d shops: model / truth %.2f, ceiling / truth %.2f, with trace %.2f, from truth %.2f, sleeping-dog AUC %.3f, correlation with the true effect %.3f (from truth %.3f)%s\n",
-			n, ratio, ceiling, withTrace, fromTruth, auc, corr, fromTruthCorr, servedText(opt.ServedEvery, served, servedCorr))
+		fmt.Fprintf(stdout, "mean over %d shops: model / truth %.2f, ceiling / truth %.2f, with trace %.2f, from truth %.2f, noise-free model / truth %.3f (ceiling %.3f, with trace %.3f, from truth %.3f), sleeping-dog AUC %.3f, correlation with the true effect %.3f (from truth %.3f)%s\n",
+			n, ratio, ceiling, withTrace, fromTruth, expected, ceilingExpected, withTraceExpected, fromTruthExpected, auc, corr, fromTruthCorr, servedText(opt.ServedEvery, served, servedCorr))
 	}
 	return nil
 }

@@ -48,6 +48,32 @@ func TestQini(t *testing.T) {
 	}
 }
 
+func TestExpectedQini(t *testing.T) {
+	effect := []float64{0.3, -0.1, 0.1, 0}
+	if q := ExpectedQini(effect, effect); math.Abs(q-1) > 1e-12 {
+		t.Fatalf("true-effect ranking: %v, want 1", q)
+	}
+	// Cumulative effects in the order 0.3, 0.1, 0, -0.1 are 0.3, 0.4,
+	// 0.4, 0.3: trapezoids of 0.15 + 0.35 + 0.4 + 0.35 = 1.25, less the
+	// random line's 4 × 0.3 / 2 = 0.6, leave 0.65. Ranking 0.1 before 0.3
+	// gives 0.1, 0.4, 0.4, 0.3: 0.05 + 0.25 + 0.4 + 0.35 − 0.6 = 0.45.
+	swapped := []float64{3, 1, 4, 2}
+	if q, want := ExpectedQini(swapped, effect), 0.45/0.65; math.Abs(q-want) > 1e-12 {
+		t.Fatalf("one swap: %v, want %v", q, want)
+	}
+	// Every score equal: one straight step, which is random targeting.
+	if q := ExpectedQini([]float64{1, 1, 1, 1}, effect); math.Abs(q) > 1e-12 {
+		t.Fatalf("constant score: %v, want 0", q)
+	}
+	reversed := []float64{-0.3, 0.1, -0.1, 0}
+	if q := ExpectedQini(reversed, effect); math.Abs(q+1) > 1e-12 {
+		t.Fatalf("reversed: %v, want -1", q)
+	}
+	if q := ExpectedQini([]float64{1, 2}, []float64{0, 0}); !math.IsNaN(q) {
+		t.Fatalf("no effect to rank: %v, want NaN", q)
+	}
+}
+
 func TestCalibration(t *testing.T) {
 	bins := Calibration([]float64{0.05, 0.05, 0.95, 0.95}, []float64{0, 0, 1, 1}, 10)
 	if bins[0].N != 2 || bins[9].N != 2 || math.Abs(ECE(bins)-0.05) > 1e-12 {

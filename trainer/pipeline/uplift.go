@@ -491,6 +491,12 @@ type TruthComparison struct {
 	// instead of their outcomes: how well these features rank once the
 	// outcomes' noise is taken away, a reference for the learner.
 	FromTruth, FromTruthCorrelation float64
+	// Expected, PartialExpected and FromTruthExpected are the model's, each
+	// partial truth's and the from-truth trees' eval.ExpectedQini on the
+	// same rows: their Qini without outcome noise, as a share of the
+	// true-effect ranking's.
+	Expected, FromTruthExpected float64
+	PartialExpected             []float64
 	// Groups break the rows down by the groups given to CompareWithTruth,
 	// in name order.
 	Groups []GroupEffect
@@ -572,8 +578,10 @@ func CompareWithTruth(ds *features.Dataset, truth map[string]map[string]float64,
 		if asServed != nil {
 			c.Served, c.ServedCorrelation = eval.Qini(y, asServed, treated), stat.Correlation(asServed, oracle, nil)
 		}
+		c.Expected, c.FromTruthExpected = eval.ExpectedQini(model, oracle), eval.ExpectedQini(fromTruth, oracle)
 		for _, scores := range part {
 			c.Partial = append(c.Partial, eval.Qini(y, scores, treated))
+			c.PartialExpected = append(c.PartialExpected, eval.ExpectedQini(scores, oracle))
 		}
 		boot := func(scores []float64) eval.Interval {
 			return eval.Bootstrap(len(y), cfg.BootstrapRounds, cfg.Seed, func(idx []int) float64 {

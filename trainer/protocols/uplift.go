@@ -41,6 +41,12 @@ type UpliftResult struct {
 	// training rows instead of their outcomes: what the features allow
 	// when outcome noise is taken away.
 	FromTruth, FromTruthCorrelation float64
+	// Expected, CeilingExpected, CeilingWithTraceExpected and
+	// FromTruthExpected are Ratio, Ceiling, CeilingWithTrace and FromTruth
+	// without outcome noise: each ranking's N-weighted eval.ExpectedQini,
+	// computed from the true effects of the same rows. They move little
+	// from shop to shop, where the realized ratios move by ±0.1.
+	Expected, CeilingExpected, CeilingWithTraceExpected, FromTruthExpected float64
 	// Served and ServedCorrelation are Ratio and Correlation with each
 	// holdout row scored on the features a server rebuilding its profiles
 	// every ServedEvery would have read (zero when ServedEvery is).
@@ -116,7 +122,12 @@ func Uplift(ctx context.Context, p shop.Params, cfg pipeline.Config, opt UpliftO
 		return nil, err
 	}
 	var m, o, c, ct, corr, s, sc, ft, ftc, n float64
+	var em, ec, ect, eft float64
 	for _, a := range arms {
+		em += a.Expected * float64(a.N)
+		ec += a.PartialExpected[0] * float64(a.N)
+		ect += a.PartialExpected[1] * float64(a.N)
+		eft += a.FromTruthExpected * float64(a.N)
 		corr += a.Correlation * float64(a.N)
 		ft += a.FromTruth * float64(a.N)
 		ftc += a.FromTruthCorrelation * float64(a.N)
@@ -129,7 +140,9 @@ func Uplift(ctx context.Context, p shop.Params, cfg pipeline.Config, opt UpliftO
 		sc += a.ServedCorrelation * float64(a.N)
 	}
 	return &UpliftResult{Arms: arms, Ratio: m / o, Ceiling: c / o, CeilingWithTrace: ct / o, SleepingDogAUC: eval.AUC(score, isDog), Correlation: corr / n,
-		FromTruth: ft / o, FromTruthCorrelation: ftc / n, Served: s / o, ServedCorrelation: sc / n, ServedEvery: opt.ServedEvery}, nil
+		FromTruth: ft / o, FromTruthCorrelation: ftc / n,
+		Expected: em / n, CeilingExpected: ec / n, CeilingWithTraceExpected: ect / n, FromTruthExpected: eft / n,
+		Served: s / o, ServedCorrelation: sc / n, ServedEvery: opt.ServedEvery}, nil
 }
 
 // mixByTrace returns the best ranking for someone who knows every effect
@@ -222,7 +235,7 @@ func hideUsers(truth map[string]map[string]float64, hidden map[string]bool) map[
 // PrintUplift writes the comparison table.
 func PrintUplift(w io.Writer, r *UpliftResult) {
 	t := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(t, "ARM\tHOLDOUT ROWS\tMODEL QINI [95% CI]\tTRUE-EFFECT QINI [95% CI]\tMODEL / TRUTH\tCEILING / TRUTH\tWITH TRACE / TRUTH\tFROM TRUTH / TRUTH\tCORRELATION WITH TRUTH: MODEL, FROM TRUTH\tAS SERVED: MODEL / TRUTH, CORRELATION")
+	fmt.Fprintln(t, "ARM\tHOLDOUT ROWS\tMODEL QINI [95% CI]\tTRUE-EFFECT QINI [95% CI]\tMODEL / TRUTH\tCEILING / TRUTH\tWITH TRACE / TRUTH\tFROM TRUTH / TRUTH\tCORRELATION WITH TRUTH: MODEL, FROM TRUTH\tNOISE-FREE: MODEL, CEILING, WITH TRACE, FROM TRUTH\tAS SERVED: MODEL / TRUTH, CORRELATION")
 	served := func(ratio, corr float64) string {
 		if r.ServedEvery == 0 {
 			return "-"
@@ -230,13 +243,16 @@ func PrintUplift(w io.Writer, r *UpliftResult) {
 		return fmt.Sprintf("%.2f, %.3f", ratio, corr)
 	}
 	for _, a := range r.Arms {
-		fmt.Fprintf(t, "%s\t%d\t%.3f [%.3f, %.3f]\t%.3f [%.3f, %.3f]\t%.2f\t%.2f\t%.2f\t%.2f\t%.3f, %.3f\t%s\n", a.Arm, a.N, a.Model, a.ModelCI.Lo, a.ModelCI.Hi, a.Oracle, a.OracleCI.Lo, a.OracleCI.Hi,
-			a.Model/a.Oracle, a.Partial[0]/a.Oracle, a.Partial[1]/a.Oracle, a.FromTruth/a.Oracle, a.Correlation, a.FromTruthCorrelation, served(a.Served/a.Oracle, a.ServedCorrelation))
+		fmt.Fprintf(t, "%s\t%d\t%.3f [%.3f, %.3f]\t%.3f [%.3f, %.3f]\t%.2f\t%.2f\t%.2f\t%.2f\t%.3f, %.3f\t%.3f, %.3f, %.3f, %.3f\t%s\n", a.Arm, a.N, a.Model, a.ModelCI.Lo, a.ModelCI.Hi, a.Oracle, a.OracleCI.Lo, a.OracleCI.Hi,
+			a.Model/a.Oracle, a.Partial[0]/a.Oracle, a.Partial[1]/a.Oracle, a.FromTruth/a.Oracle, a.Correlation, a.FromTruthCorrelation,
+			a.Expected, a.PartialExpected[0], a.PartialExpected[1], a.FromTruthExpected, served(a.Served/a.Oracle, a.ServedCorrelation))
 	}
-	fmt.Fprintf(t, "all arms (weighted)\t\t\t\t%.2f\t%.2f\t%.2f\t%.2f\t%.3f, %.3f\t%s\n", r.Ratio, r.Ceiling, r.CeilingWithTrace, r.FromTruth, r.Correlation, r.FromTruthCorrelation, served(r.Served, r.ServedCorrelation))
+	fmt.Fprintf(t, "all arms (weighted)\t\t\t\t%.2f\t%.2f\t%.2f\t%.2f\t%.3f, %.3f\t%.3f, %.3f, %.3f, %.3f\t%s\n", r.Ratio, r.Ceiling, r.CeilingWithTrace, r.FromTruth, r.Correlation, r.FromTruthCorrelation,
+		r.Expected, r.CeilingExpected, r.CeilingWithTraceExpected, r.FromTruthExpected, served(r.Served, r.ServedCorrelation))
 	fmt.Fprintln(t, "(ceiling: ranking by the true effect with the sleeping dogs, who look like everyone else until treated, given everyone else's average effect;")
 	fmt.Fprintln(t, " with trace: the same, each user's effect mixed with the sleeping dogs' by the share of sleeping dogs among users with a similar offer_lift;")
-	fmt.Fprintln(t, " from truth: the model's trees fitted to the training rows' true effects instead of their outcomes, i.e. the features without outcome noise)")
+	fmt.Fprintln(t, " from truth: the model's trees fitted to the training rows' true effects instead of their outcomes, i.e. the features without outcome noise;")
+	fmt.Fprintln(t, " noise-free: each ranking's Qini computed from the rows' true effects instead of their outcomes, as a share of the true-effect ranking's)")
 	if r.ServedEvery > 0 {
 		fmt.Fprintf(t, "(as served: the same model and rows, each row scored on its shopper's features as of the start of its %s period, as a server whose profiles a run rebuilds that often read them)\n", PeriodText(r.ServedEvery))
 	}

@@ -49,6 +49,12 @@ func TestUpliftProtocolReportsModelAndCeilings(t *testing.T) {
 	if !(r.FromTruthCorrelation > 0.75 && r.FromTruthCorrelation > r.Correlation) || !(r.FromTruth > 0) {
 		t.Errorf("from truth: ratio %v, correlation %v (model %v)", r.FromTruth, r.FromTruthCorrelation, r.Correlation)
 	}
+	// Without outcome noise the order holds on every shop: the model ranks
+	// better than random, and the trees given the true effects better
+	// still, short of the true effects themselves (1).
+	if !(0 < r.Expected && r.Expected < r.FromTruthExpected && r.FromTruthExpected < 1) || math.IsNaN(r.CeilingExpected) || math.IsNaN(r.CeilingWithTraceExpected) {
+		t.Errorf("noise-free: model %v, from truth %v, ceiling %v, with trace %v", r.Expected, r.FromTruthExpected, r.CeilingExpected, r.CeilingWithTraceExpected)
+	}
 	if math.IsNaN(r.Ratio) || math.IsNaN(r.Ceiling) || r.Ceiling <= 0 || math.IsNaN(r.CeilingWithTrace) || r.CeilingWithTrace <= 0 {
 		t.Fatalf("ratio %v, ceiling %v, with trace %v", r.Ratio, r.Ceiling, r.CeilingWithTrace)
 	}
