@@ -136,7 +136,7 @@ func upliftShops(ctx context.Context, p shop.Params, n int, cfg pipeline.Config,
 		fmt.Fprintf(stdout, "protocol uplift: %d synthetic shops of %d users (seeds %d-%d, %s), uplift model vs ranking by the true effect, Qini on held-out users\n",
 			n, p.Users, p.Seed, p.Seed+uint64(n)-1, experimentText(p))
 	}
-	var ratio, ceiling, withTrace, fromTruth, fromTruthCorr, expected, ceilingExpected, withTraceExpected, fromTruthExpected, auc, corr, served, servedCorr float64
+	mean := &protocols.UpliftResult{ServedEvery: opt.ServedEvery}
 	cfg.BootstrapRounds = 20 // few: only the point estimates are printed
 	for i := range n {
 		q := p
@@ -150,28 +150,38 @@ func upliftShops(ctx context.Context, p shop.Params, n int, cfg pipeline.Config,
 				return err
 			}
 		} else {
-			fmt.Fprintf(stdout, "seed %d: model / truth %.2f, ceiling / truth %.2f, with trace %.2f, from truth %.2f, noise-free model / truth %.3f (ceiling %.3f, with trace %.3f, from truth %.3f), sleeping-dog AUC %.3f, correlation with the true effect %.3f (from truth %.3f)%s\n",
-				q.Seed, r.Ratio, r.Ceiling, r.CeilingWithTrace, r.FromTruth, r.Expected, r.CeilingExpected, r.CeilingWithTraceExpected, r.FromTruthExpected, r.SleepingDogAUC, r.Correlation, r.FromTruthCorrelation, servedText(r.ServedEvery, r.Served, r.ServedCorrelation))
+			fmt.Fprintf(stdout, "seed %d: %s\n", q.Seed, upliftLine(r))
 		}
-		ratio += r.Ratio / float64(n)
-		fromTruth += r.FromTruth / float64(n)
-		expected += r.Expected / float64(n)
-		fromTruthExpected += r.FromTruthExpected / float64(n)
-		ceilingExpected += r.CeilingExpected / float64(n)
-		withTraceExpected += r.CeilingWithTraceExpected / float64(n)
-		fromTruthCorr += r.FromTruthCorrelation / float64(n)
-		ceiling += r.Ceiling / float64(n)
-		withTrace += r.CeilingWithTrace / float64(n)
-		auc += r.SleepingDogAUC / float64(n)
-		corr += r.Correlation / float64(n)
-		served += r.Served / float64(n)
-		servedCorr += r.ServedCorrelation / float64(n)
+		addUplift(mean, r, 1/float64(n))
 	}
 	if !asJSON {
-		fmt.Fprintf(stdout, "mean over %d shops: model / truth %.2f, ceiling / truth %.2f, with trace %.2f, from truth %.2f, noise-free model / truth %.3f (ceiling %.3f, with trace %.3f, from truth %.3f), sleeping-dog AUC %.3f, correlation with the true effect %.3f (from truth %.3f)%s\n",
-			n, ratio, ceiling, withTrace, fromTruth, expected, ceilingExpected, withTraceExpected, fromTruthExpected, auc, corr, fromTruthCorr, servedText(opt.ServedEvery, served, servedCorr))
+		fmt.Fprintf(stdout, "mean over %d shops: %s\n", n, upliftLine(mean))
 	}
 	return nil
+}
+
+// upliftLine is a shop's (or the shops' mean) figures on one line.
+func upliftLine(r *protocols.UpliftResult) string {
+	return fmt.Sprintf("model / truth %.2f, ceiling / truth %.2f, with trace %.2f, from truth %.2f, noise-free model / truth %.3f (ceiling %.3f, with trace %.3f, from truth %.3f), sleeping-dog AUC %.3f, correlation with the true effect %.3f (from truth %.3f)%s",
+		r.Ratio, r.Ceiling, r.CeilingWithTrace, r.FromTruth, r.Expected, r.CeilingExpected, r.CeilingWithTraceExpected, r.FromTruthExpected,
+		r.SleepingDogAUC, r.Correlation, r.FromTruthCorrelation, servedText(r.ServedEvery, r.Served, r.ServedCorrelation))
+}
+
+// addUplift adds w times each of r's summary figures (upliftLine's) to sum.
+func addUplift(sum, r *protocols.UpliftResult, w float64) {
+	sum.Ratio += w * r.Ratio
+	sum.Ceiling += w * r.Ceiling
+	sum.CeilingWithTrace += w * r.CeilingWithTrace
+	sum.FromTruth += w * r.FromTruth
+	sum.Expected += w * r.Expected
+	sum.CeilingExpected += w * r.CeilingExpected
+	sum.CeilingWithTraceExpected += w * r.CeilingWithTraceExpected
+	sum.FromTruthExpected += w * r.FromTruthExpected
+	sum.SleepingDogAUC += w * r.SleepingDogAUC
+	sum.Correlation += w * r.Correlation
+	sum.FromTruthCorrelation += w * r.FromTruthCorrelation
+	sum.Served += w * r.Served
+	sum.ServedCorrelation += w * r.ServedCorrelation
 }
 
 // servedText is the as-served part of a shop's line, empty when not measured.

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -143,5 +146,42 @@ func TestUpliftJSONWithUndefinedFigures(t *testing.T) {
 	}
 	if len(r.Arms) != 4 || r.SleepingDogAUC != nil {
 		t.Fatalf("%d arms, sleeping-dog AUC %v", len(r.Arms), r.SleepingDogAUC)
+	}
+}
+
+// Over several shops, every figure of the mean line is the mean of the
+// shops' lines (to their printed rounding), NaN where a shop's is.
+func TestUpliftShopsMeanLine(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if err := app.Main(context.Background(), []string{"eval", "-protocol", "uplift", "-size", "tiny", "-shops", "2", "-served.every", "24h"}, &out, &errOut); err != nil {
+		t.Fatalf("%v\n%s", err, errOut.String())
+	}
+	number := regexp.MustCompile(`-?\d+\.\d+|NaN`)
+	figures := func(prefix string) []float64 {
+		for _, l := range strings.Split(out.String(), "\n") {
+			if rest, ok := strings.CutPrefix(l, prefix); ok {
+				var fs []float64
+				for _, m := range number.FindAllString(rest, -1) {
+					f, err := strconv.ParseFloat(m, 64)
+					if err != nil {
+						t.Fatal(err)
+					}
+					fs = append(fs, f)
+				}
+				return fs
+			}
+		}
+		t.Fatalf("no line %q in\n%s", prefix, out.String())
+		return nil
+	}
+	a, b, mean := figures("seed 1: "), figures("seed 2: "), figures("mean over 2 shops: ")
+	if len(a) < 13 || len(a) != len(b) || len(a) != len(mean) {
+		t.Fatalf("figures: %v, %v, mean %v", a, b, mean)
+	}
+	for i := range mean {
+		want := (a[i] + b[i]) / 2
+		if math.IsNaN(want) != math.IsNaN(mean[i]) || math.Abs(want-mean[i]) > 0.006 {
+			t.Errorf("figure %d: mean %v of %v and %v", i, mean[i], a[i], b[i])
+		}
 	}
 }
