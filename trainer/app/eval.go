@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -167,21 +168,16 @@ func upliftLine(r *protocols.UpliftResult) string {
 		r.SleepingDogAUC, r.Correlation, r.FromTruthCorrelation, servedText(r.ServedEvery, r.Served, r.ServedCorrelation))
 }
 
-// addUplift adds w times each of r's summary figures (upliftLine's) to sum.
+// addUplift adds w times each of r's float64 figures to sum's (all of
+// them, so a figure added to UpliftResult is averaged without a change
+// here).
 func addUplift(sum, r *protocols.UpliftResult, w float64) {
-	sum.Ratio += w * r.Ratio
-	sum.Ceiling += w * r.Ceiling
-	sum.CeilingWithTrace += w * r.CeilingWithTrace
-	sum.FromTruth += w * r.FromTruth
-	sum.Expected += w * r.Expected
-	sum.CeilingExpected += w * r.CeilingExpected
-	sum.CeilingWithTraceExpected += w * r.CeilingWithTraceExpected
-	sum.FromTruthExpected += w * r.FromTruthExpected
-	sum.SleepingDogAUC += w * r.SleepingDogAUC
-	sum.Correlation += w * r.Correlation
-	sum.FromTruthCorrelation += w * r.FromTruthCorrelation
-	sum.Served += w * r.Served
-	sum.ServedCorrelation += w * r.ServedCorrelation
+	s, v := reflect.ValueOf(sum).Elem(), reflect.ValueOf(r).Elem()
+	for i := range s.NumField() {
+		if f := s.Field(i); f.Kind() == reflect.Float64 {
+			f.SetFloat(f.Float() + w*v.Field(i).Float())
+		}
+	}
 }
 
 // servedText is the as-served part of a shop's line, empty when not measured.
