@@ -47,8 +47,8 @@ type UpliftResult struct {
 	// computed from the true effects of the same rows. They move by a few
 	// hundredths from shop to shop, where the realized ratios move by
 	// ±0.1; they can rank two models differently from the realized ones
-	// (likely as the shop clips conversion probabilities, which the true effects do
-	// not show), so a change is judged on both.
+	// (likely as the shop clips conversion probabilities, which the true
+	// effects do not show), so a change is judged on both.
 	Expected, CeilingExpected, CeilingWithTraceExpected, FromTruthExpected float64
 	// Served and ServedCorrelation are Ratio and Correlation with each
 	// holdout row scored on the features a server rebuilding its profiles
