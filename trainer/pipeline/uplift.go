@@ -491,10 +491,12 @@ type TruthComparison struct {
 	// instead of their outcomes: how well these features rank once the
 	// outcomes' noise is taken away, a reference for the learner.
 	FromTruth, FromTruthCorrelation float64
-	// Expected, PartialExpected and FromTruthExpected are the model's, each
-	// partial truth's and the from-truth trees' eval.ExpectedQini on the
-	// same rows: their Qini without outcome noise, as a share of the
-	// true-effect ranking's.
+	// Expected, PartialExpected and FromTruthExpected are Model/Oracle,
+	// Partial[k]/Oracle and FromTruth/Oracle without outcome noise: each
+	// ranking's Qini curve drawn from the rows' session effects
+	// (ShopTruth.Sessions) instead of their outcomes, over the true-effect
+	// ranking's (eval.ExpectedQini). That is the ratio of the Qinis'
+	// expectations over the outcomes' draw.
 	Expected, FromTruthExpected float64
 	PartialExpected             []float64
 	// Groups break the rows down by the groups given to CompareWithTruth,
@@ -512,17 +514,32 @@ type GroupEffect struct {
 	Predicted, True, Realized float64
 }
 
+// ShopTruth is what a synthetic shop knows about its shoppers and a model
+// does not, for CompareWithTruth.
+type ShopTruth struct {
+	// Effects: user id -> arm -> true effect. The oracle ranks by it.
+	Effects map[string]map[string]float64
+	// Sessions: user id -> exposure time (Unix nanoseconds) -> arm -> the
+	// change in that exposure's session's purchase probability the arm
+	// causes (the effect, unless the probability was clipped). Every
+	// holdout exposure must have one.
+	Sessions map[string]map[int64]map[string]float64
+	// Partial are other rankings in Effects' form (say, the effects with
+	// what no model can see hidden), scored on the same rows.
+	Partial []map[string]map[string]float64
+	// Groups, when not nil, names each user's group (say, their kind), and
+	// each comparison breaks its rows down by it.
+	Groups map[string]string
+}
+
 // CompareWithTruth fits the uplift model like a training run does and
-// compares its holdout Qini with an oracle that ranks by the true effect
-// (truth: user id -> arm -> true uplift), e.g. from the synthetic shop.
-// partial are other rankings in the same form (say, the truth with what no
-// model can see hidden), scored on the same rows. served, when not nil,
-// holds the same exposures with the features a server would have read
+// compares its holdout Qini with an oracle that ranks by the true effect,
+// and with the rankings truth gives. served, when not nil, holds the same
+// exposures with the features a server would have read
 // (ServedExperimentData): the model is also scored on those, because it
 // is trained on features as of each period's start but serves fresher ones.
-// groups, when not nil, names each user's group (say, their kind in the
-// synthetic shop), and each comparison breaks its rows down by it.
-func CompareWithTruth(ds *features.Dataset, truth map[string]map[string]float64, partial []map[string]map[string]float64, served *features.Dataset, groups map[string]string, cfg Config) ([]TruthComparison, error) {
+func CompareWithTruth(ds *features.Dataset, t ShopTruth, served *features.Dataset, cfg Config) ([]TruthComparison, error) {
+	truth, partial, groups := t.Effects, t.Partial, t.Groups
 	cfg.defaults()
 	d, err := prepareUplift(ds, splitUsers(ds.Users, cfg.HoldoutShare, cfg.Seed), cfg)
 	if err != nil {
@@ -536,7 +553,7 @@ func CompareWithTruth(ds *features.Dataset, truth map[string]map[string]float64,
 	}
 	var out []TruthComparison
 	for _, arm := range d.model.ArmNames() {
-		var y, model, oracle, asServed []float64
+		var y, model, oracle, asServed, session []float64
 		var rows []int
 		part := make([][]float64, len(partial))
 		var treated []bool
@@ -554,6 +571,11 @@ func CompareWithTruth(ds *features.Dataset, truth map[string]map[string]float64,
 				asServed = append(asServed, resp.PTreated-resp.PControl)
 			}
 			oracle = append(oracle, truth[id][arm])
+			e, ok := t.Sessions[id][r.at.UnixNano()][arm]
+			if !ok {
+				return nil, fmt.Errorf("no session effect of %s for %s's exposure at %s", arm, id, r.at.Format(time.RFC3339Nano))
+			}
+			session = append(session, e)
 			rows = append(rows, row)
 			group = append(group, groups[id])
 			for k, pt := range partial {
@@ -578,10 +600,13 @@ func CompareWithTruth(ds *features.Dataset, truth map[string]map[string]float64,
 		if asServed != nil {
 			c.Served, c.ServedCorrelation = eval.Qini(y, asServed, treated), stat.Correlation(asServed, oracle, nil)
 		}
-		c.Expected, c.FromTruthExpected = eval.ExpectedQini(model, oracle), eval.ExpectedQini(fromTruth, oracle)
+		noiseFree := func(scores []float64) float64 {
+			return eval.ExpectedQini(scores, session) / eval.ExpectedQini(oracle, session)
+		}
+		c.Expected, c.FromTruthExpected = noiseFree(model), noiseFree(fromTruth)
 		for _, scores := range part {
 			c.Partial = append(c.Partial, eval.Qini(y, scores, treated))
-			c.PartialExpected = append(c.PartialExpected, eval.ExpectedQini(scores, oracle))
+			c.PartialExpected = append(c.PartialExpected, noiseFree(scores))
 		}
 		boot := func(scores []float64) eval.Interval {
 			return eval.Bootstrap(len(y), cfg.BootstrapRounds, cfg.Seed, func(idx []int) float64 {

@@ -43,12 +43,10 @@ type UpliftResult struct {
 	FromTruth, FromTruthCorrelation float64
 	// Expected, CeilingExpected, CeilingWithTraceExpected and
 	// FromTruthExpected are Ratio, Ceiling, CeilingWithTrace and FromTruth
-	// without outcome noise: each ranking's N-weighted eval.ExpectedQini,
-	// computed from the true effects of the same rows. They move by a few
-	// hundredths from shop to shop, where the realized ratios move by
-	// ±0.1; they can rank two models differently from the realized ones
-	// (likely as the shop clips conversion probabilities, which the true
-	// effects do not show), so a change is judged on both.
+	// without outcome noise (N-weighted over the arms; see
+	// pipeline.TruthComparison.Expected): what the realized ratios
+	// estimate, from each holdout session's true change in purchase
+	// probability instead of its outcome.
 	Expected, CeilingExpected, CeilingWithTraceExpected, FromTruthExpected float64
 	// Served and ServedCorrelation are Ratio and Correlation with each
 	// holdout row scored on the features a server rebuilding its profiles
@@ -76,10 +74,15 @@ func Uplift(ctx context.Context, p shop.Params, cfg pipeline.Config, opt UpliftO
 	truth := map[string]map[string]float64{}
 	sleeping := map[string]bool{}
 	kinds := map[string]string{}
+	sessions := map[string]map[int64]map[string]float64{}
 	if _, err := shop.WriteTo(ctx, b, p, func(t shop.Truth) error {
 		truth[t.User] = t.Uplift
 		sleeping[t.User] = t.Kind == shop.KindSleepingDog
 		kinds[t.User] = t.Kind
+		sessions[t.User] = make(map[int64]map[string]float64, len(t.Exposures))
+		for _, e := range t.Exposures {
+			sessions[t.User][e.Time.UnixNano()] = e.Effects
+		}
 		return nil
 	}); err != nil {
 		return nil, err
@@ -120,7 +123,8 @@ func Uplift(ctx context.Context, p shop.Params, cfg pipeline.Config, opt UpliftO
 			return nil, err
 		}
 	}
-	arms, err := pipeline.CompareWithTruth(ds, truth, []map[string]map[string]float64{partial, withTrace}, served, kinds, cfg)
+	arms, err := pipeline.CompareWithTruth(ds, pipeline.ShopTruth{Effects: truth, Sessions: sessions,
+		Partial: []map[string]map[string]float64{partial, withTrace}, Groups: kinds}, served, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -255,7 +259,7 @@ func PrintUplift(w io.Writer, r *UpliftResult) {
 	fmt.Fprintln(t, "(ceiling: ranking by the true effect with the sleeping dogs, who look like everyone else until treated, given everyone else's average effect;")
 	fmt.Fprintln(t, " with trace: the same, each user's effect mixed with the sleeping dogs' by the share of sleeping dogs among users with a similar offer_lift;")
 	fmt.Fprintln(t, " from truth: the model's trees fitted to the training rows' true effects instead of their outcomes, i.e. the features without outcome noise;")
-	fmt.Fprintln(t, " noise-free: each ranking's Qini computed from the rows' true effects instead of their outcomes, as a share of the true-effect ranking's)")
+	fmt.Fprintln(t, " noise-free: each ranking's Qini drawn from the sessions' true changes in purchase probability instead of their outcomes, over the true-effect ranking's)")
 	if r.ServedEvery > 0 {
 		fmt.Fprintf(t, "(as served: the same model and rows, each row scored on its shopper's features as of the start of its %s period, as a server whose profiles a run rebuilds that often read them)\n", PeriodText(r.ServedEvery))
 	}

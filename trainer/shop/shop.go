@@ -96,6 +96,19 @@ type Truth struct {
 	User   string
 	Kind   string
 	Uplift map[string]float64 // arm -> true uplift
+	// Exposures are the user's offer decisions (randomized or not), in
+	// time order, each with what every arm would have done in its session.
+	Exposures []ExposureTruth
+}
+
+// ExposureTruth is one offer decision's session: its time (that of the
+// promo_exposure event) and, per arm, the change in the session's purchase
+// probability that arm causes. That is the user's Uplift for the arm unless
+// the probability hits its floor (0.005) or ceiling (0.95): a shopper who
+// rarely buys cannot buy 0.08 less.
+type ExposureTruth struct {
+	Time    time.Time
+	Effects map[string]float64
 }
 
 type item struct {
@@ -160,6 +173,7 @@ type user struct {
 	joined    int     // day index
 	kind      string
 	uplift    map[string]float64
+	exposures []ExposureTruth
 }
 
 func (c *Catalogue) newUser(p Params, r *rand.Rand, idx int) *user {
@@ -222,6 +236,11 @@ func (c *Catalogue) newUser(p Params, r *rand.Rand, idx int) *user {
 	return u
 }
 
+// clipConversion keeps a session's purchase probability in [0.005, 0.95].
+func clipConversion(q float64) float64 {
+	return math.Min(0.95, math.Max(0.005, q))
+}
+
 func weightedIndex(r *rand.Rand, w []float64) int {
 	sum := 0.0
 	for _, x := range w {
@@ -276,11 +295,6 @@ func Generate(p Params, emit func(*eventlog.Event) error, truth func(Truth) erro
 		// depend on how many users came before.
 		ur := rand.New(rand.NewPCG(p.Seed, uint64(ui)+1))
 		u := cat.newUser(p, ur, ui)
-		if truth != nil {
-			if err := truth(Truth{User: u.id, Kind: u.kind, Uplift: u.uplift}); err != nil {
-				return st, err
-			}
-		}
 		joinedAt := p.Start.AddDate(0, 0, u.joined).Add(time.Duration(ur.IntN(86400)) * time.Second)
 		if err := send(&eventlog.Event{Type: eventlog.TypeUserUpsert, Time: joinedAt, User: u.id,
 			UserAttrs: &eventlog.UserAttrs{Age: u.age, Gender: u.gender, Location: u.location}}); err != nil {
@@ -299,6 +313,11 @@ func Generate(p Params, emit func(*eventlog.Event) error, truth func(Truth) erro
 				if bought {
 					lastBuy = dayF
 				}
+			}
+		}
+		if truth != nil {
+			if err := truth(Truth{User: u.id, Kind: u.kind, Uplift: u.uplift, Exposures: u.exposures}); err != nil {
+				return st, err
 			}
 		}
 	}
@@ -335,10 +354,18 @@ func (c *Catalogue) session(p Params, r *rand.Rand, u *user, t time.Time, sinceB
 			return false, err
 		}
 	}
+	var effects map[string]float64 // of this session's offer decision, if any
+	if arm != "" {
+		effects = make(map[string]float64, len(Arms))
+		for _, a := range Arms {
+			effects[a] = 0
+		}
+		u.exposures = append(u.exposures, ExposureTruth{Time: t, Effects: effects})
+	}
 	catIdx := weightedIndex(r, u.taste)
 	items := c.byCategory[catIdx]
 	if len(items) == 0 {
-		return false, nil
+		return false, nil // no item to buy: every arm's effect is 0
 	}
 	if r.Float64() < 0.3 {
 		t = t.Add(5 * time.Second)
@@ -374,10 +401,13 @@ func (c *Catalogue) session(p Params, r *rand.Rand, u *user, t time.Time, sinceB
 	pick := viewed[len(viewed)-1]
 	priceNorm := math.Min(1, c.items[pick].price/100)
 	q := u.base * cycle * (1 - 0.5*u.priceSens*priceNorm)
+	for a := range effects {
+		effects[a] = clipConversion(q+u.uplift[a]) - clipConversion(q)
+	}
 	if arm != "" {
 		q += u.uplift[arm]
 	}
-	q = math.Min(0.95, math.Max(0.005, q))
+	q = clipConversion(q)
 	addP := math.Min(1, q*1.6+0.05)
 	if r.Float64() >= addP {
 		return false, nil

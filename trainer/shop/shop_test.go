@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"math"
 	"testing"
 	"time"
 
@@ -68,5 +69,48 @@ func TestTruth(t *testing.T) {
 	}
 	if len(kinds) < 4 {
 		t.Fatalf("kinds: %v", kinds)
+	}
+}
+
+// Every offer decision has its session's effects: one per arm, none for
+// control, each the user's effect for the arm or, where the purchase
+// probability hits its floor, a smaller one of the same sign.
+func TestExposureTruth(t *testing.T) {
+	p := shop.Tiny()
+	p.Start = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	exposed := map[string][]time.Time{}
+	var clipped, exact, decisions int
+	_, err := shop.Generate(p, func(e *eventlog.Event) error {
+		if e.Type == eventlog.TypePromoExposure {
+			exposed[e.User] = append(exposed[e.User], e.Time)
+		}
+		return nil
+	}, func(tr shop.Truth) error {
+		if len(tr.Exposures) != len(exposed[tr.User]) {
+			return fmt.Errorf("user %s: %d exposures, %d with effects", tr.User, len(exposed[tr.User]), len(tr.Exposures))
+		}
+		for i, x := range tr.Exposures {
+			decisions++
+			if !x.Time.Equal(exposed[tr.User][i]) || len(x.Effects) != len(shop.Arms) || x.Effects[shop.ArmControl] != 0 {
+				return fmt.Errorf("user %s, exposure %d at %s (event at %s): %v", tr.User, i, x.Time, exposed[tr.User][i], x.Effects)
+			}
+			for a, e := range x.Effects {
+				switch u := tr.Uplift[a]; {
+				case math.Abs(e-u) < 1e-12:
+					exact++
+				case e*u >= 0 && math.Abs(e) < math.Abs(u):
+					clipped++
+				default:
+					return fmt.Errorf("user %s, arm %s: session effect %v, user's effect %v", tr.User, a, e, u)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if decisions == 0 || exact == 0 || clipped == 0 {
+		t.Fatalf("%d decisions, %d effects as the user's, %d clipped", decisions, exact, clipped)
 	}
 }
