@@ -264,7 +264,8 @@ type Stats struct {
 
 // Generate emits the shop's events: item upserts, then for each user a
 // user upsert and their sessions in time order. truth, when not nil,
-// receives each user's ground truth.
+// receives each user's ground truth after their events (it holds their
+// offer decisions' session effects).
 func Generate(p Params, emit func(*eventlog.Event) error, truth func(Truth) error) (Stats, error) {
 	if p.Users <= 0 || p.Items <= 0 || p.Categories <= 0 || p.Days <= 0 {
 		return Stats{}, fmt.Errorf("shop: users, items, categories and days must be positive")
