@@ -128,28 +128,30 @@ func Uplift(ctx context.Context, p shop.Params, cfg pipeline.Config, opt UpliftO
 	if err != nil {
 		return nil, err
 	}
-	var m, o, c, ct, corr, s, sc, ft, ftc, n float64
-	var em, ec, ect, eft float64
-	for _, a := range arms {
-		em += a.Expected * float64(a.N)
-		ec += a.PartialExpected[0] * float64(a.N)
-		ect += a.PartialExpected[1] * float64(a.N)
-		eft += a.FromTruthExpected * float64(a.N)
-		corr += a.Correlation * float64(a.N)
-		ft += a.FromTruth * float64(a.N)
-		ftc += a.FromTruthCorrelation * float64(a.N)
-		n += float64(a.N)
-		m += a.Model * float64(a.N)
-		o += a.Oracle * float64(a.N)
-		c += a.Partial[0] * float64(a.N)
-		ct += a.Partial[1] * float64(a.N)
-		s += a.Served * float64(a.N)
-		sc += a.ServedCorrelation * float64(a.N)
+	// sum is the N-weighted sum of one figure over the arms.
+	sum := func(figure func(a pipeline.TruthComparison) float64) float64 {
+		s := 0.0
+		for _, a := range arms {
+			s += figure(a) * float64(a.N)
+		}
+		return s
 	}
-	return &UpliftResult{Arms: arms, Ratio: m / o, Ceiling: c / o, CeilingWithTrace: ct / o, SleepingDogAUC: eval.AUC(score, isDog), Correlation: corr / n,
-		FromTruth: ft / o, FromTruthCorrelation: ftc / n,
-		Expected: em / n, CeilingExpected: ec / n, CeilingWithTraceExpected: ect / n, FromTruthExpected: eft / n,
-		Served: s / o, ServedCorrelation: sc / n, ServedEvery: opt.ServedEvery}, nil
+	o := sum(func(a pipeline.TruthComparison) float64 { return a.Oracle })
+	n := sum(func(pipeline.TruthComparison) float64 { return 1 })
+	return &UpliftResult{Arms: arms,
+		Ratio:                    sum(func(a pipeline.TruthComparison) float64 { return a.Model }) / o,
+		Ceiling:                  sum(func(a pipeline.TruthComparison) float64 { return a.Partial[0] }) / o,
+		CeilingWithTrace:         sum(func(a pipeline.TruthComparison) float64 { return a.Partial[1] }) / o,
+		FromTruth:                sum(func(a pipeline.TruthComparison) float64 { return a.FromTruth }) / o,
+		Served:                   sum(func(a pipeline.TruthComparison) float64 { return a.Served }) / o,
+		Correlation:              sum(func(a pipeline.TruthComparison) float64 { return a.Correlation }) / n,
+		FromTruthCorrelation:     sum(func(a pipeline.TruthComparison) float64 { return a.FromTruthCorrelation }) / n,
+		ServedCorrelation:        sum(func(a pipeline.TruthComparison) float64 { return a.ServedCorrelation }) / n,
+		Expected:                 sum(func(a pipeline.TruthComparison) float64 { return a.Expected }) / n,
+		CeilingExpected:          sum(func(a pipeline.TruthComparison) float64 { return a.PartialExpected[0] }) / n,
+		CeilingWithTraceExpected: sum(func(a pipeline.TruthComparison) float64 { return a.PartialExpected[1] }) / n,
+		FromTruthExpected:        sum(func(a pipeline.TruthComparison) float64 { return a.FromTruthExpected }) / n,
+		SleepingDogAUC:           eval.AUC(score, isDog), ServedEvery: opt.ServedEvery}, nil
 }
 
 // mixByTrace returns the best ranking for someone who knows every effect
