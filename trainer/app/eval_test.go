@@ -98,7 +98,7 @@ func TestUpliftEffectFlags(t *testing.T) {
 // -uplift.effect reaches the training run: difference publishes offer arms
 // without an effect correction, the default with one.
 func TestUpliftEffectReachesTheRun(t *testing.T) {
-	for effect, corrected := range map[string]bool{"difference": false, "dr-trees": true} {
+	for effect, corrected := range map[string]bool{"difference": false, "dr-trees": true, "dr-pooled": true} {
 		dir := t.TempDir()
 		var out, errOut bytes.Buffer
 		args := []string{"-once", "-store.dir", dir, "-generate", "tiny", "-models", "uplift", "-uplift.effect", effect}

@@ -90,9 +90,9 @@ type Config struct {
 	// T-learner; for comparison).
 	UpliftSeparateArms bool
 	// UpliftEffect is how the uplift model estimates each offer's effect:
-	// EffectDRTrees (default) or EffectDifference.
+	// EffectDRPooled (default), EffectDRTrees or EffectDifference.
 	UpliftEffect string
-	// UpliftTrees shapes the trees of EffectDRTrees' correction (zero
+	// UpliftTrees shapes the trees of the effect correction (zero
 	// fields: fit.TreeOptions' defaults).
 	UpliftTrees fit.TreeOptions
 	// ExperimentLookback is how far back from the last event randomized

@@ -36,23 +36,29 @@ const (
 	// EffectDifference takes an offer's effect as the difference between
 	// its arm's and control's conversion models.
 	EffectDifference = "difference"
-	// EffectDRTrees corrects that difference with boosted trees fitted to
-	// doubly robust pseudo-outcomes of the effect (the DR-learner).
+	// EffectDRPooled corrects that difference with boosted trees fitted to
+	// doubly robust pseudo-outcomes of the effect (the DR-learner): first
+	// trees all offer arms share, fitted to every arm's pseudo-outcomes
+	// at once, then each arm's own trees on what those leave.
+	EffectDRPooled = "dr-pooled"
+	// EffectDRTrees is EffectDRPooled without the shared trees: each arm's
+	// correction is fitted to its own pseudo-outcomes only.
 	EffectDRTrees = "dr-trees"
 )
 
 // EffectHelp describes the effects for command-line flags.
-const EffectHelp = "how the uplift model estimates an offer's effect: " + EffectDRTrees +
-	" (the conversion models' difference, corrected by boosted trees fitted to doubly robust pseudo-outcomes) or " +
+const EffectHelp = "how the uplift model estimates an offer's effect: " + EffectDRPooled +
+	" (the conversion models' difference, corrected by boosted trees fitted to doubly robust pseudo-outcomes, first trees the offer arms share, then each arm's own), " +
+	EffectDRTrees + " (the same without the shared trees) or " +
 	EffectDifference + " (the difference alone)"
 
 // CheckUpliftEffect refuses an effect FitUpliftModel does not know.
 func CheckUpliftEffect(effect string) error {
 	switch effect {
-	case "", EffectDRTrees, EffectDifference:
+	case "", EffectDRPooled, EffectDRTrees, EffectDifference:
 		return nil
 	}
-	return fmt.Errorf("unknown uplift effect %q (want %s or %s)", effect, EffectDRTrees, EffectDifference)
+	return fmt.Errorf("unknown uplift effect %q (want %s, %s or %s)", effect, EffectDRPooled, EffectDRTrees, EffectDifference)
 }
 
 // UpliftOptions are the uplift model's penalties and learner.
@@ -62,7 +68,8 @@ type UpliftOptions struct {
 	// SeparateArms fits each offer arm on its own (the T-learner), with
 	// penalty L2, instead of jointly.
 	SeparateArms bool
-	// Effect is EffectDRTrees (the default when empty) or EffectDifference.
+	// Effect is EffectDRPooled (the default when empty), EffectDRTrees or
+	// EffectDifference.
 	Effect string
 	Trees  fit.TreeOptions // of the DR-learner's correction
 }
@@ -70,8 +77,8 @@ type UpliftOptions struct {
 // FitUpliftModel fits the conversion models (logistic) and one
 // spend-given-conversion model (ridge) per arm. Control has a model of its
 // own; the offer arms' models are fitted jointly, as a model shared by all
-// offer arms plus one deviation per arm, penalised by opt.Deviation. With
-// opt.Effect EffectDRTrees each offer arm also gets a correction to its
+// offer arms plus one deviation per arm, penalised by opt.Deviation. Unless
+// opt.Effect is EffectDifference each offer arm also gets a correction to its
 // effect (see fitLiftCorrections) where the data allow: uncorrected names
 // each offer arm left with the plain difference, and why.
 //
@@ -238,6 +245,14 @@ func watched(user int) bool {
 // such as effects that change direction within a feature's range; with
 // too few rows for any split it is a constant shift.
 //
+// Unless opt.Effect is EffectDRTrees, the offer arms first share trees,
+// fitted to all their rows at once (control's rows once per arm, each
+// time with that arm's φ), and each arm's own trees then fit what the
+// shared ones leave; an arm's correction is the two ensembles added.
+// Why: as with the conversion models, offers act alike on much of the
+// population (the sleeping dogs are put off by every offer), and φ is
+// so noisy that an arm's rows alone support only a few trees.
+//
 // An arm whose conversion models cannot be cross-fitted (say, a new arm
 // with no conversion outside one fold) keeps the plain difference; the
 // returned map says which and why.
@@ -281,14 +296,12 @@ func fitLiftCorrections(u *artifact.Uplift, conv *conversionModels, rows []uplif
 			}
 		}
 	}
+	var arms []liftData
 	for k, a := range conv.arms {
 		if _, ok := uncorrected[a]; ok {
 			continue
 		}
-		var X [][]float64
-		var phi, init []float64
-		trees := opt.Trees
-		trees.Validation = nil
+		d := liftData{arm: k}
 		na, nc := len(conv.byArm[a]), len(conv.byArm[features.ControlArm])
 		e := float64(na) / float64(na+nc)
 		for i, r := range rows {
@@ -302,16 +315,55 @@ func fitLiftCorrections(u *artifact.Uplift, conv *conversionModels, rows []uplif
 				continue
 			}
 			pt, pc := conv.predict(z[i], k)
-			X, phi, init = append(X, z[i]), append(phi, p), append(init, pt-pc)
-			trees.Validation = append(trees.Validation, watched(r.user))
+			d.x, d.phi, d.init = append(d.x, z[i]), append(d.phi, p), append(d.init, pt-pc)
+			d.watch = append(d.watch, watched(r.user))
 		}
-		t, err := fit.BoostTrees(X, phi, init, trees)
+		arms = append(arms, d)
+	}
+	var shared artifact.Trees
+	if opt.Effect != EffectDRTrees && len(arms) > 1 {
+		var all liftData
+		for _, d := range arms {
+			all.x, all.phi, all.init = append(all.x, d.x...), append(all.phi, d.phi...), append(all.init, d.init...)
+			all.watch = append(all.watch, d.watch...)
+		}
+		var err error
+		if shared, err = all.boost(opt.Trees); err != nil {
+			return nil, fmt.Errorf("offer arms' shared effect correction: %w", err)
+		}
+		for _, d := range arms {
+			for i, x := range d.x {
+				d.init[i] += shared.Eval(x)
+			}
+		}
+	}
+	for _, d := range arms {
+		t, err := d.boost(opt.Trees)
 		if err != nil {
-			return nil, fmt.Errorf("arm %s effect correction: %w", a, err)
+			return nil, fmt.Errorf("arm %s effect correction: %w", conv.arms[d.arm], err)
 		}
-		u.Arms[k].Lift = &t
+		t.Base += shared.Base
+		t.Trees = append(slices.Clone(shared.Trees), t.Trees...)
+		u.Arms[d.arm].Lift = &t
 	}
 	return uncorrected, nil
+}
+
+// liftData are the rows an effect correction is fitted to: their
+// standardized features, pseudo-outcomes, the effect the conversion
+// models (and any trees before) give them, and which are watched.
+type liftData struct {
+	arm       int // in conversionModels.arms
+	x         [][]float64
+	phi, init []float64
+	watch     []bool
+}
+
+// boost fits trees to what init leaves of phi, stopped early on the
+// watched rows.
+func (d liftData) boost(opt fit.TreeOptions) (artifact.Trees, error) {
+	opt.Validation = d.watch
+	return fit.BoostTrees(d.x, d.phi, d.init, opt)
 }
 
 // String describes the learner for manifests.
@@ -321,8 +373,12 @@ func (o UpliftOptions) String() string {
 		conv = fmt.Sprintf("each offer arm on its own, the T-learner (L2=%g)", o.L2)
 	}
 	s := "logistic conversion: control on its own, " + conv
-	if o.Effect != EffectDifference {
+	switch o.Effect {
+	case EffectDifference:
+	case EffectDRTrees:
 		s += fmt.Sprintf("; each offer's effect corrected by boosted trees on doubly robust pseudo-outcomes, conversion models cross-fitted on %d folds of shoppers (%s; boosting stops once a tenth of shoppers, held out, stop gaining)", liftFolds, o.Trees)
+	default:
+		s += fmt.Sprintf("; each offer's effect corrected by boosted trees on doubly robust pseudo-outcomes, first trees all offer arms share, then each arm's own, conversion models cross-fitted on %d folds of shoppers (%s; each boosting stops once a tenth of shoppers, held out, stop gaining)", liftFolds, o.Trees)
 	}
 	return s + "; ridge spend-given-conversion (lambda=10) per arm"
 }
