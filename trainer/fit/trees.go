@@ -2,6 +2,7 @@ package fit
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"sort"
 
@@ -24,6 +25,12 @@ type TreeOptions struct {
 	// the trees up to its lowest.
 	Validation []bool
 	Patience   int
+	// Folds, when not nil, gives each row a fold (0, 1, ...) and picks
+	// the number of trees by cross-validation instead: boosting runs once
+	// per fold with that fold watched as Validation would be, and the
+	// ensemble is then fitted to every row with the mean of the numbers
+	// of trees those runs kept. Set Validation or Folds, not both.
+	Folds []int
 }
 
 func (o TreeOptions) withDefaults() TreeOptions {
@@ -58,6 +65,9 @@ func (o TreeOptions) String() string {
 	if o.Validation != nil {
 		s += fmt.Sprintf(", stopped when held-out rows' error has not fallen for %d trees", o.Patience)
 	}
+	if o.Folds != nil {
+		s += fmt.Sprintf(", as many trees as %d-fold cross-validation keeps on average (each fold held out in turn, stopped when its error has not fallen for %d trees), then fitted to every row", slices.Max(o.Folds)+1, o.Patience)
+	}
 	return s
 }
 
@@ -72,6 +82,11 @@ func (o TreeOptions) String() string {
 // trees then fit what it leaves (y − init), and the ensemble is a
 // correction to add to that model; with nothing to correct it is the
 // mean of y − init.
+//
+// Why cross-validation (opt.Folds) over one held-out share (Validation)
+// when the targets are noisy: where to stop is itself a noisy estimate,
+// which the mean over folds steadies, and the final trees are fitted to
+// every row rather than to all but the held-out ones.
 func BoostTrees(X [][]float64, y, init []float64, opt TreeOptions) (artifact.Trees, error) {
 	opt = opt.withDefaults()
 	n := len(X)
@@ -103,10 +118,46 @@ func BoostTrees(X [][]float64, y, init []float64, opt TreeOptions) (artifact.Tre
 	for i := range init {
 		target[i] -= init[i]
 	}
+	if opt.Folds == nil {
+		return boost(X, target, opt.Validation, opt.Rounds, opt)
+	}
+	if opt.Validation != nil {
+		return artifact.Trees{}, fmt.Errorf("both validation flags and folds given")
+	}
+	if len(opt.Folds) != n {
+		return artifact.Trees{}, fmt.Errorf("%d rows, %d folds", n, len(opt.Folds))
+	}
+	if slices.Min(opt.Folds) < 0 {
+		return artifact.Trees{}, fmt.Errorf("negative fold %d", slices.Min(opt.Folds))
+	}
+	kept, folds := 0, 0
+	watch := make([]bool, n)
+	for f := range slices.Max(opt.Folds) + 1 {
+		has := false
+		for i, g := range opt.Folds {
+			watch[i] = g == f
+			has = has || watch[i]
+		}
+		if !has {
+			continue // a fold without rows says nothing
+		}
+		t, err := boost(X, target, watch, opt.Rounds, opt)
+		if err != nil {
+			return artifact.Trees{}, fmt.Errorf("fold %d: %w", f, err)
+		}
+		kept += len(t.Trees)
+		folds++
+	}
+	return boost(X, target, nil, int(math.Round(float64(kept)/float64(folds))), opt)
+}
+
+// boost is BoostTrees on target (y less init) with validation flags
+// watch (nil: none) and at most rounds trees (0: only the base).
+func boost(X [][]float64, target []float64, validation []bool, rounds int, opt TreeOptions) (artifact.Trees, error) {
 	var fitX, watchX [][]float64
 	var resid, watch []float64 // residuals of the rows fitted and watched
 	for i, x := range X {
-		if opt.Validation != nil && opt.Validation[i] {
+		if validation != nil && validation[i] {
 			watchX, watch = append(watchX, x), append(watch, target[i])
 		} else {
 			fitX, resid = append(fitX, x), append(resid, target[i])
@@ -132,7 +183,7 @@ func BoostTrees(X [][]float64, y, init []float64, opt TreeOptions) (artifact.Tre
 	// A gain below rounding error of the targets' scale is none.
 	g := grower{opt: opt, cuts: cuts, bins: bins, resid: resid, rows: make([]int32, len(fitX)), minGain: 1e-12 * ss}
 	bestLoss, bestAt := floats.Dot(watch, watch), 0
-	for range opt.Rounds {
+	for range rounds {
 		t := g.tree()
 		if len(t.Feature) == 1 {
 			break // no split gains anything: later rounds would not either

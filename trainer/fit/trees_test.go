@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"reflect"
 	"testing"
 )
 
@@ -199,6 +200,70 @@ func TestBoostTreesStopsWhenHeldOutRowsStopImproving(t *testing.T) {
 	}
 	if _, err := BoostTrees(X, y, nil, TreeOptions{Validation: valid[:10]}); err == nil {
 		t.Fatal("short validation flags accepted")
+	}
+}
+
+// With folds, the ensemble is fitted to every row with the mean of the
+// numbers of trees each fold's held-out run keeps.
+func TestBoostTreesCrossValidatesTheNumberOfTrees(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	X, y, _ := interaction(6000, r)
+	for i := range y {
+		y[i] += 2 * r.NormFloat64()
+	}
+	folds := make([]int, len(X))
+	for i := range folds {
+		folds[i] = i % 3
+	}
+	opt := TreeOptions{Rounds: 200, Rate: 0.1, MaxDepth: 2, MinLeaf: 100}
+	kept := 0
+	for f := range 3 {
+		o := opt
+		o.Validation = make([]bool, len(X))
+		for i := range folds {
+			o.Validation[i] = folds[i] == f
+		}
+		m, err := BoostTrees(X, y, nil, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kept += len(m.Trees)
+	}
+	n := int(math.Round(float64(kept) / 3))
+	opt.Folds = folds
+	cv, err := BoostTrees(X, y, nil, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := BoostTrees(X, y, nil, TreeOptions{Rounds: n, Rate: 0.1, MaxDepth: 2, MinLeaf: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n == 0 || n == opt.Rounds || !reflect.DeepEqual(cv, want) {
+		t.Fatalf("folds kept %d trees on average; cross-validated ensemble has %d, the same fitted to every row %d", n, len(cv.Trees), len(want.Trees))
+	}
+	// Where no fold keeps a tree, the ensemble is the mean of every row.
+	noise := make([]float64, len(X))
+	mean := 0.0
+	for i := range noise {
+		noise[i] = r.NormFloat64()
+		mean += noise[i] / float64(len(noise))
+	}
+	opt.Patience, opt.Rate = 1, 0.5
+	flat, err := BoostTrees(X, noise, nil, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(flat.Trees) > 2 || (len(flat.Trees) == 0 && math.Abs(flat.Base-mean) > 1e-12) {
+		t.Fatalf("noise: %d trees, base %v (mean %v)", len(flat.Trees), flat.Base, mean)
+	}
+	opt.Validation = make([]bool, len(X))
+	if _, err := BoostTrees(X, y, nil, opt); err == nil {
+		t.Fatal("both validation flags and folds accepted")
+	}
+	opt.Validation, opt.Folds = nil, folds[:10]
+	if _, err := BoostTrees(X, y, nil, opt); err == nil {
+		t.Fatal("short folds accepted")
 	}
 }
 

@@ -222,12 +222,16 @@ func spendModel(rows []upliftRow, z [][]float64, idx []int, nFeatures int) artif
 // conversion models.
 const liftFolds = 3
 
-// watched says whether a shopper's rows watch the DR-learner's boosting
-// rather than train it: a tenth of shoppers, by a hash unrelated to the
-// folds'. Pseudo-outcomes are noisy (a row's is about ±2 for effects of a
-// few points), so without this the trees would soon fit noise.
-func watched(user int) bool {
-	return uint32(user)*2246822519>>20%10 == 0
+// stopFolds is how many folds of shoppers choose, by cross-validation,
+// how many trees the DR-learner's boosting keeps (fit.TreeOptions.Folds).
+// Pseudo-outcomes are noisy (a row's is about ±2 for effects of a few
+// points), so without a stop the trees would soon fit noise.
+const stopFolds = 5
+
+// stopFold is a shopper's fold for stopFolds, by a hash unrelated to the
+// cross-fitting folds'.
+func stopFold(user int) int {
+	return int(uint32(user) * 2246822519 >> 20 % stopFolds)
 }
 
 // fitLiftCorrections gives each offer arm of u a correction to its effect
@@ -240,7 +244,7 @@ func watched(user int) bool {
 // on the other folds) has the offer's effect for that shopper as its
 // expectation, whatever errors the μ make, because exposures are
 // randomized. Boosted trees fit φ minus the effect conv's models imply
-// (stopped early on a tenth of shoppers, see watched),
+// (as many trees as cross-validation over shoppers keeps, see stopFolds),
 // so the correction holds what those (linear, in log-odds) models miss,
 // such as effects that change direction within a feature's range; with
 // too few rows for any split it is a constant shift.
@@ -316,7 +320,7 @@ func fitLiftCorrections(u *artifact.Uplift, conv *conversionModels, rows []uplif
 			}
 			pt, pc := conv.predict(z[i], k)
 			d.x, d.phi, d.init = append(d.x, z[i]), append(d.phi, p), append(d.init, pt-pc)
-			d.watch = append(d.watch, watched(r.user))
+			d.fold = append(d.fold, stopFold(r.user))
 		}
 		arms = append(arms, d)
 	}
@@ -325,7 +329,7 @@ func fitLiftCorrections(u *artifact.Uplift, conv *conversionModels, rows []uplif
 		var all liftData
 		for _, d := range arms {
 			all.x, all.phi, all.init = append(all.x, d.x...), append(all.phi, d.phi...), append(all.init, d.init...)
-			all.watch = append(all.watch, d.watch...)
+			all.fold = append(all.fold, d.fold...)
 		}
 		var err error
 		if shared, err = all.boost(opt.Trees); err != nil {
@@ -351,18 +355,18 @@ func fitLiftCorrections(u *artifact.Uplift, conv *conversionModels, rows []uplif
 
 // liftData are the rows an effect correction is fitted to: their
 // standardized features, pseudo-outcomes, the effect the conversion
-// models (and any trees before) give them, and which are watched.
+// models (and any trees before) give them, and their shoppers' stopFold.
 type liftData struct {
 	arm       int // in conversionModels.arms
 	x         [][]float64
 	phi, init []float64
-	watch     []bool
+	fold      []int
 }
 
-// boost fits trees to what init leaves of phi, stopped early on the
-// watched rows.
+// boost fits trees to what init leaves of phi, as many as cross-validation
+// over the folds keeps.
 func (d liftData) boost(opt fit.TreeOptions) (artifact.Trees, error) {
-	opt.Validation = d.watch
+	opt.Validation, opt.Folds = nil, d.fold
 	return fit.BoostTrees(d.x, d.phi, d.init, opt)
 }
 
@@ -376,9 +380,9 @@ func (o UpliftOptions) String() string {
 	switch o.Effect {
 	case EffectDifference:
 	case EffectDRTrees:
-		s += fmt.Sprintf("; each offer's effect corrected by boosted trees on doubly robust pseudo-outcomes, conversion models cross-fitted on %d folds of shoppers (%s; boosting stops once a tenth of shoppers, held out, stop gaining)", liftFolds, o.Trees)
+		s += fmt.Sprintf("; each offer's effect corrected by boosted trees on doubly robust pseudo-outcomes, conversion models cross-fitted on %d folds of shoppers (%s; as many trees as %d-fold cross-validation over shoppers keeps)", liftFolds, o.Trees, stopFolds)
 	default:
-		s += fmt.Sprintf("; each offer's effect corrected by boosted trees on doubly robust pseudo-outcomes, first trees all offer arms share, then each arm's own, conversion models cross-fitted on %d folds of shoppers (%s; each boosting stops once a tenth of shoppers, held out, stop gaining)", liftFolds, o.Trees)
+		s += fmt.Sprintf("; each offer's effect corrected by boosted trees on doubly robust pseudo-outcomes, first trees all offer arms share, then each arm's own, conversion models cross-fitted on %d folds of shoppers (%s; each as many trees as %d-fold cross-validation over shoppers keeps)", liftFolds, o.Trees, stopFolds)
 	}
 	return s + "; ridge spend-given-conversion (lambda=10) per arm"
 }
