@@ -65,9 +65,6 @@ func (o TreeOptions) String() string {
 	if o.Validation != nil {
 		s += fmt.Sprintf(", stopped when held-out rows' error has not fallen for %d trees", o.Patience)
 	}
-	if o.Folds != nil {
-		s += fmt.Sprintf(", as many trees as %d-fold cross-validation keeps on average (each fold held out in turn, stopped when its error has not fallen for %d trees), then fitted to every row", slices.Max(o.Folds)+1, o.Patience)
-	}
 	return s
 }
 

@@ -377,12 +377,12 @@ func (o UpliftOptions) String() string {
 		conv = fmt.Sprintf("each offer arm on its own, the T-learner (L2=%g)", o.L2)
 	}
 	s := "logistic conversion: control on its own, " + conv
-	switch o.Effect {
-	case EffectDifference:
-	case EffectDRTrees:
-		s += fmt.Sprintf("; each offer's effect corrected by boosted trees on doubly robust pseudo-outcomes, conversion models cross-fitted on %d folds of shoppers (%s; as many trees as %d-fold cross-validation over shoppers keeps)", liftFolds, o.Trees, stopFolds)
-	default:
-		s += fmt.Sprintf("; each offer's effect corrected by boosted trees on doubly robust pseudo-outcomes, first trees all offer arms share, then each arm's own, conversion models cross-fitted on %d folds of shoppers (%s; each as many trees as %d-fold cross-validation over shoppers keeps)", liftFolds, o.Trees, stopFolds)
+	if o.Effect != EffectDifference {
+		shared, each := "", ""
+		if o.Effect != EffectDRTrees {
+			shared, each = ", first trees all offer arms share, then each arm's own", "each "
+		}
+		s += fmt.Sprintf("; each offer's effect corrected by boosted trees on doubly robust pseudo-outcomes%s, conversion models cross-fitted on %d folds of shoppers (%s; %sas many trees as %d-fold cross-validation over shoppers keeps)", shared, liftFolds, o.Trees, each, stopFolds)
 	}
 	return s + "; ridge spend-given-conversion (lambda=10) per arm"
 }
@@ -599,7 +599,6 @@ type ShopTruth struct {
 // (ServedExperimentData): the model is also scored on those, because it
 // is trained on features as of each period's start but serves fresher ones.
 func CompareWithTruth(ds *features.Dataset, t ShopTruth, served *features.Dataset, cfg Config) ([]TruthComparison, error) {
-	truth, partial, groups := t.Effects, t.Partial, t.Groups
 	cfg.defaults()
 	d, err := prepareUplift(ds, splitUsers(ds.Users, cfg.HoldoutShare, cfg.Seed), cfg)
 	if err != nil {
@@ -615,7 +614,7 @@ func CompareWithTruth(ds *features.Dataset, t ShopTruth, served *features.Datase
 	for _, arm := range d.model.ArmNames() {
 		var y, model, oracle, asServed, session []float64
 		var rows []int
-		part := make([][]float64, len(partial))
+		part := make([][]float64, len(t.Partial))
 		var treated []bool
 		var group []string
 		for row, r := range d.test {
@@ -630,15 +629,15 @@ func CompareWithTruth(ds *features.Dataset, t ShopTruth, served *features.Datase
 				resp, _ := d.model.Predict(servedX[row], arm)
 				asServed = append(asServed, resp.PTreated-resp.PControl)
 			}
-			oracle = append(oracle, truth[id][arm])
+			oracle = append(oracle, t.Effects[id][arm])
 			e, ok := t.Sessions[id][r.at.UnixNano()][arm]
 			if !ok {
 				return nil, fmt.Errorf("no session effect of %s for %s's exposure at %s", arm, id, r.at.Format(time.RFC3339Nano))
 			}
 			session = append(session, e)
 			rows = append(rows, row)
-			group = append(group, groups[id])
-			for k, pt := range partial {
+			group = append(group, t.Groups[id])
+			for k, pt := range t.Partial {
 				part[k] = append(part[k], pt[id][arm])
 			}
 			treated = append(treated, r.arm == arm)
@@ -646,7 +645,7 @@ func CompareWithTruth(ds *features.Dataset, t ShopTruth, served *features.Datase
 		if len(y) < 20 {
 			continue
 		}
-		learned, err := truthTrees(ds, d, truth, arm, cfg.UpliftTrees)
+		learned, err := truthTrees(ds, d, t.Effects, arm, cfg.UpliftTrees)
 		if err != nil {
 			return nil, fmt.Errorf("arm %s: trees from the true effects: %w", arm, err)
 		}
@@ -678,7 +677,7 @@ func CompareWithTruth(ds *features.Dataset, t ShopTruth, served *features.Datase
 			})
 		}
 		c.ModelCI, c.OracleCI = boot(model), boot(oracle)
-		if groups != nil {
+		if t.Groups != nil {
 			c.Groups = groupEffects(group, y, model, oracle, treated)
 		}
 		out = append(out, c)

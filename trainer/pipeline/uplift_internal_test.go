@@ -406,6 +406,7 @@ func TestSharedCorrectionKeepsEachArmsOwnEffect(t *testing.T) {
 			return resp.PTreated - resp.PControl
 		}
 	}
+	t.Logf("spread over x: shared trees %.3f, the flat arm's predicted effect %.3f", commonSpread, spread(predicted("flat")))
 	if flat := spread(predicted("flat")); commonSpread < 0.15 || flat > commonSpread/2 {
 		t.Errorf("the shared trees' spread over x is %.3f, the flat arm's predicted effect's %.3f", commonSpread, flat)
 	}
