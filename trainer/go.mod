@@ -5,6 +5,7 @@ go 1.26.8
 require github.com/promoai/promo/registry v0.0.0
 
 require (
+	golang.org/x/sync v0.25.0
 	golang.org/x/term v0.48.0
 	gonum.org/v1/gonum v0.17.0
 	gonum.org/v1/plot v0.17.0

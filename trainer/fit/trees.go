@@ -3,9 +3,11 @@ package fit
 import (
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
 	"sort"
 
+	"golang.org/x/sync/errgroup"
 	"gonum.org/v1/gonum/floats"
 
 	"github.com/promoai/promo/registry/artifact"
@@ -127,23 +129,42 @@ func BoostTrees(X [][]float64, y, init []float64, opt TreeOptions) (artifact.Tre
 	if slices.Min(opt.Folds) < 0 {
 		return artifact.Trees{}, fmt.Errorf("negative fold %d", slices.Min(opt.Folds))
 	}
-	kept, folds := 0, 0
-	watch := make([]bool, n)
-	for f := range slices.Max(opt.Folds) + 1 {
-		has := false
-		for i, g := range opt.Folds {
-			watch[i] = g == f
-			has = has || watch[i]
-		}
-		if !has {
+	// The folds' runs are independent: they run side by side, at most one
+	// per core (each also spreads its split search over the cores), which
+	// keeps all cores busy between the nodes of the trees.
+	nf := slices.Max(opt.Folds) + 1
+	counts, has := make([]int, nf), make([]bool, nf)
+	for _, f := range opt.Folds {
+		has[f] = true
+	}
+	var g errgroup.Group
+	g.SetLimit(runtime.GOMAXPROCS(0))
+	for f := range nf {
+		if !has[f] {
 			continue // a fold without rows says nothing
 		}
-		t, err := boost(X, target, watch, opt.Rounds, opt)
-		if err != nil {
-			return artifact.Trees{}, fmt.Errorf("fold %d: %w", f, err)
+		g.Go(func() error {
+			watch := make([]bool, n)
+			for i, h := range opt.Folds {
+				watch[i] = h == f
+			}
+			t, err := boost(X, target, watch, opt.Rounds, opt)
+			if err != nil {
+				return fmt.Errorf("fold %d: %w", f, err)
+			}
+			counts[f] = len(t.Trees)
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return artifact.Trees{}, err
+	}
+	kept, folds := 0, 0
+	for f := range nf {
+		if has[f] {
+			kept += counts[f]
+			folds++
 		}
-		kept += len(t.Trees)
-		folds++
 	}
 	return boost(X, target, nil, int(math.Round(float64(kept)/float64(folds))), opt)
 }

@@ -267,25 +267,35 @@ func TestBoostTreesCrossValidatesTheNumberOfTrees(t *testing.T) {
 	}
 }
 
-// BenchmarkBoostTrees fits 300 trees to a DR-learner-sized problem (90,000
-// rows, 25 features, a small effect under noise of ±2), without early
-// stopping; compare cores with -cpu 1,2 (go test -run '^$' -bench
-// BoostTrees -cpu 1,2 ./trainer/fit/).
+// BenchmarkBoostTrees fits trees to a DR-learner-sized problem (90,000
+// rows, 25 features, a small effect under noise of ±2): 300 trees without
+// early stopping, and as many as 5-fold cross-validation keeps (five
+// stopped runs, then the refit); compare cores with -cpu 1,2 (go test
+// -run '^$' -bench BoostTrees -cpu 1,2 ./trainer/fit/).
 func BenchmarkBoostTrees(b *testing.B) {
 	r := rand.New(rand.NewPCG(11, 12))
 	const n, d = 90_000, 25
-	X, y := make([][]float64, n), make([]float64, n)
+	X, y, folds := make([][]float64, n), make([]float64, n), make([]int, n)
 	for i := range X {
 		X[i] = make([]float64, d)
 		for j := range X[i] {
 			X[i][j] = r.NormFloat64()
 		}
 		y[i] = 0.1*math.Tanh(X[i][0]*X[i][1]) + 2*r.NormFloat64()
+		folds[i] = i % 5
 	}
-	b.ResetTimer()
-	for range b.N {
-		if _, err := BoostTrees(X, y, nil, TreeOptions{}); err != nil {
-			b.Fatal(err)
-		}
+	for _, bc := range []struct {
+		name string
+		opt  TreeOptions
+	}{{"300 trees", TreeOptions{}}, {"5 folds", TreeOptions{Folds: folds}}} {
+		b.Run(bc.name, func(b *testing.B) {
+			for range b.N {
+				t, err := BoostTrees(X, y, nil, bc.opt)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.ReportMetric(float64(len(t.Trees)), "trees")
+			}
+		})
 	}
 }
