@@ -387,12 +387,22 @@ func MeanDifference(y []float64, treated []bool, cluster []int) Lift {
 	l.Diff = l.Treated - l.Control
 	// Each cluster's contribution to Diff's linearization:
 	// Σ (y - treated mean)/n_t over its treated rows - the same for control.
-	contrib := map[int]float64{}
+	// Clusters are summed in the order they first appear, not a map's
+	// (random) order, so the same rows give the same interval to the last
+	// digit, run after run.
+	slot := map[int]int{}
+	var contrib []float64
 	for i, v := range y {
+		k, ok := slot[cluster[i]]
+		if !ok {
+			k = len(contrib)
+			slot[cluster[i]] = k
+			contrib = append(contrib, 0)
+		}
 		if treated[i] {
-			contrib[cluster[i]] += (v - l.Treated) / float64(l.NTreated)
+			contrib[k] += (v - l.Treated) / float64(l.NTreated)
 		} else {
-			contrib[cluster[i]] -= (v - l.Control) / float64(l.NControl)
+			contrib[k] -= (v - l.Control) / float64(l.NControl)
 		}
 	}
 	var ss float64

@@ -139,6 +139,23 @@ func TestMeanDifferenceCoverage(t *testing.T) {
 	}
 }
 
+// TestMeanDifferenceRepeats: the same rows give the same interval, bit for
+// bit (manifests of two runs on the same data are compared); summing the
+// shoppers' contributions in a map's order did not.
+func TestMeanDifferenceRepeats(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	y, treated, cluster := make([]float64, 3000), make([]bool, 3000), make([]int, 3000)
+	for i := range y {
+		y[i], treated[i], cluster[i] = r.Float64(), r.IntN(2) == 0, r.IntN(1000)
+	}
+	first := MeanDifference(y, treated, cluster)
+	for range 20 {
+		if l := MeanDifference(y, treated, cluster); l.SE != first.SE {
+			t.Fatalf("standard error %v, then %v", first.SE, l.SE)
+		}
+	}
+}
+
 func TestMeanDifferenceBasics(t *testing.T) {
 	l := MeanDifference([]float64{1, 0, 1, 1, 0, 0}, []bool{true, true, true, false, false, false}, []int{0, 1, 2, 3, 4, 5})
 	if l.NTreated != 3 || l.NControl != 3 || math.Abs(l.Treated-2.0/3) > 1e-12 || math.Abs(l.Control-1.0/3) > 1e-12 || math.Abs(l.Diff-1.0/3) > 1e-12 {

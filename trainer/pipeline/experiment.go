@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"sort"
@@ -217,12 +218,14 @@ func policyValue(y []float64, logged, chosen []string, idx []int) float64 {
 			n[chosen[i]]++
 		}
 	}
+	// Arms are added in name order, not the map's (random) order, so the
+	// same rows give the same value to the last digit, run after run.
 	v := 0.0
-	for arm, k := range sent {
+	for _, arm := range slices.Sorted(maps.Keys(sent)) {
 		if n[arm] == 0 {
 			return math.NaN()
 		}
-		v += k / float64(len(idx)) * sum[arm] / n[arm]
+		v += sent[arm] / float64(len(idx)) * sum[arm] / n[arm]
 	}
 	return v
 }

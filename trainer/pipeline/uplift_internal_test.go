@@ -124,6 +124,23 @@ func TestPolicyValue(t *testing.T) {
 	}
 }
 
+// TestPolicyValueRepeats: the same rows give the same value, bit for bit;
+// adding the arms in a map's order did not.
+func TestPolicyValueRepeats(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	arms := []string{"a", "b", "c", "d", "e", "f", "g"}
+	y, logged, chosen, idx := make([]float64, 5000), make([]string, 5000), make([]string, 5000), make([]int, 5000)
+	for i := range y {
+		y[i], logged[i], chosen[i], idx[i] = r.Float64(), arms[r.IntN(len(arms))], arms[r.IntN(len(arms))], i
+	}
+	first := policyValue(y, logged, chosen, idx)
+	for range 50 {
+		if v := policyValue(y, logged, chosen, idx); v != first {
+			t.Fatalf("%v, then %v", first, v)
+		}
+	}
+}
+
 // The uplift model learns from the whole lookback but is tested on the
 // held-out shoppers' exposures of the last horizon only, and never trains
 // on a held-out shopper.
