@@ -48,6 +48,7 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.IntVar(&trees.MaxDepth, "trees.depth", 0, "uplift protocol: depth of the effect correction's trees (0: the trainer's default, 3)")
 	fs.IntVar(&trees.MinLeaf, "trees.min-leaf", 0, "uplift protocol: fewest exposures in a leaf of the effect correction's trees (0: the trainer's default, 500)")
 	fs.Float64Var(&trees.Rate, "trees.rate", 0, "uplift protocol: learning rate of the effect correction's boosting (0: the trainer's default, 0.02)")
+	fs.Float64Var(&trees.L2, "trees.l2", 0, "uplift protocol: penalty on the effect correction's leaf values, in rows: a leaf's value is its residual sum / (rows + this) (0: the trainer's default, 1)")
 	fs.IntVar(&trees.Patience, "trees.patience", 0, "uplift protocol: trees each cross-validation run of the effect correction goes on for without its held-out shoppers' error falling before it stops (0: the trainer's default, 10)")
 	effect := fs.String("effect", pipeline.EffectDRPooled, "uplift protocol: "+pipeline.EffectHelp)
 	lookback := fs.Duration("experiment.lookback", pipeline.DefaultExperimentLookback, "uplift and experiment protocols: randomized exposures this far back from the last event are used, as in a training run")
