@@ -230,11 +230,14 @@ func boost(X [][]float64, target []float64, validation []bool, rounds int, opt T
 // each midway between neighbouring distinct values, at about every
 // n/bins-th row in sorted order) and each row's bin: the number of
 // thresholds below its value, so value <= cuts[j][b] exactly when bin <= b.
+// Features are binned side by side on all cores: with the folds of a
+// cross-validation each binning its rows, this was a third of the
+// DR-learner's time on one core.
 func binFeatures(X [][]float64, bins int) (cuts [][]float64, binned [][]uint8) {
 	n, d := len(X), len(X[0])
 	cuts, binned = make([][]float64, d), make([][]uint8, d)
-	sorted := make([]float64, n)
-	for j := range d {
+	parallelRows(d, func(j int) {
+		sorted := make([]float64, n)
 		for i, x := range X {
 			sorted[i] = x[j]
 		}
@@ -258,11 +261,27 @@ func binFeatures(X [][]float64, bins int) (cuts [][]float64, binned [][]uint8) {
 		}
 		b := make([]uint8, n)
 		for i, x := range X {
-			b[i] = uint8(sort.SearchFloat64s(c, x[j]))
+			b[i] = uint8(thresholdsBelow(c, x[j]))
 		}
 		cuts[j], binned[j] = c, b
-	}
+	})
 	return cuts, binned
+}
+
+// thresholdsBelow is how many of the ascending thresholds c are below v
+// (sort.SearchFloat64s, without its call per comparison: binning runs it
+// for every row and feature).
+func thresholdsBelow(c []float64, v float64) int {
+	lo, hi := 0, len(c)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if c[m] < v {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo
 }
 
 // grower builds one tree at a time on the current residuals.

@@ -5,6 +5,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"reflect"
+	"slices"
+	"sort"
 	"testing"
 )
 
@@ -297,5 +299,45 @@ func BenchmarkBoostTrees(b *testing.B) {
 				b.ReportMetric(float64(len(t.Trees)), "trees")
 			}
 		})
+	}
+}
+
+// TestBinFeatures: every row's bin is the number of thresholds below its
+// value (so value <= cuts[b] exactly when bin <= b), on features with
+// ties, a constant and few distinct values, and the hand-written search
+// agrees with sort.SearchFloat64s on the thresholds themselves.
+func TestBinFeatures(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	X := make([][]float64, 5000)
+	for i := range X {
+		X[i] = []float64{r.NormFloat64(), float64(r.IntN(7)), 2, math.Round(r.ExpFloat64()*10) / 10}
+	}
+	cuts, binned := binFeatures(X, 64)
+	for j := range cuts {
+		if !slices.IsSorted(cuts[j]) || len(cuts[j]) > 63 {
+			t.Fatalf("feature %d: thresholds %v", j, cuts[j])
+		}
+		for i, x := range X {
+			if want := sort.SearchFloat64s(cuts[j], x[j]); int(binned[j][i]) != want {
+				t.Fatalf("feature %d, row %d (%v): bin %d, want %d", j, i, x[j], binned[j][i], want)
+			}
+		}
+	}
+	for _, c := range cuts {
+		for _, v := range c { // on a threshold, and just either side of it
+			for _, w := range []float64{v, math.Nextafter(v, -1), math.Nextafter(v, 1)} {
+				if got, want := thresholdsBelow(c, w), sort.SearchFloat64s(c, w); got != want {
+					t.Fatalf("%v among %v: %d thresholds below, want %d", w, c, got, want)
+				}
+			}
+		}
+	}
+	if len(cuts[2]) != 0 || len(cuts[1]) != 6 {
+		t.Errorf("constant feature: %d thresholds (want 0); 7 values: %d (want 6)", len(cuts[2]), len(cuts[1]))
+	}
+	for _, v := range cuts[1] {
+		if v != math.Floor(v)+0.5 {
+			t.Errorf("threshold %v is not midway between two of the values 0..6", v)
+		}
 	}
 }
