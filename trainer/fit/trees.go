@@ -1,6 +1,7 @@
 package fit
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"runtime"
@@ -118,7 +119,7 @@ func BoostTrees(X [][]float64, y, init []float64, opt TreeOptions) (artifact.Tre
 		target[i] -= init[i]
 	}
 	if opt.Folds == nil {
-		return boost(X, target, opt.Validation, opt.Rounds, opt)
+		return boost(X, sortRows(X), target, opt.Validation, opt.Rounds, opt)
 	}
 	if opt.Validation != nil {
 		return artifact.Trees{}, fmt.Errorf("both validation flags and folds given")
@@ -132,6 +133,8 @@ func BoostTrees(X [][]float64, y, init []float64, opt TreeOptions) (artifact.Tre
 	// The folds' runs are independent: they run side by side, at most one
 	// per core (each also spreads its split search over the cores), which
 	// keeps all cores busy between the nodes of the trees.
+	// Each run bins its own rows, but all of them from one sort.
+	order := sortRows(X)
 	nf := slices.Max(opt.Folds) + 1
 	counts, has := make([]int, nf), make([]bool, nf)
 	for _, f := range opt.Folds {
@@ -148,7 +151,7 @@ func BoostTrees(X [][]float64, y, init []float64, opt TreeOptions) (artifact.Tre
 			for i, h := range opt.Folds {
 				watch[i] = h == f
 			}
-			t, err := boost(X, target, watch, opt.Rounds, opt)
+			t, err := boost(X, order, target, watch, opt.Rounds, opt)
 			if err != nil {
 				return fmt.Errorf("fold %d: %w", f, err)
 			}
@@ -166,18 +169,22 @@ func BoostTrees(X [][]float64, y, init []float64, opt TreeOptions) (artifact.Tre
 			folds++
 		}
 	}
-	return boost(X, target, nil, int(math.Round(float64(kept)/float64(folds))), opt)
+	return boost(X, order, target, nil, int(math.Round(float64(kept)/float64(folds))), opt)
 }
 
 // boost is BoostTrees on target (y less init) with validation flags
-// watch (nil: none) and at most rounds trees (0: only the base).
-func boost(X [][]float64, target []float64, validation []bool, rounds int, opt TreeOptions) (artifact.Trees, error) {
+// watch (nil: none) and at most rounds trees (0: only the base); order
+// is sortRows(X).
+func boost(X [][]float64, order [][]int32, target []float64, validation []bool, rounds int, opt TreeOptions) (artifact.Trees, error) {
 	var fitX, watchX [][]float64
-	var resid, watch []float64 // residuals of the rows fitted and watched
+	var resid, watch []float64     // residuals of the rows fitted and watched
+	fitAt := make([]int32, len(X)) // row of X → its row in fitX, or -1
 	for i, x := range X {
 		if validation != nil && validation[i] {
 			watchX, watch = append(watchX, x), append(watch, target[i])
+			fitAt[i] = -1
 		} else {
+			fitAt[i] = int32(len(fitX))
 			fitX, resid = append(fitX, x), append(resid, target[i])
 		}
 	}
@@ -196,7 +203,7 @@ func boost(X [][]float64, target []float64, validation []bool, rounds int, opt T
 	for i := range watch {
 		watch[i] -= base
 	}
-	cuts, bins := binFeatures(fitX, opt.Bins)
+	cuts, bins := binFeatures(X, order, fitAt, len(fitX), opt.Bins)
 	out := artifact.Trees{Base: base}
 	// A gain below rounding error of the targets' scale is none.
 	g := grower{opt: opt, cuts: cuts, bins: bins, resid: resid, rows: make([]int32, len(fitX)), minGain: 1e-12 * ss}
@@ -226,62 +233,69 @@ func boost(X [][]float64, target []float64, validation []bool, rounds int, opt T
 	return out, nil
 }
 
-// binFeatures returns, per feature, the split thresholds (at most bins−1,
-// each midway between neighbouring distinct values, at about every
-// n/bins-th row in sorted order) and each row's bin: the number of
-// thresholds below its value, so value <= cuts[j][b] exactly when bin <= b.
-// Features are binned side by side on all cores: with the folds of a
-// cross-validation each binning its rows, this was a third of the
-// DR-learner's time on one core.
-func binFeatures(X [][]float64, bins int) (cuts [][]float64, binned [][]uint8) {
-	n, d := len(X), len(X[0])
+// sortRows returns, per feature, the rows of X in ascending order of
+// that feature's value.
+func sortRows(X [][]float64) [][]int32 {
+	order := make([][]int32, len(X[0]))
+	parallelRows(len(order), func(j int) {
+		col, o := make([]float64, len(X)), make([]int32, len(X))
+		for i, x := range X {
+			col[i], o[i] = x[j], int32(i)
+		}
+		slices.SortFunc(o, func(a, b int32) int { return cmp.Compare(col[a], col[b]) })
+		order[j] = o
+	})
+	return order
+}
+
+// binFeatures bins the n rows of X that fitAt places (fitAt[i] is row
+// i's place among them, -1 for a row left out), reading each feature's
+// values in order (sortRows(X)) instead of sorting them again: cross-
+// validation bins five subsets of the same rows. It returns, per feature,
+// the split thresholds (at most bins−1, each midway between neighbouring
+// distinct values, at about every n/bins-th row in sorted order) and each
+// placed row's bin: the number of thresholds below its value, so value
+// <= cuts[j][b] exactly when bin <= b. Features are binned side by side
+// on all cores.
+func binFeatures(X [][]float64, order [][]int32, fitAt []int32, n, bins int) (cuts [][]float64, binned [][]uint8) {
+	d := len(order)
 	cuts, binned = make([][]float64, d), make([][]uint8, d)
 	parallelRows(d, func(j int) {
-		sorted := make([]float64, n)
-		for i, x := range X {
-			sorted[i] = x[j]
+		sorted, at := make([]float64, 0, n), make([]int32, 0, n)
+		for _, i := range order[j] {
+			if fitAt[i] >= 0 {
+				sorted, at = append(sorted, X[i][j]), append(at, fitAt[i])
+			}
 		}
-		slices.Sort(sorted)
-		distinct := slices.Compact(slices.Clone(sorted))
 		var c []float64
 		for k := 1; k < bins; k++ {
-			// Cut after the k-th of bins equal runs of rows, past any ties.
-			at := k*n/bins - 1
-			if at < 0 {
+			// Cut after the k-th of bins equal runs of rows, past any ties:
+			// midway to the next larger value.
+			a := k*n/bins - 1
+			if a < 0 {
 				continue
 			}
-			r := sort.SearchFloat64s(distinct, sorted[at])
-			if r+1 >= len(distinct) {
+			v := sorted[a]
+			next := a + sort.Search(n-a, func(q int) bool { return sorted[a+q] > v })
+			if next >= n {
 				break
 			}
-			t := (distinct[r] + distinct[r+1]) / 2
+			t := (v + sorted[next]) / 2
 			if len(c) == 0 || t > c[len(c)-1] {
 				c = append(c, t)
 			}
 		}
-		b := make([]uint8, n)
-		for i, x := range X {
-			b[i] = uint8(thresholdsBelow(c, x[j]))
+		// Rows come in ascending order, so their bins only go up.
+		b, bin := make([]uint8, n), 0
+		for k, v := range sorted {
+			for bin < len(c) && c[bin] < v {
+				bin++
+			}
+			b[at[k]] = uint8(bin)
 		}
 		cuts[j], binned[j] = c, b
 	})
 	return cuts, binned
-}
-
-// thresholdsBelow is how many of the ascending thresholds c are below v
-// (sort.SearchFloat64s, without its call per comparison: binning runs it
-// for every row and feature).
-func thresholdsBelow(c []float64, v float64) int {
-	lo, hi := 0, len(c)
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		if c[m] < v {
-			lo = m + 1
-		} else {
-			hi = m
-		}
-	}
-	return lo
 }
 
 // grower builds one tree at a time on the current residuals.

@@ -304,15 +304,28 @@ func BenchmarkBoostTrees(b *testing.B) {
 
 // TestBinFeatures: every row's bin is the number of thresholds below its
 // value (so value <= cuts[b] exactly when bin <= b), on features with
-// ties, a constant and few distinct values, and the hand-written search
-// agrees with sort.SearchFloat64s on the thresholds themselves.
+// ties, a constant, few distinct values and neighbouring floats (whose
+// midway threshold rounds onto one of them); and binning some rows from
+// every row's sort gives what binning those rows alone does, as the folds
+// of a cross-validation rely on.
 func TestBinFeatures(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	X := make([][]float64, 5000)
 	for i := range X {
-		X[i] = []float64{r.NormFloat64(), float64(r.IntN(7)), 2, math.Round(r.ExpFloat64()*10) / 10}
+		tiny := 1.0
+		if r.IntN(2) == 0 {
+			tiny = math.Nextafter(1, 2)
+		}
+		X[i] = []float64{r.NormFloat64(), float64(r.IntN(7)), 2, math.Round(r.ExpFloat64()*10) / 10, tiny}
 	}
-	cuts, binned := binFeatures(X, 64)
+	all := func(n int) []int32 {
+		at := make([]int32, n)
+		for i := range at {
+			at[i] = int32(i)
+		}
+		return at
+	}
+	cuts, binned := binFeatures(X, sortRows(X), all(len(X)), len(X), 64)
 	for j := range cuts {
 		if !slices.IsSorted(cuts[j]) || len(cuts[j]) > 63 {
 			t.Fatalf("feature %d: thresholds %v", j, cuts[j])
@@ -323,21 +336,26 @@ func TestBinFeatures(t *testing.T) {
 			}
 		}
 	}
-	for _, c := range cuts {
-		for _, v := range c { // on a threshold, and just either side of it
-			for _, w := range []float64{v, math.Nextafter(v, -1), math.Nextafter(v, 1)} {
-				if got, want := thresholdsBelow(c, w), sort.SearchFloat64s(c, w); got != want {
-					t.Fatalf("%v among %v: %d thresholds below, want %d", w, c, got, want)
-				}
-			}
-		}
-	}
-	if len(cuts[2]) != 0 || len(cuts[1]) != 6 {
-		t.Errorf("constant feature: %d thresholds (want 0); 7 values: %d (want 6)", len(cuts[2]), len(cuts[1]))
+	if len(cuts[2]) != 0 || len(cuts[1]) != 6 || len(cuts[4]) != 1 {
+		t.Errorf("thresholds: constant feature %d (want 0), 7 values %d (want 6), 2 values %d (want 1)", len(cuts[2]), len(cuts[1]), len(cuts[4]))
 	}
 	for _, v := range cuts[1] {
 		if v != math.Floor(v)+0.5 {
 			t.Errorf("threshold %v is not midway between two of the values 0..6", v)
 		}
+	}
+	// Every third row left out.
+	fitAt, sub := make([]int32, len(X)), [][]float64(nil)
+	for i, x := range X {
+		fitAt[i] = -1
+		if i%3 != 0 {
+			fitAt[i] = int32(len(sub))
+			sub = append(sub, x)
+		}
+	}
+	gotCuts, gotBins := binFeatures(X, sortRows(X), fitAt, len(sub), 64)
+	wantCuts, wantBins := binFeatures(sub, sortRows(sub), all(len(sub)), len(sub), 64)
+	if !reflect.DeepEqual(gotCuts, wantCuts) || !reflect.DeepEqual(gotBins, wantBins) {
+		t.Errorf("binning two thirds of the rows from all rows' sort differs from binning them alone")
 	}
 }
