@@ -132,8 +132,8 @@ func BoostTrees(X [][]float64, y, init []float64, opt TreeOptions) (artifact.Tre
 	}
 	// The folds' runs are independent: they run side by side, at most one
 	// per core (each also spreads its split search over the cores), which
-	// keeps all cores busy between the nodes of the trees.
-	// Each run bins its own rows, but all of them from one sort.
+	// keeps all cores busy between the nodes of the trees. Each run bins
+	// its own rows, all of them from one sort.
 	order := sortRows(X)
 	nf := slices.Max(opt.Folds) + 1
 	counts, has := make([]int, nf), make([]bool, nf)
