@@ -127,8 +127,8 @@ func BoostTrees(X [][]float64, y, init []float64, opt TreeOptions) (artifact.Tre
 	if len(opt.Folds) != n {
 		return artifact.Trees{}, fmt.Errorf("%d rows, %d folds", n, len(opt.Folds))
 	}
-	if slices.Min(opt.Folds) < 0 {
-		return artifact.Trees{}, fmt.Errorf("negative fold %d", slices.Min(opt.Folds))
+	if lo := slices.Min(opt.Folds); lo < 0 {
+		return artifact.Trees{}, fmt.Errorf("negative fold %d", lo)
 	}
 	// The folds' runs are independent: they run side by side, at most one
 	// per core (each also spreads its split search over the cores), which
@@ -176,19 +176,19 @@ func BoostTrees(X [][]float64, y, init []float64, opt TreeOptions) (artifact.Tre
 // watch (nil: none) and at most rounds trees (0: only the base); order
 // is sortRows(X).
 func boost(X [][]float64, order [][]int32, target []float64, validation []bool, rounds int, opt TreeOptions) (artifact.Trees, error) {
-	var fitX, watchX [][]float64
+	var watchX [][]float64
 	var resid, watch []float64     // residuals of the rows fitted and watched
-	fitAt := make([]int32, len(X)) // row of X → its row in fitX, or -1
+	fitAt := make([]int32, len(X)) // row of X → its place among the fitted rows, or -1
 	for i, x := range X {
 		if validation != nil && validation[i] {
 			watchX, watch = append(watchX, x), append(watch, target[i])
 			fitAt[i] = -1
 		} else {
-			fitAt[i] = int32(len(fitX))
-			fitX, resid = append(fitX, x), append(resid, target[i])
+			fitAt[i] = int32(len(resid))
+			resid = append(resid, target[i])
 		}
 	}
-	if len(fitX) == 0 {
+	if len(resid) == 0 {
 		return artifact.Trees{}, fmt.Errorf("%w: every row is a validation row", ErrNoData)
 	}
 	base, ss := 0.0, 0.0
@@ -203,10 +203,10 @@ func boost(X [][]float64, order [][]int32, target []float64, validation []bool, 
 	for i := range watch {
 		watch[i] -= base
 	}
-	cuts, bins := binFeatures(X, order, fitAt, len(fitX), opt.Bins)
+	cuts, bins := binFeatures(X, order, fitAt, len(resid), opt.Bins)
 	out := artifact.Trees{Base: base}
 	// A gain below rounding error of the targets' scale is none.
-	g := grower{opt: opt, cuts: cuts, bins: bins, resid: resid, rows: make([]int32, len(fitX)), minGain: 1e-12 * ss}
+	g := grower{opt: opt, cuts: cuts, bins: bins, resid: resid, rows: make([]int32, len(resid)), minGain: 1e-12 * ss}
 	bestLoss, bestAt := floats.Dot(watch, watch), 0
 	for range rounds {
 		t := g.tree()
