@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"fmt"
+	"hash/fnv"
 	"math"
 	"slices"
 	"sort"
@@ -19,7 +20,8 @@ import (
 type upliftRow struct {
 	x         []float64 // selected raw features
 	arm       string
-	user      int       // index into Dataset.Users
+	user      int       // index into Dataset.Users: one per shopper and experiment period
+	shopper   uint32    // shopperHash of the shopper's ID, the same in every period; the DR-learner's folds go by it
 	at        time.Time // of the exposure
 	converted float64
 	spend     float64
@@ -228,10 +230,22 @@ const liftFolds = 3
 // points), so without a stop the trees would soon fit noise.
 const stopFolds = 5
 
-// stopFold is a shopper's fold for stopFolds, by a hash unrelated to the
-// cross-fitting folds'.
-func stopFold(user int) int {
-	return int(uint32(user) * 2246822519 >> 20 % stopFolds)
+// liftFold is a shopper's fold for liftFolds (shopper as in upliftRow).
+func liftFold(shopper uint32) int {
+	return int(shopper*2654435761>>16) % liftFolds
+}
+
+// stopFold is a shopper's fold for stopFolds, by a hash unrelated to
+// liftFold's.
+func stopFold(shopper uint32) int {
+	return int(shopper * 2246822519 >> 20 % stopFolds)
+}
+
+// shopperHash is upliftRow.shopper for a shopper's ID.
+func shopperHash(id string) uint32 {
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	return h.Sum32()
 }
 
 // fitLiftCorrections gives each offer arm of u a correction to its effect
@@ -264,7 +278,7 @@ func fitLiftCorrections(u *artifact.Uplift, conv *conversionModels, rows []uplif
 	uncorrected := map[string]string{}
 	fold := make([]int, len(rows))
 	for i, r := range rows {
-		fold[i] = int(uint32(r.user)*2654435761>>16) % liftFolds
+		fold[i] = liftFold(r.shopper)
 	}
 	// Cross-fitted probabilities: under control, and under each offer arm.
 	muC := make([]float64, len(rows))
@@ -320,7 +334,7 @@ func fitLiftCorrections(u *artifact.Uplift, conv *conversionModels, rows []uplif
 			}
 			pt, pc := conv.predict(z[i], k)
 			d.x, d.phi, d.init = append(d.x, z[i]), append(d.phi, p), append(d.init, pt-pc)
-			d.fold = append(d.fold, stopFold(r.user))
+			d.fold = append(d.fold, stopFold(r.shopper))
 		}
 		arms = append(arms, d)
 	}
@@ -508,7 +522,7 @@ func prepareUplift(ds *features.Dataset, holdout []bool, cfg Config) (*upliftDat
 	d := &upliftData{fnames: names(sel.Kept)}
 	var trainX [][]float64
 	for i, e := range ds.Exposures {
-		r := upliftRow{x: project([][]float64{all[i]}, sel.Kept)[0], arm: e.Arm, user: e.User, at: e.Time, converted: b2f(e.Converted), spend: e.Spend, holdout: holdout[e.User]}
+		r := upliftRow{x: project([][]float64{all[i]}, sel.Kept)[0], arm: e.Arm, user: e.User, shopper: shopperHash(ds.Users[e.User].ID), at: e.Time, converted: b2f(e.Converted), spend: e.Spend, holdout: holdout[e.User]}
 		if r.holdout {
 			if !e.Time.Before(testFrom) {
 				d.test = append(d.test, r)

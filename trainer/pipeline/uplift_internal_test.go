@@ -187,6 +187,54 @@ func TestUpliftHoldoutIsTheLastHorizon(t *testing.T) {
 	}
 }
 
+// A shopper has a row in each experiment period they were exposed in, so
+// the DR-learner's folds (cross-fitting and the cross-validated stop) go
+// by the shopper, not the row: otherwise one shopper's periods would sit
+// on both sides of a fold.
+func TestUpliftFoldsGroupShoppersAcrossPeriods(t *testing.T) {
+	p := shop.Tiny()
+	p.ExperimentShare = 0.6
+	b := inmem.New()
+	if _, err := shop.WriteTo(context.Background(), b, p, nil); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	cfg.defaults()
+	ds, err := ExperimentData(context.Background(), b, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := prepareUplift(ds, splitUsers(ds.Users, cfg.HoldoutShare, cfg.Seed), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type folds struct{ lift, stop, row int }
+	seen := map[string]folds{}
+	periods, liftUsed, stopUsed := 0, map[int]bool{}, map[int]bool{}
+	for _, r := range d.train {
+		id := ds.Users[r.user].ID
+		f := folds{liftFold(r.shopper), stopFold(r.shopper), r.user}
+		liftUsed[f.lift], stopUsed[f.stop] = true, true
+		prev, ok := seen[id]
+		if !ok {
+			seen[id] = f
+			continue
+		}
+		if prev.lift != f.lift || prev.stop != f.stop {
+			t.Fatalf("shopper %s is in folds %d/%d in one period and %d/%d in another", id, prev.lift, prev.stop, f.lift, f.stop)
+		}
+		if prev.row != f.row {
+			periods++
+		}
+	}
+	if periods == 0 {
+		t.Fatal("no shopper has rows in two periods: the test shows nothing")
+	}
+	if len(liftUsed) != liftFolds || len(stopUsed) != stopFolds {
+		t.Fatalf("folds used: %d of %d for cross-fitting, %d of %d for the stop", len(liftUsed), liftFolds, len(stopUsed), stopFolds)
+	}
+}
+
 // Experiment periods build rows only for the shoppers exposed in them: the
 // result is the same as building every shopper, weekly periods included,
 // and the periods before the experiment follow nobody.
@@ -300,7 +348,7 @@ func TestUpliftCorrectionFindsAnEffectThatChangesSign(t *testing.T) {
 		if r.Float64() < p {
 			y = 1
 		}
-		rows = append(rows, upliftRow{x: []float64{x}, arm: arm, user: i, converted: y})
+		rows = append(rows, upliftRow{x: []float64{x}, arm: arm, user: i, shopper: uint32(i), converted: y})
 	}
 	scaler := fit.Standardize([][]float64{{-2}, {2}}, nil)
 	lift := func(u *artifact.Uplift, x float64) float64 {
@@ -386,7 +434,7 @@ func TestSharedCorrectionKeepsEachArmsOwnEffect(t *testing.T) {
 		if r.Float64() < p {
 			y = 1
 		}
-		rows = append(rows, upliftRow{x: []float64{x}, arm: arm, user: i, converted: y})
+		rows = append(rows, upliftRow{x: []float64{x}, arm: arm, user: i, shopper: uint32(i), converted: y})
 	}
 	scaler := fit.Standardize([][]float64{{-2}, {2}}, nil)
 	u, uncorrected, err := FitUpliftModel(rows, []string{"x"}, scaler, UpliftOptions{L2: 1, Deviation: 300})
@@ -470,7 +518,7 @@ func BenchmarkFitUpliftModel(b *testing.B) {
 		if r.Float64() < math.Max(0, p) {
 			y = 1
 		}
-		rows[i], X[i] = upliftRow{x: x, arm: arm, user: i / 3, converted: y}, x
+		rows[i], X[i] = upliftRow{x: x, arm: arm, user: i / 3, shopper: uint32(i / 3), converted: y}, x
 	}
 	scaler := fit.Standardize(X, nil)
 	for _, effect := range []string{EffectDifference, EffectDRTrees, EffectDRPooled} {
