@@ -141,12 +141,13 @@ func TestPolicyValueRepeats(t *testing.T) {
 	}
 }
 
-// The uplift model learns from the whole lookback but is tested on the
-// held-out shoppers' exposures of the last horizon only, and never trains
-// on a held-out shopper.
-func TestUpliftHoldoutIsTheLastHorizon(t *testing.T) {
+// longExperiment is the experiment data of a tiny shop whose experiment
+// runs 54 days (longer than the 30-day horizon, and many weekly periods),
+// with the default configuration.
+func longExperiment(t *testing.T) (*features.Dataset, Config) {
+	t.Helper()
 	p := shop.Tiny()
-	p.ExperimentShare = 0.6 // 54 days: longer than the 30-day horizon
+	p.ExperimentShare = 0.6
 	b := inmem.New()
 	if _, err := shop.WriteTo(context.Background(), b, p, nil); err != nil {
 		t.Fatal(err)
@@ -157,6 +158,14 @@ func TestUpliftHoldoutIsTheLastHorizon(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return ds, cfg
+}
+
+// The uplift model learns from the whole lookback but is tested on the
+// held-out shoppers' exposures of the last horizon only, and never trains
+// on a held-out shopper.
+func TestUpliftHoldoutIsTheLastHorizon(t *testing.T) {
+	ds, cfg := longExperiment(t)
 	hold := splitUsers(ds.Users, cfg.HoldoutShare, cfg.Seed)
 	from := UpliftHoldoutStart(ds, cfg)
 	var inWindow, heldIn, earlierHeldOut int
@@ -192,18 +201,7 @@ func TestUpliftHoldoutIsTheLastHorizon(t *testing.T) {
 // by the shopper, not the row: otherwise one shopper's periods would sit
 // on both sides of a fold.
 func TestUpliftFoldsGroupShoppersAcrossPeriods(t *testing.T) {
-	p := shop.Tiny()
-	p.ExperimentShare = 0.6
-	b := inmem.New()
-	if _, err := shop.WriteTo(context.Background(), b, p, nil); err != nil {
-		t.Fatal(err)
-	}
-	cfg := Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	cfg.defaults()
-	ds, err := ExperimentData(context.Background(), b, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ds, cfg := longExperiment(t)
 	d, err := prepareUplift(ds, splitUsers(ds.Users, cfg.HoldoutShare, cfg.Seed), cfg)
 	if err != nil {
 		t.Fatal(err)
