@@ -3,6 +3,9 @@ package pipeline
 import (
 	"fmt"
 	"math"
+	"runtime"
+	"sync"
+	"sync/atomic"
 
 	"github.com/promoai/promo/registry/artifact"
 	"github.com/promoai/promo/trainer/datasets"
@@ -141,13 +144,44 @@ func itemSim(m *fit.Interactions, items []artifact.Item, c RecConfig, nb [][]art
 // artifact code the server uses.
 func EvaluateItemSim(s *artifact.ItemSim, train *fit.Interactions, test []map[int32]bool, k int) map[string]float64 {
 	r := eval.NewRanking(k, len(s.Items))
-	scores := make([]float32, len(s.Items))
-	for u, hist := range train.Users {
-		if len(test[u]) > 0 {
-			r.Add(rankUnseen(s, hist, scores, k), test[u])
+	for u, ranked := range rankHeldOut(s, train, test, k) {
+		if ranked != nil {
+			r.Add(ranked, test[u])
 		}
 	}
 	return r.Metrics()
+}
+
+// rankHeldOut returns, per user of train with held-out items in test, the
+// top k items rankUnseen gives them (nil for the others). Users are ranked
+// on all cores, each worker with its own scratch scores; the caller sums
+// their metrics in user order, so the figures do not depend on the
+// scheduling.
+func rankHeldOut(s *artifact.ItemSim, train *fit.Interactions, test []map[int32]bool, k int) [][]int32 {
+	out := make([][]int32, len(train.Users))
+	var next atomic.Int64
+	const chunk = 256
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			scores := make([]float32, len(s.Items))
+			for {
+				lo := int(next.Add(chunk)) - chunk
+				if lo >= len(out) {
+					return
+				}
+				for u := lo; u < min(lo+chunk, len(out)); u++ {
+					if len(test[u]) > 0 {
+						out[u] = rankUnseen(s, train.Users[u], scores, k)
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return out
 }
 
 // rankUnseen returns the top k items not in the user's history, scored by
@@ -159,11 +193,13 @@ func rankUnseen(s *artifact.ItemSim, hist []artifact.Weighted, scores []float32,
 	for i, p := range s.Popularity {
 		scores[i] += 1e-6 * p
 	}
-	seen := make(map[int32]bool, len(hist))
+	// Seen items are marked in the scratch scores rather than looked up in
+	// a set: the skip test runs once per catalogue item.
+	seen := float32(math.Inf(-1))
 	for _, h := range hist {
-		seen[h.Item] = true
+		scores[h.Item] = seen
 	}
-	return artifact.TopK(scores, k, func(i int32) bool { return seen[i] })
+	return artifact.TopK(scores, k, func(i int32) bool { return scores[i] == seen })
 }
 
 // PrecisionCurve returns precision@k for k = 1..maxK, ranking as
@@ -171,14 +207,13 @@ func rankUnseen(s *artifact.ItemSim, hist []artifact.Weighted, scores []float32,
 func PrecisionCurve(s *artifact.ItemSim, train *fit.Interactions, test []map[int32]bool, maxK int) []float64 {
 	out := make([]float64, maxK)
 	users := 0
-	scores := make([]float32, len(s.Items))
-	for u, hist := range train.Users {
-		if len(test[u]) == 0 {
+	for u, ranked := range rankHeldOut(s, train, test, maxK) {
+		if ranked == nil {
 			continue
 		}
 		users++
 		hits := 0
-		for i, it := range rankUnseen(s, hist, scores, maxK) {
+		for i, it := range ranked {
 			if test[u][it] {
 				hits++
 			}
