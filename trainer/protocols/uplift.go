@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sort"
 	"text/tabwriter"
 	"time"
@@ -163,10 +165,10 @@ func Uplift(ctx context.Context, p shop.Params, cfg pipeline.Config, opt UpliftO
 // effect given what that person knows.
 func mixByTrace(truth, partial map[string]map[string]float64, hidden map[string]bool, trace map[string]float64, bins int) map[string]map[string]float64 {
 	hiddenAvg, nHidden := map[string]float64{}, 0.0
-	for id, arms := range truth {
+	for _, id := range slices.Sorted(maps.Keys(truth)) { // a fixed order: the same sums every run
 		if hidden[id] {
 			nHidden++
-			for a, v := range arms {
+			for a, v := range truth[id] {
 				hiddenAvg[a] += v
 			}
 		}
@@ -219,10 +221,10 @@ func mixByTrace(truth, partial map[string]map[string]float64, hidden map[string]
 // else until treated).
 func hideUsers(truth map[string]map[string]float64, hidden map[string]bool) map[string]map[string]float64 {
 	sum, n := map[string]float64{}, 0.0
-	for id, arms := range truth {
+	for _, id := range slices.Sorted(maps.Keys(truth)) { // a fixed order: the same sums every run
 		if !hidden[id] {
 			n++
-			for a, v := range arms {
+			for a, v := range truth[id] {
 				sum[a] += v
 			}
 		}
