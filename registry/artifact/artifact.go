@@ -39,6 +39,11 @@ const (
 	// would ignore them and serve other probabilities than the ones
 	// evaluated, so it must refuse the version instead.
 	KindUpliftLift = "uplift/v2"
+	// KindUpliftEffect is an uplift model whose offer arms carry effect
+	// models that replace the conversion models' difference
+	// (ArmModel.Effect); readers that know only the older kinds refuse it
+	// for the same reason.
+	KindUpliftEffect = "uplift/v3"
 )
 
 // Family is a kind without its version ("uplift" for "uplift/v2"): what a
@@ -92,7 +97,7 @@ func newOfKind(kind string) (Artifact, error) {
 		return &ItemSim{}, nil
 	case KindProfiles:
 		return &Profiles{}, nil
-	case KindUplift, KindUpliftLift:
+	case KindUplift, KindUpliftLift, KindUpliftEffect:
 		return &Uplift{}, nil
 	}
 	return nil, fmt.Errorf("%w: unknown artifact kind %q", registry.ErrCorrupt, kind)

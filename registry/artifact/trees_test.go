@@ -45,6 +45,58 @@ func TestUpliftLiftCorrectsTheTreatedProbability(t *testing.T) {
 	}
 }
 
+// effectUplift is liftedUplift with the tree as an effect model instead
+// of a correction, and conversion models that disagree: control 0.5, the
+// offer arm sigmoid(1).
+func effectUplift() *artifact.Uplift {
+	u := liftedUplift()
+	u.Arms[0].Effect, u.Arms[0].Lift = u.Arms[0].Lift, nil
+	u.Arms[0].Conversion.Intercept = 1
+	return u
+}
+
+func TestUpliftEffectReplacesTheConversionModelsDifference(t *testing.T) {
+	u, err := artifact.Decode(artifact.KindUpliftEffect, blobsOf(t, effectUplift()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Control's probability plus the effect; the arm's own conversion
+	// model (sigmoid(1) ≈ 0.73) plays no part.
+	for _, c := range []struct{ f, want float64 }{{0, 0.7}, {0.5, 0.7}, {2, 0.2}} {
+		r, ok := u.(*artifact.Uplift).Predict([]float64{c.f}, "gift")
+		if !ok || r.PControl != 0.5 || math.Abs(r.PTreated-c.want) > 1e-12 {
+			t.Errorf("f=%v: %+v, want treated %v", c.f, r, c.want)
+		}
+	}
+	neg := effectUplift()
+	neg.Arms[0].Effect.Base = -5
+	neg.Prepare()
+	if r, _ := neg.Predict([]float64{0}, "gift"); r.PTreated != 0 {
+		t.Errorf("treated probability %v", r.PTreated)
+	}
+	if _, err := artifact.Decode(artifact.KindUpliftLift, blobsOf(t, effectUplift())); !errors.Is(err, registry.ErrCorrupt) {
+		t.Errorf("v3 blob read as v2: %v", err)
+	}
+}
+
+func TestInvalidEffectRefused(t *testing.T) {
+	u := effectUplift()
+	u.Arms[0].Effect.Trees[0].Value[1] = math.Inf(-1)
+	if _, err := artifact.Encode(u); !errors.Is(err, registry.ErrInvalid) {
+		t.Errorf("infinite leaf: want ErrInvalid, got %v", err)
+	}
+	u = effectUplift()
+	u.Arms[0].Lift = liftedUplift().Arms[0].Lift
+	if _, err := artifact.Encode(u); !errors.Is(err, registry.ErrInvalid) {
+		t.Errorf("lift and effect on one arm: want ErrInvalid, got %v", err)
+	}
+	u = effectUplift()
+	u.Control.Effect = u.Arms[0].Effect
+	if _, err := artifact.Encode(u); !errors.Is(err, registry.ErrInvalid) {
+		t.Errorf("effect on control: want ErrInvalid, got %v", err)
+	}
+}
+
 func TestInvalidLiftRefused(t *testing.T) {
 	for name, spoil := range map[string]func(*artifact.Trees){
 		"NaN leaf":          func(l *artifact.Trees) { l.Trees[0].Value[2] = math.NaN() },
@@ -130,6 +182,9 @@ func TestLiftHasItsOwnKind(t *testing.T) {
 	plain.Arms[0].Lift = nil
 	if plain.Kind() != artifact.KindUplift {
 		t.Fatalf("kind without corrections %s", plain.Kind())
+	}
+	if k := effectUplift().Kind(); k != artifact.KindUpliftEffect || artifact.Family(k) != artifact.Family(artifact.KindUplift) {
+		t.Fatalf("kind with an effect model %s", k)
 	}
 	if _, err := artifact.Decode(artifact.KindUplift, blobsOf(t, u)); !errors.Is(err, registry.ErrCorrupt) {
 		t.Fatalf("v2 blob read as v1: %v", err)

@@ -5,15 +5,19 @@ import "fmt"
 // ArmModel is a response model for one experiment arm: conversion log-odds
 // and spend given conversion, on the uplift model's standardized features.
 //
-// An offer arm may also carry Lift, a correction to the offer's effect on
-// the conversion probability fitted to the effect itself (not to either
-// arm's conversions): the arm's conversion probability is then its
-// Conversion model's plus Lift, clamped to [0, 1].
+// An offer arm may also carry a model fitted to the offer's effect on the
+// conversion probability itself (not to either arm's conversions): either
+// Lift, a correction to the conversion models' difference (the arm's
+// conversion probability is its Conversion model's plus Lift), or Effect,
+// which replaces that difference (the arm's conversion probability is
+// control's plus Effect; the arm's Conversion model is then kept for
+// inspection only). Either way the probability is clamped to [0, 1].
 type ArmModel struct {
 	Arm        string `json:"arm"`
 	Conversion Linear `json:"conversion"`
 	Spend      Linear `json:"spend"`
 	Lift       *Trees `json:"lift,omitempty"`
+	Effect     *Trees `json:"effect,omitempty"`
 	N          int    `json:"n"` // training examples
 }
 
@@ -31,15 +35,19 @@ type Uplift struct {
 }
 
 // Kind implements Artifact.
-// A model with any effect correction is of KindUpliftLift, so readers
-// that predate corrections refuse it.
+// A model with any effect model is of KindUpliftEffect, else one with any
+// correction of KindUpliftLift, so readers that predate either refuse it.
 func (u *Uplift) Kind() string {
+	kind := KindUplift
 	for _, a := range u.Arms {
-		if a.Lift != nil {
-			return KindUpliftLift
+		switch {
+		case a.Effect != nil:
+			return KindUpliftEffect
+		case a.Lift != nil:
+			kind = KindUpliftLift
 		}
 	}
-	return KindUplift
+	return kind
 }
 
 // Validate implements Artifact.
@@ -71,9 +79,17 @@ func (u *Uplift) Validate() error {
 				return fmt.Errorf("uplift arm %s lift: %w", a.Arm, err)
 			}
 		}
+		if a.Effect != nil {
+			if err := a.Effect.Validate(n); err != nil {
+				return fmt.Errorf("uplift arm %s effect: %w", a.Arm, err)
+			}
+		}
+		if a.Lift != nil && a.Effect != nil {
+			return fmt.Errorf("uplift arm %s has both a lift and an effect model", a.Arm)
+		}
 	}
-	if u.Control.Lift != nil {
-		return fmt.Errorf("uplift: the control arm %q has a lift model", u.Control.Arm)
+	if u.Control.Lift != nil || u.Control.Effect != nil {
+		return fmt.Errorf("uplift: the control arm %q has a lift or effect model", u.Control.Arm)
 	}
 	return nil
 }
@@ -107,7 +123,10 @@ func (u *Uplift) Predict(x []float64, arm string) (Response, bool) {
 		PTreated: Sigmoid(a.Conversion.Eval(z)), PControl: Sigmoid(u.Control.Conversion.Eval(z)),
 		SpendTreated: max(0, a.Spend.Eval(z)), SpendControl: max(0, u.Control.Spend.Eval(z)),
 	}
-	if a.Lift != nil {
+	switch {
+	case a.Effect != nil:
+		r.PTreated = clamp01(r.PControl + a.Effect.Eval(z))
+	case a.Lift != nil:
 		r.PTreated = clamp01(r.PTreated + a.Lift.Eval(z))
 	}
 	return r, true

@@ -50,8 +50,8 @@ type Options struct {
 	// model, each with features as of the start of its ExperimentStep.
 	ExperimentLookback, ExperimentStep time.Duration
 	// UpliftEffect is how the uplift model estimates an offer's effect
-	// (pipeline.EffectDRPooled, pipeline.EffectDRTrees or
-	// pipeline.EffectDifference).
+	// (pipeline.EffectDR, pipeline.EffectDRPooled, pipeline.EffectDRTrees
+	// or pipeline.EffectDifference).
 	UpliftEffect string
 }
 
@@ -73,7 +73,7 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.HalfLife, "cf.half-life", 0, "decay interaction weights with this half-life (0: no decay), e.g. 720h")
 	fs.DurationVar(&o.ExperimentLookback, "experiment.lookback", pipeline.DefaultExperimentLookback, "randomized promotion exposures this far back from the last event train the uplift model and feed the experiment readout")
 	fs.DurationVar(&o.ExperimentStep, "experiment.step", pipeline.DefaultExperimentStep, "each of those exposures gets its shopper's features as of the start of its period of this length (shorter: fresher features, a slower run)")
-	fs.StringVar(&o.UpliftEffect, "uplift.effect", pipeline.EffectDRPooled, pipeline.EffectHelp)
+	fs.StringVar(&o.UpliftEffect, "uplift.effect", pipeline.EffectDR, pipeline.EffectHelp)
 }
 
 // subcommand starts a subcommand's flag set with the storage flags, whose

@@ -98,7 +98,8 @@ func TestUpliftEffectFlags(t *testing.T) {
 // -uplift.effect reaches the training run: difference publishes offer arms
 // without an effect correction, the default with one.
 func TestUpliftEffectReachesTheRun(t *testing.T) {
-	for effect, corrected := range map[string]bool{"difference": false, "dr-trees": true, "dr-pooled": true} {
+	for effect, kind := range map[string]string{"difference": artifact.KindUplift, "dr-trees": artifact.KindUpliftLift,
+		"dr-pooled": artifact.KindUpliftLift, "dr": artifact.KindUpliftEffect} {
 		dir := t.TempDir()
 		var out, errOut bytes.Buffer
 		args := []string{"-once", "-store.dir", dir, "-generate", "tiny", "-models", "uplift", "-uplift.effect", effect}
@@ -113,17 +114,13 @@ func TestUpliftEffectReachesTheRun(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		kind := artifact.KindUplift
-		if corrected {
-			kind = artifact.KindUpliftLift
-		}
 		a, err := artifact.Decode(kind, map[string][]byte{artifact.BlobName: data})
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, arm := range a.(*artifact.Uplift).Arms {
-			if (arm.Lift != nil) != corrected {
-				t.Errorf("%s: arm %s has a correction: %t", effect, arm.Arm, arm.Lift != nil)
+			if (arm.Lift != nil) != (kind == artifact.KindUpliftLift) || (arm.Effect != nil) != (kind == artifact.KindUpliftEffect) {
+				t.Errorf("%s: arm %s has a correction %t, effect trees %t", effect, arm.Arm, arm.Lift != nil, arm.Effect != nil)
 			}
 		}
 	}

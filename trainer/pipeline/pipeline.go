@@ -90,7 +90,7 @@ type Config struct {
 	// T-learner; for comparison).
 	UpliftSeparateArms bool
 	// UpliftEffect is how the uplift model estimates each offer's effect:
-	// EffectDRPooled (default), EffectDRTrees or EffectDifference.
+	// EffectDR (default), EffectDRPooled, EffectDRTrees or EffectDifference.
 	UpliftEffect string
 	// UpliftTrees shapes the trees of the effect correction (zero
 	// fields: fit.TreeOptions' defaults).

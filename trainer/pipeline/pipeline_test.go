@@ -93,8 +93,8 @@ func TestRunPublishesEveryModel(t *testing.T) {
 			t.Errorf("uplift metrics lack the experiment readout's %s: %v", k, u.Metrics)
 		}
 	}
-	// The default learner corrects every offer arm's effect, and says how
-	// many trees each correction kept.
+	// The default learner fits trees to every offer arm's effect, and says
+	// how many each kept.
 	man, blobs, err := reg.Load(ctx, pipeline.ModelUplift, u.Version)
 	if err != nil {
 		t.Fatal(err)
@@ -104,8 +104,8 @@ func TestRunPublishesEveryModel(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, a := range art.(*artifact.Uplift).Arms {
-		if _, ok := u.Metrics["arm."+a.Arm+".lift_trees"]; a.Lift == nil || !ok {
-			t.Errorf("arm %s: correction %v, trees recorded %t", a.Arm, a.Lift != nil, ok)
+		if _, ok := u.Metrics["arm."+a.Arm+".effect_trees"]; a.Effect == nil || !ok {
+			t.Errorf("arm %s: effect trees %v, their number recorded %t", a.Arm, a.Effect != nil, ok)
 		}
 	}
 	p := outcome(t, res, pipeline.ModelPropensity)

@@ -38,10 +38,14 @@ const (
 	// EffectDifference takes an offer's effect as the difference between
 	// its arm's and control's conversion models.
 	EffectDifference = "difference"
-	// EffectDRPooled corrects that difference with boosted trees fitted to
-	// doubly robust pseudo-outcomes of the effect (the DR-learner): first
-	// trees all offer arms share, fitted to every arm's pseudo-outcomes
-	// at once, then each arm's own trees on what those leave.
+	// EffectDR takes an offer's effect from boosted trees fitted to doubly
+	// robust pseudo-outcomes of the effect (the DR-learner), starting from
+	// their mean: first trees all offer arms share, fitted to every arm's
+	// pseudo-outcomes at once, then each arm's own trees on what those
+	// leave. The conversion models only build the pseudo-outcomes.
+	EffectDR = "dr"
+	// EffectDRPooled is EffectDR starting from the conversion models'
+	// difference instead of the mean: the trees correct that difference.
 	EffectDRPooled = "dr-pooled"
 	// EffectDRTrees is EffectDRPooled without the shared trees: each arm's
 	// correction is fitted to its own pseudo-outcomes only.
@@ -49,18 +53,19 @@ const (
 )
 
 // EffectHelp describes the effects for command-line flags.
-const EffectHelp = "how the uplift model estimates an offer's effect: " + EffectDRPooled +
-	" (the conversion models' difference, corrected by boosted trees fitted to doubly robust pseudo-outcomes, first trees the offer arms share, then each arm's own), " +
-	EffectDRTrees + " (the same without the shared trees) or " +
+const EffectHelp = "how the uplift model estimates an offer's effect: " + EffectDR +
+	" (boosted trees fitted to doubly robust pseudo-outcomes built from the arms' conversion models, first trees the offer arms share, then each arm's own), " +
+	EffectDRPooled + " (the conversion models' difference, corrected by such trees), " +
+	EffectDRTrees + " (that correction without the shared trees) or " +
 	EffectDifference + " (the difference alone)"
 
 // CheckUpliftEffect refuses an effect FitUpliftModel does not know.
 func CheckUpliftEffect(effect string) error {
 	switch effect {
-	case "", EffectDRPooled, EffectDRTrees, EffectDifference:
+	case "", EffectDR, EffectDRPooled, EffectDRTrees, EffectDifference:
 		return nil
 	}
-	return fmt.Errorf("unknown uplift effect %q (want %s, %s or %s)", effect, EffectDRPooled, EffectDRTrees, EffectDifference)
+	return fmt.Errorf("unknown uplift effect %q (want %s, %s, %s or %s)", effect, EffectDR, EffectDRPooled, EffectDRTrees, EffectDifference)
 }
 
 // UpliftOptions are the uplift model's penalties and learner.
@@ -70,8 +75,8 @@ type UpliftOptions struct {
 	// SeparateArms fits each offer arm on its own (the T-learner), with
 	// penalty L2, instead of jointly.
 	SeparateArms bool
-	// Effect is EffectDRPooled (the default when empty), EffectDRTrees or
-	// EffectDifference.
+	// Effect is EffectDR (the default when empty), EffectDRPooled,
+	// EffectDRTrees or EffectDifference.
 	Effect string
 	Trees  fit.TreeOptions // of the DR-learner's correction
 }
@@ -80,9 +85,10 @@ type UpliftOptions struct {
 // spend-given-conversion model (ridge) per arm. Control has a model of its
 // own; the offer arms' models are fitted jointly, as a model shared by all
 // offer arms plus one deviation per arm, penalised by opt.Deviation. Unless
-// opt.Effect is EffectDifference each offer arm also gets a correction to its
-// effect (see fitLiftCorrections) where the data allow: uncorrected names
-// each offer arm left with the plain difference, and why.
+// opt.Effect is EffectDifference each offer arm also gets trees fitted to
+// its effect (see fitEffectTrees) where the data allow, as the effect itself
+// (EffectDR) or as a correction to the difference: uncorrected names each
+// offer arm left with the plain difference, and why.
 //
 // Why jointly: offers act alike on much of the population (someone put
 // off by offers is put off by all of them; a price-sensitive shopper likes
@@ -109,7 +115,7 @@ func FitUpliftModel(rows []upliftRow, featureNames []string, scaler artifact.Sta
 		u.Arms = append(u.Arms, artifact.ArmModel{Arm: a, Conversion: conv.treated[k], Spend: spendModel(rows, z, idx, len(featureNames)), N: len(idx)})
 	}
 	if opt.Effect != EffectDifference {
-		if uncorrected, err = fitLiftCorrections(u, conv, rows, z, opt); err != nil {
+		if uncorrected, err = fitEffectTrees(u, conv, rows, z, opt); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -248,8 +254,8 @@ func shopperHash(id string) uint32 {
 	return h.Sum32()
 }
 
-// fitLiftCorrections gives each offer arm of u a correction to its effect
-// (the DR-learner, Kennedy 2020). Each row's pseudo-outcome
+// fitEffectTrees gives each offer arm of u trees fitted to its effect (the
+// DR-learner, Kennedy 2020). Each row's pseudo-outcome
 //
 //	φ = μa − μc + t·(y − μa)/e − (1 − t)·(y − μc)/(1 − e)
 //
@@ -257,16 +263,25 @@ func shopperHash(id string) uint32 {
 // control's rows; μ: conversion models fitted without the row's shopper,
 // on the other folds) has the offer's effect for that shopper as its
 // expectation, whatever errors the μ make, because exposures are
-// randomized. Boosted trees fit φ minus the effect conv's models imply
-// (as many trees as cross-validation over shoppers keeps, see stopFolds),
-// so the correction holds what those (linear, in log-odds) models miss,
-// such as effects that change direction within a feature's range; with
-// too few rows for any split it is a constant shift.
+// randomized. Boosted trees fit φ (as many trees as cross-validation over
+// shoppers keeps, see stopFolds), with too few rows for any split a
+// constant. With EffectDR they start from φ's mean and are the arm's
+// effect (ArmModel.Effect); otherwise they fit φ minus the effect conv's
+// models imply and correct it (ArmModel.Lift), holding what those
+// (linear, in log-odds) models miss.
+//
+// Why EffectDR is the default: a correction starts from the linear
+// models' errors, and trees shrunk by a small learning rate and stopped
+// early on so noisy a target never undo all of them, however many
+// shoppers there are. Measured on the synthetic shop (noise-free Qini
+// ratio, see the README): 0.751 against 0.724 with 100,000 shoppers,
+// 0.634 against 0.584 with 3,000, and the same (0.710 against 0.713)
+// with 20,000.
 //
 // Unless opt.Effect is EffectDRTrees, the offer arms first share trees,
 // fitted to all their rows at once (control's rows once per arm, each
 // time with that arm's φ), and each arm's own trees then fit what the
-// shared ones leave; an arm's correction is the two ensembles added.
+// shared ones leave; an arm's trees are the two ensembles added.
 // Why: as with the conversion models, offers act alike on much of the
 // population (the sleeping dogs are put off by every offer), and φ is
 // so noisy that an arm's rows alone support only a few trees.
@@ -274,7 +289,7 @@ func shopperHash(id string) uint32 {
 // An arm whose conversion models cannot be cross-fitted (say, a new arm
 // with no conversion outside one fold) keeps the plain difference; the
 // returned map says which and why.
-func fitLiftCorrections(u *artifact.Uplift, conv *conversionModels, rows []upliftRow, z [][]float64, opt UpliftOptions) (map[string]string, error) {
+func fitEffectTrees(u *artifact.Uplift, conv *conversionModels, rows []upliftRow, z [][]float64, opt UpliftOptions) (map[string]string, error) {
 	uncorrected := map[string]string{}
 	fold := make([]int, len(rows))
 	for i, r := range rows {
@@ -332,8 +347,12 @@ func fitLiftCorrections(u *artifact.Uplift, conv *conversionModels, rows []uplif
 			default:
 				continue
 			}
-			pt, pc := conv.predict(z[i], k)
-			d.x, d.phi, d.init = append(d.x, z[i]), append(d.phi, p), append(d.init, pt-pc)
+			start := 0.0 // EffectDR: the trees' base is φ's mean
+			if opt.effect() != EffectDR {
+				pt, pc := conv.predict(z[i], k)
+				start = pt - pc
+			}
+			d.x, d.phi, d.init = append(d.x, z[i]), append(d.phi, p), append(d.init, start)
 			d.fold = append(d.fold, stopFold(r.shopper))
 		}
 		arms = append(arms, d)
@@ -362,14 +381,19 @@ func fitLiftCorrections(u *artifact.Uplift, conv *conversionModels, rows []uplif
 		}
 		t.Base += shared.Base
 		t.Trees = append(slices.Clone(shared.Trees), t.Trees...)
-		u.Arms[d.arm].Lift = &t
+		if opt.effect() == EffectDR {
+			u.Arms[d.arm].Effect = &t
+		} else {
+			u.Arms[d.arm].Lift = &t
+		}
 	}
 	return uncorrected, nil
 }
 
-// liftData are the rows an effect correction is fitted to: their
-// standardized features, pseudo-outcomes, the effect the conversion
-// models (and any trees before) give them, and their shoppers' stopFold.
+// liftData are the rows an arm's effect trees are fitted to: their
+// standardized features, pseudo-outcomes, the effect the trees start from
+// (0, or the conversion models' difference; plus any trees before), and
+// their shoppers' stopFold.
 type liftData struct {
 	arm       int // in conversionModels.arms
 	x         [][]float64
@@ -384,6 +408,14 @@ func (d liftData) boost(opt fit.TreeOptions) (artifact.Trees, error) {
 	return fit.BoostTrees(d.x, d.phi, d.init, opt)
 }
 
+// effect is o.Effect with its default filled in.
+func (o UpliftOptions) effect() string {
+	if o.Effect == "" {
+		return EffectDR
+	}
+	return o.Effect
+}
+
 // String describes the learner for manifests.
 func (o UpliftOptions) String() string {
 	conv := fmt.Sprintf("offer arms jointly, as a shared model plus a deviation per arm (L2=%g, deviations L2=%g)", o.L2, o.Deviation)
@@ -391,12 +423,16 @@ func (o UpliftOptions) String() string {
 		conv = fmt.Sprintf("each offer arm on its own, the T-learner (L2=%g)", o.L2)
 	}
 	s := "logistic conversion: control on its own, " + conv
-	if o.Effect != EffectDifference {
+	if e := o.effect(); e != EffectDifference {
 		shared, each := "", ""
-		if o.Effect != EffectDRTrees {
+		if e != EffectDRTrees {
 			shared, each = ", first trees all offer arms share, then each arm's own", "each "
 		}
-		s += fmt.Sprintf("; each offer's effect corrected by boosted trees on doubly robust pseudo-outcomes%s, conversion models cross-fitted on %d folds of shoppers (%s; %sas many trees as %d-fold cross-validation over shoppers keeps)", shared, liftFolds, o.Trees, each, stopFolds)
+		how := "corrected by"
+		if e == EffectDR {
+			how = "from"
+		}
+		s += fmt.Sprintf("; each offer's effect %s boosted trees on doubly robust pseudo-outcomes%s, conversion models cross-fitted on %d folds of shoppers (%s; %sas many trees as %d-fold cross-validation over shoppers keeps)", how, shared, liftFolds, o.Trees, each, stopFolds)
 	}
 	return s + "; ridge spend-given-conversion (lambda=10) per arm"
 }
@@ -790,8 +826,11 @@ func fitUplift(ds *features.Dataset, holdout []bool, cfg Config) (*candidate, er
 	}
 	metrics := map[string]float64{"qini": weightedQini(evals), "train_exposures": float64(len(train)), "holdout_exposures": float64(len(test))}
 	for _, a := range model.Arms {
+		// How many of the effect trees early stopping kept.
+		if a.Effect != nil {
+			metrics["arm."+a.Arm+".effect_trees"] = float64(len(a.Effect.Trees))
+		}
 		if a.Lift != nil {
-			// How much of the effect correction early stopping kept.
 			metrics["arm."+a.Arm+".lift_trees"] = float64(len(a.Lift.Trees))
 		}
 	}

@@ -365,19 +365,32 @@ func TestUpliftCorrectionFindsAnEffectThatChangesSign(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dr, uncorrected, err := FitUpliftModel(rows, []string{"x"}, scaler, UpliftOptions{L2: 1, Deviation: 300})
-	if err != nil || len(uncorrected) != 0 {
-		t.Fatalf("%v, uncorrected %v", err, uncorrected)
+	if diff.Arms[0].Lift != nil || diff.Arms[0].Effect != nil {
+		t.Fatal("the difference has effect trees")
 	}
-	if diff.Arms[0].Lift != nil || dr.Arms[0].Lift == nil {
-		t.Fatal("the difference has a correction, or the DR-learner none")
-	}
-	if e, d := errOf(dr), errOf(diff); e > 0.002 || e > d/5 {
-		t.Errorf("effect's squared error: corrected %.4f, difference alone %.4f", e, d)
-	}
-	for _, x := range []float64{-1.7, 0, 1.7} {
-		if got := lift(dr, x); math.Abs(got-effect(x)) > 0.05 {
-			t.Errorf("x=%v: predicted effect %.3f, true %.2f", x, got, effect(x))
+	// The default's trees are the effect; dr-pooled's correct the difference.
+	for _, c := range []struct {
+		effect     string
+		trees      func(artifact.ArmModel) *artifact.Trees
+		otherTrees func(artifact.ArmModel) *artifact.Trees
+	}{
+		{"", func(a artifact.ArmModel) *artifact.Trees { return a.Effect }, func(a artifact.ArmModel) *artifact.Trees { return a.Lift }},
+		{EffectDRPooled, func(a artifact.ArmModel) *artifact.Trees { return a.Lift }, func(a artifact.ArmModel) *artifact.Trees { return a.Effect }},
+	} {
+		dr, uncorrected, err := FitUpliftModel(rows, []string{"x"}, scaler, UpliftOptions{L2: 1, Deviation: 300, Effect: c.effect})
+		if err != nil || len(uncorrected) != 0 {
+			t.Fatalf("%q: %v, uncorrected %v", c.effect, err, uncorrected)
+		}
+		if c.trees(dr.Arms[0]) == nil || c.otherTrees(dr.Arms[0]) != nil {
+			t.Fatalf("%q: trees in the wrong place: %+v", c.effect, dr.Arms[0])
+		}
+		if e, d := errOf(dr), errOf(diff); e > 0.002 || e > d/5 {
+			t.Errorf("%q: effect's squared error %.4f, difference alone %.4f", c.effect, e, d)
+		}
+		for _, x := range []float64{-1.7, 0, 1.7} {
+			if got := lift(dr, x); math.Abs(got-effect(x)) > 0.05 {
+				t.Errorf("%q, x=%v: predicted effect %.3f, true %.2f", c.effect, x, got, effect(x))
+			}
 		}
 	}
 	if _, _, err := FitUpliftModel(rows, []string{"x"}, scaler, UpliftOptions{Effect: "magic"}); err == nil {
@@ -406,7 +419,7 @@ func TestGroupEffects(t *testing.T) {
 }
 
 // Three offers share an effect that changes sign; a fourth acts alike on
-// everyone. The default correction opens each arm's with the same trees,
+// everyone. The default effect trees open each arm's with the same trees,
 // fitted to all four arms' rows, so they carry the common shape; each
 // arm's own trees then take the fourth back towards its flat effect.
 func TestSharedCorrectionKeepsEachArmsOwnEffect(t *testing.T) {
@@ -439,17 +452,17 @@ func TestSharedCorrectionKeepsEachArmsOwnEffect(t *testing.T) {
 	if err != nil || len(uncorrected) != 0 {
 		t.Fatalf("%v, uncorrected %v", err, uncorrected)
 	}
-	// The trees every arm's correction opens with are the shared ones.
-	shared := slices.Clone(u.Arms[0].Lift.Trees)
+	// The trees every arm's effect opens with are the shared ones.
+	shared := slices.Clone(u.Arms[0].Effect.Trees)
 	for _, a := range u.Arms[1:] {
 		n := 0
-		for n < len(shared) && n < len(a.Lift.Trees) && reflect.DeepEqual(shared[n], a.Lift.Trees[n]) {
+		for n < len(shared) && n < len(a.Effect.Trees) && reflect.DeepEqual(shared[n], a.Effect.Trees[n]) {
 			n++
 		}
 		shared = shared[:n]
 	}
 	if len(shared) == 0 {
-		t.Fatal("the arms' corrections share no trees")
+		t.Fatal("the arms' effect trees share none")
 	}
 	// spread is the range of a correction's (or the whole effect's) values
 	// over x.
@@ -519,7 +532,7 @@ func BenchmarkFitUpliftModel(b *testing.B) {
 		rows[i], X[i] = upliftRow{x: x, arm: arm, user: i / 3, shopper: uint32(i / 3), converted: y}, x
 	}
 	scaler := fit.Standardize(X, nil)
-	for _, effect := range []string{EffectDifference, EffectDRTrees, EffectDRPooled} {
+	for _, effect := range []string{EffectDifference, EffectDRTrees, EffectDRPooled, EffectDR} {
 		b.Run(effect, func(b *testing.B) {
 			for range b.N {
 				if _, _, err := FitUpliftModel(rows, names, scaler, UpliftOptions{L2: 1, Deviation: DeviationPenalty, Effect: effect}); err != nil {
