@@ -576,12 +576,16 @@ func publish(ctx context.Context, reg *registry.Registry, c *candidate, cfg Conf
 
 // incumbentMetric evaluates the incumbent on this run's holdout when the
 // candidate knows how, else falls back to the metric in its manifest.
+// An incumbent of another version of the candidate's kind (an uplift
+// model without effect trees, say) is re-evaluated too: the run reads
+// every version of its family, and a change of learner is when a fair
+// comparison matters most.
 func incumbentMetric(ctx context.Context, reg *registry.Registry, c *candidate, version string) (float64, string, error) {
 	m, blobs, err := reg.Load(ctx, c.model, version)
 	if err != nil {
 		return 0, "", err
 	}
-	if c.incumbent != nil && m.Kind == c.art.Kind() {
+	if c.incumbent != nil && artifact.Family(m.Kind) == artifact.Family(c.art.Kind()) {
 		a, err := artifact.Decode(m.Kind, blobs)
 		if err == nil {
 			if v, err := c.incumbent(a); err == nil {

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/promoai/promo/registry"
 	"github.com/promoai/promo/registry/artifact"
 	"github.com/promoai/promo/registry/providers/inmem"
 	"github.com/promoai/promo/trainer/features"
@@ -540,5 +541,48 @@ func BenchmarkFitUpliftModel(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// A run whose learner changed the uplift model's kind (the correction's
+// uplift/v2, the effect trees' uplift/v3) still scores the incumbent on
+// its own holdout rather than trusting a figure from another holdout; a
+// model of another family falls back to its manifest.
+func TestIncumbentOfAnotherVersionIsReevaluated(t *testing.T) {
+	ctx := context.Background()
+	reg := registry.New(inmem.New())
+	uplift := func(lift, effect *artifact.Trees) *artifact.Uplift {
+		zero := artifact.Linear{Coef: []float64{0}}
+		u := &artifact.Uplift{Features: []string{"x"}, Scaler: artifact.Standardizer{Mean: []float64{0}, Scale: []float64{1}},
+			Control: artifact.ArmModel{Arm: features.ControlArm, Conversion: zero, Spend: zero},
+			Arms:    []artifact.ArmModel{{Arm: "a", Conversion: zero, Spend: zero, Lift: lift, Effect: effect}}}
+		u.Prepare()
+		return u
+	}
+	old := uplift(&artifact.Trees{Base: 0.1}, nil)
+	blobs, err := artifact.Encode(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := reg.Publish(ctx, registry.PublishRequest{Model: ModelUplift, Kind: old.Kind(), Blobs: blobs, Metrics: map[string]float64{"qini": 0.5}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var scored artifact.Artifact
+	c := &candidate{model: ModelUplift, art: uplift(nil, &artifact.Trees{Base: 0.2}), primary: "qini",
+		incumbent: func(a artifact.Artifact) (float64, error) { scored = a; return 0.25, nil }}
+	if m.Kind != artifact.KindUpliftLift || c.art.Kind() != artifact.KindUpliftEffect {
+		t.Fatalf("kinds %s, %s", m.Kind, c.art.Kind())
+	}
+	v, how, err := incumbentMetric(ctx, reg, c, m.Version)
+	if err != nil || v != 0.25 || how != "re-evaluated on this run's holdout" {
+		t.Fatalf("%v, %q, %v", v, how, err)
+	}
+	if u, ok := scored.(*artifact.Uplift); !ok || u.Arms[0].Lift == nil || u.Arms[0].Lift.Base != 0.1 {
+		t.Fatalf("scored %+v", scored)
+	}
+	c.art = &artifact.Propensity{}
+	if v, how, err := incumbentMetric(ctx, reg, c, m.Version); err != nil || v != 0.5 || how != "from its manifest" {
+		t.Fatalf("another family: %v, %q, %v", v, how, err)
 	}
 }
