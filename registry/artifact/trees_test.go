@@ -24,27 +24,6 @@ func liftedUplift() *artifact.Uplift {
 			}}}}}}
 }
 
-func TestUpliftLiftCorrectsTheTreatedProbability(t *testing.T) {
-	u, err := artifact.Decode(artifact.KindUpliftLift, blobsOf(t, liftedUplift()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range []struct{ f, want float64 }{{0, 0.7}, {0.5, 0.7}, {2, 0.2}} {
-		r, ok := u.(*artifact.Uplift).Predict([]float64{c.f}, "gift")
-		// Both conversion models say 0.5; the lift moves the treated one.
-		if !ok || r.PControl != 0.5 || math.Abs(r.PTreated-c.want) > 1e-12 {
-			t.Errorf("f=%v: %+v, want treated %v", c.f, r, c.want)
-		}
-	}
-	// A correction never takes a probability out of [0, 1].
-	big := liftedUplift()
-	big.Arms[0].Lift.Base = 5
-	big.Prepare()
-	if r, _ := big.Predict([]float64{0}, "gift"); r.PTreated != 1 {
-		t.Errorf("treated probability %v", r.PTreated)
-	}
-}
-
 // effectUplift is liftedUplift with the tree as an effect model instead
 // of a correction, and conversion models that disagree: control 0.5, the
 // offer arm sigmoid(1).
@@ -55,24 +34,38 @@ func effectUplift() *artifact.Uplift {
 	return u
 }
 
-func TestUpliftEffectReplacesTheConversionModelsDifference(t *testing.T) {
-	u, err := artifact.Decode(artifact.KindUpliftEffect, blobsOf(t, effectUplift()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Control's probability plus the effect; the arm's own conversion
-	// model (sigmoid(1) ≈ 0.73) plays no part.
-	for _, c := range []struct{ f, want float64 }{{0, 0.7}, {0.5, 0.7}, {2, 0.2}} {
-		r, ok := u.(*artifact.Uplift).Predict([]float64{c.f}, "gift")
-		if !ok || r.PControl != 0.5 || math.Abs(r.PTreated-c.want) > 1e-12 {
-			t.Errorf("f=%v: %+v, want treated %v", c.f, r, c.want)
+// A correction moves the arm's own probability (both conversion models
+// say 0.5 there); an effect model replaces the difference, so the arm's
+// conversion model (sigmoid(1) ≈ 0.73) plays no part. Either way the
+// probability stays in [0, 1].
+func TestUpliftTreesMoveTheTreatedProbability(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		kind    string
+		model   func() *artifact.Uplift
+		trees   func(*artifact.Uplift) *artifact.Trees
+		base    float64 // a base that takes the probability out of range
+		clamped float64
+	}{
+		{"lift", artifact.KindUpliftLift, liftedUplift, func(u *artifact.Uplift) *artifact.Trees { return u.Arms[0].Lift }, 5, 1},
+		{"effect", artifact.KindUpliftEffect, effectUplift, func(u *artifact.Uplift) *artifact.Trees { return u.Arms[0].Effect }, -5, 0},
+	} {
+		u, err := artifact.Decode(c.kind, blobsOf(t, c.model()))
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
 		}
-	}
-	neg := effectUplift()
-	neg.Arms[0].Effect.Base = -5
-	neg.Prepare()
-	if r, _ := neg.Predict([]float64{0}, "gift"); r.PTreated != 0 {
-		t.Errorf("treated probability %v", r.PTreated)
+		for _, p := range []struct{ f, want float64 }{{0, 0.7}, {0.5, 0.7}, {2, 0.2}} {
+			r, ok := u.(*artifact.Uplift).Predict([]float64{p.f}, "gift")
+			if !ok || r.PControl != 0.5 || math.Abs(r.PTreated-p.want) > 1e-12 {
+				t.Errorf("%s, f=%v: %+v, want treated %v", c.name, p.f, r, p.want)
+			}
+		}
+		out := c.model()
+		c.trees(out).Base = c.base
+		out.Prepare()
+		if r, _ := out.Predict([]float64{0}, "gift"); r.PTreated != c.clamped {
+			t.Errorf("%s: treated probability %v", c.name, r.PTreated)
+		}
 	}
 	if _, err := artifact.Decode(artifact.KindUpliftLift, blobsOf(t, effectUplift())); !errors.Is(err, registry.ErrCorrupt) {
 		t.Errorf("v3 blob read as v2: %v", err)
