@@ -92,7 +92,7 @@ type Config struct {
 	// UpliftEffect is how the uplift model estimates each offer's effect:
 	// EffectDR (default), EffectDRPooled, EffectDRTrees or EffectDifference.
 	UpliftEffect string
-	// UpliftTrees shapes the trees of the effect correction (zero
+	// UpliftTrees shapes the uplift model's effect trees (zero
 	// fields: fit.TreeOptions' defaults).
 	UpliftTrees fit.TreeOptions
 	// ExperimentLookback is how far back from the last event randomized

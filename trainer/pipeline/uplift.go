@@ -78,7 +78,7 @@ type UpliftOptions struct {
 	// Effect is EffectDR (the default when empty), EffectDRPooled,
 	// EffectDRTrees or EffectDifference.
 	Effect string
-	Trees  fit.TreeOptions // of the DR-learner's correction
+	Trees  fit.TreeOptions // of the DR-learner's trees
 }
 
 // FitUpliftModel fits the conversion models (logistic) and one
@@ -366,7 +366,7 @@ func fitEffectTrees(u *artifact.Uplift, conv *conversionModels, rows []upliftRow
 		}
 		var err error
 		if shared, err = all.boost(opt.Trees); err != nil {
-			return nil, fmt.Errorf("offer arms' shared effect correction: %w", err)
+			return nil, fmt.Errorf("offer arms' shared effect trees: %w", err)
 		}
 		for _, d := range arms {
 			for i, x := range d.x {
@@ -377,7 +377,7 @@ func fitEffectTrees(u *artifact.Uplift, conv *conversionModels, rows []upliftRow
 	for _, d := range arms {
 		t, err := d.boost(opt.Trees)
 		if err != nil {
-			return nil, fmt.Errorf("arm %s effect correction: %w", conv.arms[d.arm], err)
+			return nil, fmt.Errorf("arm %s effect trees: %w", conv.arms[d.arm], err)
 		}
 		t.Base += shared.Base
 		t.Trees = append(slices.Clone(shared.Trees), t.Trees...)
@@ -525,7 +525,7 @@ type upliftData struct {
 	fnames      []string
 	train, test []upliftRow
 	model       *artifact.Uplift
-	uncorrected map[string]string // offer arms without an effect correction, and why
+	uncorrected map[string]string // offer arms without effect trees, and why
 }
 
 // UpliftHoldoutStart is where the uplift model's evaluation window
