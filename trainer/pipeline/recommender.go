@@ -143,10 +143,16 @@ func itemSim(m *fit.Interactions, items []artifact.Item, c RecConfig, nb [][]art
 // and scores the top k against their held-out items, through the same
 // artifact code the server uses.
 func EvaluateItemSim(s *artifact.ItemSim, train *fit.Interactions, test []map[int32]bool, k int) map[string]float64 {
-	r := eval.NewRanking(k, len(s.Items))
-	for u, ranked := range rankHeldOut(s, train, test, k) {
-		if ranked != nil {
-			r.Add(ranked, test[u])
+	return rankingMetrics(rankHeldOut(s, train, test, k), test, k, len(s.Items))
+}
+
+// rankingMetrics are EvaluateItemSim's metrics at k for rankHeldOut's
+// rankings (which may be longer than k: only their first k count).
+func rankingMetrics(ranked [][]int32, test []map[int32]bool, k, nItems int) map[string]float64 {
+	r := eval.NewRanking(k, nItems)
+	for u, top := range ranked {
+		if top != nil {
+			r.Add(top, test[u])
 		}
 	}
 	return r.Metrics()
@@ -205,15 +211,21 @@ func rankUnseen(s *artifact.ItemSim, hist []artifact.Weighted, scores []float32,
 // PrecisionCurve returns precision@k for k = 1..maxK, ranking as
 // EvaluateItemSim does.
 func PrecisionCurve(s *artifact.ItemSim, train *fit.Interactions, test []map[int32]bool, maxK int) []float64 {
+	return precisionCurve(rankHeldOut(s, train, test, maxK), test, maxK)
+}
+
+// precisionCurve is PrecisionCurve for rankHeldOut's rankings, of at
+// least maxK items where the catalogue has them.
+func precisionCurve(ranked [][]int32, test []map[int32]bool, maxK int) []float64 {
 	out := make([]float64, maxK)
 	users := 0
-	for u, ranked := range rankHeldOut(s, train, test, maxK) {
-		if ranked == nil {
+	for u, top := range ranked {
+		if top == nil {
 			continue
 		}
 		users++
 		hits := 0
-		for i, it := range ranked {
+		for i, it := range top[:min(len(top), maxK)] {
 			if test[u][it] {
 				hits++
 			}
@@ -289,6 +301,10 @@ func fitRecommender(train, now *features.Dataset, _ []bool, cfg Config) (*candid
 	best := Pick(families).Config
 	metrics := map[string]float64{}
 	fitted := map[string]*artifact.ItemSim{}
+	// The precision@k plot shows the chosen model and popularity, up to
+	// curveK.
+	const curveK, popularityCurve = 20, "popularity"
+	curves := map[string][]float64{}
 	var scored []Family
 	for _, f := range families {
 		metrics["candidate."+f.Name+".validation_ndcg@10"] = f.NDCG
@@ -314,8 +330,17 @@ func fitRecommender(train, now *features.Dataset, _ []bool, cfg Config) (*candid
 			cfg.Logger.Warn("recommender candidate failed", "config", f.Config.String(), "err", err)
 			continue
 		}
-		fitted[f.Config.String()] = s
-		m := EvaluateItemSim(s, trainM, test, k)
+		name := f.Config.String()
+		fitted[name] = s
+		var m map[string]float64
+		if f.Config == best || name == popularityCurve {
+			// One ranking, long enough for the curve, gives both: a
+			// ranking's first k items are its top k (TopK's order is total).
+			ranked := rankHeldOut(s, trainM, test, max(k, curveK))
+			m, curves[name] = rankingMetrics(ranked, test, k, len(s.Items)), precisionCurve(ranked, test, curveK)
+		} else {
+			m = EvaluateItemSim(s, trainM, test, k)
+		}
 		metrics["candidate."+f.Name+".ndcg@10"] = m["ndcg@10"]
 		metrics["candidate."+f.Name+".precision@10"] = m["precision@10"]
 		cfg.Logger.Info("recommender candidate", "family", f.Name, "config", f.Config.String(), "validation_ndcg@10", round4(f.NDCG),
@@ -330,9 +355,8 @@ func fitRecommender(train, now *features.Dataset, _ []bool, cfg Config) (*candid
 		return nil, fmt.Errorf("the chosen recommender %s could not be refitted", best)
 	}
 	curve := Plot{File: "precision_at_k.png", Title: "Recommender precision@k (time-based holdout)", XLabel: "k", YLabel: "precision@k"}
-	for _, name := range []string{best.String(), "popularity"} {
-		if s := fitted[name]; s != nil {
-			ys := PrecisionCurve(s, trainM, test, 20)
+	for _, name := range []string{best.String(), popularityCurve} {
+		if ys, ok := curves[name]; ok {
 			xs := make([]float64, len(ys))
 			for i := range xs {
 				xs[i] = float64(i + 1)
