@@ -329,6 +329,9 @@ func fitEffectTrees(u *artifact.Uplift, conv *conversionModels, rows []upliftRow
 			}
 		}
 	}
+	// With EffectDR the trees start from φ's mean and are the effect;
+	// otherwise they start from the conversion models' difference.
+	isEffect := opt.effect() == EffectDR
 	var arms []liftData
 	for k, a := range conv.arms {
 		if _, ok := uncorrected[a]; ok {
@@ -347,8 +350,8 @@ func fitEffectTrees(u *artifact.Uplift, conv *conversionModels, rows []upliftRow
 			default:
 				continue
 			}
-			start := 0.0 // EffectDR: the trees' base is φ's mean
-			if opt.effect() != EffectDR {
+			start := 0.0
+			if !isEffect {
 				pt, pc := conv.predict(z[i], k)
 				start = pt - pc
 			}
@@ -381,7 +384,7 @@ func fitEffectTrees(u *artifact.Uplift, conv *conversionModels, rows []upliftRow
 		}
 		t.Base += shared.Base
 		t.Trees = append(slices.Clone(shared.Trees), t.Trees...)
-		if opt.effect() == EffectDR {
+		if isEffect {
 			u.Arms[d.arm].Effect = &t
 		} else {
 			u.Arms[d.arm].Lift = &t
@@ -556,9 +559,13 @@ func prepareUplift(ds *features.Dataset, holdout []bool, cfg Config) (*upliftDat
 		return nil, fmt.Errorf("every feature was dropped: %v", sel.Dropped)
 	}
 	d := &upliftData{fnames: names(sel.Kept)}
+	shopper := make([]uint32, len(ds.Users)) // a shopper has several exposures: hash each once
+	for u, user := range ds.Users {
+		shopper[u] = shopperHash(user.ID)
+	}
 	var trainX [][]float64
 	for i, e := range ds.Exposures {
-		r := upliftRow{x: project([][]float64{all[i]}, sel.Kept)[0], arm: e.Arm, user: e.User, shopper: shopperHash(ds.Users[e.User].ID), at: e.Time, converted: b2f(e.Converted), spend: e.Spend, holdout: holdout[e.User]}
+		r := upliftRow{x: project([][]float64{all[i]}, sel.Kept)[0], arm: e.Arm, user: e.User, shopper: shopper[e.User], at: e.Time, converted: b2f(e.Converted), spend: e.Spend, holdout: holdout[e.User]}
 		if r.holdout {
 			if !e.Time.Before(testFrom) {
 				d.test = append(d.test, r)
