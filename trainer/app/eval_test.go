@@ -96,7 +96,8 @@ func TestUpliftEffectFlags(t *testing.T) {
 }
 
 // -uplift.effect reaches the training run: difference publishes offer arms
-// without an effect correction, the default with one.
+// without effect trees, dr-pooled and dr-trees with a correction (uplift/v2),
+// the default with effect trees (uplift/v3).
 func TestUpliftEffectReachesTheRun(t *testing.T) {
 	for effect, kind := range map[string]string{"difference": artifact.KindUplift, "dr-trees": artifact.KindUpliftLift,
 		"dr-pooled": artifact.KindUpliftLift, "dr": artifact.KindUpliftEffect} {

@@ -326,8 +326,8 @@ func TestExperimentPeriodsTileTheLookback(t *testing.T) {
 
 // An offer that helps shoppers in the middle of a feature's range and puts
 // off those at its ends: conversion models linear in log-odds cannot
-// express an effect that changes sign twice, the DR-learner's correction
-// can.
+// express an effect that changes sign twice, the DR-learner's trees can
+// (as the effect, by default, or as a correction).
 func TestUpliftCorrectionFindsAnEffectThatChangesSign(t *testing.T) {
 	r := rand.New(rand.NewPCG(8, 9))
 	effect := func(x float64) float64 {
@@ -465,7 +465,7 @@ func TestSharedCorrectionKeepsEachArmsOwnEffect(t *testing.T) {
 	if len(shared) == 0 {
 		t.Fatal("the arms' effect trees share none")
 	}
-	// spread is the range of a correction's (or the whole effect's) values
+	// spread is the range of some trees' (or the whole effect's) values
 	// over x.
 	spread := func(f func(x float64) float64) float64 {
 		lo, hi := math.Inf(1), math.Inf(-1)
