@@ -34,6 +34,13 @@ type TreeOptions struct {
 	// ensemble is then fitted to every row with the mean of the numbers
 	// of trees those runs kept. Set Validation or Folds, not both.
 	Folds []int
+	// Weights, when not nil, weigh each row's squared error (one positive
+	// weight per row): leaves and splits then minimise the weighted sum,
+	// as for targets whose noise differs from row to row, where a row is
+	// worth the inverse of its variance. They are scaled to a mean of 1
+	// over the rows a run fits, so L2 and MinLeaf keep their meaning
+	// (MinLeaf still counts rows).
+	Weights []float64
 }
 
 func (o TreeOptions) withDefaults() TreeOptions {
@@ -110,6 +117,16 @@ func BoostTrees(X [][]float64, y, init []float64, opt TreeOptions) (artifact.Tre
 			return artifact.Trees{}, fmt.Errorf("row %d has %d features, row 0 has %d", i, len(x), d)
 		}
 	}
+	if opt.Weights != nil {
+		if len(opt.Weights) != n {
+			return artifact.Trees{}, fmt.Errorf("%d rows, %d weights", n, len(opt.Weights))
+		}
+		for i, w := range opt.Weights {
+			if !(w > 0) || math.IsInf(w, 0) {
+				return artifact.Trees{}, fmt.Errorf("row %d has weight %g; weights must be positive and finite", i, w)
+			}
+		}
+	}
 	if opt.Validation != nil && len(opt.Validation) != n {
 		return artifact.Trees{}, fmt.Errorf("%d rows, %d validation flags", n, len(opt.Validation))
 	}
@@ -177,27 +194,36 @@ func BoostTrees(X [][]float64, y, init []float64, opt TreeOptions) (artifact.Tre
 // is sortRows(X).
 func boost(X [][]float64, order [][]int32, target []float64, validation []bool, rounds int, opt TreeOptions) (artifact.Trees, error) {
 	var watchX [][]float64
-	var resid, watch []float64     // residuals of the rows fitted and watched
-	fitAt := make([]int32, len(X)) // row of X → its place among the fitted rows, or -1
+	var resid, watch []float64        // residuals of the rows fitted and watched
+	var weight, watchWeight []float64 // and their weights
+	fitAt := make([]int32, len(X))    // row of X → its place among the fitted rows, or -1
 	for i, x := range X {
+		w := 1.0
+		if opt.Weights != nil {
+			w = opt.Weights[i]
+		}
 		if validation != nil && validation[i] {
-			watchX, watch = append(watchX, x), append(watch, target[i])
+			watchX, watch, watchWeight = append(watchX, x), append(watch, target[i]), append(watchWeight, w)
 			fitAt[i] = -1
 		} else {
 			fitAt[i] = int32(len(resid))
-			resid = append(resid, target[i])
+			resid, weight = append(resid, target[i]), append(weight, w)
 		}
 	}
 	if len(resid) == 0 {
 		return artifact.Trees{}, fmt.Errorf("%w: every row is a validation row", ErrNoData)
 	}
-	base, ss := 0.0, 0.0
-	for _, v := range resid {
-		base += v
+	if opt.Weights != nil {
+		floats.Scale(float64(len(weight))/floats.Sum(weight), weight)
 	}
-	base /= float64(len(resid))
+	base, sw, ss := 0.0, 0.0, 0.0
 	for i, v := range resid {
-		ss += v * v
+		base += weight[i] * v
+		sw += weight[i]
+	}
+	base /= sw
+	for i, v := range resid {
+		ss += weight[i] * v * v
 		resid[i] -= base
 	}
 	for i := range watch {
@@ -206,8 +232,15 @@ func boost(X [][]float64, order [][]int32, target []float64, validation []bool, 
 	cuts, bins := binFeatures(X, order, fitAt, len(resid), opt.Bins)
 	out := artifact.Trees{Base: base}
 	// A gain below rounding error of the targets' scale is none.
-	g := grower{opt: opt, cuts: cuts, bins: bins, resid: resid, rows: make([]int32, len(resid)), minGain: 1e-12 * ss}
-	bestLoss, bestAt := floats.Dot(watch, watch), 0
+	g := grower{opt: opt, cuts: cuts, bins: bins, resid: resid, weight: weight, rows: make([]int32, len(resid)), minGain: 1e-12 * ss}
+	loss := func() float64 {
+		l := 0.0
+		for i, v := range watch {
+			l += watchWeight[i] * v * v
+		}
+		return l
+	}
+	bestLoss, bestAt := loss(), 0
 	for range rounds {
 		t := g.tree()
 		if len(t.Feature) == 1 {
@@ -221,7 +254,7 @@ func boost(X [][]float64, order [][]int32, target []float64, validation []bool, 
 		for i, x := range watchX {
 			watch[i] -= one.Eval(x)
 		}
-		if l := floats.Dot(watch, watch); l < bestLoss {
+		if l := loss(); l < bestLoss {
 			bestLoss, bestAt = l, len(out.Trees)
 		} else if len(out.Trees)-bestAt >= opt.Patience {
 			break
@@ -304,7 +337,8 @@ type grower struct {
 	cuts    [][]float64
 	bins    [][]uint8 // feature → row → bin
 	resid   []float64
-	rows    []int32 // row indices, partitioned in place by node
+	weight  []float64 // of each row, 1 when unweighted
+	rows    []int32   // row indices, partitioned in place by node
 	minGain float64
 }
 
@@ -331,12 +365,13 @@ func (g *grower) grow(t *artifact.Tree, rows []int32, depth int) {
 	t.Left = append(t.Left, 0)
 	t.Right = append(t.Right, 0)
 	t.Value = append(t.Value, 0)
-	s := 0.0
+	s, sw := 0.0, 0.0 // the rows' weighted residuals' sum, and weights' sum
 	for _, r := range rows {
-		s += g.resid[r]
+		s += g.weight[r] * g.resid[r]
+		sw += g.weight[r]
 	}
 	if depth < g.opt.MaxDepth && len(rows) >= 2*g.opt.MinLeaf {
-		if best := g.bestSplit(rows, s); best.gain > g.minGain {
+		if best := g.bestSplit(rows, s, sw); best.gain > g.minGain {
 			b := g.bins[best.feature]
 			// Partition in place: rows with bin <= best.bin first.
 			k := 0
@@ -354,7 +389,7 @@ func (g *grower) grow(t *artifact.Tree, rows []int32, depth int) {
 			return
 		}
 	}
-	v := g.opt.Rate * s / (float64(len(rows)) + g.opt.L2)
+	v := g.opt.Rate * s / (sw + g.opt.L2)
 	t.Value[node] = v
 	for _, r := range rows {
 		g.resid[r] -= v
@@ -364,15 +399,15 @@ func (g *grower) grow(t *artifact.Tree, rows []int32, depth int) {
 // bestSplit finds the split of rows with the largest fall in squared
 // error (penalised by L2) that leaves MinLeaf rows on each side, searching
 // the features on all cores.
-func (g *grower) bestSplit(rows []int32, total float64) split {
-	// The rows' residuals, gathered once: every feature's pass reads them
-	// in order instead of scattered.
-	resid := make([]float64, len(rows))
+func (g *grower) bestSplit(rows []int32, total, totalWeight float64) split {
+	// The rows' weighted residuals and weights, gathered once: every
+	// feature's pass reads them in order instead of scattered.
+	resid, weight := make([]float64, len(rows)), make([]float64, len(rows))
 	for k, r := range rows {
-		resid[k] = g.resid[r]
+		resid[k], weight[k] = g.weight[r]*g.resid[r], g.weight[r]
 	}
 	per := make([]split, len(g.bins))
-	parallelRows(len(g.bins), func(j int) { per[j] = g.bestSplitOn(j, rows, resid, total) })
+	parallelRows(len(g.bins), func(j int) { per[j] = g.bestSplitOn(j, rows, resid, weight, total, totalWeight) })
 	var best split
 	for _, s := range per {
 		if s.gain > best.gain {
@@ -382,26 +417,28 @@ func (g *grower) bestSplit(rows []int32, total float64) split {
 	return best
 }
 
-// bestSplitOn is bestSplit on feature j alone, from a histogram of the
-// rows' residuals (resid, in the order of rows) over its bins.
-func (g *grower) bestSplitOn(j int, rows []int32, resid []float64, total float64) split {
+// bestSplitOn is bestSplit on feature j alone, from histograms of the
+// rows' weighted residuals and weights (resid and weight, in the order of
+// rows) over its bins.
+func (g *grower) bestSplitOn(j int, rows []int32, resid, weight []float64, total, totalWeight float64) split {
 	best := split{feature: j}
 	nb := len(g.cuts[j]) + 1
 	if nb < 2 {
 		return best
 	}
-	n := float64(len(rows))
 	l2, minLeaf := g.opt.L2, g.opt.MinLeaf
-	parent := total * total / (n + l2)
-	sum, count := make([]float64, nb), make([]int, nb)
+	parent := total * total / (totalWeight + l2)
+	sum, sumW, count := make([]float64, nb), make([]float64, nb), make([]int, nb)
 	b := g.bins[j]
 	for k, r := range rows {
 		sum[b[r]] += resid[k]
+		sumW[b[r]] += weight[k]
 		count[b[r]]++
 	}
-	sl, cl := 0.0, 0
+	sl, wl, cl := 0.0, 0.0, 0
 	for k := 0; k < nb-1; k++ {
 		sl += sum[k]
+		wl += sumW[k]
 		cl += count[k]
 		cr := len(rows) - cl
 		if cl < minLeaf {
@@ -410,8 +447,8 @@ func (g *grower) bestSplitOn(j int, rows []int32, resid []float64, total float64
 		if cr < minLeaf {
 			break
 		}
-		sr := total - sl
-		if gain := sl*sl/(float64(cl)+l2) + sr*sr/(float64(cr)+l2) - parent; gain > best.gain {
+		sr, wr := total-sl, totalWeight-wl
+		if gain := sl*sl/(wl+l2) + sr*sr/(wr+l2) - parent; gain > best.gain {
 			best.bin, best.gain = k, gain
 		}
 	}

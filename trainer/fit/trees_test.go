@@ -359,3 +359,86 @@ func TestBinFeatures(t *testing.T) {
 		t.Errorf("binning two thirds of the rows from all rows' sort differs from binning them alone")
 	}
 }
+
+// Rows whose noise differs: where a tenth of the rows are precise and the
+// rest noisy, weighing each row by the inverse of its noise's variance
+// finds the step the precise rows show, which the noisy ones drown when
+// every row counts alike.
+func TestBoostTreesWeighsRows(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	gen := func(n int) (X [][]float64, y, truth, w []float64) {
+		for range n {
+			x := []float64{r.Float64(), r.Float64()}
+			f := 0.0
+			if x[0] > 0.5 {
+				f = 0.2
+			}
+			sd := 3.0
+			if r.Float64() < 0.1 {
+				sd = 0.1
+			}
+			X, truth = append(X, x), append(truth, f)
+			y, w = append(y, f+sd*r.NormFloat64()), append(w, 1/(sd*sd))
+		}
+		return
+	}
+	X, y, _, w := gen(20000)
+	folds := make([]int, len(X))
+	for i := range folds {
+		folds[i] = i % 5
+	}
+	opt := TreeOptions{Rate: 0.1, MaxDepth: 2, MinLeaf: 200, Folds: folds}
+	plain, err := BoostTrees(X, y, nil, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt.Weights = w
+	weighted, err := BoostTrees(X, y, nil, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	Xt, _, truth, _ := gen(5000)
+	mse := func(m interface{ Eval([]float64) float64 }) float64 {
+		s := 0.0
+		for i, x := range Xt {
+			s += math.Pow(m.Eval(x)-truth[i], 2)
+		}
+		return s / float64(len(Xt))
+	}
+	// Predicting the mean, 0.1, errs by 0.01 everywhere.
+	p, q := mse(&plain), mse(&weighted)
+	t.Logf("held-out error: weighted %.5f, unweighted %.5f", q, p)
+	if q > 0.002 || q > p/2 {
+		t.Fatalf("held-out error: weighted %.5f, unweighted %.5f", q, p)
+	}
+	// Weights only matter relative to each other, and equal ones change nothing.
+	opt.Weights = slices.Clone(w)
+	for i := range opt.Weights {
+		opt.Weights[i] *= 7
+	}
+	scaled, err := BoostTrees(X, y, nil, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range Xt[:100] {
+		if a, b := scaled.Eval(x), weighted.Eval(x); math.Abs(a-b) > 1e-9 {
+			t.Fatalf("weights times 7 changed a prediction from %v to %v", b, a)
+		}
+	}
+	for i := range opt.Weights {
+		opt.Weights[i] = 1
+	}
+	if ones, err := BoostTrees(X, y, nil, opt); err != nil || !reflect.DeepEqual(ones, plain) {
+		t.Fatalf("weights of 1 changed the model (%v)", err)
+	}
+	for _, bad := range []float64{0, -1, math.NaN(), math.Inf(1)} {
+		opt.Weights[3] = bad
+		if _, err := BoostTrees(X, y, nil, opt); err == nil {
+			t.Fatalf("weight %v accepted", bad)
+		}
+	}
+	opt.Weights = w[:10]
+	if _, err := BoostTrees(X, y, nil, opt); err == nil {
+		t.Fatal("10 weights for 20000 rows accepted")
+	}
+}
