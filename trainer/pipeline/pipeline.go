@@ -95,6 +95,9 @@ type Config struct {
 	// UpliftTrees shapes the uplift model's effect trees (zero
 	// fields: fit.TreeOptions' defaults).
 	UpliftTrees fit.TreeOptions
+	// UpliftEqualWeights fits the effect trees with every exposure
+	// counting alike (see UpliftOptions.EqualWeights; for comparison).
+	UpliftEqualWeights bool
 	// ExperimentLookback is how far back from the last event randomized
 	// exposures train the uplift model and feed the experiment readout
 	// (default 90 days).
@@ -455,7 +458,7 @@ func dataWindow(ctx context.Context, bkt registry.Bucket, cfg Config, exposed ra
 }
 
 func (c *Config) uplift() UpliftOptions {
-	return UpliftOptions{L2: c.UpliftL2, Deviation: c.UpliftDeviation, SeparateArms: c.UpliftSeparateArms, Effect: c.UpliftEffect, Trees: c.UpliftTrees}
+	return UpliftOptions{L2: c.UpliftL2, Deviation: c.UpliftDeviation, SeparateArms: c.UpliftSeparateArms, Effect: c.UpliftEffect, Trees: c.UpliftTrees, EqualWeights: c.UpliftEqualWeights}
 }
 
 func (c *Config) featureConfig(cutoff time.Time) features.Config {

@@ -79,6 +79,10 @@ type UpliftOptions struct {
 	// EffectDRTrees or EffectDifference.
 	Effect string
 	Trees  fit.TreeOptions // of the DR-learner's trees
+	// EqualWeights fits the DR-learner's trees with every pseudo-outcome
+	// counting alike, instead of weighing each by the inverse of its
+	// variance (see phiVariance).
+	EqualWeights bool
 }
 
 // FitUpliftModel fits the conversion models (logistic) and one
@@ -286,6 +290,11 @@ func shopperHash(id string) uint32 {
 // population (the sleeping dogs are put off by every offer), and φ is
 // so noisy that an arm's rows alone support only a few trees.
 //
+// Unless opt.EqualWeights, each φ counts by the inverse of its variance
+// (phiVariance): the least-squares fit that is most precise when the
+// targets' noise differs from row to row, as φ's does, since a shopper
+// who rarely buys has far less outcome noise than one who often does.
+//
 // An arm whose conversion models cannot be cross-fitted (say, a new arm
 // with no conversion outside one fold) keeps the plain difference; the
 // returned map says which and why.
@@ -355,6 +364,9 @@ func fitEffectTrees(u *artifact.Uplift, conv *conversionModels, rows []upliftRow
 				pt, pc := conv.predict(z[i], k)
 				start = pt - pc
 			}
+			if !opt.EqualWeights {
+				d.weight = append(d.weight, 1/phiVariance(muT[k][i], muC[i], e))
+			}
 			d.x, d.phi, d.init = append(d.x, z[i]), append(d.phi, p), append(d.init, start)
 			d.fold = append(d.fold, stopFold(r.shopper))
 		}
@@ -366,6 +378,7 @@ func fitEffectTrees(u *artifact.Uplift, conv *conversionModels, rows []upliftRow
 		for _, d := range arms {
 			all.x, all.phi, all.init = append(all.x, d.x...), append(all.phi, d.phi...), append(all.init, d.init...)
 			all.fold = append(all.fold, d.fold...)
+			all.weight = append(all.weight, d.weight...)
 		}
 		var err error
 		if shared, err = all.boost(opt.Trees); err != nil {
@@ -401,13 +414,26 @@ type liftData struct {
 	arm       int // in conversionModels.arms
 	x         [][]float64
 	phi, init []float64
+	weight    []float64
 	fold      []int
 }
 
 // boost fits trees to what init leaves of phi, as many as cross-validation
 // over the folds keeps.
+// phiVariance is the variance of a pseudo-outcome φ (see fitEffectTrees)
+// given the shopper's features, over the draw of the arm and the outcome:
+// μa(1 − μa)/e + μc(1 − μc)/(1 − e). The probabilities are kept within
+// [0.01, 0.99] so that no row's weight, its inverse, runs away on a
+// model's extreme prediction. The weight depends on the features alone,
+// not the arm the row got, so each leaf's weighted mean of φ still
+// estimates the effect whatever errors the μ make.
+func phiVariance(muA, muC, e float64) float64 {
+	a, c := min(0.99, max(0.01, muA)), min(0.99, max(0.01, muC))
+	return a*(1-a)/e + c*(1-c)/(1-e)
+}
+
 func (d liftData) boost(opt fit.TreeOptions) (artifact.Trees, error) {
-	opt.Validation, opt.Folds = nil, d.fold
+	opt.Validation, opt.Folds, opt.Weights = nil, d.fold, d.weight
 	return fit.BoostTrees(d.x, d.phi, d.init, opt)
 }
 
@@ -435,7 +461,11 @@ func (o UpliftOptions) String() string {
 		if e == EffectDR {
 			how = "from"
 		}
-		s += fmt.Sprintf("; each offer's effect %s boosted trees on doubly robust pseudo-outcomes%s, conversion models cross-fitted on %d folds of shoppers (%s; %sas many trees as %d-fold cross-validation over shoppers keeps)", how, shared, liftFolds, o.Trees, each, stopFolds)
+		weights := ", each weighted by the inverse of its variance"
+		if o.EqualWeights {
+			weights = ", all weighted alike"
+		}
+		s += fmt.Sprintf("; each offer's effect %s boosted trees on doubly robust pseudo-outcomes%s%s, conversion models cross-fitted on %d folds of shoppers (%s; %sas many trees as %d-fold cross-validation over shoppers keeps)", how, weights, shared, liftFolds, o.Trees, each, stopFolds)
 	}
 	return s + "; ridge spend-given-conversion (lambda=10) per arm"
 }

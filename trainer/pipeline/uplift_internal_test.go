@@ -586,3 +586,64 @@ func TestIncumbentOfAnotherVersionIsReevaluated(t *testing.T) {
 		t.Fatalf("another family: %v, %q, %v", v, how, err)
 	}
 }
+
+// Shoppers who rarely buy make far less outcome noise than those who often
+// do: weighing each pseudo-outcome by the inverse of its variance finds
+// the same effect with less error than counting every row alike.
+func TestEffectTreesWeighPseudoOutcomesByTheirVariance(t *testing.T) {
+	r := rand.New(rand.NewPCG(12, 13))
+	effect := func(x float64) float64 {
+		if x > 0 {
+			return 0.04
+		}
+		return 0
+	}
+	var rows []upliftRow
+	for i := range 12_000 {
+		x, often := 2*r.Float64()-1, float64(i/2%2)
+		base := 0.03 + 0.42*often
+		arm, p := features.ControlArm, base
+		if i%2 == 1 {
+			arm, p = "offer", base+effect(x)
+		}
+		y := 0.0
+		if r.Float64() < p {
+			y = 1
+		}
+		rows = append(rows, upliftRow{x: []float64{x, often}, arm: arm, user: i, shopper: uint32(i), converted: y})
+	}
+	scaler := fit.Standardize([][]float64{{-1, 0}, {1, 1}}, nil)
+	errOf := func(u *artifact.Uplift) float64 {
+		s := 0.0
+		for x := -0.95; x < 1; x += 0.1 {
+			for _, often := range []float64{0, 1} {
+				resp, _ := u.Predict([]float64{x, often}, "offer")
+				s += math.Pow(resp.PTreated-resp.PControl-effect(x), 2)
+			}
+		}
+		return s / 40
+	}
+	fitWith := func(equal bool) float64 {
+		u, uncorrected, err := FitUpliftModel(rows, []string{"x", "often"}, scaler, UpliftOptions{L2: 1, Deviation: 300, EqualWeights: equal})
+		if err != nil || len(uncorrected) != 0 {
+			t.Fatalf("equal weights %v: %v, uncorrected %v", equal, err, uncorrected)
+		}
+		return errOf(u)
+	}
+	weighted, equal := fitWith(false), fitWith(true)
+	// Measured 0.37 to 0.66 of the equal weights' error over five seeds.
+	if weighted > 0.8*equal {
+		t.Errorf("effect's squared error: weighted %.6f, equal weights %.6f", weighted, equal)
+	}
+}
+
+func TestPhiVariance(t *testing.T) {
+	// A shopper buying with probability 0.5 either way, offer on half the rows.
+	if got := phiVariance(0.5, 0.5, 0.5); math.Abs(got-1) > 1e-12 {
+		t.Errorf("phiVariance(0.5, 0.5, 0.5) = %v, want 1", got)
+	}
+	// Predictions of 0 or 1 count as 0.01 or 0.99.
+	if a, b := phiVariance(0, 1, 0.2), phiVariance(0.01, 0.99, 0.2); a != b || a <= 0 {
+		t.Errorf("phiVariance at the extremes: %v, clamped %v", a, b)
+	}
+}
