@@ -205,14 +205,13 @@ type userAgg struct {
 	purchases, views, carts   int
 	searches, recentViews     int
 	viewedPriceSum            float64
-	priceIndexSum             float64 // Σ log(price / category's geometric mean price)
 	pricedViews               int
 	monetary                  float64
 	// Counted by change of id: events of one session or order arrive
 	// together, and a set of every id would grow with the event count.
 	orders, sessions         int
 	lastOrder, lastSession   string
-	categories               []categoryCount // interactions per category; few per user, so a slice beats a map
+	categories               []categoryCount // interactions and priced views per category; few per user, so a slice beats a map
 	exposuresBefore, redeems int
 	// Sessions with and without an offer, and how many of each led to an
 	// add-to-cart or a purchase: how this user has responded to earlier
@@ -250,17 +249,18 @@ type Builder struct {
 	users   map[string]*userAgg
 	items   []Item
 	itemIdx map[string]int32
-	// Sum of log prices and count of priced items per category, so a view
-	// can be compared with its category's typical price.
-	catLogPrice map[string]*[2]float64
-	catIdx      map[string]int32
-	Report      Report
+	// Sum of log prices and count of the priced views of every shopper
+	// before the cutoff, per category index: what shoppers typically look
+	// at in a category, which a shopper's own views are compared with.
+	catViewLogPrice [][2]float64
+	catIdx          map[string]int32
+	Report          Report
 }
 
 // NewBuilder starts processing with cfg.
 func NewBuilder(cfg Config) *Builder {
 	cfg.defaults()
-	return &Builder{cfg: cfg, users: map[string]*userAgg{}, itemIdx: map[string]int32{}, catLogPrice: map[string]*[2]float64{}, catIdx: map[string]int32{}, Report: Report{Dropped: map[string]int{}}}
+	return &Builder{cfg: cfg, users: map[string]*userAgg{}, itemIdx: map[string]int32{}, catIdx: map[string]int32{}, Report: Report{Dropped: map[string]int{}}}
 }
 
 func (b *Builder) item(id string) int32 {
@@ -321,23 +321,16 @@ func (b *Builder) follows(e *eventlog.Event) bool {
 func (b *Builder) fold(e *eventlog.Event, followed bool) {
 	if e.Type == eventlog.TypeItemUpsert {
 		it := &b.items[b.item(e.Item)]
-		if it.Described && it.Price > 0 { // replaced: take the old price out of its category
-			c := b.catLogPrice[it.Category]
-			c[0] -= math.Log(it.Price)
-			c[1]--
-		}
 		it.Category, it.Price, it.Cost, it.Described = e.ItemAttrs.Category, e.ItemAttrs.Price, e.ItemAttrs.Cost, true
-		if it.Price > 0 {
-			c := b.catLogPrice[it.Category]
-			if c == nil {
-				c = new([2]float64)
-				b.catLogPrice[it.Category] = c
-			}
-			c[0] += math.Log(it.Price)
-			c[1]++
-		}
 		b.Report.Used++
 		return
+	}
+	if e.Type == eventlog.TypeView && e.Time.Before(b.cfg.Cutoff) {
+		// Every shopper's views, followed or not, make the reference.
+		if c, lp, ok := b.viewPrice(e.Item); ok {
+			b.catViewLogPrice[c][0] += lp
+			b.catViewLogPrice[c][1]++
+		}
 	}
 	if !followed {
 		if e.Type == eventlog.TypePromoExposure && !e.Time.Before(b.cfg.Cutoff) && e.Time.Sub(b.cfg.Cutoff) <= b.cfg.Horizon {
@@ -443,8 +436,9 @@ func (b *Builder) fold(e *eventlog.Event, followed bool) {
 		if it >= 0 && b.items[it].Price > 0 {
 			u.viewedPriceSum += b.items[it].Price
 			u.pricedViews++
-			c := b.catLogPrice[b.items[it].Category]
-			u.priceIndexSum += math.Log(b.items[it].Price) - c[0]/c[1]
+		}
+		if c, lp, ok := b.viewPrice(e.Item); ok {
+			u.addViewPrice(c, lp)
 		}
 		if b.cfg.Cutoff.Sub(e.Time) <= 14*24*time.Hour {
 			u.recentViews++
@@ -689,7 +683,7 @@ func (b *Builder) Finish() *Dataset {
 			safeDiv(u.viewedPriceSum, float64(u.pricedViews)),
 			safeDiv(float64(u.views), float64(u.sessions)),
 			u.topCategoryShare(),
-			safeDiv(u.priceIndexSum, float64(u.pricedViews)),
+			b.priceIndex(u),
 			u.offerLift(),
 		}
 		u.trimRecent(b.cfg.RecentItems)
@@ -790,7 +784,61 @@ func countOffers(es []Exposure) int {
 	return n
 }
 
-type categoryCount struct{ category, n int32 }
+type categoryCount struct {
+	category, n int32
+	// The category's priced views and the sum of their log prices.
+	pricedViews int32
+	logPrice    float64
+}
+
+// viewPrice gives a viewed item's category index and log price, if it has
+// both.
+func (b *Builder) viewPrice(item string) (category int32, logPrice float64, ok bool) {
+	i, known := b.itemIdx[item]
+	if !known {
+		return 0, 0, false
+	}
+	it := &b.items[i]
+	if it.Category == "" || it.Price <= 0 {
+		return 0, 0, false
+	}
+	c := b.category(it.Category)
+	for int(c) >= len(b.catViewLogPrice) {
+		b.catViewLogPrice = append(b.catViewLogPrice, [2]float64{})
+	}
+	return c, math.Log(it.Price), true
+}
+
+func (u *userAgg) addViewPrice(c int32, logPrice float64) {
+	for i := range u.categories {
+		if u.categories[i].category == c {
+			u.categories[i].pricedViews++
+			u.categories[i].logPrice += logPrice
+			return
+		}
+	}
+	u.categories = append(u.categories, categoryCount{category: c, pricedViews: 1, logPrice: logPrice})
+}
+
+// priceIndex is the mean, over the user's priced views, of how much
+// dearer (in log price) the item was than what shoppers view in its
+// category on average: below 0 for someone who looks at cheaper things
+// than others do. The reference is the views' mean, not the catalogue's:
+// popular items are viewed more, so a category's typical viewed price
+// can sit well off its items' mean price, and a shopper who keeps to
+// one category would otherwise inherit that gap.
+func (b *Builder) priceIndex(u *userAgg) float64 {
+	var sum, n float64
+	for _, c := range u.categories {
+		if c.pricedViews == 0 {
+			continue
+		}
+		ref := b.catViewLogPrice[c.category]
+		sum += c.logPrice - float64(c.pricedViews)*ref[0]/ref[1]
+		n += float64(c.pricedViews)
+	}
+	return safeDiv(sum, n)
+}
 
 // category is the index of a category name, assigned on first sight.
 func (b *Builder) category(name string) int32 {
@@ -809,7 +857,7 @@ func (u *userAgg) countCategory(c int32) {
 			return
 		}
 	}
-	u.categories = append(u.categories, categoryCount{c, 1})
+	u.categories = append(u.categories, categoryCount{category: c, n: 1})
 }
 
 // topCategoryShare is the share of the user's interactions in their

@@ -96,17 +96,35 @@ func TestOfferLiftAndPriceIndex(t *testing.T) {
 	session("o1", "pct10", "")
 	session("o2", "gift", "")
 	session("o3", "gift", "cart") // a cart is a response too
+	// Another shopper looks at the dear item twice before the cutoff and
+	// once after it, which is not part of what shoppers typically view.
+	for i, at := range []time.Duration{time.Hour, 2 * time.Hour, 30 * time.Hour} {
+		b.Add(&eventlog.Event{ID: fmt.Sprint("v", i), Type: eventlog.TypeView, Time: t0.Add(at), User: "v", Session: fmt.Sprint("v", i), Item: "dear"})
+	}
 	ds := b.Finish()
-	f := ds.Users[0].Features
+	var f, fv []float64
+	for _, r := range ds.Users {
+		switch r.ID {
+		case "u":
+			f = r.Features
+		case "v":
+			fv = r.Features
+		}
+	}
 	// Plain: 1 of 3 sessions responded, smoothed (1+1)/(3+2) = 0.4; with an
 	// offer: 1 of 3, shrunk to the plain rate by two pseudo-sessions:
 	// (1 + 2·0.4)/(3+2) = 0.36; lift -0.04.
 	if got := f[features.Index("offer_lift")]; math.Abs(got+0.04) > 1e-9 {
 		t.Errorf("offer_lift = %v, want -0.04", got)
 	}
-	// Every view was of the 10 item; the category's geometric mean is 20.
-	if got := f[features.Index("price_index")]; math.Abs(got-math.Log(0.5)) > 1e-9 {
-		t.Errorf("price_index = %v, want ln(1/2)", got)
+	// Six views of the 10 item and two of the 40 one: shoppers typically
+	// view at (6·ln 10 + 2·ln 40)/8, a quarter of ln 4 above 10 and three
+	// quarters below 40. (The catalogue's mean, ln 20, would give ±ln 2.)
+	if got := f[features.Index("price_index")]; math.Abs(got+math.Log(4)/4) > 1e-9 {
+		t.Errorf("price_index = %v, want -ln(4)/4", got)
+	}
+	if got := fv[features.Index("price_index")]; math.Abs(got-3*math.Log(4)/4) > 1e-9 {
+		t.Errorf("other shopper's price_index = %v, want 3·ln(4)/4", got)
 	}
 }
 
