@@ -206,13 +206,19 @@ func evaluatePolicy(u *artifact.Uplift, train, test []upliftRow, rounds int, see
 // policyValue estimates the mean outcome over rows idx had each row got
 // arm chosen[i], from randomized rows that got arm logged[i]: for each
 // arm, the mean outcome of the rows that both got it and would be sent to
-// it, weighted by the share of rows sent to it. NaN when some arm the
-// policy uses has no such row.
+// it, weighted by the share of rows sent to it. Where a policy sends so
+// few rows to an arm that none of them got it (one row in thousands, say),
+// those rows take the arm's mean outcome over every row that got it
+// instead: a value for a handful of rows, where NaN would leave the whole
+// policy without one. NaN when some arm the policy uses was never logged.
 func policyValue(y []float64, logged, chosen []string, idx []int) float64 {
 	sent := map[string]float64{}
 	sum, n := map[string]float64{}, map[string]float64{}
+	armSum, armN := map[string]float64{}, map[string]float64{}
 	for _, i := range idx {
 		sent[chosen[i]]++
+		armSum[logged[i]] += y[i]
+		armN[logged[i]]++
 		if logged[i] == chosen[i] {
 			sum[chosen[i]] += y[i]
 			n[chosen[i]]++
@@ -222,10 +228,14 @@ func policyValue(y []float64, logged, chosen []string, idx []int) float64 {
 	// same rows give the same value to the last digit, run after run.
 	v := 0.0
 	for _, arm := range slices.Sorted(maps.Keys(sent)) {
+		mean := sum[arm] / n[arm]
 		if n[arm] == 0 {
-			return math.NaN()
+			if armN[arm] == 0 {
+				return math.NaN()
+			}
+			mean = armSum[arm] / armN[arm]
 		}
-		v += sent[arm] / float64(len(idx)) * sum[arm] / n[arm]
+		v += sent[arm] / float64(len(idx)) * mean
 	}
 	return v
 }

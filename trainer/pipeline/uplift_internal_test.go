@@ -123,6 +123,18 @@ func TestPolicyValue(t *testing.T) {
 	if v := policyValue(y, logged, everyone("gift"), idx); !math.IsNaN(v) {
 		t.Errorf("an arm never logged: %v, want NaN", v)
 	}
+	// Targeting that sends every row to the offer (worth 0.3) but one
+	// more, which got the offer, to control: no row both got control and
+	// was sent there, so that one takes control's mean over every row
+	// that got it, 0.2.
+	for i := 200; i < 400; i++ {
+		targeted[i] = "offer"
+	}
+	y, logged, targeted = append(y, 1), append(logged, "offer"), append(targeted, "control")
+	idx = append(idx, len(y)-1)
+	if got, want := policyValue(y, logged, targeted, idx), (400*0.3+1*0.2)/401; math.Abs(got-want) > 1e-12 {
+		t.Errorf("one row sent to control: %v, want %v", got, want)
+	}
 }
 
 // TestPolicyValueRepeats: the same rows give the same value, bit for bit;
