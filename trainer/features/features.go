@@ -45,7 +45,7 @@ var Names = []string{
 	"avg_viewed_price",    // mean price of viewed items (price sensitivity)
 	"views_per_session",   // browsing depth
 	"top_category_share",  // share of interactions in the favourite category (affinity)
-	"price_index",         // mean log price of viewed items relative to their category (price sensitivity)
+	"price_index",         // mean log price of viewed items relative to what shoppers view in their category (price sensitivity)
 	"offer_lift",          // response rate (cart or purchase) of sessions with an offer minus without, shrunk to 0
 }
 

@@ -545,10 +545,21 @@ func BenchmarkFitUpliftModel(b *testing.B) {
 		rows[i], X[i] = upliftRow{x: x, arm: arm, user: i / 3, shopper: uint32(i / 3), converted: y}, x
 	}
 	scaler := fit.Standardize(X, nil)
-	for _, effect := range []string{EffectDifference, EffectDRTrees, EffectDRPooled, EffectDR} {
-		b.Run(effect, func(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		opt  UpliftOptions
+	}{
+		{EffectDifference, UpliftOptions{Effect: EffectDifference}},
+		{EffectDRTrees, UpliftOptions{Effect: EffectDRTrees}},
+		{EffectDRPooled, UpliftOptions{Effect: EffectDRPooled}},
+		{EffectDR, UpliftOptions{Effect: EffectDR}},
+		{EffectDR + "-equal-weights", UpliftOptions{Effect: EffectDR, EqualWeights: true}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			opt := c.opt
+			opt.L2, opt.Deviation = 1, DeviationPenalty
 			for range b.N {
-				if _, _, err := FitUpliftModel(rows, names, scaler, UpliftOptions{L2: 1, Deviation: DeviationPenalty, Effect: effect}); err != nil {
+				if _, _, err := FitUpliftModel(rows, names, scaler, opt); err != nil {
 					b.Fatal(err)
 				}
 			}
