@@ -4,12 +4,11 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"runtime"
-	"sync"
 
 	"gonum.org/v1/gonum/mat"
 
 	"github.com/promoai/promo/registry/artifact"
+	"github.com/promoai/promo/trainer/internal/parallel"
 )
 
 // MaxDenseItems bounds the closed-form item models: they solve a dense
@@ -127,7 +126,7 @@ func ItemLinearShares(m *Interactions, c LinearConfig, shares []float64) ([][][]
 // serving, negative ones included (they carry ranking information).
 func sparsify(B []float32, n, k int) [][]artifact.Neighbor {
 	out := make([][]artifact.Neighbor, n)
-	parallelRows(n, func(i int) {
+	parallel.Each(n, 1, func(i int) {
 		row := make([]artifact.Neighbor, 0, n)
 		for j, w := range B[i*n : (i+1)*n] {
 			if j != i && w != 0 {
@@ -186,7 +185,7 @@ func ease(m *Interactions, c LinearConfig) ([]float32, error) {
 	}
 	pr := P.RawSymmetric()
 	B := make([]float32, n*n)
-	parallelRows(n, func(i int) {
+	parallel.Each(n, 1, func(i int) {
 		for j := range n {
 			if i != j {
 				// B[i][j] = -P[i][j] / P[j][j]: weight of history item i for candidate j.
@@ -215,7 +214,7 @@ func graphFilter(m *Interactions, rank int) []float32 {
 		}
 	}
 	V := topEigenvectors(m, inv, userDeg, min(rank, n), 1)
-	parallelRows(n, func(i int) {
+	parallel.Each(n, 1, func(i int) {
 		vi := V.RawRowView(i)
 		for j := range n {
 			lowPass := 0.0
@@ -371,24 +370,4 @@ func scoreScale(m *Interactions, B []float32) float64 {
 		return math.Sqrt(v)
 	}
 	return 1
-}
-
-// parallelRows calls fn for every row index 0..n-1 on all cores.
-func parallelRows(n int, fn func(i int)) {
-	var wg sync.WaitGroup
-	next := make(chan int, 256)
-	for range runtime.GOMAXPROCS(0) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				fn(i)
-			}
-		}()
-	}
-	for i := range n {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
 }

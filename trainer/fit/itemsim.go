@@ -3,11 +3,10 @@ package fit
 import (
 	"fmt"
 	"math"
-	"runtime"
 	"sort"
-	"sync"
 
 	"github.com/promoai/promo/registry/artifact"
+	"github.com/promoai/promo/trainer/internal/parallel"
 )
 
 // Interactions is a sparse user × item matrix: for each user, the items
@@ -87,57 +86,45 @@ func ItemKNN(m *Interactions, measure string, k int, alpha float64) ([][]artifac
 		}
 	}
 	out := make([][]artifact.Neighbor, n)
-	workers := runtime.GOMAXPROCS(0)
-	var wg sync.WaitGroup
-	next := make(chan int, 256)
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			dot := make([]float64, n)
-			touched := make([]int32, 0, 1024)
-			for i := range next {
-				touched = touched[:0]
-				for _, uw := range cols[i] {
-					for _, iw := range m.Users[uw.Item] {
-						j := iw.Item
-						if int(j) == i {
-							continue
-						}
-						if dot[j] == 0 {
-							touched = append(touched, j)
-						}
-						dot[j] += float64(uw.Weight) * float64(iw.Weight)
+	parallel.For(n, 1, func() func(int) {
+		dot := make([]float64, n)
+		touched := make([]int32, 0, 1024)
+		return func(i int) {
+			touched = touched[:0]
+			for _, uw := range cols[i] {
+				for _, iw := range m.Users[uw.Item] {
+					j := iw.Item
+					if int(j) == i {
+						continue
 					}
+					if dot[j] == 0 {
+						touched = append(touched, j)
+					}
+					dot[j] += float64(uw.Weight) * float64(iw.Weight)
 				}
-				scores := make([]artifact.Neighbor, 0, len(touched))
-				for _, j := range touched {
-					var s float64
-					switch measure {
-					case Cosine:
-						s = dot[j] / cosineNorm(norm2[j], norm2[i], alpha)
-					case Pearson:
-						// Correlation of the two columns over all users, zeros included.
-						num := nUsers*dot[j] - sum[i]*sum[j]
-						den := math.Sqrt((nUsers*norm2[i] - sum[i]*sum[i]) * (nUsers*norm2[j] - sum[j]*sum[j]))
-						if den > 0 {
-							s = num / den
-						}
-					}
-					dot[j] = 0
-					if s > 0 && !math.IsNaN(s) {
-						scores = append(scores, artifact.Neighbor{Item: j, Weight: float32(s)})
-					}
-				}
-				out[i] = topNeighbors(scores, k)
 			}
-		}()
-	}
-	for i := range n {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
+			scores := make([]artifact.Neighbor, 0, len(touched))
+			for _, j := range touched {
+				var s float64
+				switch measure {
+				case Cosine:
+					s = dot[j] / cosineNorm(norm2[j], norm2[i], alpha)
+				case Pearson:
+					// Correlation of the two columns over all users, zeros included.
+					num := nUsers*dot[j] - sum[i]*sum[j]
+					den := math.Sqrt((nUsers*norm2[i] - sum[i]*sum[i]) * (nUsers*norm2[j] - sum[j]*sum[j]))
+					if den > 0 {
+						s = num / den
+					}
+				}
+				dot[j] = 0
+				if s > 0 && !math.IsNaN(s) {
+					scores = append(scores, artifact.Neighbor{Item: j, Weight: float32(s)})
+				}
+			}
+			out[i] = topNeighbors(scores, k)
+		}
+	})
 	// j's own nearest come with the weight of i voting for j; j's vote
 	// for i differs by the asymmetry.
 	reverse := func(j int, nb artifact.Neighbor) float32 {

@@ -18,6 +18,7 @@ import (
 	"gonum.org/v1/gonum/mat"
 
 	"github.com/promoai/promo/registry/artifact"
+	"github.com/promoai/promo/trainer/internal/parallel"
 )
 
 // ErrNoData is returned when there is nothing to fit on.
@@ -104,33 +105,20 @@ func tsqrSolve(X [][]float64, y []float64, lambda float64) (*mat.VecDense, error
 		return mat.DenseCopyOf(r.Slice(0, k, 0, w))
 	}
 	var blocks []*mat.Dense
-	type job struct{ lo, hi, slot int }
-	jobs := make(chan job)
 	nBlocks := (n + chunkRows - 1) / chunkRows
 	rs := make([]*mat.Dense, nBlocks)
-	var wg sync.WaitGroup
-	for range runtime.GOMAXPROCS(0) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := range jobs {
-				A := mat.NewDense(j.hi-j.lo, w, nil)
-				raw := A.RawMatrix()
-				for i := j.lo; i < j.hi; i++ {
-					off := (i - j.lo) * raw.Stride
-					raw.Data[off] = 1
-					copy(raw.Data[off+1:off+1+d], X[i])
-					raw.Data[off+d+1] = y[i]
-				}
-				rs[j.slot] = augmentedR(A)
-			}
-		}()
-	}
-	for b := 0; b < nBlocks; b++ {
-		jobs <- job{b * chunkRows, min(n, (b+1)*chunkRows), b}
-	}
-	close(jobs)
-	wg.Wait()
+	parallel.Each(nBlocks, 1, func(b int) {
+		lo, hi := b*chunkRows, min(n, (b+1)*chunkRows)
+		A := mat.NewDense(hi-lo, w, nil)
+		raw := A.RawMatrix()
+		for i := lo; i < hi; i++ {
+			off := (i - lo) * raw.Stride
+			raw.Data[off] = 1
+			copy(raw.Data[off+1:off+1+d], X[i])
+			raw.Data[off+d+1] = y[i]
+		}
+		rs[b] = augmentedR(A)
+	})
 	blocks = append(blocks, rs...)
 	if lambda > 0 {
 		ridge := mat.NewDense(d, w, nil)

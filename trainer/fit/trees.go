@@ -12,6 +12,7 @@ import (
 	"gonum.org/v1/gonum/floats"
 
 	"github.com/promoai/promo/registry/artifact"
+	"github.com/promoai/promo/trainer/internal/parallel"
 )
 
 // TreeOptions configure BoostTrees; zero fields take the defaults.
@@ -270,7 +271,7 @@ func boost(X [][]float64, order [][]int32, target []float64, validation []bool, 
 // that feature's value.
 func sortRows(X [][]float64) [][]int32 {
 	order := make([][]int32, len(X[0]))
-	parallelRows(len(order), func(j int) {
+	parallel.Each(len(order), 1, func(j int) {
 		col, o := make([]float64, len(X)), make([]int32, len(X))
 		for i, x := range X {
 			col[i], o[i] = x[j], int32(i)
@@ -293,7 +294,7 @@ func sortRows(X [][]float64) [][]int32 {
 func binFeatures(X [][]float64, order [][]int32, fitAt []int32, n, bins int) (cuts [][]float64, binned [][]uint8) {
 	d := len(order)
 	cuts, binned = make([][]float64, d), make([][]uint8, d)
-	parallelRows(d, func(j int) {
+	parallel.Each(d, 1, func(j int) {
 		sorted, at := make([]float64, 0, n), make([]int32, 0, n)
 		for _, i := range order[j] {
 			if fitAt[i] >= 0 {
@@ -407,7 +408,7 @@ func (g *grower) bestSplit(rows []int32, total, totalWeight float64) split {
 		resid[k], weight[k] = g.weight[r]*g.resid[r], g.weight[r]
 	}
 	per := make([]split, len(g.bins))
-	parallelRows(len(g.bins), func(j int) { per[j] = g.bestSplitOn(j, rows, resid, weight, total, totalWeight) })
+	parallel.Each(len(g.bins), 1, func(j int) { per[j] = g.bestSplitOn(j, rows, resid, weight, total, totalWeight) })
 	var best split
 	for _, s := range per {
 		if s.gain > best.gain {

@@ -3,15 +3,13 @@ package pipeline
 import (
 	"fmt"
 	"math"
-	"runtime"
-	"sync"
-	"sync/atomic"
 
 	"github.com/promoai/promo/registry/artifact"
 	"github.com/promoai/promo/trainer/datasets"
 	"github.com/promoai/promo/trainer/eval"
 	"github.com/promoai/promo/trainer/features"
 	"github.com/promoai/promo/trainer/fit"
+	"github.com/promoai/promo/trainer/internal/parallel"
 )
 
 // RecConfig names one recommender candidate.
@@ -165,28 +163,14 @@ func rankingMetrics(ranked [][]int32, test []map[int32]bool, k, nItems int) map[
 // scheduling.
 func rankHeldOut(s *artifact.ItemSim, train *fit.Interactions, test []map[int32]bool, k int) [][]int32 {
 	out := make([][]int32, len(train.Users))
-	var next atomic.Int64
-	const chunk = 256
-	var wg sync.WaitGroup
-	for range runtime.GOMAXPROCS(0) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			scores := make([]float32, len(s.Items))
-			for {
-				lo := int(next.Add(chunk)) - chunk
-				if lo >= len(out) {
-					return
-				}
-				for u := lo; u < min(lo+chunk, len(out)); u++ {
-					if len(test[u]) > 0 {
-						out[u] = rankUnseen(s, train.Users[u], scores, k)
-					}
-				}
+	parallel.For(len(out), 256, func() func(int) {
+		scores := make([]float32, len(s.Items))
+		return func(u int) {
+			if len(test[u]) > 0 {
+				out[u] = rankUnseen(s, train.Users[u], scores, k)
 			}
-		}()
-	}
-	wg.Wait()
+		}
+	})
 	return out
 }
 
