@@ -418,8 +418,6 @@ type liftData struct {
 	fold      []int
 }
 
-// boost fits trees to what init leaves of phi, as many as cross-validation
-// over the folds keeps.
 // phiVariance is the variance of a pseudo-outcome φ (see fitEffectTrees)
 // given the shopper's features, over the draw of the arm and the outcome:
 // μa(1 − μa)/e + μc(1 − μc)/(1 − e). The probabilities are kept within
@@ -432,6 +430,9 @@ func phiVariance(muA, muC, e float64) float64 {
 	return a*(1-a)/e + c*(1-c)/(1-e)
 }
 
+// boost fits trees to what init leaves of phi, as many as cross-validation
+// over the folds keeps, each row weighed by its weight (all alike when
+// there are none).
 func (d liftData) boost(opt fit.TreeOptions) (artifact.Trees, error) {
 	opt.Validation, opt.Folds, opt.Weights = nil, d.fold, d.weight
 	return fit.BoostTrees(d.x, d.phi, d.init, opt)
