@@ -325,11 +325,14 @@ func (b *Builder) fold(e *eventlog.Event, followed bool) {
 		b.Report.Used++
 		return
 	}
+	var viewCat int32 // a priced view's category and log price, found once
+	var viewLogPrice float64
+	viewPriced := false
 	if e.Type == eventlog.TypeView && e.Time.Before(b.cfg.Cutoff) {
 		// Every shopper's views, followed or not, make the reference.
-		if c, lp, ok := b.viewPrice(e.Item); ok {
-			b.catViewLogPrice[c][0] += lp
-			b.catViewLogPrice[c][1]++
+		if viewCat, viewLogPrice, viewPriced = b.viewPrice(e.Item); viewPriced {
+			b.catViewLogPrice[viewCat][0] += viewLogPrice
+			b.catViewLogPrice[viewCat][1]++
 		}
 	}
 	if !followed {
@@ -437,8 +440,8 @@ func (b *Builder) fold(e *eventlog.Event, followed bool) {
 			u.viewedPriceSum += b.items[it].Price
 			u.pricedViews++
 		}
-		if c, lp, ok := b.viewPrice(e.Item); ok {
-			u.addViewPrice(c, lp)
+		if viewPriced {
+			u.addViewPrice(viewCat, viewLogPrice)
 		}
 		if b.cfg.Cutoff.Sub(e.Time) <= 14*24*time.Hour {
 			u.recentViews++
