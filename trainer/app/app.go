@@ -53,6 +53,9 @@ type Options struct {
 	// (pipeline.EffectDR, pipeline.EffectDRPooled, pipeline.EffectDRTrees
 	// or pipeline.EffectDifference).
 	UpliftEffect string
+	// UpliftEqualWeights fits the uplift model's effect trees with every
+	// exposure counting alike instead of by its precision.
+	UpliftEqualWeights bool
 }
 
 // RegisterFlags registers the options.
@@ -74,6 +77,7 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.ExperimentLookback, "experiment.lookback", pipeline.DefaultExperimentLookback, "randomized promotion exposures this far back from the last event train the uplift model and feed the experiment readout")
 	fs.DurationVar(&o.ExperimentStep, "experiment.step", pipeline.DefaultExperimentStep, "each of those exposures gets its shopper's features as of the start of its period of this length (shorter: fresher features, a slower run)")
 	fs.StringVar(&o.UpliftEffect, "uplift.effect", pipeline.EffectDR, pipeline.EffectHelp)
+	fs.BoolVar(&o.UpliftEqualWeights, "uplift.equal-weights", false, "fit the uplift model's effect trees with every exposure's pseudo-outcome counting alike, not by the inverse of its variance (the default; level with it when few sessions are randomized, see the README)")
 }
 
 // subcommand starts a subcommand's flag set with the storage flags, whose
@@ -148,7 +152,8 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	}
 	cfg := pipeline.Config{Alias: o.Alias, Tolerance: o.Tolerance, Seed: o.Seed, Models: splitList(o.Models), Logger: log,
 		Progress: newProgress(stderr, log).update, InteractionWeights: weights, HalfLife: o.HalfLife,
-		ExperimentLookback: o.ExperimentLookback, ExperimentStep: o.ExperimentStep, UpliftEffect: o.UpliftEffect}
+		ExperimentLookback: o.ExperimentLookback, ExperimentStep: o.ExperimentStep, UpliftEffect: o.UpliftEffect,
+		UpliftEqualWeights: o.UpliftEqualWeights}
 	job := func(ctx context.Context) error {
 		runCfg := cfg
 		dir := report.Dir(time.Now())

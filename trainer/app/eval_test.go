@@ -183,3 +183,34 @@ func TestUpliftShopsMeanLine(t *testing.T) {
 		}
 	}
 }
+
+// -uplift.equal-weights reaches the training run, and the manifest says
+// how the effect trees weighed the exposures.
+func TestUpliftEqualWeightsReachesTheRun(t *testing.T) {
+	for flagSet, want := range map[bool]string{false: "each weighted by the inverse of its variance", true: "all weighted alike"} {
+		dir := t.TempDir()
+		var out, errOut bytes.Buffer
+		args := []string{"-once", "-store.dir", dir, "-generate", "tiny", "-models", "uplift"}
+		if flagSet {
+			args = append(args, "-uplift.equal-weights")
+		}
+		if err := app.Main(context.Background(), args, &out, &errOut); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, errOut.String())
+		}
+		manifests, err := filepath.Glob(filepath.Join(dir, "models", "uplift", "versions", "*", "manifest.json"))
+		if err != nil || len(manifests) != 1 {
+			t.Fatalf("manifests %v (%v)", manifests, err)
+		}
+		data, err := os.ReadFile(manifests[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m struct{ Params map[string]string }
+		if err := json.Unmarshal(data, &m); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(m.Params["algorithm"], want) {
+			t.Errorf("-uplift.equal-weights=%v: algorithm %q, want it to say %q", flagSet, m.Params["algorithm"], want)
+		}
+	}
+}
