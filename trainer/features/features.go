@@ -181,6 +181,10 @@ type Item struct {
 	Cost      float64
 	// Interactions before cutoff (weighted) — popularity.
 	Popularity float64
+	// Found once, at the upsert, for the views that read them: the
+	// category's index (when Category is set) and log(Price) (when Price > 0).
+	catIndex int32
+	logPrice float64
 }
 
 type exposure struct {
@@ -322,6 +326,15 @@ func (b *Builder) fold(e *eventlog.Event, followed bool) {
 	if e.Type == eventlog.TypeItemUpsert {
 		it := &b.items[b.item(e.Item)]
 		it.Category, it.Price, it.Cost, it.Described = e.ItemAttrs.Category, e.ItemAttrs.Price, e.ItemAttrs.Cost, true
+		if it.Category != "" {
+			it.catIndex = b.category(it.Category)
+			for int(it.catIndex) >= len(b.catViewLogPrice) {
+				b.catViewLogPrice = append(b.catViewLogPrice, [2]float64{})
+			}
+		}
+		if it.Price > 0 {
+			it.logPrice = math.Log(it.Price)
+		}
 		b.Report.Used++
 		return
 	}
@@ -411,8 +424,8 @@ func (b *Builder) fold(e *eventlog.Event, followed bool) {
 	var it int32 = -1
 	if e.Item != "" {
 		it = b.item(e.Item)
-		if c := b.items[it].Category; c != "" {
-			u.countCategory(b.category(c))
+		if b.items[it].Category != "" {
+			u.countCategory(b.items[it].catIndex)
 		}
 		if w := b.cfg.InteractionWeights[e.Type]; w > 0 && !b.cfg.ExposuresOnly {
 			if b.cfg.HalfLife > 0 { // older interactions count less
@@ -795,7 +808,8 @@ type categoryCount struct {
 }
 
 // viewPrice gives a viewed item's category index and log price, if it has
-// both.
+// both. It runs for every shopper's views, followed or not, so it reads
+// what the item's upsert worked out.
 func (b *Builder) viewPrice(item string) (category int32, logPrice float64, ok bool) {
 	i, known := b.itemIdx[item]
 	if !known {
@@ -805,11 +819,7 @@ func (b *Builder) viewPrice(item string) (category int32, logPrice float64, ok b
 	if it.Category == "" || it.Price <= 0 {
 		return 0, 0, false
 	}
-	c := b.category(it.Category)
-	for int(c) >= len(b.catViewLogPrice) {
-		b.catViewLogPrice = append(b.catViewLogPrice, [2]float64{})
-	}
-	return c, math.Log(it.Price), true
+	return it.catIndex, it.logPrice, true
 }
 
 func (u *userAgg) addViewPrice(c int32, logPrice float64) {
