@@ -77,7 +77,7 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.ExperimentLookback, "experiment.lookback", pipeline.DefaultExperimentLookback, "randomized promotion exposures this far back from the last event train the uplift model and feed the experiment readout")
 	fs.DurationVar(&o.ExperimentStep, "experiment.step", pipeline.DefaultExperimentStep, "each of those exposures gets its shopper's features as of the start of its period of this length (shorter: fresher features, a slower run)")
 	fs.StringVar(&o.UpliftEffect, "uplift.effect", pipeline.EffectDR, pipeline.EffectHelp)
-	fs.BoolVar(&o.UpliftEqualWeights, "uplift.equal-weights", false, "fit the uplift model's effect trees with every exposure's pseudo-outcome counting alike, not by the inverse of its variance (the default; level with it when few sessions are randomized, see the README)")
+	fs.BoolVar(&o.UpliftEqualWeights, "uplift.equal-weights", false, pipeline.EqualWeightsHelp)
 }
 
 // subcommand starts a subcommand's flag set with the storage flags, whose

@@ -50,7 +50,7 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.Float64Var(&trees.Rate, "trees.rate", 0, "uplift protocol: learning rate of the effect trees' boosting (0: the trainer's default, 0.02)")
 	fs.Float64Var(&trees.L2, "trees.l2", 0, "uplift protocol: penalty on the effect trees' leaf values, in rows: a leaf's value is its residual sum / (rows + this) (0: the trainer's default, 1)")
 	fs.IntVar(&trees.Patience, "trees.patience", 0, "uplift protocol: trees each cross-validation run of the effect trees goes on for without its held-out shoppers' error falling before it stops (0: the trainer's default, 10)")
-	equalWeights := fs.Bool("trees.equal-weights", false, "uplift protocol: fit the effect trees with every exposure's pseudo-outcome counting alike, not by the inverse of its variance")
+	equalWeights := fs.Bool("trees.equal-weights", false, "uplift protocol: "+pipeline.EqualWeightsHelp)
 	effect := fs.String("effect", pipeline.EffectDR, "uplift protocol: "+pipeline.EffectHelp)
 	lookback := fs.Duration("experiment.lookback", pipeline.DefaultExperimentLookback, "uplift and experiment protocols: randomized exposures this far back from the last event are used, as in a training run")
 	step := fs.Duration("experiment.step", pipeline.DefaultExperimentStep, "uplift and experiment protocols: each exposure gets features as of the start of its period of this length, as in a training run")

@@ -59,6 +59,9 @@ const EffectHelp = "how the uplift model estimates an offer's effect: " + Effect
 	EffectDRTrees + " (that correction without the shared trees) or " +
 	EffectDifference + " (the difference alone)"
 
+// EqualWeightsHelp describes UpliftOptions.EqualWeights for command-line flags.
+const EqualWeightsHelp = "fit the uplift model's effect trees with every exposure's pseudo-outcome counting alike, instead of by the inverse of its variance (the default, which measured level with this when few sessions are randomized; see the README)"
+
 // CheckUpliftEffect refuses an effect FitUpliftModel does not know.
 func CheckUpliftEffect(effect string) error {
 	switch effect {
