@@ -228,12 +228,14 @@ func policyValue(y []float64, logged, chosen []string, idx []int) float64 {
 	// same rows give the same value to the last digit, run after run.
 	v := 0.0
 	for _, arm := range slices.Sorted(maps.Keys(sent)) {
-		mean := sum[arm] / n[arm]
-		if n[arm] == 0 {
-			if armN[arm] == 0 {
-				return math.NaN()
-			}
+		var mean float64
+		switch {
+		case n[arm] > 0:
+			mean = sum[arm] / n[arm]
+		case armN[arm] > 0:
 			mean = armSum[arm] / armN[arm]
+		default:
+			return math.NaN()
 		}
 		v += sent[arm] / float64(len(idx)) * mean
 	}
