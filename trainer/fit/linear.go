@@ -109,7 +109,10 @@ func tsqrSolve(X [][]float64, y []float64, lambda float64) (*mat.VecDense, error
 	rs := make([]*mat.Dense, nBlocks)
 	parallel.Each(nBlocks, 1, func(b int) {
 		lo, hi := b*chunkRows, min(n, (b+1)*chunkRows)
-		A := mat.NewDense(hi-lo, w, nil)
+		// A QR needs at least as many rows as columns: a short last block
+		// (or short data, with a ridge penalty) gets rows of zeros, which
+		// change no sum of squares.
+		A := mat.NewDense(max(hi-lo, w), w, nil)
 		raw := A.RawMatrix()
 		for i := lo; i < hi; i++ {
 			off := (i - lo) * raw.Stride

@@ -229,3 +229,34 @@ func TestGroupedLogisticBadInputs(t *testing.T) {
 		t.Errorf("no rows: %v", err)
 	}
 }
+
+// The tall-skinny QR factors blocks of chunkRows rows: a last block with
+// fewer rows than coefficients (and data that short, with a ridge penalty)
+// must still solve, not panic in the factorization.
+func TestOLSWithAShortLastBlock(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, n := range []int{chunkRows + 3, 2*chunkRows + 1, 3} {
+		var X [][]float64
+		var y []float64
+		for range n {
+			x := []float64{r.NormFloat64(), r.NormFloat64(), r.NormFloat64()}
+			X, y = append(X, x), append(y, 1+2*x[0]-x[1]+0.5*x[2])
+		}
+		lambda := 0.0
+		if n < 5 {
+			lambda = 1e-9
+		}
+		m, err := OLS(X, y, lambda)
+		if err != nil {
+			t.Fatalf("%d rows: %v", n, err)
+		}
+		if n < 5 {
+			continue // fewer rows than coefficients: any exact fit will do
+		}
+		for j, want := range []float64{1, 2, -1, 0.5} {
+			if got := append([]float64{m.Intercept}, m.Coef...)[j]; math.Abs(got-want) > 1e-9 {
+				t.Errorf("%d rows, coefficient %d: %v, want %v", n, j, got, want)
+			}
+		}
+	}
+}
