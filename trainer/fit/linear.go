@@ -1,11 +1,12 @@
 // Package fit trains the platform's models with gonum: linear regression
-// (OLS by QR, optional ridge), L2-regularised logistic regression (Newton /
-// IRLS; also per group of rows, pooled towards a shared model), feature
-// standardization and selection, and the item-to-item models
-// for collaborative filtering (item-kNN with cosine or Pearson similarity,
-// and EASE with the optional DLAE penalty, same-session co-occurrence and
-// GF-CF graph-filter blend). Every result is an artifact type from
-// registry/artifact, so the server predicts with exactly what was fitted.
+// (OLS by QR, optional ridge and row weights), L2-regularised logistic
+// regression (Newton / IRLS; also per group of rows, pooled towards a
+// shared model), feature standardization and selection, and the
+// item-to-item models for collaborative filtering (item-kNN with cosine or
+// Pearson similarity, and EASE with the optional DLAE penalty,
+// same-session co-occurrence and GF-CF graph-filter blend). Every result
+// is an artifact type from registry/artifact, so the server predicts with
+// exactly what was fitted.
 package fit
 
 import (
@@ -13,8 +14,10 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"slices"
 	"sync"
 
+	"gonum.org/v1/gonum/floats"
 	"gonum.org/v1/gonum/mat"
 
 	"github.com/promoai/promo/registry/artifact"
@@ -68,6 +71,23 @@ func Transform(s artifact.Standardizer, X [][]float64) [][]float64 {
 }
 
 // checkFinite rejects NaN and Inf inputs with the position of the first one.
+// checkWeights refuses weights that are not one positive, finite number
+// per row (nil is no weights).
+func checkWeights(n int, weights []float64) error {
+	if weights == nil {
+		return nil
+	}
+	if len(weights) != n {
+		return fmt.Errorf("%d rows, %d weights", n, len(weights))
+	}
+	for i, w := range weights {
+		if !(w > 0) || math.IsInf(w, 0) {
+			return fmt.Errorf("row %d has weight %g; weights must be positive and finite", i, w)
+		}
+	}
+	return nil
+}
+
 func checkFinite(X [][]float64, y []float64) error {
 	for i, row := range X {
 		for j, v := range row {
@@ -92,8 +112,10 @@ const chunkRows = 16384
 // tall-skinny QR: each block of rows of the augmented matrix [1 | X | y] is
 // factored in parallel, the small R factors are stacked and factored again,
 // and β comes from the final triangular system. Same numerics as one big
-// QR, but cache-friendly and using every core.
-func tsqrSolve(X [][]float64, y []float64, lambda float64) (*mat.VecDense, error) {
+// QR, but cache-friendly and using every core. weights, when not nil,
+// weigh each row's squared error: its row of [1 | X | y] is multiplied by
+// the square root of its weight.
+func tsqrSolve(X [][]float64, y, weights []float64, lambda float64) (*mat.VecDense, error) {
 	n, d := len(X), len(X[0])
 	w := d + 2 // intercept, features, y
 	augmentedR := func(rows *mat.Dense) *mat.Dense {
@@ -119,6 +141,9 @@ func tsqrSolve(X [][]float64, y []float64, lambda float64) (*mat.VecDense, error
 			raw.Data[off] = 1
 			copy(raw.Data[off+1:off+1+d], X[i])
 			raw.Data[off+d+1] = y[i]
+			if weights != nil {
+				floats.Scale(math.Sqrt(weights[i]), raw.Data[off:off+w])
+			}
 		}
 		rs[b] = augmentedR(A)
 	})
@@ -176,17 +201,33 @@ func tsqrSolve(X [][]float64, y []float64, lambda float64) (*mat.VecDense, error
 // penalty on the coefficients (not the intercept). X is used as given; pass
 // standardized features to get a model the server can apply.
 func OLS(X [][]float64, y []float64, lambda float64) (artifact.Linear, error) {
+	return WeightedOLS(X, y, nil, lambda)
+}
+
+// WeightedOLS is OLS minimising a weighted sum of squared errors (one
+// positive weight per row; nil weighs every row alike), as for targets
+// whose noise differs from row to row, where a row is worth the inverse
+// of its variance. The weights are scaled to a mean of 1, so that lambda
+// means what it does without them: a penalty worth that many rows.
+func WeightedOLS(X [][]float64, y, weights []float64, lambda float64) (artifact.Linear, error) {
 	if len(X) == 0 || len(X) != len(y) {
 		return artifact.Linear{}, fmt.Errorf("%w: %d rows, %d labels", ErrNoData, len(X), len(y))
 	}
 	if err := checkFinite(X, y); err != nil {
 		return artifact.Linear{}, err
 	}
+	if err := checkWeights(len(X), weights); err != nil {
+		return artifact.Linear{}, err
+	}
+	if weights != nil {
+		weights = slices.Clone(weights)
+		floats.Scale(float64(len(weights))/floats.Sum(weights), weights)
+	}
 	d := len(X[0])
 	if len(X) < d+1 && lambda == 0 {
 		return artifact.Linear{}, fmt.Errorf("%d rows cannot determine %d coefficients: add data or set a ridge penalty", len(X), d+1)
 	}
-	beta, err := tsqrSolve(X, y, lambda)
+	beta, err := tsqrSolve(X, y, weights, lambda)
 	if err != nil {
 		return artifact.Linear{}, err
 	}

@@ -230,6 +230,61 @@ func TestGroupedLogisticBadInputs(t *testing.T) {
 	}
 }
 
+// A row of integer weight w counts as w copies of it: the weighted fit
+// equals the fit to the data with rows repeated, penalty included (the
+// weights' mean is 1 here, so the penalty means the same in both).
+// Scaling every weight alike changes nothing, and bad weights are refused.
+func TestWeightedOLSCountsARowByItsWeight(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	var X, Xrep [][]float64
+	var y, yrep, w []float64
+	for i := range 300 {
+		x := []float64{r.NormFloat64(), r.NormFloat64()}
+		v := 1 + 2*x[0] - x[1] + r.NormFloat64()*(1+float64(i%3))
+		weight := float64(3 - i%3) // 3, 2, 1: mean 2
+		X, y, w = append(X, x), append(y, v), append(w, weight/2)
+		for range int(weight) {
+			Xrep, yrep = append(Xrep, x), append(yrep, v)
+		}
+	}
+	// With weights of mean 1 standing for 600 rows, the repeated data has
+	// twice the rows: double its penalty for the same balance.
+	for _, lambda := range []float64{0, 50} {
+		got, err := WeightedOLS(X, y, w, lambda)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := OLS(Xrep, yrep, 2*lambda)
+		if err != nil {
+			t.Fatal(err)
+		}
+		scaled := make([]float64, len(w))
+		for i := range w {
+			scaled[i] = 7 * w[i]
+		}
+		same, err := WeightedOLS(X, y, scaled, lambda)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j, c := range append([]float64{want.Intercept}, want.Coef...) {
+			g := append([]float64{got.Intercept}, got.Coef...)[j]
+			s := append([]float64{same.Intercept}, same.Coef...)[j]
+			if math.Abs(g-c) > 1e-9 || math.Abs(s-c) > 1e-9 {
+				t.Errorf("lambda %v, coefficient %d: weighted %v, scaled weights %v, repeated rows %v", lambda, j, g, s, c)
+			}
+		}
+	}
+	unweighted, _ := OLS(X, y, 0)
+	if got, _ := WeightedOLS(X, y, nil, 0); got.Intercept != unweighted.Intercept {
+		t.Errorf("nil weights: intercept %v, OLS %v", got.Intercept, unweighted.Intercept)
+	}
+	for name, bad := range map[string][]float64{"short": w[:10], "zero": append([]float64{0}, w[1:]...), "NaN": append([]float64{math.NaN()}, w[1:]...)} {
+		if _, err := WeightedOLS(X, y, bad, 0); err == nil {
+			t.Errorf("%s weights accepted", name)
+		}
+	}
+}
+
 // The tall-skinny QR factors blocks of chunkRows rows: a last block with
 // fewer rows than coefficients (and data that short, with a ridge penalty)
 // must still solve, not panic in the factorization.

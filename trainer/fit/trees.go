@@ -118,15 +118,8 @@ func BoostTrees(X [][]float64, y, init []float64, opt TreeOptions) (artifact.Tre
 			return artifact.Trees{}, fmt.Errorf("row %d has %d features, row 0 has %d", i, len(x), d)
 		}
 	}
-	if opt.Weights != nil {
-		if len(opt.Weights) != n {
-			return artifact.Trees{}, fmt.Errorf("%d rows, %d weights", n, len(opt.Weights))
-		}
-		for i, w := range opt.Weights {
-			if !(w > 0) || math.IsInf(w, 0) {
-				return artifact.Trees{}, fmt.Errorf("row %d has weight %g; weights must be positive and finite", i, w)
-			}
-		}
+	if err := checkWeights(n, opt.Weights); err != nil {
+		return artifact.Trees{}, err
 	}
 	if opt.Validation != nil && len(opt.Validation) != n {
 		return artifact.Trees{}, fmt.Errorf("%d rows, %d validation flags", n, len(opt.Validation))
