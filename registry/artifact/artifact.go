@@ -44,6 +44,10 @@ const (
 	// (ArmModel.Effect); readers that know only the older kinds refuse it
 	// for the same reason.
 	KindUpliftEffect = "uplift/v3"
+	// KindUpliftEffectLinear is an uplift model whose effect models have
+	// a linear part (ArmModel.EffectLinear) besides their trees; readers
+	// that know only the older kinds refuse it for the same reason.
+	KindUpliftEffectLinear = "uplift/v4"
 )
 
 // Family is a kind without its version ("uplift" for "uplift/v2"): what a
@@ -97,7 +101,7 @@ func newOfKind(kind string) (Artifact, error) {
 		return &ItemSim{}, nil
 	case KindProfiles:
 		return &Profiles{}, nil
-	case KindUplift, KindUpliftLift, KindUpliftEffect:
+	case KindUplift, KindUpliftLift, KindUpliftEffect, KindUpliftEffectLinear:
 		return &Uplift{}, nil
 	}
 	return nil, fmt.Errorf("%w: unknown artifact kind %q", registry.ErrCorrupt, kind)

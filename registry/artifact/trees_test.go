@@ -201,3 +201,46 @@ func TestLiftHasItsOwnKind(t *testing.T) {
 		t.Fatalf("corrections under the v1 kind: %v", err)
 	}
 }
+
+// An effect model's linear part adds to its trees, makes the model a kind
+// of its own (a reader that knows only uplift/v3 would drop it and serve
+// other effects than the ones evaluated), and is refused where it cannot
+// be served: without trees to add to, on control, of the wrong width or
+// not finite.
+func TestEffectLinearPartAddsToTheTrees(t *testing.T) {
+	withLinear := func() *artifact.Uplift {
+		u := effectUplift()
+		u.Arms[0].EffectLinear = &artifact.Linear{Intercept: 0.1, Coef: []float64{-0.05}}
+		return u
+	}
+	u := withLinear()
+	if u.Kind() != artifact.KindUpliftEffectLinear || artifact.Family(u.Kind()) != artifact.Family(artifact.KindUplift) {
+		t.Fatalf("kind %s", u.Kind())
+	}
+	got, err := artifact.Decode(artifact.KindUpliftEffectLinear, blobsOf(t, u))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Control 0.5; trees +0.2 up to f = 0.5, −0.3 above; linear 0.1 − 0.05f.
+	for _, p := range []struct{ f, want float64 }{{0, 0.8}, {0.5, 0.775}, {2, 0.2}} {
+		r, ok := got.(*artifact.Uplift).Predict([]float64{p.f}, "gift")
+		if !ok || math.Abs(r.PTreated-p.want) > 1e-12 {
+			t.Errorf("f=%v: treated %v, want %v", p.f, r.PTreated, p.want)
+		}
+	}
+	if _, err := artifact.Decode(artifact.KindUpliftEffect, blobsOf(t, u)); !errors.Is(err, registry.ErrCorrupt) {
+		t.Errorf("v4 blob read as v3: %v", err)
+	}
+	for name, spoil := range map[string]func(*artifact.Uplift){
+		"without trees":   func(u *artifact.Uplift) { u.Arms[0].Effect = nil },
+		"on control":      func(u *artifact.Uplift) { u.Control.EffectLinear = u.Arms[0].EffectLinear },
+		"wrong width":     func(u *artifact.Uplift) { u.Arms[0].EffectLinear.Coef = []float64{1, 2} },
+		"NaN coefficient": func(u *artifact.Uplift) { u.Arms[0].EffectLinear.Coef[0] = math.NaN() },
+	} {
+		u := withLinear()
+		spoil(u)
+		if _, err := artifact.Encode(u); !errors.Is(err, registry.ErrInvalid) {
+			t.Errorf("%s: want ErrInvalid, got %v", name, err)
+		}
+	}
+}

@@ -12,13 +12,15 @@ import "fmt"
 // which replaces that difference (the arm's conversion probability is
 // control's plus Effect; the arm's Conversion model is then kept for
 // inspection only). Either way the probability is clamped to [0, 1].
+// An Effect may have a linear part, EffectLinear, added to its trees.
 type ArmModel struct {
-	Arm        string `json:"arm"`
-	Conversion Linear `json:"conversion"`
-	Spend      Linear `json:"spend"`
-	Lift       *Trees `json:"lift,omitempty"`
-	Effect     *Trees `json:"effect,omitempty"`
-	N          int    `json:"n"` // training examples
+	Arm          string  `json:"arm"`
+	Conversion   Linear  `json:"conversion"`
+	Spend        Linear  `json:"spend"`
+	Lift         *Trees  `json:"lift,omitempty"`
+	Effect       *Trees  `json:"effect,omitempty"`
+	EffectLinear *Linear `json:"effect_linear,omitempty"`
+	N            int     `json:"n"` // training examples
 }
 
 // Uplift holds a response model for the control arm and one for each offer
@@ -35,15 +37,19 @@ type Uplift struct {
 }
 
 // Kind implements Artifact.
-// A model with any effect model is of KindUpliftEffect, else one with any
-// correction of KindUpliftLift, so readers that predate either refuse it.
+// A model with any effect model's linear part is of
+// KindUpliftEffectLinear, else one with any effect model of
+// KindUpliftEffect, else one with any correction of KindUpliftLift, so
+// readers that predate any of them refuse it.
 func (u *Uplift) Kind() string {
 	kind := KindUplift
 	for _, a := range u.Arms {
 		switch {
+		case a.EffectLinear != nil:
+			return KindUpliftEffectLinear
 		case a.Effect != nil:
-			return KindUpliftEffect
-		case a.Lift != nil:
+			kind = KindUpliftEffect
+		case a.Lift != nil && kind == KindUplift:
 			kind = KindUpliftLift
 		}
 	}
@@ -87,8 +93,16 @@ func (u *Uplift) Validate() error {
 		if a.Lift != nil && a.Effect != nil {
 			return fmt.Errorf("uplift arm %s has both a lift and an effect model", a.Arm)
 		}
+		if a.EffectLinear != nil {
+			if a.Effect == nil {
+				return fmt.Errorf("uplift arm %s has a linear part of an effect model but no effect model", a.Arm)
+			}
+			if err := a.EffectLinear.Validate(n); err != nil {
+				return fmt.Errorf("uplift arm %s effect's linear part: %w", a.Arm, err)
+			}
+		}
 	}
-	if u.Control.Lift != nil || u.Control.Effect != nil {
+	if u.Control.Lift != nil || u.Control.Effect != nil || u.Control.EffectLinear != nil {
 		return fmt.Errorf("uplift: the control arm %q has a lift or effect model", u.Control.Arm)
 	}
 	return nil
@@ -125,7 +139,11 @@ func (u *Uplift) Predict(x []float64, arm string) (Response, bool) {
 	}
 	switch {
 	case a.Effect != nil:
-		r.PTreated = clamp01(r.PControl + a.Effect.Eval(z))
+		effect := a.Effect.Eval(z)
+		if a.EffectLinear != nil {
+			effect += a.EffectLinear.Eval(z)
+		}
+		r.PTreated = clamp01(r.PControl + effect)
 	case a.Lift != nil:
 		r.PTreated = clamp01(r.PTreated + a.Lift.Eval(z))
 	}
