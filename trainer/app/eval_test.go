@@ -97,10 +97,10 @@ func TestUpliftEffectFlags(t *testing.T) {
 
 // -uplift.effect reaches the training run: difference publishes offer arms
 // without effect trees, dr-pooled and dr-trees with a correction (uplift/v2),
-// the default with effect trees (uplift/v3).
+// the default with effect trees and their linear terms (uplift/v4).
 func TestUpliftEffectReachesTheRun(t *testing.T) {
 	for effect, kind := range map[string]string{"difference": artifact.KindUplift, "dr-trees": artifact.KindUpliftLift,
-		"dr-pooled": artifact.KindUpliftLift, "dr": artifact.KindUpliftEffect} {
+		"dr-pooled": artifact.KindUpliftLift, "dr": artifact.KindUpliftEffectLinear} {
 		dir := t.TempDir()
 		var out, errOut bytes.Buffer
 		args := []string{"-once", "-store.dir", dir, "-generate", "tiny", "-models", "uplift", "-uplift.effect", effect}
@@ -120,8 +120,9 @@ func TestUpliftEffectReachesTheRun(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, arm := range a.(*artifact.Uplift).Arms {
-			if (arm.Lift != nil) != (kind == artifact.KindUpliftLift) || (arm.Effect != nil) != (kind == artifact.KindUpliftEffect) {
-				t.Errorf("%s: arm %s has a correction %t, effect trees %t", effect, arm.Arm, arm.Lift != nil, arm.Effect != nil)
+			withEffect := kind == artifact.KindUpliftEffectLinear
+			if (arm.Lift != nil) != (kind == artifact.KindUpliftLift) || (arm.Effect != nil) != withEffect || (arm.EffectLinear != nil) != withEffect {
+				t.Errorf("%s: arm %s has a correction %t, effect trees %t, a linear term %t", effect, arm.Arm, arm.Lift != nil, arm.Effect != nil, arm.EffectLinear != nil)
 			}
 		}
 	}

@@ -98,6 +98,10 @@ type Config struct {
 	// UpliftEqualWeights fits the effect trees with every exposure
 	// counting alike (see UpliftOptions.EqualWeights; for comparison).
 	UpliftEqualWeights bool
+	// UpliftArmLinear is the ridge penalty, in rows, of each offer arm's
+	// linear effect term (see UpliftOptions.ArmLinear): 0 means
+	// ArmLinearPenalty, a negative value no linear term (for comparison).
+	UpliftArmLinear float64
 	// ExperimentLookback is how far back from the last event randomized
 	// exposures train the uplift model and feed the experiment readout
 	// (default 90 days).
@@ -150,6 +154,9 @@ func (c *Config) defaults() {
 	}
 	if c.UpliftDeviation == 0 {
 		c.UpliftDeviation = DeviationPenalty
+	}
+	if c.UpliftArmLinear == 0 {
+		c.UpliftArmLinear = ArmLinearPenalty
 	}
 	if c.ExperimentLookback == 0 {
 		c.ExperimentLookback = DefaultExperimentLookback
@@ -458,7 +465,8 @@ func dataWindow(ctx context.Context, bkt registry.Bucket, cfg Config, exposed ra
 }
 
 func (c *Config) uplift() UpliftOptions {
-	return UpliftOptions{L2: c.UpliftL2, Deviation: c.UpliftDeviation, SeparateArms: c.UpliftSeparateArms, Effect: c.UpliftEffect, Trees: c.UpliftTrees, EqualWeights: c.UpliftEqualWeights}
+	return UpliftOptions{L2: c.UpliftL2, Deviation: c.UpliftDeviation, SeparateArms: c.UpliftSeparateArms, Effect: c.UpliftEffect, Trees: c.UpliftTrees, EqualWeights: c.UpliftEqualWeights,
+		ArmLinear: max(0, c.UpliftArmLinear)}
 }
 
 func (c *Config) featureConfig(cutoff time.Time) features.Config {

@@ -33,6 +33,11 @@ type upliftRow struct {
 // (measured on the synthetic shop: see Config.UpliftDeviation).
 const DeviationPenalty = 300
 
+// ArmLinearPenalty is the default ridge penalty, in rows, of each offer
+// arm's linear effect term (see fitEffectTrees), measured on the synthetic
+// shop: see Config.UpliftArmLinear and the README.
+const ArmLinearPenalty = 20000
+
 // Effects the uplift model can estimate an offer's effect by.
 const (
 	// EffectDifference takes an offer's effect as the difference between
@@ -86,6 +91,10 @@ type UpliftOptions struct {
 	// counting alike, instead of weighing each by the inverse of its
 	// variance (see phiVariance).
 	EqualWeights bool
+	// ArmLinear, when positive, gives each offer arm's effect a linear
+	// term with this ridge penalty, in rows, between the trees the arms
+	// share and the arm's own (EffectDR only; see fitEffectTrees).
+	ArmLinear float64
 }
 
 // FitUpliftModel fits the conversion models (logistic) and one
@@ -298,6 +307,20 @@ func shopperHash(id string) uint32 {
 // targets' noise differs from row to row, as φ's does, since a shopper
 // who rarely buys has far less outcome noise than one who often does.
 //
+// With EffectDR and opt.ArmLinear, each arm's effect also has a linear
+// term (ArmModel.EffectLinear), a ridge regression of what the shared
+// trees leave of the arm's φ on the features, fitted before the arm's own
+// trees, which then fit what it leaves. Why: the offers act on the same
+// shoppers but by different amounts (new shoppers take to a gift far more
+// than to any discount; ten percent off moves a price-sensitive shopper
+// more than five off), so the shared trees, fitted to the arms' average,
+// give one arm too much and another too little along the same features;
+// a coefficient per feature and arm moves each arm's effect back, where
+// the arm's own trees, stopped early on so noisy a target, would need
+// splits they rarely get.
+// Measured on the synthetic shop (noise-free Qini ratio, see the README):
+// 0.742 against 0.717 with 20,000 shoppers.
+//
 // An arm whose conversion models cannot be cross-fitted (say, a new arm
 // with no conversion outside one fold) keeps the plain difference; the
 // returned map says which and why.
@@ -394,6 +417,14 @@ func fitEffectTrees(u *artifact.Uplift, conv *conversionModels, rows []upliftRow
 		}
 	}
 	for _, d := range arms {
+		var linear *artifact.Linear
+		if isEffect && opt.ArmLinear > 0 {
+			m, err := d.linear(opt.ArmLinear)
+			if err != nil {
+				return nil, fmt.Errorf("arm %s effect's linear term: %w", conv.arms[d.arm], err)
+			}
+			linear = &m
+		}
 		t, err := d.boost(opt.Trees)
 		if err != nil {
 			return nil, fmt.Errorf("arm %s effect trees: %w", conv.arms[d.arm], err)
@@ -401,7 +432,7 @@ func fitEffectTrees(u *artifact.Uplift, conv *conversionModels, rows []upliftRow
 		t.Base += shared.Base
 		t.Trees = append(slices.Clone(shared.Trees), t.Trees...)
 		if isEffect {
-			u.Arms[d.arm].Effect = &t
+			u.Arms[d.arm].Effect, u.Arms[d.arm].EffectLinear = &t, linear
 		} else {
 			u.Arms[d.arm].Lift = &t
 		}
@@ -431,6 +462,24 @@ type liftData struct {
 func phiVariance(muA, muC, e float64) float64 {
 	a, c := min(0.99, max(0.01, muA)), min(0.99, max(0.01, muC))
 	return a*(1-a)/e + c*(1-c)/(1-e)
+}
+
+// linear fits a ridge regression (penalty lambda, in rows) of what init
+// leaves of phi on the features, each row weighed by its weight (all alike
+// when there are none), and adds it to init.
+func (d liftData) linear(lambda float64) (artifact.Linear, error) {
+	rest := make([]float64, len(d.phi))
+	for i := range rest {
+		rest[i] = d.phi[i] - d.init[i]
+	}
+	m, err := fit.WeightedOLS(d.x, rest, d.weight, lambda)
+	if err != nil {
+		return artifact.Linear{}, err
+	}
+	for i, x := range d.x {
+		d.init[i] += m.Eval(x)
+	}
+	return m, nil
 }
 
 // boost fits trees to what init leaves of phi, as many as cross-validation
@@ -468,6 +517,9 @@ func (o UpliftOptions) String() string {
 		weights := ", each weighted by the inverse of its variance"
 		if o.EqualWeights {
 			weights = ", all weighted alike"
+		}
+		if e == EffectDR && o.ArmLinear > 0 {
+			shared = fmt.Sprintf(", first trees all offer arms share, then each arm's linear term (ridge, penalty %g rows), then its own trees", o.ArmLinear)
 		}
 		s += fmt.Sprintf("; each offer's effect %s boosted trees on doubly robust pseudo-outcomes%s%s, conversion models cross-fitted on %d folds of shoppers (%s; %sas many trees as %d-fold cross-validation over shoppers keeps)", how, weights, shared, liftFolds, o.Trees, each, stopFolds)
 	}

@@ -515,8 +515,8 @@ func TestSharedCorrectionKeepsEachArmsOwnEffect(t *testing.T) {
 	}
 }
 
-// BenchmarkFitUpliftModel fits the uplift model the three ways it can
-// estimate effects on the same synthetic exposures: about the size of a
+// BenchmarkFitUpliftModel fits the uplift model the ways it can estimate
+// effects on the same synthetic exposures: about the size of a
 // 50,000-user shop's 90 days (200,000 exposures, five arms, 25 features).
 // go test -run '^$' -bench FitUpliftModel -benchtime 1x ./trainer/pipeline/
 func BenchmarkFitUpliftModel(b *testing.B) {
@@ -552,8 +552,9 @@ func BenchmarkFitUpliftModel(b *testing.B) {
 		{EffectDifference, UpliftOptions{Effect: EffectDifference}},
 		{EffectDRTrees, UpliftOptions{Effect: EffectDRTrees}},
 		{EffectDRPooled, UpliftOptions{Effect: EffectDRPooled}},
-		{EffectDR, UpliftOptions{Effect: EffectDR}},
-		{EffectDR + "-equal-weights", UpliftOptions{Effect: EffectDR, EqualWeights: true}},
+		{EffectDR, UpliftOptions{Effect: EffectDR, ArmLinear: ArmLinearPenalty}},
+		{EffectDR + "-equal-weights", UpliftOptions{Effect: EffectDR, EqualWeights: true, ArmLinear: ArmLinearPenalty}},
+		{EffectDR + "-no-arm-linear", UpliftOptions{Effect: EffectDR}},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			opt := c.opt
@@ -668,5 +669,81 @@ func TestPhiVariance(t *testing.T) {
 	// Predictions of 0 or 1 count as 0.01 or 0.99.
 	if a, b := phiVariance(0, 1, 0.2), phiVariance(0.01, 0.99, 0.2); a != b || a <= 0 {
 		t.Errorf("phiVariance at the extremes: %v, clamped %v", a, b)
+	}
+}
+
+// Offers act on the same shoppers by different amounts: a gift wins new
+// shoppers over, discounts win the price-sensitive ones, the larger the
+// more. The shared trees give every arm the arms' average effect of a
+// group; each arm's linear term moves its effect from there along the
+// features (the gift up for new shoppers, the large discount up with
+// sensitivity), a coefficient per feature where the arm's own trees,
+// stopped early on noisy pseudo-outcomes, would need splits; together
+// they fit the effects better than the trees alone.
+func TestArmLinearTermsGiveEachOfferItsOwnSize(t *testing.T) {
+	discount := map[string]float64{"large": 0.1, "small": 0.05, "gift": 0}
+	effect := func(arm string, isNew, sensitivity float64) float64 {
+		if arm == "gift" {
+			return 0.2 * isNew
+		}
+		return discount[arm] * (1 + sensitivity) * (1 - isNew)
+	}
+	arms := []string{features.ControlArm, "large", "small", "gift"}
+	scaler := fit.Standardize([][]float64{{0, -1}, {1, 1}}, nil)
+	fitWith := func(seed uint64, armLinear float64) *artifact.Uplift {
+		r := rand.New(rand.NewPCG(seed, 14))
+		var rows []upliftRow
+		for i := range 40_000 {
+			isNew, sensitivity := 0.0, 2*r.Float64()-1
+			if r.Float64() < 0.25 {
+				isNew = 1
+			}
+			arm, p := arms[i%len(arms)], 0.3+effect(arms[i%len(arms)], isNew, sensitivity)
+			y := 0.0
+			if r.Float64() < p {
+				y = 1
+			}
+			rows = append(rows, upliftRow{x: []float64{isNew, sensitivity}, arm: arm, user: i, shopper: uint32(i), converted: y})
+		}
+		u, uncorrected, err := FitUpliftModel(rows, []string{"new", "sensitivity"}, scaler, UpliftOptions{L2: 1, Deviation: 300, ArmLinear: armLinear})
+		if err != nil || len(uncorrected) != 0 {
+			t.Fatalf("arm linear %v: %v, uncorrected %v", armLinear, err, uncorrected)
+		}
+		for _, a := range u.Arms {
+			if (a.EffectLinear != nil) != (armLinear > 0) {
+				t.Fatalf("arm linear %v: arm %s's linear term %v", armLinear, a.Arm, a.EffectLinear)
+			}
+		}
+		return u
+	}
+	squaredError := func(u *artifact.Uplift) float64 {
+		s, n := 0.0, 0.0
+		for _, arm := range arms[1:] {
+			for _, isNew := range []float64{0, 1} {
+				for x := -0.95; x < 1; x += 0.1 {
+					resp, _ := u.Predict([]float64{isNew, x}, arm)
+					s, n = s+math.Pow(resp.PTreated-resp.PControl-effect(arm, isNew, x), 2), n+1
+				}
+			}
+		}
+		return s / n
+	}
+	var with, without float64
+	for seed := range uint64(3) {
+		u := fitWith(seed, ArmLinearPenalty)
+		linear := map[string]*artifact.Linear{}
+		for _, a := range u.Arms {
+			linear[a.Arm] = a.EffectLinear
+		}
+		if g, l := linear["gift"], linear["large"]; g.Coef[0] <= 0 || l.Coef[0] >= 0 || l.Coef[1] <= 0 || g.Coef[1] >= 0 {
+			t.Errorf("seed %d: linear terms (new, sensitivity): gift %v, large %v; want the gift up and the large discount down for new shoppers, the other way along sensitivity", seed, g.Coef, l.Coef)
+		}
+		e, e0 := squaredError(u), squaredError(fitWith(seed, 0))
+		t.Logf("seed %d: squared error %.6f with linear terms, %.6f without", seed, e, e0)
+		with, without = with+e, without+e0
+	}
+	// Measured 0.86 of the trees' error alone (0.82 to 0.90 by seed).
+	if with > 0.95*without {
+		t.Errorf("effects' squared error %.6f with the arms' linear terms, %.6f without", with/3, without/3)
 	}
 }
