@@ -56,6 +56,9 @@ type Options struct {
 	// UpliftEqualWeights fits the uplift model's effect trees with every
 	// exposure counting alike instead of by its precision.
 	UpliftEqualWeights bool
+	// UpliftArmLinear is the ridge penalty of each offer arm's linear
+	// effect term (pipeline.Config.UpliftArmLinear).
+	UpliftArmLinear float64
 }
 
 // RegisterFlags registers the options.
@@ -78,6 +81,7 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.ExperimentStep, "experiment.step", pipeline.DefaultExperimentStep, "each of those exposures gets its shopper's features as of the start of its period of this length (shorter: fresher features, a slower run)")
 	fs.StringVar(&o.UpliftEffect, "uplift.effect", pipeline.EffectDR, pipeline.EffectHelp)
 	fs.BoolVar(&o.UpliftEqualWeights, "uplift.equal-weights", false, pipeline.EqualWeightsHelp)
+	fs.Float64Var(&o.UpliftArmLinear, "uplift.arm-linear", 0, pipeline.ArmLinearHelp)
 }
 
 // subcommand starts a subcommand's flag set with the storage flags, whose
@@ -153,7 +157,7 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	cfg := pipeline.Config{Alias: o.Alias, Tolerance: o.Tolerance, Seed: o.Seed, Models: splitList(o.Models), Logger: log,
 		Progress: newProgress(stderr, log).update, InteractionWeights: weights, HalfLife: o.HalfLife,
 		ExperimentLookback: o.ExperimentLookback, ExperimentStep: o.ExperimentStep, UpliftEffect: o.UpliftEffect,
-		UpliftEqualWeights: o.UpliftEqualWeights}
+		UpliftEqualWeights: o.UpliftEqualWeights, UpliftArmLinear: o.UpliftArmLinear}
 	job := func(ctx context.Context) error {
 		runCfg := cfg
 		dir := report.Dir(time.Now())

@@ -51,7 +51,7 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.Float64Var(&trees.L2, "trees.l2", 0, "uplift protocol: penalty on the effect trees' leaf values, in rows: a leaf's value is its residual sum / (rows + this) (0: the trainer's default, 1)")
 	fs.IntVar(&trees.Patience, "trees.patience", 0, "uplift protocol: trees each cross-validation run of the effect trees goes on for without its held-out shoppers' error falling before it stops (0: the trainer's default, 10)")
 	equalWeights := fs.Bool("trees.equal-weights", false, "uplift protocol: "+pipeline.EqualWeightsHelp)
-	armLinear := fs.Float64("arm-linear", 0, fmt.Sprintf("uplift protocol: ridge penalty, in rows, of each offer arm's linear effect term, fitted between the trees the arms share and the arm's own (0: the trainer's default, %d; negative: none)", pipeline.ArmLinearPenalty))
+	armLinear := fs.Float64("arm-linear", 0, "uplift protocol: "+pipeline.ArmLinearHelp)
 	effect := fs.String("effect", pipeline.EffectDR, "uplift protocol: "+pipeline.EffectHelp)
 	lookback := fs.Duration("experiment.lookback", pipeline.DefaultExperimentLookback, "uplift and experiment protocols: randomized exposures this far back from the last event are used, as in a training run")
 	step := fs.Duration("experiment.step", pipeline.DefaultExperimentStep, "uplift and experiment protocols: each exposure gets features as of the start of its period of this length, as in a training run")

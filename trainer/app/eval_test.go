@@ -185,16 +185,22 @@ func TestUpliftShopsMeanLine(t *testing.T) {
 	}
 }
 
-// -uplift.equal-weights reaches the training run, and the manifest says
-// how the effect trees weighed the exposures.
-func TestUpliftEqualWeightsReachesTheRun(t *testing.T) {
-	for flagSet, want := range map[bool]string{false: "each weighted by the inverse of its variance", true: "all weighted alike"} {
+// -uplift.equal-weights and -uplift.arm-linear reach the training run, and
+// the manifest says how the effect trees weighed the exposures and whether
+// each arm had a linear term, with which penalty.
+func TestUpliftLearnerFlagsReachTheRun(t *testing.T) {
+	for _, c := range []struct {
+		flags     []string
+		want, not string
+	}{
+		{nil, "each weighted by the inverse of its variance, first trees all offer arms share, then each arm's linear term (ridge, penalty 20000 rows)", ""},
+		{[]string{"-uplift.equal-weights"}, "all weighted alike", ""},
+		{[]string{"-uplift.arm-linear", "5000"}, "linear term (ridge, penalty 5000 rows)", ""},
+		{[]string{"-uplift.arm-linear", "-1"}, "first trees all offer arms share, then each arm's own", "linear term"},
+	} {
 		dir := t.TempDir()
 		var out, errOut bytes.Buffer
-		args := []string{"-once", "-store.dir", dir, "-generate", "tiny", "-models", "uplift"}
-		if flagSet {
-			args = append(args, "-uplift.equal-weights")
-		}
+		args := append([]string{"-once", "-store.dir", dir, "-generate", "tiny", "-models", "uplift"}, c.flags...)
 		if err := app.Main(context.Background(), args, &out, &errOut); err != nil {
 			t.Fatalf("%v: %v\n%s", args, err, errOut.String())
 		}
@@ -210,8 +216,8 @@ func TestUpliftEqualWeightsReachesTheRun(t *testing.T) {
 		if err := json.Unmarshal(data, &m); err != nil {
 			t.Fatal(err)
 		}
-		if !strings.Contains(m.Params["algorithm"], want) {
-			t.Errorf("-uplift.equal-weights=%v: algorithm %q, want it to say %q", flagSet, m.Params["algorithm"], want)
+		if got := m.Params["algorithm"]; !strings.Contains(got, c.want) || c.not != "" && strings.Contains(got, c.not) {
+			t.Errorf("%v: algorithm %q, want it to say %q and not %q", c.flags, got, c.want, c.not)
 		}
 	}
 }

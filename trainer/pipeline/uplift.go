@@ -67,6 +67,9 @@ const EffectHelp = "how the uplift model estimates an offer's effect: " + Effect
 // EqualWeightsHelp describes UpliftOptions.EqualWeights for command-line flags.
 const EqualWeightsHelp = "fit the uplift model's effect trees with every exposure's pseudo-outcome counting alike, instead of by the inverse of its variance (the default, which measured level with this when few sessions are randomized; see the README)"
 
+// ArmLinearHelp describes Config.UpliftArmLinear for command-line flags.
+var ArmLinearHelp = fmt.Sprintf("ridge penalty, in rows, of each offer arm's linear effect term, fitted between the trees the offer arms share and the arm's own (0: the default, %d; negative: no linear term; see the README)", ArmLinearPenalty)
+
 // CheckUpliftEffect refuses an effect FitUpliftModel does not know.
 func CheckUpliftEffect(effect string) error {
 	switch effect {
