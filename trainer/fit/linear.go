@@ -70,7 +70,6 @@ func Transform(s artifact.Standardizer, X [][]float64) [][]float64 {
 	return out
 }
 
-// checkFinite rejects NaN and Inf inputs with the position of the first one.
 // checkWeights refuses weights that are not one positive, finite number
 // per row (nil is no weights).
 func checkWeights(n int, weights []float64) error {
@@ -88,6 +87,7 @@ func checkWeights(n int, weights []float64) error {
 	return nil
 }
 
+// checkFinite rejects NaN and Inf inputs with the position of the first one.
 func checkFinite(X [][]float64, y []float64) error {
 	for i, row := range X {
 		for j, v := range row {
