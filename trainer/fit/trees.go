@@ -96,33 +96,68 @@ func (o TreeOptions) String() string {
 // which the mean over folds steadies, and the final trees are fitted to
 // every row rather than to all but the held-out ones.
 func BoostTrees(X [][]float64, y, init []float64, opt TreeOptions) (artifact.Trees, error) {
+	t, err := BoostTaskTrees(X, y, init, nil, 1, opt)
+	if err != nil {
+		return artifact.Trees{}, err
+	}
+	return t[0], nil
+}
+
+// BoostTaskTrees is BoostTrees for several related targets at once (tasks:
+// task[i] in [0, tasks) is row i's), as multi-output boosting does: each
+// tree's splits are chosen for the fall in squared error summed over the
+// tasks, and each leaf holds a value per task, from that task's rows in
+// it. It returns one ensemble per task, all with the same splits. With
+// task nil every row is task 0.
+//
+// Why: where tasks change at the same places of feature space by
+// different amounts (say, the effects of several offers on the same
+// shoppers), each task's rows alone are often too few or too noisy to
+// find those places, all rows together find them, and a value per task
+// keeps each task's own size.
+func BoostTaskTrees(X [][]float64, y, init []float64, task []int, tasks int, opt TreeOptions) ([]artifact.Trees, error) {
 	opt = opt.withDefaults()
 	n := len(X)
 	if n == 0 || len(y) != n {
-		return artifact.Trees{}, fmt.Errorf("%w: %d rows, %d labels", ErrNoData, n, len(y))
+		return nil, fmt.Errorf("%w: %d rows, %d labels", ErrNoData, n, len(y))
 	}
 	if err := checkFinite(X, y); err != nil {
-		return artifact.Trees{}, err
+		return nil, err
 	}
 	if init != nil {
 		if len(init) != n {
-			return artifact.Trees{}, fmt.Errorf("%d rows, %d initial predictions", n, len(init))
+			return nil, fmt.Errorf("%d rows, %d initial predictions", n, len(init))
 		}
 		if err := checkFinite(nil, init); err != nil {
-			return artifact.Trees{}, fmt.Errorf("initial prediction: %w", err)
+			return nil, fmt.Errorf("initial prediction: %w", err)
 		}
 	}
 	d := len(X[0])
 	for i, x := range X {
 		if len(x) != d {
-			return artifact.Trees{}, fmt.Errorf("row %d has %d features, row 0 has %d", i, len(x), d)
+			return nil, fmt.Errorf("row %d has %d features, row 0 has %d", i, len(x), d)
 		}
 	}
 	if err := checkWeights(n, opt.Weights); err != nil {
-		return artifact.Trees{}, err
+		return nil, err
+	}
+	if tasks < 1 || tasks > 255 {
+		return nil, fmt.Errorf("%d tasks (want 1 to 255)", tasks)
+	}
+	taskOf := make([]uint8, n)
+	if task != nil {
+		if len(task) != n {
+			return nil, fmt.Errorf("%d rows, %d tasks", n, len(task))
+		}
+		for i, k := range task {
+			if k < 0 || k >= tasks {
+				return nil, fmt.Errorf("row %d: task %d of %d", i, k, tasks)
+			}
+			taskOf[i] = uint8(k)
+		}
 	}
 	if opt.Validation != nil && len(opt.Validation) != n {
-		return artifact.Trees{}, fmt.Errorf("%d rows, %d validation flags", n, len(opt.Validation))
+		return nil, fmt.Errorf("%d rows, %d validation flags", n, len(opt.Validation))
 	}
 	// target is what the trees are to fit: y, less init.
 	target := slices.Clone(y)
@@ -130,16 +165,16 @@ func BoostTrees(X [][]float64, y, init []float64, opt TreeOptions) (artifact.Tre
 		target[i] -= init[i]
 	}
 	if opt.Folds == nil {
-		return boost(X, sortRows(X), target, opt.Validation, opt.Rounds, opt)
+		return boost(X, sortRows(X), target, taskOf, tasks, opt.Validation, opt.Rounds, opt)
 	}
 	if opt.Validation != nil {
-		return artifact.Trees{}, fmt.Errorf("both validation flags and folds given")
+		return nil, fmt.Errorf("both validation flags and folds given")
 	}
 	if len(opt.Folds) != n {
-		return artifact.Trees{}, fmt.Errorf("%d rows, %d folds", n, len(opt.Folds))
+		return nil, fmt.Errorf("%d rows, %d folds", n, len(opt.Folds))
 	}
 	if lo := slices.Min(opt.Folds); lo < 0 {
-		return artifact.Trees{}, fmt.Errorf("negative fold %d", lo)
+		return nil, fmt.Errorf("negative fold %d", lo)
 	}
 	// The folds' runs are independent: they run side by side, at most one
 	// per core (each also spreads its split search over the cores), which
@@ -162,16 +197,16 @@ func BoostTrees(X [][]float64, y, init []float64, opt TreeOptions) (artifact.Tre
 			for i, h := range opt.Folds {
 				watch[i] = h == f
 			}
-			t, err := boost(X, order, target, watch, opt.Rounds, opt)
+			t, err := boost(X, order, target, taskOf, tasks, watch, opt.Rounds, opt)
 			if err != nil {
 				return fmt.Errorf("fold %d: %w", f, err)
 			}
-			counts[f] = len(t.Trees)
+			counts[f] = len(t[0].Trees)
 			return nil
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return artifact.Trees{}, err
+		return nil, err
 	}
 	kept, folds := 0, 0
 	for f := range nf {
@@ -180,16 +215,17 @@ func BoostTrees(X [][]float64, y, init []float64, opt TreeOptions) (artifact.Tre
 			folds++
 		}
 	}
-	return boost(X, order, target, nil, int(math.Round(float64(kept)/float64(folds))), opt)
+	return boost(X, order, target, taskOf, tasks, nil, int(math.Round(float64(kept)/float64(folds))), opt)
 }
 
-// boost is BoostTrees on target (y less init) with validation flags
-// watch (nil: none) and at most rounds trees (0: only the base); order
-// is sortRows(X).
-func boost(X [][]float64, order [][]int32, target []float64, validation []bool, rounds int, opt TreeOptions) (artifact.Trees, error) {
+// boost is BoostTaskTrees on target (y less init) with each row's task,
+// validation flags watch (nil: none) and at most rounds trees (0: only
+// the bases); order is sortRows(X).
+func boost(X [][]float64, order [][]int32, target []float64, task []uint8, tasks int, validation []bool, rounds int, opt TreeOptions) ([]artifact.Trees, error) {
 	var watchX [][]float64
 	var resid, watch []float64        // residuals of the rows fitted and watched
 	var weight, watchWeight []float64 // and their weights
+	var fitTask, watchTask []uint8    // and their tasks
 	fitAt := make([]int32, len(X))    // row of X → its place among the fitted rows, or -1
 	for i, x := range X {
 		w := 1.0
@@ -198,35 +234,47 @@ func boost(X [][]float64, order [][]int32, target []float64, validation []bool, 
 		}
 		if validation != nil && validation[i] {
 			watchX, watch, watchWeight = append(watchX, x), append(watch, target[i]), append(watchWeight, w)
+			watchTask = append(watchTask, task[i])
 			fitAt[i] = -1
 		} else {
 			fitAt[i] = int32(len(resid))
 			resid, weight = append(resid, target[i]), append(weight, w)
+			fitTask = append(fitTask, task[i])
 		}
 	}
 	if len(resid) == 0 {
-		return artifact.Trees{}, fmt.Errorf("%w: every row is a validation row", ErrNoData)
+		return nil, fmt.Errorf("%w: every row is a validation row", ErrNoData)
 	}
 	if opt.Weights != nil {
 		floats.Scale(float64(len(weight))/floats.Sum(weight), weight)
 	}
-	base, sw, ss := 0.0, 0.0, 0.0
+	// Each task starts from its rows' weighted mean (0 for a task without
+	// rows).
+	base, sw := make([]float64, tasks), make([]float64, tasks)
 	for i, v := range resid {
-		base += weight[i] * v
-		sw += weight[i]
+		base[fitTask[i]] += weight[i] * v
+		sw[fitTask[i]] += weight[i]
 	}
-	base /= sw
+	for k := range base {
+		if sw[k] > 0 {
+			base[k] /= sw[k]
+		}
+	}
+	ss := 0.0
 	for i, v := range resid {
 		ss += weight[i] * v * v
-		resid[i] -= base
+		resid[i] -= base[fitTask[i]]
 	}
 	for i := range watch {
-		watch[i] -= base
+		watch[i] -= base[watchTask[i]]
 	}
 	cuts, bins := binFeatures(X, order, fitAt, len(resid), opt.Bins)
-	out := artifact.Trees{Base: base}
+	out := make([]artifact.Trees, tasks)
+	for k := range out {
+		out[k].Base = base[k]
+	}
 	// A gain below rounding error of the targets' scale is none.
-	g := grower{opt: opt, cuts: cuts, bins: bins, resid: resid, weight: weight, rows: make([]int32, len(resid)), minGain: 1e-12 * ss}
+	g := grower{opt: opt, cuts: cuts, bins: bins, resid: resid, weight: weight, task: fitTask, tasks: tasks, rows: make([]int32, len(resid)), minGain: 1e-12 * ss}
 	loss := func() float64 {
 		l := 0.0
 		for i, v := range watch {
@@ -237,25 +285,32 @@ func boost(X [][]float64, order [][]int32, target []float64, validation []bool, 
 	bestLoss, bestAt := loss(), 0
 	for range rounds {
 		t := g.tree()
-		if len(t.Feature) == 1 {
+		if len(t[0].Feature) == 1 {
 			break // no split gains anything: later rounds would not either
 		}
-		out.Trees = append(out.Trees, t)
+		for k := range out {
+			out[k].Trees = append(out[k].Trees, t[k])
+		}
 		if watchX == nil {
 			continue
 		}
-		one := artifact.Trees{Trees: []artifact.Tree{t}}
+		one := make([]artifact.Trees, tasks)
+		for k := range one {
+			one[k].Trees = t[k : k+1]
+		}
 		for i, x := range watchX {
-			watch[i] -= one.Eval(x)
+			watch[i] -= one[watchTask[i]].Eval(x)
 		}
 		if l := loss(); l < bestLoss {
-			bestLoss, bestAt = l, len(out.Trees)
-		} else if len(out.Trees)-bestAt >= opt.Patience {
+			bestLoss, bestAt = l, len(out[0].Trees)
+		} else if len(out[0].Trees)-bestAt >= opt.Patience {
 			break
 		}
 	}
 	if watchX != nil {
-		out.Trees = out.Trees[:bestAt]
+		for k := range out {
+			out[k].Trees = out[k].Trees[:bestAt]
+		}
 	}
 	return out, nil
 }
@@ -332,7 +387,9 @@ type grower struct {
 	bins    [][]uint8 // feature → row → bin
 	resid   []float64
 	weight  []float64 // of each row, 1 when unweighted
-	rows    []int32   // row indices, partitioned in place by node
+	task    []uint8   // of each row
+	tasks   int
+	rows    []int32 // row indices, partitioned in place by node
 	minGain float64
 }
 
@@ -341,28 +398,39 @@ type split struct {
 	gain         float64
 }
 
-func (g *grower) tree() artifact.Tree {
+// tree grows the next tree: its splits, with each task's leaf values.
+func (g *grower) tree() []artifact.Tree {
 	for i := range g.rows {
 		g.rows[i] = int32(i)
 	}
-	var t artifact.Tree
-	g.grow(&t, g.rows, 0)
-	return t
+	var shape artifact.Tree
+	values := make([][]float64, g.tasks)
+	g.grow(&shape, values, g.rows, 0)
+	out := make([]artifact.Tree, g.tasks)
+	for k := range out {
+		out[k] = artifact.Tree{Feature: shape.Feature, Threshold: shape.Threshold, Left: shape.Left, Right: shape.Right, Value: values[k]}
+	}
+	return out
 }
 
-// grow appends the node for rows (and, below it, its subtree) to t. A
-// leaf takes its value off its rows' residuals.
-func (g *grower) grow(t *artifact.Tree, rows []int32, depth int) {
+// grow appends the node for rows (and, below it, its subtree) to t, and
+// each task's value of it to values. A leaf takes each task's value off
+// that task's rows' residuals.
+func (g *grower) grow(t *artifact.Tree, values [][]float64, rows []int32, depth int) {
 	node := len(t.Feature)
 	t.Feature = append(t.Feature, -1)
 	t.Threshold = append(t.Threshold, 0)
 	t.Left = append(t.Left, 0)
 	t.Right = append(t.Right, 0)
-	t.Value = append(t.Value, 0)
-	s, sw := 0.0, 0.0 // the rows' weighted residuals' sum, and weights' sum
+	for k := range values {
+		values[k] = append(values[k], 0)
+	}
+	// The rows' weighted residuals' sum, and weights' sum, per task.
+	s, sw := make([]float64, g.tasks), make([]float64, g.tasks)
 	for _, r := range rows {
-		s += g.weight[r] * g.resid[r]
-		sw += g.weight[r]
+		k := g.task[r]
+		s[k] += g.weight[r] * g.resid[r]
+		sw[k] += g.weight[r]
 	}
 	if depth < g.opt.MaxDepth && len(rows) >= 2*g.opt.MinLeaf {
 		if best := g.bestSplit(rows, s, sw); best.gain > g.minGain {
@@ -377,31 +445,35 @@ func (g *grower) grow(t *artifact.Tree, rows []int32, depth int) {
 			}
 			t.Feature[node], t.Threshold[node] = best.feature, g.cuts[best.feature][best.bin]
 			t.Left[node] = len(t.Feature)
-			g.grow(t, rows[:k], depth+1)
+			g.grow(t, values, rows[:k], depth+1)
 			t.Right[node] = len(t.Feature)
-			g.grow(t, rows[k:], depth+1)
+			g.grow(t, values, rows[k:], depth+1)
 			return
 		}
 	}
-	v := g.opt.Rate * s / (sw + g.opt.L2)
-	t.Value[node] = v
+	for k := range values {
+		values[k][node] = g.opt.Rate * s[k] / (sw[k] + g.opt.L2)
+	}
 	for _, r := range rows {
-		g.resid[r] -= v
+		g.resid[r] -= values[g.task[r]][node]
 	}
 }
 
 // bestSplit finds the split of rows with the largest fall in squared
-// error (penalised by L2) that leaves MinLeaf rows on each side, searching
-// the features on all cores.
-func (g *grower) bestSplit(rows []int32, total, totalWeight float64) split {
+// error (penalised by L2, summed over the tasks) that leaves MinLeaf rows
+// on each side, searching the features on all cores. total and
+// totalWeight are the rows' weighted residuals' and weights' sums per
+// task.
+func (g *grower) bestSplit(rows []int32, total, totalWeight []float64) split {
 	// The rows' weighted residuals and weights, gathered once: every
 	// feature's pass reads them in order instead of scattered.
 	resid, weight := make([]float64, len(rows)), make([]float64, len(rows))
+	task := make([]uint8, len(rows))
 	for k, r := range rows {
-		resid[k], weight[k] = g.weight[r]*g.resid[r], g.weight[r]
+		resid[k], weight[k], task[k] = g.weight[r]*g.resid[r], g.weight[r], g.task[r]
 	}
 	per := make([]split, len(g.bins))
-	parallel.Each(len(g.bins), 1, func(j int) { per[j] = g.bestSplitOn(j, rows, resid, weight, total, totalWeight) })
+	parallel.Each(len(g.bins), 1, func(j int) { per[j] = g.bestSplitOn(j, rows, resid, weight, task, total, totalWeight) })
 	var best split
 	for _, s := range per {
 		if s.gain > best.gain {
@@ -413,27 +485,34 @@ func (g *grower) bestSplit(rows []int32, total, totalWeight float64) split {
 
 // bestSplitOn is bestSplit on feature j alone, from histograms of the
 // rows' weighted residuals and weights (resid and weight, in the order of
-// rows) over its bins.
-func (g *grower) bestSplitOn(j int, rows []int32, resid, weight []float64, total, totalWeight float64) split {
+// rows; task, their tasks) over its bins and tasks.
+func (g *grower) bestSplitOn(j int, rows []int32, resid, weight []float64, task []uint8, total, totalWeight []float64) split {
 	best := split{feature: j}
 	nb := len(g.cuts[j]) + 1
 	if nb < 2 {
 		return best
 	}
-	l2, minLeaf := g.opt.L2, g.opt.MinLeaf
-	parent := total * total / (totalWeight + l2)
-	sum, sumW, count := make([]float64, nb), make([]float64, nb), make([]int, nb)
+	l2, minLeaf, nt := g.opt.L2, g.opt.MinLeaf, g.tasks
+	parent := 0.0
+	for k := range nt {
+		parent += total[k] * total[k] / (totalWeight[k] + l2)
+	}
+	// Histograms by bin, then task: bin b's task k at b*nt+k.
+	sum, sumW, count := make([]float64, nb*nt), make([]float64, nb*nt), make([]int, nb)
 	b := g.bins[j]
 	for k, r := range rows {
-		sum[b[r]] += resid[k]
-		sumW[b[r]] += weight[k]
+		at := int(b[r])*nt + int(task[k])
+		sum[at] += resid[k]
+		sumW[at] += weight[k]
 		count[b[r]]++
 	}
-	sl, wl, cl := 0.0, 0.0, 0
-	for k := 0; k < nb-1; k++ {
-		sl += sum[k]
-		wl += sumW[k]
-		cl += count[k]
+	sl, wl, cl := make([]float64, nt), make([]float64, nt), 0
+	for bin := 0; bin < nb-1; bin++ {
+		for k := range nt {
+			sl[k] += sum[bin*nt+k]
+			wl[k] += sumW[bin*nt+k]
+		}
+		cl += count[bin]
 		cr := len(rows) - cl
 		if cl < minLeaf {
 			continue
@@ -441,9 +520,13 @@ func (g *grower) bestSplitOn(j int, rows []int32, resid, weight []float64, total
 		if cr < minLeaf {
 			break
 		}
-		sr, wr := total-sl, totalWeight-wl
-		if gain := sl*sl/(wl+l2) + sr*sr/(wr+l2) - parent; gain > best.gain {
-			best.bin, best.gain = k, gain
+		gain := -parent
+		for k := range nt {
+			sr, wr := total[k]-sl[k], totalWeight[k]-wl[k]
+			gain += sl[k]*sl[k]/(wl[k]+l2) + sr*sr/(wr+l2)
+		}
+		if gain > best.gain {
+			best.bin, best.gain = bin, gain
 		}
 	}
 	return best

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"sort"
 	"testing"
+
+	"github.com/promoai/promo/registry/artifact"
 )
 
 // An interaction no linear model can express: the effect of x0 flips with
@@ -440,5 +442,107 @@ func TestBoostTreesWeighsRows(t *testing.T) {
 	opt.Weights = w[:10]
 	if _, err := BoostTrees(X, y, nil, opt); err == nil {
 		t.Fatal("10 weights for 20000 rows accepted")
+	}
+}
+
+// Three tasks that change at the same places by different amounts and
+// signs (task k's truth is size[k]·f(x), f the interaction above), each
+// with too few, too noisy rows to fit well alone.
+func sharedShape(n int, r *rand.Rand) (X [][]float64, y, truth []float64, task []int) {
+	size := []float64{1, 0.4, -0.7}
+	X, _, f := interaction(n, r)
+	y, truth, task = make([]float64, n), make([]float64, n), make([]int, n)
+	for i := range X {
+		k := r.IntN(len(size))
+		task[i], truth[i] = k, size[k]*f[i]-0.2*float64(k)
+		y[i] = truth[i] + 2*r.NormFloat64()
+	}
+	return X, y, truth, task
+}
+
+func TestBoostTaskTreesShareSplitsNotValues(t *testing.T) {
+	opt := TreeOptions{Rounds: 300, Rate: 0.05, MaxDepth: 2, MinLeaf: 100}
+	var taskErr, aloneErr float64
+	for seed := range uint64(3) {
+		r := rand.New(rand.NewPCG(11, seed))
+		X, y, _, task := sharedShape(6000, r)
+		folds := make([]int, len(X))
+		for i := range folds {
+			folds[i] = i % 3
+		}
+		o := opt
+		o.Folds = folds
+		per, err := BoostTaskTrees(X, y, nil, task, 3, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(per) != 3 || len(per[0].Trees) == 0 {
+			t.Fatalf("%d ensembles, the first of %d trees", len(per), len(per[0].Trees))
+		}
+		for k, m := range per {
+			if err := m.Validate(3); err != nil {
+				t.Fatal(err)
+			}
+			if len(m.Trees) != len(per[0].Trees) {
+				t.Fatalf("task %d has %d trees, task 0 %d", k, len(m.Trees), len(per[0].Trees))
+			}
+			for i, tr := range m.Trees {
+				if !slices.Equal(tr.Feature, per[0].Trees[i].Feature) || !slices.Equal(tr.Threshold, per[0].Trees[i].Threshold) {
+					t.Fatalf("task %d's tree %d splits differently from task 0's", k, i)
+				}
+			}
+		}
+		// The same rows, each task fitted alone.
+		alone := make([]artifact.Trees, 3)
+		for k := range alone {
+			var Xk [][]float64
+			var yk []float64
+			var fk []int
+			for i := range X {
+				if task[i] == k {
+					Xk, yk, fk = append(Xk, X[i]), append(yk, y[i]), append(fk, folds[i])
+				}
+			}
+			o.Folds = fk
+			if alone[k], err = BoostTrees(Xk, yk, nil, o); err != nil {
+				t.Fatal(err)
+			}
+		}
+		Xt, _, truth, taskT := sharedShape(6000, r)
+		for i, x := range Xt {
+			k := taskT[i]
+			taskErr += math.Pow(per[k].Eval(x)-truth[i], 2)
+			aloneErr += math.Pow(alone[k].Eval(x)-truth[i], 2)
+		}
+	}
+	// Sharing the splits finds the shape from all rows; each task keeps
+	// its own size and sign.
+	t.Logf("held-out squared error: tasks together %.4f of alone", taskErr/aloneErr)
+	if taskErr > 0.85*aloneErr {
+		t.Fatalf("held-out squared error %.1f with shared splits, %.1f alone", taskErr, aloneErr)
+	}
+}
+
+func TestBoostTaskTreesRefuseBadTasks(t *testing.T) {
+	X, y := [][]float64{{1}, {2}, {3}}, []float64{0, 1, 2}
+	for _, c := range []struct {
+		task  []int
+		tasks int
+	}{{[]int{0, 1}, 2}, {[]int{0, 1, 2}, 2}, {[]int{0, -1, 0}, 2}, {nil, 0}, {nil, 256}} {
+		if _, err := BoostTaskTrees(X, y, nil, c.task, c.tasks, TreeOptions{MinLeaf: 1}); err == nil {
+			t.Errorf("tasks %v of %d accepted", c.task, c.tasks)
+		}
+	}
+	// Without tasks, one ensemble: BoostTrees's.
+	per, err := BoostTaskTrees(X, y, nil, nil, 1, TreeOptions{MinLeaf: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := BoostTrees(X, y, nil, TreeOptions{MinLeaf: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(per) != 1 || !reflect.DeepEqual(per[0], want) {
+		t.Fatalf("one task gave %+v, BoostTrees %+v", per, want)
 	}
 }
