@@ -59,6 +59,9 @@ type Options struct {
 	// UpliftArmLinear is the ridge penalty of each offer arm's linear
 	// effect term (pipeline.Config.UpliftArmLinear).
 	UpliftArmLinear float64
+	// UpliftSharedLeaves fits the uplift model's effect trees with one
+	// value per leaf for all offer arms (pipeline.Config.UpliftSharedLeaves).
+	UpliftSharedLeaves bool
 }
 
 // RegisterFlags registers the options.
@@ -82,6 +85,7 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.UpliftEffect, "uplift.effect", pipeline.EffectDR, pipeline.EffectHelp)
 	fs.BoolVar(&o.UpliftEqualWeights, "uplift.equal-weights", false, pipeline.EqualWeightsHelp)
 	fs.Float64Var(&o.UpliftArmLinear, "uplift.arm-linear", 0, pipeline.ArmLinearHelp)
+	fs.BoolVar(&o.UpliftSharedLeaves, "uplift.shared-leaves", false, pipeline.SharedLeavesHelp)
 }
 
 // subcommand starts a subcommand's flag set with the storage flags, whose
@@ -157,7 +161,7 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	cfg := pipeline.Config{Alias: o.Alias, Tolerance: o.Tolerance, Seed: o.Seed, Models: splitList(o.Models), Logger: log,
 		Progress: newProgress(stderr, log).update, InteractionWeights: weights, HalfLife: o.HalfLife,
 		ExperimentLookback: o.ExperimentLookback, ExperimentStep: o.ExperimentStep, UpliftEffect: o.UpliftEffect,
-		UpliftEqualWeights: o.UpliftEqualWeights, UpliftArmLinear: o.UpliftArmLinear}
+		UpliftEqualWeights: o.UpliftEqualWeights, UpliftArmLinear: o.UpliftArmLinear, UpliftSharedLeaves: o.UpliftSharedLeaves}
 	job := func(ctx context.Context) error {
 		runCfg := cfg
 		dir := report.Dir(time.Now())

@@ -185,18 +185,21 @@ func TestUpliftShopsMeanLine(t *testing.T) {
 	}
 }
 
-// -uplift.equal-weights and -uplift.arm-linear reach the training run, and
-// the manifest says how the effect trees weighed the exposures and whether
-// each arm had a linear term, with which penalty.
+// -uplift.equal-weights, -uplift.arm-linear and -uplift.shared-leaves
+// reach the training run, and the manifest says how the effect trees
+// weighed the exposures, whether their leaves held a value per arm and
+// whether each arm had a linear term, with which penalty.
 func TestUpliftLearnerFlagsReachTheRun(t *testing.T) {
 	for _, c := range []struct {
 		flags     []string
 		want, not string
 	}{
-		{nil, "each weighted by the inverse of its variance, first trees all offer arms share, then each arm's linear term (ridge, penalty 20000 rows)", ""},
+		{nil, "each weighted by the inverse of its variance, their splits shared by all offer arms and each leaf holding a value per arm, then each arm's linear term (ridge, penalty 20000 rows)", "then its own trees"},
 		{[]string{"-uplift.equal-weights"}, "all weighted alike", ""},
 		{[]string{"-uplift.arm-linear", "5000"}, "linear term (ridge, penalty 5000 rows)", ""},
-		{[]string{"-uplift.arm-linear", "-1"}, "first trees all offer arms share, then each arm's own", "linear term"},
+		{[]string{"-uplift.arm-linear", "-1"}, "each leaf holding a value per arm", "linear term"},
+		{[]string{"-uplift.shared-leaves"}, "first trees all offer arms share, then each arm's linear term (ridge, penalty 20000 rows), then its own trees", ""},
+		{[]string{"-uplift.shared-leaves", "-uplift.arm-linear", "-1"}, "first trees all offer arms share, then each arm's own", "linear term"},
 	} {
 		dir := t.TempDir()
 		var out, errOut bytes.Buffer

@@ -102,6 +102,10 @@ type Config struct {
 	// linear effect term (see UpliftOptions.ArmLinear): 0 means
 	// ArmLinearPenalty, a negative value no linear term (for comparison).
 	UpliftArmLinear float64
+	// UpliftSharedLeaves fits the effect trees with one value per leaf for
+	// every offer arm, as before the leaves held a value per arm (see
+	// UpliftOptions.SharedLeaves; for comparison).
+	UpliftSharedLeaves bool
 	// ExperimentLookback is how far back from the last event randomized
 	// exposures train the uplift model and feed the experiment readout
 	// (default 90 days).
@@ -466,7 +470,7 @@ func dataWindow(ctx context.Context, bkt registry.Bucket, cfg Config, exposed ra
 
 func (c *Config) uplift() UpliftOptions {
 	return UpliftOptions{L2: c.UpliftL2, Deviation: c.UpliftDeviation, SeparateArms: c.UpliftSeparateArms, Effect: c.UpliftEffect, Trees: c.UpliftTrees, EqualWeights: c.UpliftEqualWeights,
-		ArmLinear: max(0, c.UpliftArmLinear)}
+		ArmLinear: max(0, c.UpliftArmLinear), SharedLeaves: c.UpliftSharedLeaves}
 }
 
 func (c *Config) featureConfig(cutoff time.Time) features.Config {

@@ -435,7 +435,7 @@ func TestGroupEffects(t *testing.T) {
 // everyone. The default effect trees open each arm's with the same trees,
 // fitted to all four arms' rows, so they carry the common shape; each
 // arm's own trees then take the fourth back towards its flat effect.
-func TestSharedCorrectionKeepsEachArmsOwnEffect(t *testing.T) {
+func TestSharedTreesKeepEachArmsOwnEffect(t *testing.T) {
 	r := rand.New(rand.NewPCG(10, 11))
 	effect := func(arm string, x float64) float64 {
 		switch {
@@ -461,22 +461,6 @@ func TestSharedCorrectionKeepsEachArmsOwnEffect(t *testing.T) {
 		rows = append(rows, upliftRow{x: []float64{x}, arm: arm, user: i, shopper: uint32(i), converted: y})
 	}
 	scaler := fit.Standardize([][]float64{{-2}, {2}}, nil)
-	u, uncorrected, err := FitUpliftModel(rows, []string{"x"}, scaler, UpliftOptions{L2: 1, Deviation: 300})
-	if err != nil || len(uncorrected) != 0 {
-		t.Fatalf("%v, uncorrected %v", err, uncorrected)
-	}
-	// The trees every arm's effect opens with are the shared ones.
-	shared := slices.Clone(u.Arms[0].Effect.Trees)
-	for _, a := range u.Arms[1:] {
-		n := 0
-		for n < len(shared) && n < len(a.Effect.Trees) && reflect.DeepEqual(shared[n], a.Effect.Trees[n]) {
-			n++
-		}
-		shared = shared[:n]
-	}
-	if len(shared) == 0 {
-		t.Fatal("the arms' effect trees share none")
-	}
 	// spread is the range of some trees' (or the whole effect's) values
 	// over x.
 	spread := func(f func(x float64) float64) float64 {
@@ -486,25 +470,75 @@ func TestSharedCorrectionKeepsEachArmsOwnEffect(t *testing.T) {
 		}
 		return hi - lo
 	}
-	common := artifact.Trees{Trees: shared}
-	var z [1]float64
-	commonSpread := spread(func(x float64) float64 { scaler.Apply([]float64{x}, z[:]); return common.Eval(z[:]) })
-	predicted := func(arm string) func(float64) float64 {
-		return func(x float64) float64 {
-			resp, _ := u.Predict([]float64{x}, arm)
-			return resp.PTreated - resp.PControl
+	sqErr := map[bool]float64{} // of the arms' predicted effects, by SharedLeaves
+	for _, sharedLeaves := range []bool{false, true} {
+		u, uncorrected, err := FitUpliftModel(rows, []string{"x"}, scaler, UpliftOptions{L2: 1, Deviation: 300, SharedLeaves: sharedLeaves})
+		if err != nil || len(uncorrected) != 0 {
+			t.Fatalf("shared leaves %v: %v, uncorrected %v", sharedLeaves, err, uncorrected)
 		}
-	}
-	t.Logf("spread over x: shared trees %.3f, the flat arm's predicted effect %.3f", commonSpread, spread(predicted("flat")))
-	if flat := spread(predicted("flat")); commonSpread < 0.15 || flat > commonSpread/2 {
-		t.Errorf("the shared trees' spread over x is %.3f, the flat arm's predicted effect's %.3f", commonSpread, flat)
-	}
-	for _, a := range []string{"a", "b", "c"} {
-		for _, x := range []float64{-1.7, 0, 1.7} {
-			if got := predicted(a)(x); math.Abs(got-effect(a, x)) > 0.08 {
-				t.Errorf("arm %s, x=%v: predicted effect %.3f, true %.2f", a, x, got, effect(a, x))
+		predicted := func(arm string) func(float64) float64 {
+			return func(x float64) float64 {
+				resp, _ := u.Predict([]float64{x}, arm)
+				return resp.PTreated - resp.PControl
 			}
 		}
+		for _, a := range []string{"a", "b", "c"} {
+			for _, x := range []float64{-1.7, 0, 1.7} {
+				if got := predicted(a)(x); math.Abs(got-effect(a, x)) > 0.08 {
+					t.Errorf("shared leaves %v: arm %s, x=%v: predicted effect %.3f, true %.2f", sharedLeaves, a, x, got, effect(a, x))
+				}
+			}
+		}
+		flat := spread(predicted("flat"))
+		for _, a := range arms[1:] {
+			for x := -1.95; x < 2; x += 0.1 {
+				sqErr[sharedLeaves] += math.Pow(predicted(a)(x)-effect(a, x), 2)
+			}
+		}
+		if !sharedLeaves {
+			// Every arm's trees split alike; the flat arm's leaves stay flat.
+			first := u.Arms[0].Effect.Trees
+			for _, a := range u.Arms[1:] {
+				if len(a.Effect.Trees) != len(first) {
+					t.Fatalf("arm %s has %d trees, %s %d", a.Arm, len(a.Effect.Trees), u.Arms[0].Arm, len(first))
+				}
+				for i, tr := range a.Effect.Trees {
+					if !slices.Equal(tr.Feature, first[i].Feature) || !slices.Equal(tr.Threshold, first[i].Threshold) {
+						t.Fatalf("arm %s's tree %d splits differently from %s's", a.Arm, i, u.Arms[0].Arm)
+					}
+				}
+			}
+			if len(first) == 0 {
+				t.Fatal("no effect trees")
+			}
+			continue
+		}
+		// The trees every arm's effect opens with are the shared ones.
+		shared := slices.Clone(u.Arms[0].Effect.Trees)
+		for _, a := range u.Arms[1:] {
+			n := 0
+			for n < len(shared) && n < len(a.Effect.Trees) && reflect.DeepEqual(shared[n], a.Effect.Trees[n]) {
+				n++
+			}
+			shared = shared[:n]
+		}
+		if len(shared) == 0 {
+			t.Fatal("the arms' effect trees share none")
+		}
+		common := artifact.Trees{Trees: shared}
+		var z [1]float64
+		commonSpread := spread(func(x float64) float64 { scaler.Apply([]float64{x}, z[:]); return common.Eval(z[:]) })
+		t.Logf("shared leaves: spread over x: shared trees %.3f, the flat arm's predicted effect %.3f", commonSpread, flat)
+		if commonSpread < 0.15 || flat > commonSpread/2 {
+			t.Errorf("the shared trees' spread over x is %.3f, the flat arm's predicted effect's %.3f", commonSpread, flat)
+		}
+	}
+	// A value per arm in each leaf fits the arms' effects closer than
+	// shared leaves, which give the flat arm the others' shape for its own
+	// trees to undo. Measured 0.56 (0.56 to 0.74 with other seeds).
+	t.Logf("squared error of the predicted effects: %.4f of shared leaves' with a value per arm in each leaf", sqErr[false]/sqErr[true])
+	if sqErr[false] > 0.8*sqErr[true] {
+		t.Errorf("squared error of the predicted effects %.4f with a value per arm in each leaf, %.4f with shared leaves", sqErr[false], sqErr[true])
 	}
 	own, _, err := FitUpliftModel(rows, []string{"x"}, scaler, UpliftOptions{L2: 1, Deviation: 300, Effect: EffectDRTrees})
 	if err != nil {
@@ -555,6 +589,7 @@ func BenchmarkFitUpliftModel(b *testing.B) {
 		{EffectDR, UpliftOptions{Effect: EffectDR, ArmLinear: ArmLinearPenalty}},
 		{EffectDR + "-equal-weights", UpliftOptions{Effect: EffectDR, EqualWeights: true, ArmLinear: ArmLinearPenalty}},
 		{EffectDR + "-no-arm-linear", UpliftOptions{Effect: EffectDR}},
+		{EffectDR + "-shared-leaves", UpliftOptions{Effect: EffectDR, ArmLinear: ArmLinearPenalty, SharedLeaves: true}},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			opt := c.opt
@@ -674,12 +709,12 @@ func TestPhiVariance(t *testing.T) {
 
 // Offers act on the same shoppers by different amounts: a gift wins new
 // shoppers over, discounts win the price-sensitive ones, the larger the
-// more. The shared trees give every arm the arms' average effect of a
-// group; each arm's linear term moves its effect from there along the
-// features (the gift up for new shoppers, the large discount up with
-// sensitivity), a coefficient per feature where the arm's own trees,
-// stopped early on noisy pseudo-outcomes, would need splits; together
-// they fit the effects better than the trees alone.
+// more. The effect trees, stopped early on noisy pseudo-outcomes, fit
+// each arm's effect in a few coarse steps; each arm's linear term then
+// moves it along the features (the gift up for new shoppers, the
+// discounts up with sensitivity), a coefficient per feature where the
+// trees would need more splits; together they fit the effects better than
+// the trees alone.
 func TestArmLinearTermsGiveEachOfferItsOwnSize(t *testing.T) {
 	discount := map[string]float64{"large": 0.1, "small": 0.05, "gift": 0}
 	effect := func(arm string, isNew, sensitivity float64) float64 {
@@ -735,14 +770,17 @@ func TestArmLinearTermsGiveEachOfferItsOwnSize(t *testing.T) {
 		for _, a := range u.Arms {
 			linear[a.Arm] = a.EffectLinear
 		}
-		if g, l := linear["gift"], linear["large"]; g.Coef[0] <= 0 || l.Coef[0] >= 0 || l.Coef[1] <= 0 || g.Coef[1] >= 0 {
-			t.Errorf("seed %d: linear terms (new, sensitivity): gift %v, large %v; want the gift up and the large discount down for new shoppers, the other way along sensitivity", seed, g.Coef, l.Coef)
+		// The trees, stopped early, leave each discount part of its slope
+		// along sensitivity and the gift part of its rise for new shoppers;
+		// the gift has no slope to take.
+		if g, l, sm := linear["gift"], linear["large"], linear["small"]; g.Coef[0] <= 0 || l.Coef[0] >= 0 || l.Coef[1] <= 0 || sm.Coef[1] <= 0 || math.Abs(g.Coef[1]) > l.Coef[1]/2 {
+			t.Errorf("seed %d: linear terms (new, sensitivity): gift %v, large %v, small %v; want the gift up and the large discount down for new shoppers, both discounts up along sensitivity and the gift not", seed, g.Coef, l.Coef, sm.Coef)
 		}
 		e, e0 := squaredError(u), squaredError(fitWith(seed, 0))
 		t.Logf("seed %d: squared error %.6f with linear terms, %.6f without", seed, e, e0)
 		with, without = with+e, without+e0
 	}
-	// Measured 0.86 of the trees' error alone (0.82 to 0.90 by seed).
+	// Measured 0.80 of the trees' error alone (0.73 to 0.86 by seed).
 	if with > 0.95*without {
 		t.Errorf("effects' squared error %.6f with the arms' linear terms, %.6f without", with/3, without/3)
 	}
