@@ -528,7 +528,7 @@ func TestBoostTaskTreesRefuseBadTasks(t *testing.T) {
 	for _, c := range []struct {
 		task  []int
 		tasks int
-	}{{[]int{0, 1}, 2}, {[]int{0, 1, 2}, 2}, {[]int{0, -1, 0}, 2}, {nil, 0}, {nil, 256}} {
+	}{{[]int{0, 1}, 2}, {[]int{0, 1, 2}, 2}, {[]int{0, -1, 0}, 2}, {nil, 0}, {nil, 2}, {nil, 256}} {
 		if _, err := BoostTaskTrees(X, y, nil, c.task, c.tasks, TreeOptions{MinLeaf: 1}); err == nil {
 			t.Errorf("tasks %v of %d accepted", c.task, c.tasks)
 		}
