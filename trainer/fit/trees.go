@@ -107,8 +107,11 @@ func BoostTrees(X [][]float64, y, init []float64, opt TreeOptions) (artifact.Tre
 // task[i] in [0, tasks) is row i's), as multi-output boosting does: each
 // tree's splits are chosen for the fall in squared error summed over the
 // tasks, and each leaf holds a value per task, from that task's rows in
-// it. It returns one ensemble per task, all with the same splits. With
-// task nil every row is task 0.
+// it. It returns one ensemble per task, all with the same splits (and
+// the same slices for them). With task nil every row is task 0, and
+// tasks must be 1; there are at most 255 tasks. MinLeaf counts a leaf's
+// rows of every task, the validation loss and cross-validation's stop
+// sum over the tasks, and a task without rows gets zeros.
 //
 // Why: where tasks change at the same places of feature space by
 // different amounts (say, the effects of several offers on the same
