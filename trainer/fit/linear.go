@@ -87,6 +87,13 @@ func checkWeights(n int, weights []float64) error {
 	return nil
 }
 
+// scaleToMeanOne scales weights in place to a mean of 1, so that a
+// penalty counted in rows (ridge lambda, a tree leaf's L2, MinLeaf) means
+// the same with weights as without.
+func scaleToMeanOne(weights []float64) {
+	floats.Scale(float64(len(weights))/floats.Sum(weights), weights)
+}
+
 // checkFinite rejects NaN and Inf inputs with the position of the first one.
 func checkFinite(X [][]float64, y []float64) error {
 	for i, row := range X {
@@ -221,7 +228,7 @@ func WeightedOLS(X [][]float64, y, weights []float64, lambda float64) (artifact.
 	}
 	if weights != nil {
 		weights = slices.Clone(weights)
-		floats.Scale(float64(len(weights))/floats.Sum(weights), weights)
+		scaleToMeanOne(weights)
 	}
 	d := len(X[0])
 	if len(X) < d+1 && lambda == 0 {

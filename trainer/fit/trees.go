@@ -9,7 +9,6 @@ import (
 	"sort"
 
 	"golang.org/x/sync/errgroup"
-	"gonum.org/v1/gonum/floats"
 
 	"github.com/promoai/promo/registry/artifact"
 	"github.com/promoai/promo/trainer/internal/parallel"
@@ -252,7 +251,7 @@ func boost(X [][]float64, order [][]int32, target []float64, task []uint8, tasks
 		return nil, fmt.Errorf("%w: every row is a validation row", ErrNoData)
 	}
 	if opt.Weights != nil {
-		floats.Scale(float64(len(weight))/floats.Sum(weight), weight)
+		scaleToMeanOne(weight)
 	}
 	// Each task starts from its rows' weighted mean (0 for a task without
 	// rows).

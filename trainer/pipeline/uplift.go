@@ -434,14 +434,14 @@ func fitEffectTrees(u *artifact.Uplift, conv *conversionModels, rows []upliftRow
 			}
 		}
 	}
+	lambda := opt.ArmLinear
+	if !isEffect {
+		lambda = 0 // a correction has no linear term
+	}
 	for _, d := range arms {
-		var linear *artifact.Linear
-		if isEffect && opt.ArmLinear > 0 {
-			m, err := d.linear(opt.ArmLinear)
-			if err != nil {
-				return nil, fmt.Errorf("arm %s effect's linear term: %w", conv.arms[d.arm], err)
-			}
-			linear = &m
+		linear, err := d.linear(lambda)
+		if err != nil {
+			return nil, fmt.Errorf("arm %s effect's linear term: %w", conv.arms[d.arm], err)
 		}
 		t, err := d.boost(opt.Trees)
 		if err != nil {
@@ -474,16 +474,14 @@ func fitArmLeaves(u *artifact.Uplift, conv *conversionModels, arms []liftData, o
 		return fmt.Errorf("offer arms' effect trees: %w", err)
 	}
 	for k, d := range arms {
-		for i, x := range d.x {
-			d.init[i] += per[k].Eval(x)
-		}
-		var linear *artifact.Linear
 		if opt.ArmLinear > 0 {
-			m, err := d.linear(opt.ArmLinear)
-			if err != nil {
-				return fmt.Errorf("arm %s effect's linear term: %w", conv.arms[d.arm], err)
+			for i, x := range d.x {
+				d.init[i] += per[k].Eval(x)
 			}
-			linear = &m
+		}
+		linear, err := d.linear(opt.ArmLinear)
+		if err != nil {
+			return fmt.Errorf("arm %s effect's linear term: %w", conv.arms[d.arm], err)
 		}
 		u.Arms[d.arm].Effect, u.Arms[d.arm].EffectLinear = &per[k], linear
 	}
@@ -530,20 +528,24 @@ func phiVariance(muA, muC, e float64) float64 {
 
 // linear fits a ridge regression (penalty lambda, in rows) of what init
 // leaves of phi on the features, each row weighed by its weight (all alike
-// when there are none), and adds it to init.
-func (d liftData) linear(lambda float64) (artifact.Linear, error) {
+// when there are none), and adds it to init; with lambda not positive,
+// none (nil).
+func (d liftData) linear(lambda float64) (*artifact.Linear, error) {
+	if lambda <= 0 {
+		return nil, nil
+	}
 	rest := make([]float64, len(d.phi))
 	for i := range rest {
 		rest[i] = d.phi[i] - d.init[i]
 	}
 	m, err := fit.WeightedOLS(d.x, rest, d.weight, lambda)
 	if err != nil {
-		return artifact.Linear{}, err
+		return nil, err
 	}
 	for i, x := range d.x {
 		d.init[i] += m.Eval(x)
 	}
-	return m, nil
+	return &m, nil
 }
 
 // boost fits trees to what init leaves of phi, as many as cross-validation
