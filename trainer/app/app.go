@@ -62,6 +62,9 @@ type Options struct {
 	// UpliftSharedLeaves fits the uplift model's effect trees with one
 	// value per leaf for all offer arms (pipeline.Config.UpliftSharedLeaves).
 	UpliftSharedLeaves bool
+	// UpliftCartWeight is how much the uplift model's add-to-cart tasks
+	// weigh (pipeline.Config.UpliftCartWeight).
+	UpliftCartWeight float64
 }
 
 // RegisterFlags registers the options.
@@ -86,6 +89,7 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&o.UpliftEqualWeights, "uplift.equal-weights", false, pipeline.EqualWeightsHelp)
 	fs.Float64Var(&o.UpliftArmLinear, "uplift.arm-linear", 0, pipeline.ArmLinearHelp)
 	fs.BoolVar(&o.UpliftSharedLeaves, "uplift.shared-leaves", false, pipeline.SharedLeavesHelp)
+	fs.Float64Var(&o.UpliftCartWeight, "uplift.cart-weight", 0, pipeline.CartWeightHelp)
 }
 
 // subcommand starts a subcommand's flag set with the storage flags, whose
@@ -161,7 +165,7 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	cfg := pipeline.Config{Alias: o.Alias, Tolerance: o.Tolerance, Seed: o.Seed, Models: splitList(o.Models), Logger: log,
 		Progress: newProgress(stderr, log).update, InteractionWeights: weights, HalfLife: o.HalfLife,
 		ExperimentLookback: o.ExperimentLookback, ExperimentStep: o.ExperimentStep, UpliftEffect: o.UpliftEffect,
-		UpliftEqualWeights: o.UpliftEqualWeights, UpliftArmLinear: o.UpliftArmLinear, UpliftSharedLeaves: o.UpliftSharedLeaves}
+		UpliftEqualWeights: o.UpliftEqualWeights, UpliftArmLinear: o.UpliftArmLinear, UpliftSharedLeaves: o.UpliftSharedLeaves, UpliftCartWeight: o.UpliftCartWeight}
 	job := func(ctx context.Context) error {
 		runCfg := cfg
 		dir := report.Dir(time.Now())

@@ -194,11 +194,13 @@ func TestUpliftLearnerFlagsReachTheRun(t *testing.T) {
 		flags     []string
 		want, not string
 	}{
-		{nil, "each weighted by the inverse of its variance, their splits shared by all offer arms and each leaf holding a value per arm, then each arm's linear term (ridge, penalty 20000 rows)", "then its own trees"},
+		{nil, "each weighted by the inverse of its variance, their splits shared by all offer arms and each leaf holding a value per arm, the splits also chosen on each arm's effect on add-to-carts where the log has carts without purchases (weight 3), then each arm's linear term (ridge, penalty 20000 rows)", "then its own trees"},
+		{[]string{"-uplift.cart-weight", "10"}, "add-to-carts where the log has carts without purchases (weight 10)", ""},
+		{[]string{"-uplift.cart-weight", "-1"}, "each leaf holding a value per arm, then each arm's linear term", "add-to-carts"},
 		{[]string{"-uplift.equal-weights"}, "all weighted alike", ""},
 		{[]string{"-uplift.arm-linear", "5000"}, "linear term (ridge, penalty 5000 rows)", ""},
 		{[]string{"-uplift.arm-linear", "-1"}, "each leaf holding a value per arm", "linear term"},
-		{[]string{"-uplift.shared-leaves"}, "first trees all offer arms share, then each arm's linear term (ridge, penalty 20000 rows), then its own trees", ""},
+		{[]string{"-uplift.shared-leaves"}, "first trees all offer arms share, then each arm's linear term (ridge, penalty 20000 rows), then its own trees", "add-to-carts"},
 		{[]string{"-uplift.shared-leaves", "-uplift.arm-linear", "-1"}, "first trees all offer arms share, then each arm's own", "linear term"},
 	} {
 		dir := t.TempDir()

@@ -237,7 +237,8 @@ type userAgg struct {
 	after          map[int32]float64 // CF weights in the label period
 	expAfter       []exposure
 	buysAfter      []purchase
-	day, dayEvents int32 // events on the current day, for bot detection
+	cartsAfter     []time.Time // add-to-carts after cutoff, for Exposure.Carted
+	day, dayEvents int32       // events on the current day, for bot detection
 	bot            bool
 	upsertCount    int
 }
@@ -380,6 +381,8 @@ func (b *Builder) fold(e *eventlog.Event, followed bool) {
 				switch {
 				case e.Type == eventlog.TypePurchase:
 					u.buysAfter = append(u.buysAfter, purchase{e.Time, float64(e.Quantity) * e.UnitPrice})
+				case e.Type == eventlog.TypeAddToCart:
+					u.cartsAfter = append(u.cartsAfter, e.Time)
 				case e.Type == eventlog.TypePromoExposure && e.Propensity < 1:
 					u.expAfter = append(u.expAfter, exposure{t: e.Time, boundary: true})
 				}
@@ -402,6 +405,8 @@ func (b *Builder) fold(e *eventlog.Event, followed bool) {
 			u.labelBuy = true
 			u.labelSpend += v
 			u.buysAfter = append(u.buysAfter, purchase{e.Time, v})
+		case eventlog.TypeAddToCart:
+			u.cartsAfter = append(u.cartsAfter, e.Time)
 		case eventlog.TypePromoExposure:
 			if b.countExposure(e) {
 				u.expAfter = append(u.expAfter, exposure{t: e.Time, arm: armOf(e)})
@@ -622,6 +627,10 @@ type Exposure struct {
 	Arm       string
 	Converted bool    // bought within the conversion window, before the next exposure
 	Spend     float64 // what those purchases were worth
+	// Carted: added an item to the cart or bought within the conversion
+	// window, before the next exposure. More frequent than a purchase and
+	// moved by the same offers, it helps the uplift model find who responds.
+	Carted bool
 	// Repurchased: bought again after the conversion window, within the
 	// repurchase window; known only when FollowedUp (the repurchase window
 	// ended before the data did).
@@ -734,6 +743,7 @@ func (b *Builder) Finish() *Dataset {
 					out.Repurchased = true
 				}
 			}
+			out.Carted = out.Converted || slices.ContainsFunc(u.cartsAfter, func(c time.Time) bool { return !c.Before(ex.t) && c.Before(end) })
 			ds.Exposures = append(ds.Exposures, out)
 		}
 	}

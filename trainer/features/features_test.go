@@ -178,8 +178,17 @@ func TestExposureOutcomes(t *testing.T) {
 	expose("cut", "control", end.Add(-2*time.Hour))
 	expose("cut", "pct10", end.Add(30*time.Minute))
 	buy("cut", end.Add(2*time.Hour))
+	// cart: adds to the cart within the hour but does not buy; back also
+	// adds to the cart, but after the conversion window.
+	cart := func(user string, at time.Time) {
+		add(eventlog.Event{Type: eventlog.TypeAddToCart, Time: at, User: user, Item: "a", Quantity: 1})
+	}
+	buy("cart", t0.Add(day))
+	expose("cart", "pct10", cutoff.Add(day))
+	cart("cart", cutoff.Add(day+time.Hour))
+	cart("back", cutoff.Add(3*day))
 	ds := b.Finish()
-	if ds.Report.TargetedExposures != 1 || ds.Report.ExposuresAfter != 6 || len(ds.Exposures) != 5 {
+	if ds.Report.TargetedExposures != 1 || ds.Report.ExposuresAfter != 7 || len(ds.Exposures) != 6 {
 		t.Errorf("%d exposures after the cutoff, %d targeted, %d kept", ds.Report.ExposuresAfter, ds.Report.TargetedExposures, len(ds.Exposures))
 	}
 	got := map[string]features.Exposure{}
@@ -187,11 +196,12 @@ func TestExposureOutcomes(t *testing.T) {
 		got[ds.Users[e.User].ID] = e
 	}
 	want := map[string]features.Exposure{
-		"conv": {Time: cutoff.Add(day), Arm: "pct10", Converted: true, Spend: 20, FollowedUp: true},
+		"conv": {Time: cutoff.Add(day), Arm: "pct10", Converted: true, Spend: 20, Carted: true, FollowedUp: true},
 		"back": {Time: cutoff.Add(day), Arm: "control", Repurchased: true, FollowedUp: true},
 		"late": {Time: cutoff.Add(25 * day), Arm: "pct10"},
-		"edge": {Time: end.Add(-time.Hour), Arm: "pct10", Converted: true, Spend: 20},
+		"edge": {Time: end.Add(-time.Hour), Arm: "pct10", Converted: true, Spend: 20, Carted: true},
 		"cut":  {Time: end.Add(-2 * time.Hour), Arm: "control"},
+		"cart": {Time: cutoff.Add(day), Arm: "pct10", Carted: true, FollowedUp: true},
 	}
 	for u, w := range want {
 		g := got[u]

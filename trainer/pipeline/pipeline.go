@@ -106,6 +106,10 @@ type Config struct {
 	// every offer arm, as before the leaves held a value per arm (see
 	// UpliftOptions.SharedLeaves; for comparison).
 	UpliftSharedLeaves bool
+	// UpliftCartWeight is how much the effect trees' add-to-cart tasks
+	// weigh (see UpliftOptions.CartWeight): 0 means CartTaskWeight, a
+	// negative value no cart tasks (for comparison).
+	UpliftCartWeight float64
 	// ExperimentLookback is how far back from the last event randomized
 	// exposures train the uplift model and feed the experiment readout
 	// (default 90 days).
@@ -161,6 +165,9 @@ func (c *Config) defaults() {
 	}
 	if c.UpliftArmLinear == 0 {
 		c.UpliftArmLinear = ArmLinearPenalty
+	}
+	if c.UpliftCartWeight == 0 {
+		c.UpliftCartWeight = CartTaskWeight
 	}
 	if c.ExperimentLookback == 0 {
 		c.ExperimentLookback = DefaultExperimentLookback
@@ -470,7 +477,7 @@ func dataWindow(ctx context.Context, bkt registry.Bucket, cfg Config, exposed ra
 
 func (c *Config) uplift() UpliftOptions {
 	return UpliftOptions{L2: c.UpliftL2, Deviation: c.UpliftDeviation, SeparateArms: c.UpliftSeparateArms, Effect: c.UpliftEffect, Trees: c.UpliftTrees, EqualWeights: c.UpliftEqualWeights,
-		ArmLinear: max(0, c.UpliftArmLinear), SharedLeaves: c.UpliftSharedLeaves}
+		ArmLinear: max(0, c.UpliftArmLinear), SharedLeaves: c.UpliftSharedLeaves, CartWeight: max(0, c.UpliftCartWeight)}
 }
 
 func (c *Config) featureConfig(cutoff time.Time) features.Config {

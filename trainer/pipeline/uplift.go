@@ -3,6 +3,7 @@ package pipeline
 import (
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"math"
 	"slices"
 	"sort"
@@ -24,6 +25,7 @@ type upliftRow struct {
 	shopper   uint32    // shopperHash of the shopper's ID, the same in every period; the DR-learner's folds go by it
 	at        time.Time // of the exposure
 	converted float64
+	carted    float64 // added to cart or bought (features.Exposure.Carted)
 	spend     float64
 	holdout   bool
 }
@@ -37,6 +39,11 @@ const DeviationPenalty = 300
 // arm's linear effect term (see fitEffectTrees), measured on the synthetic
 // shop: see Config.UpliftArmLinear and the README.
 const ArmLinearPenalty = 20000
+
+// CartTaskWeight is the default weight of the effect trees' add-to-cart
+// tasks (see UpliftOptions.CartWeight), measured on the synthetic shop:
+// see Config.UpliftCartWeight and the README.
+const CartTaskWeight = 3
 
 // Effects the uplift model can estimate an offer's effect by.
 const (
@@ -72,6 +79,9 @@ const EqualWeightsHelp = "fit the uplift model's effect trees with every exposur
 
 // ArmLinearHelp describes Config.UpliftArmLinear for command-line flags.
 var ArmLinearHelp = fmt.Sprintf("ridge penalty, in rows, of each offer arm's linear effect term, fitted to what the effect trees leave (0: the default, %d; negative: no linear term; see the README)", ArmLinearPenalty)
+
+// CartWeightHelp describes Config.UpliftCartWeight for command-line flags.
+var CartWeightHelp = fmt.Sprintf("how much more each offer arm's effect on add-to-carts weighs than its effect on purchases where the uplift model's effect trees choose their splits and stop (0: the default, %g; negative: splits on purchases only; see the README)", float64(CartTaskWeight))
 
 // SharedLeavesHelp describes UpliftOptions.SharedLeaves for command-line flags.
 const SharedLeavesHelp = "fit the uplift model's effect as before its trees held a value per offer arm: trees with one value per leaf for all offer arms, then each arm's linear term, then each arm's own trees (for comparison; see the README)"
@@ -109,6 +119,10 @@ type UpliftOptions struct {
 	// then each arm's linear term, then its own trees (see
 	// fitEffectTrees; for comparison).
 	SharedLeaves bool
+	// CartWeight, when positive, has EffectDR's trees (with a value per
+	// arm) also split on each arm's effect on add-to-carts, those tasks'
+	// rows weighted this much more (see cartTasks and fitArmLeaves).
+	CartWeight float64
 }
 
 // FitUpliftModel fits the conversion models (logistic) and one
@@ -350,40 +364,8 @@ func fitEffectTrees(u *artifact.Uplift, conv *conversionModels, rows []upliftRow
 	for i, r := range rows {
 		fold[i] = liftFold(r.shopper)
 	}
-	// Cross-fitted probabilities: under control, and under each offer arm.
-	muC := make([]float64, len(rows))
-	muT := make([][]float64, len(conv.arms))
-	for k := range muT {
-		muT[k] = make([]float64, len(rows))
-	}
-	for f := range liftFolds {
-		var in []upliftRow
-		var inZ [][]float64
-		for i, r := range rows {
-			if fold[i] != f {
-				in, inZ = append(in, r), append(inZ, z[i])
-			}
-		}
-		cf, err := fitConversion(in, inZ, opt)
-		if err != nil {
-			for _, a := range conv.arms {
-				uncorrected[a] = fmt.Sprintf("conversion models without fold %d of %d: %v", f+1, liftFolds, err)
-			}
-			return uncorrected, nil
-		}
-		for k, a := range conv.arms {
-			j := slices.Index(cf.arms, a)
-			if j < 0 {
-				uncorrected[a] = fmt.Sprintf("no exposures outside fold %d of %d", f+1, liftFolds)
-				continue
-			}
-			for i := range rows {
-				if fold[i] == f {
-					muT[k][i], muC[i] = cf.predict(z[i], j)
-				}
-			}
-		}
-	}
+	muC, muT, failed := crossFit(conv, rows, z, fold, opt)
+	maps.Copy(uncorrected, failed)
 	// With EffectDR the trees start from φ's mean and are the effect;
 	// otherwise they start from the conversion models' difference.
 	isEffect := opt.effect() == EffectDR
@@ -392,34 +374,17 @@ func fitEffectTrees(u *artifact.Uplift, conv *conversionModels, rows []upliftRow
 		if _, ok := uncorrected[a]; ok {
 			continue
 		}
-		d := liftData{arm: k}
-		na, nc := len(conv.byArm[a]), len(conv.byArm[features.ControlArm])
-		e := float64(na) / float64(na+nc)
-		for i, r := range rows {
-			var p float64
-			switch r.arm {
-			case a:
-				p = muT[k][i] - muC[i] + (r.converted-muT[k][i])/e
-			case features.ControlArm:
-				p = muT[k][i] - muC[i] - (r.converted-muC[i])/(1-e)
-			default:
-				continue
+		d := pseudoOutcomes(conv, k, rows, z, fold, muT[k], muC, func(r upliftRow) float64 { return r.converted }, !opt.EqualWeights)
+		if !isEffect {
+			for i, x := range d.x {
+				pt, pc := conv.predict(x, k)
+				d.init[i] = pt - pc
 			}
-			start := 0.0
-			if !isEffect {
-				pt, pc := conv.predict(z[i], k)
-				start = pt - pc
-			}
-			if !opt.EqualWeights {
-				d.weight = append(d.weight, 1/phiVariance(muT[k][i], muC[i], e))
-			}
-			d.x, d.phi, d.init = append(d.x, z[i]), append(d.phi, p), append(d.init, start)
-			d.fold = append(d.fold, stopFold(r.shopper))
 		}
 		arms = append(arms, d)
 	}
 	if isEffect && !opt.SharedLeaves {
-		return uncorrected, fitArmLeaves(u, conv, arms, opt)
+		return uncorrected, fitArmLeaves(u, conv, arms, cartTasks(conv, arms, rows, z, fold, opt), opt)
 	}
 	var shared artifact.Trees
 	if opt.Effect != EffectDRTrees && len(arms) > 1 {
@@ -458,18 +423,134 @@ func fitEffectTrees(u *artifact.Uplift, conv *conversionModels, rows []upliftRow
 	return uncorrected, nil
 }
 
+// crossFit returns each row's conversion probability under control (muC)
+// and under each offer arm of conv (muT, in conv's order) from conversion
+// models fitted without the row's fold of shoppers; failed names each
+// offer arm that could not be cross-fitted, and why.
+func crossFit(conv *conversionModels, rows []upliftRow, z [][]float64, fold []int, opt UpliftOptions) (muC []float64, muT [][]float64, failed map[string]string) {
+	failed = map[string]string{}
+	muC = make([]float64, len(rows))
+	muT = make([][]float64, len(conv.arms))
+	for k := range muT {
+		muT[k] = make([]float64, len(rows))
+	}
+	for f := range liftFolds {
+		var in []upliftRow
+		var inZ [][]float64
+		for i, r := range rows {
+			if fold[i] != f {
+				in, inZ = append(in, r), append(inZ, z[i])
+			}
+		}
+		cf, err := fitConversion(in, inZ, opt)
+		if err != nil {
+			for _, a := range conv.arms {
+				failed[a] = fmt.Sprintf("conversion models without fold %d of %d: %v", f+1, liftFolds, err)
+			}
+			return muC, muT, failed
+		}
+		for k, a := range conv.arms {
+			j := slices.Index(cf.arms, a)
+			if j < 0 {
+				failed[a] = fmt.Sprintf("no exposures outside fold %d of %d", f+1, liftFolds)
+				continue
+			}
+			for i := range rows {
+				if fold[i] == f {
+					muT[k][i], muC[i] = cf.predict(z[i], j)
+				}
+			}
+		}
+	}
+	return muC, muT, failed
+}
+
+// pseudoOutcomes are offer arm k's rows and control's as liftData for the
+// effect on outcome y, each with its doubly robust pseudo-outcome φ built
+// from the cross-fitted probabilities muA (under the arm) and muC (see
+// fitEffectTrees), weighted by the inverse of φ's variance when weighted,
+// starting from 0.
+func pseudoOutcomes(conv *conversionModels, k int, rows []upliftRow, z [][]float64, fold []int, muA, muC []float64, y func(upliftRow) float64, weighted bool) liftData {
+	a := conv.arms[k]
+	na, nc := len(conv.byArm[a]), len(conv.byArm[features.ControlArm])
+	e := float64(na) / float64(na+nc)
+	d := liftData{arm: k}
+	for i, r := range rows {
+		var p float64
+		switch r.arm {
+		case a:
+			p = muA[i] - muC[i] + (y(r)-muA[i])/e
+		case features.ControlArm:
+			p = muA[i] - muC[i] - (y(r)-muC[i])/(1-e)
+		default:
+			continue
+		}
+		if weighted {
+			d.weight = append(d.weight, 1/phiVariance(muA[i], muC[i], e))
+		}
+		d.x, d.phi, d.init = append(d.x, z[i]), append(d.phi, p), append(d.init, 0)
+		d.fold = append(d.fold, stopFold(r.shopper))
+	}
+	return d
+}
+
+// cartTasks are, for each of arms, the pseudo-outcomes of its effect on
+// add-to-carts (upliftRow.carted) instead of purchases, their weights
+// scaled by opt.CartWeight, for the effect trees to choose their splits
+// on as well (see fitArmLeaves); none when opt.CartWeight is not
+// positive or the rows' carts say nothing purchases do not (no exposure
+// has a cart without a purchase). The conversion models that build them
+// are fitted to carts, cross-fitted like those of purchases; an arm whose
+// models cannot be has no cart task.
+func cartTasks(conv *conversionModels, arms []liftData, rows []upliftRow, z [][]float64, fold []int, opt UpliftOptions) []liftData {
+	if opt.CartWeight <= 0 || !slices.ContainsFunc(rows, func(r upliftRow) bool { return r.carted != r.converted }) {
+		return nil
+	}
+	carts := slices.Clone(rows)
+	for i := range carts {
+		carts[i].converted = carts[i].carted
+	}
+	muC, muT, failed := crossFit(conv, carts, z, fold, opt)
+	var out []liftData
+	for _, d := range arms {
+		if _, ok := failed[conv.arms[d.arm]]; ok {
+			continue
+		}
+		c := pseudoOutcomes(conv, d.arm, carts, z, fold, muT[d.arm], muC, func(r upliftRow) float64 { return r.converted }, !opt.EqualWeights)
+		if c.weight == nil {
+			c.weight = slices.Repeat([]float64{1}, len(c.x))
+		}
+		for i := range c.weight {
+			c.weight[i] *= opt.CartWeight
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
 // fitArmLeaves gives each arm of u (EffectDR) trees fitted to all arms'
 // rows, with shared splits and a value per arm in each leaf, and then,
 // with opt.ArmLinear, a linear term fitted to what they leave of the
-// arm's φ (see fitEffectTrees).
-func fitArmLeaves(u *artifact.Uplift, conv *conversionModels, arms []liftData, opt UpliftOptions) error {
+// arm's φ (see fitEffectTrees). carts (cartTasks) are more tasks for the
+// trees to split on and stop by, their values dropped: an offer moves
+// add-to-carts where it moves purchases, and carts are several times as
+// frequent, so they help find where the effect changes; what it is there
+// still comes from purchases alone, since an offer need not move the two
+// by the same amount.
+func fitArmLeaves(u *artifact.Uplift, conv *conversionModels, arms, carts []liftData, opt UpliftOptions) error {
 	if len(arms) == 0 {
 		return nil // every arm keeps its difference
 	}
-	all, task := pool(arms)
+	tasks := slices.Clone(arms)
+	for k, d := range tasks {
+		if len(carts) > 0 && d.weight == nil { // rows alike, but the carts' still weigh opt.CartWeight
+			tasks[k].weight = slices.Repeat([]float64{1}, len(d.x))
+		}
+	}
+	all, task := pool(append(tasks, carts...))
 	t := opt.Trees
 	t.Validation, t.Folds, t.Weights = nil, all.fold, all.weight
-	per, err := fit.BoostTaskTrees(all.x, all.phi, all.init, task, len(arms), t)
+	per, err := fit.BoostTaskTrees(all.x, all.phi, all.init, task, len(arms)+len(carts), t)
 	if err != nil {
 		return fmt.Errorf("offer arms' effect trees: %w", err)
 	}
@@ -587,6 +668,9 @@ func (o UpliftOptions) String() string {
 		switch {
 		case e == EffectDR && !o.SharedLeaves:
 			shared, each = ", their splits shared by all offer arms and each leaf holding a value per arm", ""
+			if o.CartWeight > 0 {
+				shared += fmt.Sprintf(", the splits also chosen on each arm's effect on add-to-carts where the log has carts without purchases (weight %g)", o.CartWeight)
+			}
 			if o.ArmLinear > 0 {
 				shared += fmt.Sprintf(", then each arm's linear term (ridge, penalty %g rows)", o.ArmLinear)
 			}
@@ -723,7 +807,7 @@ func prepareUplift(ds *features.Dataset, holdout []bool, cfg Config) (*upliftDat
 	}
 	var trainX [][]float64
 	for i, e := range ds.Exposures {
-		r := upliftRow{x: project([][]float64{all[i]}, sel.Kept)[0], arm: e.Arm, user: e.User, shopper: shopper[e.User], at: e.Time, converted: b2f(e.Converted), spend: e.Spend, holdout: holdout[e.User]}
+		r := upliftRow{x: project([][]float64{all[i]}, sel.Kept)[0], arm: e.Arm, user: e.User, shopper: shopper[e.User], at: e.Time, converted: b2f(e.Converted), carted: b2f(e.Carted), spend: e.Spend, holdout: holdout[e.User]}
 		if r.holdout {
 			if !e.Time.Before(testFrom) {
 				d.test = append(d.test, r)
@@ -990,6 +1074,12 @@ func fitUplift(ds *features.Dataset, holdout []bool, cfg Config) (*candidate, er
 		return nil, err
 	}
 	metrics := map[string]float64{"qini": weightedQini(evals), "train_exposures": float64(len(train)), "holdout_exposures": float64(len(test))}
+	// The effect trees' cart tasks need carts that are not purchases.
+	for _, r := range train {
+		if r.carted != r.converted {
+			metrics["train_cart_only_exposures"]++
+		}
+	}
 	for _, a := range model.Arms {
 		// How many of the effect trees early stopping kept.
 		if a.Effect != nil {
