@@ -65,6 +65,9 @@ type Options struct {
 	// UpliftCartWeight is how much the uplift model's add-to-cart tasks
 	// weigh (pipeline.Config.UpliftCartWeight).
 	UpliftCartWeight float64
+	// UpliftTreesRefit fits the uplift model's effect trees to every
+	// exposure (pipeline.Config.UpliftTreesRefit).
+	UpliftTreesRefit bool
 }
 
 // RegisterFlags registers the options.
@@ -90,6 +93,7 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	fs.Float64Var(&o.UpliftArmLinear, "uplift.arm-linear", 0, pipeline.ArmLinearHelp)
 	fs.BoolVar(&o.UpliftSharedLeaves, "uplift.shared-leaves", false, pipeline.SharedLeavesHelp)
 	fs.Float64Var(&o.UpliftCartWeight, "uplift.cart-weight", 0, pipeline.CartWeightHelp)
+	fs.BoolVar(&o.UpliftTreesRefit, "uplift.trees-refit", false, pipeline.RefitHelp)
 }
 
 // subcommand starts a subcommand's flag set with the storage flags, whose
@@ -165,7 +169,7 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	cfg := pipeline.Config{Alias: o.Alias, Tolerance: o.Tolerance, Seed: o.Seed, Models: splitList(o.Models), Logger: log,
 		Progress: newProgress(stderr, log).update, InteractionWeights: weights, HalfLife: o.HalfLife,
 		ExperimentLookback: o.ExperimentLookback, ExperimentStep: o.ExperimentStep, UpliftEffect: o.UpliftEffect,
-		UpliftEqualWeights: o.UpliftEqualWeights, UpliftArmLinear: o.UpliftArmLinear, UpliftSharedLeaves: o.UpliftSharedLeaves, UpliftCartWeight: o.UpliftCartWeight}
+		UpliftEqualWeights: o.UpliftEqualWeights, UpliftArmLinear: o.UpliftArmLinear, UpliftSharedLeaves: o.UpliftSharedLeaves, UpliftCartWeight: o.UpliftCartWeight, UpliftTreesRefit: o.UpliftTreesRefit}
 	job := func(ctx context.Context) error {
 		runCfg := cfg
 		dir := report.Dir(time.Now())

@@ -54,6 +54,7 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	armLinear := fs.Float64("arm-linear", 0, "uplift protocol: "+pipeline.ArmLinearHelp)
 	sharedLeaves := fs.Bool("trees.shared-leaves", false, "uplift protocol: "+pipeline.SharedLeavesHelp)
 	cartWeight := fs.Float64("cart-weight", 0, "uplift protocol: "+pipeline.CartWeightHelp)
+	refit := fs.Bool("trees.refit", false, "uplift protocol: "+pipeline.RefitHelp)
 	effect := fs.String("effect", pipeline.EffectDR, "uplift protocol: "+pipeline.EffectHelp)
 	lookback := fs.Duration("experiment.lookback", pipeline.DefaultExperimentLookback, "uplift and experiment protocols: randomized exposures this far back from the last event are used, as in a training run")
 	step := fs.Duration("experiment.step", pipeline.DefaultExperimentStep, "uplift and experiment protocols: each exposure gets features as of the start of its period of this length, as in a training run")
@@ -99,7 +100,7 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if err != nil {
 			return err
 		}
-		cfg := pipeline.Config{BootstrapRounds: 200, UpliftL2: *l2, UpliftDeviation: *deviation, UpliftSeparateArms: *separate, UpliftEffect: *effect, UpliftTrees: trees, UpliftEqualWeights: *equalWeights, UpliftArmLinear: *armLinear, UpliftSharedLeaves: *sharedLeaves, UpliftCartWeight: *cartWeight,
+		cfg := pipeline.Config{BootstrapRounds: 200, UpliftL2: *l2, UpliftDeviation: *deviation, UpliftSeparateArms: *separate, UpliftEffect: *effect, UpliftTrees: trees, UpliftEqualWeights: *equalWeights, UpliftArmLinear: *armLinear, UpliftSharedLeaves: *sharedLeaves, UpliftCartWeight: *cartWeight, UpliftTreesRefit: *refit,
 			ExperimentLookback: *lookback, ExperimentStep: *step}
 		opt := protocols.UpliftOptions{ServedEvery: *servedEvery}
 		if opt.ServedEvery != 0 {

@@ -195,6 +195,8 @@ func TestUpliftLearnerFlagsReachTheRun(t *testing.T) {
 		want, not string
 	}{
 		{nil, "each weighted by the inverse of its variance, their splits shared by all offer arms and each leaf holding a value per arm, the splits also chosen on each arm's effect on add-to-carts where the log has carts without purchases (weight 3), then each arm's linear term (ridge, penalty 20000 rows)", "then its own trees"},
+		{nil, "(at most 300 trees, learning rate 0.02, depth 3, at least 500 rows a leaf, leaf L2 1, 64 bins; the average of 5 runs, each leaving out a fold of shoppers and stopped where that fold's error was lowest)", "as many trees as"},
+		{[]string{"-uplift.trees-refit"}, "(at most 300 trees, learning rate 0.02, depth 3, at least 500 rows a leaf, leaf L2 1, 64 bins; as many trees as 5-fold cross-validation over shoppers keeps)", "the average of"},
 		{[]string{"-uplift.cart-weight", "10"}, "add-to-carts where the log has carts without purchases (weight 10)", ""},
 		{[]string{"-uplift.cart-weight", "-1"}, "each leaf holding a value per arm, then each arm's linear term", "add-to-carts"},
 		{[]string{"-uplift.equal-weights"}, "all weighted alike", ""},

@@ -34,6 +34,14 @@ type TreeOptions struct {
 	// ensemble is then fitted to every row with the mean of the numbers
 	// of trees those runs kept. Set Validation or Folds, not both.
 	Folds []int
+	// Average, with Folds, makes the ensemble the average of the folds'
+	// runs, each stopped where its held-out fold's error was lowest,
+	// instead of a run on every row: each run sees most of the rows, and
+	// averaging runs fitted to different rows evens out the noise each
+	// one's splits chased (bagging), for no further boosting. The
+	// ensemble holds every run's trees, their values divided by the
+	// number of runs.
+	Average bool
 	// Weights, when not nil, weigh each row's squared error (one positive
 	// weight per row): leaves and splits then minimise the weighted sum,
 	// as for targets whose noise differs from row to row, where a row is
@@ -193,6 +201,7 @@ func BoostTaskTrees(X [][]float64, y, init []float64, task []int, tasks int, opt
 	}
 	var g errgroup.Group
 	g.SetLimit(runtime.GOMAXPROCS(0))
+	runs := make([][]artifact.Trees, nf)
 	for f := range nf {
 		if !has[f] {
 			continue // a fold without rows says nothing
@@ -206,7 +215,7 @@ func BoostTaskTrees(X [][]float64, y, init []float64, task []int, tasks int, opt
 			if err != nil {
 				return fmt.Errorf("fold %d: %w", f, err)
 			}
-			counts[f] = len(t[0].Trees)
+			counts[f], runs[f] = len(t[0].Trees), t
 			return nil
 		})
 	}
@@ -220,7 +229,31 @@ func BoostTaskTrees(X [][]float64, y, init []float64, task []int, tasks int, opt
 			folds++
 		}
 	}
+	if opt.Average {
+		return average(runs, tasks, folds), nil
+	}
 	return boost(X, order, target, taskOf, tasks, nil, int(math.Round(float64(kept)/float64(folds))), opt)
+}
+
+// average is the mean of the ensembles of the n runs in runs (a nil run
+// is none), per task: their bases averaged, their trees all kept with
+// values scaled by 1/n.
+func average(runs [][]artifact.Trees, tasks, n int) []artifact.Trees {
+	out := make([]artifact.Trees, tasks)
+	scale := 1 / float64(n)
+	for _, run := range runs {
+		for k := range run {
+			out[k].Base += scale * run[k].Base
+			for _, t := range run[k].Trees {
+				t.Value = slices.Clone(t.Value) // scaled copies: the runs stay as they were
+				for i := range t.Value {
+					t.Value[i] *= scale
+				}
+				out[k].Trees = append(out[k].Trees, t)
+			}
+		}
+	}
+	return out
 }
 
 // boost is BoostTaskTrees on target (y less init) with each row's task,

@@ -271,6 +271,72 @@ func TestBoostTreesCrossValidatesTheNumberOfTrees(t *testing.T) {
 	}
 }
 
+// With Average the ensemble is the mean of the cross-validation runs,
+// each as a run with its fold watched fits it; on noisy targets that
+// averages away some of the noise each run's splits chased.
+func TestBoostTreesAveragesTheFoldsRuns(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	X, y, _ := interaction(8000, r)
+	for i := range y {
+		y[i] += 2 * r.NormFloat64()
+	}
+	folds := make([]int, len(X))
+	for i := range folds {
+		folds[i] = i % 4
+	}
+	opt := TreeOptions{Rounds: 200, Rate: 0.1, MaxDepth: 2, MinLeaf: 100, Folds: folds, Average: true}
+	avg, err := BoostTrees(X, y, nil, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var runs []artifact.Trees
+	trees := 0
+	for f := range 4 {
+		o := opt
+		o.Folds, o.Average, o.Validation = nil, false, make([]bool, len(X))
+		for i := range folds {
+			o.Validation[i] = folds[i] == f
+		}
+		m, err := BoostTrees(X, y, nil, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		runs, trees = append(runs, m), trees+len(m.Trees)
+	}
+	if len(avg.Trees) != trees {
+		t.Fatalf("the average has %d trees, the runs %d", len(avg.Trees), trees)
+	}
+	for _, x := range X[:200] {
+		want := 0.0
+		for _, m := range runs {
+			want += m.Eval(x) / 4
+		}
+		if got := avg.Eval(x); math.Abs(got-want) > 1e-12 {
+			t.Fatalf("average %v, mean of the runs %v at %v", got, want, x)
+		}
+	}
+	// Against the same cross-validation refitted to every row: closer to
+	// the truth on fresh rows. Measured 0.74 of the refit's squared error
+	// (0.84 to 0.91 with the PCG seed 11 changed to 21, 31 or 41).
+	opt.Average = false
+	refit, err := BoostTrees(X, y, nil, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	freshX, _, freshTruth := interaction(4000, rand.New(rand.NewPCG(1, 2)))
+	sqErr := func(m artifact.Trees) float64 {
+		s := 0.0
+		for i, x := range freshX {
+			s += math.Pow(m.Eval(x)-freshTruth[i], 2)
+		}
+		return s
+	}
+	t.Logf("squared error on fresh rows: the average %.2f of the refit's", sqErr(avg)/sqErr(refit))
+	if sqErr(avg) > 0.95*sqErr(refit) {
+		t.Errorf("squared error on fresh rows %.1f averaged, %.1f refitted", sqErr(avg), sqErr(refit))
+	}
+}
+
 // BenchmarkBoostTrees fits trees to a DR-learner-sized problem (90,000
 // rows, 25 features, a small effect under noise of ±2): 300 trees without
 // early stopping, and as many as 5-fold cross-validation keeps (five

@@ -110,6 +110,10 @@ type Config struct {
 	// weigh (see UpliftOptions.CartWeight): 0 means CartTaskWeight, a
 	// negative value no cart tasks (for comparison).
 	UpliftCartWeight float64
+	// UpliftTreesRefit fits the effect trees to every exposure instead of
+	// averaging the cross-validation runs (see UpliftOptions.Refit; for
+	// comparison).
+	UpliftTreesRefit bool
 	// ExperimentLookback is how far back from the last event randomized
 	// exposures train the uplift model and feed the experiment readout
 	// (default 90 days).
@@ -477,7 +481,7 @@ func dataWindow(ctx context.Context, bkt registry.Bucket, cfg Config, exposed ra
 
 func (c *Config) uplift() UpliftOptions {
 	return UpliftOptions{L2: c.UpliftL2, Deviation: c.UpliftDeviation, SeparateArms: c.UpliftSeparateArms, Effect: c.UpliftEffect, Trees: c.UpliftTrees, EqualWeights: c.UpliftEqualWeights,
-		ArmLinear: max(0, c.UpliftArmLinear), SharedLeaves: c.UpliftSharedLeaves, CartWeight: max(0, c.UpliftCartWeight)}
+		ArmLinear: max(0, c.UpliftArmLinear), SharedLeaves: c.UpliftSharedLeaves, CartWeight: max(0, c.UpliftCartWeight), Refit: c.UpliftTreesRefit}
 }
 
 func (c *Config) featureConfig(cutoff time.Time) features.Config {

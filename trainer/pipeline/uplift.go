@@ -83,6 +83,9 @@ var ArmLinearHelp = fmt.Sprintf("ridge penalty, in rows, of each offer arm's lin
 // CartWeightHelp describes Config.UpliftCartWeight for command-line flags.
 var CartWeightHelp = fmt.Sprintf("how much more each offer arm's effect on add-to-carts weighs than its effect on purchases where the uplift model's effect trees choose their splits and stop (0: the default, %g; negative: splits on purchases only; see the README)", float64(CartTaskWeight))
 
+// RefitHelp describes Config.UpliftTreesRefit for command-line flags.
+const RefitHelp = "fit the uplift model's effect trees to every exposure with as many trees as cross-validation keeps, instead of averaging the cross-validation runs (the default before; for comparison, see the README)"
+
 // SharedLeavesHelp describes UpliftOptions.SharedLeaves for command-line flags.
 const SharedLeavesHelp = "fit the uplift model's effect as before its trees held a value per offer arm: trees with one value per leaf for all offer arms, then each arm's linear term, then each arm's own trees (for comparison; see the README)"
 
@@ -119,6 +122,10 @@ type UpliftOptions struct {
 	// then each arm's linear term, then its own trees (see
 	// fitEffectTrees; for comparison).
 	SharedLeaves bool
+	// Refit fits EffectDR's trees (with a value per arm) to every row
+	// with as many trees as cross-validation keeps, instead of averaging
+	// the cross-validation runs (for comparison; see fitArmLeaves).
+	Refit bool
 	// CartWeight, when positive, has EffectDR's trees (with a value per
 	// arm) also split on each arm's effect on add-to-carts, those tasks'
 	// rows weighted this much more (see cartTasks and fitArmLeaves).
@@ -549,7 +556,7 @@ func fitArmLeaves(u *artifact.Uplift, conv *conversionModels, arms, carts []lift
 	}
 	all, task := pool(append(tasks, carts...))
 	t := opt.Trees
-	t.Validation, t.Folds, t.Weights = nil, all.fold, all.weight
+	t.Validation, t.Folds, t.Weights, t.Average = nil, all.fold, all.weight, opt.averages()
 	per, err := fit.BoostTaskTrees(all.x, all.phi, all.init, task, len(arms)+len(carts), t)
 	if err != nil {
 		return fmt.Errorf("offer arms' effect trees: %w", err)
@@ -637,6 +644,13 @@ func (d liftData) boost(opt fit.TreeOptions) (artifact.Trees, error) {
 	return fit.BoostTrees(d.x, d.phi, d.init, opt)
 }
 
+// averages says whether the effect trees are the average of the
+// cross-validation runs (fit.TreeOptions.Average): EffectDR with a value
+// per arm, unless o.Refit.
+func (o UpliftOptions) averages() bool {
+	return o.effect() == EffectDR && !o.SharedLeaves && !o.Refit
+}
+
 // effect is o.Effect with its default filled in.
 func (o UpliftOptions) effect() string {
 	if o.Effect == "" {
@@ -677,7 +691,11 @@ func (o UpliftOptions) String() string {
 		case e == EffectDR && o.ArmLinear > 0:
 			shared = fmt.Sprintf(", first trees all offer arms share, then each arm's linear term (ridge, penalty %g rows), then its own trees", o.ArmLinear)
 		}
-		s += fmt.Sprintf("; each offer's effect %s boosted trees on doubly robust pseudo-outcomes%s%s, conversion models cross-fitted on %d folds of shoppers (%s; %sas many trees as %d-fold cross-validation over shoppers keeps)", how, weights, shared, liftFolds, o.Trees, each, stopFolds)
+		stop := fmt.Sprintf("%sas many trees as %d-fold cross-validation over shoppers keeps", each, stopFolds)
+		if o.averages() {
+			stop = fmt.Sprintf("the average of %d runs, each leaving out a fold of shoppers and stopped where that fold's error was lowest", stopFolds)
+		}
+		s += fmt.Sprintf("; each offer's effect %s boosted trees on doubly robust pseudo-outcomes%s%s, conversion models cross-fitted on %d folds of shoppers (%s; %s)", how, weights, shared, liftFolds, o.Trees, stop)
 	}
 	return s + "; ridge spend-given-conversion (lambda=10) per arm"
 }
