@@ -207,18 +207,25 @@ func TestBoostTreesStopsWhenHeldOutRowsStopImproving(t *testing.T) {
 	}
 }
 
+// noisyInteraction is interaction with noise of sd 2 more, its rows dealt
+// to k folds in turn.
+func noisyInteraction(n, k int, r *rand.Rand) (X [][]float64, y []float64, folds []int) {
+	X, y, _ = interaction(n, r)
+	for i := range y {
+		y[i] += 2 * r.NormFloat64()
+	}
+	folds = make([]int, n)
+	for i := range folds {
+		folds[i] = i % k
+	}
+	return X, y, folds
+}
+
 // With folds, the ensemble is fitted to every row with the mean of the
 // numbers of trees each fold's held-out run keeps.
 func TestBoostTreesCrossValidatesTheNumberOfTrees(t *testing.T) {
 	r := rand.New(rand.NewPCG(9, 10))
-	X, y, _ := interaction(6000, r)
-	for i := range y {
-		y[i] += 2 * r.NormFloat64()
-	}
-	folds := make([]int, len(X))
-	for i := range folds {
-		folds[i] = i % 3
-	}
+	X, y, folds := noisyInteraction(6000, 3, r)
 	opt := TreeOptions{Rounds: 200, Rate: 0.1, MaxDepth: 2, MinLeaf: 100}
 	kept := 0
 	for f := range 3 {
@@ -275,15 +282,7 @@ func TestBoostTreesCrossValidatesTheNumberOfTrees(t *testing.T) {
 // each as a run with its fold watched fits it; on noisy targets that
 // averages away some of the noise each run's splits chased.
 func TestBoostTreesAveragesTheFoldsRuns(t *testing.T) {
-	r := rand.New(rand.NewPCG(11, 12))
-	X, y, _ := interaction(8000, r)
-	for i := range y {
-		y[i] += 2 * r.NormFloat64()
-	}
-	folds := make([]int, len(X))
-	for i := range folds {
-		folds[i] = i % 4
-	}
+	X, y, folds := noisyInteraction(8000, 4, rand.New(rand.NewPCG(11, 12)))
 	opt := TreeOptions{Rounds: 200, Rate: 0.1, MaxDepth: 2, MinLeaf: 100, Folds: folds, Average: true}
 	avg, err := BoostTrees(X, y, nil, opt)
 	if err != nil {
