@@ -381,7 +381,7 @@ func fitEffectTrees(u *artifact.Uplift, conv *conversionModels, rows []upliftRow
 		if _, ok := uncorrected[a]; ok {
 			continue
 		}
-		d := pseudoOutcomes(conv, k, rows, z, fold, muT[k], muC, func(r upliftRow) float64 { return r.converted }, !opt.EqualWeights)
+		d := pseudoOutcomes(conv, k, rows, z, muT[k], muC, !opt.EqualWeights)
 		if !isEffect {
 			for i, x := range d.x {
 				pt, pc := conv.predict(x, k)
@@ -472,12 +472,12 @@ func crossFit(conv *conversionModels, rows []upliftRow, z [][]float64, fold []in
 	return muC, muT, failed
 }
 
-// pseudoOutcomes are offer arm k's rows and control's as liftData for the
-// effect on outcome y, each with its doubly robust pseudo-outcome φ built
-// from the cross-fitted probabilities muA (under the arm) and muC (see
-// fitEffectTrees), weighted by the inverse of φ's variance when weighted,
-// starting from 0.
-func pseudoOutcomes(conv *conversionModels, k int, rows []upliftRow, z [][]float64, fold []int, muA, muC []float64, y func(upliftRow) float64, weighted bool) liftData {
+// pseudoOutcomes are offer arm k's rows and control's as liftData, each
+// with its doubly robust pseudo-outcome φ of the effect on converted,
+// built from the cross-fitted probabilities muA (under the arm) and muC
+// (see fitEffectTrees), weighted by the inverse of φ's variance when
+// weighted, starting from 0.
+func pseudoOutcomes(conv *conversionModels, k int, rows []upliftRow, z [][]float64, muA, muC []float64, weighted bool) liftData {
 	a := conv.arms[k]
 	na, nc := len(conv.byArm[a]), len(conv.byArm[features.ControlArm])
 	e := float64(na) / float64(na+nc)
@@ -486,9 +486,9 @@ func pseudoOutcomes(conv *conversionModels, k int, rows []upliftRow, z [][]float
 		var p float64
 		switch r.arm {
 		case a:
-			p = muA[i] - muC[i] + (y(r)-muA[i])/e
+			p = muA[i] - muC[i] + (r.converted-muA[i])/e
 		case features.ControlArm:
-			p = muA[i] - muC[i] - (y(r)-muC[i])/(1-e)
+			p = muA[i] - muC[i] - (r.converted-muC[i])/(1-e)
 		default:
 			continue
 		}
@@ -523,7 +523,7 @@ func cartTasks(conv *conversionModels, arms []liftData, rows []upliftRow, z [][]
 		if _, ok := failed[conv.arms[d.arm]]; ok {
 			continue
 		}
-		c := pseudoOutcomes(conv, d.arm, carts, z, fold, muT[d.arm], muC, func(r upliftRow) float64 { return r.converted }, !opt.EqualWeights)
+		c := pseudoOutcomes(conv, d.arm, carts, z, muT[d.arm], muC, !opt.EqualWeights)
 		if c.weight == nil {
 			c.weight = slices.Repeat([]float64{1}, len(c.x))
 		}
