@@ -548,13 +548,7 @@ func fitArmLeaves(u *artifact.Uplift, conv *conversionModels, arms, carts []lift
 	if len(arms) == 0 {
 		return nil // every arm keeps its difference
 	}
-	tasks := slices.Clone(arms)
-	for k, d := range tasks {
-		if len(carts) > 0 && d.weight == nil { // rows alike, but the carts' still weigh opt.CartWeight
-			tasks[k].weight = slices.Repeat([]float64{1}, len(d.x))
-		}
-	}
-	all, task := pool(append(tasks, carts...))
+	all, task := pool(slices.Concat(arms, carts))
 	t := opt.Trees
 	t.Validation, t.Folds, t.Weights, t.Average = nil, all.fold, all.weight, opt.averages()
 	per, err := fit.BoostTaskTrees(all.x, all.phi, all.init, task, len(arms)+len(carts), t)
@@ -577,12 +571,20 @@ func fitArmLeaves(u *artifact.Uplift, conv *conversionModels, arms, carts []lift
 }
 
 // pool puts the arms' rows together, in order, and returns each row's
-// place in arms.
+// place in arms. When some arms' rows are weighted, the others' weigh 1
+// (as the cart tasks, weighted by opt.CartWeight, beside unweighted
+// purchases).
 func pool(arms []liftData) (all liftData, task []int) {
+	weighted := slices.ContainsFunc(arms, func(d liftData) bool { return d.weight != nil })
 	for k, d := range arms {
 		all.x, all.phi, all.init = append(all.x, d.x...), append(all.phi, d.phi...), append(all.init, d.init...)
 		all.fold = append(all.fold, d.fold...)
-		all.weight = append(all.weight, d.weight...)
+		switch {
+		case d.weight != nil:
+			all.weight = append(all.weight, d.weight...)
+		case weighted:
+			all.weight = append(all.weight, slices.Repeat([]float64{1}, len(d.x))...)
+		}
 		for range d.x {
 			task = append(task, k)
 		}
