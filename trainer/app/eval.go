@@ -59,6 +59,7 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	lookback := fs.Duration("experiment.lookback", pipeline.DefaultExperimentLookback, "uplift and experiment protocols: randomized exposures this far back from the last event are used, as in a training run")
 	step := fs.Duration("experiment.step", pipeline.DefaultExperimentStep, "uplift and experiment protocols: each exposure gets features as of the start of its period of this length, as in a training run")
 	servedEvery := fs.Duration("served.every", 24*time.Hour, "uplift protocol: also score the model on features as of the start of each holdout exposure's period of this length, as a server whose profiles a run rebuilds that often reads them (0: skip; it costs two more reads of the log)")
+	onProbabilities := fs.Bool("on-probabilities", false, "uplift protocol: also fit the model with each training session's true purchase and add-to-cart probabilities in place of its outcomes (in the pseudo-outcomes; the conversion models still learn from the outcomes) and print its ratios: how far the learner gets without the outcomes' coin flips (doubles the fitting time)")
 	shops := fs.Int("shops", 1, "uplift protocol: how many shops to generate (seeds seed, seed+1, ...); with more than one, prints each shop's ratio and the mean")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -102,7 +103,7 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		cfg := pipeline.Config{BootstrapRounds: 200, UpliftL2: *l2, UpliftDeviation: *deviation, UpliftSeparateArms: *separate, UpliftEffect: *effect, UpliftTrees: trees, UpliftEqualWeights: *equalWeights, UpliftArmLinear: *armLinear, UpliftSharedLeaves: *sharedLeaves, UpliftCartWeight: *cartWeight, UpliftTreesRefit: *refit,
 			ExperimentLookback: *lookback, ExperimentStep: *step}
-		opt := protocols.UpliftOptions{ServedEvery: *servedEvery}
+		opt := protocols.UpliftOptions{ServedEvery: *servedEvery, OnProbabilities: *onProbabilities}
 		if opt.ServedEvery != 0 {
 			if err := pipeline.CheckServedPeriod(cfg, opt.ServedEvery); err != nil {
 				return err
@@ -144,7 +145,7 @@ func upliftShops(ctx context.Context, p shop.Params, n int, cfg pipeline.Config,
 		fmt.Fprintf(stdout, "protocol uplift: %d synthetic shops of %d users (seeds %d-%d, %s), uplift model vs ranking by the true effect, Qini on held-out users\n",
 			n, p.Users, p.Seed, p.Seed+uint64(n)-1, experimentText(p))
 	}
-	mean := &protocols.UpliftResult{ServedEvery: opt.ServedEvery}
+	mean := &protocols.UpliftResult{ServedEvery: opt.ServedEvery, FittedOnProbabilities: opt.OnProbabilities}
 	cfg.BootstrapRounds = 20 // few: only the point estimates are printed
 	for i := range n {
 		q := p
@@ -172,7 +173,16 @@ func upliftShops(ctx context.Context, p shop.Params, n int, cfg pipeline.Config,
 func upliftLine(r *protocols.UpliftResult) string {
 	return fmt.Sprintf("model / truth %.2f, ceiling / truth %.2f, with trace %.2f, from truth %.2f, noise-free model / truth %.3f (ceiling %.3f, with trace %.3f, from truth %.3f), sleeping-dog AUC %.3f, correlation with the true effect %.3f (from truth %.3f)%s",
 		r.Ratio, r.Ceiling, r.CeilingWithTrace, r.FromTruth, r.Expected, r.CeilingExpected, r.CeilingWithTraceExpected, r.FromTruthExpected,
-		r.SleepingDogAUC, r.Correlation, r.FromTruthCorrelation, servedText(r.ServedEvery, r.Served, r.ServedCorrelation))
+		r.SleepingDogAUC, r.Correlation, r.FromTruthCorrelation, servedText(r.ServedEvery, r.Served, r.ServedCorrelation)) + onProbabilitiesText(r)
+}
+
+// onProbabilitiesText is the part of a shop's line about the model fitted
+// on the sessions' probabilities, empty when it was not.
+func onProbabilitiesText(r *protocols.UpliftResult) string {
+	if !r.FittedOnProbabilities {
+		return ""
+	}
+	return fmt.Sprintf("; fitted on the sessions' probabilities instead of outcomes: model / truth %.2f, noise-free %.3f, correlation %.3f", r.OnProbabilities, r.OnProbabilitiesExpected, r.OnProbabilitiesCorrelation)
 }
 
 // addUplift adds w times each of r's float64 figures to sum's (all of

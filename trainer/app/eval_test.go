@@ -149,10 +149,11 @@ func TestUpliftJSONWithUndefinedFigures(t *testing.T) {
 }
 
 // Over several shops, every figure of the mean line is the mean of the
-// shops' lines (to their printed rounding), NaN where a shop's is.
+// shops' lines (to their printed rounding), NaN where a shop's is,
+// including those of the model fitted on probabilities.
 func TestUpliftShopsMeanLine(t *testing.T) {
 	var out, errOut bytes.Buffer
-	if err := app.Main(context.Background(), []string{"eval", "-protocol", "uplift", "-size", "tiny", "-shops", "2", "-served.every", "24h"}, &out, &errOut); err != nil {
+	if err := app.Main(context.Background(), []string{"eval", "-protocol", "uplift", "-size", "tiny", "-shops", "2", "-served.every", "24h", "-on-probabilities"}, &out, &errOut); err != nil {
 		t.Fatalf("%v\n%s", err, errOut.String())
 	}
 	number := regexp.MustCompile(`-?\d+\.\d+|NaN`)
@@ -174,7 +175,10 @@ func TestUpliftShopsMeanLine(t *testing.T) {
 		return nil
 	}
 	a, b, mean := figures("seed 1: "), figures("seed 2: "), figures("mean over 2 shops: ")
-	if len(a) < 13 || len(a) != len(b) || len(a) != len(mean) {
+	if !strings.Contains(out.String(), "fitted on the sessions' probabilities instead of outcomes: model / truth") {
+		t.Errorf("no figures of the model fitted on probabilities in\n%s", out.String())
+	}
+	if len(a) < 16 || len(a) != len(b) || len(a) != len(mean) {
 		t.Fatalf("figures: %v, %v, mean %v", a, b, mean)
 	}
 	for i := range mean {

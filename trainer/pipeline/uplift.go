@@ -28,6 +28,12 @@ type upliftRow struct {
 	carted    float64 // added to cart or bought (features.Exposure.Carted)
 	spend     float64
 	holdout   bool
+	// expected, when not nil, holds the exposure's true probabilities of a
+	// purchase and of an add-to-cart, which its pseudo-outcomes then use
+	// instead of converted and carted (the conversion models still learn
+	// from what happened): the model CompareWithTruth fits without the
+	// outcomes' noise. Only a synthetic shop knows them.
+	expected *SessionProbabilities
 }
 
 // DeviationPenalty is the default penalty on how far each offer arm's
@@ -483,12 +489,16 @@ func pseudoOutcomes(conv *conversionModels, k int, rows []upliftRow, z [][]float
 	e := float64(na) / float64(na+nc)
 	d := liftData{arm: k}
 	for i, r := range rows {
+		y := r.converted
+		if r.expected != nil {
+			y = r.expected.Purchase
+		}
 		var p float64
 		switch r.arm {
 		case a:
-			p = muA[i] - muC[i] + (r.converted-muA[i])/e
+			p = muA[i] - muC[i] + (y-muA[i])/e
 		case features.ControlArm:
-			p = muA[i] - muC[i] - (r.converted-muC[i])/(1-e)
+			p = muA[i] - muC[i] - (y-muC[i])/(1-e)
 		default:
 			continue
 		}
@@ -513,10 +523,7 @@ func cartTasks(conv *conversionModels, arms []liftData, rows []upliftRow, z [][]
 	if opt.CartWeight <= 0 || !slices.ContainsFunc(rows, func(r upliftRow) bool { return r.carted != r.converted }) {
 		return nil
 	}
-	carts := slices.Clone(rows)
-	for i := range carts {
-		carts[i].converted = carts[i].carted
-	}
+	carts := cartOutcomes(rows)
 	muC, muT, failed := crossFit(conv, carts, z, fold, opt)
 	var out []liftData
 	for _, d := range arms {
@@ -533,6 +540,20 @@ func cartTasks(conv *conversionModels, arms []liftData, rows []upliftRow, z [][]
 		out = append(out, c)
 	}
 	return out
+}
+
+// cartOutcomes are rows with their add-to-carts as the outcome the
+// conversion models and pseudo-outcomes read (and, where a row has true
+// probabilities, the cart's as the purchase's).
+func cartOutcomes(rows []upliftRow) []upliftRow {
+	carts := slices.Clone(rows)
+	for i := range carts {
+		carts[i].converted = carts[i].carted
+		if e := carts[i].expected; e != nil {
+			carts[i].expected = &SessionProbabilities{Purchase: e.Cart, Cart: e.Cart}
+		}
+	}
+	return carts
 }
 
 // fitArmLeaves gives each arm of u (EffectDR) trees fitted to all arms'
@@ -789,6 +810,7 @@ func weightedQini(evals []UpliftEval) float64 {
 type upliftData struct {
 	fnames      []string
 	train, test []upliftRow
+	scaler      artifact.Standardizer // of the training rows, the model's
 	model       *artifact.Uplift
 	uncorrected map[string]string // offer arms without effect trees, and why
 }
@@ -840,9 +862,9 @@ func prepareUplift(ds *features.Dataset, holdout []bool, cfg Config) (*upliftDat
 	if len(d.train) == 0 || len(d.test) == 0 {
 		return nil, fmt.Errorf("%w: %d training and %d holdout exposures", fit.ErrNoData, len(d.train), len(d.test))
 	}
-	scaler := fit.Standardize(trainX, logFlags(trainX, indexRange(len(d.fnames))))
+	d.scaler = fit.Standardize(trainX, logFlags(trainX, indexRange(len(d.fnames))))
 	var err error
-	if d.model, d.uncorrected, err = FitUpliftModel(d.train, d.fnames, scaler, cfg.uplift()); err != nil {
+	if d.model, d.uncorrected, err = FitUpliftModel(d.train, d.fnames, d.scaler, cfg.uplift()); err != nil {
 		return nil, err
 	}
 	return d, nil
@@ -870,6 +892,15 @@ type TruthComparison struct {
 	// instead of their outcomes: how well these features rank once the
 	// outcomes' noise is taken away, a reference for the learner.
 	FromTruth, FromTruthCorrelation float64
+	// OnProbabilities and OnProbabilitiesCorrelation are Model and
+	// Correlation for the model fitted as a run fits it but with each
+	// training exposure's pseudo-outcomes built from its session's true
+	// probabilities instead of its outcomes (ShopTruth.Probabilities):
+	// the same learner without the outcomes' coin flips, though not
+	// without the randomization's (each exposure still shows one arm);
+	// OnProbabilitiesExpected is its noise-free ratio, as Expected. All
+	// zero without ShopTruth.Probabilities.
+	OnProbabilities, OnProbabilitiesCorrelation, OnProbabilitiesExpected float64
 	// Expected, PartialExpected and FromTruthExpected are Model/Oracle,
 	// Partial[k]/Oracle and FromTruth/Oracle without outcome noise: each
 	// ranking's Qini curve drawn from the rows' session effects
@@ -891,6 +922,9 @@ type GroupEffect struct {
 	Group                     string
 	N, Treated, Control       int
 	Predicted, True, Realized float64
+	// FromTruth is the mean effect the from-truth trees
+	// (TruthComparison.FromTruth) predict.
+	FromTruth float64
 }
 
 // ShopTruth is what a synthetic shop knows about its shoppers and a model
@@ -909,6 +943,20 @@ type ShopTruth struct {
 	// Groups, when not nil, names each user's group (say, their kind), and
 	// each comparison breaks its rows down by it.
 	Groups map[string]string
+	// Probabilities, when not nil: user id -> exposure time (Unix
+	// nanoseconds) -> that session's true probabilities of a purchase and
+	// of an add-to-cart under the arm it got. CompareWithTruth then also
+	// fits the model with each training exposure's pseudo-outcomes built
+	// from these instead of its outcomes (TruthComparison.OnProbabilities):
+	// the learner without the outcomes' coin flips. Every training
+	// exposure must have them.
+	Probabilities map[string]map[int64]SessionProbabilities
+}
+
+// SessionProbabilities are a session's chances of a purchase and of an
+// add-to-cart (or purchase).
+type SessionProbabilities struct {
+	Purchase, Cart float64
 }
 
 // CompareWithTruth fits the uplift model like a training run does and
@@ -929,9 +977,15 @@ func CompareWithTruth(ds *features.Dataset, t ShopTruth, served *features.Datase
 			return nil, err
 		}
 	}
+	var onProbabilities *artifact.Uplift
+	if t.Probabilities != nil {
+		if onProbabilities, err = fitOnProbabilities(ds, d, t.Probabilities, cfg); err != nil {
+			return nil, err
+		}
+	}
 	var out []TruthComparison
 	for _, arm := range d.model.ArmNames() {
-		var y, model, oracle, asServed, session []float64
+		var y, model, oracle, asServed, onProbs, session []float64
 		var rows []int
 		part := make([][]float64, len(t.Partial))
 		var treated []bool
@@ -947,6 +1001,10 @@ func CompareWithTruth(ds *features.Dataset, t ShopTruth, served *features.Datase
 			if servedX != nil {
 				resp, _ := d.model.Predict(servedX[row], arm)
 				asServed = append(asServed, resp.PTreated-resp.PControl)
+			}
+			if onProbabilities != nil {
+				resp, _ := onProbabilities.Predict(r.x, arm)
+				onProbs = append(onProbs, resp.PTreated-resp.PControl)
 			}
 			oracle = append(oracle, t.Effects[id][arm])
 			e, ok := t.Sessions[id][r.at.UnixNano()][arm]
@@ -982,6 +1040,10 @@ func CompareWithTruth(ds *features.Dataset, t ShopTruth, served *features.Datase
 			return eval.ExpectedQini(scores, session) / eval.ExpectedQini(oracle, session)
 		}
 		c.Expected, c.FromTruthExpected = noiseFree(model), noiseFree(fromTruth)
+		if onProbs != nil {
+			c.OnProbabilities, c.OnProbabilitiesCorrelation = eval.Qini(y, onProbs, treated), stat.Correlation(onProbs, oracle, nil)
+			c.OnProbabilitiesExpected = noiseFree(onProbs)
+		}
 		for _, scores := range part {
 			c.Partial = append(c.Partial, eval.Qini(y, scores, treated))
 			c.PartialExpected = append(c.PartialExpected, noiseFree(scores))
@@ -997,11 +1059,31 @@ func CompareWithTruth(ds *features.Dataset, t ShopTruth, served *features.Datase
 		}
 		c.ModelCI, c.OracleCI = boot(model), boot(oracle)
 		if t.Groups != nil {
-			c.Groups = groupEffects(group, y, model, oracle, treated)
+			c.Groups = groupEffects(group, y, model, fromTruth, oracle, treated)
 		}
 		out = append(out, c)
 	}
 	return out, nil
+}
+
+// fitOnProbabilities fits d's model again, as prepareUplift did, with each
+// training exposure's pseudo-outcomes built from its session's true
+// probabilities (see ShopTruth.Probabilities).
+func fitOnProbabilities(ds *features.Dataset, d *upliftData, probs map[string]map[int64]SessionProbabilities, cfg Config) (*artifact.Uplift, error) {
+	rows := slices.Clone(d.train)
+	for i := range rows {
+		r := &rows[i]
+		p, ok := probs[ds.Users[r.user].ID][r.at.UnixNano()]
+		if !ok {
+			return nil, fmt.Errorf("no session probabilities for %s's exposure at %s", ds.Users[r.user].ID, r.at.Format(time.RFC3339Nano))
+		}
+		r.expected = &p
+	}
+	m, _, err := FitUpliftModel(rows, d.fnames, d.scaler, cfg.uplift())
+	if err != nil {
+		return nil, fmt.Errorf("the model fitted on probabilities: %w", err)
+	}
+	return m, nil
 }
 
 // truthTrees fits trees shaped by opt (without early stopping) to the
@@ -1020,13 +1102,13 @@ func truthTrees(ds *features.Dataset, d *upliftData, truth map[string]map[string
 	return fit.BoostTrees(X, effect, nil, opt)
 }
 
-// groupEffects summarises rows by group: mean predicted and true effect,
-// and the realized one.
-func groupEffects(group []string, y, predicted, truth []float64, treated []bool) []GroupEffect {
+// groupEffects summarises rows by group: mean predicted (by the model and
+// by the from-truth trees) and true effect, and the realized one.
+func groupEffects(group []string, y, predicted, fromTruth, truth []float64, treated []bool) []GroupEffect {
 	type sums struct {
-		n, predicted, truth          float64
-		nTreated, treatedConversions float64
-		nControl, controlConversions float64
+		n, predicted, fromTruth, truth float64
+		nTreated, treatedConversions   float64
+		nControl, controlConversions   float64
 	}
 	by := map[string]*sums{}
 	for i, g := range group {
@@ -1037,6 +1119,7 @@ func groupEffects(group []string, y, predicted, truth []float64, treated []bool)
 		}
 		s.n++
 		s.predicted += predicted[i]
+		s.fromTruth += fromTruth[i]
 		s.truth += truth[i]
 		if treated[i] {
 			s.nTreated, s.treatedConversions = s.nTreated+1, s.treatedConversions+y[i]
@@ -1047,7 +1130,7 @@ func groupEffects(group []string, y, predicted, truth []float64, treated []bool)
 	var out []GroupEffect
 	for _, g := range SortedKeys(by) {
 		s := by[g]
-		e := GroupEffect{Group: g, N: int(s.n), Treated: int(s.nTreated), Control: int(s.nControl), Predicted: s.predicted / s.n, True: s.truth / s.n}
+		e := GroupEffect{Group: g, N: int(s.n), Treated: int(s.nTreated), Control: int(s.nControl), Predicted: s.predicted / s.n, FromTruth: s.fromTruth / s.n, True: s.truth / s.n}
 		if s.nTreated > 0 && s.nControl > 0 {
 			e.Realized = s.treatedConversions/s.nTreated - s.controlConversions/s.nControl
 		}

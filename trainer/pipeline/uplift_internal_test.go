@@ -415,18 +415,19 @@ func TestGroupEffects(t *testing.T) {
 	group := []string{"b", "a", "a", "a", "a", "b"}
 	y := []float64{1, 1, 0, 1, 1, 0}
 	pred := []float64{0.1, 0.2, 0.4, 0.2, 0.4, 0.3}
+	fromTruth := []float64{0, 0.1, 0.1, 0.3, 0.3, -0.2}
 	truth := []float64{-0.1, 0.3, 0.3, 0.3, 0.3, -0.1}
 	treated := []bool{true, true, true, false, false, true}
-	got := groupEffects(group, y, pred, truth, treated)
+	got := groupEffects(group, y, pred, fromTruth, truth, treated)
 	// a: treated 1, 0 (0.5), control 1, 1 (1): realized -0.5; b has no
 	// control row, so nothing is realized.
 	if len(got) != 2 {
 		t.Fatalf("%+v", got)
 	}
-	if a := got[0]; a.Group != "a" || a.N != 4 || math.Abs(a.Predicted-0.3) > 1e-12 || math.Abs(a.True-0.3) > 1e-12 || math.Abs(a.Realized+0.5) > 1e-12 {
+	if a := got[0]; a.Group != "a" || a.N != 4 || math.Abs(a.Predicted-0.3) > 1e-12 || math.Abs(a.FromTruth-0.2) > 1e-12 || math.Abs(a.True-0.3) > 1e-12 || math.Abs(a.Realized+0.5) > 1e-12 {
 		t.Fatalf("%+v", a)
 	}
-	if b := got[1]; b.Group != "b" || b.N != 2 || b.Treated != 2 || b.Control != 0 || math.Abs(b.Predicted-0.2) > 1e-12 || b.True != -0.1 || b.Realized != 0 {
+	if b := got[1]; b.Group != "b" || b.N != 2 || b.Treated != 2 || b.Control != 0 || math.Abs(b.Predicted-0.2) > 1e-12 || math.Abs(b.FromTruth+0.1) > 1e-12 || b.True != -0.1 || b.Realized != 0 {
 		t.Fatalf("%+v", b)
 	}
 }
@@ -887,5 +888,80 @@ func TestCartTasksFindWhereTheEffectChanges(t *testing.T) {
 	}
 	if got := cartTasks(nil, nil, same, nil, nil, UpliftOptions{CartWeight: CartTaskWeight}); got != nil {
 		t.Errorf("%d cart tasks from carts that are the purchases", len(got))
+	}
+}
+
+// With each row's true probabilities given (CompareWithTruth's model
+// fitted on probabilities), the pseudo-outcomes, of purchases and of
+// carts alike, are built from them instead of the outcomes: given the
+// probabilities of an effect of the opposite sign, the model finds that
+// effect, and given the true ones it finds the effect better than from
+// the outcomes.
+func TestPseudoOutcomesFromProbabilities(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	effect := func(x []float64) float64 {
+		if x[0] > 0 {
+			return 0.05
+		}
+		return -0.03
+	}
+	arms := []string{features.ControlArm, "a"}
+	var rows []upliftRow
+	for i := range 30_000 {
+		x := []float64{4*r.Float64() - 2, 4*r.Float64() - 2}
+		arm, e := arms[i%len(arms)], 0.0
+		if arm != features.ControlArm {
+			e = effect(x)
+		}
+		row := upliftRow{x: x, arm: arm, user: i, shopper: uint32(i), expected: &SessionProbabilities{Purchase: 0.1 + e, Cart: 0.3 + 2*e}}
+		if r.Float64() < row.expected.Cart {
+			row.carted = 1
+			if r.Float64() < row.expected.Purchase/row.expected.Cart {
+				row.converted = 1
+			}
+		}
+		rows = append(rows, row)
+	}
+	scaler := fit.Standardize([][]float64{{-2, -2}, {2, 2}}, nil)
+	fitRows := func(rows []upliftRow) *artifact.Uplift {
+		u, uncorrected, err := FitUpliftModel(rows, []string{"x0", "n1"}, scaler, UpliftOptions{L2: 1, Deviation: 300, CartWeight: CartTaskWeight})
+		if err != nil || len(uncorrected) != 0 {
+			t.Fatalf("%v, uncorrected %v", err, uncorrected)
+		}
+		return u
+	}
+	predict := func(u *artifact.Uplift, x0 float64) float64 {
+		resp, _ := u.Predict([]float64{x0, 0}, "a")
+		return resp.PTreated - resp.PControl
+	}
+	sqErr := func(u *artifact.Uplift) float64 {
+		s := 0.0
+		for x0 := -1.95; x0 < 2; x0 += 0.1 {
+			s += math.Pow(predict(u, x0)-effect([]float64{x0}), 2)
+		}
+		return s
+	}
+	outcomes := slices.Clone(rows)
+	opposite := slices.Clone(rows)
+	for i := range rows {
+		outcomes[i].expected = nil
+		if e := rows[i].expected; rows[i].arm != features.ControlArm {
+			opposite[i].expected = &SessionProbabilities{Purchase: 0.1 - (e.Purchase - 0.1), Cart: 0.3 - (e.Cart - 0.3)}
+		}
+	}
+	if u := fitRows(opposite); !(predict(u, 1) < -0.03 && predict(u, -1) > 0.02) {
+		t.Errorf("fitted on the opposite effect's probabilities: %.3f at x0=1, %.3f at x0=-1, want about -0.05 and +0.03", predict(u, 1), predict(u, -1))
+	}
+	onProbabilities, onOutcomes := sqErr(fitRows(rows)), sqErr(fitRows(outcomes))
+	t.Logf("squared error of the predicted effects fitted on probabilities: %.2f of that on outcomes", onProbabilities/onOutcomes)
+	if onProbabilities > 0.5*onOutcomes {
+		t.Errorf("squared error %.5f fitted on probabilities, %.5f on outcomes", onProbabilities, onOutcomes)
+	}
+	// The cart tasks read the carts' probabilities, and leave the rows be.
+	carts := cartOutcomes(rows[:2])
+	for i, c := range carts {
+		if c.expected.Purchase != rows[i].expected.Cart || c.converted != rows[i].carted || rows[i].expected.Purchase == rows[i].expected.Cart {
+			t.Errorf("row %d as a cart task: %+v (row %+v)", i, *c.expected, *rows[i].expected)
+		}
 	}
 }

@@ -55,6 +55,14 @@ type UpliftResult struct {
 	// every ServedEvery would have read (zero when ServedEvery is).
 	Served, ServedCorrelation float64
 	ServedEvery               time.Duration
+	// OnProbabilities, OnProbabilitiesExpected and
+	// OnProbabilitiesCorrelation are Ratio, Expected and Correlation for
+	// the model fitted to the training sessions' true purchase and
+	// add-to-cart probabilities instead of their outcomes
+	// (pipeline.TruthComparison.OnProbabilities), when
+	// UpliftOptions.OnProbabilities asked for it.
+	OnProbabilities, OnProbabilitiesExpected, OnProbabilitiesCorrelation float64
+	FittedOnProbabilities                                                bool
 }
 
 // UpliftOptions are the uplift protocol's own settings.
@@ -65,6 +73,12 @@ type UpliftOptions struct {
 	// start of its training period. It costs two more reads of the log (its
 	// window, then one pass for all its periods).
 	ServedEvery time.Duration
+	// OnProbabilities also fits the model with its pseudo-outcomes built
+	// from each training session's true purchase and add-to-cart
+	// probabilities instead of its outcomes, and scores it on the same
+	// holdout: how far the learner gets without the outcomes' coin flips.
+	// It doubles the time spent fitting.
+	OnProbabilities bool
 }
 
 // Uplift generates a synthetic shop with known effects, trains the uplift
@@ -77,6 +91,10 @@ func Uplift(ctx context.Context, p shop.Params, cfg pipeline.Config, opt UpliftO
 	sleeping := map[string]bool{}
 	kinds := map[string]string{}
 	sessions := map[string]map[int64]map[string]float64{}
+	var probabilities map[string]map[int64]pipeline.SessionProbabilities // only when asked for: one per exposure
+	if opt.OnProbabilities {
+		probabilities = map[string]map[int64]pipeline.SessionProbabilities{}
+	}
 	if _, err := shop.WriteTo(ctx, b, p, func(t shop.Truth) error {
 		truth[t.User] = t.Uplift
 		sleeping[t.User] = t.Kind == shop.KindSleepingDog
@@ -84,6 +102,12 @@ func Uplift(ctx context.Context, p shop.Params, cfg pipeline.Config, opt UpliftO
 		sessions[t.User] = make(map[int64]map[string]float64, len(t.Exposures))
 		for _, e := range t.Exposures {
 			sessions[t.User][e.Time.UnixNano()] = e.Effects
+		}
+		if probabilities != nil {
+			probabilities[t.User] = make(map[int64]pipeline.SessionProbabilities, len(t.Exposures))
+			for _, e := range t.Exposures {
+				probabilities[t.User][e.Time.UnixNano()] = pipeline.SessionProbabilities{Purchase: e.Purchase, Cart: e.Cart}
+			}
 		}
 		return nil
 	}); err != nil {
@@ -126,7 +150,7 @@ func Uplift(ctx context.Context, p shop.Params, cfg pipeline.Config, opt UpliftO
 		}
 	}
 	arms, err := pipeline.CompareWithTruth(ds, pipeline.ShopTruth{Effects: truth, Sessions: sessions,
-		Partial: []map[string]map[string]float64{partial, withTrace}, Groups: kinds}, served, cfg)
+		Partial: []map[string]map[string]float64{partial, withTrace}, Groups: kinds, Probabilities: probabilities}, served, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -141,19 +165,23 @@ func Uplift(ctx context.Context, p shop.Params, cfg pipeline.Config, opt UpliftO
 	o := sum(func(a pipeline.TruthComparison) float64 { return a.Oracle })
 	n := sum(func(pipeline.TruthComparison) float64 { return 1 })
 	return &UpliftResult{Arms: arms,
-		Ratio:                    sum(func(a pipeline.TruthComparison) float64 { return a.Model }) / o,
-		Ceiling:                  sum(func(a pipeline.TruthComparison) float64 { return a.Partial[0] }) / o,
-		CeilingWithTrace:         sum(func(a pipeline.TruthComparison) float64 { return a.Partial[1] }) / o,
-		FromTruth:                sum(func(a pipeline.TruthComparison) float64 { return a.FromTruth }) / o,
-		Served:                   sum(func(a pipeline.TruthComparison) float64 { return a.Served }) / o,
-		Correlation:              sum(func(a pipeline.TruthComparison) float64 { return a.Correlation }) / n,
-		FromTruthCorrelation:     sum(func(a pipeline.TruthComparison) float64 { return a.FromTruthCorrelation }) / n,
-		ServedCorrelation:        sum(func(a pipeline.TruthComparison) float64 { return a.ServedCorrelation }) / n,
-		Expected:                 sum(func(a pipeline.TruthComparison) float64 { return a.Expected }) / n,
-		CeilingExpected:          sum(func(a pipeline.TruthComparison) float64 { return a.PartialExpected[0] }) / n,
-		CeilingWithTraceExpected: sum(func(a pipeline.TruthComparison) float64 { return a.PartialExpected[1] }) / n,
-		FromTruthExpected:        sum(func(a pipeline.TruthComparison) float64 { return a.FromTruthExpected }) / n,
-		SleepingDogAUC:           eval.AUC(score, isDog), ServedEvery: opt.ServedEvery}, nil
+		Ratio:                      sum(func(a pipeline.TruthComparison) float64 { return a.Model }) / o,
+		Ceiling:                    sum(func(a pipeline.TruthComparison) float64 { return a.Partial[0] }) / o,
+		CeilingWithTrace:           sum(func(a pipeline.TruthComparison) float64 { return a.Partial[1] }) / o,
+		FromTruth:                  sum(func(a pipeline.TruthComparison) float64 { return a.FromTruth }) / o,
+		Served:                     sum(func(a pipeline.TruthComparison) float64 { return a.Served }) / o,
+		Correlation:                sum(func(a pipeline.TruthComparison) float64 { return a.Correlation }) / n,
+		FromTruthCorrelation:       sum(func(a pipeline.TruthComparison) float64 { return a.FromTruthCorrelation }) / n,
+		ServedCorrelation:          sum(func(a pipeline.TruthComparison) float64 { return a.ServedCorrelation }) / n,
+		Expected:                   sum(func(a pipeline.TruthComparison) float64 { return a.Expected }) / n,
+		CeilingExpected:            sum(func(a pipeline.TruthComparison) float64 { return a.PartialExpected[0] }) / n,
+		CeilingWithTraceExpected:   sum(func(a pipeline.TruthComparison) float64 { return a.PartialExpected[1] }) / n,
+		FromTruthExpected:          sum(func(a pipeline.TruthComparison) float64 { return a.FromTruthExpected }) / n,
+		OnProbabilities:            sum(func(a pipeline.TruthComparison) float64 { return a.OnProbabilities }) / o,
+		OnProbabilitiesExpected:    sum(func(a pipeline.TruthComparison) float64 { return a.OnProbabilitiesExpected }) / n,
+		OnProbabilitiesCorrelation: sum(func(a pipeline.TruthComparison) float64 { return a.OnProbabilitiesCorrelation }) / n,
+		FittedOnProbabilities:      opt.OnProbabilities,
+		SleepingDogAUC:             eval.AUC(score, isDog), ServedEvery: opt.ServedEvery}, nil
 }
 
 // mixByTrace returns the best ranking for someone who knows every effect
@@ -269,16 +297,26 @@ func PrintUplift(w io.Writer, r *UpliftResult) {
 	}
 	fmt.Fprintf(t, "AUC of -offer_lift for finding the sleeping dogs: %.3f\n", r.SleepingDogAUC)
 	t.Flush()
-	fmt.Fprintln(w, "\nBy kind of shopper (holdout rows of each arm and control): mean predicted and true effect, and the effect the outcomes show")
+	if r.FittedOnProbabilities {
+		fmt.Fprintln(w, "\nThe model fitted to each training session's true purchase and add-to-cart probabilities instead of its outcomes (no coin flips; each exposure still shows one arm)")
+		t = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(t, "ARM\tMODEL / TRUTH\tNOISE-FREE\tCORRELATION WITH TRUTH")
+		for _, a := range r.Arms {
+			fmt.Fprintf(t, "%s\t%.2f\t%.3f\t%.3f\n", a.Arm, a.OnProbabilities/a.Oracle, a.OnProbabilitiesExpected, a.OnProbabilitiesCorrelation)
+		}
+		fmt.Fprintf(t, "all arms (weighted)\t%.2f\t%.3f\t%.3f\n", r.OnProbabilities, r.OnProbabilitiesExpected, r.OnProbabilitiesCorrelation)
+		t.Flush()
+	}
+	fmt.Fprintln(w, "\nBy kind of shopper (holdout rows of each arm and control): mean effect predicted by the model and by the from-truth trees, the true one, and the one the outcomes show")
 	t = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(t, "ARM\tKIND\tROWS\tPREDICTED\tTRUE\tREALIZED")
+	fmt.Fprintln(t, "ARM\tKIND\tROWS\tPREDICTED\tFROM TRUTH\tTRUE\tREALIZED")
 	for _, a := range r.Arms {
 		for _, g := range a.Groups {
 			realized := "-" // no treated or no control row
 			if g.Treated > 0 && g.Control > 0 {
 				realized = fmt.Sprintf("%+.3f", g.Realized)
 			}
-			fmt.Fprintf(t, "%s\t%s\t%d\t%+.3f\t%+.3f\t%s\n", a.Arm, g.Group, g.N, g.Predicted, g.True, realized)
+			fmt.Fprintf(t, "%s\t%s\t%d\t%+.3f\t%+.3f\t%+.3f\t%s\n", a.Arm, g.Group, g.N, g.Predicted, g.FromTruth, g.True, realized)
 		}
 	}
 	t.Flush()

@@ -14,7 +14,7 @@ import (
 func TestUpliftProtocolReportsModelAndCeilings(t *testing.T) {
 	p := shop.Small()
 	p.Users = 1500
-	r, err := protocols.Uplift(context.Background(), p, pipeline.Config{BootstrapRounds: 5}, protocols.UpliftOptions{})
+	r, err := protocols.Uplift(context.Background(), p, pipeline.Config{BootstrapRounds: 5}, protocols.UpliftOptions{OnProbabilities: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,6 +32,10 @@ func TestUpliftProtocolReportsModelAndCeilings(t *testing.T) {
 			if g.Group == shop.KindSleepingDog && math.Abs(g.True+0.08) > 1e-9 {
 				t.Errorf("arm %s: sleeping dogs' true effect %v", a.Arm, g.True)
 			}
+			// The from-truth trees see the new shoppers' large gift effect.
+			if a.Arm == shop.ArmGift && g.Group == shop.KindNew && g.FromTruth < 0.1 {
+				t.Errorf("new shoppers' gift effect from truth %v (true %v)", g.FromTruth, g.True)
+			}
 		}
 		if len(a.Groups) != 5 || rows != a.N {
 			t.Errorf("arm %s: %d kinds, %d of %d rows", a.Arm, len(a.Groups), rows, a.N)
@@ -42,6 +46,11 @@ func TestUpliftProtocolReportsModelAndCeilings(t *testing.T) {
 	}
 	if r.Served != 0 || r.ServedCorrelation != 0 {
 		t.Errorf("scored as served (%v, %v) though not asked to", r.Served, r.ServedCorrelation)
+	}
+	// Fitted on the sessions' probabilities instead of their outcomes, the
+	// model ranks better: the outcomes' coin flips are what it lacks most.
+	if !r.FittedOnProbabilities || !(r.OnProbabilitiesCorrelation > r.Correlation) || !(r.OnProbabilitiesExpected > r.Expected) || r.OnProbabilities == 0 {
+		t.Errorf("fitted on probabilities: ratio %v, noise-free %v, correlation %v (model %v, %v)", r.OnProbabilities, r.OnProbabilitiesExpected, r.OnProbabilitiesCorrelation, r.Expected, r.Correlation)
 	}
 	// Trees given the true effects rank far better than the model, which
 	// sees noisy outcomes: were the effects misaligned with the rows, the
@@ -72,6 +81,9 @@ func TestUpliftProtocolScoresAsServed(t *testing.T) {
 	daily, err := protocols.Uplift(context.Background(), p, cfg, protocols.UpliftOptions{ServedEvery: 24 * time.Hour})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if daily.FittedOnProbabilities || daily.OnProbabilitiesCorrelation != 0 {
+		t.Errorf("fitted on probabilities (correlation %v) though not asked to", daily.OnProbabilitiesCorrelation)
 	}
 	if daily.ServedCorrelation <= 0 || daily.ServedCorrelation == daily.Correlation || daily.Served == 0 {
 		t.Fatalf("daily: served %v (correlation %v) against %v (%v)", daily.Served, daily.ServedCorrelation, daily.Ratio, daily.Correlation)

@@ -105,10 +105,13 @@ type Truth struct {
 // promo_exposure event) and, per arm, the change in the session's purchase
 // probability that arm causes. That is the user's Uplift for the arm unless
 // the probability hits its floor (0.005) or ceiling (0.95): a shopper who
-// rarely buys cannot buy 0.08 less.
+// rarely buys cannot buy 0.08 less. Purchase and Cart are the session's
+// probabilities of a purchase and of an add-to-cart (or purchase) under
+// the arm it got: what its outcomes are drawn from.
 type ExposureTruth struct {
-	Time    time.Time
-	Effects map[string]float64
+	Time           time.Time
+	Effects        map[string]float64
+	Purchase, Cart float64
 }
 
 type item struct {
@@ -363,6 +366,10 @@ func (c *Catalogue) session(p Params, r *rand.Rand, u *user, t time.Time, sinceB
 		}
 		u.exposures = append(u.exposures, ExposureTruth{Time: t, Effects: effects})
 	}
+	var exposed *ExposureTruth // its probabilities are set once the item is chosen
+	if arm != "" {
+		exposed = &u.exposures[len(u.exposures)-1]
+	}
 	catIdx := weightedIndex(r, u.taste)
 	items := c.byCategory[catIdx]
 	if len(items) == 0 {
@@ -410,6 +417,9 @@ func (c *Catalogue) session(p Params, r *rand.Rand, u *user, t time.Time, sinceB
 	}
 	q = clipConversion(q)
 	addP := math.Min(1, q*1.6+0.05)
+	if exposed != nil {
+		exposed.Purchase, exposed.Cart = q, addP
+	}
 	if r.Float64() >= addP {
 		return false, nil
 	}

@@ -114,3 +114,58 @@ func TestExposureTruth(t *testing.T) {
 		t.Fatalf("%d decisions, %d effects as the user's, %d clipped", decisions, exact, clipped)
 	}
 }
+
+// An exposure's probabilities are what its session's outcomes are drawn
+// from: over many sessions, the purchases and add-to-carts that happened
+// add up to what they expect, within a few binomial standard errors.
+func TestExposureProbabilities(t *testing.T) {
+	p := shop.Small()
+	p.Users = 3000
+	p.Seed = 11
+	p.Start = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var sessions []string // of each exposure, in the users' order
+	bought, carted := map[string]bool{}, map[string]bool{}
+	var expBuys, expCarts, varBuys, varCarts float64
+	i := 0
+	_, err := shop.Generate(p, func(e *eventlog.Event) error {
+		switch e.Type {
+		case eventlog.TypePromoExposure:
+			sessions = append(sessions, e.Session)
+		case eventlog.TypePurchase:
+			bought[e.Session] = true
+		case eventlog.TypeAddToCart:
+			carted[e.Session] = true
+		}
+		return nil
+	}, func(tr shop.Truth) error {
+		for _, x := range tr.Exposures {
+			if !(0 <= x.Purchase && x.Purchase <= x.Cart && x.Cart <= 1) {
+				return fmt.Errorf("user %s at %s: purchase %v, cart %v", tr.User, x.Time, x.Purchase, x.Cart)
+			}
+			expBuys, varBuys = expBuys+x.Purchase, varBuys+x.Purchase*(1-x.Purchase)
+			expCarts, varCarts = expCarts+x.Cart, varCarts+x.Cart*(1-x.Cart)
+			i++
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if i != len(sessions) || i < 1000 {
+		t.Fatalf("%d exposures, %d with probabilities", len(sessions), i)
+	}
+	var buys, carts float64
+	for _, s := range sessions {
+		if bought[s] {
+			buys++
+		}
+		if carted[s] || bought[s] {
+			carts++
+		}
+	}
+	if math.Abs(buys-expBuys) > 4*math.Sqrt(varBuys) || math.Abs(carts-expCarts) > 4*math.Sqrt(varCarts) {
+		t.Fatalf("%d exposed sessions: %v purchases (expected %.1f ± %.1f), %v with a cart (expected %.1f ± %.1f)",
+			len(sessions), buys, expBuys, math.Sqrt(varBuys), carts, expCarts, math.Sqrt(varCarts))
+	}
+	t.Logf("%d exposed sessions: %v purchases (expected %.1f), %v with a cart (expected %.1f)", len(sessions), buys, expBuys, carts, expCarts)
+}
