@@ -188,16 +188,24 @@ type Item struct {
 }
 
 type exposure struct {
-	t   time.Time
-	arm string
+	t       time.Time
+	arm     string
+	session string
 	// past the label period: it only ends the conversion window of the
 	// exposure before it
 	boundary bool
 }
 
 type purchase struct {
-	t     time.Time
-	value float64
+	t       time.Time
+	value   float64
+	session string
+}
+
+// cart is an add-to-cart after the cutoff.
+type cart struct {
+	t       time.Time
+	session string
 }
 
 type userAgg struct {
@@ -237,8 +245,8 @@ type userAgg struct {
 	after          map[int32]float64 // CF weights in the label period
 	expAfter       []exposure
 	buysAfter      []purchase
-	cartsAfter     []time.Time // add-to-carts after cutoff, for Exposure.Carted
-	day, dayEvents int32       // events on the current day, for bot detection
+	cartsAfter     []cart // for Exposure.Carted
+	day, dayEvents int32  // events on the current day, for bot detection
 	bot            bool
 	upsertCount    int
 }
@@ -380,9 +388,9 @@ func (b *Builder) fold(e *eventlog.Event, followed bool) {
 			if since <= b.cfg.Horizon+b.outcomeTail() {
 				switch {
 				case e.Type == eventlog.TypePurchase:
-					u.buysAfter = append(u.buysAfter, purchase{e.Time, float64(e.Quantity) * e.UnitPrice})
+					u.buysAfter = append(u.buysAfter, purchase{e.Time, float64(e.Quantity) * e.UnitPrice, e.Session})
 				case e.Type == eventlog.TypeAddToCart:
-					u.cartsAfter = append(u.cartsAfter, e.Time)
+					u.cartsAfter = append(u.cartsAfter, cart{e.Time, e.Session})
 				case e.Type == eventlog.TypePromoExposure && e.Propensity < 1:
 					u.expAfter = append(u.expAfter, exposure{t: e.Time, boundary: true})
 				}
@@ -404,12 +412,12 @@ func (b *Builder) fold(e *eventlog.Event, followed bool) {
 			v := float64(e.Quantity) * e.UnitPrice
 			u.labelBuy = true
 			u.labelSpend += v
-			u.buysAfter = append(u.buysAfter, purchase{e.Time, v})
+			u.buysAfter = append(u.buysAfter, purchase{e.Time, v, e.Session})
 		case eventlog.TypeAddToCart:
-			u.cartsAfter = append(u.cartsAfter, e.Time)
+			u.cartsAfter = append(u.cartsAfter, cart{e.Time, e.Session})
 		case eventlog.TypePromoExposure:
 			if b.countExposure(e) {
-				u.expAfter = append(u.expAfter, exposure{t: e.Time, arm: armOf(e)})
+				u.expAfter = append(u.expAfter, exposure{t: e.Time, arm: armOf(e), session: e.Session})
 			}
 		}
 		return
@@ -627,9 +635,12 @@ type Exposure struct {
 	Arm       string
 	Converted bool    // bought within the conversion window, before the next exposure
 	Spend     float64 // what those purchases were worth
-	// Carted: added an item to the cart or bought within the conversion
-	// window, before the next exposure. More frequent than a purchase and
-	// moved by the same offers, it helps the uplift model find who responds.
+	// Carted: added an item to the cart or bought in the exposure's
+	// session (when the exposure names one; otherwise within the
+	// conversion window), before the next exposure. More frequent than a
+	// purchase and moved by the same offers, it helps the uplift model find
+	// who responds; kept to the session, it is less diluted by carts the
+	// offer had nothing to do with.
 	Carted bool
 	// Repurchased: bought again after the conversion window, within the
 	// repurchase window; known only when FollowedUp (the repurchase window
@@ -743,7 +754,14 @@ func (b *Builder) Finish() *Dataset {
 					out.Repurchased = true
 				}
 			}
-			out.Carted = out.Converted || slices.ContainsFunc(u.cartsAfter, func(c time.Time) bool { return !c.Before(ex.t) && c.Before(end) })
+			// Carted: with a session, what happened in it (an offer shown in a
+			// session moves that session's carts; later carts are more
+			// likely other errands); without one, within the window.
+			in := func(t time.Time, session string) bool {
+				return !t.Before(ex.t) && t.Before(end) && (ex.session == "" || session == ex.session)
+			}
+			out.Carted = slices.ContainsFunc(u.cartsAfter, func(c cart) bool { return in(c.t, c.session) }) ||
+				slices.ContainsFunc(u.buysAfter, func(p purchase) bool { return in(p.t, p.session) })
 			ds.Exposures = append(ds.Exposures, out)
 		}
 	}

@@ -187,8 +187,22 @@ func TestExposureOutcomes(t *testing.T) {
 	expose("cart", "pct10", cutoff.Add(day))
 	cart("cart", cutoff.Add(day+time.Hour))
 	cart("back", cutoff.Add(3*day))
+	// An exposure in a session counts that session's carts and purchases
+	// only: session adds to the cart in it; later buys in another session
+	// within the window, which converts but is not a cart of the session.
+	inSession := func(typ, user, session string, at time.Time) {
+		add(eventlog.Event{Type: typ, Time: at, User: user, Session: session, Item: "a", Quantity: 1, UnitPrice: 20, Order: user + session,
+			Arm: map[bool]string{true: "pct10"}[typ == eventlog.TypePromoExposure], Propensity: 0.5})
+	}
+	for _, u := range []string{"session", "later"} {
+		buy(u, t0.Add(day))
+		inSession(eventlog.TypePromoExposure, u, "s1", cutoff.Add(day))
+	}
+	inSession(eventlog.TypeAddToCart, "session", "s1", cutoff.Add(day+time.Minute))
+	inSession(eventlog.TypeAddToCart, "later", "s2", cutoff.Add(day+time.Hour))
+	inSession(eventlog.TypePurchase, "later", "s2", cutoff.Add(day+time.Hour+time.Minute))
 	ds := b.Finish()
-	if ds.Report.TargetedExposures != 1 || ds.Report.ExposuresAfter != 7 || len(ds.Exposures) != 6 {
+	if ds.Report.TargetedExposures != 1 || ds.Report.ExposuresAfter != 9 || len(ds.Exposures) != 8 {
 		t.Errorf("%d exposures after the cutoff, %d targeted, %d kept", ds.Report.ExposuresAfter, ds.Report.TargetedExposures, len(ds.Exposures))
 	}
 	got := map[string]features.Exposure{}
@@ -196,12 +210,14 @@ func TestExposureOutcomes(t *testing.T) {
 		got[ds.Users[e.User].ID] = e
 	}
 	want := map[string]features.Exposure{
-		"conv": {Time: cutoff.Add(day), Arm: "pct10", Converted: true, Spend: 20, Carted: true, FollowedUp: true},
-		"back": {Time: cutoff.Add(day), Arm: "control", Repurchased: true, FollowedUp: true},
-		"late": {Time: cutoff.Add(25 * day), Arm: "pct10"},
-		"edge": {Time: end.Add(-time.Hour), Arm: "pct10", Converted: true, Spend: 20, Carted: true},
-		"cut":  {Time: end.Add(-2 * time.Hour), Arm: "control"},
-		"cart": {Time: cutoff.Add(day), Arm: "pct10", Carted: true, FollowedUp: true},
+		"conv":    {Time: cutoff.Add(day), Arm: "pct10", Converted: true, Spend: 20, Carted: true, FollowedUp: true},
+		"back":    {Time: cutoff.Add(day), Arm: "control", Repurchased: true, FollowedUp: true},
+		"late":    {Time: cutoff.Add(25 * day), Arm: "pct10"},
+		"edge":    {Time: end.Add(-time.Hour), Arm: "pct10", Converted: true, Spend: 20, Carted: true},
+		"cut":     {Time: end.Add(-2 * time.Hour), Arm: "control"},
+		"cart":    {Time: cutoff.Add(day), Arm: "pct10", Carted: true, FollowedUp: true},
+		"session": {Time: cutoff.Add(day), Arm: "pct10", Carted: true, FollowedUp: true},
+		"later":   {Time: cutoff.Add(day), Arm: "pct10", Converted: true, Spend: 20, FollowedUp: true},
 	}
 	for u, w := range want {
 		g := got[u]
