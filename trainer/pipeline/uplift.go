@@ -515,10 +515,10 @@ func pseudoOutcomes(conv *conversionModels, k int, rows []upliftRow, z [][]float
 // add-to-carts (upliftRow.carted) instead of purchases, their weights
 // scaled by opt.CartWeight, for the effect trees to choose their splits
 // on as well (see fitArmLeaves); none when opt.CartWeight is not
-// positive or the rows' carts say nothing purchases do not (no exposure
-// has a cart without a purchase). The conversion models that build them
-// are fitted to carts, cross-fitted like those of purchases; an arm whose
-// models cannot be has no cart task.
+// positive or the rows' carts say nothing purchases do not (every
+// exposure's cart outcome is its purchase outcome). The conversion
+// models that build them are fitted to carts, cross-fitted like those of
+// purchases; an arm whose models cannot be has no cart task.
 func cartTasks(conv *conversionModels, arms []liftData, rows []upliftRow, z [][]float64, fold []int, opt UpliftOptions) []liftData {
 	if opt.CartWeight <= 0 || !slices.ContainsFunc(rows, func(r upliftRow) bool { return r.carted != r.converted }) {
 		return nil
@@ -1179,7 +1179,7 @@ func fitUplift(ds *features.Dataset, holdout []bool, cfg Config) (*candidate, er
 	metrics := map[string]float64{"qini": weightedQini(evals), "train_exposures": float64(len(train)), "holdout_exposures": float64(len(test))}
 	// The effect trees' cart tasks need carts that are not purchases.
 	for _, r := range train {
-		if r.carted != r.converted {
+		if r.carted == 1 && r.converted == 0 {
 			metrics["train_cart_only_exposures"]++
 		}
 	}
