@@ -164,24 +164,27 @@ func Uplift(ctx context.Context, p shop.Params, cfg pipeline.Config, opt UpliftO
 	}
 	o := sum(func(a pipeline.TruthComparison) float64 { return a.Oracle })
 	n := sum(func(pipeline.TruthComparison) float64 { return 1 })
-	return &UpliftResult{Arms: arms,
-		Ratio:                      sum(func(a pipeline.TruthComparison) float64 { return a.Model }) / o,
-		Ceiling:                    sum(func(a pipeline.TruthComparison) float64 { return a.Partial[0] }) / o,
-		CeilingWithTrace:           sum(func(a pipeline.TruthComparison) float64 { return a.Partial[1] }) / o,
-		FromTruth:                  sum(func(a pipeline.TruthComparison) float64 { return a.FromTruth }) / o,
-		Served:                     sum(func(a pipeline.TruthComparison) float64 { return a.Served }) / o,
-		Correlation:                sum(func(a pipeline.TruthComparison) float64 { return a.Correlation }) / n,
-		FromTruthCorrelation:       sum(func(a pipeline.TruthComparison) float64 { return a.FromTruthCorrelation }) / n,
-		ServedCorrelation:          sum(func(a pipeline.TruthComparison) float64 { return a.ServedCorrelation }) / n,
-		Expected:                   sum(func(a pipeline.TruthComparison) float64 { return a.Expected }) / n,
-		CeilingExpected:            sum(func(a pipeline.TruthComparison) float64 { return a.PartialExpected[0] }) / n,
-		CeilingWithTraceExpected:   sum(func(a pipeline.TruthComparison) float64 { return a.PartialExpected[1] }) / n,
-		FromTruthExpected:          sum(func(a pipeline.TruthComparison) float64 { return a.FromTruthExpected }) / n,
-		OnProbabilities:            sum(func(a pipeline.TruthComparison) float64 { return a.OnProbabilities }) / o,
-		OnProbabilitiesExpected:    sum(func(a pipeline.TruthComparison) float64 { return a.OnProbabilitiesExpected }) / n,
-		OnProbabilitiesCorrelation: sum(func(a pipeline.TruthComparison) float64 { return a.OnProbabilitiesCorrelation }) / n,
-		FittedOnProbabilities:      opt.OnProbabilities,
-		SleepingDogAUC:             eval.AUC(score, isDog), ServedEvery: opt.ServedEvery}, nil
+	r := &UpliftResult{Arms: arms,
+		Ratio:                    sum(func(a pipeline.TruthComparison) float64 { return a.Model }) / o,
+		Ceiling:                  sum(func(a pipeline.TruthComparison) float64 { return a.Partial[0] }) / o,
+		CeilingWithTrace:         sum(func(a pipeline.TruthComparison) float64 { return a.Partial[1] }) / o,
+		FromTruth:                sum(func(a pipeline.TruthComparison) float64 { return a.FromTruth }) / o,
+		Served:                   sum(func(a pipeline.TruthComparison) float64 { return a.Served }) / o,
+		Correlation:              sum(func(a pipeline.TruthComparison) float64 { return a.Correlation }) / n,
+		FromTruthCorrelation:     sum(func(a pipeline.TruthComparison) float64 { return a.FromTruthCorrelation }) / n,
+		ServedCorrelation:        sum(func(a pipeline.TruthComparison) float64 { return a.ServedCorrelation }) / n,
+		Expected:                 sum(func(a pipeline.TruthComparison) float64 { return a.Expected }) / n,
+		CeilingExpected:          sum(func(a pipeline.TruthComparison) float64 { return a.PartialExpected[0] }) / n,
+		CeilingWithTraceExpected: sum(func(a pipeline.TruthComparison) float64 { return a.PartialExpected[1] }) / n,
+		FromTruthExpected:        sum(func(a pipeline.TruthComparison) float64 { return a.FromTruthExpected }) / n,
+		SleepingDogAUC:           eval.AUC(score, isDog), ServedEvery: opt.ServedEvery}
+	if opt.OnProbabilities {
+		r.FittedOnProbabilities = true
+		r.OnProbabilities = sum(func(a pipeline.TruthComparison) float64 { return a.OnProbabilities }) / o
+		r.OnProbabilitiesExpected = sum(func(a pipeline.TruthComparison) float64 { return a.OnProbabilitiesExpected }) / n
+		r.OnProbabilitiesCorrelation = sum(func(a pipeline.TruthComparison) float64 { return a.OnProbabilitiesCorrelation }) / n
+	}
+	return r, nil
 }
 
 // mixByTrace returns the best ranking for someone who knows every effect
