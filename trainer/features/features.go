@@ -754,9 +754,7 @@ func (b *Builder) Finish() *Dataset {
 					out.Repurchased = true
 				}
 			}
-			// Carted: with a session, what happened in it (an offer shown in a
-			// session moves that session's carts; later carts are more
-			// likely other errands); without one, within the window.
+			// Carted (see Exposure): in the exposure's session, if it has one.
 			in := func(t time.Time, session string) bool {
 				return !t.Before(ex.t) && t.Before(end) && (ex.session == "" || session == ex.session)
 			}
