@@ -59,6 +59,7 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	lookback := fs.Duration("experiment.lookback", pipeline.DefaultExperimentLookback, "uplift and experiment protocols: randomized exposures this far back from the last event are used, as in a training run")
 	step := fs.Duration("experiment.step", pipeline.DefaultExperimentStep, "uplift and experiment protocols: each exposure gets features as of the start of its period of this length, as in a training run")
 	servedEvery := fs.Duration("served.every", 24*time.Hour, "uplift protocol: also score the model on features as of the start of each holdout exposure's period of this length, as a server whose profiles a run rebuilds that often reads them (0: skip; it costs two more reads of the log)")
+	oracleTrace := fs.Bool("oracle-trace", false, "uplift protocol: replace the offer_lift feature with the best trace of offer aversion outcomes can leave (minus each shopper's summed log-likelihood ratio of sleeping dog against no effect over the offered sessions before the row's cutoff, from each session's true baseline) and train and score the model on it: what finding the sleeping dogs from outcomes is worth at best (skips the as-served comparison)")
 	onProbabilities := fs.Bool("on-probabilities", false, "uplift protocol: also fit the model with each training session's true purchase and add-to-cart probabilities in place of its outcomes (in the pseudo-outcomes; the conversion models still learn from the outcomes) and print its ratios: how far the learner gets without the outcomes' coin flips (doubles the fitting time)")
 	shops := fs.Int("shops", 1, "uplift protocol: how many shops to generate (seeds seed, seed+1, ...); with more than one, prints each shop's ratio and the mean")
 	if err := fs.Parse(args); err != nil {
@@ -103,7 +104,10 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		cfg := pipeline.Config{BootstrapRounds: 200, UpliftL2: *l2, UpliftDeviation: *deviation, UpliftSeparateArms: *separate, UpliftEffect: *effect, UpliftTrees: trees, UpliftEqualWeights: *equalWeights, UpliftArmLinear: *armLinear, UpliftSharedLeaves: *sharedLeaves, UpliftCartWeight: *cartWeight, UpliftTreesRefit: *refit,
 			ExperimentLookback: *lookback, ExperimentStep: *step}
-		opt := protocols.UpliftOptions{ServedEvery: *servedEvery, OnProbabilities: *onProbabilities}
+		opt := protocols.UpliftOptions{ServedEvery: *servedEvery, OnProbabilities: *onProbabilities, OracleTrace: *oracleTrace}
+		if opt.OracleTrace {
+			opt.ServedEvery = 0 // a server has no oracle
+		}
 		if opt.ServedEvery != 0 {
 			if err := pipeline.CheckServedPeriod(cfg, opt.ServedEvery); err != nil {
 				return err
@@ -145,7 +149,7 @@ func upliftShops(ctx context.Context, p shop.Params, n int, cfg pipeline.Config,
 		fmt.Fprintf(stdout, "protocol uplift: %d synthetic shops of %d users (seeds %d-%d, %s), uplift model vs ranking by the true effect, Qini on held-out users\n",
 			n, p.Users, p.Seed, p.Seed+uint64(n)-1, experimentText(p))
 	}
-	mean := &protocols.UpliftResult{ServedEvery: opt.ServedEvery, FittedOnProbabilities: opt.OnProbabilities}
+	mean := &protocols.UpliftResult{ServedEvery: opt.ServedEvery, FittedOnProbabilities: opt.OnProbabilities, OracleTrace: opt.OracleTrace}
 	cfg.BootstrapRounds = 20 // few: only the point estimates are printed
 	for i := range n {
 		q := p
@@ -173,7 +177,15 @@ func upliftShops(ctx context.Context, p shop.Params, n int, cfg pipeline.Config,
 func upliftLine(r *protocols.UpliftResult) string {
 	return fmt.Sprintf("model / truth %.2f, ceiling / truth %.2f, with trace %.2f, from truth %.2f, noise-free model / truth %.3f (ceiling %.3f, with trace %.3f, from truth %.3f), sleeping-dog AUC %.3f, correlation with the true effect %.3f (from truth %.3f)%s",
 		r.Ratio, r.Ceiling, r.CeilingWithTrace, r.FromTruth, r.Expected, r.CeilingExpected, r.CeilingWithTraceExpected, r.FromTruthExpected,
-		r.SleepingDogAUC, r.Correlation, r.FromTruthCorrelation, servedText(r.ServedEvery, r.Served, r.ServedCorrelation)) + onProbabilitiesText(r)
+		r.SleepingDogAUC, r.Correlation, r.FromTruthCorrelation, servedText(r.ServedEvery, r.Served, r.ServedCorrelation)) + onProbabilitiesText(r) + oracleTraceText(r)
+}
+
+// oracleTraceText says when offer_lift was the oracle trace.
+func oracleTraceText(r *protocols.UpliftResult) string {
+	if !r.OracleTrace {
+		return ""
+	}
+	return "; offer_lift replaced by the oracle trace"
 }
 
 // onProbabilitiesText is the part of a shop's line about the model fitted

@@ -63,6 +63,9 @@ type UpliftResult struct {
 	// UpliftOptions.OnProbabilities asked for it.
 	OnProbabilities, OnProbabilitiesExpected, OnProbabilitiesCorrelation float64
 	FittedOnProbabilities                                                bool
+	// OracleTrace says the model and the with-trace ranking read the
+	// oracle trace in place of offer_lift (UpliftOptions.OracleTrace).
+	OracleTrace bool
 }
 
 // UpliftOptions are the uplift protocol's own settings.
@@ -79,6 +82,15 @@ type UpliftOptions struct {
 	// holdout: how far the learner gets without the outcomes' coin flips.
 	// It doubles the time spent fitting.
 	OnProbabilities bool
+	// OracleTrace replaces each row's offer_lift with the best trace of
+	// offer aversion that outcomes can leave: minus the shopper's summed
+	// shop.ExposureTruth.SleepingDogEvidence over the offered sessions
+	// before the row's cutoff, which needs each session's true baseline.
+	// The model, the with-trace ranking and the sleeping-dog AUC then say
+	// what finding the sleeping dogs from outcomes is worth at best. The
+	// as-served comparison is skipped (ServedEvery is ignored): a server
+	// has no oracle.
+	OracleTrace bool
 }
 
 // Uplift generates a synthetic shop with known effects, trains the uplift
@@ -86,8 +98,15 @@ type UpliftOptions struct {
 // by the true effect. cfg sets the bootstrap rounds and the uplift model's
 // penalties; the rest is as a training run has it.
 func Uplift(ctx context.Context, p shop.Params, cfg pipeline.Config, opt UpliftOptions) (*UpliftResult, error) {
+	if opt.OracleTrace {
+		opt.ServedEvery = 0
+	}
 	b := inmem.New()
 	truth := map[string]map[string]float64{}
+	var exposures map[string][]shop.ExposureTruth // only for the oracle trace
+	if opt.OracleTrace {
+		exposures = map[string][]shop.ExposureTruth{}
+	}
 	sleeping := map[string]bool{}
 	kinds := map[string]string{}
 	sessions := map[string]map[int64]map[string]float64{}
@@ -102,6 +121,9 @@ func Uplift(ctx context.Context, p shop.Params, cfg pipeline.Config, opt UpliftO
 		sessions[t.User] = make(map[int64]map[string]float64, len(t.Exposures))
 		for _, e := range t.Exposures {
 			sessions[t.User][e.Time.UnixNano()] = e.Effects
+		}
+		if exposures != nil {
+			exposures[t.User] = t.Exposures
 		}
 		if probabilities != nil {
 			probabilities[t.User] = make(map[int64]pipeline.SessionProbabilities, len(t.Exposures))
@@ -119,6 +141,18 @@ func Uplift(ctx context.Context, p shop.Params, cfg pipeline.Config, opt UpliftO
 		return nil, err
 	}
 	lift := features.Index("offer_lift")
+	if opt.OracleTrace {
+		for i := range ds.Users {
+			u := &ds.Users[i]
+			evidence := 0.0
+			for _, e := range exposures[u.ID] {
+				if e.Time.Before(u.AsOf) {
+					evidence += e.SleepingDogEvidence()
+				}
+			}
+			u.Features[lift] = -evidence // like offer_lift, low for the sleeping dogs
+		}
+	}
 	trace := map[string]float64{}
 	var score, isDog []float64
 	// A shopper has a row per experiment period: the trace is their
@@ -177,7 +211,7 @@ func Uplift(ctx context.Context, p shop.Params, cfg pipeline.Config, opt UpliftO
 		CeilingExpected:          sum(func(a pipeline.TruthComparison) float64 { return a.PartialExpected[0] }) / n,
 		CeilingWithTraceExpected: sum(func(a pipeline.TruthComparison) float64 { return a.PartialExpected[1] }) / n,
 		FromTruthExpected:        sum(func(a pipeline.TruthComparison) float64 { return a.FromTruthExpected }) / n,
-		SleepingDogAUC:           eval.AUC(score, isDog), ServedEvery: opt.ServedEvery}
+		SleepingDogAUC:           eval.AUC(score, isDog), ServedEvery: opt.ServedEvery, OracleTrace: opt.OracleTrace}
 	if opt.OnProbabilities {
 		r.FittedOnProbabilities = true
 		r.OnProbabilities = sum(func(a pipeline.TruthComparison) float64 { return a.OnProbabilities }) / o
@@ -276,6 +310,11 @@ func hideUsers(truth map[string]map[string]float64, hidden map[string]bool) map[
 
 // PrintUplift writes the comparison table.
 func PrintUplift(w io.Writer, r *UpliftResult) {
+	traceName := "offer_lift"
+	if r.OracleTrace {
+		traceName = "the oracle trace"
+		fmt.Fprintln(w, "offer_lift replaced by the oracle trace: minus each shopper's summed sleeping-dog evidence (the log-likelihood ratio of each offered session's outcome given its true baseline) before the row's cutoff")
+	}
 	t := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(t, "ARM\tHOLDOUT ROWS\tMODEL QINI [95% CI]\tTRUE-EFFECT QINI [95% CI]\tMODEL / TRUTH\tCEILING / TRUTH\tWITH TRACE / TRUTH\tFROM TRUTH / TRUTH\tCORRELATION WITH TRUTH: MODEL, FROM TRUTH\tNOISE-FREE: MODEL, CEILING, WITH TRACE, FROM TRUTH\tAS SERVED: MODEL / TRUTH, CORRELATION")
 	served := func(ratio, corr float64) string {
@@ -292,13 +331,13 @@ func PrintUplift(w io.Writer, r *UpliftResult) {
 	fmt.Fprintf(t, "all arms (weighted)\t\t\t\t%.2f\t%.2f\t%.2f\t%.2f\t%.3f, %.3f\t%.3f, %.3f, %.3f, %.3f\t%s\n", r.Ratio, r.Ceiling, r.CeilingWithTrace, r.FromTruth, r.Correlation, r.FromTruthCorrelation,
 		r.Expected, r.CeilingExpected, r.CeilingWithTraceExpected, r.FromTruthExpected, served(r.Served, r.ServedCorrelation))
 	fmt.Fprintln(t, "(ceiling: ranking by the true effect with the sleeping dogs, who look like everyone else until treated, given everyone else's average effect;")
-	fmt.Fprintln(t, " with trace: the same, each user's effect mixed with the sleeping dogs' by the share of sleeping dogs among users with a similar offer_lift;")
+	fmt.Fprintf(t, " with trace: the same, each user's effect mixed with the sleeping dogs' by the share of sleeping dogs among users with a similar %s;\n", traceName)
 	fmt.Fprintln(t, " from truth: the model's trees fitted to the training rows' true effects instead of their outcomes, i.e. the features without outcome noise;")
 	fmt.Fprintln(t, " noise-free: each ranking's Qini drawn from the sessions' true changes in purchase probability instead of their outcomes, over the true-effect ranking's)")
 	if r.ServedEvery > 0 {
 		fmt.Fprintf(t, "(as served: the same model and rows, each row scored on its shopper's features as of the start of its %s period, as a server whose profiles a run rebuilds that often read them)\n", PeriodText(r.ServedEvery))
 	}
-	fmt.Fprintf(t, "AUC of -offer_lift for finding the sleeping dogs: %.3f\n", r.SleepingDogAUC)
+	fmt.Fprintf(t, "AUC of minus %s for finding the sleeping dogs: %.3f\n", traceName, r.SleepingDogAUC)
 	t.Flush()
 	if r.FittedOnProbabilities {
 		fmt.Fprintln(w, "\nThe model fitted to each training session's true purchase and add-to-cart probabilities instead of its outcomes (no coin flips; each exposure still shows one arm)")

@@ -99,3 +99,37 @@ func TestUpliftProtocolScoresAsServed(t *testing.T) {
 		t.Fatal("a served period of a minute was accepted")
 	}
 }
+
+// With the oracle trace in place of offer_lift the sleeping dogs are easier
+// to find than with offer_lift, and the model reads it; there is no
+// as-served figure, even when asked for, since a server has no oracle.
+func TestUpliftProtocolWithOracleTrace(t *testing.T) {
+	p := shop.Small()
+	p.Users = 1500
+	cfg := pipeline.Config{BootstrapRounds: 5}
+	plain, err := protocols.Uplift(context.Background(), p, cfg, protocols.UpliftOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	oracle, err := protocols.Uplift(context.Background(), p, cfg, protocols.UpliftOptions{OracleTrace: true, ServedEvery: 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plain.OracleTrace || !oracle.OracleTrace {
+		t.Fatalf("oracle trace flagged %v without the option, %v with it", plain.OracleTrace, oracle.OracleTrace)
+	}
+	if oracle.ServedEvery != 0 || oracle.Served != 0 {
+		t.Errorf("scored as served (every %v: %v) with the oracle trace", oracle.ServedEvery, oracle.Served)
+	}
+	if !(oracle.SleepingDogAUC > plain.SleepingDogAUC) {
+		t.Errorf("sleeping-dog AUC %v with the oracle trace, %v with offer_lift", oracle.SleepingDogAUC, plain.SleepingDogAUC)
+	}
+	if oracle.Correlation == plain.Correlation || oracle.CeilingWithTrace == plain.CeilingWithTrace {
+		t.Errorf("the model (correlation %v) or the with-trace ranking (%v) did not read the oracle trace", oracle.Correlation, oracle.CeilingWithTrace)
+	}
+	// The rankings that do not read the trace are unchanged.
+	if oracle.Ceiling != plain.Ceiling {
+		t.Errorf("ceiling %v with the oracle trace, %v without", oracle.Ceiling, plain.Ceiling)
+	}
+	t.Logf("sleeping-dog AUC %.3f → %.3f, noise-free %.3f → %.3f, correlation %.3f → %.3f", plain.SleepingDogAUC, oracle.SleepingDogAUC, plain.Expected, oracle.Expected, plain.Correlation, oracle.Correlation)
+}

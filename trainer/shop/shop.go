@@ -107,11 +107,55 @@ type Truth struct {
 // the probability hits its floor (0.005) or ceiling (0.95): a shopper who
 // rarely buys cannot buy 0.08 less. Purchase and Cart are the session's
 // probabilities of a purchase and of an add-to-cart (or purchase) under
-// the arm it got: what its outcomes are drawn from.
+// the arm it got: what its outcomes are drawn from. Baseline is its
+// purchase probability without an offer (before the floor and ceiling),
+// and Outcome how far down the funnel it went.
 type ExposureTruth struct {
 	Time           time.Time
+	Arm            string
 	Effects        map[string]float64
 	Purchase, Cart float64
+	Baseline       float64
+	Outcome        Outcome
+}
+
+// Outcome is how far a session went down the funnel.
+type Outcome int
+
+// Outcomes of a session, in funnel order.
+const (
+	OutcomeNone     Outcome = iota // no add-to-cart
+	OutcomeCart                    // an add-to-cart, no purchase
+	OutcomePurchase                // a purchase
+)
+
+// SleepingDogEffect is what any offer does to a sleeping dog's session
+// purchase probability.
+const SleepingDogEffect = -0.08
+
+// SleepingDogEvidence is the log-likelihood ratio of the session's outcome
+// under "the shopper is a sleeping dog" against "the offer changed
+// nothing", given the session's true baseline: what an observer who knew
+// everything about the session but the shopper's kind would learn about it
+// from this one outcome. It is 0 for a session without an offer. Summed
+// over a shopper's offered sessions it is the best possible trace of
+// offer aversion that outcomes can leave, a yardstick for features such as
+// offer_lift.
+func (e ExposureTruth) SleepingDogEvidence() float64 {
+	if e.Arm == "" || e.Arm == ArmControl {
+		return 0
+	}
+	likelihood := func(q float64) float64 {
+		purchase, cart := funnel(q)
+		switch e.Outcome {
+		case OutcomeNone:
+			return 1 - cart
+		case OutcomeCart:
+			return cart - purchase
+		}
+		return purchase
+	}
+	return math.Log(likelihood(e.Baseline+SleepingDogEffect)) - math.Log(likelihood(e.Baseline))
 }
 
 type item struct {
@@ -227,7 +271,7 @@ func (c *Catalogue) newUser(p Params, r *rand.Rand, idx int) *user {
 	switch u.kind {
 	case KindSleepingDog:
 		for _, a := range Arms[1:] {
-			u.uplift[a] = -0.08
+			u.uplift[a] = SleepingDogEffect
 		}
 	case KindLoyal:
 		u.uplift[ArmPercent], u.uplift[ArmAmount], u.uplift[ArmThreshold], u.uplift[ArmGift] = 0.01, 0.005, 0.04, 0.0
@@ -242,6 +286,14 @@ func (c *Catalogue) newUser(p Params, r *rand.Rand, idx int) *user {
 // clipConversion keeps a session's purchase probability in [0.005, 0.95].
 func clipConversion(q float64) float64 {
 	return math.Min(0.95, math.Max(0.005, q))
+}
+
+// funnel returns a session's probabilities of a purchase and of an
+// add-to-cart (a purchase needs one) for an unclipped purchase
+// probability q.
+func funnel(q float64) (purchase, cart float64) {
+	purchase = clipConversion(q)
+	return purchase, math.Min(1, purchase*1.6+0.05)
 }
 
 func weightedIndex(r *rand.Rand, w []float64) int {
@@ -364,7 +416,7 @@ func (c *Catalogue) session(p Params, r *rand.Rand, u *user, t time.Time, sinceB
 		for _, a := range Arms {
 			effects[a] = 0
 		}
-		u.exposures = append(u.exposures, ExposureTruth{Time: t, Effects: effects})
+		u.exposures = append(u.exposures, ExposureTruth{Time: t, Arm: arm, Effects: effects})
 	}
 	var exposed *ExposureTruth // its probabilities are set once the item is chosen
 	if arm != "" {
@@ -412,16 +464,21 @@ func (c *Catalogue) session(p Params, r *rand.Rand, u *user, t time.Time, sinceB
 	for a := range effects {
 		effects[a] = clipConversion(q+u.uplift[a]) - clipConversion(q)
 	}
+	if exposed != nil {
+		exposed.Baseline = q
+	}
 	if arm != "" {
 		q += u.uplift[arm]
 	}
-	q = clipConversion(q)
-	addP := math.Min(1, q*1.6+0.05)
+	q, addP := funnel(q)
 	if exposed != nil {
 		exposed.Purchase, exposed.Cart = q, addP
 	}
 	if r.Float64() >= addP {
 		return false, nil
+	}
+	if exposed != nil {
+		exposed.Outcome = OutcomeCart
 	}
 	t = t.Add(30 * time.Second)
 	qty := int32(1 + r.IntN(2))
@@ -430,6 +487,9 @@ func (c *Catalogue) session(p Params, r *rand.Rand, u *user, t time.Time, sinceB
 	}
 	if r.Float64() >= q/addP {
 		return false, nil
+	}
+	if exposed != nil {
+		exposed.Outcome = OutcomePurchase
 	}
 	t = t.Add(90 * time.Second)
 	order := "o-" + sid

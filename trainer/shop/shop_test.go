@@ -124,6 +124,7 @@ func TestExposureProbabilities(t *testing.T) {
 	p.Seed = 11
 	p.Start = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	var sessions []string // of each exposure, in the users' order
+	var outcomes []shop.Outcome
 	bought, carted := map[string]bool{}, map[string]bool{}
 	var expBuys, expCarts, varBuys, varCarts float64
 	i := 0
@@ -144,6 +145,7 @@ func TestExposureProbabilities(t *testing.T) {
 			}
 			expBuys, varBuys = expBuys+x.Purchase, varBuys+x.Purchase*(1-x.Purchase)
 			expCarts, varCarts = expCarts+x.Cart, varCarts+x.Cart*(1-x.Cart)
+			outcomes = append(outcomes, x.Outcome)
 			i++
 		}
 		return nil
@@ -155,12 +157,18 @@ func TestExposureProbabilities(t *testing.T) {
 		t.Fatalf("%d exposures, %d with probabilities", len(sessions), i)
 	}
 	var buys, carts float64
-	for _, s := range sessions {
+	for i, s := range sessions {
+		want := shop.OutcomeNone
 		if bought[s] {
 			buys++
+			want = shop.OutcomePurchase
 		}
 		if carted[s] || bought[s] {
 			carts++
+			want = max(want, shop.OutcomeCart)
+		}
+		if outcomes[i] != want {
+			t.Fatalf("session %s: outcome %d recorded, %d in its events", s, outcomes[i], want)
 		}
 	}
 	if math.Abs(buys-expBuys) > 4*math.Sqrt(varBuys) || math.Abs(carts-expCarts) > 4*math.Sqrt(varCarts) {
@@ -168,4 +176,53 @@ func TestExposureProbabilities(t *testing.T) {
 			len(sessions), buys, expBuys, math.Sqrt(varBuys), carts, expCarts, math.Sqrt(varCarts))
 	}
 	t.Logf("%d exposed sessions: %v purchases (expected %.1f), %v with a cart (expected %.1f)", len(sessions), buys, expBuys, carts, expCarts)
+}
+
+// The evidence of one offered session is the log-likelihood ratio of its
+// outcome with the sleeping dogs' effect against none; a control session
+// or a session without an offer carries none.
+func TestSleepingDogEvidenceOfOneSession(t *testing.T) {
+	q := 0.2 // purchase 0.2, add-to-cart 0.37; a sleeping dog's 0.12 and 0.242
+	for _, c := range []struct {
+		e    shop.ExposureTruth
+		want float64
+	}{
+		{shop.ExposureTruth{Arm: shop.ArmGift, Baseline: q, Outcome: shop.OutcomePurchase}, math.Log(0.12 / 0.2)},
+		{shop.ExposureTruth{Arm: shop.ArmGift, Baseline: q, Outcome: shop.OutcomeCart}, math.Log((0.242 - 0.12) / (0.37 - 0.2))},
+		{shop.ExposureTruth{Arm: shop.ArmPercent, Baseline: q, Outcome: shop.OutcomeNone}, math.Log((1 - 0.242) / (1 - 0.37))},
+		// At the floor an offer cannot lower the probability: no evidence.
+		{shop.ExposureTruth{Arm: shop.ArmPercent, Baseline: 0.001, Outcome: shop.OutcomeNone}, 0},
+		{shop.ExposureTruth{Arm: shop.ArmControl, Baseline: q, Outcome: shop.OutcomePurchase}, 0},
+		{shop.ExposureTruth{Baseline: q, Outcome: shop.OutcomeNone}, 0},
+	} {
+		if got := c.e.SleepingDogEvidence(); math.Abs(got-c.want) > 1e-12 {
+			t.Errorf("%+v: evidence %v, want %v", c.e, got, c.want)
+		}
+	}
+}
+
+// Over a shop, the sleeping dogs' offered sessions point towards their kind
+// on average and everyone else's away from it.
+func TestSleepingDogEvidenceFindsTheDogs(t *testing.T) {
+	p := shop.Small()
+	p.Start = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	sum, n := map[bool]float64{}, map[bool]float64{}
+	_, err := shop.Generate(p, func(*eventlog.Event) error { return nil }, func(tr shop.Truth) error {
+		dog := tr.Kind == shop.KindSleepingDog
+		for _, x := range tr.Exposures {
+			if x.Arm != shop.ArmControl {
+				sum[dog] += x.SleepingDogEvidence()
+				n[dog]++
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dogs, others := sum[true]/n[true], sum[false]/n[false]
+	if n[true] < 1000 || !(dogs > 0) || !(others < 0) {
+		t.Fatalf("mean evidence per offered session: sleeping dogs %.4f (%v sessions), others %.4f (%v)", dogs, n[true], others, n[false])
+	}
+	t.Logf("mean evidence per offered session: sleeping dogs %+.4f (%v sessions), others %+.4f (%v)", dogs, n[true], others, n[false])
 }
