@@ -124,7 +124,7 @@ type Config struct {
 	// The server reads fresher ones (a run's profiles), so the shorter the
 	// step, the closer training is to serving, and the more builders a
 	// run keeps. On the synthetic shop 7-day periods rank better as
-	// served than 30-day ones and as well as daily ones (README: "As
+	// served than 30-day ones and as well as daily ones (trainer/UPLIFT.md: "As
 	// served").
 	ExperimentStep time.Duration
 	// PropensityFeatures, when set, restricts the propensity model to these

@@ -43,12 +43,12 @@ const DeviationPenalty = 300
 
 // ArmLinearPenalty is the default ridge penalty, in rows, of each offer
 // arm's linear effect term (see fitEffectTrees), measured on the synthetic
-// shop: see Config.UpliftArmLinear and the README.
+// shop: see Config.UpliftArmLinear and trainer/UPLIFT.md.
 const ArmLinearPenalty = 20000
 
 // CartTaskWeight is the default weight of the effect trees' add-to-cart
 // tasks (see UpliftOptions.CartWeight), measured on the synthetic shop:
-// see Config.UpliftCartWeight and the README.
+// see Config.UpliftCartWeight and trainer/UPLIFT.md.
 const CartTaskWeight = 3
 
 // Effects the uplift model can estimate an offer's effect by.
@@ -81,19 +81,19 @@ const EffectHelp = "how the uplift model estimates an offer's effect: " + Effect
 	EffectDifference + " (the difference alone)"
 
 // EqualWeightsHelp describes UpliftOptions.EqualWeights for command-line flags.
-const EqualWeightsHelp = "fit the uplift model's effect trees with every exposure's pseudo-outcome counting alike, instead of by the inverse of its variance (the default, which measured level with this when few sessions are randomized; see the README)"
+const EqualWeightsHelp = "fit the uplift model's effect trees with every exposure's pseudo-outcome counting alike, instead of by the inverse of its variance (the default, which measured level with this when few sessions are randomized; see trainer/UPLIFT.md)"
 
 // ArmLinearHelp describes Config.UpliftArmLinear for command-line flags.
-var ArmLinearHelp = fmt.Sprintf("ridge penalty, in rows, of each offer arm's linear effect term, fitted to what the effect trees leave (0: the default, %d; negative: no linear term; see the README)", ArmLinearPenalty)
+var ArmLinearHelp = fmt.Sprintf("ridge penalty, in rows, of each offer arm's linear effect term, fitted to what the effect trees leave (0: the default, %d; negative: no linear term; see trainer/UPLIFT.md)", ArmLinearPenalty)
 
 // CartWeightHelp describes Config.UpliftCartWeight for command-line flags.
-var CartWeightHelp = fmt.Sprintf("how much more each offer arm's effect on add-to-carts weighs than its effect on purchases where the uplift model's effect trees choose their splits and stop (0: the default, %g; negative: splits on purchases only; see the README)", float64(CartTaskWeight))
+var CartWeightHelp = fmt.Sprintf("how much more each offer arm's effect on add-to-carts weighs than its effect on purchases where the uplift model's effect trees choose their splits and stop (0: the default, %g; negative: splits on purchases only; see trainer/UPLIFT.md)", float64(CartTaskWeight))
 
 // RefitHelp describes Config.UpliftTreesRefit for command-line flags.
-const RefitHelp = "fit the uplift model's effect trees to every exposure with as many trees as cross-validation keeps, instead of averaging the cross-validation runs (the default before; for comparison, see the README)"
+const RefitHelp = "fit the uplift model's effect trees to every exposure with as many trees as cross-validation keeps, instead of averaging the cross-validation runs (the default before; for comparison, see trainer/UPLIFT.md)"
 
 // SharedLeavesHelp describes UpliftOptions.SharedLeaves for command-line flags.
-const SharedLeavesHelp = "fit the uplift model's effect as before its trees held a value per offer arm: trees with one value per leaf for all offer arms, then each arm's linear term, then each arm's own trees (for comparison; see the README)"
+const SharedLeavesHelp = "fit the uplift model's effect as before its trees held a value per offer arm: trees with one value per leaf for all offer arms, then each arm's linear term, then each arm's own trees (for comparison; see trainer/UPLIFT.md)"
 
 // CheckUpliftEffect refuses an effect FitUpliftModel does not know.
 func CheckUpliftEffect(effect string) error {
@@ -331,7 +331,7 @@ func shopperHash(id string) uint32 {
 // models' errors, and trees shrunk by a small learning rate and stopped
 // early on so noisy a target never undo all of them, however many
 // shoppers there are. Measured on the synthetic shop (noise-free Qini
-// ratio, see the README): 0.751 against 0.724 with 100,000 shoppers,
+// ratio, see trainer/UPLIFT.md): 0.751 against 0.724 with 100,000 shoppers,
 // 0.634 against 0.584 with 3,000, and the same (0.710 against 0.713)
 // with 20,000.
 //
@@ -347,7 +347,7 @@ func shopperHash(id string) uint32 {
 // discount). Otherwise the shared trees have one value per leaf, for
 // every arm, and each arm's own trees then fit what they leave; an arm's
 // trees are the two ensembles added.
-// Measured on the synthetic shop (noise-free Qini ratio, see the README):
+// Measured on the synthetic shop (noise-free Qini ratio, see trainer/UPLIFT.md):
 // 0.746 against 0.742 with 20,000 shoppers, the correlation of the
 // predicted with the true effect 0.800 against 0.781.
 //
@@ -364,7 +364,7 @@ func shopperHash(id string) uint32 {
 // (ten percent off moves a price-sensitive shopper more than five off),
 // which trees stopped early on so noisy a target approximate by a few
 // coarse steps at best, and shared leaves not at all.
-// Measured on the synthetic shop (noise-free Qini ratio, see the README):
+// Measured on the synthetic shop (noise-free Qini ratio, see trainer/UPLIFT.md):
 // 0.746 against 0.733 with 20,000 shoppers; with shared leaves 0.742
 // against 0.717.
 //

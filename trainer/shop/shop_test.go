@@ -206,9 +206,10 @@ func TestSleepingDogEvidenceOfOneSession(t *testing.T) {
 func TestSleepingDogEvidenceFindsTheDogs(t *testing.T) {
 	p := shop.Small()
 	p.Start = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	sum, n := map[bool]float64{}, map[bool]float64{}
+	sum, n, users := map[bool]float64{}, map[bool]float64{}, map[bool]int{}
 	_, err := shop.Generate(p, func(*eventlog.Event) error { return nil }, func(tr shop.Truth) error {
 		dog := tr.Kind == shop.KindSleepingDog
+		users[dog]++
 		for _, x := range tr.Exposures {
 			if x.Arm != shop.ArmControl {
 				sum[dog] += x.SleepingDogEvidence()
@@ -224,5 +225,5 @@ func TestSleepingDogEvidenceFindsTheDogs(t *testing.T) {
 	if n[true] < 1000 || !(dogs > 0) || !(others < 0) {
 		t.Fatalf("mean evidence per offered session: sleeping dogs %.4f (%v sessions), others %.4f (%v)", dogs, n[true], others, n[false])
 	}
-	t.Logf("mean evidence per offered session: sleeping dogs %+.4f (%v sessions), others %+.4f (%v)", dogs, n[true], others, n[false])
+	t.Logf("mean evidence per offered session: sleeping dogs %+.4f (%v sessions of %d shoppers), others %+.4f (%v of %d)", dogs, n[true], users[true], others, n[false], users[false])
 }
