@@ -62,8 +62,14 @@ bench-load: ## Serving load benchmark against the real server binary (prints the
 	bash deploy/local/bench-load.sh 5
 
 .PHONY: lint
-lint: vet ## gofmt, go vet, and fail when generated code is stale.
+lint: vet ## gofmt, go vet, the product's imports, and fail when generated code is stale.
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@# The product never imports the benchmark tree (trainer/bench, promo-bench).
+	@set -e; for m in $(MODULES); do \
+	  pkgs=$$(cd $$m && $(GO) list ./... | grep -v -e '/trainer/bench' -e '/cmd/promo-bench'); \
+	  bad=$$(cd $$m && $(GO) list -deps $$pkgs | grep '/trainer/bench' || true); \
+	  if [ -n "$$bad" ]; then echo "$$m: product packages import the benchmark tree:"; echo "$$bad"; exit 1; fi; \
+	done
 	@$(MAKE) --no-print-directory proto
 	@git diff --exit-code -- proto || (echo "generated code is stale: run 'make proto' and commit"; exit 1)
 

@@ -8,9 +8,21 @@
 // writing and Decode validates after reading, so a model with NaN or
 // infinite parameters, or inconsistent shapes, is never published or served.
 //
+// The model names (ModelPropensity, ...) and the kinds of their artifacts
+// are defined here, once, for the trainer and the server.
+//
 // Wire format: each artifact is one blob, "model.json.gz": gzip-compressed
-// JSON of an envelope {kind, format, payload}. The manifest's Kind field
-// (e.g. "propensity/v1") selects the decoder.
+// JSON of an envelope {kind, payload}. The manifest's Kind field (e.g.
+// "propensity/v1") selects the decoder.
+//
+// Reading older kinds: the trainer writes only each model's current kind.
+// A change of layout that adds optional fields keeps the older kinds
+// readable (the current type reads their payload unchanged, as with
+// uplift/v1 and uplift/v3); a change that removes or redefines a field
+// retires the older kind, which Decode then refuses with a message that
+// says to retrain (uplift/v2). A server therefore keeps serving a
+// registry's promoted versions across an upgrade unless their kind was
+// retired, and a retired version can be neither loaded nor promoted.
 package artifact
 
 import (
@@ -28,27 +40,45 @@ import (
 // BlobName is the blob every artifact is stored in.
 const BlobName = "model.json.gz"
 
-// Kinds, versioned: a change of layout gets a new kind so old versions stay readable.
+// Model names in the registry: one per kind of artifact, the names the
+// trainer publishes under and the server follows.
+const (
+	ModelPropensity  = "propensity"
+	ModelRecommender = "recommender"
+	ModelProfiles    = "profiles"
+	ModelUplift      = "uplift"
+)
+
+// Models are the model names in training order. Do not modify.
+var Models = []string{ModelPropensity, ModelRecommender, ModelProfiles, ModelUplift}
+
+// Kinds, versioned: the current layout of each model's artifact, which the
+// trainer writes. A change of layout gets a new kind (see the package
+// comment on reading older kinds).
 const (
 	KindPropensity = "propensity/v1"
 	KindItemSim    = "itemsim/v1"
 	KindProfiles   = "profiles/v1"
-	KindUplift     = "uplift/v1"
-	// KindUpliftLift is an uplift model whose offer arms carry effect
-	// corrections (ArmModel.Lift). A reader that knows only KindUplift
-	// would ignore them and serve other probabilities than the ones
-	// evaluated, so it must refuse the version instead.
-	KindUpliftLift = "uplift/v2"
-	// KindUpliftEffect is an uplift model whose offer arms carry effect
-	// models that replace the conversion models' difference
-	// (ArmModel.Effect); readers that know only the older kinds refuse it
-	// for the same reason.
-	KindUpliftEffect = "uplift/v3"
-	// KindUpliftEffectLinear is an uplift model whose effect models have
-	// a linear part (ArmModel.EffectLinear) besides their trees; readers
-	// that know only the older kinds refuse it for the same reason.
-	KindUpliftEffectLinear = "uplift/v4"
+	// KindUplift is an uplift model: a conversion model per arm and, per
+	// offer arm, an effect model (ArmModel.Effect, with an optional
+	// linear part) that replaces the conversion models' difference.
+	KindUplift = "uplift/v4"
 )
+
+// readable maps each older kind the current types still read, unchanged,
+// to the current kind: its payload's fields are a subset of the current
+// layout's, with the same meaning.
+var readable = map[string]string{
+	"uplift/v1": KindUplift, // no effect models
+	"uplift/v3": KindUplift, // effect models without a linear part
+}
+
+// retired are older kinds no reader accepts any more, and why: their
+// payload has fields the current layout dropped, which a reader would
+// silently ignore and so serve other predictions than the ones evaluated.
+var retired = map[string]string{
+	"uplift/v2": "uplift/v2 (effect corrections added to the conversion models' difference) is retired; retrain the model to get " + KindUplift,
+}
 
 // Family is a kind without its version ("uplift" for "uplift/v2"): what a
 // server that reads every version of a model compares.
@@ -101,8 +131,11 @@ func newOfKind(kind string) (Artifact, error) {
 		return &ItemSim{}, nil
 	case KindProfiles:
 		return &Profiles{}, nil
-	case KindUplift, KindUpliftLift, KindUpliftEffect, KindUpliftEffectLinear:
+	case KindUplift:
 		return &Uplift{}, nil
+	}
+	if why, ok := retired[kind]; ok {
+		return nil, fmt.Errorf("%w: %s", registry.ErrCorrupt, why)
 	}
 	return nil, fmt.Errorf("%w: unknown artifact kind %q", registry.ErrCorrupt, kind)
 }
@@ -110,7 +143,11 @@ func newOfKind(kind string) (Artifact, error) {
 // Decode reads the artifact of a loaded version (see registry.Registry.Load)
 // and validates it.
 func Decode(kind string, blobs map[string][]byte) (Artifact, error) {
-	a, err := newOfKind(kind)
+	current := kind
+	if k, ok := readable[kind]; ok {
+		current = k
+	}
+	a, err := newOfKind(current)
 	if err != nil {
 		return nil, err
 	}
@@ -139,7 +176,7 @@ func Decode(kind string, blobs map[string][]byte) (Artifact, error) {
 	if err := a.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", registry.ErrCorrupt, kind, err)
 	}
-	if a.Kind() != kind {
+	if a.Kind() != current {
 		return nil, fmt.Errorf("%w: a %s blob holds the layout of %s", registry.ErrCorrupt, kind, a.Kind())
 	}
 	if p, ok := a.(interface{ prepare() }); ok {

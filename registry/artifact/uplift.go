@@ -6,26 +6,22 @@ import "fmt"
 // and spend given conversion, on the uplift model's standardized features.
 //
 // An offer arm may also carry a model fitted to the offer's effect on the
-// conversion probability itself (not to either arm's conversions): either
-// Lift, a correction to the conversion models' difference (the arm's
-// conversion probability is its Conversion model's plus Lift), or Effect,
-// which replaces that difference (the arm's conversion probability is
-// control's plus Effect; the arm's Conversion model is then kept for
-// inspection only). Either way the probability is clamped to [0, 1].
-// An Effect may have a linear part, EffectLinear, added to its trees.
+// conversion probability itself (not to either arm's conversions), Effect,
+// which replaces the conversion models' difference: the arm's conversion
+// probability is control's plus Effect, clamped to [0, 1], and the arm's
+// Conversion model is kept for inspection only. An Effect may have a
+// linear part, EffectLinear, added to its trees.
 type ArmModel struct {
 	Arm          string  `json:"arm"`
 	Conversion   Linear  `json:"conversion"`
 	Spend        Linear  `json:"spend"`
-	Lift         *Trees  `json:"lift,omitempty"`
 	Effect       *Trees  `json:"effect,omitempty"`
 	EffectLinear *Linear `json:"effect_linear,omitempty"`
 	N            int     `json:"n"` // training examples
 }
 
 // Uplift holds a response model for the control arm and one for each offer
-// arm (however the trainer fitted them: separately, or the offer arms
-// jointly), so the server can estimate what an offer changes for a
+// arm, so the server can estimate what an offer changes for a
 // particular user.
 type Uplift struct {
 	Features []string     `json:"features"`
@@ -37,24 +33,7 @@ type Uplift struct {
 }
 
 // Kind implements Artifact.
-// A model with any effect model's linear part is of
-// KindUpliftEffectLinear, else one with any effect model of
-// KindUpliftEffect, else one with any correction of KindUpliftLift, so
-// readers that predate any of them refuse it.
-func (u *Uplift) Kind() string {
-	kind := KindUplift
-	for _, a := range u.Arms {
-		switch {
-		case a.EffectLinear != nil:
-			return KindUpliftEffectLinear
-		case a.Effect != nil:
-			kind = KindUpliftEffect
-		case a.Lift != nil && kind == KindUplift:
-			kind = KindUpliftLift
-		}
-	}
-	return kind
-}
+func (u *Uplift) Kind() string { return KindUplift }
 
 // Validate implements Artifact.
 func (u *Uplift) Validate() error {
@@ -80,18 +59,10 @@ func (u *Uplift) Validate() error {
 		if err := a.Spend.Validate(n); err != nil {
 			return fmt.Errorf("uplift arm %s spend: %w", a.Arm, err)
 		}
-		if a.Lift != nil {
-			if err := a.Lift.Validate(n); err != nil {
-				return fmt.Errorf("uplift arm %s lift: %w", a.Arm, err)
-			}
-		}
 		if a.Effect != nil {
 			if err := a.Effect.Validate(n); err != nil {
 				return fmt.Errorf("uplift arm %s effect: %w", a.Arm, err)
 			}
-		}
-		if a.Lift != nil && a.Effect != nil {
-			return fmt.Errorf("uplift arm %s has both a lift and an effect model", a.Arm)
 		}
 		if a.EffectLinear != nil {
 			if a.Effect == nil {
@@ -102,8 +73,8 @@ func (u *Uplift) Validate() error {
 			}
 		}
 	}
-	if u.Control.Lift != nil || u.Control.Effect != nil || u.Control.EffectLinear != nil {
-		return fmt.Errorf("uplift: the control arm %q has a lift or effect model", u.Control.Arm)
+	if u.Control.Effect != nil || u.Control.EffectLinear != nil {
+		return fmt.Errorf("uplift: the control arm %q has an effect model", u.Control.Arm)
 	}
 	return nil
 }
@@ -137,15 +108,12 @@ func (u *Uplift) Predict(x []float64, arm string) (Response, bool) {
 		PTreated: Sigmoid(a.Conversion.Eval(z)), PControl: Sigmoid(u.Control.Conversion.Eval(z)),
 		SpendTreated: max(0, a.Spend.Eval(z)), SpendControl: max(0, u.Control.Spend.Eval(z)),
 	}
-	switch {
-	case a.Effect != nil:
+	if a.Effect != nil {
 		effect := a.Effect.Eval(z)
 		if a.EffectLinear != nil {
 			effect += a.EffectLinear.Eval(z)
 		}
 		r.PTreated = clamp01(r.PControl + effect)
-	case a.Lift != nil:
-		r.PTreated = clamp01(r.PTreated + a.Lift.Eval(z))
 	}
 	return r, true
 }

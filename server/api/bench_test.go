@@ -42,8 +42,8 @@ func ml100kSize() *api.Serving {
 	}
 	profs.Prepare()
 	return api.NewServing(fixedModels{
-		api.ModelRecommender: {Name: "recommender", Version: "v1", Artifact: sim},
-		api.ModelProfiles:    {Name: "profiles", Version: "v1", Artifact: profs},
+		artifact.ModelRecommender: {Name: "recommender", Version: "v1", Artifact: sim},
+		artifact.ModelProfiles:    {Name: "profiles", Version: "v1", Artifact: profs},
 	}, offers.Default())
 }
 
@@ -89,8 +89,8 @@ func BenchmarkScore(b *testing.B) {
 	}
 	profs.Prepare()
 	s := api.NewServing(fixedModels{
-		api.ModelPropensity: {Name: "propensity", Version: "v1", Artifact: &artifact.Propensity{Features: names, Scaler: std, Logit: lin, Spend: lin}},
-		api.ModelProfiles:   {Name: "profiles", Version: "v1", Artifact: profs},
+		artifact.ModelPropensity: {Name: "propensity", Version: "v1", Artifact: &artifact.Propensity{Features: names, Scaler: std, Logit: lin, Spend: lin}},
+		artifact.ModelProfiles:   {Name: "profiles", Version: "v1", Artifact: profs},
 	}, offers.Default())
 	eachUser(b, func(ctx context.Context, user string) error {
 		_, err := s.Score(ctx, &promov1.ScoreRequest{UserId: user, Explain: true})

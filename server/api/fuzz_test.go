@@ -32,10 +32,10 @@ func serving() *api.Serving {
 		Arms: []artifact.ArmModel{{Arm: "pct10", Conversion: artifact.Linear{Intercept: 1, Coef: []float64{0, 0}}, Spend: artifact.Linear{Intercept: 50, Coef: []float64{0, 0}}}}}
 	up.Prepare()
 	m := fixedModels{
-		api.ModelPropensity:  {Name: "propensity", Version: "v1", Artifact: &artifact.Propensity{Features: []string{"f1", "f2"}, Scaler: std, Logit: lin(2), Spend: lin(2)}},
-		api.ModelRecommender: {Name: "recommender", Version: "v1", Artifact: items},
-		api.ModelProfiles:    {Name: "profiles", Version: "v1", Artifact: profs},
-		api.ModelUplift:      {Name: "uplift", Version: "v1", Artifact: up},
+		artifact.ModelPropensity:  {Name: "propensity", Version: "v1", Artifact: &artifact.Propensity{Features: []string{"f1", "f2"}, Scaler: std, Logit: lin(2), Spend: lin(2)}},
+		artifact.ModelRecommender: {Name: "recommender", Version: "v1", Artifact: items},
+		artifact.ModelProfiles:    {Name: "profiles", Version: "v1", Artifact: profs},
+		artifact.ModelUplift:      {Name: "uplift", Version: "v1", Artifact: up},
 	}
 	return api.NewServing(m, offers.Default())
 }

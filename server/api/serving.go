@@ -20,14 +20,6 @@ import (
 	"github.com/promoai/promo/server/offers"
 )
 
-// Model names the server follows.
-const (
-	ModelPropensity  = "propensity"
-	ModelRecommender = "recommender"
-	ModelProfiles    = "profiles"
-	ModelUplift      = "uplift"
-)
-
 // Limits on requests.
 const (
 	DefaultK        = 10
@@ -90,7 +82,7 @@ func checkID(field, v string) error {
 // profile returns the user's profile, if the profiles model is loaded and
 // knows them.
 func (s *Serving) profile(userID string) (*artifact.UserProfile, *artifact.Profiles, *models.Loaded) {
-	l := s.Models.Get(ModelProfiles)
+	l := s.Models.Get(artifact.ModelProfiles)
 	if l == nil || userID == "" {
 		return nil, nil, l
 	}
@@ -150,9 +142,9 @@ func (s *Serving) Score(ctx context.Context, req *promov1.ScoreRequest) (*promov
 	if err := checkID("user_id", req.GetUserId()); err != nil {
 		return nil, err
 	}
-	pl := s.Models.Get(ModelPropensity)
+	pl := s.Models.Get(artifact.ModelPropensity)
 	if pl == nil {
-		return nil, notLoaded(ModelPropensity)
+		return nil, notLoaded(artifact.ModelPropensity)
 	}
 	pm := pl.Artifact.(*artifact.Propensity)
 	if err := validateFeatures(req.GetFeatures(), pm.Features); err != nil {
@@ -200,9 +192,9 @@ func (s *Serving) Recommend(ctx context.Context, req *promov1.RecommendRequest) 
 	if len(req.GetSessionItemIds()) > MaxSessionItems || len(req.GetExcludeItemIds()) > MaxSessionItems*10 {
 		return nil, invalidf("at most %d session items and %d excluded items", MaxSessionItems, MaxSessionItems*10)
 	}
-	rl := s.Models.Get(ModelRecommender)
+	rl := s.Models.Get(artifact.ModelRecommender)
 	if rl == nil {
-		return nil, notLoaded(ModelRecommender)
+		return nil, notLoaded(artifact.ModelRecommender)
 	}
 	sim := rl.Artifact.(*artifact.ItemSim)
 	prof, _, _ := s.profile(req.GetUserId())
@@ -291,9 +283,9 @@ func (s *Serving) SimilarItems(ctx context.Context, req *promov1.SimilarItemsReq
 	if err := checkID("item_id", req.GetItemId()); err != nil {
 		return nil, err
 	}
-	rl := s.Models.Get(ModelRecommender)
+	rl := s.Models.Get(artifact.ModelRecommender)
 	if rl == nil {
-		return nil, notLoaded(ModelRecommender)
+		return nil, notLoaded(artifact.ModelRecommender)
 	}
 	sim := rl.Artifact.(*artifact.ItemSim)
 	ix, ok := sim.Index(req.GetItemId())
@@ -334,7 +326,7 @@ func (s *Serving) GetOffers(ctx context.Context, req *promov1.GetOffersRequest) 
 	}
 	decision := s.NewID()
 	assigned, randomized := s.Offers.Randomize(decision, s.Exploration)
-	ul := s.Models.Get(ModelUplift)
+	ul := s.Models.Get(artifact.ModelUplift)
 	if ul == nil && !randomized {
 		// No promotion-response model has passed its gate yet: targeting
 		// offers without one would be guessing, so make none. (Randomized
@@ -343,7 +335,7 @@ func (s *Serving) GetOffers(ctx context.Context, req *promov1.GetOffersRequest) 
 			Reason: "no promotion-response model is promoted yet (the uplift model has not shown a significant effect); no offers are made"}, nil
 	}
 	prof, profs, profL := s.profile(req.GetUserId())
-	rl := s.Models.Get(ModelRecommender)
+	rl := s.Models.Get(artifact.ModelRecommender)
 	var sim *artifact.ItemSim
 	if rl != nil {
 		sim = rl.Artifact.(*artifact.ItemSim)

@@ -125,12 +125,12 @@ var (
 // ModelSpecs are the models the server follows.
 func ModelSpecs(alias string) []models.Spec {
 	return []models.Spec{
-		{Name: api.ModelPropensity, Alias: alias, Kind: artifact.KindPropensity},
-		{Name: api.ModelRecommender, Alias: alias, Kind: artifact.KindItemSim},
-		{Name: api.ModelProfiles, Alias: alias, Kind: artifact.KindProfiles},
+		{Name: artifact.ModelPropensity, Alias: alias, Kind: artifact.KindPropensity},
+		{Name: artifact.ModelRecommender, Alias: alias, Kind: artifact.KindItemSim},
+		{Name: artifact.ModelProfiles, Alias: alias, Kind: artifact.KindProfiles},
 		// Without a promoted uplift model GetOffers makes no offers rather
 		// than failing, so it does not hold back readiness.
-		{Name: api.ModelUplift, Alias: alias, Kind: artifact.KindUplift, Optional: true},
+		{Name: artifact.ModelUplift, Alias: alias, Kind: artifact.KindUplift, Optional: true},
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 // benchmark, and a quick look at what training would see.
 func featuresCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, store := subcommand("features", stderr)
+	heapProfile := fs.String("heap-profile", "", "write a heap profile of the processed data to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -44,11 +45,17 @@ func featuresCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	fmt.Fprintf(stdout, "processed in %.1fs: %.0f events/s, peak RSS %.0f MiB, live heap %.0f MiB\n", secs, float64(st.Events)/secs, float64(ru.Maxrss)/1024, float64(ms.HeapAlloc)/(1<<20))
-	if p := os.Getenv("PROMO_HEAP_PROFILE"); p != "" {
-		f, err := os.Create(p)
-		if err == nil {
-			_ = pprof.WriteHeapProfile(f)
-			f.Close()
+	if *heapProfile != "" {
+		f, err := os.Create(*heapProfile)
+		if err != nil {
+			return err
+		}
+		err = pprof.WriteHeapProfile(f)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("heap profile: %w", err)
 		}
 	}
 	runtime.KeepAlive(ds)

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/promoai/promo/trainer/eval"
-	"github.com/promoai/promo/trainer/protocols"
+	"github.com/promoai/promo/trainer/report"
 )
 
 // An arm whose control converted nobody has no relative change: the key
@@ -15,7 +15,7 @@ import (
 func TestLiftJSONKeepsUndefinedFiguresAsNull(t *testing.T) {
 	l := eval.Lift{NTreated: 10, NControl: 10, Treated: 0.2, Control: 0, Diff: 0.2, SE: math.NaN(), CI: eval.Interval{Lo: math.NaN(), Hi: math.Inf(1)}}
 	var out bytes.Buffer
-	if err := protocols.WriteJSON(&out, liftJSON(l)); err != nil {
+	if err := report.WriteJSON(&out, liftJSON(l)); err != nil {
 		t.Fatal(err)
 	}
 	var got map[string]any

@@ -128,7 +128,7 @@ func (c *Config) defaults() {
 		c.MaxUnitPrice = 1e6
 	}
 	if c.InteractionWeights == nil {
-		c.InteractionWeights = map[string]float64{eventlog.TypeView: 1, eventlog.TypeAddToCart: 3, eventlog.TypePurchase: 5}
+		c.InteractionWeights = DefaultInteractionWeights()
 	}
 	if c.RecentItems == 0 {
 		c.RecentItems = 20
@@ -922,4 +922,11 @@ func ratio(a, b int) float64 {
 		return 0
 	}
 	return math.Min(1, float64(a)/float64(b))
+}
+
+// DefaultInteractionWeights are Config.InteractionWeights' defaults: a
+// purchase says more about a shopper's taste than a cart, a cart more than
+// a view.
+func DefaultInteractionWeights() map[string]float64 {
+	return map[string]float64{eventlog.TypeView: 1, eventlog.TypeAddToCart: 3, eventlog.TypePurchase: 5}
 }

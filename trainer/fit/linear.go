@@ -274,8 +274,8 @@ func (o *LogisticOptions) defaultL2(n int) {
 }
 
 // checkBinary checks a logistic regression's data: rows and labels that
-// match, finite values, labels 0 or 1 of both classes. It returns how many
-// are positive.
+// match, finite values, labels within [0, 1] that are not all 0 or all 1.
+// It returns the labels' sum.
 func checkBinary(X [][]float64, y []float64) (float64, error) {
 	n := len(X)
 	if n == 0 || n != len(y) {
@@ -286,8 +286,8 @@ func checkBinary(X [][]float64, y []float64) (float64, error) {
 	}
 	pos := 0.0
 	for _, v := range y {
-		if v != 0 && v != 1 {
-			return 0, fmt.Errorf("label %v is not 0 or 1", v)
+		if !(v >= 0 && v <= 1) {
+			return 0, fmt.Errorf("label %v is not within [0, 1]", v)
 		}
 		pos += v
 	}
@@ -299,7 +299,8 @@ func checkBinary(X [][]float64, y []float64) (float64, error) {
 
 // Logistic fits P(y=1|x) = sigmoid(b0 + b·x) by Newton's method (IRLS) with
 // an L2 penalty, which keeps coefficients finite when classes separate.
-// Labels must be 0 or 1 and contain both classes.
+// Labels are 0 or 1, or probabilities within [0, 1] (the fit then
+// minimises the expected log-loss), and not all 0 or all 1.
 func Logistic(X [][]float64, y []float64, opt LogisticOptions) (artifact.Linear, error) {
 	pos, err := checkBinary(X, y)
 	if err != nil {

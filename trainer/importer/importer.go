@@ -29,6 +29,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -38,7 +39,6 @@ import (
 
 	"github.com/promoai/promo/registry"
 	"github.com/promoai/promo/registry/eventlog"
-	"github.com/promoai/promo/trainer/datasets"
 )
 
 // Columns are the CSV columns.
@@ -324,7 +324,7 @@ func ImportMovieLens(ctx context.Context, dir string, sink *Sink) (*Summary, err
 	now := sink.Now()
 	genres := []string{}
 	each := func(name, sep string, fn func(line int, f []string) error) error {
-		return datasets.EachLine(filepath.Join(dir, name), sep, fn)
+		return EachLine(filepath.Join(dir, name), sep, fn)
 	}
 	emit := func(line int, e eventlog.Event) error {
 		sum.Rows++
@@ -389,4 +389,27 @@ func ImportMovieLens(ctx context.Context, dir string, sink *Sink) (*Summary, err
 		return sum, err
 	}
 	return sum, sink.flush(ctx)
+}
+
+// EachLine calls fn with the line number and the sep-separated fields of
+// every non-empty line of a file, stopping at the first error.
+func EachLine(path, sep string, fn func(line int, fields []string) error) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	n := 0
+	for sc.Scan() {
+		n++
+		line := strings.TrimRight(sc.Text(), "\r")
+		if line == "" {
+			continue
+		}
+		if err := fn(n, strings.Split(line, sep)); err != nil {
+			return fmt.Errorf("%s line %d: %w", filepath.Base(path), n, err)
+		}
+	}
+	return sc.Err()
 }

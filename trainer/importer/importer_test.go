@@ -10,7 +10,6 @@ import (
 
 	"github.com/promoai/promo/registry/eventlog"
 	"github.com/promoai/promo/registry/providers/inmem"
-	"github.com/promoai/promo/trainer/datasets"
 	"github.com/promoai/promo/trainer/importer"
 )
 
@@ -85,8 +84,11 @@ func TestCSVErrors(t *testing.T) {
 }
 
 func TestMovieLens(t *testing.T) {
-	root, _ := filepath.Abs("../..")
-	dir := filepath.Join(datasets.DataDir(root), "ml-100k")
+	data := os.Getenv("PROMO_DATA_DIR")
+	if data == "" {
+		data, _ = filepath.Abs("../../../shared/data")
+	}
+	dir := filepath.Join(data, "ml-100k")
 	if _, err := os.Stat(filepath.Join(dir, "u.data")); err != nil {
 		t.Skipf("ml-100k not found at %s (set PROMO_DATA_DIR)", dir)
 	}

@@ -2,13 +2,9 @@ package pipeline
 
 import (
 	"fmt"
-	"maps"
-	"math"
-	"slices"
 	"sort"
 	"time"
 
-	"github.com/promoai/promo/registry/artifact"
 	"github.com/promoai/promo/trainer/eval"
 	"github.com/promoai/promo/trainer/features"
 	"github.com/promoai/promo/trainer/fit"
@@ -126,118 +122,4 @@ func needRandomizedExposures(ds *features.Dataset) error {
 	default:
 		return fmt.Errorf("%w: no promotion exposures since %s; run a randomized experiment first", fit.ErrNoData, ds.Cutoff.Format(time.DateOnly))
 	}
-}
-
-// PolicyEval is what targeting by the uplift model would have reached on
-// the randomized holdout exposures: the conversion rate if each shopper
-// got the offer with the highest predicted lift (none when no lift is
-// positive), next to no offer for anyone and the single best offer for
-// everyone (the best on the training exposures, so the holdout does not
-// pick it). Conversion, not profit: the trainer does not know what offers
-// cost; the server weighs that when it decides.
-type PolicyEval struct {
-	Targeted, Control, BestOffer float64
-	BestOfferArm                 string
-	// OfferedShare is the share of exposures the targeting gives an offer.
-	OfferedShare float64
-	// Bootstrap intervals of Targeted - Control and Targeted - BestOffer.
-	VsControl, VsBestOffer eval.Interval
-}
-
-// metrics flattens pe into manifest metrics named policy.*.
-func (pe PolicyEval) metrics(into map[string]float64) {
-	into["policy.targeted_conversion"], into["policy.control_conversion"], into["policy.best_offer_conversion"] = pe.Targeted, pe.Control, pe.BestOffer
-	into["policy.offered_share"] = pe.OfferedShare
-	into["policy.vs_control"], into["policy.vs_best_offer"] = pe.Targeted-pe.Control, pe.Targeted-pe.BestOffer
-	into["policy.vs_control_ci_lo"], into["policy.vs_control_ci_hi"] = pe.VsControl.Lo, pe.VsControl.Hi
-	into["policy.vs_best_offer_ci_lo"], into["policy.vs_best_offer_ci_hi"] = pe.VsBestOffer.Lo, pe.VsBestOffer.Hi
-}
-
-// evaluatePolicy computes a PolicyEval. Each holdout exposure was
-// assigned an arm at random, so those whose arm is the one the targeting
-// would choose are a random sample of the shoppers the targeting sends
-// there; weighting each arm's sample by how many exposures the targeting
-// sends to it estimates the targeting's conversion rate.
-func evaluatePolicy(u *artifact.Uplift, train, test []upliftRow, rounds int, seed uint64) PolicyEval {
-	best, bestRate := "", math.Inf(-1)
-	for _, arm := range u.ArmNames() {
-		var s, n float64
-		for _, r := range train {
-			if r.arm == arm {
-				s, n = s+r.converted, n+1
-			}
-		}
-		if n > 0 && s/n > bestRate {
-			best, bestRate = arm, s/n
-		}
-	}
-	y := make([]float64, len(test))
-	logged, chosen := make([]string, len(test)), make([]string, len(test))
-	offered := 0
-	for i, r := range test {
-		y[i], logged[i], chosen[i] = r.converted, r.arm, features.ControlArm
-		lift := 0.0
-		for _, arm := range u.ArmNames() {
-			if p, ok := u.Predict(r.x, arm); ok && p.PTreated-p.PControl > lift {
-				chosen[i], lift = arm, p.PTreated-p.PControl
-			}
-		}
-		if chosen[i] != features.ControlArm {
-			offered++
-		}
-	}
-	everyone := func(arm string) []string { return slices.Repeat([]string{arm}, len(test)) }
-	control, bestArm := everyone(features.ControlArm), everyone(best)
-	all := make([]int, len(test))
-	for i := range all {
-		all[i] = i
-	}
-	pe := PolicyEval{BestOfferArm: best, OfferedShare: float64(offered) / float64(len(test)),
-		Targeted: policyValue(y, logged, chosen, all), Control: policyValue(y, logged, control, all), BestOffer: policyValue(y, logged, bestArm, all)}
-	pe.VsControl = eval.Bootstrap(len(test), rounds, seed, func(idx []int) float64 {
-		return policyValue(y, logged, chosen, idx) - policyValue(y, logged, control, idx)
-	})
-	pe.VsBestOffer = eval.Bootstrap(len(test), rounds, seed, func(idx []int) float64 {
-		return policyValue(y, logged, chosen, idx) - policyValue(y, logged, bestArm, idx)
-	})
-	return pe
-}
-
-// policyValue estimates the mean outcome over rows idx had each row got
-// arm chosen[i], from randomized rows that got arm logged[i]: for each
-// arm, the mean outcome of the rows that both got it and would be sent to
-// it, weighted by the share of rows sent to it. Where a policy sends so
-// few rows to an arm that none of them got it (one row in thousands, say),
-// those rows take the arm's mean outcome over every row that got it
-// instead: a value for a handful of rows, where NaN would leave the whole
-// policy without one. NaN when some arm the policy uses was never logged.
-func policyValue(y []float64, logged, chosen []string, idx []int) float64 {
-	sent := map[string]float64{}
-	sum, n := map[string]float64{}, map[string]float64{}
-	armSum, armN := map[string]float64{}, map[string]float64{}
-	for _, i := range idx {
-		sent[chosen[i]]++
-		armSum[logged[i]] += y[i]
-		armN[logged[i]]++
-		if logged[i] == chosen[i] {
-			sum[chosen[i]] += y[i]
-			n[chosen[i]]++
-		}
-	}
-	// Arms are added in name order, not the map's (random) order, so the
-	// same rows give the same value to the last digit, run after run.
-	v := 0.0
-	for _, arm := range slices.Sorted(maps.Keys(sent)) {
-		var mean float64
-		switch {
-		case n[arm] > 0:
-			mean = sum[arm] / n[arm]
-		case armN[arm] > 0:
-			mean = armSum[arm] / armN[arm]
-		default:
-			return math.NaN()
-		}
-		v += sent[arm] / float64(len(idx)) * mean
-	}
-	return v
 }

@@ -83,7 +83,7 @@ func TestStepLongerThanTheLog(t *testing.T) {
 	p := shop.Tiny()
 	_, b := shopOf(t, p)
 	long := time.Duration(p.Days+1) * 24 * time.Hour
-	ds, err := pipeline.ExperimentData(context.Background(), b, pipeline.Config{Logger: quiet(), ExperimentStep: long, ExperimentLookback: long})
+	ds, err := pipeline.ExperimentData(context.Background(), b, pipeline.Config{Logger: quiet(), Uplift: pipeline.UpliftConfig{Step: long, Lookback: long}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +101,7 @@ func TestCampaignsWithoutControlAreLeftOut(t *testing.T) {
 	p := shop.Tiny()
 	p.Start = time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -p.Days)
 	_, b := shopOf(t, p)
-	ds, err := pipeline.ExperimentData(context.Background(), b, pipeline.Config{Logger: quiet(), ExperimentLookback: 90 * 24 * time.Hour})
+	ds, err := pipeline.ExperimentData(context.Background(), b, pipeline.Config{Logger: quiet(), Uplift: pipeline.UpliftConfig{Lookback: 90 * 24 * time.Hour}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,10 +13,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"log/slog"
 	"runtime/debug"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -24,172 +22,7 @@ import (
 	"github.com/promoai/promo/registry/artifact"
 	"github.com/promoai/promo/registry/eventlog"
 	"github.com/promoai/promo/trainer/features"
-	"github.com/promoai/promo/trainer/fit"
 )
-
-// Defaults of Config.ExperimentLookback and Config.ExperimentStep.
-const (
-	DefaultExperimentLookback = 90 * 24 * time.Hour
-	DefaultExperimentStep     = 7 * 24 * time.Hour
-)
-
-// Model names in the registry.
-const (
-	ModelPropensity  = "propensity"
-	ModelRecommender = "recommender"
-	ModelProfiles    = "profiles"
-	ModelUplift      = "uplift"
-)
-
-// Config of a run.
-type Config struct {
-	// Alias moved when a model passes its gate (default "production").
-	Alias string
-	// Horizon is the label period at the end of the data (default 30 days).
-	Horizon time.Duration
-	// Tolerance: a new model may be this much worse (absolute, on its
-	// primary metric) than the incumbent and still be promoted.
-	Tolerance float64
-	// HoldoutShare of users held out for evaluation (default 0.2).
-	HoldoutShare float64
-	// Seed for splits and bootstraps.
-	Seed uint64
-	// Protected attributes never used as model inputs (default
-	// features.DefaultProtected); recorded in manifests.
-	Protected []string
-	// Models to train (default all four).
-	Models []string
-	// Actor recorded in alias history.
-	Actor string
-	// BootstrapRounds for uplift confidence intervals (default 200).
-	BootstrapRounds int
-	// RecSearch is the recommender grid (default DefaultRecSearch; its
-	// Neighbors is taken from Neighbors).
-	RecSearch *RecSearch
-	// Neighbors kept per item (default 200; EASE keeps the largest by magnitude).
-	Neighbors int
-	// InteractionWeights and HalfLife configure the collaborative-filtering
-	// weights (see features.Config).
-	InteractionWeights map[string]float64
-	HalfLife           time.Duration
-	// Progress, when set, hears how far each long step is: the step name
-	// and done/total units (event-log batches, recommender candidates or
-	// fits).
-	Progress func(step string, done, total int)
-	// ReportPath, when set, is recorded in every manifest as where this
-	// run's evaluation report is published.
-	ReportPath string
-	// UpliftL2 is the penalty of the conversion models (default 1; measured
-	// against stronger penalties on the synthetic shop).
-	UpliftL2 float64
-	// UpliftDeviation is the penalty on how far each offer arm's conversion
-	// model may differ from the one the offer arms share (default
-	// DeviationPenalty).
-	UpliftDeviation float64
-	// UpliftSeparateArms fits each offer arm on its own instead (the
-	// T-learner; for comparison).
-	UpliftSeparateArms bool
-	// UpliftEffect is how the uplift model estimates each offer's effect:
-	// EffectDR (default), EffectDRPooled, EffectDRTrees or EffectDifference.
-	UpliftEffect string
-	// UpliftTrees shapes the uplift model's effect trees (zero
-	// fields: fit.TreeOptions' defaults).
-	UpliftTrees fit.TreeOptions
-	// UpliftEqualWeights fits the effect trees with every exposure
-	// counting alike (see UpliftOptions.EqualWeights; for comparison).
-	UpliftEqualWeights bool
-	// UpliftArmLinear is the ridge penalty, in rows, of each offer arm's
-	// linear effect term (see UpliftOptions.ArmLinear): 0 means
-	// ArmLinearPenalty, a negative value no linear term (for comparison).
-	UpliftArmLinear float64
-	// UpliftSharedLeaves fits the effect trees with one value per leaf for
-	// every offer arm, as before the leaves held a value per arm (see
-	// UpliftOptions.SharedLeaves; for comparison).
-	UpliftSharedLeaves bool
-	// UpliftCartWeight is how much the effect trees' add-to-cart tasks
-	// weigh (see UpliftOptions.CartWeight): 0 means CartTaskWeight, a
-	// negative value no cart tasks (for comparison).
-	UpliftCartWeight float64
-	// UpliftTreesRefit fits the effect trees to every exposure instead of
-	// averaging the cross-validation runs (see UpliftOptions.Refit; for
-	// comparison).
-	UpliftTreesRefit bool
-	// ExperimentLookback is how far back from the last event randomized
-	// exposures train the uplift model and feed the experiment readout
-	// (default 90 days).
-	ExperimentLookback time.Duration
-	// ExperimentStep slices the lookback into periods, each exposure with
-	// its shopper's features as of the start of its period (default 7
-	// days): features at most this old, never from after the exposure.
-	// The server reads fresher ones (a run's profiles), so the shorter the
-	// step, the closer training is to serving, and the more builders a
-	// run keeps. On the synthetic shop 7-day periods rank better as
-	// served than 30-day ones and as well as daily ones (trainer/UPLIFT.md: "As
-	// served").
-	ExperimentStep time.Duration
-	// PropensityFeatures, when set, restricts the propensity model to these
-	// features (before automatic selection).
-	PropensityFeatures []string
-	Logger             *slog.Logger
-}
-
-func (c *Config) defaults() {
-	if c.Alias == "" {
-		c.Alias = "production"
-	}
-	if c.Horizon == 0 {
-		c.Horizon = 30 * 24 * time.Hour
-	}
-	if c.Tolerance == 0 {
-		c.Tolerance = 0.005
-	}
-	if c.HoldoutShare == 0 {
-		c.HoldoutShare = 0.2
-	}
-	if c.Seed == 0 {
-		c.Seed = 42
-	}
-	if c.Protected == nil {
-		c.Protected = features.DefaultProtected
-	}
-	if len(c.Models) == 0 {
-		c.Models = []string{ModelPropensity, ModelRecommender, ModelProfiles, ModelUplift}
-	}
-	if c.Actor == "" {
-		c.Actor = "trainer"
-	}
-	if c.BootstrapRounds == 0 {
-		c.BootstrapRounds = 200
-	}
-	if c.UpliftL2 == 0 {
-		c.UpliftL2 = 1
-	}
-	if c.UpliftDeviation == 0 {
-		c.UpliftDeviation = DeviationPenalty
-	}
-	if c.UpliftArmLinear == 0 {
-		c.UpliftArmLinear = ArmLinearPenalty
-	}
-	if c.UpliftCartWeight == 0 {
-		c.UpliftCartWeight = CartTaskWeight
-	}
-	if c.ExperimentLookback == 0 {
-		c.ExperimentLookback = DefaultExperimentLookback
-	}
-	if c.ExperimentStep == 0 {
-		c.ExperimentStep = DefaultExperimentStep
-	}
-	if c.Neighbors == 0 {
-		c.Neighbors = 200
-	}
-	if c.RecSearch == nil {
-		s := DefaultRecSearch(c.Neighbors)
-		c.RecSearch = &s
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-}
 
 // Outcome of one model in a run.
 type Outcome struct {
@@ -257,7 +90,7 @@ func Run(ctx context.Context, reg *registry.Registry, cfg Config) (*Result, erro
 	// log, the training data (as of the cutoff), the profiles (as of now)
 	// and, for the uplift model, the experiment's periods.
 	var exposed randomizedExposures
-	if slices.Contains(cfg.Models, ModelUplift) {
+	if slices.Contains(cfg.Models, artifact.ModelUplift) {
 		exposed = randomizedExposures{}
 	}
 	st, first, last, err := dataWindow(ctx, bkt, cfg, exposed)
@@ -309,13 +142,13 @@ func Run(ctx context.Context, reg *registry.Registry, cfg Config) (*Result, erro
 		var c *candidate
 		var ferr error
 		switch name {
-		case ModelPropensity:
+		case artifact.ModelPropensity:
 			c, ferr = fitPropensity(train, split, cfg)
-		case ModelRecommender:
+		case artifact.ModelRecommender:
 			c, ferr = fitRecommender(train, now, split, cfg)
-		case ModelProfiles:
+		case artifact.ModelProfiles:
 			c, ferr = buildProfiles(now, cfg)
-		case ModelUplift:
+		case artifact.ModelUplift:
 			c, ferr = fitUplift(exp, splitUsers(exp.Users, cfg.HoldoutShare, cfg.Seed), cfg)
 		default:
 			ferr = fmt.Errorf("unknown model %q", name)
@@ -342,8 +175,8 @@ func Run(ctx context.Context, reg *registry.Registry, cfg Config) (*Result, erro
 }
 
 // ExperimentData builds the experiment data a run's uplift model and
-// readout use: the randomized exposures of the last ExperimentLookback,
-// each with features as of the start of its ExperimentStep period.
+// readout use: the randomized exposures of the last Uplift.Lookback, each
+// with features as of the start of its Uplift.Step period.
 func ExperimentData(ctx context.Context, bkt registry.Bucket, cfg Config) (*features.Dataset, error) {
 	cfg.defaults()
 	exposed := randomizedExposures{}
@@ -356,42 +189,6 @@ func ExperimentData(ctx context.Context, bkt registry.Bucket, cfg Config) (*feat
 		return nil, err
 	}
 	return features.Stack(sets...), nil
-}
-
-// ServedExperimentData is the experiment data's last Horizon of exposures,
-// each with its shopper's features as of the start of its period of length
-// every: what a server whose profiles a run rebuilds every so often (say,
-// daily) read when it chose the offer. A run trains on features as of the
-// start of each ExperimentStep period, so older ones; scoring the same
-// exposures on both measures what that costs.
-func ServedExperimentData(ctx context.Context, bkt registry.Bucket, cfg Config, every time.Duration) (*features.Dataset, error) {
-	if err := CheckServedPeriod(cfg, every); err != nil {
-		return nil, err
-	}
-	cfg.defaults()
-	cfg.ExperimentLookback, cfg.ExperimentStep = cfg.Horizon, every
-	return ExperimentData(ctx, bkt, cfg)
-}
-
-// CheckServedPeriod refuses a ServedExperimentData period under an hour or
-// longer than the horizon.
-func CheckServedPeriod(cfg Config, every time.Duration) error {
-	cfg.defaults()
-	if every < time.Hour || every > cfg.Horizon {
-		return fmt.Errorf("a served period (-served.every) of %s: want at least 1h and at most the horizon, %s", every, cfg.Horizon)
-	}
-	return nil
-}
-
-// CheckExperimentPeriods refuses an experiment step under an hour or a
-// lookback shorter than one step (zero means the default).
-func CheckExperimentPeriods(lookback, step time.Duration) error {
-	c := Config{ExperimentLookback: lookback, ExperimentStep: step}
-	c.defaults()
-	if c.ExperimentStep < time.Hour || c.ExperimentLookback < c.ExperimentStep {
-		return fmt.Errorf("-experiment.step %s must be at least 1h and -experiment.lookback %s at least one step", c.ExperimentStep, c.ExperimentLookback)
-	}
-	return nil
 }
 
 // randomizedExposures holds, per user, the times (Unix seconds) of their
@@ -428,21 +225,21 @@ func (r randomizedExposures) in(from, to time.Time) map[string]bool {
 }
 
 // experimentPeriods are the feature configs of the experiment's periods:
-// ExperimentStep long each, back from the last event over
-// ExperimentLookback (the oldest shorter when the step does not divide
+// Uplift.Step long each, back from the last event over Uplift.Lookback (the oldest shorter when the step does not divide
 // it), none starting before the first event (the newest first). Each
 // keeps only what exposures need, for the shoppers exposed in it
 // (exposed, from dataWindow).
 func (c *Config) experimentPeriods(first, last time.Time, exposed randomizedExposures) []features.Config {
 	var out []features.Config
-	for back := c.ExperimentStep; back-c.ExperimentStep < c.ExperimentLookback; back += c.ExperimentStep {
-		start, end := last.Add(-min(back, c.ExperimentLookback)), last.Add(c.ExperimentStep-back)
+	step, lookback := c.Uplift.Step, c.Uplift.Lookback
+	for back := step; back-step < lookback; back += step {
+		start, end := last.Add(-min(back, lookback)), last.Add(step-back)
 		if start.Before(first) {
 			break
 		}
 		fc := c.featureConfig(start)
 		fc.Horizon, fc.ExposuresOnly = end.Sub(start), true
-		if back > c.ExperimentStep {
+		if back > step {
 			// Its end is the next period's start, which counts there.
 			fc.Horizon -= time.Nanosecond
 		}
@@ -479,13 +276,8 @@ func dataWindow(ctx context.Context, bkt registry.Bucket, cfg Config, exposed ra
 	return st, first, last, err
 }
 
-func (c *Config) uplift() UpliftOptions {
-	return UpliftOptions{L2: c.UpliftL2, Deviation: c.UpliftDeviation, SeparateArms: c.UpliftSeparateArms, Effect: c.UpliftEffect, Trees: c.UpliftTrees, EqualWeights: c.UpliftEqualWeights,
-		ArmLinear: max(0, c.UpliftArmLinear), SharedLeaves: c.UpliftSharedLeaves, CartWeight: max(0, c.UpliftCartWeight), Refit: c.UpliftTreesRefit}
-}
-
 func (c *Config) featureConfig(cutoff time.Time) features.Config {
-	return features.Config{Cutoff: cutoff, Horizon: c.Horizon, InteractionWeights: c.InteractionWeights, HalfLife: c.HalfLife}
+	return features.Config{Cutoff: cutoff, Horizon: c.Horizon, InteractionWeights: c.Recommender.Weights, HalfLife: c.Recommender.HalfLife}
 }
 
 func (c *Config) progress(step string) func(done, total int) {
@@ -646,14 +438,4 @@ func splitUsers(users []features.UserRow, share float64, seed uint64) []bool {
 		hold[i] = float64(uint16(h[0])<<8|uint16(h[1]))/65536 < share
 	}
 	return hold
-}
-
-// SortedKeys returns map keys sorted (for stable output).
-func SortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

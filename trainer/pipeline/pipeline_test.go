@@ -56,7 +56,7 @@ func TestRunPublishesEveryModel(t *testing.T) {
 		}
 		last[step] = [2]int{done, total}
 	}
-	res, err := pipeline.Run(ctx, reg, pipeline.Config{Logger: quiet(), BootstrapRounds: 50, Progress: progress})
+	res, err := pipeline.Run(ctx, reg, pipeline.Config{Logger: quiet(), Uplift: pipeline.UpliftConfig{BootstrapRounds: 50}, Progress: progress})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +65,7 @@ func TestRunPublishesEveryModel(t *testing.T) {
 			t.Errorf("step %q: progress %v (reported: %t), want it to end at done == total > 0", step, p, ok)
 		}
 	}
-	for _, m := range []string{pipeline.ModelPropensity, pipeline.ModelRecommender, pipeline.ModelProfiles, pipeline.ModelUplift} {
+	for _, m := range []string{artifact.ModelPropensity, artifact.ModelRecommender, artifact.ModelProfiles, artifact.ModelUplift} {
 		o := outcome(t, res, m)
 		if o.Err != "" || o.Version == "" {
 			t.Fatalf("%s: %+v", m, o)
@@ -84,7 +84,7 @@ func TestRunPublishesEveryModel(t *testing.T) {
 			t.Fatalf("%s manifest does not record the protected attributes", m)
 		}
 	}
-	u := outcome(t, res, pipeline.ModelUplift)
+	u := outcome(t, res, artifact.ModelUplift)
 	if v, ok := u.Metrics["policy.targeted_conversion"]; !ok || v <= 0 || v >= 1 {
 		t.Errorf("uplift policy value %v (recorded: %t)", v, ok)
 	}
@@ -95,7 +95,7 @@ func TestRunPublishesEveryModel(t *testing.T) {
 	}
 	// The default learner fits trees to every offer arm's effect, and says
 	// how many each kept.
-	man, blobs, err := reg.Load(ctx, pipeline.ModelUplift, u.Version)
+	man, blobs, err := reg.Load(ctx, artifact.ModelUplift, u.Version)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +108,7 @@ func TestRunPublishesEveryModel(t *testing.T) {
 			t.Errorf("arm %s: effect trees %v, their number recorded %t", a.Arm, a.Effect != nil, ok)
 		}
 	}
-	p := outcome(t, res, pipeline.ModelPropensity)
+	p := outcome(t, res, artifact.ModelPropensity)
 	if !p.Promoted || p.Metrics["auc"] < 0.6 {
 		t.Fatalf("propensity: %+v", p)
 	}
@@ -116,7 +116,7 @@ func TestRunPublishesEveryModel(t *testing.T) {
 		t.Fatalf("no fairness audit in the propensity metrics: %v", p.Metrics)
 	}
 	for _, f := range []string{"age", "gender"} {
-		man, _ := reg.Manifest(ctx, pipeline.ModelPropensity, p.Version)
+		man, _ := reg.Manifest(ctx, artifact.ModelPropensity, p.Version)
 		for _, in := range man.InputSchema {
 			if strings.Contains(in, f) {
 				t.Fatalf("protected attribute %s is a model input", f)
@@ -132,29 +132,29 @@ func TestWorseModelIsNotPromoted(t *testing.T) {
 	p := shop.Tiny()
 	p.Users = 1500 // enough holdout users for AUC differences to mean something
 	reg, _ := shopOf(t, p)
-	cfg := pipeline.Config{Logger: quiet(), Models: []string{pipeline.ModelPropensity}}
+	cfg := pipeline.Config{Logger: quiet(), Models: []string{artifact.ModelPropensity}}
 	first, err := pipeline.Run(ctx, reg, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	good := outcome(t, first, pipeline.ModelPropensity)
+	good := outcome(t, first, artifact.ModelPropensity)
 	if !good.Promoted {
 		t.Fatalf("first model not promoted: %+v", good)
 	}
-	cfg.PropensityFeatures = []string{"searches"} // a much weaker model
+	cfg.Propensity.Features = []string{"searches"} // a much weaker model
 	second, err := pipeline.Run(ctx, reg, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	bad := outcome(t, second, pipeline.ModelPropensity)
+	bad := outcome(t, second, artifact.ModelPropensity)
 	if bad.Promoted || !strings.Contains(bad.Reason, "worse than incumbent") {
 		t.Fatalf("worse model: %+v", bad)
 	}
-	man, err := reg.Manifest(ctx, pipeline.ModelPropensity, bad.Version)
+	man, err := reg.Manifest(ctx, artifact.ModelPropensity, bad.Version)
 	if err != nil || man.Status != registry.StatusCandidate || !strings.Contains(man.StatusReason, "worse") {
 		t.Fatalf("candidate manifest: %+v %v", man, err)
 	}
-	st, _ := reg.Alias(ctx, pipeline.ModelPropensity, "production")
+	st, _ := reg.Alias(ctx, artifact.ModelPropensity, "production")
 	if st.Version != good.Version {
 		t.Fatalf("production moved to %s", st.Version)
 	}
@@ -175,11 +175,11 @@ func TestEraseUser(t *testing.T) {
 	if err := eventlog.Erase(ctx, b, eventlog.Erasure{User: "u3", Reason: "gdpr request"}); err != nil {
 		t.Fatal(err)
 	}
-	res, err := pipeline.Run(ctx, reg, pipeline.Config{Logger: quiet(), Models: []string{pipeline.ModelProfiles}})
+	res, err := pipeline.Run(ctx, reg, pipeline.Config{Logger: quiet(), Models: []string{artifact.ModelProfiles}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	man, blobs, err := reg.Load(ctx, pipeline.ModelProfiles, outcome(t, res, pipeline.ModelProfiles).Version)
+	man, blobs, err := reg.Load(ctx, artifact.ModelProfiles, outcome(t, res, artifact.ModelProfiles).Version)
 	if err != nil {
 		t.Fatal(err)
 	}

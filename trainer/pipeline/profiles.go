@@ -110,7 +110,7 @@ func buildProfiles(now *features.Dataset, _ Config) (*candidate, error) {
 		shares.X, shares.Y = append(shares.X, float64(i)), append(shares.Y, metrics["segment."+s.Name+".share"])
 	}
 	bars.Series = []Series{shares}
-	return &candidate{model: ModelProfiles, art: p, metrics: metrics, params: params, schema: features.Names, plots: []Plot{bars}}, nil
+	return &candidate{model: artifact.ModelProfiles, art: p, metrics: metrics, params: params, schema: features.Names, plots: []Plot{bars}}, nil
 }
 
 // clusterUsers adds k-means clusters on standardized features, with k from

@@ -3,7 +3,9 @@ package pipeline
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strings"
 
 	"github.com/promoai/promo/registry/artifact"
@@ -165,10 +167,10 @@ func fitPropensity(ds *features.Dataset, holdout []bool, cfg Config) (*candidate
 		return nil, fmt.Errorf("%w: %d training and %d holdout users with history; need at least 20 and 10", fit.ErrNoData, len(Xtr), len(Xte))
 	}
 	sel := selectFeatures(Xtr, ytr)
-	if len(cfg.PropensityFeatures) > 0 {
+	if len(cfg.Propensity.Features) > 0 {
 		var kept []int
 		for _, j := range sel.Kept {
-			for _, f := range cfg.PropensityFeatures {
+			for _, f := range cfg.Propensity.Features {
 				if features.Names[j] == f {
 					kept = append(kept, j)
 				}
@@ -227,11 +229,11 @@ func fitPropensity(ds *features.Dataset, holdout []bool, cfg Config) (*candidate
 	plot := Plot{File: "calibration.png", Title: "Propensity calibration (holdout)", XLabel: "predicted purchase probability", YLabel: "observed rate",
 		Series: []Series{cal, {Name: "perfect", X: []float64{0, 1}, Y: []float64{0, 1}}}}
 	dropped := make([]string, 0, len(sel.Dropped))
-	for _, k := range SortedKeys(sel.Dropped) {
+	for _, k := range slices.Sorted(maps.Keys(sel.Dropped)) {
 		dropped = append(dropped, k+": "+sel.Dropped[k])
 	}
 	return &candidate{
-		model: ModelPropensity, art: model, metrics: metrics, schema: model.Features,
+		model: artifact.ModelPropensity, art: model, metrics: metrics, schema: model.Features,
 		params: map[string]string{
 			"algorithm": "logistic regression (Newton/IRLS, L2=1) + ridge linear regression for spend (QR, lambda=1)",
 			"label":     fmt.Sprintf("purchase within %s after the cutoff", cfg.Horizon), "cutoff": ds.Cutoff.Format("2006-01-02T15:04:05Z"),

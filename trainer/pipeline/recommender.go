@@ -5,7 +5,6 @@ import (
 	"math"
 
 	"github.com/promoai/promo/registry/artifact"
-	"github.com/promoai/promo/trainer/datasets"
 	"github.com/promoai/promo/trainer/eval"
 	"github.com/promoai/promo/trainer/features"
 	"github.com/promoai/promo/trainer/fit"
@@ -258,9 +257,9 @@ func fitRecommender(train, now *features.Dataset, _ []bool, cfg Config) (*candid
 	items := catalogueOf(train.Items)
 	// Configurations are chosen on interactions held out at random from
 	// before the cutoff; the time-based holdout only reports.
-	valid := datasets.Holdout(trainM, 0.2, cfg.Seed)
-	search := cfg.RecSearch.ForCatalogue(nItems)
-	search.Neighbors = cfg.Neighbors
+	valid := fit.Holdout(trainM, 0.2, cfg.Seed)
+	search := cfg.Recommender.Search.ForCatalogue(nItems)
+	search.Neighbors = cfg.Recommender.Neighbors
 	// Each linear candidate is a dense items³ solve (minutes in all on a
 	// catalogue of thousands), so the search and the refits report progress.
 	tried, planned := 0, search.Candidates(nItems, len(valid.Train.Sessions) > 0)
@@ -358,9 +357,9 @@ func fitRecommender(train, now *features.Dataset, _ []bool, cfg Config) (*candid
 	}
 	fitsDone(len(scored) + 1)
 	return &candidate{
-		model: ModelRecommender, art: final, metrics: metrics, schema: []string{"item_id"},
+		model: artifact.ModelRecommender, art: final, metrics: metrics, schema: []string{"item_id"},
 		params: map[string]string{
-			"algorithm": best.String(), "neighbors": fmt.Sprint(cfg.Neighbors),
+			"algorithm": best.String(), "neighbors": fmt.Sprint(cfg.Recommender.Neighbors),
 			"selection":  "best ndcg@10 on a random 20% of the interactions before the cutoff; metrics from a time-based holdout (items first seen after the cutoff)",
 			"weighting":  "1 + ln(sum of event weights: view 1, add_to_cart 3, purchase 5)",
 			"candidates": fmt.Sprint(tried),

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/promoai/promo/registry/artifact"
-	"github.com/promoai/promo/trainer/datasets"
+
 	"github.com/promoai/promo/trainer/fit"
 )
 
@@ -37,7 +37,7 @@ func TestSearchRecommendersFamilies(t *testing.T) {
 	for i := range catalogue {
 		catalogue[i] = artifact.Item{ID: fmt.Sprint(i)}
 	}
-	valid := datasets.Holdout(m, 0.2, 1)
+	valid := fit.Holdout(m, 0.2, 1)
 	tried := 0
 	fs := SearchRecommenders(valid.Train, valid.Test, catalogue, 10, DefaultRecSearch(50), func(c RecConfig, _ map[string]float64, err error) {
 		tried++

@@ -22,7 +22,7 @@ func TestRenderAndPublish(t *testing.T) {
 	if _, err := shop.WriteTo(ctx, b, shop.Tiny(), nil); err != nil {
 		t.Fatal(err)
 	}
-	res, err := pipeline.Run(ctx, registry.New(b), pipeline.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), BootstrapRounds: 20, ReportPath: "reports/x/index.html"})
+	res, err := pipeline.Run(ctx, registry.New(b), pipeline.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Uplift: pipeline.UpliftConfig{BootstrapRounds: 20}, ReportPath: "reports/x/index.html"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,21 +1,19 @@
-// Package datasets loads public datasets for benchmarks and the eval
-// command. Data is read from a path given at run time and never bundled.
+// Package datasets loads public datasets for the benchmarks. Data is read
+// from a path given at run time and never bundled.
 package datasets
 
 import (
-	"bufio"
 	"cmp"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/promoai/promo/registry/artifact"
 	"github.com/promoai/promo/trainer/fit"
+	"github.com/promoai/promo/trainer/importer"
 )
 
 // MovieLens is ml-100k as implicit feedback: every rating is a positive.
@@ -34,21 +32,12 @@ type Rating struct {
 	Time       int64
 }
 
-// DataDir returns where shared data lives: $PROMO_DATA_DIR, else
-// ../shared/data relative to the repository root.
-func DataDir(repoRoot string) string {
-	if d := os.Getenv("PROMO_DATA_DIR"); d != "" {
-		return d
-	}
-	return filepath.Join(repoRoot, "..", "shared", "data")
-}
-
 // LoadMovieLens reads u.data, u.user and u.item from dir.
 func LoadMovieLens(dir string) (*MovieLens, error) {
 	ml := &MovieLens{Age: map[string]int{}, Gender: map[string]string{}}
 	userIdx, itemIdx := map[string]int32{}, map[string]int32{}
 	genres := []string{}
-	if err := EachLine(filepath.Join(dir, "u.genre"), "|", func(_ int, f []string) error {
+	if err := importer.EachLine(filepath.Join(dir, "u.genre"), "|", func(_ int, f []string) error {
 		if len(f) >= 2 && f[0] != "" {
 			genres = append(genres, f[0])
 		}
@@ -56,7 +45,7 @@ func LoadMovieLens(dir string) (*MovieLens, error) {
 	}); err != nil {
 		return nil, err
 	}
-	if err := EachLine(filepath.Join(dir, "u.item"), "|", func(_ int, f []string) error {
+	if err := importer.EachLine(filepath.Join(dir, "u.item"), "|", func(_ int, f []string) error {
 		if len(f) < 5+len(genres) {
 			return fmt.Errorf("u.item: %d fields", len(f))
 		}
@@ -73,7 +62,7 @@ func LoadMovieLens(dir string) (*MovieLens, error) {
 	}); err != nil {
 		return nil, err
 	}
-	if err := EachLine(filepath.Join(dir, "u.user"), "|", func(_ int, f []string) error {
+	if err := importer.EachLine(filepath.Join(dir, "u.user"), "|", func(_ int, f []string) error {
 		if len(f) < 3 {
 			return fmt.Errorf("u.user: %d fields", len(f))
 		}
@@ -83,7 +72,7 @@ func LoadMovieLens(dir string) (*MovieLens, error) {
 	}); err != nil {
 		return nil, err
 	}
-	if err := EachLine(filepath.Join(dir, "u.data"), "\t", func(_ int, f []string) error {
+	if err := importer.EachLine(filepath.Join(dir, "u.data"), "\t", func(_ int, f []string) error {
 		if len(f) < 4 {
 			return fmt.Errorf("u.data: %d fields", len(f))
 		}
@@ -106,40 +95,11 @@ func LoadMovieLens(dir string) (*MovieLens, error) {
 	return ml, nil
 }
 
-// EachLine calls fn with the line number and the sep-separated fields of
-// every non-empty line of a file, stopping at the first error.
-func EachLine(path, sep string, fn func(line int, fields []string) error) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	n := 0
-	for sc.Scan() {
-		n++
-		line := strings.TrimRight(sc.Text(), "\r")
-		if line == "" {
-			continue
-		}
-		if err := fn(n, strings.Split(line, sep)); err != nil {
-			return fmt.Errorf("%s line %d: %w", filepath.Base(path), n, err)
-		}
-	}
-	return sc.Err()
-}
-
-// Split is a train/test split of interactions.
-type Split struct {
-	Train *fit.Interactions
-	Test  []map[int32]bool // per user
-}
-
 // RandomSplit puts each interaction in test with probability testShare,
 // using a seeded generator. The training part keeps the sessions of each
 // user's training ratings: runs of ratings with less than sessionGap
 // between one and the next (0 = no sessions).
-func RandomSplit(ml *MovieLens, testShare float64, seed uint64, sessionGap time.Duration) Split {
+func RandomSplit(ml *MovieLens, testShare float64, seed uint64, sessionGap time.Duration) fit.Split {
 	r := rand.New(rand.NewPCG(seed, seed))
 	train := &fit.Interactions{NumItems: len(ml.Items), Users: make([][]artifact.Weighted, len(ml.Users))}
 	test := make([]map[int32]bool, len(ml.Users))
@@ -158,7 +118,7 @@ func RandomSplit(ml *MovieLens, testShare float64, seed uint64, sessionGap time.
 	if sessionGap > 0 {
 		train.Sessions = sessions(kept, int64(sessionGap/time.Second))
 	}
-	return Split{Train: train, Test: test}
+	return fit.Split{Train: train, Test: test}
 }
 
 // sessions groups each user's ratings into runs with gaps under gap seconds.
@@ -174,39 +134,6 @@ func sessions(rs []Rating, gap int64) []fit.Session {
 		}
 		s := &out[len(out)-1]
 		s.Items = append(s.Items, x.Item)
-	}
-	return out
-}
-
-// Holdout carves a validation split out of a training matrix (for choosing
-// hyperparameters without looking at the test set). Sessions keep only
-// their items that stay in training.
-func Holdout(train *fit.Interactions, share float64, seed uint64) Split {
-	r := rand.New(rand.NewPCG(seed, seed+1))
-	out := Split{Train: &fit.Interactions{NumItems: train.NumItems, Users: make([][]artifact.Weighted, len(train.Users))}, Test: make([]map[int32]bool, len(train.Users))}
-	for u, row := range train.Users {
-		for _, w := range row {
-			if r.Float64() < share {
-				if out.Test[u] == nil {
-					out.Test[u] = map[int32]bool{}
-				}
-				out.Test[u][w.Item] = true
-			} else {
-				out.Train.Users[u] = append(out.Train.Users[u], w)
-			}
-		}
-	}
-	for _, s := range train.Sessions {
-		held := out.Test[s.User]
-		keep := fit.Session{User: s.User}
-		for _, it := range s.Items {
-			if !held[it] {
-				keep.Items = append(keep.Items, it)
-			}
-		}
-		if len(keep.Items) > 0 {
-			out.Train.Sessions = append(out.Train.Sessions, keep)
-		}
 	}
 	return out
 }

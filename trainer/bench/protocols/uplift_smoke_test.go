@@ -6,15 +6,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/promoai/promo/trainer/bench/protocols"
 	"github.com/promoai/promo/trainer/pipeline"
-	"github.com/promoai/promo/trainer/protocols"
 	"github.com/promoai/promo/trainer/shop"
 )
 
 func TestUpliftProtocolReportsModelAndCeilings(t *testing.T) {
 	p := shop.Small()
 	p.Users = 1500
-	r, err := protocols.Uplift(context.Background(), p, pipeline.Config{BootstrapRounds: 5}, protocols.UpliftOptions{OnProbabilities: true})
+	r, err := protocols.Uplift(context.Background(), p, pipeline.Config{Uplift: pipeline.UpliftConfig{BootstrapRounds: 5}}, protocols.UpliftOptions{OnProbabilities: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +77,7 @@ func TestUpliftProtocolReportsModelAndCeilings(t *testing.T) {
 func TestUpliftProtocolScoresAsServed(t *testing.T) {
 	p := shop.Small()
 	p.Users = 1500
-	cfg := pipeline.Config{BootstrapRounds: 5, ExperimentStep: 10 * 24 * time.Hour}
+	cfg := pipeline.Config{Uplift: pipeline.UpliftConfig{BootstrapRounds: 5, Step: 10 * 24 * time.Hour}}
 	daily, err := protocols.Uplift(context.Background(), p, cfg, protocols.UpliftOptions{ServedEvery: 24 * time.Hour})
 	if err != nil {
 		t.Fatal(err)
@@ -88,7 +88,7 @@ func TestUpliftProtocolScoresAsServed(t *testing.T) {
 	if daily.ServedCorrelation <= 0 || daily.ServedCorrelation == daily.Correlation || daily.Served == 0 {
 		t.Fatalf("daily: served %v (correlation %v) against %v (%v)", daily.Served, daily.ServedCorrelation, daily.Ratio, daily.Correlation)
 	}
-	same, err := protocols.Uplift(context.Background(), p, cfg, protocols.UpliftOptions{ServedEvery: cfg.ExperimentStep})
+	same, err := protocols.Uplift(context.Background(), p, cfg, protocols.UpliftOptions{ServedEvery: cfg.Uplift.Step})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +106,7 @@ func TestUpliftProtocolScoresAsServed(t *testing.T) {
 func TestUpliftProtocolWithOracleTrace(t *testing.T) {
 	p := shop.Small()
 	p.Users = 1500
-	cfg := pipeline.Config{BootstrapRounds: 5}
+	cfg := pipeline.Config{Uplift: pipeline.UpliftConfig{BootstrapRounds: 5}}
 	plain, err := protocols.Uplift(context.Background(), p, cfg, protocols.UpliftOptions{})
 	if err != nil {
 		t.Fatal(err)

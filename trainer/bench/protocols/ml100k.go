@@ -15,8 +15,10 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/promoai/promo/trainer/datasets"
+	"github.com/promoai/promo/trainer/bench/datasets"
+	"github.com/promoai/promo/trainer/fit"
 	"github.com/promoai/promo/trainer/pipeline"
+	"github.com/promoai/promo/trainer/report"
 )
 
 // Row is one model's result.
@@ -70,7 +72,7 @@ func ML100K(dir string, o ML100KOptions) ([]Row, error) {
 		return nil, fmt.Errorf("ml-100k: %w", err)
 	}
 	split := datasets.RandomSplit(ml, 0.2, o.Seed, o.SessionGap)
-	valid := datasets.Holdout(split.Train, 0.2, o.Seed)
+	valid := fit.Holdout(split.Train, 0.2, o.Seed)
 	families := pipeline.SearchRecommenders(valid.Train, valid.Test, ml.Items, o.K, search, o.Log)
 	pick := pipeline.Pick(families)
 	var rows []Row
@@ -145,7 +147,7 @@ func PrintTable(w io.Writer, rows []Row, k int) {
 // PrintJSON writes one JSON object per row.
 func PrintJSON(w io.Writer, rows []Row) error {
 	for _, r := range rows {
-		if err := WriteJSON(w, r); err != nil {
+		if err := report.WriteJSON(w, r); err != nil {
 			return err
 		}
 	}

@@ -1,4 +1,4 @@
-package protocols_test
+package report_test
 
 import (
 	"bytes"
@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/promoai/promo/trainer/protocols"
+	"github.com/promoai/promo/trainer/report"
 )
 
 func TestWriteJSONTurnsNonFiniteNumbersToNull(t *testing.T) {
@@ -26,7 +26,7 @@ func TestWriteJSONTurnsNonFiniteNumbersToNull(t *testing.T) {
 		Arms: []inner{{0.1, math.Inf(-1)}}, Metrics: map[string]float64{"b": 2, "a": math.NaN()},
 		At: time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC), Any: map[string]any{"seed": uint64(7)}}
 	var b bytes.Buffer
-	if err := protocols.WriteJSON(&b, v); err != nil {
+	if err := report.WriteJSON(&b, v); err != nil {
 		t.Fatal(err)
 	}
 	want := `{"AUC":null,"ratio":null,"Arms":[{"Lo":0.1,"Hi":null}],"Metrics":{"a":null,"b":2},"At":"2026-11-27T00:00:00Z","None":null,"Any":{"seed":7}}` + "\n"
@@ -36,7 +36,7 @@ func TestWriteJSONTurnsNonFiniteNumbersToNull(t *testing.T) {
 	// Finite values come out as encoding/json writes them.
 	ok := struct{ X []float64 }{[]float64{1.5, 1e-7}}
 	b.Reset()
-	if err := protocols.WriteJSON(&b, ok); err != nil {
+	if err := report.WriteJSON(&b, ok); err != nil {
 		t.Fatal(err)
 	}
 	std, _ := json.Marshal(ok)

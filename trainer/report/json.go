@@ -1,4 +1,4 @@
-package protocols
+package report
 
 import (
 	"encoding/json"

@@ -19,7 +19,7 @@ import (
 
 // UpliftResult compares the uplift model with the truth on a synthetic shop.
 type UpliftResult struct {
-	Arms []pipeline.TruthComparison
+	Arms []TruthComparison
 	// Ratio is the N-weighted model Qini over the N-weighted oracle Qini.
 	Ratio float64
 	// Ceiling is the same ratio for ranking by the true effect with the
@@ -46,7 +46,7 @@ type UpliftResult struct {
 	// Expected, CeilingExpected, CeilingWithTraceExpected and
 	// FromTruthExpected are Ratio, Ceiling, CeilingWithTrace and FromTruth
 	// without outcome noise (N-weighted over the arms; see
-	// pipeline.TruthComparison.Expected): what the realized ratios
+	// TruthComparison.Expected): what the realized ratios
 	// estimate, from each holdout session's true change in purchase
 	// probability instead of its outcome.
 	Expected, CeilingExpected, CeilingWithTraceExpected, FromTruthExpected float64
@@ -59,7 +59,7 @@ type UpliftResult struct {
 	// OnProbabilitiesCorrelation are Ratio, Expected and Correlation for
 	// the model fitted to the training sessions' true purchase and
 	// add-to-cart probabilities instead of their outcomes
-	// (pipeline.TruthComparison.OnProbabilities), when
+	// (TruthComparison.OnProbabilities), when
 	// UpliftOptions.OnProbabilities asked for it.
 	OnProbabilities, OnProbabilitiesExpected, OnProbabilitiesCorrelation float64
 	FittedOnProbabilities                                                bool
@@ -110,9 +110,9 @@ func Uplift(ctx context.Context, p shop.Params, cfg pipeline.Config, opt UpliftO
 	sleeping := map[string]bool{}
 	kinds := map[string]string{}
 	sessions := map[string]map[int64]map[string]float64{}
-	var probabilities map[string]map[int64]pipeline.SessionProbabilities // only when asked for: one per exposure
+	var probabilities map[string]map[int64]SessionProbabilities // only when asked for: one per exposure
 	if opt.OnProbabilities {
-		probabilities = map[string]map[int64]pipeline.SessionProbabilities{}
+		probabilities = map[string]map[int64]SessionProbabilities{}
 	}
 	if _, err := shop.WriteTo(ctx, b, p, func(t shop.Truth) error {
 		truth[t.User] = t.Uplift
@@ -126,9 +126,9 @@ func Uplift(ctx context.Context, p shop.Params, cfg pipeline.Config, opt UpliftO
 			exposures[t.User] = t.Exposures
 		}
 		if probabilities != nil {
-			probabilities[t.User] = make(map[int64]pipeline.SessionProbabilities, len(t.Exposures))
+			probabilities[t.User] = make(map[int64]SessionProbabilities, len(t.Exposures))
 			for _, e := range t.Exposures {
-				probabilities[t.User][e.Time.UnixNano()] = pipeline.SessionProbabilities{Purchase: e.Purchase, Cart: e.Cart}
+				probabilities[t.User][e.Time.UnixNano()] = SessionProbabilities{Purchase: e.Purchase, Cart: e.Cart}
 			}
 		}
 		return nil
@@ -179,44 +179,44 @@ func Uplift(ctx context.Context, p shop.Params, cfg pipeline.Config, opt UpliftO
 	withTrace := mixByTrace(truth, partial, sleeping, trace, 20)
 	var served *features.Dataset
 	if opt.ServedEvery > 0 {
-		if served, err = pipeline.ServedExperimentData(ctx, b, cfg, opt.ServedEvery); err != nil {
+		if served, err = ServedExperimentData(ctx, b, cfg, opt.ServedEvery); err != nil {
 			return nil, err
 		}
 	}
-	arms, err := pipeline.CompareWithTruth(ds, pipeline.ShopTruth{Effects: truth, Sessions: sessions,
+	arms, err := CompareWithTruth(ds, ShopTruth{Effects: truth, Sessions: sessions,
 		Partial: []map[string]map[string]float64{partial, withTrace}, Groups: kinds, Probabilities: probabilities}, served, cfg)
 	if err != nil {
 		return nil, err
 	}
 	// sum is the N-weighted sum of one figure over the arms.
-	sum := func(figure func(a pipeline.TruthComparison) float64) float64 {
+	sum := func(figure func(a TruthComparison) float64) float64 {
 		s := 0.0
 		for _, a := range arms {
 			s += figure(a) * float64(a.N)
 		}
 		return s
 	}
-	o := sum(func(a pipeline.TruthComparison) float64 { return a.Oracle })
-	n := sum(func(pipeline.TruthComparison) float64 { return 1 })
+	o := sum(func(a TruthComparison) float64 { return a.Oracle })
+	n := sum(func(TruthComparison) float64 { return 1 })
 	r := &UpliftResult{Arms: arms,
-		Ratio:                    sum(func(a pipeline.TruthComparison) float64 { return a.Model }) / o,
-		Ceiling:                  sum(func(a pipeline.TruthComparison) float64 { return a.Partial[0] }) / o,
-		CeilingWithTrace:         sum(func(a pipeline.TruthComparison) float64 { return a.Partial[1] }) / o,
-		FromTruth:                sum(func(a pipeline.TruthComparison) float64 { return a.FromTruth }) / o,
-		Served:                   sum(func(a pipeline.TruthComparison) float64 { return a.Served }) / o,
-		Correlation:              sum(func(a pipeline.TruthComparison) float64 { return a.Correlation }) / n,
-		FromTruthCorrelation:     sum(func(a pipeline.TruthComparison) float64 { return a.FromTruthCorrelation }) / n,
-		ServedCorrelation:        sum(func(a pipeline.TruthComparison) float64 { return a.ServedCorrelation }) / n,
-		Expected:                 sum(func(a pipeline.TruthComparison) float64 { return a.Expected }) / n,
-		CeilingExpected:          sum(func(a pipeline.TruthComparison) float64 { return a.PartialExpected[0] }) / n,
-		CeilingWithTraceExpected: sum(func(a pipeline.TruthComparison) float64 { return a.PartialExpected[1] }) / n,
-		FromTruthExpected:        sum(func(a pipeline.TruthComparison) float64 { return a.FromTruthExpected }) / n,
+		Ratio:                    sum(func(a TruthComparison) float64 { return a.Model }) / o,
+		Ceiling:                  sum(func(a TruthComparison) float64 { return a.Partial[0] }) / o,
+		CeilingWithTrace:         sum(func(a TruthComparison) float64 { return a.Partial[1] }) / o,
+		FromTruth:                sum(func(a TruthComparison) float64 { return a.FromTruth }) / o,
+		Served:                   sum(func(a TruthComparison) float64 { return a.Served }) / o,
+		Correlation:              sum(func(a TruthComparison) float64 { return a.Correlation }) / n,
+		FromTruthCorrelation:     sum(func(a TruthComparison) float64 { return a.FromTruthCorrelation }) / n,
+		ServedCorrelation:        sum(func(a TruthComparison) float64 { return a.ServedCorrelation }) / n,
+		Expected:                 sum(func(a TruthComparison) float64 { return a.Expected }) / n,
+		CeilingExpected:          sum(func(a TruthComparison) float64 { return a.PartialExpected[0] }) / n,
+		CeilingWithTraceExpected: sum(func(a TruthComparison) float64 { return a.PartialExpected[1] }) / n,
+		FromTruthExpected:        sum(func(a TruthComparison) float64 { return a.FromTruthExpected }) / n,
 		SleepingDogAUC:           eval.AUC(score, isDog), ServedEvery: opt.ServedEvery, OracleTrace: opt.OracleTrace}
 	if opt.OnProbabilities {
 		r.FittedOnProbabilities = true
-		r.OnProbabilities = sum(func(a pipeline.TruthComparison) float64 { return a.OnProbabilities }) / o
-		r.OnProbabilitiesExpected = sum(func(a pipeline.TruthComparison) float64 { return a.OnProbabilitiesExpected }) / n
-		r.OnProbabilitiesCorrelation = sum(func(a pipeline.TruthComparison) float64 { return a.OnProbabilitiesCorrelation }) / n
+		r.OnProbabilities = sum(func(a TruthComparison) float64 { return a.OnProbabilities }) / o
+		r.OnProbabilitiesExpected = sum(func(a TruthComparison) float64 { return a.OnProbabilitiesExpected }) / n
+		r.OnProbabilitiesCorrelation = sum(func(a TruthComparison) float64 { return a.OnProbabilitiesCorrelation }) / n
 	}
 	return r, nil
 }

@@ -1,0 +1,309 @@
+package pipeline
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/promoai/promo/registry/artifact"
+	"github.com/promoai/promo/registry/eventlog"
+	"github.com/promoai/promo/trainer/features"
+	"github.com/promoai/promo/trainer/uplift"
+)
+
+// Config of a training run. Zero fields take the defaults DefaultConfig
+// shows; RegisterFlags binds what an operator tunes, and LoadLearners reads
+// the learners' hyper-parameters from a file.
+type Config struct {
+	// Models to train (default all four, artifact.Models).
+	Models []string
+	// Alias moved when a model passes its gate (default "production").
+	Alias string
+	// Tolerance: a new model may be this much worse (absolute, on its
+	// primary metric) than the incumbent and still be promoted.
+	Tolerance float64
+	// Horizon is the label period at the end of the data (default 30 days).
+	Horizon time.Duration
+	// HoldoutShare of users held out for evaluation (default 0.2).
+	HoldoutShare float64
+	// Seed for splits and bootstraps (default 42).
+	Seed uint64
+	// Protected attributes never used as model inputs (default
+	// features.DefaultProtected); recorded in manifests.
+	Protected []string
+	// Actor recorded in alias history (default "trainer").
+	Actor string
+
+	Propensity  PropensityConfig
+	Recommender RecommenderConfig
+	Uplift      UpliftConfig
+
+	// Set per run by the caller, not configuration: the logger, a
+	// listener for how far each long step is (the step's name and
+	// done/total units: event-log batches, recommender candidates or
+	// fits), and where this run's report is published (recorded in every
+	// manifest).
+	Logger     *slog.Logger
+	Progress   func(step string, done, total int)
+	ReportPath string
+}
+
+// PropensityConfig configures the purchase-propensity model.
+type PropensityConfig struct {
+	// Features, when set, restricts the model to these features (before
+	// automatic selection); unset: every feature.
+	Features []string
+}
+
+// RecommenderConfig configures the item-similarity model.
+type RecommenderConfig struct {
+	// Neighbors kept per item (default 200; EASE keeps the largest by
+	// magnitude).
+	Neighbors int `json:"neighbors"`
+	// Weights of each event type in the interaction matrix (default
+	// features.DefaultInteractionWeights) and their half-life (0: no
+	// decay).
+	Weights  map[string]float64 `json:"-"`
+	HalfLife time.Duration      `json:"-"`
+	// Search is the grid of candidates chosen on validation (default
+	// DefaultRecSearch with Neighbors).
+	Search *RecSearch `json:"-"`
+}
+
+// UpliftConfig configures the promotion-response model and the experiment
+// readout.
+type UpliftConfig struct {
+	// Lookback: randomized exposures this far back from the last event
+	// train the model and feed the readout (default 90 days).
+	Lookback time.Duration `json:"-"`
+	// Step slices the lookback into periods, each exposure with its
+	// shopper's features as of the start of its period (default 7 days):
+	// features at most this old, never from after the exposure. The
+	// server reads fresher ones, so the shorter the step, the closer
+	// training is to serving, and the more builders a run keeps.
+	Step time.Duration `json:"-"`
+	// BootstrapRounds for confidence intervals (default 200).
+	BootstrapRounds int `json:"-"`
+	// Learner's hyper-parameters (zero: uplift.DefaultOptions).
+	Learner uplift.Options
+}
+
+// Defaults of UpliftConfig.Lookback and UpliftConfig.Step.
+const (
+	DefaultExperimentLookback = 90 * 24 * time.Hour
+	DefaultExperimentStep     = 7 * 24 * time.Hour
+)
+
+// DefaultConfig is the configuration a run uses when nothing is set.
+func DefaultConfig() Config { return Config{}.WithDefaults() }
+
+// WithDefaults returns c with its zero fields set to their defaults.
+func (c Config) WithDefaults() Config {
+	c.defaults()
+	return c
+}
+
+func (c *Config) defaults() {
+	if len(c.Models) == 0 {
+		c.Models = slices.Clone(artifact.Models)
+	}
+	if c.Alias == "" {
+		c.Alias = "production"
+	}
+	if c.Tolerance == 0 {
+		c.Tolerance = 0.005
+	}
+	if c.Horizon == 0 {
+		c.Horizon = 30 * 24 * time.Hour
+	}
+	if c.HoldoutShare == 0 {
+		c.HoldoutShare = 0.2
+	}
+	if c.Seed == 0 {
+		c.Seed = 42
+	}
+	if c.Protected == nil {
+		c.Protected = features.DefaultProtected
+	}
+	if c.Actor == "" {
+		c.Actor = "trainer"
+	}
+	r := &c.Recommender
+	if r.Neighbors == 0 {
+		r.Neighbors = 200
+	}
+	if r.Weights == nil {
+		r.Weights = features.DefaultInteractionWeights()
+	}
+	if r.Search == nil {
+		s := DefaultRecSearch(r.Neighbors)
+		r.Search = &s
+	}
+	u := &c.Uplift
+	if u.Lookback == 0 {
+		u.Lookback = DefaultExperimentLookback
+	}
+	if u.Step == 0 {
+		u.Step = DefaultExperimentStep
+	}
+	if u.BootstrapRounds == 0 {
+		u.BootstrapRounds = 200
+	}
+	if u.Learner == (uplift.Options{}) {
+		u.Learner = uplift.DefaultOptions()
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Validate reports every setting a run cannot use, after filling defaults.
+func (c Config) Validate() error {
+	c.defaults()
+	var errs []error
+	for _, m := range c.Models {
+		if !slices.Contains(artifact.Models, m) {
+			errs = append(errs, fmt.Errorf("unknown model %q (want %s)", m, strings.Join(artifact.Models, ", ")))
+		}
+	}
+	if c.Tolerance < 0 || math.IsNaN(c.Tolerance) {
+		errs = append(errs, fmt.Errorf("tolerance %v must not be negative", c.Tolerance))
+	}
+	if c.Horizon < time.Hour {
+		errs = append(errs, fmt.Errorf("horizon %s must be at least 1h", c.Horizon))
+	}
+	if !(c.HoldoutShare > 0 && c.HoldoutShare < 1) {
+		errs = append(errs, fmt.Errorf("holdout share %v must be between 0 and 1", c.HoldoutShare))
+	}
+	for _, f := range c.Propensity.Features {
+		if features.Index(f) < 0 {
+			errs = append(errs, fmt.Errorf("unknown propensity feature %q", f))
+		}
+	}
+	if c.Recommender.Neighbors < 1 {
+		errs = append(errs, fmt.Errorf("recommender.neighbors %d must be at least 1", c.Recommender.Neighbors))
+	}
+	for t, w := range c.Recommender.Weights {
+		if !slices.Contains(eventlog.Types, t) || !(w >= 0) || math.IsInf(w, 0) {
+			errs = append(errs, fmt.Errorf("interaction weight %s=%v: want a known event type and a finite weight of at least 0", t, w))
+		}
+	}
+	if c.Recommender.HalfLife < 0 {
+		errs = append(errs, fmt.Errorf("interaction half-life %s must not be negative", c.Recommender.HalfLife))
+	}
+	if u := c.Uplift; u.Step < time.Hour || u.Lookback < u.Step {
+		errs = append(errs, fmt.Errorf("experiment.step %s must be at least 1h and experiment.lookback %s at least one step", u.Step, u.Lookback))
+	}
+	if c.Uplift.BootstrapRounds < 0 {
+		errs = append(errs, fmt.Errorf("bootstrap rounds %d must not be negative", c.Uplift.BootstrapRounds))
+	}
+	if err := c.Uplift.Learner.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// RegisterFlags binds the settings an operator tunes to flags named with
+// prefix, their defaults DefaultConfig's. Learners' hyper-parameters come
+// from a file instead (LoadLearners).
+func (c *Config) RegisterFlags(fs *flag.FlagSet, prefix string) {
+	d := DefaultConfig()
+	*c = d
+	fs.Func(prefix+"models", "comma-separated models to train (default "+strings.Join(d.Models, ",")+")", func(s string) error {
+		c.Models = splitList(s)
+		return nil
+	})
+	fs.StringVar(&c.Alias, prefix+"alias", d.Alias, "alias to move when a model passes its gate")
+	fs.Float64Var(&c.Tolerance, prefix+"tolerance", d.Tolerance, "a new model may be this much worse than the incumbent on its primary metric and still be promoted")
+	fs.Uint64Var(&c.Seed, prefix+"seed", d.Seed, "seed for data splits and bootstraps")
+	fs.Func(prefix+"cf.weights", "collaborative-filtering weight per event type (default "+weightsText(d.Recommender.Weights)+")", func(s string) error {
+		w, err := ParseWeights(s)
+		c.Recommender.Weights = w
+		return err
+	})
+	fs.DurationVar(&c.Recommender.HalfLife, prefix+"cf.half-life", d.Recommender.HalfLife, "decay interaction weights with this half-life (0: no decay), e.g. 720h")
+	fs.DurationVar(&c.Uplift.Lookback, prefix+"experiment.lookback", d.Uplift.Lookback, "randomized promotion exposures this far back from the last event train the uplift model and feed the experiment readout")
+	fs.DurationVar(&c.Uplift.Step, prefix+"experiment.step", d.Uplift.Step, "each of those exposures gets its shopper's features as of the start of its period of this length (shorter: fresher features, a slower run)")
+}
+
+// learners is the file LoadLearners reads.
+type learners struct {
+	Recommender *struct {
+		Neighbors int `json:"neighbors"`
+	} `json:"recommender"`
+	Uplift *uplift.Options `json:"uplift"`
+}
+
+// LoadLearners reads the learners' hyper-parameters from a JSON file
+// (docs/training.md shows one) over c's: a field the file leaves out keeps
+// its value. Unknown fields are refused.
+func (c *Config) LoadLearners(path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("learners' config: %w", err)
+	}
+	c.defaults()
+	l := learners{Uplift: &c.Uplift.Learner}
+	l.Recommender = &struct {
+		Neighbors int `json:"neighbors"`
+	}{c.Recommender.Neighbors}
+	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&l); err != nil {
+		return fmt.Errorf("learners' config %s: %w", path, err)
+	}
+	if n := l.Recommender.Neighbors; n != c.Recommender.Neighbors {
+		if n < 1 {
+			return fmt.Errorf("learners' config %s: recommender.neighbors %d must be at least 1", path, n)
+		}
+		c.Recommender.Neighbors = n
+		s := DefaultRecSearch(n)
+		c.Recommender.Search = &s
+	}
+	if err := c.Uplift.Learner.Validate(); err != nil {
+		return fmt.Errorf("learners' config %s: %w", path, err)
+	}
+	return nil
+}
+
+// ParseWeights reads interaction weights such as "view=1,add_to_cart=3,purchase=5".
+func ParseWeights(s string) (map[string]float64, error) {
+	out := map[string]float64{}
+	for _, kv := range splitList(s) {
+		k, v, ok := strings.Cut(kv, "=")
+		w, err := strconv.ParseFloat(v, 64)
+		if !ok || err != nil || !(w >= 0) || math.IsInf(w, 0) || !slices.Contains(eventlog.Types, k) {
+			return nil, fmt.Errorf("%q is not event_type=non-negative number (types: %s)", kv, strings.Join(eventlog.Types, ", "))
+		}
+		out[k] = w
+	}
+	return out, nil
+}
+
+func weightsText(w map[string]float64) string {
+	var parts []string
+	for _, t := range eventlog.Types {
+		if v, ok := w[t]; ok {
+			parts = append(parts, fmt.Sprintf("%s=%g", t, v))
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
