@@ -1,6 +1,7 @@
 // Package gateway serves the promo.v1 API as REST/JSON through grpc-gateway,
-// in front of a gRPC connection (another process, or the same one for the
-// embedded default), plus the OpenAPI document at /openapi.json.
+// in front of a gRPC connection (to another process, or an in-process one
+// for promo-server's embedded default), plus the OpenAPI document at
+// /openapi.json.
 //
 // Errors are JSON objects {code, message, details} with the HTTP status
 // grpc-gateway derives from the gRPC code (NotFound 404, InvalidArgument
@@ -34,51 +35,33 @@ type Options struct {
 // RequestIDHeader carries a request id through gateway, server and logs.
 const RequestIDHeader = "X-Request-Id"
 
-// NewHandler returns an http.Handler serving every RPC of promo.v1 over conn.
-func NewHandler(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler, error) {
+// NewHandler returns an http.Handler serving every RPC of promo.v1 over
+// conn: a connection to another process, or one that calls the services
+// in the same process (promo-server's embedded gateway).
+func NewHandler(ctx context.Context, conn grpc.ClientConnInterface, opts Options) (http.Handler, error) {
 	mux := newMux()
-	for name, register := range map[string]func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
-		"scoring":         promov1.RegisterScoringServiceHandler,
-		"recommendations": promov1.RegisterRecommendationServiceHandler,
-		"promotions":      promov1.RegisterPromotionServiceHandler,
-		"events":          promov1.RegisterEventServiceHandler,
-		"registry":        promov1.RegisterRegistryServiceHandler,
-		"status":          promov1.RegisterStatusServiceHandler,
+	for name, register := range map[string]func() error{
+		"scoring": func() error {
+			return promov1.RegisterScoringServiceHandlerClient(ctx, mux, promov1.NewScoringServiceClient(conn))
+		},
+		"recommendations": func() error {
+			return promov1.RegisterRecommendationServiceHandlerClient(ctx, mux, promov1.NewRecommendationServiceClient(conn))
+		},
+		"promotions": func() error {
+			return promov1.RegisterPromotionServiceHandlerClient(ctx, mux, promov1.NewPromotionServiceClient(conn))
+		},
+		"events": func() error {
+			return promov1.RegisterEventServiceHandlerClient(ctx, mux, promov1.NewEventServiceClient(conn))
+		},
+		"registry": func() error {
+			return promov1.RegisterRegistryServiceHandlerClient(ctx, mux, promov1.NewRegistryServiceClient(conn))
+		},
+		"status": func() error {
+			return promov1.RegisterStatusServiceHandlerClient(ctx, mux, promov1.NewStatusServiceClient(conn))
+		},
 	} {
-		if err := register(ctx, mux, conn); err != nil {
+		if err := register(); err != nil {
 			return nil, fmt.Errorf("register %s gateway: %w", name, err)
-		}
-	}
-	return wrap(mux, opts), nil
-}
-
-// Services are in-process implementations of every promo.v1 service. The
-// caller must make each one apply the same interceptors (authentication,
-// limits, metrics) as its gRPC server: the gateway calls them directly.
-type Services struct {
-	Scoring         promov1.ScoringServiceServer
-	Recommendations promov1.RecommendationServiceServer
-	Promotions      promov1.PromotionServiceServer
-	Events          promov1.EventServiceServer
-	Registry        promov1.RegistryServiceServer
-	Status          promov1.StatusServiceServer
-}
-
-// NewLocalHandler serves REST by calling the services in the same process,
-// skipping a gRPC round trip (encoding, HTTP/2 framing, decoding).
-func NewLocalHandler(ctx context.Context, s Services, opts Options) (http.Handler, error) {
-	mux := newMux()
-	errs := []error{
-		promov1.RegisterScoringServiceHandlerServer(ctx, mux, s.Scoring),
-		promov1.RegisterRecommendationServiceHandlerServer(ctx, mux, s.Recommendations),
-		promov1.RegisterPromotionServiceHandlerServer(ctx, mux, s.Promotions),
-		promov1.RegisterEventServiceHandlerServer(ctx, mux, s.Events),
-		promov1.RegisterRegistryServiceHandlerServer(ctx, mux, s.Registry),
-		promov1.RegisterStatusServiceHandlerServer(ctx, mux, s.Status),
-	}
-	for _, err := range errs {
-		if err != nil {
-			return nil, fmt.Errorf("register gateway: %w", err)
 		}
 	}
 	return wrap(mux, opts), nil

@@ -67,8 +67,15 @@ commands:
 flags:
 `
 
+// Env is what promoctl takes from its environment; main reads it.
+type Env struct {
+	// Token ($PROMO_TOKEN) is the bearer token for -server when -token
+	// is not given.
+	Token string
+}
+
 // Main runs promoctl.
-func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func Main(ctx context.Context, args []string, env Env, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("promoctl", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
@@ -104,7 +111,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *server != "" {
 		tok := *token
 		if tok == "" {
-			tok = os.Getenv("PROMO_TOKEN")
+			tok = env.Token
 		}
 		rb, err := dialServer(*server, tok, *useTLS)
 		if err != nil {

@@ -15,7 +15,7 @@ import (
 func run(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	err := cli.Main(context.Background(), args, &out, &errOut)
+	err := cli.Main(context.Background(), args, cli.Env{}, &out, &errOut)
 	return out.String() + errOut.String(), err
 }
 

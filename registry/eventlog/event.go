@@ -21,6 +21,10 @@ import (
 	"unicode/utf8"
 )
 
+// ControlArm is the experiment arm of a randomized decision that shows no
+// offer: the arm every offer's effect is measured against.
+const ControlArm = "control"
+
 // Event types.
 const (
 	TypeView          = "view"
@@ -66,7 +70,7 @@ type Event struct {
 	Quantity     int32      `json:"qty,omitempty"`
 	UnitPrice    float64    `json:"price,omitempty"`
 	Offer        string     `json:"offer,omitempty"`
-	Arm          string     `json:"arm,omitempty"`
+	Arm          string     `json:"arm,omitempty"` // ControlArm when no offer was drawn
 	Propensity   float64    `json:"propensity,omitempty"`
 	Decision     string     `json:"decision,omitempty"`
 	ModelVersion string     `json:"model_version,omitempty"`

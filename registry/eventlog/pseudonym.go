@@ -25,18 +25,15 @@ func NewPseudonymizer(key []byte) *Pseudonymizer {
 	return &Pseudonymizer{key: key}
 }
 
-// LoadPseudonymizer reads the key from a file, or else from
-// $PROMO_PSEUDONYM_KEY; with neither, ids are kept as they are.
-func LoadPseudonymizer(file string) (*Pseudonymizer, error) {
-	var key string
+// LoadPseudonymizer reads the key from a file, or else takes key (from
+// the environment, say); with neither, ids are kept as they are.
+func LoadPseudonymizer(file, key string) (*Pseudonymizer, error) {
 	if file != "" {
 		b, err := os.ReadFile(file)
 		if err != nil {
 			return nil, fmt.Errorf("pseudonymization key: %w", err)
 		}
 		key = strings.TrimSpace(string(b))
-	} else {
-		key = os.Getenv("PROMO_PSEUDONYM_KEY")
 	}
 	if key != "" && len(key) < 16 {
 		return nil, fmt.Errorf("pseudonymization key must be at least 16 characters")

@@ -74,8 +74,21 @@ type Options struct {
 	IngestPending  int
 	Pprof          bool
 	PseudonymKey   string
+	// Env holds what main reads from the environment.
+	Env Env
 	// Ready, when set, is called with the bound addresses once listening.
 	Ready func(grpcAddr, httpAddr string)
+}
+
+// Env is what the server takes from its environment; main reads it, so
+// the rest of the server sees only options.
+type Env struct {
+	// APITokens ($PROMO_API_TOKENS): comma-separated "token:role[:name]",
+	// besides -auth.tokens-file.
+	APITokens string
+	// PseudonymKey ($PROMO_PSEUDONYM_KEY) when -privacy.pseudonym-key-file
+	// is unset.
+	PseudonymKey string
 }
 
 // RegisterFlags registers the options with their defaults.
@@ -164,7 +177,7 @@ func Run(ctx context.Context, o Options, logOut io.Writer) error {
 			return err
 		}
 	}
-	ids, toks, err := auth.LoadTokens(o.TokensFile)
+	ids, toks, err := auth.LoadTokens(o.TokensFile, o.Env.APITokens)
 	if err != nil {
 		return err
 	}
@@ -180,7 +193,7 @@ func Run(ctx context.Context, o Options, logOut io.Writer) error {
 			return fmt.Errorf("-auth.public: unknown group %q (want serving, read)", g)
 		}
 	}
-	pseudo, err := eventlog.LoadPseudonymizer(o.PseudonymKey)
+	pseudo, err := eventlog.LoadPseudonymizer(o.PseudonymKey, o.Env.PseudonymKey)
 	if err != nil {
 		return err
 	}
@@ -230,15 +243,19 @@ func Run(ctx context.Context, o Options, logOut io.Writer) error {
 		return fmt.Errorf("read erasures: %w", err)
 	}
 	serving.Erased = erased
-	promov1.RegisterScoringServiceServer(srv, serving)
-	promov1.RegisterRecommendationServiceServer(srv, serving)
-	promov1.RegisterPromotionServiceServer(srv, serving)
 	events := &api.Events{Writer: writer, Bucket: bkt, Now: time.Now, Pseudonyms: pseudo, Erased: erased}
-	registrySvc := &api.Registry{Reg: reg}
-	statusSvc := &api.Status{Models: set}
-	promov1.RegisterEventServiceServer(srv, events)
-	promov1.RegisterRegistryServiceServer(srv, registrySvc)
-	promov1.RegisterStatusServiceServer(srv, statusSvc)
+	// The same services on the gRPC server and on the in-process
+	// connection the embedded REST gateway calls, which runs them through
+	// the same interceptors (auth, limits, metrics, logs).
+	local := newInProcess(chain...)
+	for _, r := range []grpc.ServiceRegistrar{srv, local} {
+		promov1.RegisterScoringServiceServer(r, serving)
+		promov1.RegisterRecommendationServiceServer(r, serving)
+		promov1.RegisterPromotionServiceServer(r, serving)
+		promov1.RegisterEventServiceServer(r, events)
+		promov1.RegisterRegistryServiceServer(r, &api.Registry{Reg: reg})
+		promov1.RegisterStatusServiceServer(r, &api.Status{Models: set})
+	}
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(srv, hs)
 	reflection.Register(srv)
@@ -340,11 +357,7 @@ func Run(ctx context.Context, o Options, logOut io.Writer) error {
 			mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 		}
 		if o.Gateway {
-			// The in-process gateway calls the services directly, through
-			// the same interceptors (auth, limits, metrics, logs) as gRPC
-			// calls, without a gRPC round trip.
-			gw, err := gateway.NewLocalHandler(ctx, localServices(chain, serving, serving, serving, events, registrySvc, statusSvc),
-				gateway.Options{MaxBodyBytes: int64(o.MaxRecvBytes)})
+			gw, err := gateway.NewHandler(ctx, local, gateway.Options{MaxBodyBytes: int64(o.MaxRecvBytes)})
 			if err != nil {
 				return err
 			}

@@ -98,8 +98,9 @@ func ParseTokens(text string) ([]Identity, []string, error) {
 	return ids, toks, nil
 }
 
-// LoadTokens reads tokens from a file and/or PROMO_API_TOKENS.
-func LoadTokens(file string) ([]Identity, []string, error) {
+// LoadTokens reads tokens from a file and/or list, comma-separated
+// "token:role[:name]" entries (from the environment, say).
+func LoadTokens(file, list string) ([]Identity, []string, error) {
 	var text strings.Builder
 	if file != "" {
 		data, err := os.ReadFile(file)
@@ -109,8 +110,8 @@ func LoadTokens(file string) ([]Identity, []string, error) {
 		text.Write(data)
 		text.WriteByte('\n')
 	}
-	if env := os.Getenv("PROMO_API_TOKENS"); env != "" {
-		for _, entry := range strings.Split(env, ",") {
+	if list != "" {
+		for _, entry := range strings.Split(list, ",") {
 			text.WriteString(strings.ReplaceAll(strings.TrimSpace(entry), ":", " "))
 			text.WriteByte('\n')
 		}

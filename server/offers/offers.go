@@ -22,6 +22,8 @@ import (
 	"os"
 	"slices"
 	"strings"
+
+	"github.com/promoai/promo/registry/eventlog"
 )
 
 // Kinds of offer.
@@ -100,8 +102,8 @@ func (c *Catalogue) Validate() error {
 			return fmt.Errorf("offer id %q is empty or repeated", o.ID)
 		}
 		seen[o.ID] = true
-		if o.Arm == "" || o.Arm == ControlArm {
-			return fmt.Errorf("offer %s: arm (the uplift model arm) is required and must not be %q", o.ID, ControlArm)
+		if o.Arm == "" || o.Arm == eventlog.ControlArm {
+			return fmt.Errorf("offer %s: arm (the uplift model arm) is required and must not be %q", o.ID, eventlog.ControlArm)
 		}
 		bad := func(v float64) bool { return math.IsNaN(v) || v < 0 }
 		if bad(o.Threshold) || bad(o.AmountOff) || bad(o.GiftCost) || bad(o.MinCartValue) || bad(o.PercentOff) || o.PercentOff > 100 {
@@ -239,10 +241,6 @@ func Best(evals []Evaluation) []Evaluation {
 	return out
 }
 
-// ControlArm is the experiment arm of a randomized decision that shows no
-// offer; the trainer's uplift model compares every offer arm with it.
-const ControlArm = "control"
-
 // Assignment is the outcome of a randomized decision.
 type Assignment struct {
 	Arm        string
@@ -270,7 +268,7 @@ func (c *Catalogue) Randomize(decision string, share float64) (Assignment, bool)
 	slots := len(c.Offers) + 1
 	k := r.IntN(slots)
 	if k == len(c.Offers) {
-		return Assignment{Arm: ControlArm, Propensity: 1 / float64(slots)}, true
+		return Assignment{Arm: eventlog.ControlArm, Propensity: 1 / float64(slots)}, true
 	}
 	o := &c.Offers[k]
 	same := 0 // offers that share o's arm make that arm likelier

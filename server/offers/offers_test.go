@@ -5,6 +5,7 @@ import (
 	"math"
 	"testing"
 
+	"github.com/promoai/promo/registry/eventlog"
 	"github.com/promoai/promo/server/offers"
 )
 
@@ -26,7 +27,7 @@ func TestRandomizeDrawsEveryArmEquallyOften(t *testing.T) {
 		if want := 1 / float64(len(c.Offers)+1); math.Abs(a.Propensity-want) > 1e-12 {
 			t.Fatalf("%s drawn with propensity %v, want %v", a.Arm, a.Propensity, want)
 		}
-		if (a.Arm == offers.ControlArm) != (a.Offer == nil) || (a.Offer != nil && a.Offer.Arm != a.Arm) {
+		if (a.Arm == eventlog.ControlArm) != (a.Offer == nil) || (a.Offer != nil && a.Offer.Arm != a.Arm) {
 			t.Fatalf("assignment %+v", a)
 		}
 	}
@@ -62,7 +63,7 @@ func TestRandomizeWeighsArmsSharedByOffers(t *testing.T) {
 		{ID: "b", Kind: offers.KindPercent, Arm: "pct", PercentOff: 15},
 		{ID: "c", Kind: offers.KindAmount, Arm: "amount", AmountOff: 5},
 	}}
-	want := map[string]float64{"pct": 0.5, "amount": 0.25, offers.ControlArm: 0.25}
+	want := map[string]float64{"pct": 0.5, "amount": 0.25, eventlog.ControlArm: 0.25}
 	for i := range 200 {
 		a, ok := c.Randomize(fmt.Sprint(i), 1)
 		if !ok || a.Propensity != want[a.Arm] {
@@ -72,7 +73,7 @@ func TestRandomizeWeighsArmsSharedByOffers(t *testing.T) {
 }
 
 func TestValidateRejectsTheControlArm(t *testing.T) {
-	c := &offers.Catalogue{Offers: []offers.Offer{{ID: "x", Kind: offers.KindPercent, Arm: offers.ControlArm, PercentOff: 10}}}
+	c := &offers.Catalogue{Offers: []offers.Offer{{ID: "x", Kind: offers.KindPercent, Arm: eventlog.ControlArm, PercentOff: 10}}}
 	if err := c.Validate(); err == nil {
 		t.Fatal("an offer on the control arm was accepted")
 	}

@@ -92,7 +92,7 @@ func TestOfferLiftAndPriceIndex(t *testing.T) {
 	}
 	session("p1", "", "buy")
 	session("p2", "", "")
-	session("c1", features.ControlArm, "") // a control exposure is no offer
+	session("c1", eventlog.ControlArm, "") // a control exposure is no offer
 	session("o1", "pct10", "")
 	session("o2", "gift", "")
 	session("o3", "gift", "cart") // a cart is a response too

@@ -5,6 +5,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/promoai/promo/registry/eventlog"
 	"github.com/promoai/promo/trainer/eval"
 	"github.com/promoai/promo/trainer/features"
 	"github.com/promoai/promo/trainer/fit"
@@ -47,13 +48,13 @@ func ExperimentReadout(ds *features.Dataset) ([]ArmReadout, error) {
 	for _, e := range ds.Exposures {
 		byArm[e.Arm] = append(byArm[e.Arm], e)
 	}
-	control := byArm[features.ControlArm]
+	control := byArm[eventlog.ControlArm]
 	if len(control) == 0 {
-		return nil, fmt.Errorf("%w: the %q arm has no randomized exposures; a readout needs a randomized control group", fit.ErrNoData, features.ControlArm)
+		return nil, fmt.Errorf("%w: the %q arm has no randomized exposures; a readout needs a randomized control group", fit.ErrNoData, eventlog.ControlArm)
 	}
 	var out []ArmReadout
 	for arm, rows := range byArm {
-		if arm == features.ControlArm {
+		if arm == eventlog.ControlArm {
 			continue
 		}
 		both := append(append([]features.Exposure(nil), rows...), control...)

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/promoai/promo/registry/eventlog"
 	"github.com/promoai/promo/registry/providers/inmem"
 	"github.com/promoai/promo/trainer/features"
 	"github.com/promoai/promo/trainer/fit"
@@ -114,7 +115,7 @@ func TestCampaignsWithoutControlAreLeftOut(t *testing.T) {
 		if e.Time.Before(experiment) {
 			t.Fatalf("a %s exposure at %s, before the experiment began on %s, was kept", e.Arm, e.Time, experiment)
 		}
-		if e.Arm != features.ControlArm {
+		if e.Arm != eventlog.ControlArm {
 			offers = append(offers, e)
 		}
 	}
@@ -136,7 +137,7 @@ func TestReadoutClustersByShopper(t *testing.T) {
 		for period := range 3 {
 			perPeriod.Users = append(perPeriod.Users, features.UserRow{ID: id})
 			for k := range 2 {
-				e := features.Exposure{Arm: []string{features.ControlArm, "pct10"}[(s+period)%2], Converted: (s*7+period*3+k)%4 == 0, FollowedUp: true}
+				e := features.Exposure{Arm: []string{eventlog.ControlArm, "pct10"}[(s+period)%2], Converted: (s*7+period*3+k)%4 == 0, FollowedUp: true}
 				e.User = s
 				perShopper.Exposures = append(perShopper.Exposures, e)
 				e.User = len(perPeriod.Users) - 1

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/promoai/promo/registry/artifact"
+	"github.com/promoai/promo/registry/eventlog"
 	"github.com/promoai/promo/trainer/features"
 	"github.com/promoai/promo/trainer/fit"
 	"github.com/promoai/promo/trainer/uplift"
@@ -146,7 +147,7 @@ func fitUplift(ds *features.Dataset, holdout []bool, cfg Config) (*candidate, er
 	}
 	params := map[string]string{
 		"algorithm": cfg.Uplift.Learner.String(),
-		"control":   features.ControlArm, "arms": strings.Join(model.ArmNames(), ","),
+		"control":   eventlog.ControlArm, "arms": strings.Join(model.ArmNames(), ","),
 		"outcome": "purchase within 24h of the exposure, before the next exposure",
 		"ci":      fmt.Sprintf("bootstrap, %d rounds, 95%%", rounds),
 		"policy":  "policy.*: conversion on the holdout if each shopper got the offer with the highest predicted lift, vs no offer and vs the best single offer (" + pe.BestOfferArm + ", chosen on training exposures); bootstrap intervals",

@@ -10,6 +10,7 @@ import (
 
 	"github.com/promoai/promo/registry"
 	"github.com/promoai/promo/registry/artifact"
+	"github.com/promoai/promo/registry/eventlog"
 	"github.com/promoai/promo/registry/providers/inmem"
 	"github.com/promoai/promo/trainer/features"
 	"github.com/promoai/promo/trainer/shop"
@@ -197,7 +198,7 @@ func TestIncumbentOfAnotherVersionIsReevaluated(t *testing.T) {
 	model := func(effect *artifact.Trees) *artifact.Uplift {
 		zero := artifact.Linear{Coef: []float64{0}}
 		u := &artifact.Uplift{Features: []string{"x"}, Scaler: artifact.Standardizer{Mean: []float64{0}, Scale: []float64{1}},
-			Control: artifact.ArmModel{Arm: features.ControlArm, Conversion: zero, Spend: zero},
+			Control: artifact.ArmModel{Arm: eventlog.ControlArm, Conversion: zero, Spend: zero},
 			Arms:    []artifact.ArmModel{{Arm: "a", Conversion: zero, Spend: zero, Effect: effect}}}
 		u.Prepare()
 		return u

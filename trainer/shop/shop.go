@@ -69,9 +69,8 @@ func Preset(name string) (Params, error) {
 	return Params{}, fmt.Errorf("unknown shop size %q (want tiny, small, ml100k, medium or large)", name)
 }
 
-// Arms of the promotion experiment. Control gets nothing.
+// Arms of the promotion experiment besides control (eventlog.ControlArm), which gets nothing.
 const (
-	ArmControl   = "control"
 	ArmPercent   = "pct10"   // 10% off
 	ArmAmount    = "amount5" // 5 off
 	ArmThreshold = "spend50get10"
@@ -79,7 +78,7 @@ const (
 )
 
 // Arms lists the experiment arms, control first.
-var Arms = []string{ArmControl, ArmPercent, ArmAmount, ArmThreshold, ArmGift}
+var Arms = []string{eventlog.ControlArm, ArmPercent, ArmAmount, ArmThreshold, ArmGift}
 
 // Kind of user, which drives the true response to promotions.
 const (
@@ -142,7 +141,7 @@ const SleepingDogEffect = -0.08
 // offer aversion that outcomes can leave, a yardstick for features such as
 // offer_lift.
 func (e ExposureTruth) SleepingDogEvidence() float64 {
-	if e.Arm == "" || e.Arm == ArmControl {
+	if e.Arm == "" || e.Arm == eventlog.ControlArm {
 		return 0
 	}
 	likelihood := func(q float64) float64 {
@@ -267,7 +266,7 @@ func (c *Catalogue) newUser(p Params, r *rand.Rand, idx int) *user {
 	}
 	// True effects on session conversion, additive.
 	ps := u.priceSens
-	u.uplift = map[string]float64{ArmControl: 0}
+	u.uplift = map[string]float64{eventlog.ControlArm: 0}
 	switch u.kind {
 	case KindSleepingDog:
 		for _, a := range Arms[1:] {
@@ -498,7 +497,7 @@ func (c *Catalogue) session(p Params, r *rand.Rand, u *user, t time.Time, sinceB
 		return false, err
 	}
 	st.Purchases++
-	if arm != "" && arm != ArmControl {
+	if arm != "" && arm != eventlog.ControlArm {
 		if err := send(&eventlog.Event{Type: eventlog.TypePromoRedeem, Time: t, User: u.id, Session: sid, Arm: arm, Offer: arm, Decision: "d-" + sid, Order: order}); err != nil {
 			return false, err
 		}

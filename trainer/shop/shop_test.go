@@ -91,7 +91,7 @@ func TestExposureTruth(t *testing.T) {
 		}
 		for i, x := range tr.Exposures {
 			decisions++
-			if !x.Time.Equal(exposed[tr.User][i]) || len(x.Effects) != len(shop.Arms) || x.Effects[shop.ArmControl] != 0 {
+			if !x.Time.Equal(exposed[tr.User][i]) || len(x.Effects) != len(shop.Arms) || x.Effects[eventlog.ControlArm] != 0 {
 				return fmt.Errorf("user %s, exposure %d at %s (event at %s): %v", tr.User, i, x.Time, exposed[tr.User][i], x.Effects)
 			}
 			for a, e := range x.Effects {
@@ -192,7 +192,7 @@ func TestSleepingDogEvidenceOfOneSession(t *testing.T) {
 		{shop.ExposureTruth{Arm: shop.ArmPercent, Baseline: q, Outcome: shop.OutcomeNone}, math.Log((1 - 0.242) / (1 - 0.37))},
 		// At the floor an offer cannot lower the probability: no evidence.
 		{shop.ExposureTruth{Arm: shop.ArmPercent, Baseline: 0.001, Outcome: shop.OutcomeNone}, 0},
-		{shop.ExposureTruth{Arm: shop.ArmControl, Baseline: q, Outcome: shop.OutcomePurchase}, 0},
+		{shop.ExposureTruth{Arm: eventlog.ControlArm, Baseline: q, Outcome: shop.OutcomePurchase}, 0},
 		{shop.ExposureTruth{Baseline: q, Outcome: shop.OutcomeNone}, 0},
 	} {
 		if got := c.e.SleepingDogEvidence(); math.Abs(got-c.want) > 1e-12 {
@@ -211,7 +211,7 @@ func TestSleepingDogEvidenceFindsTheDogs(t *testing.T) {
 		dog := tr.Kind == shop.KindSleepingDog
 		users[dog]++
 		for _, x := range tr.Exposures {
-			if x.Arm != shop.ArmControl {
+			if x.Arm != eventlog.ControlArm {
 				sum[dog] += x.SleepingDogEvidence()
 				n[dog]++
 			}

@@ -5,7 +5,7 @@ import (
 	"sort"
 
 	"github.com/promoai/promo/registry/artifact"
-	"github.com/promoai/promo/trainer/features"
+	"github.com/promoai/promo/registry/eventlog"
 	"github.com/promoai/promo/trainer/fit"
 )
 
@@ -30,16 +30,16 @@ func fitConversion(rows []Row, z [][]float64, opt Options) (*conversionModels, e
 	var offered []int
 	for i, r := range rows {
 		byArm[r.Arm] = append(byArm[r.Arm], i)
-		if r.Arm != features.ControlArm {
+		if r.Arm != eventlog.ControlArm {
 			offered = append(offered, i)
 		}
 	}
-	if len(byArm[features.ControlArm]) == 0 {
-		return nil, fmt.Errorf("%w: the %q arm has no exposures; uplift needs a randomized control group", fit.ErrNoData, features.ControlArm)
+	if len(byArm[eventlog.ControlArm]) == 0 {
+		return nil, fmt.Errorf("%w: the %q arm has no exposures; uplift needs a randomized control group", fit.ErrNoData, eventlog.ControlArm)
 	}
 	c := &conversionModels{byArm: byArm}
 	for a := range byArm {
-		if a != features.ControlArm {
+		if a != eventlog.ControlArm {
 			c.arms = append(c.arms, a)
 		}
 	}
@@ -54,10 +54,10 @@ func fitConversion(rows []Row, z [][]float64, opt Options) (*conversionModels, e
 		}
 		return X, y
 	}
-	X, y := gather(byArm[features.ControlArm])
+	X, y := gather(byArm[eventlog.ControlArm])
 	var err error
 	if c.control, err = fit.Logistic(X, y, fit.LogisticOptions{}.WithL2(opt.L2)); err != nil {
-		return nil, fmt.Errorf("arm %s conversion: %w", features.ControlArm, err)
+		return nil, fmt.Errorf("arm %s conversion: %w", eventlog.ControlArm, err)
 	}
 	armIdx := make(map[string]int, len(c.arms))
 	for k, a := range c.arms {

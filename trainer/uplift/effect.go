@@ -6,7 +6,7 @@ import (
 	"slices"
 
 	"github.com/promoai/promo/registry/artifact"
-	"github.com/promoai/promo/trainer/features"
+	"github.com/promoai/promo/registry/eventlog"
 	"github.com/promoai/promo/trainer/fit"
 )
 
@@ -141,7 +141,7 @@ func crossFit(conv *conversionModels, rows []Row, z [][]float64, fold []int, opt
 // (see fitEffects), weighted by the inverse of φ's variance.
 func pseudoOutcomes(conv *conversionModels, k int, rows []Row, z [][]float64, muA, muC []float64) liftData {
 	a := conv.arms[k]
-	na, nc := len(conv.byArm[a]), len(conv.byArm[features.ControlArm])
+	na, nc := len(conv.byArm[a]), len(conv.byArm[eventlog.ControlArm])
 	e := float64(na) / float64(na+nc)
 	d := liftData{arm: k}
 	for i, r := range rows {
@@ -150,7 +150,7 @@ func pseudoOutcomes(conv *conversionModels, k int, rows []Row, z [][]float64, mu
 		switch r.Arm {
 		case a:
 			p = muA[i] - muC[i] + (y-muA[i])/e
-		case features.ControlArm:
+		case eventlog.ControlArm:
 			p = muA[i] - muC[i] - (y-muC[i])/(1-e)
 		default:
 			continue

@@ -7,8 +7,8 @@ import (
 	"slices"
 
 	"github.com/promoai/promo/registry/artifact"
+	"github.com/promoai/promo/registry/eventlog"
 	"github.com/promoai/promo/trainer/eval"
-	"github.com/promoai/promo/trainer/features"
 	"github.com/promoai/promo/trainer/fit"
 )
 
@@ -73,7 +73,7 @@ func QiniCurve(u *artifact.Uplift, rows []Row, featureNames []string, arm string
 // got the arm, for the rows of arm and control.
 func scored(u *artifact.Uplift, rows []Row, featureNames []string, arm string) (y, score []float64, treated []bool, err error) {
 	for _, r := range rows {
-		if r.Arm != arm && r.Arm != features.ControlArm {
+		if r.Arm != arm && r.Arm != eventlog.ControlArm {
 			continue
 		}
 		x, err := remapFeatures(r.X, featureNames, u.Features)
@@ -169,19 +169,19 @@ func EvaluatePolicy(u *artifact.Uplift, train, test []Row, rounds int, seed uint
 	logged, chosen := make([]string, len(test)), make([]string, len(test))
 	offered := 0
 	for i, r := range test {
-		y[i], logged[i], chosen[i] = r.Converted, r.Arm, features.ControlArm
+		y[i], logged[i], chosen[i] = r.Converted, r.Arm, eventlog.ControlArm
 		lift := 0.0
 		for _, arm := range u.ArmNames() {
 			if p, ok := u.Predict(r.X, arm); ok && p.PTreated-p.PControl > lift {
 				chosen[i], lift = arm, p.PTreated-p.PControl
 			}
 		}
-		if chosen[i] != features.ControlArm {
+		if chosen[i] != eventlog.ControlArm {
 			offered++
 		}
 	}
 	everyone := func(arm string) []string { return slices.Repeat([]string{arm}, len(test)) }
-	control, bestArm := everyone(features.ControlArm), everyone(best)
+	control, bestArm := everyone(eventlog.ControlArm), everyone(best)
 	all := make([]int, len(test))
 	for i := range all {
 		all[i] = i

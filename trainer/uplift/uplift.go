@@ -22,7 +22,7 @@ import (
 	"time"
 
 	"github.com/promoai/promo/registry/artifact"
-	"github.com/promoai/promo/trainer/features"
+	"github.com/promoai/promo/registry/eventlog"
 	"github.com/promoai/promo/trainer/fit"
 )
 
@@ -150,8 +150,8 @@ func Fit(rows []Row, featureNames []string, scaler artifact.Standardizer, opt Op
 		return nil, nil, err
 	}
 	u = &artifact.Uplift{Features: featureNames, Scaler: scaler}
-	ctrl := conv.byArm[features.ControlArm]
-	u.Control = artifact.ArmModel{Arm: features.ControlArm, Conversion: conv.control, Spend: spendModel(rows, z, ctrl, len(featureNames)), N: len(ctrl)}
+	ctrl := conv.byArm[eventlog.ControlArm]
+	u.Control = artifact.ArmModel{Arm: eventlog.ControlArm, Conversion: conv.control, Spend: spendModel(rows, z, ctrl, len(featureNames)), N: len(ctrl)}
 	for k, a := range conv.arms {
 		idx := conv.byArm[a]
 		u.Arms = append(u.Arms, artifact.ArmModel{Arm: a, Conversion: conv.treated[k], Spend: spendModel(rows, z, idx, len(featureNames)), N: len(idx)})

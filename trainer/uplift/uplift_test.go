@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/promoai/promo/registry/artifact"
-	"github.com/promoai/promo/trainer/features"
+	"github.com/promoai/promo/registry/eventlog"
 	"github.com/promoai/promo/trainer/fit"
 )
 
@@ -53,7 +53,7 @@ func TestFitNeedsControlAndAnOffer(t *testing.T) {
 		t.Errorf("no control arm: %v", err)
 	}
 	for i := range rows {
-		rows[i].Arm = features.ControlArm
+		rows[i].Arm = eventlog.ControlArm
 	}
 	if _, _, err := Fit(rows, []string{"x"}, scaler, bare); !errors.Is(err, fit.ErrNoData) {
 		t.Errorf("control only: %v", err)
@@ -66,7 +66,7 @@ func TestFitNeedsControlAndAnOffer(t *testing.T) {
 func TestFitCopesWithASparseArm(t *testing.T) {
 	rows := offerRows(2_000)
 	for i := range 1_000 {
-		rows = append(rows, Row{X: []float64{float64(i%7) - 3}, Arm: features.ControlArm, Converted: float64(i % 3 % 2)})
+		rows = append(rows, Row{X: []float64{float64(i%7) - 3}, Arm: eventlog.ControlArm, Converted: float64(i % 3 % 2)})
 	}
 	for i := range 30 {
 		rows = append(rows, Row{X: []float64{float64(i%5) - 2}, Arm: "c"})
@@ -170,7 +170,7 @@ func TestEffectTreesFindAnEffectThatChangesSign(t *testing.T) {
 	var rows []Row
 	for i := range 40_000 {
 		x := 4*r.Float64() - 2
-		arm, p := features.ControlArm, 0.3
+		arm, p := eventlog.ControlArm, 0.3
 		if i%2 == 1 {
 			arm, p = "offer", 0.3+effect(x)
 		}
@@ -231,12 +231,12 @@ func TestSharedSplitsKeepEachArmsOwnEffect(t *testing.T) {
 		}
 		return -0.15
 	}
-	arms := []string{features.ControlArm, "a", "b", "c", "flat"}
+	arms := []string{eventlog.ControlArm, "a", "b", "c", "flat"}
 	var rows []Row
 	for i := range 60_000 {
 		x := 4*r.Float64() - 2
 		arm, p := arms[i%len(arms)], 0.3
-		if arm != features.ControlArm {
+		if arm != eventlog.ControlArm {
 			p += effect(arm, x)
 		}
 		y := 0.0
@@ -282,8 +282,8 @@ func TestSharedSplitsKeepEachArmsOwnEffect(t *testing.T) {
 // Each pseudo-outcome weighs the inverse of its variance, which depends on
 // the shopper's predicted probabilities and not on the arm the row got.
 func TestPseudoOutcomesWeighByTheirVariance(t *testing.T) {
-	conv := &conversionModels{arms: []string{"a"}, byArm: map[string][]int{features.ControlArm: {0, 1}, "a": {2}}}
-	rows := []Row{{Arm: features.ControlArm, Converted: 1}, {Arm: features.ControlArm}, {Arm: "a", Converted: 1}}
+	conv := &conversionModels{arms: []string{"a"}, byArm: map[string][]int{eventlog.ControlArm: {0, 1}, "a": {2}}}
+	rows := []Row{{Arm: eventlog.ControlArm, Converted: 1}, {Arm: eventlog.ControlArm}, {Arm: "a", Converted: 1}}
 	z := [][]float64{{0}, {1}, {2}}
 	muA, muC := []float64{0.5, 0.2, 0.9}, []float64{0.4, 0.1, 0.99}
 	d := pseudoOutcomes(conv, 0, rows, z, muA, muC)
@@ -326,7 +326,7 @@ func TestArmLinearTermsGiveEachOfferItsOwnSize(t *testing.T) {
 		}
 		return discount[arm] * (1 + sensitivity) * (1 - isNew)
 	}
-	arms := []string{features.ControlArm, "large", "small", "gift"}
+	arms := []string{eventlog.ControlArm, "large", "small", "gift"}
 	scaler := fit.Standardize([][]float64{{0, -1}, {1, 1}}, nil)
 	fitWith := func(seed uint64, armLinear float64) *artifact.Uplift {
 		r := rand.New(rand.NewPCG(seed, 14))
@@ -407,7 +407,7 @@ func TestCartTasksFindWhereTheEffectChanges(t *testing.T) {
 		return e
 	}
 	const d = 5 // x[0] matters, the rest is noise to split on
-	arms := []string{features.ControlArm, "a", "b"}
+	arms := []string{eventlog.ControlArm, "a", "b"}
 	var rows []Row
 	for i := range 45_000 {
 		x := make([]float64, d)
@@ -415,7 +415,7 @@ func TestCartTasksFindWhereTheEffectChanges(t *testing.T) {
 			x[j] = 4*r.Float64() - 2
 		}
 		arm, e := arms[i%len(arms)], 0.0
-		if arm != features.ControlArm {
+		if arm != eventlog.ControlArm {
 			e = effect(arm, x)
 		}
 		row := Row{X: x, Arm: arm, User: i, Shopper: uint32(i)}
@@ -493,12 +493,12 @@ func TestOutcomesAsProbabilities(t *testing.T) {
 		}
 		return -0.03
 	}
-	arms := []string{features.ControlArm, "a"}
+	arms := []string{eventlog.ControlArm, "a"}
 	var outcomes, probabilities, opposite []Row
 	for i := range 30_000 {
 		x := []float64{4*r.Float64() - 2, 4*r.Float64() - 2}
 		arm, e := arms[i%len(arms)], 0.0
-		if arm != features.ControlArm {
+		if arm != eventlog.ControlArm {
 			e = effect(x)
 		}
 		row := Row{X: x, Arm: arm, User: i, Shopper: uint32(i)}
@@ -551,7 +551,7 @@ func BenchmarkFit(b *testing.B) {
 	const n, d = 200_000, 25
 	r := rand.New(rand.NewPCG(1, 2))
 	carts := rand.New(rand.NewPCG(3, 4))
-	arms := []string{features.ControlArm, "a", "b", "c", "d"}
+	arms := []string{eventlog.ControlArm, "a", "b", "c", "d"}
 	rows := make([]Row, n)
 	X := make([][]float64, n)
 	names := make([]string, d)
@@ -564,7 +564,7 @@ func BenchmarkFit(b *testing.B) {
 			x[j] = r.NormFloat64()
 		}
 		arm, p := arms[i%len(arms)], 0.1+0.05*math.Tanh(x[0])
-		if arm != features.ControlArm {
+		if arm != eventlog.ControlArm {
 			p += 0.05 * math.Cos(x[1]) * float64(i%len(arms)) / 2
 		}
 		y := 0.0

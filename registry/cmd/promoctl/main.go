@@ -19,7 +19,7 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if err := cli.Main(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+	if err := cli.Main(ctx, os.Args[1:], cli.Env{Token: os.Getenv("PROMO_TOKEN")}, os.Stdout, os.Stderr); err != nil {
 		if st, ok := status.FromError(err); ok && st.Code() != codes.Unknown {
 			err = fmt.Errorf("%s: %s", st.Code(), st.Message())
 		}

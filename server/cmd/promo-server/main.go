@@ -19,6 +19,7 @@ func main() {
 	var o app.Options
 	o.Store.Dir = "./var/registry"
 	o.RegisterFlags(fs)
+	o.Env = app.Env{APITokens: os.Getenv("PROMO_API_TOKENS"), PseudonymKey: os.Getenv("PROMO_PSEUDONYM_KEY")}
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return

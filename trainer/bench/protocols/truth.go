@@ -9,6 +9,7 @@ import (
 
 	"github.com/promoai/promo/registry"
 	"github.com/promoai/promo/registry/artifact"
+	"github.com/promoai/promo/registry/eventlog"
 	"github.com/promoai/promo/trainer/eval"
 	"github.com/promoai/promo/trainer/features"
 	"github.com/promoai/promo/trainer/fit"
@@ -138,7 +139,7 @@ func CompareWithTruth(ds *features.Dataset, t ShopTruth, served *features.Datase
 		var treated []bool
 		var group []string
 		for row, r := range d.Test {
-			if r.Arm != arm && r.Arm != features.ControlArm {
+			if r.Arm != arm && r.Arm != eventlog.ControlArm {
 				continue
 			}
 			resp, _ := d.Model.Predict(r.X, arm)

@@ -1,0 +1,176 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"math"
+
+	promov1 "github.com/promoai/promo/proto/promo/v1"
+	"github.com/promoai/promo/registry"
+	"github.com/promoai/promo/registry/artifact"
+)
+
+func checkK(k int32) (int, error) {
+	switch {
+	case k == 0:
+		return DefaultK, nil
+	case k < 0 || k > MaxK:
+		return 0, invalidf("k = %d; it must be between 1 and %d", k, MaxK)
+	}
+	return int(k), nil
+}
+
+// Recommend implements promov1.RecommendationServiceServer.
+func (s *Serving) Recommend(ctx context.Context, req *promov1.RecommendRequest) (*promov1.RecommendResponse, error) {
+	k, err := checkK(req.GetK())
+	if err != nil {
+		return nil, err
+	}
+	if err := checkID("user_id", req.GetUserId()); err != nil {
+		return nil, err
+	}
+	if len(req.GetSessionItemIds()) > MaxSessionItems || len(req.GetExcludeItemIds()) > MaxSessionItems*10 {
+		return nil, invalidf("at most %d session items and %d excluded items", MaxSessionItems, MaxSessionItems*10)
+	}
+	rl := s.Models.Get(artifact.ModelRecommender)
+	if rl == nil {
+		return nil, notLoaded(artifact.ModelRecommender)
+	}
+	sim := rl.Artifact.(*artifact.ItemSim)
+	prof, _, _ := s.profile(req.GetUserId())
+	nHist := len(req.GetSessionItemIds())
+	nExcl := len(req.GetExcludeItemIds())
+	if prof != nil {
+		nHist += len(prof.Recent)
+		nExcl += len(prof.Purchased)
+	}
+	// Sized up front: this handler is on the hot path.
+	q := artifact.Query{K: k, Categories: req.GetCategories(), Exclude: make(map[int32]bool, nExcl), History: make([]artifact.Weighted, 0, nHist)}
+	origin := make(origins, 0, nHist+nExcl) // history item -> how the shopper knows it
+	// Past behaviour, newer items weigh more.
+	if prof != nil {
+		n := len(prof.Recent)
+		for i, id := range prof.Recent {
+			if ix, ok := sim.Index(id); ok {
+				q.History = append(q.History, artifact.Weighted{Item: ix, Weight: float32(math.Pow(0.9, float64(n-1-i)))})
+				origin.set(ix, "viewed")
+			}
+		}
+		for _, id := range prof.Purchased {
+			if ix, ok := sim.Index(id); ok {
+				origin.set(ix, "bought")
+				if req.GetExcludePurchased() {
+					q.Exclude[ix] = true
+				}
+			}
+		}
+	}
+	// What the shopper is looking at right now dominates: the blend reacts
+	// to the current session in real time.
+	ns := len(req.GetSessionItemIds())
+	for i, id := range req.GetSessionItemIds() {
+		if ix, ok := sim.Index(id); ok {
+			q.History = append(q.History, artifact.Weighted{Item: ix, Weight: float32(2 * math.Pow(0.8, float64(ns-1-i)))})
+			origin.set(ix, "are looking at")
+		}
+	}
+	for _, id := range req.GetExcludeItemIds() {
+		if ix, ok := sim.Index(id); ok {
+			q.Exclude[ix] = true
+		}
+	}
+	recs := sim.Recommend(q)
+	resp := &promov1.RecommendResponse{Model: ref(rl), ColdStart: len(q.History) == 0, Items: make([]*promov1.RecommendedItem, len(recs))}
+	// One allocation for all items and one for all "because of" ids, not
+	// one each: this is the hottest response of the API.
+	items := make([]promov1.RecommendedItem, len(recs))
+	because := make([]string, len(recs))
+	for i, r := range recs {
+		it := sim.Items[r.Item]
+		out := &items[i]
+		out.ItemId, out.Score, out.Category = it.ID, float64(r.Score), it.Category
+		if r.BecauseOf >= 0 {
+			src := sim.Items[r.BecauseOf].ID
+			how := origin.get(r.BecauseOf)
+			out.Reason = "because you " + how + " " + src
+			because[i] = src
+			out.BecauseOfItemIds = because[i : i+1 : i+1]
+			out.Source = "item_similarity"
+			if how == "are looking at" {
+				out.Source = "session"
+			}
+		} else {
+			out.Source = "popularity"
+			out.Reason = "popular right now"
+			if it.Category != "" {
+				out.Reason = "popular in " + it.Category
+			}
+		}
+		resp.Items[i] = out
+	}
+	return resp, nil
+}
+
+// SimilarItems implements promov1.RecommendationServiceServer.
+func (s *Serving) SimilarItems(ctx context.Context, req *promov1.SimilarItemsRequest) (*promov1.SimilarItemsResponse, error) {
+	k, err := checkK(req.GetK())
+	if err != nil {
+		return nil, err
+	}
+	if req.GetItemId() == "" {
+		return nil, invalidf("item_id is required")
+	}
+	if err := checkID("item_id", req.GetItemId()); err != nil {
+		return nil, err
+	}
+	rl := s.Models.Get(artifact.ModelRecommender)
+	if rl == nil {
+		return nil, notLoaded(artifact.ModelRecommender)
+	}
+	sim := rl.Artifact.(*artifact.ItemSim)
+	ix, ok := sim.Index(req.GetItemId())
+	if !ok {
+		return nil, ToStatus(fmt.Errorf("item %q is not in the catalogue of recommender version %s: %w", req.GetItemId(), rl.Version, registry.ErrNotFound))
+	}
+	recs := sim.Recommend(artifact.Query{History: []artifact.Weighted{{Item: ix, Weight: 1}}, K: k})
+	resp := &promov1.SimilarItemsResponse{Model: ref(rl)}
+	for _, r := range recs {
+		it := sim.Items[r.Item]
+		out := &promov1.RecommendedItem{ItemId: it.ID, Score: float64(r.Score), Category: it.Category, Source: "item_similarity",
+			Reason: "often chosen together with " + req.GetItemId(), BecauseOfItemIds: []string{req.GetItemId()}}
+		if r.BecauseOf < 0 {
+			out.Source, out.Reason, out.BecauseOfItemIds = "popularity", "popular right now", nil
+		}
+		resp.Items = append(resp.Items, out)
+	}
+	return resp, nil
+}
+
+// origins remembers how the shopper knows each history item; a short slice
+// beats a map for the few dozen entries a request has.
+type origins []struct {
+	item int32
+	how  string
+}
+
+func (o *origins) set(item int32, how string) {
+	for i := range *o {
+		if (*o)[i].item == item {
+			(*o)[i].how = how
+			return
+		}
+	}
+	*o = append(*o, struct {
+		item int32
+		how  string
+	}{item, how})
+}
+
+func (o origins) get(item int32) string {
+	for _, e := range o {
+		if e.item == item {
+			return e.how
+		}
+	}
+	return "viewed"
+}

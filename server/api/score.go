@@ -1,0 +1,44 @@
+package api
+
+import (
+	"context"
+
+	promov1 "github.com/promoai/promo/proto/promo/v1"
+	"github.com/promoai/promo/registry/artifact"
+)
+
+// Score implements promov1.ScoringServiceServer.
+func (s *Serving) Score(ctx context.Context, req *promov1.ScoreRequest) (*promov1.ScoreResponse, error) {
+	if req.GetUserId() == "" && len(req.GetFeatures()) == 0 {
+		return nil, invalidf("give a user_id, feature values, or both")
+	}
+	if err := checkID("user_id", req.GetUserId()); err != nil {
+		return nil, err
+	}
+	pl := s.Models.Get(artifact.ModelPropensity)
+	if pl == nil {
+		return nil, notLoaded(artifact.ModelPropensity)
+	}
+	pm := pl.Artifact.(*artifact.Propensity)
+	if err := validateFeatures(req.GetFeatures(), pm.Features); err != nil {
+		return nil, err
+	}
+	prof, profs, profL := s.profile(req.GetUserId())
+	x := featureVector(pm.Features, &pm.Scaler, req.GetFeatures(), prof, profs)
+	pred := pm.Predict(x, req.GetExplain())
+	resp := &promov1.ScoreResponse{
+		UserId: req.GetUserId(), PurchaseProbability: pred.Probability, ExpectedSpend: pred.ExpectedSpend,
+		BaselineLogOdds: pm.Logit.Intercept, Model: ref(pl), Models: []*promov1.ModelRef{ref(pl)},
+		KnownUser: prof != nil, Segment: "new",
+	}
+	if prof != nil {
+		resp.Segment = prof.Segment
+	}
+	if profL != nil {
+		resp.Models = append(resp.Models, ref(profL))
+	}
+	for _, c := range pred.Contributions {
+		resp.Contributions = append(resp.Contributions, &promov1.FeatureContribution{Feature: c.Feature, Value: c.Value, Contribution: c.Contribution})
+	}
+	return resp, nil
+}
