@@ -57,8 +57,13 @@ vet: ## go vet every module.
 bench: ## Run the benchmarks and print their tables.
 	@set -e; for m in $(MODULES); do (cd $$m && $(GO) test -run '^$$' -bench . -benchtime 1x ./...); done
 
+.PHONY: bench-research
+bench-research: ## The research protocols of docs/benchmarks.md (promo-bench): recommender on MovieLens 100K, uplift on generated shops.
+	$(GO) run ./trainer/cmd/promo-bench ml100k
+	$(GO) run ./trainer/cmd/promo-bench uplift -size medium -users 20000 -shops 5 -served.every 0
+
 .PHONY: bench-load
-bench-load: ## Serving load benchmark against the real server binary (prints the README table).
+bench-load: ## Serving load benchmark against the real server binary (prints the docs/benchmarks.md table).
 	bash deploy/local/bench-load.sh 5
 
 .PHONY: lint

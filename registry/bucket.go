@@ -15,6 +15,13 @@
 //	reg := registry.New(bkt)
 //	m, _ := reg.Publish(ctx, registry.PublishRequest{Model: "propensity", ...})
 //	_, _ = reg.Promote(ctx, "propensity", "production", m.Version, "alice", "beats incumbent")
+//
+// The module holds what the trainer and the server share through the
+// store, each in its own package: the event log (eventlog: the event
+// schema, its validation and the log's batches, beside the models in the
+// same Bucket), the model formats and their prediction maths (artifact),
+// the backends and the factory that picks one (providers, client), and
+// promoctl (cli).
 package registry
 
 import (

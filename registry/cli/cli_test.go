@@ -19,7 +19,7 @@ func run(t *testing.T, args ...string) (string, error) {
 	return out.String() + errOut.String(), err
 }
 
-// The README's promote / rollback / history walk-through, against a store.
+// The promote / rollback / history walk-through of README.md and docs/deployment.md, against a store.
 func TestPromoteRollbackHistory(t *testing.T) {
 	dir := t.TempDir()
 	b, _ := fs.New(dir)

@@ -225,8 +225,7 @@ type userAgg struct {
 	// Sessions with and without an offer, and how many of each led to an
 	// add-to-cart or a purchase: how this user has responded to earlier
 	// campaigns. Carts count too: more frequent than purchases, they make a
-	// handful of sessions say more (the uplift protocol prints how well
-	// offer_lift finds the offer-averse users of the synthetic shop).
+	// handful of sessions say more.
 	offerSessions, offerResponses, plainSessions, plainResponses int
 	sessionOffer, sessionResponded                               bool
 	items                                                        ItemWeights // CF weights before cutoff

@@ -98,8 +98,7 @@ func ItemLinearShares(m *Interactions, c LinearConfig, shares []float64) ([][][]
 		F = graphFilter(m, rank)
 		// Put both on the scale of the scores they produce before mixing,
 		// so the share means the same whatever the data's size. F's
-		// diagonal (never served) counts in its scale; zeroing it, with the
-		// share grid widened to 0.5, measured no better on ml-100k.
+		// diagonal (never served) counts in its scale.
 		scaleB, scaleF = scoreScale(m, B), scoreScale(m, F)
 		if len(shares) > 1 {
 			mixed = make([]float32, len(B))

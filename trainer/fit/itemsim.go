@@ -53,8 +53,7 @@ const (
 // i's k nearest), so that serving still adds up votes from the history.
 // Pruning the other way round, each history item voting for its own k
 // nearest, lets a popular item's few strongest ties crowd out the niche
-// items that count it among their nearest; on ml-100k that cost an eighth
-// of precision@10. Inverted, an item that no other item counts among its
+// items that count it among their nearest, which costs precision. Inverted, an item that no other item counts among its
 // k nearest would vote for nothing, so each item also votes for its own
 // k/10 nearest; and a list is cut to its strongest 4k, a bound on the work
 // one history item costs at serving (a list averages about k either way).

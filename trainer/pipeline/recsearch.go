@@ -38,8 +38,8 @@ func DefaultRecSearch(neighbors int) RecSearch {
 }
 
 // LargeCatalogue is the catalogue size above which ForCatalogue trims the
-// grid: one dense solve takes about 17 s at 4,000 items and grows with the
-// cube (go test -run '^$' -bench ItemLinear -benchtime 1x ./trainer/fit/).
+// grid: a dense solve grows with the cube of the catalogue (docs/benchmarks.md
+// gives its cost).
 const LargeCatalogue = 2000
 
 // ForCatalogue returns the grid for a catalogue of n items: unchanged up
