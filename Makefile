@@ -19,7 +19,7 @@ PROTOC_GEN_GW      := $(TOOLS)/grpc-gateway@$(GRPC_GATEWAY_VERSION)/protoc-gen-g
 PROTOC_GEN_OAPI    := $(TOOLS)/grpc-gateway@$(GRPC_GATEWAY_VERSION)/protoc-gen-openapiv2
 GOTESTSUM          := $(TOOLS)/gotestsum@$(GOTESTSUM_VERSION)/gotestsum
 
-GAPI_MAP := Mgoogle/api/annotations.proto=google.golang.org/genproto/googleapis/api/annotations,Mgoogle/api/http.proto=google.golang.org/genproto/googleapis/api/annotations
+GAPI_MAP := Mgoogle/api/annotations.proto=google.golang.org/genproto/googleapis/api/annotations,Mgoogle/api/http.proto=google.golang.org/genproto/googleapis/api/annotations,Mprotoc-gen-openapiv2/options/annotations.proto=github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2/options,Mprotoc-gen-openapiv2/options/openapiv2.proto=github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2/options
 
 # Where `make run` keeps its local registry and data.
 RUN_DIR  ?= $(CURDIR)/var
@@ -35,7 +35,7 @@ GRPC_ADDR ?= 127.0.0.1:9090
 run: ## Generate a small shop, train, publish to ./var/registry, and serve gRPC + REST.
 	@mkdir -p $(RUN_DIR)
 	$(GO) run ./trainer/cmd/promo-trainer -store.dir=$(RUN_DIR)/registry -generate=small -once
-	@test -f $(RUN_DIR)/tokens || { umask 077; printf 'dev-admin-%s admin dev-admin\n' "$$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')" > $(RUN_DIR)/tokens; }
+	@test -f $(RUN_DIR)/tokens || { umask 077; printf 'dev-admin-%s admin dev-admin\n' "$$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')" > $(RUN_DIR)/tokens; }
 	@sh deploy/local/examples.sh $(RUN_DIR)/tokens $(HTTP_ADDR) $(GRPC_ADDR)
 	$(GO) run ./server/cmd/promo-server -store.dir=$(RUN_DIR)/registry -auth.tokens-file=$(RUN_DIR)/tokens \
 	  -auth.public=serving,read -grpc.addr=$(GRPC_ADDR) -http.addr=$(HTTP_ADDR) -log.format=text
@@ -93,7 +93,7 @@ $(PROTOC_GEN_OAPI):
 proto: $(PROTOC_GEN_GO) $(PROTOC_GEN_GO_GRPC) $(PROTOC_GEN_GW) $(PROTOC_GEN_OAPI) ## Regenerate Go, gRPC, gateway and OpenAPI code.
 	@command -v protoc >/dev/null || { echo "protoc missing: apt-get install -y protobuf-compiler golang-github-gogo-googleapis-dev"; exit 1; }
 	@test -f $(GOOGLEAPIS_INCLUDE)/google/api/annotations.proto || { echo "google/api protos missing: apt-get install -y golang-github-gogo-googleapis-dev"; exit 1; }
-	cd proto && protoc -I . -I $(GOOGLEAPIS_INCLUDE) \
+	cd proto && protoc -I . -I $(GOOGLEAPIS_INCLUDE) -I $$($(GO) env GOMODCACHE)/github.com/grpc-ecosystem/grpc-gateway/v2@$(GRPC_GATEWAY_VERSION) \
 	  --plugin=protoc-gen-go=$(PROTOC_GEN_GO) --go_out=. --go_opt=paths=source_relative,$(GAPI_MAP) \
 	  --plugin=protoc-gen-go-grpc=$(PROTOC_GEN_GO_GRPC) --go-grpc_out=. --go-grpc_opt=paths=source_relative,$(GAPI_MAP) \
 	  --plugin=protoc-gen-grpc-gateway=$(PROTOC_GEN_GW) --grpc-gateway_out=. --grpc-gateway_opt=paths=source_relative,$(GAPI_MAP) \

@@ -11,15 +11,20 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/rs/cors"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -30,6 +35,9 @@ import (
 type Options struct {
 	// MaxBodyBytes bounds request bodies (default 4 MiB).
 	MaxBodyBytes int64
+	// CORSOrigins may call the API from a browser ("*" for any); none
+	// when empty. Preflight requests are answered for them.
+	CORSOrigins []string
 }
 
 // RequestIDHeader carries a request id through gateway, server and logs.
@@ -69,14 +77,62 @@ func NewHandler(ctx context.Context, conn grpc.ClientConnInterface, opts Options
 
 func newMux() *runtime.ServeMux {
 	return runtime.NewServeMux(
-		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.HTTPBodyMarshaler{Marshaler: &runtime.JSONPb{
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.HTTPBodyMarshaler{Marshaler: strictJSON{&runtime.JSONPb{
 			MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true},
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
-		}}),
+		}}}),
 		runtime.WithMetadata(func(_ context.Context, r *http.Request) metadata.MD {
 			return metadata.Pairs("x-request-id", r.Header.Get(RequestIDHeader))
 		}),
+		// A refused call's retry-after header reaches HTTP clients as the
+		// standard header; the rest as Grpc-Metadata-*.
+		runtime.WithOutgoingHeaderMatcher(func(key string) (string, bool) {
+			if key == "retry-after" {
+				return "Retry-After", true
+			}
+			return runtime.MetadataHeaderPrefix + key, true
+		}),
+		runtime.WithRoutingErrorHandler(routingError),
 	)
+}
+
+// routingError answers a known path with the wrong method with 405 (the
+// default would be 501, "not implemented"), and other routing errors as
+// grpc-gateway does.
+func routingError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, httpStatus int) {
+	if httpStatus != http.StatusMethodNotAllowed {
+		runtime.DefaultRoutingErrorHandler(ctx, mux, m, w, r, httpStatus)
+		return
+	}
+	body, _ := json.Marshal(map[string]any{"code": codes.Unimplemented, "message": fmt.Sprintf("method %s is not allowed on %s", r.Method, r.URL.Path), "details": []any{}})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusMethodNotAllowed)
+	_, _ = w.Write(body)
+}
+
+// strictJSON decodes a request body as exactly one JSON value: anything
+// after it is an error, where the streaming decoder would ignore it.
+type strictJSON struct{ *runtime.JSONPb }
+
+func (j strictJSON) NewDecoder(r io.Reader) runtime.Decoder {
+	return runtime.DecoderFunc(func(v any) error {
+		data, err := io.ReadAll(r)
+		if err != nil {
+			return err
+		}
+		if len(bytes.TrimSpace(data)) == 0 {
+			return io.EOF // no body: the request's fields come from the path and query
+		}
+		dec := json.NewDecoder(bytes.NewReader(data))
+		var one json.RawMessage
+		if err := dec.Decode(&one); err != nil {
+			return err
+		}
+		if rest := bytes.TrimSpace(data[dec.InputOffset():]); len(rest) > 0 {
+			return fmt.Errorf("the body has %d bytes after its JSON value", len(rest))
+		}
+		return j.Unmarshal(one, v)
+	})
 }
 
 func wrap(mux *runtime.ServeMux, opts Options) http.Handler {
@@ -89,7 +145,17 @@ func wrap(mux *runtime.ServeMux, opts Options) http.Handler {
 		_, _ = w.Write(promov1.OpenAPIv2)
 	})
 	top.Handle("/v1/", limitBody(mux, opts.MaxBodyBytes))
-	return withRequestID(top)
+	var h http.Handler = top
+	if len(opts.CORSOrigins) > 0 {
+		h = cors.New(cors.Options{
+			AllowedOrigins: opts.CORSOrigins,
+			AllowedMethods: []string{http.MethodGet, http.MethodPost, http.MethodDelete},
+			AllowedHeaders: []string{"Authorization", "Content-Type", RequestIDHeader},
+			ExposedHeaders: []string{RequestIDHeader, "Retry-After"},
+			MaxAge:         600,
+		}).Handler(h)
+	}
+	return withRequestID(h)
 }
 
 // limitBody refuses bodies over max bytes with 413 and a JSON error.

@@ -213,6 +213,7 @@ type Registry struct {
 	bucket     Bucket
 	now        func() time.Time
 	casRetries int
+	verify     func(Manifest, map[string][]byte) error
 }
 
 // Option configures a Registry.
@@ -224,6 +225,15 @@ func WithClock(now func() time.Time) Option { return func(r *Registry) { r.now =
 // WithConflictRetries sets how often an alias change is retried after losing
 // a race before it fails with ErrConflict.
 func WithConflictRetries(n int) Option { return func(r *Registry) { r.casRetries = n } }
+
+// WithVerifier has every promote and rollback check the target version
+// with verify (say, decode it and make a prediction: artifact.Verify)
+// before the alias moves, so that no alias points at a version a replica
+// cannot load. verify's error is wrapped as ErrPrecondition unless it is
+// already one of the registry's errors.
+func WithVerifier(verify func(Manifest, map[string][]byte) error) Option {
+	return func(r *Registry) { r.verify = verify }
+}
 
 // New returns a registry on b.
 func New(b Bucket, opts ...Option) *Registry {
@@ -540,12 +550,47 @@ func (r *Registry) Promote(ctx context.Context, model, alias, version, actor, re
 	if err := ValidateAliasName(alias); err != nil {
 		return AliasChange{}, err
 	}
-	if _, _, err := r.Load(ctx, model, version); err != nil {
+	if err := checkReason(actor, reason); err != nil {
+		return AliasChange{}, err
+	}
+	if err := r.loadable(ctx, model, version); err != nil {
 		return AliasChange{}, fmt.Errorf("promote: %w", err)
 	}
 	return r.changeAlias(ctx, model, alias, func(*AliasState) (AliasChange, error) {
 		return AliasChange{Action: ActionPromote, To: version, Actor: actor, Reason: reason}, nil
 	})
+}
+
+// MaxReasonLen bounds an alias change's actor and reason: every replica
+// reads the alias, history included, at every check.
+const MaxReasonLen = 1024
+
+func checkReason(actor, reason string) error {
+	if len(actor) > MaxReasonLen || len(reason) > MaxReasonLen {
+		return fmt.Errorf("%w: the actor and the reason may have at most %d bytes each (got %d and %d)", ErrInvalid, MaxReasonLen, len(actor), len(reason))
+	}
+	return nil
+}
+
+// loadable loads a version, checking its blobs' checksums, and verifies it
+// (WithVerifier).
+func (r *Registry) loadable(ctx context.Context, model, version string) error {
+	m, blobs, err := r.Load(ctx, model, version)
+	if err != nil {
+		return err
+	}
+	if r.verify == nil {
+		return nil
+	}
+	if err := r.verify(*m, blobs); err != nil {
+		for _, known := range []error{ErrCorrupt, ErrInvalid, ErrPrecondition, ErrNotFound} {
+			if errors.Is(err, known) {
+				return fmt.Errorf("model %s version %s cannot be served: %w", model, version, err)
+			}
+		}
+		return fmt.Errorf("model %s version %s cannot be served: %v: %w", model, version, err, ErrPrecondition)
+	}
+	return nil
 }
 
 // rollbackTarget replays the history as a stack: each promote pushes the
@@ -573,6 +618,9 @@ func rollbackTarget(history []AliasChange) (string, bool) {
 // Rollback points alias back at the version it held before the most recent
 // promote that has not been rolled back yet.
 func (r *Registry) Rollback(ctx context.Context, model, alias, actor, reason string) (AliasChange, error) {
+	if err := checkReason(actor, reason); err != nil {
+		return AliasChange{}, err
+	}
 	return r.changeAlias(ctx, model, alias, func(st *AliasState) (AliasChange, error) {
 		if st.Version == "" {
 			return AliasChange{}, fmt.Errorf("model %s alias %s is not set: %w", model, alias, ErrNotFound)
@@ -581,7 +629,7 @@ func (r *Registry) Rollback(ctx context.Context, model, alias, actor, reason str
 		if !ok {
 			return AliasChange{}, fmt.Errorf("model %s alias %s has no earlier version to roll back to (promote a version instead): %w", model, alias, ErrPrecondition)
 		}
-		if _, err := r.Manifest(ctx, model, target); err != nil {
+		if err := r.loadable(ctx, model, target); err != nil {
 			return AliasChange{}, fmt.Errorf("rollback target %s: %w", target, err)
 		}
 		return AliasChange{Action: ActionRollback, To: target, Actor: actor, Reason: reason}, nil

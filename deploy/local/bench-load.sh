@@ -18,7 +18,7 @@ echo "training an ml-100k-size shop (943 users, 1682 items)..."
 "$work/bin/promo-trainer" -store.dir "$work/reg" -generate ml100k -once >/dev/null 2>"$work/train.log"
 # A second propensity version to promote and roll back under load.
 "$work/bin/promo-trainer" -store.dir "$work/reg" -once -models propensity -tolerance 1 >/dev/null 2>>"$work/train.log"
-token=bench-admin-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
+token=bench-admin-$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
 echo "$token admin bench" > "$work/tokens"
 "$work/bin/promo-server" -store.dir "$work/reg" -grpc.addr "$grpc" -http.addr "$http" -auth.tokens-file "$work/tokens" \
   -auth.public serving,read -models.check-interval 1s -log.format text ${BENCH_SERVER_FLAGS:-} 2>"$work/server.log" &

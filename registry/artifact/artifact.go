@@ -185,19 +185,35 @@ func Decode(kind string, blobs map[string][]byte) (Artifact, error) {
 	return a, nil
 }
 
-func finite(name string, xs ...float64) error {
+// Bounds on a model's numbers. A parameter beyond them is a broken fit,
+// not a model: refusing it keeps every prediction finite, since inputs are
+// bounded too (Standardizer.Apply).
+const (
+	// MaxParameter bounds coefficients, intercepts, leaf values, means,
+	// scales, thresholds, prices and profile features.
+	MaxParameter = 1e12
+	// MaxWeight bounds item-similarity weights, which are float32.
+	MaxWeight = 1e6
+	// MaxStandardized bounds a standardized input: a value this many
+	// standard deviations from the training mean says nothing more.
+	MaxStandardized = 1e6
+)
+
+// bounded checks that every x is finite and within MaxParameter.
+func bounded(name string, xs ...float64) error {
 	for i, x := range xs {
-		if math.IsNaN(x) || math.IsInf(x, 0) {
-			return fmt.Errorf("%s[%d] is %v", name, i, x)
+		if math.IsNaN(x) || math.Abs(x) > MaxParameter {
+			return fmt.Errorf("%s[%d] is %v; parameters must be finite and within ±%g", name, i, x, MaxParameter)
 		}
 	}
 	return nil
 }
 
-func finite32(name string, xs ...float32) error {
+// bounded32 checks that every x is finite and within MaxWeight.
+func bounded32(name string, xs ...float32) error {
 	for i, x := range xs {
-		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
-			return fmt.Errorf("%s[%d] is %v", name, i, x)
+		if math.IsNaN(float64(x)) || math.Abs(float64(x)) > MaxWeight {
+			return fmt.Errorf("%s[%d] is %v; weights must be finite and within ±%g", name, i, x, MaxWeight)
 		}
 	}
 	return nil
@@ -218,12 +234,12 @@ func (s *Standardizer) Validate(n int) error {
 	if len(s.Mean) != n || len(s.Scale) != n || (s.Log1p != nil && len(s.Log1p) != n) {
 		return fmt.Errorf("standardizer has %d means, %d scales and %d log flags for %d features", len(s.Mean), len(s.Scale), len(s.Log1p), n)
 	}
-	if err := finite("mean", s.Mean...); err != nil {
+	if err := bounded("mean", s.Mean...); err != nil {
 		return err
 	}
 	for i, v := range s.Scale {
-		if !(v > 0) || math.IsInf(v, 0) {
-			return fmt.Errorf("scale[%d] is %v, must be positive and finite", i, v)
+		if !(v > 0) || v > MaxParameter {
+			return fmt.Errorf("scale[%d] is %v, must be positive and at most %g", i, v, MaxParameter)
 		}
 	}
 	return nil
@@ -246,10 +262,15 @@ func (s *Standardizer) Neutral(i int) float64 {
 	return s.Mean[i]
 }
 
-// Apply writes the standardized x into z (len n).
+// Apply writes the standardized x into z (len n), each within
+// ±MaxStandardized (a NaN input counts as the training mean).
 func (s *Standardizer) Apply(x, z []float64) {
 	for i := range x {
-		z[i] = (s.Transform(i, x[i]) - s.Mean[i]) / s.Scale[i]
+		v := (s.Transform(i, x[i]) - s.Mean[i]) / s.Scale[i]
+		if math.IsNaN(v) {
+			v = 0
+		}
+		z[i] = math.Max(-MaxStandardized, math.Min(MaxStandardized, v))
 	}
 }
 
@@ -264,7 +285,7 @@ func (l *Linear) Validate(n int) error {
 	if len(l.Coef) != n {
 		return fmt.Errorf("%d coefficients for %d features", len(l.Coef), n)
 	}
-	return finite("coef", append([]float64{l.Intercept}, l.Coef...)...)
+	return bounded("coef", append([]float64{l.Intercept}, l.Coef...)...)
 }
 
 // Eval returns Intercept + Coef·z.

@@ -1,7 +1,9 @@
 package artifact_test
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"math"
 	"testing"
 
@@ -114,12 +116,76 @@ func TestRecommendExcludesAndFills(t *testing.T) {
 		Popularity: []float32{0.1, 0.2, 0.3, 1},
 	}
 	s.Prepare()
-	got := s.Recommend(artifact.Query{History: []artifact.Weighted{{Item: 0, Weight: 1}}, K: 3})
-	if len(got) != 3 || got[0].Item != 1 || got[0].BecauseOf != 0 || got[1].Item != 2 || got[2].Item != 3 || got[2].BecauseOf != -1 {
-		t.Fatalf("got %+v", got)
+	ctx := context.Background()
+	got, err := s.Recommend(ctx, artifact.Query{History: []artifact.Weighted{{Item: 0, Weight: 1}}, K: 3})
+	if err != nil || len(got) != 3 || got[0].Item != 1 || got[0].BecauseOf != 0 || got[1].Item != 2 || got[2].Item != 3 || got[2].BecauseOf != -1 {
+		t.Fatalf("got %+v, %v", got, err)
 	}
-	got = s.Recommend(artifact.Query{History: []artifact.Weighted{{Item: 0, Weight: 1}}, K: 3, Categories: []string{"X"}, Exclude: map[int32]bool{1: true}})
-	if len(got) != 1 || got[0].Item != 3 {
-		t.Fatalf("filtered: %+v", got)
+	got, err = s.Recommend(ctx, artifact.Query{History: []artifact.Weighted{{Item: 0, Weight: 1}}, K: 3, Categories: []string{"X", "nope"}, Exclude: map[int32]bool{1: true}})
+	if err != nil || len(got) != 1 || got[0].Item != 3 {
+		t.Fatalf("filtered: %+v, %v", got, err)
+	}
+	got, err = s.Recommend(ctx, artifact.Query{History: []artifact.Weighted{{Item: 0, Weight: 1}}, K: 3, Categories: []string{"nope"}})
+	if err != nil || len(got) != 0 {
+		t.Fatalf("a category no item is in: %+v, %v", got, err)
+	}
+}
+
+// Recommend stops when its context ends: a request's deadline bounds its
+// work on a large catalogue.
+func TestRecommendStopsWithItsContext(t *testing.T) {
+	const n = 100_000
+	s := &artifact.ItemSim{Items: make([]artifact.Item, n), Neighbors: make([][]artifact.Neighbor, n), Popularity: make([]float32, n)}
+	for i := range s.Items {
+		s.Items[i] = artifact.Item{ID: fmt.Sprint(i), Category: fmt.Sprint(i % 7)}
+		s.Popularity[i] = float32(i%1000) / 1000
+	}
+	s.Prepare()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := s.Recommend(ctx, artifact.Query{K: 10, Categories: []string{"3"}}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("with a cancelled context: %v", err)
+	}
+	got, err := s.Recommend(context.Background(), artifact.Query{K: 10, Categories: []string{"3"}})
+	if err != nil || len(got) != 10 {
+		t.Fatalf("%d items, %v", len(got), err)
+	}
+}
+
+// A model whose parameters are out of bounds is refused: its predictions
+// would not be finite, so a server would answer NaN to every caller.
+func TestOutOfBoundsParametersAreRefused(t *testing.T) {
+	std := artifact.Standardizer{Mean: []float64{0, 0}, Scale: []float64{1, 1}}
+	for name, a := range map[string]artifact.Artifact{
+		"coefficient 1e308": &artifact.Propensity{Features: []string{"a", "b"}, Scaler: std,
+			Logit: artifact.Linear{Coef: []float64{1e308, -1e308}}, Spend: artifact.Linear{Coef: []float64{0, 0}}},
+		"scale 1e300": &artifact.Propensity{Features: []string{"a", "b"}, Scaler: artifact.Standardizer{Mean: []float64{0, 0}, Scale: []float64{1e300, 1}},
+			Logit: artifact.Linear{Coef: []float64{0, 0}}, Spend: artifact.Linear{Coef: []float64{0, 0}}},
+		"weight 3e38": &artifact.ItemSim{Items: []artifact.Item{{ID: "a"}, {ID: "b"}},
+			Neighbors: [][]artifact.Neighbor{{{Item: 1, Weight: 3e38}}, nil}, Popularity: []float32{1, 1}},
+	} {
+		if _, err := artifact.Encode(a); !errors.Is(err, registry.ErrInvalid) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+// Check makes predictions at the training mean and at the extreme inputs,
+// and refuses a model (one built without Validate) whose answers are not
+// finite; a valid model at the bounds passes.
+func TestCheckRefusesNonFinitePredictions(t *testing.T) {
+	std := artifact.Standardizer{Mean: []float64{0, 0}, Scale: []float64{1, 1}}
+	broken := &artifact.Propensity{Features: []string{"a", "b"}, Scaler: std,
+		Logit: artifact.Linear{Coef: []float64{1e308, -1e308}}, Spend: artifact.Linear{Coef: []float64{0, 0}}}
+	if err := artifact.Check(broken); !errors.Is(err, registry.ErrCorrupt) {
+		t.Fatalf("coefficients of ±1e308: %v", err)
+	}
+	edge := &artifact.Propensity{Features: []string{"a", "b"}, Scaler: artifact.Standardizer{Mean: []float64{1e12, -1e12}, Scale: []float64{1e-12, 1e12}, Log1p: []bool{true, false}},
+		Logit: artifact.Linear{Intercept: -1e12, Coef: []float64{1e12, -1e12}}, Spend: artifact.Linear{Intercept: 1e12, Coef: []float64{1e12, 1e12}}}
+	if err := edge.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if err := artifact.Check(edge); err != nil {
+		t.Fatalf("a model at the bounds: %v", err)
 	}
 }

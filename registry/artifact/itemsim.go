@@ -2,6 +2,7 @@ package artifact
 
 import (
 	"container/heap"
+	"context"
 	"fmt"
 	"strings"
 	"sync"
@@ -32,6 +33,8 @@ type ItemSim struct {
 
 	index      map[string]int32
 	popularity []int32 // item indices, most popular first
+	category   []int32 // per item, its category's number in categories
+	categories map[string]int32
 	pool       sync.Pool
 }
 
@@ -53,7 +56,7 @@ func (s *ItemSim) Validate() error {
 			return fmt.Errorf("item %d: empty or duplicate id %q", i, it.ID)
 		}
 		seen[it.ID] = true
-		if err := finite("price", it.Price, it.Cost); err != nil {
+		if err := bounded("price", it.Price, it.Cost); err != nil {
 			return fmt.Errorf("item %s: %w", it.ID, err)
 		}
 	}
@@ -62,18 +65,27 @@ func (s *ItemSim) Validate() error {
 			if nb.Item < 0 || int(nb.Item) >= n {
 				return fmt.Errorf("item %d: neighbour index %d out of range", i, nb.Item)
 			}
-			if err := finite32("neighbor weight", nb.Weight); err != nil {
+			if err := bounded32("neighbor weight", nb.Weight); err != nil {
 				return fmt.Errorf("item %d: %w", i, err)
 			}
 		}
 	}
-	return finite32("popularity", s.Popularity...)
+	return bounded32("popularity", s.Popularity...)
 }
 
 func (s *ItemSim) prepare() {
 	s.index = make(map[string]int32, len(s.Items))
+	s.category = make([]int32, len(s.Items))
+	s.categories = map[string]int32{}
 	for i, it := range s.Items {
 		s.index[it.ID] = int32(i)
+		c := strings.ToLower(it.Category)
+		n, ok := s.categories[c]
+		if !ok {
+			n = int32(len(s.categories))
+			s.categories[c] = n
+		}
+		s.category[i] = n
 	}
 	s.popularity = TopK(s.Popularity, len(s.Popularity), nil)
 }
@@ -113,6 +125,11 @@ type Query struct {
 	Categories []string
 }
 
+// checkEvery is how many items a loop over the catalogue handles between
+// two looks at its context: often enough to stop within a fraction of a
+// millisecond, rarely enough to cost nothing.
+const checkEvery = 4096
+
 // scratch holds per-request dense arrays, reused through a pool so that a
 // request costs O(votes), not O(catalogue) allocations.
 type scratch struct {
@@ -128,24 +145,27 @@ type cell struct {
 }
 
 // Recommend ranks items by similarity-weighted votes of the history and
-// fills up with popular items, applying the filters.
-func (s *ItemSim) Recommend(q Query) []Scored {
+// fills up with popular items, applying the filters. Its work is bounded
+// by the history's neighbour lists and one pass over the catalogue, and it
+// stops with ctx's error when ctx ends first.
+func (s *ItemSim) Recommend(ctx context.Context, q Query) ([]Scored, error) {
 	if q.K <= 0 {
-		return nil
+		return nil, nil
 	}
-	allowed := func(i int32) bool {
-		if q.Exclude[i] {
-			return false
-		}
-		if len(q.Categories) == 0 {
-			return true
-		}
+	var wanted map[int32]bool // category numbers; nil: every category
+	if len(q.Categories) > 0 {
+		wanted = make(map[int32]bool, len(q.Categories))
 		for _, c := range q.Categories {
-			if strings.EqualFold(c, s.Items[i].Category) {
-				return true
+			if n, ok := s.categories[strings.ToLower(c)]; ok {
+				wanted[n] = true
 			}
 		}
-		return false
+		if len(wanted) == 0 {
+			return nil, nil // no item is in those categories
+		}
+	}
+	allowed := func(i int32) bool {
+		return !q.Exclude[i] && (wanted == nil || wanted[s.category[i]])
 	}
 	sc, _ := s.pool.Get().(*scratch)
 	if sc == nil || len(sc.cells) != len(s.Items) {
@@ -167,6 +187,9 @@ func (s *ItemSim) Recommend(q Query) []Scored {
 	}
 	// Pass 1, the hot loop: add up the votes, nothing else.
 	for _, h := range q.History {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		w := h.Weight
 		for _, nb := range s.Neighbors[h.Item] {
 			c := &sc.cells[nb.Item]
@@ -178,7 +201,12 @@ func (s *ItemSim) Recommend(q Query) []Scored {
 		}
 	}
 	h := make(scoredHeap, 0, q.K+1)
-	for _, i := range sc.touched {
+	for n, i := range sc.touched {
+		if n%checkEvery == 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+		}
 		c := &sc.cells[i]
 		if c.score <= 0 || (h.Len() == q.K && c.score < h[0].Score) || sc.hist[i] || !allowed(i) {
 			continue // the filters are checked only for items that would make the list
@@ -210,9 +238,14 @@ func (s *ItemSim) Recommend(q Query) []Scored {
 		for _, r := range out {
 			taken[r.Item] = true
 		}
-		for _, i := range s.popularity {
+		for n, i := range s.popularity {
 			if len(out) >= q.K {
 				break
+			}
+			if n%checkEvery == 0 {
+				if err := ctx.Err(); err != nil {
+					return nil, err
+				}
 			}
 			if taken[i] || sc.hist[i] || !allowed(i) {
 				continue
@@ -220,7 +253,7 @@ func (s *ItemSim) Recommend(q Query) []Scored {
 			out = append(out, Scored{Item: i, Score: 0, BecauseOf: -1})
 		}
 	}
-	return out
+	return out, nil
 }
 
 // ScoreAll adds the similarity-weighted votes of history into scores (one

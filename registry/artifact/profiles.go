@@ -55,7 +55,7 @@ func (p *Profiles) Validate() error {
 		if len(u.Features) != n {
 			return fmt.Errorf("user %s: %d features, want %d", u.ID, len(u.Features), n)
 		}
-		if err := finite("features", u.Features...); err != nil {
+		if err := bounded("features", u.Features...); err != nil {
 			return fmt.Errorf("user %s: %w", u.ID, err)
 		}
 		if !known[u.Segment] {

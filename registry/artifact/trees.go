@@ -28,7 +28,7 @@ type Tree struct {
 // Validate checks every tree's shape (children after their parent and in
 // range, features below n) and that every number is finite.
 func (t *Trees) Validate(n int) error {
-	if err := finite("base", t.Base); err != nil {
+	if err := bounded("base", t.Base); err != nil {
 		return err
 	}
 	for k := range t.Trees {
@@ -47,10 +47,10 @@ func (t *Tree) validate(n int) error {
 	if len(t.Threshold) != m || len(t.Left) != m || len(t.Right) != m || len(t.Value) != m {
 		return fmt.Errorf("node arrays differ in length")
 	}
-	if err := finite("threshold", t.Threshold...); err != nil {
+	if err := bounded("threshold", t.Threshold...); err != nil {
 		return err
 	}
-	if err := finite("value", t.Value...); err != nil {
+	if err := bounded("value", t.Value...); err != nil {
 		return err
 	}
 	for i, f := range t.Feature {

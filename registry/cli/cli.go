@@ -12,6 +12,7 @@ package cli
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -32,6 +33,7 @@ import (
 
 	promov1 "github.com/promoai/promo/proto/promo/v1"
 	"github.com/promoai/promo/registry"
+	"github.com/promoai/promo/registry/artifact"
 	"github.com/promoai/promo/registry/client"
 )
 
@@ -82,8 +84,10 @@ func Main(ctx context.Context, args []string, env Env, stdout, stderr io.Writer)
 	var store client.Config
 	store.RegisterFlags(fs, "store.")
 	server := fs.String("server", "", "server gRPC address (instead of a store), e.g. 127.0.0.1:9090")
-	token := fs.String("token", "", "bearer token for -server (default $PROMO_TOKEN)")
+	token := fs.String("token", "", "bearer token for -server (default $PROMO_TOKEN; -token-file keeps it out of the process list)")
+	tokenFile := fs.String("token-file", "", "file whose first line is the bearer token for -server")
 	useTLS := fs.Bool("tls", false, "use TLS to reach -server")
+	caFile := fs.String("tls.ca", "", "CA bundle (PEM) to verify -server with (default: the system's roots; implies -tls)")
 	alias := fs.String("alias", "production", "alias for promote, rollback and history")
 	reason := fs.String("reason", "", "why (recorded in the alias history)")
 	asJSON := fs.Bool("json", false, "print JSON instead of tables")
@@ -110,10 +114,18 @@ func Main(ctx context.Context, args []string, env Env, stdout, stderr io.Writer)
 	var reg *registry.Registry
 	if *server != "" {
 		tok := *token
+		if *tokenFile != "" {
+			data, err := os.ReadFile(*tokenFile)
+			if err != nil {
+				return fmt.Errorf("-token-file: %w", err)
+			}
+			tok, _, _ = strings.Cut(strings.TrimSpace(string(data)), "\n")
+			tok = strings.TrimSpace(tok)
+		}
 		if tok == "" {
 			tok = env.Token
 		}
-		rb, err := dialServer(*server, tok, *useTLS)
+		rb, err := dialServer(*server, tok, *useTLS || *caFile != "", *caFile)
 		if err != nil {
 			return err
 		}
@@ -130,7 +142,7 @@ func Main(ctx context.Context, args []string, env Env, stdout, stderr io.Writer)
 			return err
 		}
 		defer bkt.Close()
-		reg = registry.New(bkt)
+		reg = registry.New(bkt, registry.WithVerifier(artifact.Verify))
 		be = &storeBackend{reg: reg, actor: actor()}
 	}
 	need := func(n int, what string) error {
@@ -296,10 +308,21 @@ type serverBackend struct {
 	token string
 }
 
-func dialServer(addr, token string, useTLS bool) (*serverBackend, error) {
+func dialServer(addr, token string, useTLS bool, caFile string) (*serverBackend, error) {
 	creds := insecure.NewCredentials()
 	if useTLS {
-		creds = credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12})
+		cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+		if caFile != "" {
+			pem, err := os.ReadFile(caFile)
+			if err != nil {
+				return nil, fmt.Errorf("-tls.ca: %w", err)
+			}
+			cfg.RootCAs = x509.NewCertPool()
+			if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("-tls.ca %s holds no PEM certificate", caFile)
+			}
+		}
+		creds = credentials.NewTLS(cfg)
 	}
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/promoai/promo/registry"
+	"github.com/promoai/promo/registry/artifact"
 	"github.com/promoai/promo/registry/cli"
 	"github.com/promoai/promo/registry/providers/fs"
 )
@@ -26,8 +27,13 @@ func TestPromoteRollbackHistory(t *testing.T) {
 	reg := registry.New(b)
 	var vs []string
 	for i, auc := range []float64{0.71, 0.74} {
-		m, err := reg.Publish(context.Background(), registry.PublishRequest{Model: "recommender", Kind: "itemsim/v1",
-			Blobs: []registry.Blob{{Name: "model.json.gz", Data: []byte{byte(i)}}}, Metrics: map[string]float64{"ndcg@10": auc}})
+		blobs, err := artifact.Encode(&artifact.ItemSim{Items: []artifact.Item{{ID: "a"}, {ID: "b"}},
+			Neighbors: [][]artifact.Neighbor{{{Item: 1, Weight: float32(i + 1)}}, nil}, Popularity: []float32{1, 0.5}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := reg.Publish(context.Background(), registry.PublishRequest{Model: "recommender", Kind: artifact.KindItemSim,
+			Blobs: blobs, Metrics: map[string]float64{"ndcg@10": auc}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -54,6 +60,15 @@ func TestPromoteRollbackHistory(t *testing.T) {
 	out, err = run(t, store, "history", "recommender", "-json")
 	if err != nil {
 		t.Fatal(err)
+	}
+	// A version a replica could not load is never promoted: the alias stays.
+	bad, err := reg.Publish(context.Background(), registry.PublishRequest{Model: "recommender", Kind: artifact.KindItemSim,
+		Blobs: []registry.Blob{{Name: artifact.BlobName, Data: []byte("not gzip")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := run(t, store, "promote", "recommender", bad.Version, "-reason", "oops"); err == nil || !strings.Contains(out+err.Error(), "cannot be served") {
+		t.Fatalf("promote an undecodable version: %s %v", out, err)
 	}
 	var h []registry.AliasChange
 	if err := json.Unmarshal([]byte(out), &h); err != nil || len(h) != 3 || h[0].Action != "rollback" || h[0].Reason != "bad canary" {

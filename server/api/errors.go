@@ -39,8 +39,26 @@ func ToStatus(err error) error {
 	case errors.Is(err, registry.ErrUnavailable):
 		code = codes.Unavailable
 	}
+	switch code {
+	case codes.Internal:
+		return &hiddenError{status.New(code, "internal error; the server log has the details"), err}
+	case codes.Unavailable:
+		return &hiddenError{status.New(code, "the store is unavailable; retry later (the server log has the details)"), err}
+	}
 	return status.Error(code, err.Error())
 }
+
+// hiddenError answers callers with a status that leaves out what went
+// wrong inside (paths, hosts, stack traces: the caller can act on none of
+// it), while Error and Unwrap keep it for the server's log.
+type hiddenError struct {
+	st    *status.Status
+	cause error
+}
+
+func (e *hiddenError) Error() string              { return e.st.Message() + ": " + e.cause.Error() }
+func (e *hiddenError) Unwrap() error              { return e.cause }
+func (e *hiddenError) GRPCStatus() *status.Status { return e.st }
 
 func invalidf(format string, args ...any) error {
 	return status.Errorf(codes.InvalidArgument, format, args...)

@@ -89,6 +89,11 @@ func (s *Events) Ingest(ctx context.Context, req *promov1.IngestRequest) (*promo
 			continue
 		}
 		s.Pseudonyms.Apply(&e)
+		if s.Erased.Has(e.User) {
+			resp.Rejected++
+			resp.Errors = append(resp.Errors, &promov1.EventError{Index: int32(i), EventId: safeID(e.ID), Message: "the user was erased: their events are not stored"})
+			continue
+		}
 		if inBatch[e.ID] || s.Writer.Seen(e.ID) {
 			resp.Duplicate++
 			continue
@@ -103,7 +108,9 @@ func (s *Events) Ingest(ctx context.Context, req *promov1.IngestRequest) (*promo
 		case errors.Is(err, ingest.ErrClosed):
 			return nil, status.Error(codes.Unavailable, err.Error())
 		}
-		return nil, ToStatus(fmt.Errorf("store events: %w", err))
+		// Whatever the store said, the events were not stored: the caller
+		// should retry, not give up.
+		return nil, ToStatus(fmt.Errorf("%w: store events: %v", registry.ErrUnavailable, err))
 	}
 	resp.Accepted = int32(len(accepted))
 	return resp, nil
@@ -125,6 +132,9 @@ func (s *Events) EraseUser(ctx context.Context, req *promov1.EraseUserRequest) (
 	now := s.Now().UTC()
 	pid := s.Pseudonyms.ID(id)
 	if err := eventlog.Erase(ctx, s.Bucket, eventlog.Erasure{User: pid, Time: now, Reason: req.GetReason()}); err != nil {
+		if !errors.Is(err, eventlog.ErrInvalidEvent) && !errors.Is(err, registry.ErrUnavailable) {
+			err = fmt.Errorf("%w: record the erasure: %v", registry.ErrUnavailable, err)
+		}
 		return nil, ToStatus(err)
 	}
 	if s.Erased != nil {

@@ -2,11 +2,15 @@ package api_test
 
 import (
 	"context"
+	"fmt"
+	"math"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	promov1 "github.com/promoai/promo/proto/promo/v1"
 	"github.com/promoai/promo/registry/artifact"
@@ -40,13 +44,52 @@ func serving() *api.Serving {
 	return api.NewServing(m, offers.Default())
 }
 
+// finite fails t when any number in m, at any depth, is NaN or infinite:
+// JSON clients would get "NaN" where the API promises a number.
+func finite(t *testing.T, m proto.Message) {
+	t.Helper()
+	var walk func(path string, msg protoreflect.Message)
+	value := func(path string, fd protoreflect.FieldDescriptor, v protoreflect.Value) {
+		switch fd.Kind() {
+		case protoreflect.DoubleKind, protoreflect.FloatKind:
+			if f := v.Float(); math.IsNaN(f) || math.IsInf(f, 0) {
+				t.Fatalf("%s is %v in %v", path, f, m)
+			}
+		case protoreflect.MessageKind, protoreflect.GroupKind:
+			walk(path, v.Message())
+		}
+	}
+	walk = func(path string, msg protoreflect.Message) {
+		msg.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+			p := path + "." + string(fd.Name())
+			switch {
+			case fd.IsList():
+				for i := range v.List().Len() {
+					value(fmt.Sprintf("%s[%d]", p, i), fd, v.List().Get(i))
+				}
+			case fd.IsMap():
+				v.Map().Range(func(k protoreflect.MapKey, mv protoreflect.Value) bool {
+					value(p+"["+k.String()+"]", fd.MapValue(), mv)
+					return true
+				})
+			default:
+				value(p, fd, v)
+			}
+			return true
+		})
+	}
+	walk(string(m.ProtoReflect().Descriptor().Name()), m.ProtoReflect())
+}
+
 // FuzzHandlers feeds arbitrary JSON requests to every serving handler: none
-// may panic, and every failure must be a gRPC status.
+// may panic, every failure must be a gRPC status, and every answer's
+// numbers must be finite.
 func FuzzHandlers(f *testing.F) {
 	for _, s := range []string{
 		`{"userId":"u","explain":true}`, `{"features":{"f1":1e308,"f2":-1e308}}`, `{"userId":"u","k":5,"sessionItemIds":["a","zz"],"categories":["X"]}`,
 		`{"itemId":"a","k":1000}`, `{"userId":"u","cart":{"lines":[{"itemId":"a","quantity":3,"unitPrice":1e300}],"value":5},"maxOffers":3}`,
-		`{"k":-1}`, `{}`,
+		`{"k":-1}`, `{}`, `{"features":{"f1":1e9,"f2":-1e9}}`, `{"cart":{"value":1e12}}`,
+		`{"cart":{"lines":[{"itemId":"a","quantity":1000000,"unitPrice":1e9}]}}`,
 	} {
 		f.Add(s)
 	}
@@ -64,24 +107,36 @@ func FuzzHandlers(f *testing.F) {
 		if protojson.Unmarshal([]byte(js), &sr) == nil {
 			r, err := s.Score(ctx, &sr)
 			check(err)
-			if err == nil && !(r.PurchaseProbability >= 0 && r.PurchaseProbability <= 1) {
-				t.Fatalf("probability %v", r.PurchaseProbability)
+			if err == nil {
+				finite(t, r)
+				if !(r.PurchaseProbability >= 0 && r.PurchaseProbability <= 1) {
+					t.Fatalf("probability %v", r.PurchaseProbability)
+				}
 			}
 		}
 		var rr promov1.RecommendRequest
 		if protojson.Unmarshal([]byte(js), &rr) == nil {
-			_, err := s.Recommend(ctx, &rr)
+			r, err := s.Recommend(ctx, &rr)
 			check(err)
+			if err == nil {
+				finite(t, r)
+			}
 		}
 		var si promov1.SimilarItemsRequest
 		if protojson.Unmarshal([]byte(js), &si) == nil {
-			_, err := s.SimilarItems(ctx, &si)
+			r, err := s.SimilarItems(ctx, &si)
 			check(err)
+			if err == nil {
+				finite(t, r)
+			}
 		}
 		var or promov1.GetOffersRequest
 		if protojson.Unmarshal([]byte(js), &or) == nil {
-			_, err := s.GetOffers(ctx, &or)
+			r, err := s.GetOffers(ctx, &or)
 			check(err)
+			if err == nil {
+				finite(t, r)
+			}
 		}
 		var ir promov1.IngestRequest
 		if protojson.Unmarshal([]byte(js), &ir) == nil {

@@ -29,8 +29,14 @@ func (s *Serving) Recommend(ctx context.Context, req *promov1.RecommendRequest) 
 	if err := checkID("user_id", req.GetUserId()); err != nil {
 		return nil, err
 	}
-	if len(req.GetSessionItemIds()) > MaxSessionItems || len(req.GetExcludeItemIds()) > MaxSessionItems*10 {
-		return nil, invalidf("at most %d session items and %d excluded items", MaxSessionItems, MaxSessionItems*10)
+	if err := checkIDs("session_item_ids", req.GetSessionItemIds(), MaxSessionItems); err != nil {
+		return nil, err
+	}
+	if err := checkIDs("exclude_item_ids", req.GetExcludeItemIds(), MaxExcludedItems); err != nil {
+		return nil, err
+	}
+	if err := checkIDs("categories", req.GetCategories(), MaxCategories); err != nil {
+		return nil, err
 	}
 	rl := s.Models.Get(artifact.ModelRecommender)
 	if rl == nil {
@@ -79,7 +85,10 @@ func (s *Serving) Recommend(ctx context.Context, req *promov1.RecommendRequest) 
 			q.Exclude[ix] = true
 		}
 	}
-	recs := sim.Recommend(q)
+	recs, err := sim.Recommend(ctx, q)
+	if err != nil {
+		return nil, ToStatus(err)
+	}
 	resp := &promov1.RecommendResponse{Model: ref(rl), ColdStart: len(q.History) == 0, Items: make([]*promov1.RecommendedItem, len(recs))}
 	// One allocation for all items and one for all "because of" ids, not
 	// one each: this is the hottest response of the API.
@@ -132,7 +141,10 @@ func (s *Serving) SimilarItems(ctx context.Context, req *promov1.SimilarItemsReq
 	if !ok {
 		return nil, ToStatus(fmt.Errorf("item %q is not in the catalogue of recommender version %s: %w", req.GetItemId(), rl.Version, registry.ErrNotFound))
 	}
-	recs := sim.Recommend(artifact.Query{History: []artifact.Weighted{{Item: ix, Weight: 1}}, K: k})
+	recs, err := sim.Recommend(ctx, artifact.Query{History: []artifact.Weighted{{Item: ix, Weight: 1}}, K: k})
+	if err != nil {
+		return nil, ToStatus(err)
+	}
 	resp := &promov1.SimilarItemsResponse{Model: ref(rl)}
 	for _, r := range recs {
 		it := sim.Items[r.Item]

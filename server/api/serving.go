@@ -14,13 +14,17 @@ import (
 	"github.com/promoai/promo/server/offers"
 )
 
-// Limits on requests.
+// Limits on requests: every repeated field and every string is bounded,
+// so one request's work is too (docs/security.md lists them).
 const (
-	DefaultK        = 10
-	MaxK            = 1000
-	MaxSessionItems = 100
-	MaxFeatures     = 200
-	MaxIDLen        = 128
+	DefaultK         = 10
+	MaxK             = 1000
+	MaxSessionItems  = 100
+	MaxExcludedItems = 1000
+	MaxCategories    = 100
+	MaxFeatures      = 200
+	MaxFeatureValue  = 1e9
+	MaxIDLen         = 128
 )
 
 // ModelGetter is the server's view of the loaded models.
@@ -73,6 +77,19 @@ func checkID(field, v string) error {
 	return nil
 }
 
+// checkIDs bounds a repeated field: at most max values, each an id.
+func checkIDs(field string, vs []string, max int) error {
+	if len(vs) > max {
+		return invalidf("%d %s given; at most %d", len(vs), field, max)
+	}
+	for _, v := range vs {
+		if err := checkID(field, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // profile returns the user's profile, if the profiles model is loaded and
 // knows them.
 func (s *Serving) profile(userID string) (*artifact.UserProfile, *artifact.Profiles, *models.Loaded) {
@@ -114,8 +131,8 @@ func validateFeatures(req map[string]float64, known []string) error {
 		return invalidf("%d features given; at most %d", len(req), MaxFeatures)
 	}
 	for k, v := range req {
-		if math.IsNaN(v) || math.IsInf(v, 0) {
-			return invalidf("feature %q is %v; values must be finite", k, v)
+		if !(math.Abs(v) <= MaxFeatureValue) {
+			return invalidf("feature %q is %v; values must be finite numbers within ±%g", k, v, MaxFeatureValue)
 		}
 		found := false
 		for _, n := range known {

@@ -12,14 +12,14 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -32,6 +32,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 
 	"github.com/promoai/promo/gateway"
@@ -45,94 +46,6 @@ import (
 	"github.com/promoai/promo/server/ingest"
 	"github.com/promoai/promo/server/models"
 	"github.com/promoai/promo/server/offers"
-)
-
-// Options configure the server.
-type Options struct {
-	Store         client.Config
-	GRPCAddr      string
-	HTTPAddr      string
-	Gateway       bool
-	Alias         string
-	CheckInterval time.Duration
-	OffersFile    string
-	// Exploration is the share of GetOffers decisions randomized among
-	// control and every offer (the flag's default is 0.1).
-	Exploration    float64
-	TokensFile     string
-	PublicMethods  string
-	TLSCert        string
-	TLSKey         string
-	MaxConcurrent  int
-	MaxRecvBytes   int
-	DefaultTimeout time.Duration
-	ShutdownDelay  time.Duration
-	GracePeriod    time.Duration
-	LogFormat      string
-	LogRequests    bool
-	IngestDelay    time.Duration
-	IngestPending  int
-	Pprof          bool
-	PseudonymKey   string
-	// Env holds what main reads from the environment.
-	Env Env
-	// Ready, when set, is called with the bound addresses once listening.
-	Ready func(grpcAddr, httpAddr string)
-}
-
-// Env is what the server takes from its environment; main reads it, so
-// the rest of the server sees only options.
-type Env struct {
-	// APITokens ($PROMO_API_TOKENS): comma-separated "token:role[:name]",
-	// besides -auth.tokens-file.
-	APITokens string
-	// PseudonymKey ($PROMO_PSEUDONYM_KEY) when -privacy.pseudonym-key-file
-	// is unset.
-	PseudonymKey string
-}
-
-// RegisterFlags registers the options with their defaults.
-func (o *Options) RegisterFlags(fs *flag.FlagSet) {
-	o.Store.RegisterFlags(fs, "store.")
-	fs.StringVar(&o.GRPCAddr, "grpc.addr", "127.0.0.1:9090", "gRPC listen address")
-	fs.StringVar(&o.HTTPAddr, "http.addr", "127.0.0.1:8080", "HTTP listen address: REST gateway, /healthz, /readyz, /metrics (empty: off)")
-	fs.BoolVar(&o.Gateway, "http.gateway", true, "serve the REST gateway in-process on -http.addr")
-	fs.StringVar(&o.Alias, "models.alias", "production", "registry alias every model follows")
-	fs.DurationVar(&o.CheckInterval, "models.check-interval", 5*time.Second, "how often to check aliases for a new version")
-	fs.StringVar(&o.OffersFile, "offers.file", "", "JSON offer catalogue (default: the built-in catalogue)")
-	fs.Float64Var(&o.Exploration, "offers.exploration", 0.1, "share of offer decisions randomized among control and every offer, so the offers' effect can still be measured and the uplift model retrained (0: target every decision; 1: a pure experiment)")
-	fs.StringVar(&o.TokensFile, "auth.tokens-file", "", "bearer tokens, one 'token role [name]' per line (also $PROMO_API_TOKENS)")
-	fs.StringVar(&o.PublicMethods, "auth.public", "", "comma-separated method groups callable without a token when tokens are set: serving, read")
-	fs.StringVar(&o.TLSCert, "tls.cert", "", "TLS certificate file (with -tls.key: serve gRPC and HTTP over TLS)")
-	fs.StringVar(&o.TLSKey, "tls.key", "", "TLS key file")
-	fs.IntVar(&o.MaxConcurrent, "limits.max-concurrent", 512, "concurrent RPCs before RESOURCE_EXHAUSTED")
-	fs.IntVar(&o.MaxRecvBytes, "limits.max-request-bytes", 4<<20, "largest accepted request message")
-	fs.DurationVar(&o.DefaultTimeout, "limits.default-timeout", 10*time.Second, "deadline for calls that carry none")
-	fs.DurationVar(&o.ShutdownDelay, "shutdown.delay", 2*time.Second, "time between turning not-ready and stopping, for load balancers")
-	fs.DurationVar(&o.GracePeriod, "shutdown.grace", 15*time.Second, "time in-flight calls get to finish")
-	fs.StringVar(&o.LogFormat, "log.format", "json", "log format: json or text")
-	fs.BoolVar(&o.LogRequests, "log.requests", false, "log every RPC (errors are always logged)")
-	fs.DurationVar(&o.IngestDelay, "ingest.max-delay", 200*time.Millisecond, "longest an event waits for its group commit")
-	fs.IntVar(&o.IngestPending, "ingest.max-pending", 200000, "events queued before Ingest answers RESOURCE_EXHAUSTED")
-	fs.BoolVar(&o.Pprof, "debug.pprof", false, "serve Go profiles at /debug/pprof/ on -http.addr")
-	fs.StringVar(&o.PseudonymKey, "privacy.pseudonym-key-file", "", "file with the key that pseudonymizes user ids at ingestion and lookup (also $PROMO_PSEUDONYM_KEY); the trainer's import must use the same key")
-}
-
-// Service method groups for auth.
-var (
-	adminMethods = []string{
-		promov1.RegistryService_Promote_FullMethodName, promov1.RegistryService_Rollback_FullMethodName,
-		promov1.EventService_EraseUser_FullMethodName,
-	}
-	servingMethods = []string{
-		promov1.ScoringService_Score_FullMethodName, promov1.RecommendationService_Recommend_FullMethodName,
-		promov1.RecommendationService_SimilarItems_FullMethodName, promov1.PromotionService_GetOffers_FullMethodName,
-	}
-	readMethods = []string{
-		promov1.RegistryService_ListModels_FullMethodName, promov1.RegistryService_ListVersions_FullMethodName,
-		promov1.RegistryService_GetVersion_FullMethodName, promov1.RegistryService_History_FullMethodName,
-		promov1.StatusService_GetStatus_FullMethodName,
-	}
 )
 
 // ModelSpecs are the models the server follows.
@@ -163,10 +76,10 @@ func Run(ctx context.Context, o Options, logOut io.Writer) error {
 		return fmt.Errorf("storage: %w", err)
 	}
 	defer bkt.Close()
-	reg := registry.New(bkt)
+	reg := registry.New(bkt, registry.WithVerifier(artifact.Verify))
 
-	if math.IsNaN(o.Exploration) || o.Exploration < 0 || o.Exploration > 1 {
-		return fmt.Errorf("-offers.exploration %v must be within [0, 1]", o.Exploration)
+	if err := o.validate(); err != nil {
+		return err
 	}
 	if o.Exploration == 0 {
 		log.Warn("offer decisions are all targeted (-offers.exploration 0): with no randomized decisions, the trainer cannot measure the offers' effect or retrain the uplift model on new data")
@@ -181,25 +94,35 @@ func Run(ctx context.Context, o Options, logOut io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if o.TokensFile != "" {
+		if fi, err := os.Stat(o.TokensFile); err == nil && fi.Mode().Perm()&0o044 != 0 {
+			log.Warn("the tokens file can be read by other users of this machine; chmod 600 it", "file", o.TokensFile, "mode", fi.Mode().Perm().String())
+		}
+	}
 	var public []string
-	for _, g := range strings.Split(o.PublicMethods, ",") {
-		switch strings.TrimSpace(g) {
-		case "":
+	for _, g := range splitList(o.PublicMethods) {
+		switch g {
 		case "serving":
 			public = append(public, servingMethods...)
 		case "read":
 			public = append(public, readMethods...)
+		case "ingest":
+			public = append(public, ingestMethods...)
 		default:
-			return fmt.Errorf("-auth.public: unknown group %q (want serving, read)", g)
+			return fmt.Errorf("-auth.public: unknown group %q (want serving, read, ingest)", g)
 		}
 	}
 	pseudo, err := eventlog.LoadPseudonymizer(o.PseudonymKey, o.Env.PseudonymKey)
 	if err != nil {
 		return err
 	}
-	policy := auth.NewPolicy(ids, toks, adminMethods, public)
+	policy := auth.NewPolicy(ids, toks, adminMethods, ingestMethods, public)
 	if !policy.Enabled() {
-		log.Warn("no API tokens configured: serving and read RPCs are open, admin RPCs are refused")
+		ingest := "Ingest is refused (open it with -auth.public ingest)"
+		if slices.Contains(public, promov1.EventService_Ingest_FullMethodName) {
+			ingest = "ANYONE CAN INGEST EVENTS (-auth.public ingest)"
+		}
+		log.Warn("no API tokens configured: serving and read RPCs are open to anyone, admin RPCs are refused, " + ingest + "; set -auth.tokens-file or PROMO_API_TOKENS")
 	}
 
 	promReg := prometheus.NewRegistry()
@@ -225,11 +148,21 @@ func Run(ctx context.Context, o Options, logOut io.Writer) error {
 		}
 		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
-	chain := []grpc.UnaryServerInterceptor{observe(met, log, o.LogRequests, o.DefaultTimeout), limit(o.MaxConcurrent, met), policy.UnaryInterceptor}
+	// Authentication comes before the limits, so a caller without a
+	// valid token never takes a slot.
+	chain := []grpc.UnaryServerInterceptor{observe(met, log, o.LogRequests, o.DefaultTimeout), policy.UnaryInterceptor, newLimits(&o, met).unary}
+	codec := newRequestCodec()
 	gopts := []grpc.ServerOption{
+		grpc.ForceServerCodecV2(codec),
 		grpc.ChainUnaryInterceptor(chain...),
-		grpc.ChainStreamInterceptor(policy.StreamInterceptor),
+		grpc.ChainStreamInterceptor(policy.StreamInterceptor, limitStreams(o.MaxStreams, met)),
 		grpc.MaxRecvMsgSize(o.MaxRecvBytes),
+		grpc.MaxConcurrentStreams(uint32(o.MaxStreamsPerConn)),
+		// A connection must finish its handshake promptly, may not ping
+		// more often than every 10 s, and is closed when idle or dead.
+		grpc.ConnectionTimeout(10 * time.Second),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: 15 * time.Minute, Time: time.Minute, Timeout: 20 * time.Second}),
 	}
 	if tlsCfg != nil {
 		gopts = append(gopts, grpc.Creds(credentials.NewTLS(tlsCfg)))
@@ -248,7 +181,7 @@ func Run(ctx context.Context, o Options, logOut io.Writer) error {
 	// connection the embedded REST gateway calls, which runs them through
 	// the same interceptors (auth, limits, metrics, logs).
 	local := newInProcess(chain...)
-	for _, r := range []grpc.ServiceRegistrar{srv, local} {
+	for _, r := range []grpc.ServiceRegistrar{invalidOnDecode{srv, codec}, local} {
 		promov1.RegisterScoringServiceServer(r, serving)
 		promov1.RegisterRecommendationServiceServer(r, serving)
 		promov1.RegisterPromotionServiceServer(r, serving)
@@ -280,9 +213,13 @@ func Run(ctx context.Context, o Options, logOut io.Writer) error {
 		}
 	}
 	var shuttingDown atomic.Bool
+	store := &storeProbe{bucket: bkt, log: log}
 	ready := func() (bool, string) {
 		if shuttingDown.Load() {
 			return false, "shutting down"
+		}
+		if err := store.err(); err != nil {
+			return false, err.Error()
 		}
 		return set.Ready()
 	}
@@ -291,6 +228,7 @@ func Run(ctx context.Context, o Options, logOut io.Writer) error {
 	runCtx, stopBackground := context.WithCancel(context.Background())
 	defer stopBackground()
 	g.Go(func() error { set.Run(gctx); return nil })
+	g.Go(func() error { store.run(gctx, o.CheckInterval); return nil })
 	// Erasures made through other replicas reach this one within a minute.
 	g.Go(func() error {
 		t := time.NewTicker(time.Minute)
@@ -349,6 +287,16 @@ func Run(ctx context.Context, o Options, logOut io.Writer) error {
 			}
 			fmt.Fprintln(w, msg)
 		})
+		// Ingestion needs the store only: a new deployment takes events
+		// before any model is promoted (docs/deployment.md).
+		mux.HandleFunc("GET /readyz/ingest", func(w http.ResponseWriter, _ *http.Request) {
+			if err := store.err(); err != nil || shuttingDown.Load() {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				fmt.Fprintln(w, "not ready for events: the store is unreachable or the server is shutting down")
+				return
+			}
+			fmt.Fprintln(w, "ready for events")
+		})
 		mux.Handle("GET /metrics", promhttp.HandlerFor(promReg, promhttp.HandlerOpts{}))
 		if o.Pprof {
 			mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -357,13 +305,14 @@ func Run(ctx context.Context, o Options, logOut io.Writer) error {
 			mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 		}
 		if o.Gateway {
-			gw, err := gateway.NewHandler(ctx, local, gateway.Options{MaxBodyBytes: int64(o.MaxRecvBytes)})
+			gw, err := gateway.NewHandler(ctx, local, gateway.Options{MaxBodyBytes: int64(o.MaxRecvBytes), CORSOrigins: splitList(o.CORSOrigins)})
 			if err != nil {
 				return err
 			}
 			mux.Handle("/", gw)
 		}
-		httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, TLSConfig: tlsCfg}
+		httpSrv = &http.Server{Handler: mux, TLSConfig: tlsCfg, ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout: o.HTTPReadTimeout, WriteTimeout: o.HTTPWriteTimeout, IdleTimeout: o.HTTPIdleTimeout}
 		g.Go(func() error {
 			var err error
 			if tlsCfg != nil {
@@ -412,4 +361,64 @@ func Run(ctx context.Context, o Options, logOut io.Writer) error {
 	err = g.Wait()
 	log.Info("server stopped")
 	return err
+}
+
+// splitList splits a comma-separated flag value, dropping empty entries.
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// storeProbe watches whether the store is reachable, for readiness: every
+// event and every new model version goes through it. One failed look is a
+// blip; three in a row make the replica unready until a look succeeds.
+type storeProbe struct {
+	bucket   registry.Bucket
+	log      *slog.Logger
+	failures atomic.Int32
+	last     atomic.Pointer[error]
+}
+
+// probeObject is an object no one writes: looking it up answers "not
+// found" from a reachable store and fails otherwise.
+const probeObject = "health/probe"
+
+func (p *storeProbe) run(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := p.bucket.Attributes(cctx, probeObject)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil && !errors.Is(err, registry.ErrNotFound) {
+			if p.failures.Add(1) == 3 {
+				p.log.Error("the store is unreachable: not ready", "store", p.bucket.Name(), "err", err)
+			}
+			err = fmt.Errorf("the store is unreachable (%d looks in a row failed)", p.failures.Load())
+			p.last.Store(&err)
+		} else if p.failures.Swap(0) >= 3 {
+			p.log.Info("the store is reachable again", "store", p.bucket.Name())
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// err says why the store makes the replica unready, nil when it does not.
+func (p *storeProbe) err() error {
+	if p.failures.Load() < 3 {
+		return nil
+	}
+	return *p.last.Load()
 }

@@ -33,8 +33,8 @@ import (
 )
 
 const (
-	adminToken = "admin-token-0123456789"
-	userToken  = "user-token-0123456789"
+	adminToken = "admin-7f3c9a51e2b84d06c5a1f9e3b27d4c80"
+	userToken  = "user-4b8e1d7a9c2f5036e8d1b4a7c9f20e53"
 )
 
 // Hand-made models: small enough to reason about every answer.
@@ -130,12 +130,10 @@ func startServer(t *testing.T, withModels bool, mutate ...func(*app.Options)) *t
 	}
 	tokens := filepath.Join(dir, "tokens")
 	os.WriteFile(tokens, []byte(adminToken+" admin ada\n"+userToken+" user svc\n"), 0o600)
-	o := app.Options{
-		GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", Gateway: true, Alias: "production",
-		CheckInterval: 100 * time.Millisecond, TokensFile: tokens, PublicMethods: "serving,read",
-		MaxConcurrent: 64, MaxRecvBytes: 1 << 20, DefaultTimeout: 5 * time.Second, ShutdownDelay: 10 * time.Millisecond,
-		GracePeriod: 2 * time.Second, LogFormat: "text", IngestDelay: 20 * time.Millisecond, IngestPending: 1000,
-	}
+	o := app.DefaultOptions()
+	o.GRPCAddr, o.HTTPAddr, o.CheckInterval, o.TokensFile, o.PublicMethods = "127.0.0.1:0", "127.0.0.1:0", 100*time.Millisecond, tokens, "serving,read"
+	o.MaxConcurrent, o.MaxRecvBytes, o.DefaultTimeout, o.ShutdownDelay, o.GracePeriod = 64, 1<<20, 5*time.Second, 10*time.Millisecond, 2*time.Second
+	o.LogFormat, o.IngestDelay, o.IngestPending = "text", 20*time.Millisecond, 1000
 	o.Store.Type, o.Store.Dir = "fs", filepath.Join(dir, "registry")
 	for _, m := range mutate {
 		m(&o)
@@ -294,7 +292,7 @@ func TestRecommend(t *testing.T) {
 }
 
 func TestGetOffers(t *testing.T) {
-	s := startServer(t, true)
+	s := startServer(t, true, func(o *app.Options) { o.Exploration = 0 }) // targeted decisions only
 	c := promov1.NewPromotionServiceClient(s.conn)
 	ctx := context.Background()
 	// bob buys rarely; the 10% offer lifts him a lot.
@@ -511,27 +509,35 @@ func TestHotSwapAndCorruptVersion(t *testing.T) {
 	if after.Model.Version != v2 || after.PurchaseProbability >= before.PurchaseProbability {
 		t.Fatalf("not swapped to %s: %+v", v2, after.Model)
 	}
-	// Publish v3, promote it, then damage its blob before the server loads it.
-	v3 := publish(t, s.reg, "propensity", propensityModel(2), false)
-	blob := filepath.Join(s.dir, "registry", filepath.FromSlash(registry.BlobPath("propensity", v3, artifact.BlobName)))
-	if _, err := s.reg.Promote(ctx, "propensity", "production", v3, "test", "will break"); err != nil {
-		t.Fatal(err)
-	}
-	data, _ := os.ReadFile(blob)
-	data[len(data)/2] ^= 0xff
-	os.WriteFile(blob, data, 0o644)
-	// Wait until the server has tried (and failed) to load v3.
+	// Publish v3, promote it, then damage its blob before the server loads
+	// it. The server may load it first, in the moment between the two:
+	// then try again with another version.
 	var st *promov1.GetStatusResponse
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		st, err = promov1.NewStatusServiceClient(s.conn).GetStatus(ctx, &promov1.GetStatusRequest{})
-		if err != nil {
+	var m *promov1.LoadedModel
+	for attempt := 0; ; attempt++ {
+		v3 := publish(t, s.reg, "propensity", propensityModel(2+float64(attempt)), false)
+		blob := filepath.Join(s.dir, "registry", filepath.FromSlash(registry.BlobPath("propensity", v3, artifact.BlobName)))
+		if _, err := s.reg.Promote(ctx, "propensity", "production", v3, "test", "will break"); err != nil {
 			t.Fatal(err)
 		}
-		if strings.Contains(propensityStatus(st).LastError, "checksum") {
+		data, _ := os.ReadFile(blob)
+		data[len(data)/2] ^= 0xff
+		os.WriteFile(blob, data, 0o644)
+		// Wait until the server has tried (and failed) to load v3.
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			st, err = promov1.NewStatusServiceClient(s.conn).GetStatus(ctx, &promov1.GetStatusRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m = propensityStatus(st); strings.Contains(m.LastError, "checksum") || m.Version == v3 {
+				break
+			}
+		}
+		if m.Version != v3 || attempt == 2 {
 			break
 		}
+		v2 = v3 // loaded before the damage: it is what serves now
 	}
-	m := propensityStatus(st)
 	if !strings.Contains(m.LastError, "checksum") || m.LoadFailures == 0 || m.Version != v2 {
 		t.Fatalf("status: %+v", m)
 	}

@@ -13,6 +13,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+
+	promov1 "github.com/promoai/promo/proto/promo/v1"
 )
 
 // metrics are the server's Prometheus collectors.
@@ -23,7 +25,7 @@ type metrics struct {
 	loadFailures *prometheus.CounterVec
 	swaps        *prometheus.CounterVec
 	inflight     prometheus.Gauge
-	rejected     prometheus.Counter
+	rejected     *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -35,7 +37,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		loadFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "promo_model_load_failures_total", Help: "Failed model checks or loads."}, []string{"model"}),
 		swaps:        prometheus.NewCounterVec(prometheus.CounterOpts{Name: "promo_model_swaps_total", Help: "Model versions swapped in."}, []string{"model"}),
 		inflight:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "promo_grpc_inflight_requests", Help: "RPCs being handled."}),
-		rejected:     prometheus.NewCounter(prometheus.CounterOpts{Name: "promo_grpc_rejected_total", Help: "RPCs refused by the concurrency limit."}),
+		rejected:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "promo_grpc_rejected_total", Help: "RPCs refused by a concurrency limit, by limit group."}, []string{"group"}),
 	}
 	reg.MustRegister(m.requests, m.latency, m.modelInfo, m.loadFailures, m.swaps, m.inflight, m.rejected)
 	return m
@@ -82,7 +84,9 @@ func observe(m *metrics, log *slog.Logger, logAll bool, defaultTimeout time.Dura
 			m.requests.WithLabelValues(info.FullMethod, code.String()).Inc()
 			m.latency.WithLabelValues(info.FullMethod).Observe(time.Since(start).Seconds())
 			if code != codes.OK && code != codes.NotFound && code != codes.InvalidArgument {
-				log.Warn("rpc failed", "method", info.FullMethod, "code", code.String(), "request_id", id, "duration_ms", float64(time.Since(start).Microseconds())/1000, "err", status.Convert(err).Message())
+				// err's own text: an internal failure's status hides its
+				// cause from the caller, not from the log.
+				log.Warn("rpc failed", "method", info.FullMethod, "code", code.String(), "request_id", id, "duration_ms", float64(time.Since(start).Microseconds())/1000, "err", err.Error())
 			} else if logAll {
 				log.Info("rpc", "method", info.FullMethod, "code", code.String(), "request_id", id, "duration_ms", float64(time.Since(start).Microseconds())/1000)
 			}
@@ -92,18 +96,72 @@ func observe(m *metrics, log *slog.Logger, logAll bool, defaultTimeout time.Dura
 	}
 }
 
-// limit refuses calls beyond max in flight with RESOURCE_EXHAUSTED instead of
-// queueing them without bound.
-func limit(max int, m *metrics) grpc.UnaryServerInterceptor {
+// limits bound the RPCs in flight, a limit per group of methods, so that
+// a burst of one kind (ingestion, say) never refuses another (serving).
+// A call over its group's limit is refused at once with RESOURCE_EXHAUSTED
+// and a retry-after header (HTTP 429 and Retry-After through the gateway)
+// instead of queueing without bound. It runs after authentication, so
+// unauthenticated calls never take a slot.
+type limits struct {
+	group map[string]string        // method -> group
+	slots map[string]chan struct{} // group -> semaphore
+	max   map[string]int
+	m     *metrics
+}
+
+// Limit groups.
+const (
+	groupServing = "serving"
+	groupEvents  = "events"
+	groupAdmin   = "admin"
+)
+
+func newLimits(o *Options, m *metrics) *limits {
+	l := &limits{group: map[string]string{}, slots: map[string]chan struct{}{}, max: map[string]int{}, m: m}
+	for g, n := range map[string]int{groupServing: o.MaxConcurrent, groupEvents: o.MaxIngest, groupAdmin: o.MaxOther} {
+		l.slots[g], l.max[g] = make(chan struct{}, n), n
+	}
+	for _, method := range servingMethods {
+		l.group[method] = groupServing
+	}
+	for _, method := range []string{promov1.EventService_Ingest_FullMethodName, promov1.EventService_EraseUser_FullMethodName} {
+		l.group[method] = groupEvents
+	}
+	return l
+}
+
+// retryAfter is the header a refused call carries: the seconds to wait.
+const retryAfter = "retry-after"
+
+func (l *limits) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	g, ok := l.group[info.FullMethod]
+	if !ok {
+		g = groupAdmin
+	}
+	select {
+	case l.slots[g] <- struct{}{}:
+		defer func() { <-l.slots[g] }()
+		return handler(ctx, req)
+	default:
+		l.m.rejected.WithLabelValues(g).Inc()
+		_ = grpc.SetHeader(ctx, metadata.Pairs(retryAfter, "1"))
+		return nil, status.Errorf(codes.ResourceExhausted, "server is at its limit of %d concurrent %s requests; retry after a second, with backoff", l.max[g], g)
+	}
+}
+
+// limitStreams bounds the open streams (health watches) in all: each holds
+// a goroutine for as long as the client keeps it.
+func limitStreams(max int, m *metrics) grpc.StreamServerInterceptor {
 	sem := make(chan struct{}, max)
-	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		select {
 		case sem <- struct{}{}:
 			defer func() { <-sem }()
-			return handler(ctx, req)
+			return handler(srv, ss)
 		default:
-			m.rejected.Inc()
-			return nil, status.Errorf(codes.ResourceExhausted, "server is at its limit of %d concurrent requests; retry with backoff", max)
+			m.rejected.WithLabelValues("streams").Inc()
+			_ = ss.SetHeader(metadata.Pairs(retryAfter, "5"))
+			return status.Errorf(codes.ResourceExhausted, "server is at its limit of %d open streams; retry later", max)
 		}
 	}
 }

@@ -7,8 +7,11 @@
 // "user" (serving, ingestion and registry reads). Tokens are compared in
 // constant time via their SHA-256 digests.
 //
-// With no tokens configured the API is open except for admin RPCs, which
-// are then refused: an unconfigured server never lets anyone move models.
+// With no tokens configured the API is open except for admin RPCs and
+// ingestion, which are then refused unless ingestion is opened explicitly:
+// an unconfigured server never lets anyone move models or write events.
+// Tokens must be long and random (CheckToken): placeholders copied from an
+// example are refused.
 package auth
 
 import (
@@ -65,6 +68,39 @@ type Policy struct {
 	AdminMethods map[string]bool
 	// PublicMethods need no token even when tokens are configured.
 	PublicMethods map[string]bool
+	// WriteMethods need a token when no tokens are configured, unless
+	// they are public: then they are refused.
+	WriteMethods map[string]bool
+}
+
+// MinTokenLen is the shortest token accepted: long random tokens cannot be
+// guessed.
+const MinTokenLen = 32
+
+// placeholders are words that mark a token copied from an example.
+var placeholders = []string{"change-me", "changeme", "replace", "example", "placeholder", "your-token", "secret-token", "xxxxxxxx"}
+
+// CheckToken refuses tokens that are too short, look like an example's
+// placeholder, or repeat a few characters: a server must not start with a
+// token someone else could guess.
+func CheckToken(tok string) error {
+	if len(tok) < MinTokenLen {
+		return fmt.Errorf("a token of %d characters; tokens must be at least %d random characters (e.g. openssl rand -hex 24)", len(tok), MinTokenLen)
+	}
+	lower := strings.ToLower(tok)
+	for _, p := range placeholders {
+		if strings.Contains(lower, p) {
+			return fmt.Errorf("token %q... looks like a placeholder (%q); generate a random one (e.g. openssl rand -hex 24)", tok[:8], p)
+		}
+	}
+	distinct := map[rune]bool{}
+	for _, r := range tok {
+		distinct[r] = true
+	}
+	if len(distinct) < 10 {
+		return fmt.Errorf("token %q... has only %d distinct characters; generate a random one (e.g. openssl rand -hex 24)", tok[:8], len(distinct))
+	}
+	return nil
 }
 
 // ParseTokens reads "token role [name]" lines.
@@ -85,8 +121,8 @@ func ParseTokens(text string) ([]Identity, []string, error) {
 		if f[1] != RoleAdmin && f[1] != RoleUser {
 			return nil, nil, fmt.Errorf("token line %d: role %q is not admin or user", line, f[1])
 		}
-		if len(f[0]) < 16 {
-			return nil, nil, fmt.Errorf("token line %d: tokens must be at least 16 characters", line)
+		if err := CheckToken(f[0]); err != nil {
+			return nil, nil, fmt.Errorf("token line %d: %w", line, err)
 		}
 		name := fmt.Sprintf("token-%d", line)
 		if len(f) > 2 {
@@ -120,8 +156,11 @@ func LoadTokens(file, list string) ([]Identity, []string, error) {
 }
 
 // NewPolicy builds a policy from identities and their tokens.
-func NewPolicy(ids []Identity, toks []string, admin, public []string) *Policy {
-	p := &Policy{AdminMethods: map[string]bool{}, PublicMethods: map[string]bool{}}
+func NewPolicy(ids []Identity, toks []string, admin, write, public []string) *Policy {
+	p := &Policy{AdminMethods: map[string]bool{}, PublicMethods: map[string]bool{}, WriteMethods: map[string]bool{}}
+	for _, m := range write {
+		p.WriteMethods[m] = true
+	}
 	for i, t := range toks {
 		p.tokens = append(p.tokens, token{digest: sha256.Sum256([]byte(t)), id: ids[i]})
 	}
@@ -153,8 +192,11 @@ func (p *Policy) lookup(tok string) (Identity, bool) {
 func (p *Policy) Authorize(ctx context.Context, method string) (context.Context, error) {
 	admin := p.AdminMethods[method]
 	if !p.Enabled() {
-		if admin {
+		switch {
+		case admin:
 			return nil, status.Errorf(codes.PermissionDenied, "%s needs an admin token, and this server has none configured (set -auth.tokens-file or PROMO_API_TOKENS)", method)
+		case p.WriteMethods[method] && !p.PublicMethods[method]:
+			return nil, status.Errorf(codes.PermissionDenied, "%s needs a token, and this server has none configured (set -auth.tokens-file or PROMO_API_TOKENS, or open it with -auth.public ingest)", method)
 		}
 		return ctx, nil
 	}

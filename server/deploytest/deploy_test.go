@@ -7,7 +7,6 @@ package deploytest
 import (
 	"bytes"
 	"errors"
-	"github.com/promoai/promo/registry/s3server"
 	"io"
 	"os"
 	"os/exec"
@@ -17,6 +16,8 @@ import (
 	"testing"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/promoai/promo/registry/s3server"
 )
 
 func repoRoot(t *testing.T) string {

@@ -54,7 +54,7 @@ func TestIngestSurvivesSIGKILL(t *testing.T) {
 }
 
 func crashTest(t *testing.T, bin string, store, env []string, bkt registry.Bucket) {
-	token := "crash-test-token-0123456789"
+	token := "crash-5c9e2a7f1b4d8036a9e2c5f7b1d4a803"
 	tokens := filepath.Join(t.TempDir(), "tokens")
 	os.WriteFile(tokens, []byte(token+" user loadgen\n"), 0o600)
 	grpcAddr := freeAddr(t)

@@ -150,7 +150,7 @@ func TestTrainServeSwapOnS3(t *testing.T) {
 		t.Fatalf("staging %v %v", staging, err)
 	}
 
-	token := "e2e-admin-token-0123456789"
+	token := "e2e-3a7d1f9c5e2b8046d1a4c7e9f2b5d803"
 	srvProc := startServer(t, bin, env, token, append(store, "-models.check-interval=500ms", "-shutdown.delay=100ms")...)
 	grpcAddr, httpAddr, server, exited := srvProc.grpcAddr, srvProc.httpAddr, srvProc.cmd, srvProc.exited
 	waitOK(t, "http://"+httpAddr+"/readyz")

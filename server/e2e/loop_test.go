@@ -37,7 +37,7 @@ func TestOffersMeasurementLoop(t *testing.T) {
 	bin := buildBinaries(t, "./trainer/cmd/promo-trainer", "./server/cmd/promo-server")
 	storeDir := filepath.Join(bin, "registry")
 	store := []string{"-store.dir=" + storeDir}
-	token := "loop-admin-token-0123456789"
+	token := "loop-8d2b5f9a1e4c7036b8e1d4a7c2f5b906"
 	s := startServer(t, bin, os.Environ(), token, append(store, "-offers.exploration=1", "-ingest.max-delay=20ms")...)
 	grpcAddr, httpAddr := s.grpcAddr, s.httpAddr
 	// No models yet, so the server is alive but not ready: wait for liveness.

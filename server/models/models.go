@@ -193,7 +193,9 @@ func (s *Set) check(ctx context.Context, w *watched) {
 	if err != nil {
 		// An alias that does not exist yet is not a load failure: the
 		// trainer has not promoted anything. Keep checking every interval.
-		s.fail(w, "", "", fmt.Errorf("check alias: %w", err), !errors.Is(err, registry.ErrNotFound))
+		// One that vanished while a version served is: the store lost it.
+		notYet := errors.Is(err, registry.ErrNotFound) && w.current.Load() == nil
+		s.fail(w, "", "", fmt.Errorf("check alias: %w", err), !notYet)
 		return
 	}
 	w.mu.Lock()
@@ -248,35 +250,10 @@ func (s *Set) load(ctx context.Context, w *watched, version string) (*Loaded, er
 	if err != nil {
 		return nil, err
 	}
-	if err := warmUp(a); err != nil {
+	if err := artifact.Check(a); err != nil {
 		return nil, fmt.Errorf("warm-up of %s/%s failed: %w", w.name, version, err)
 	}
 	return &Loaded{Name: w.name, Alias: w.alias, Version: version, Manifest: m, Artifact: a, LoadedAt: s.now()}, nil
-}
-
-// warmUp runs one prediction so that lazily built state exists before the
-// first request, and so that a model that panics never gets swapped in.
-func warmUp(a artifact.Artifact) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("panic: %v", r)
-		}
-	}()
-	switch m := a.(type) {
-	case *artifact.Propensity:
-		m.Predict(make([]float64, len(m.Features)), true)
-	case *artifact.ItemSim:
-		m.Recommend(artifact.Query{History: []artifact.Weighted{{Item: 0, Weight: 1}}, K: 10})
-	case *artifact.Uplift:
-		for _, arm := range m.ArmNames() {
-			m.Predict(make([]float64, len(m.Features)), arm)
-		}
-	case *artifact.Profiles:
-		if len(m.Users) > 0 {
-			m.Lookup(m.Users[0].ID)
-		}
-	}
-	return nil
 }
 
 // fail records an error. Failures of a particular alias state (etag) back

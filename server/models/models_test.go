@@ -187,3 +187,28 @@ func TestServesOlderReadableKinds(t *testing.T) {
 		t.Fatalf("after a retired uplift/v2 version was promoted, serving %+v; want %s kept", l, v3)
 	}
 }
+
+// An alias that vanishes while a version serves is a load failure (the
+// store lost it), and the version keeps serving; an alias that was never
+// set is not (nothing was promoted yet).
+func TestVanishedAliasIsAFailure(t *testing.T) {
+	ctx := context.Background()
+	b := inmem.New()
+	reg := registry.New(b)
+	failures := 0
+	set := models.NewSet(reg, []models.Spec{{Name: "propensity", Alias: "production", Kind: artifact.KindPropensity}}, 0,
+		slog.New(slog.NewTextHandler(io.Discard, nil)), models.Hooks{OnLoadFailure: func(string, string, string, error) { failures++ }})
+	set.CheckAll(ctx)
+	if failures != 0 {
+		t.Fatalf("%d failures before anything was promoted", failures)
+	}
+	v := publish(t, reg, 0)
+	set.CheckAll(ctx)
+	if err := b.Delete(ctx, "models/propensity/aliases/production.json"); err != nil {
+		t.Fatal(err)
+	}
+	set.CheckAll(ctx)
+	if failures != 1 || set.Get("propensity") == nil || set.Get("propensity").Version != v {
+		t.Fatalf("failures %d, serving %+v", failures, set.Get("propensity"))
+	}
+}

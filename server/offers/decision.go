@@ -13,6 +13,14 @@ import (
 // negative price, say).
 var ErrInvalidRequest = errors.New("invalid offer request")
 
+// Bounds on a cart: beyond them a request is an error, not a sale, and
+// keeping within them keeps every figure of the decision finite.
+const (
+	MaxUnitPrice = 1e9
+	MaxQuantity  = 1_000_000
+	MaxCartValue = 1e12
+)
+
 // CartLine is one line of the shopper's cart, priced by the caller.
 type CartLine struct {
 	ItemID    string
@@ -156,8 +164,8 @@ func (c *Catalogue) context(r Request) (Context, []string, error) {
 	var cartValue, cost float64
 	var applyTo, cats []string
 	for _, l := range r.Lines {
-		if l.Quantity < 0 || !(l.UnitPrice >= 0) || math.IsInf(l.UnitPrice, 0) {
-			return Context{}, nil, fmt.Errorf("%w: cart line %q: quantity and unit_price must be non-negative numbers", ErrInvalidRequest, l.ItemID)
+		if l.Quantity < 0 || l.Quantity > MaxQuantity || !(l.UnitPrice >= 0 && l.UnitPrice <= MaxUnitPrice) {
+			return Context{}, nil, fmt.Errorf("%w: cart line %q: quantity must be within [0, %d] and unit_price within [0, %g]", ErrInvalidRequest, l.ItemID, MaxQuantity, float64(MaxUnitPrice))
 		}
 		q := float64(max(1, l.Quantity))
 		cartValue += q * l.UnitPrice
@@ -173,10 +181,9 @@ func (c *Catalogue) context(r Request) (Context, []string, error) {
 		}
 		cost += q * l.UnitPrice * (1 - c.DefaultMarginRate)
 	}
-	if v := r.CartValue; v > 0 && cartValue == 0 {
-		if math.IsInf(v, 0) {
-			return Context{}, nil, fmt.Errorf("%w: cart value must be a finite number", ErrInvalidRequest)
-		}
+	if v := r.CartValue; !(v >= 0 && v <= MaxCartValue) {
+		return Context{}, nil, fmt.Errorf("%w: cart value %v must be within [0, %g]", ErrInvalidRequest, v, float64(MaxCartValue))
+	} else if v > 0 && cartValue == 0 {
 		cartValue, cost = v, v*(1-c.DefaultMarginRate)
 	}
 	marginRate := c.DefaultMarginRate

@@ -141,10 +141,32 @@ func TestDecideWithAnEmptyCartUsesRecommendations(t *testing.T) {
 
 func TestDecideRefusesBadLines(t *testing.T) {
 	c := offers.Default()
-	for _, l := range []offers.CartLine{{ItemID: "a", UnitPrice: -1}, {ItemID: "b", UnitPrice: math.NaN()}, {ItemID: "c", UnitPrice: math.Inf(1)}, {ItemID: "d", Quantity: -2, UnitPrice: 1}} {
+	for _, l := range []offers.CartLine{{ItemID: "a", UnitPrice: -1}, {ItemID: "b", UnitPrice: math.NaN()}, {ItemID: "c", UnitPrice: math.Inf(1)},
+		{ItemID: "d", Quantity: -2, UnitPrice: 1}, {ItemID: "e", UnitPrice: 1e308}, {ItemID: "f", Quantity: offers.MaxQuantity + 1, UnitPrice: 1}} {
 		r := offers.Request{DecisionID: targeted(t, c, 0.1), Exploration: 0.1, Lines: []offers.CartLine{l}, Effect: effects(nil)}
 		if _, err := c.Decide(r); !errors.Is(err, offers.ErrInvalidRequest) {
 			t.Errorf("line %+v: %v", l, err)
+		}
+	}
+	// A cart value that is not a number, negative or absurd is refused,
+	// not ignored.
+	for _, v := range []float64{math.NaN(), -5, math.Inf(1), 1e300} {
+		r := offers.Request{DecisionID: targeted(t, c, 0.1), Exploration: 0.1, CartValue: v, Effect: effects(nil)}
+		if _, err := c.Decide(r); !errors.Is(err, offers.ErrInvalidRequest) {
+			t.Errorf("cart value %v: %v", v, err)
+		}
+	}
+	// At the bounds, every figure stays finite.
+	r := offers.Request{DecisionID: targeted(t, c, 0.1), Exploration: 0.1, Segment: "new",
+		Lines:  []offers.CartLine{{ItemID: "a", Quantity: offers.MaxQuantity, UnitPrice: offers.MaxUnitPrice}},
+		Effect: effects(map[string]float64{"pct10": 1, "amount5": 1, "spend50get10": 1, "gift": 1})}
+	d, err := c.Decide(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range d.Offers {
+		if math.IsNaN(o.IncrementalProfit) || math.IsInf(o.IncrementalProfit, 0) {
+			t.Errorf("%s: incremental profit %v", o.Offer.ID, o.IncrementalProfit)
 		}
 	}
 }

@@ -72,3 +72,22 @@ func TestVersionedPackage(t *testing.T) {
 		t.Fatalf("package %q is not versioned", pkg)
 	}
 }
+
+// The OpenAPI document names the API and its version, and declares the
+// bearer token, so that generated clients send it.
+func TestOpenAPIHeader(t *testing.T) {
+	var doc struct {
+		Info                struct{ Title, Version string }
+		SecurityDefinitions map[string]struct {
+			Type, In, Name string
+		} `json:"securityDefinitions"`
+		Security []map[string][]string
+	}
+	if err := json.Unmarshal(promov1.OpenAPIv2, &doc); err != nil {
+		t.Fatal(err)
+	}
+	bearer := doc.SecurityDefinitions["bearer"]
+	if !strings.Contains(doc.Info.Title, "promo") || doc.Info.Version == "" || bearer.In != "header" || bearer.Name != "Authorization" || len(doc.Security) == 0 {
+		t.Fatalf("info %+v, security %+v / %+v", doc.Info, doc.SecurityDefinitions, doc.Security)
+	}
+}

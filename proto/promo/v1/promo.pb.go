@@ -14,6 +14,7 @@
 package promov1
 
 import (
+	_ "github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2/options"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -3152,7 +3153,7 @@ var File_promo_v1_promo_proto protoreflect.FileDescriptor
 
 const file_promo_v1_promo_proto_rawDesc = "" +
 	"\n" +
-	"\x14promo/v1/promo.proto\x12\bpromo.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"N\n" +
+	"\x14promo/v1/promo.proto\x12\bpromo.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\"N\n" +
 	"\bModelRef\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12\x14\n" +
@@ -3468,7 +3469,13 @@ const file_promo_v1_promo_proto_rawDesc = "" +
 	"\aHistory\x12\x18.promo.v1.HistoryRequest\x1a\x19.promo.v1.HistoryResponse\"2\x82\xd3\xe4\x93\x02,\x12*/v1/models/{model}/aliases/{alias}/history2i\n" +
 	"\rStatusService\x12X\n" +
 	"\tGetStatus\x12\x1a.promo.v1.GetStatusRequest\x1a\x1b.promo.v1.GetStatusResponse\"\x12\x82\xd3\xe4\x93\x02\f\x12\n" +
-	"/v1/statusB1Z/github.com/promoai/promo/proto/promo/v1;promov1b\x06proto3"
+	"/v1/statusB\xe4\x03\x92A\xaf\x03\x12\xe7\x01\n" +
+	")promo: personalized e-commerce promotions\x12\xb2\x01Scores, recommendations, offer decisions, event ingestion and the model registry of the promo platform. Errors are {code, message, details} with the HTTP status of the gRPC code.2\x051.0.02\x10application/json:\x10application/jsonZ\x90\x01\n" +
+	"\x8d\x01\n" +
+	"\x06bearer\x12\x82\x01\b\x02\x12mA bearer token: 'Bearer <token>'. Serving and read calls may be open, depending on the server's -auth.public.\x1a\rAuthorization \x02b\f\n" +
+	"\n" +
+	"\n" +
+	"\x06bearer\x12\x00Z/github.com/promoai/promo/proto/promo/v1;promov1b\x06proto3"
 
 var (
 	file_promo_v1_promo_proto_rawDescOnce sync.Once

@@ -56,11 +56,30 @@ func (b *Bucket) path(name string) (string, error) {
 	return filepath.Join(b.root, filepath.FromSlash(name)), nil
 }
 
-func notFound(name string, err error) error {
+// notFound maps a missing file to ErrNotFound, unless the whole store is
+// missing (checkRoot).
+func (b *Bucket) notFound(name string, err error) error {
 	if errors.Is(err, iofs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+		if rerr := b.checkRoot(); rerr != nil {
+			return rerr
+		}
 		return fmt.Errorf("object %s: %w", name, registry.ErrNotFound)
 	}
 	return fmt.Errorf("object %s: %w", name, err)
+}
+
+// checkRoot reports a root directory that is gone (deleted, or a volume
+// that came unmounted) as ErrUnavailable: every object would otherwise
+// look absent, and a write would silently start a new, empty store.
+func (b *Bucket) checkRoot() error {
+	st, err := os.Stat(b.root)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%w: the store's directory %s: %v", registry.ErrUnavailable, b.root, err)
+	case !st.IsDir():
+		return fmt.Errorf("%w: the store's directory %s is not a directory", registry.ErrUnavailable, b.root)
+	}
+	return nil
 }
 
 // Get implements registry.Bucket.
@@ -74,7 +93,7 @@ func (b *Bucket) Get(ctx context.Context, name string) (io.ReadCloser, error) {
 	}
 	f, err := os.Open(p)
 	if err != nil {
-		return nil, notFound(name, err)
+		return nil, b.notFound(name, err)
 	}
 	if st, err := f.Stat(); err == nil && st.IsDir() {
 		f.Close()
@@ -106,7 +125,7 @@ func (b *Bucket) Attributes(ctx context.Context, name string) (registry.Attribut
 	p, _ := b.path(name)
 	st, err := os.Stat(p)
 	if err != nil {
-		return registry.Attributes{}, notFound(name, err)
+		return registry.Attributes{}, b.notFound(name, err)
 	}
 	return registry.Attributes{Size: int64(len(data)), ETag: etagOf(data), LastModified: st.ModTime()}, nil
 }
@@ -168,6 +187,9 @@ func (b *Bucket) Upload(ctx context.Context, name string, r io.Reader) error {
 	if err != nil {
 		return err
 	}
+	if err := b.checkRoot(); err != nil {
+		return err
+	}
 	if err := writeAtomic(p, r); err != nil {
 		return fmt.Errorf("upload %s: %w", name, err)
 	}
@@ -197,6 +219,9 @@ func (b *Bucket) PutIf(ctx context.Context, name string, data []byte, ifMatch st
 	}
 	p, err := b.path(name)
 	if err != nil {
+		return "", err
+	}
+	if err := b.checkRoot(); err != nil {
 		return "", err
 	}
 	unlock, err := b.lock()
@@ -257,7 +282,7 @@ func (b *Bucket) List(ctx context.Context, dir string, recursive bool) ([]string
 	if !recursive {
 		entries, err := os.ReadDir(base)
 		if errors.Is(err, iofs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
-			return nil, nil
+			return nil, b.checkRoot()
 		}
 		if err != nil {
 			return nil, fmt.Errorf("list %s: %w", dir, err)
@@ -274,6 +299,9 @@ func (b *Bucket) List(ctx context.Context, dir string, recursive bool) ([]string
 		}
 		sort.Strings(out) // "a/" sorts after "a.b", unlike the directory order
 		return out, nil
+	}
+	if err := b.checkRoot(); err != nil {
+		return nil, err
 	}
 	err := filepath.WalkDir(base, func(p string, d iofs.DirEntry, err error) error {
 		if err != nil {

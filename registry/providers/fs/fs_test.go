@@ -2,6 +2,7 @@ package fs_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -50,5 +51,37 @@ func TestTempFilesHidden(t *testing.T) {
 		if strings.Contains(n, ".tmp") || strings.Contains(n, ".lock") {
 			t.Fatalf("listing shows internal file %q", n)
 		}
+	}
+}
+
+// A store whose directory is gone is unavailable, not empty: reads do not
+// answer "not found", and a write does not start a new store in its place.
+func TestMissingRootIsUnavailable(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "store")
+	b, err := fs.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := registry.UploadBytes(ctx, b, "eventlog/a.json", []byte("{}")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	for name, err := range map[string]error{
+		"get":      func() error { _, err := b.Get(ctx, "eventlog/a.json"); return err }(),
+		"attrs":    func() error { _, err := b.Attributes(ctx, "eventlog/a.json"); return err }(),
+		"list":     func() error { _, err := b.List(ctx, "eventlog/", false); return err }(),
+		"list all": func() error { _, err := b.List(ctx, "", true); return err }(),
+		"upload":   registry.UploadBytes(ctx, b, "eventlog/b.json", []byte("{}")),
+		"put if":   func() error { _, err := b.PutIf(ctx, "x.json", []byte("1"), ""); return err }(),
+	} {
+		if !errors.Is(err, registry.ErrUnavailable) {
+			t.Errorf("%s: %v, want ErrUnavailable", name, err)
+		}
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("the store's directory was made again: %v", err)
 	}
 }
