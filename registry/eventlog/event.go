@@ -81,10 +81,14 @@ type Event struct {
 
 // Limits enforced by Validate.
 const (
-	MaxIDLen    = 128
-	MaxQueryLen = 512
-	MaxQuantity = 10000
-	MaxPrice    = 1e7
+	MaxIDLen      = 128
+	MaxQueryLen   = 512
+	MaxQuantity   = 10000
+	MaxPrice      = 1e7
+	MaxExtraAttrs = 32
+	// MaxReasonLen bounds the free-text reason of an erasure (and of an
+	// alias change, registry.MaxReasonLen).
+	MaxReasonLen = 1024
 )
 
 // ErrInvalidEvent wraps every validation failure.
@@ -195,6 +199,9 @@ func (e *Event) Validate(now time.Time) error {
 				return err
 			}
 		}
+		if err := checkExtra(e.UserAttrs.Extra); err != nil {
+			return err
+		}
 	case TypeItemUpsert:
 		if e.ItemAttrs == nil {
 			return invalid("item_upsert needs item attributes")
@@ -209,6 +216,29 @@ func (e *Event) Validate(now time.Time) error {
 			if err := checkText("item attribute", f, MaxQueryLen); err != nil {
 				return err
 			}
+		}
+		if err := checkExtra(e.ItemAttrs.Extra); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkExtra bounds free-form attributes: every stored byte is read again
+// by every training run.
+func checkExtra(extra map[string]string) error {
+	if len(extra) > MaxExtraAttrs {
+		return invalid("%d extra attributes; at most %d", len(extra), MaxExtraAttrs)
+	}
+	for k, v := range extra {
+		if err := checkText("extra attribute name", k, MaxIDLen); err != nil {
+			return err
+		}
+		if k == "" {
+			return invalid("an extra attribute has no name")
+		}
+		if err := checkText("extra attribute "+k, v, MaxQueryLen); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -49,6 +49,16 @@ func TestValidate(t *testing.T) {
 		{"item upsert negative cost", func(e *eventlog.Event) {
 			e.Type, e.User, e.ItemAttrs = eventlog.TypeItemUpsert, "", &eventlog.ItemAttrs{Price: 3, Cost: -1}
 		}, "cost"},
+		{"too many extra attributes", func(e *eventlog.Event) {
+			extra := map[string]string{}
+			for i := range 33 {
+				extra[fmt.Sprint("k", i)] = "v"
+			}
+			e.Type, e.UserAttrs = eventlog.TypeUserUpsert, &eventlog.UserAttrs{Extra: extra}
+		}, "extra attributes"},
+		{"an extra attribute of 1 MB", func(e *eventlog.Event) {
+			e.Type, e.User, e.ItemAttrs = eventlog.TypeItemUpsert, "", &eventlog.ItemAttrs{Extra: map[string]string{"notes": strings.Repeat("x", 1<<20)}}
+		}, "extra attribute notes"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -239,5 +249,61 @@ func TestScanReadsAheadInOrder(t *testing.T) {
 	}
 	if !errors.Is(err, registry.ErrCorrupt) || before != 20 || strings.Join(got, ",") != strings.Join(want[:inFirst20], ",") {
 		t.Fatalf("damaged batch %d of %d: %d events, %v", before, len(names), len(got), err)
+	}
+}
+
+// Compaction removes an erased user's events from the stored batches
+// themselves, keeps everyone else's, marks the erasure done once it has
+// settled, and reads nothing while every erasure is done.
+func TestCompactRemovesErasedUsersEvents(t *testing.T) {
+	ctx := context.Background()
+	b := inmem.New()
+	at := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
+	ev := func(id, user string) eventlog.Event {
+		return eventlog.Event{ID: id, Type: eventlog.TypeView, Time: at, User: user, Item: "i"}
+	}
+	for i, batch := range [][]eventlog.Event{{ev("a1", "ann"), ev("b1", "bob")}, {ev("a2", "ann")}, {ev("b2", "bob")}} {
+		if _, err := eventlog.WriteBatch(ctx, b, batch, at.Add(time.Duration(i)*time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := eventlog.Erase(ctx, b, eventlog.Erasure{User: "ann", Time: at}); err != nil {
+		t.Fatal(err)
+	}
+	now := at.Add(time.Hour)
+	st, err := eventlog.Compact(ctx, b, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Pending != 1 || st.Batches != 3 || st.Rewritten != 2 || st.Removed != 2 {
+		t.Fatalf("%+v", st)
+	}
+	// Read the stored batches one by one, not through Scan's filter.
+	names, err := eventlog.Batches(ctx, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stored []string
+	for _, n := range names {
+		if err := eventlog.ReadBatch(ctx, b, n, func(e *eventlog.Event) error { stored = append(stored, e.User+":"+e.ID); return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	slices.Sort(stored)
+	if fmt.Sprint(stored) != "[bob:b1 bob:b2]" || len(names) != 2 {
+		t.Fatalf("stored after compaction: %v in %v", stored, names)
+	}
+	if st, err := eventlog.Compact(ctx, b, now.Add(time.Hour)); err != nil || st.Pending != 0 || st.Batches != 0 {
+		t.Fatalf("a second compaction: %+v, %v", st, err)
+	}
+	// An erasure younger than ErasureSettle is compacted but stays pending.
+	if err := eventlog.Erase(ctx, b, eventlog.Erasure{User: "bob", Time: now}); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := eventlog.Compact(ctx, b, now.Add(time.Minute)); err != nil || st.Removed != 2 {
+		t.Fatalf("a fresh erasure: %+v, %v", st, err)
+	}
+	if st, err := eventlog.Compact(ctx, b, now.Add(2*time.Minute)); err != nil || st.Pending != 1 {
+		t.Fatalf("a fresh erasure stays pending: %+v, %v", st, err)
 	}
 }

@@ -263,6 +263,9 @@ type Erasure struct {
 	User   string    `json:"user"`
 	Time   time.Time `json:"time"`
 	Reason string    `json:"reason,omitempty"`
+	// Compacted is when Compact last removed the user's events from the
+	// log; zero until it has.
+	Compacted time.Time `json:"compacted,omitzero"`
 }
 
 // erasureName hashes the id so that the object name itself does not carry
@@ -276,6 +279,9 @@ func erasureName(user string) string {
 // Erase records an erasure request; later scans and profile snapshots leave
 // the user out.
 func Erase(ctx context.Context, b registry.Bucket, e Erasure) error {
+	if len(e.Reason) > MaxReasonLen {
+		return fmt.Errorf("%w: the erasure's reason is %d bytes; at most %d", ErrInvalidEvent, len(e.Reason), MaxReasonLen)
+	}
 	data, err := json.Marshal(e)
 	if err != nil {
 		return err
@@ -285,11 +291,24 @@ func Erase(ctx context.Context, b registry.Bucket, e Erasure) error {
 
 // ErasedUsers returns the set of erased user ids.
 func ErasedUsers(ctx context.Context, b registry.Bucket) (map[string]bool, error) {
+	es, err := erasures(ctx, b)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]bool, len(es))
+	for _, e := range es {
+		out[e.User] = true
+	}
+	return out, nil
+}
+
+// erasures reads every erasure record.
+func erasures(ctx context.Context, b registry.Bucket) ([]Erasure, error) {
 	names, err := b.List(ctx, erasuresDir, false)
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[string]bool, len(names))
+	out := make([]Erasure, 0, len(names))
 	for _, n := range names {
 		data, err := registry.ReadAll(ctx, b, n)
 		if errors.Is(err, registry.ErrNotFound) {
@@ -302,7 +321,102 @@ func ErasedUsers(ctx context.Context, b registry.Bucket) (map[string]bool, error
 		if err := json.Unmarshal(data, &e); err != nil {
 			return nil, fmt.Errorf("erasure %s: %w: %v", n, registry.ErrCorrupt, err)
 		}
-		out[e.User] = true
+		out = append(out, e)
 	}
 	return out, nil
+}
+
+// ErasureSettle is how long after an erasure a compaction marks it done:
+// time for every server replica to learn of it (they reload erasures every
+// minute) and so stop storing the user's events.
+const ErasureSettle = 10 * time.Minute
+
+// CompactStats says what Compact did.
+type CompactStats struct {
+	Pending   int // erasures not compacted before
+	Batches   int // batches read
+	Rewritten int // batches written again without the erased users' events
+	Removed   int // events removed
+}
+
+// Compact removes erased users' events from the log itself, not only from
+// what scans return: every batch holding any is written again without
+// them, next to the original, and the original is then deleted; each
+// erasure older than ErasureSettle is then marked compacted (a younger one
+// is compacted again next time, in case a replica stored an event of the
+// user before it learned of the erasure). It does nothing, and reads no
+// batch, while every erasure is compacted. The trainer runs it at the
+// start of every run, so a user's raw events are gone by the end of the
+// first run that starts ErasureSettle after their erasure.
+//
+// Batches are immutable and new events go to new batches, so compaction
+// is safe beside ingestion. A crash between writing a batch and deleting
+// its original leaves other events twice, which scans drop by event id;
+// the next Compact removes the original.
+func Compact(ctx context.Context, b registry.Bucket, now time.Time) (CompactStats, error) {
+	var st CompactStats
+	es, err := erasures(ctx, b)
+	if err != nil {
+		return st, err
+	}
+	erased := make(map[string]bool, len(es))
+	for _, e := range es {
+		erased[e.User] = true
+		if e.Compacted.IsZero() {
+			st.Pending++
+		}
+	}
+	if st.Pending == 0 {
+		return st, nil
+	}
+	names, err := Batches(ctx, b)
+	if err != nil {
+		return st, err
+	}
+	for _, name := range names {
+		events, err := decodeBatch(ctx, b, name, 0)
+		if errors.Is(err, registry.ErrNotFound) {
+			continue // deleted since the listing (another compaction)
+		}
+		if err != nil {
+			return st, err
+		}
+		st.Batches++
+		kept := events[:0]
+		for _, e := range events {
+			if !erased[e.User] {
+				kept = append(kept, e)
+			}
+		}
+		if len(kept) == len(events) {
+			continue
+		}
+		st.Removed += len(events) - len(kept)
+		if len(kept) > 0 {
+			data, err := EncodeBatch(kept)
+			if err != nil {
+				return st, err
+			}
+			if err := registry.UploadBytes(ctx, b, strings.TrimSuffix(name, ".jsonl.gz")+"c.jsonl.gz", data); err != nil {
+				return st, fmt.Errorf("rewrite batch %s: %w", name, err)
+			}
+		}
+		if err := b.Delete(ctx, name); err != nil {
+			return st, fmt.Errorf("delete batch %s: %w", name, err)
+		}
+		st.Rewritten++
+	}
+	for _, e := range es {
+		if e.Compacted.IsZero() && e.Time.Before(now.Add(-ErasureSettle)) {
+			e.Compacted = now.UTC()
+			data, err := json.Marshal(e)
+			if err != nil {
+				return st, err
+			}
+			if err := registry.UploadBytes(ctx, b, erasureName(e.User), data); err != nil {
+				return st, err
+			}
+		}
+	}
+	return st, nil
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/promoai/promo/registry"
+	"github.com/promoai/promo/registry/artifact"
 	"github.com/promoai/promo/registry/client"
 	"github.com/promoai/promo/trainer/pipeline"
 	"github.com/promoai/promo/trainer/report"
@@ -72,8 +73,15 @@ func NewLogger(format string, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, nil))
 }
 
+// Env is what the trainer takes from its environment; main reads it.
+type Env struct {
+	// PseudonymKey ($PROMO_PSEUDONYM_KEY) pseudonymizes imported user ids
+	// when -privacy.pseudonym-key-file is unset.
+	PseudonymKey string
+}
+
 // Main runs the trainer with command-line args (without the program name).
-func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func Main(ctx context.Context, args []string, env Env, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "generate" {
 		return generateCmd(ctx, args[1:], stdout, stderr)
 	}
@@ -81,7 +89,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return evalCmd(ctx, args[1:], stdout, stderr)
 	}
 	if len(args) > 0 && args[0] == "import" {
-		return importCmd(ctx, args[1:], stdout, stderr)
+		return importCmd(ctx, args[1:], env, stdout, stderr)
 	}
 	if len(args) > 0 && args[0] == "features" {
 		return featuresCmd(ctx, args[1:], stdout, stderr)
@@ -117,7 +125,7 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer bkt.Close()
-	reg := registry.New(bkt)
+	reg := registry.New(bkt, registry.WithVerifier(artifact.Verify))
 	if o.Generate != "" {
 		if err := generateIfEmpty(ctx, bkt, o.Generate, cfg.WithDefaults().Seed, log); err != nil {
 			return err
@@ -157,7 +165,34 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	if o.Once {
 		return job(ctx)
 	}
+	if err := schedule.Validate(o.Schedule); err != nil {
+		return err
+	}
+	// A new deployment would otherwise serve nothing until the first tick.
+	if missing, err := unpromoted(ctx, reg, cfg.WithDefaults()); err != nil {
+		log.Warn("could not check for production versions; waiting for the schedule", "err", err)
+	} else if len(missing) > 0 {
+		log.Info("no production version yet: training now, then on schedule", "models", missing, "schedule", o.Schedule)
+		if err := job(ctx); err != nil {
+			log.Error("training run failed", "err", err)
+		}
+	}
 	return schedule.Run(ctx, o.Schedule, job, log, nil)
+}
+
+// unpromoted lists the configured models whose alias points nowhere.
+func unpromoted(ctx context.Context, reg *registry.Registry, cfg pipeline.Config) ([]string, error) {
+	var out []string
+	for _, m := range cfg.Models {
+		_, err := reg.Alias(ctx, m, cfg.Alias)
+		switch {
+		case errors.Is(err, registry.ErrNotFound):
+			out = append(out, m)
+		case err != nil:
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // withRetries retries a run when storage is unavailable, with exponential

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/promoai/promo/trainer/app"
 )
@@ -15,7 +16,7 @@ import (
 func TestEvalExperimentPrintsEachArm(t *testing.T) {
 	ctx := context.Background()
 	var out, errOut bytes.Buffer
-	if err := app.Main(ctx, []string{"eval", "-protocol", "experiment", "-size", "tiny"}, &out, &errOut); err != nil {
+	if err := app.Main(ctx, []string{"eval", "-protocol", "experiment", "-size", "tiny"}, app.Env{}, &out, &errOut); err != nil {
 		t.Fatalf("%v\n%s", err, errOut.String())
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
@@ -30,7 +31,7 @@ func TestEvalExperimentPrintsEachArm(t *testing.T) {
 	}
 
 	out.Reset()
-	if err := app.Main(ctx, []string{"eval", "-protocol", "experiment", "-size", "tiny", "-json"}, &out, &errOut); err != nil {
+	if err := app.Main(ctx, []string{"eval", "-protocol", "experiment", "-size", "tiny", "-json"}, app.Env{}, &out, &errOut); err != nil {
 		t.Fatal(err)
 	}
 	dec := json.NewDecoder(&out)
@@ -70,7 +71,7 @@ func TestInvalidSettingsAreRefused(t *testing.T) {
 		{[]string{"eval", "-protocol", "uplift", "-size", "tiny"}, "research protocols are promo-bench's"},
 	} {
 		var out, errOut bytes.Buffer
-		if err := app.Main(ctx, c.args, &out, &errOut); err == nil || !strings.Contains(err.Error(), c.want) {
+		if err := app.Main(ctx, c.args, app.Env{}, &out, &errOut); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v: %v, want an error that says %q", c.args, err, c.want)
 		}
 	}
@@ -102,7 +103,7 @@ func TestLearnersFileReachesTheRun(t *testing.T) {
 			args = append(args, "-learners.config-file", write(c.file))
 		}
 		var out, errOut bytes.Buffer
-		if err := app.Main(context.Background(), args, &out, &errOut); err != nil {
+		if err := app.Main(context.Background(), args, app.Env{}, &out, &errOut); err != nil {
 			t.Fatalf("%v: %v\n%s", args, err, errOut.String())
 		}
 		manifests, err := filepath.Glob(filepath.Join(dir, "models", "uplift", "versions", "*", "manifest.json"))
@@ -129,7 +130,7 @@ func TestLearnersFileReachesTheRun(t *testing.T) {
 		`not json`:                           "learners' config",
 	} {
 		var out, errOut bytes.Buffer
-		err := app.Main(context.Background(), []string{"-once", "-store.dir", t.TempDir(), "-learners.config-file", write(body)}, &out, &errOut)
+		err := app.Main(context.Background(), []string{"-once", "-store.dir", t.TempDir(), "-learners.config-file", write(body)}, app.Env{}, &out, &errOut)
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: %v, want an error that says %q", body, err, want)
 		}
@@ -141,7 +142,7 @@ func TestLearnersFileReachesTheRun(t *testing.T) {
 func TestHelpListsNoResearchKnobs(t *testing.T) {
 	for _, args := range [][]string{{"-h"}, {"eval", "-h"}} {
 		var out, errOut bytes.Buffer
-		_ = app.Main(context.Background(), args, &out, &errOut)
+		_ = app.Main(context.Background(), args, app.Env{}, &out, &errOut)
 		help := errOut.String()
 		if !strings.Contains(help, "-seed") {
 			t.Fatalf("%v: no help printed:\n%s", args, help)
@@ -151,5 +152,39 @@ func TestHelpListsNoResearchKnobs(t *testing.T) {
 				t.Errorf("%v lists the research knob %q:\n%s", args, knob, help)
 			}
 		}
+	}
+}
+
+// On a schedule, a trainer that finds no production version trains at
+// once instead of leaving a new deployment without models until the first
+// tick.
+func TestScheduleTrainsAtOnceWithoutProduction(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	var out, errOut bytes.Buffer
+	go func() {
+		done <- app.Main(ctx, []string{"-store.dir", dir, "-generate", "tiny", "-schedule", "@every 24h", "-models", "propensity", "-gate.first-auc", "0"}, app.Env{}, &out, &errOut)
+	}()
+	manifests := filepath.Join(dir, "models", "propensity", "aliases", "production.json")
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if _, err := os.Stat(manifests); err == nil {
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("the trainer stopped: %v\n%s", err, errOut.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no production version after 60 s:\n%s", errOut.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("stopping: %v", err)
 	}
 }

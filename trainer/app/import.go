@@ -8,11 +8,13 @@ import (
 	"strings"
 
 	"github.com/promoai/promo/registry/client"
+	"github.com/promoai/promo/registry/eventlog"
 	"github.com/promoai/promo/trainer/importer"
 )
 
-func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func importCmd(ctx context.Context, args []string, env Env, stdout, stderr io.Writer) error {
 	fs, store := subcommand("import", stderr)
+	keyFile := fs.String("privacy.pseudonym-key-file", "", "file with the key that pseudonymizes user ids (also $PROMO_PSEUDONYM_KEY): the server's key, so imported and served shoppers match")
 	format := fs.String("format", "", "csv, jsonl or movielens (default: from the file name)")
 	file := fs.String("file", "", "file to import (- for standard input); for movielens, the ml-100k folder")
 	batch := fs.Int("batch", 20000, "events per event-log object")
@@ -38,7 +40,11 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer bkt.Close()
-	sink := &importer.Sink{Bucket: bkt, BatchSize: *batch, Progress: stderr}
+	pseudo, err := eventlog.LoadPseudonymizer(*keyFile, env.PseudonymKey)
+	if err != nil {
+		return err
+	}
+	sink := &importer.Sink{Bucket: bkt, BatchSize: *batch, Progress: stderr, Pseudonyms: pseudo}
 	var sum *importer.Summary
 	switch f {
 	case "movielens":

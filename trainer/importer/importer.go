@@ -94,12 +94,17 @@ type Sink struct {
 	BatchSize int
 	Now       func() time.Time
 	Progress  io.Writer // periodic progress lines; nil for none
-	buf       []eventlog.Event
-	sum       *Summary
-	started   time.Time
+	// Pseudonyms, when set, replaces every user id with its pseudonym, as
+	// the server does at ingestion: both must use the same key, or an
+	// imported shopper and the same shopper served would be two people.
+	Pseudonyms *eventlog.Pseudonymizer
+	buf        []eventlog.Event
+	sum        *Summary
+	started    time.Time
 }
 
 func (k *Sink) add(ctx context.Context, e eventlog.Event) error {
+	k.Pseudonyms.Apply(&e)
 	k.buf = append(k.buf, e)
 	k.sum.Accepted++
 	if len(k.buf) >= k.BatchSize {

@@ -138,3 +138,22 @@ func FuzzJSONL(f *testing.F) {
 		}
 	})
 }
+
+// With a key, imported user ids are stored as the same pseudonyms the
+// server makes at ingestion and lookup, so an imported shopper is served.
+func TestImportPseudonymizes(t *testing.T) {
+	s, b := sink()
+	key, err := eventlog.LoadPseudonymizer("", "a-shared-key-of-the-shop-0123")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Pseudonyms = key
+	in := "event_id,type,time,user_id,item_id\na,view,2026-11-01T00:00:00Z,alice,i\n"
+	if _, err := importer.ImportCSV(context.Background(), strings.NewReader(in), s); err != nil {
+		t.Fatal(err)
+	}
+	got := stored(t, b)
+	if len(got) != 1 || got[0].User != key.ID("alice") || got[0].User == "alice" {
+		t.Fatalf("stored user %q, want the pseudonym %q", got[0].User, key.ID("alice"))
+	}
+}

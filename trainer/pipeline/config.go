@@ -45,6 +45,9 @@ type Config struct {
 	Propensity  PropensityConfig
 	Recommender RecommenderConfig
 	Uplift      UpliftConfig
+	// Floors are the least a first version must reach to be promoted;
+	// afterwards the incumbent is the bar.
+	Floors Floors
 
 	// Set per run by the caller, not configuration: the logger, a
 	// listener for how far each long step is (the step's name and
@@ -54,6 +57,18 @@ type Config struct {
 	Logger     *slog.Logger
 	Progress   func(step string, done, total int)
 	ReportPath string
+}
+
+// Floors are the least a model must reach on its holdout to be promoted
+// when no version of it serves yet; zero fields check nothing. The
+// trainer's defaults (DefaultConfig) are an AUC of 0.65 and an ECE of 0.1.
+type Floors struct {
+	// PropensityAUC is the lowest AUC and PropensityECE the largest
+	// expected calibration error (never below twice the sampling noise of
+	// the holdout, 2/sqrt(users)) of a first propensity model. The
+	// recommender's floor is fixed: it must rank at least as well as
+	// popularity on the same holdout.
+	PropensityAUC, PropensityECE float64
 }
 
 // PropensityConfig configures the purchase-propensity model.
@@ -102,8 +117,13 @@ const (
 	DefaultExperimentStep     = 7 * 24 * time.Hour
 )
 
-// DefaultConfig is the configuration a run uses when nothing is set.
-func DefaultConfig() Config { return Config{}.WithDefaults() }
+// DefaultConfig is the configuration the trainer runs with when nothing is
+// set: the defaults of every field, and the floors a first version must
+// reach (a zero Config has none).
+func DefaultConfig() Config {
+	c := Config{Floors: Floors{PropensityAUC: 0.65, PropensityECE: 0.1}}
+	return c.WithDefaults()
+}
 
 // WithDefaults returns c with its zero fields set to their defaults.
 func (c Config) WithDefaults() Config {
@@ -188,6 +208,9 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("unknown propensity feature %q", f))
 		}
 	}
+	if f := c.Floors; !(f.PropensityAUC >= 0 && f.PropensityAUC <= 1) || !(f.PropensityECE >= 0 && f.PropensityECE <= 1) {
+		errs = append(errs, fmt.Errorf("gate.first-auc %v must be within [0, 1] and gate.first-ece %v within (0, 1]", f.PropensityAUC, f.PropensityECE))
+	}
 	if c.Recommender.Neighbors < 1 {
 		errs = append(errs, fmt.Errorf("recommender.neighbors %d must be at least 1", c.Recommender.Neighbors))
 	}
@@ -230,6 +253,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, prefix string) {
 		return err
 	})
 	fs.DurationVar(&c.Recommender.HalfLife, prefix+"cf.half-life", d.Recommender.HalfLife, "decay interaction weights with this half-life (0: no decay), e.g. 720h")
+	fs.Float64Var(&c.Floors.PropensityAUC, prefix+"gate.first-auc", d.Floors.PropensityAUC, "a first propensity model is promoted only with at least this holdout AUC (0: no floor)")
+	fs.Float64Var(&c.Floors.PropensityECE, prefix+"gate.first-ece", d.Floors.PropensityECE, "... and at most this expected calibration error, or twice the holdout's sampling noise if more (0: no floor)")
 	fs.DurationVar(&c.Uplift.Lookback, prefix+"experiment.lookback", d.Uplift.Lookback, "randomized promotion exposures this far back from the last event train the uplift model and feed the experiment readout")
 	fs.DurationVar(&c.Uplift.Step, prefix+"experiment.step", d.Uplift.Step, "each of those exposures gets its shopper's features as of the start of its period of this length (shorter: fresher features, a slower run)")
 }

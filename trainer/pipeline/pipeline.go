@@ -57,7 +57,10 @@ type candidate struct {
 	// not comparable.
 	incumbent func(artifact.Artifact) (float64, error)
 	// gate, if set, must pass in addition to the incumbent comparison.
-	gate  func() (bool, string)
+	gate func() (bool, string)
+	// floor, if set, must pass for a first version, which has no
+	// incumbent to beat: the least a model must reach to serve at all.
+	floor func() (bool, string)
 	plots []Plot
 }
 
@@ -85,6 +88,13 @@ func Run(ctx context.Context, reg *registry.Registry, cfg Config) (*Result, erro
 	log := cfg.Logger
 	res := &Result{Started: time.Now().UTC()}
 	bkt := reg.Bucket()
+
+	// Erased users' raw events leave the log before anything reads it.
+	if st, err := eventlog.Compact(ctx, bkt, time.Now()); err != nil {
+		return nil, fmt.Errorf("remove erased users' events from the log: %w", err)
+	} else if st.Removed > 0 || st.Pending > 0 {
+		log.Info("erased users' events removed from the log", "pending_erasures", st.Pending, "batches_read", st.Batches, "batches_rewritten", st.Rewritten, "events_removed", st.Removed)
+	}
 
 	// Pass 1 finds the data window; pass 2 builds, from one read of the
 	// log, the training data (as of the cutoff), the profiles (as of now)
@@ -336,6 +346,10 @@ func publish(ctx context.Context, reg *registry.Registry, c *candidate, cfg Conf
 	inc, err := reg.Alias(ctx, c.model, cfg.Alias)
 	switch {
 	case errors.Is(err, registry.ErrNotFound):
+		if c.floor != nil {
+			ok, why := c.floor()
+			promote, reason = ok, "first version: "+why
+		}
 	case err != nil:
 		return out, err
 	case c.primary != "":

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/promoai/promo/registry"
 	"github.com/promoai/promo/registry/artifact"
@@ -161,6 +162,38 @@ func TestWorseModelIsNotPromoted(t *testing.T) {
 	t.Logf("kept %s: %s", good.Version, bad.Reason)
 }
 
+// A first version must reach the floor: a weak propensity model stays a
+// candidate, so serving waits rather than answer with it, and the reason
+// says what it missed.
+func TestFirstVersionNeedsTheFloor(t *testing.T) {
+	ctx := context.Background()
+	p := shop.Tiny()
+	p.Users = 1500
+	reg, _ := shopOf(t, p)
+	cfg := pipeline.Config{Logger: quiet(), Models: []string{artifact.ModelPropensity}, Floors: pipeline.Floors{PropensityAUC: 0.72, PropensityECE: 0.1}}
+	cfg.Propensity.Features = []string{"searches"} // a weak model: AUC about 0.68 on this shop, the full one about 0.78
+	res, err := pipeline.Run(ctx, reg, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	weak := outcome(t, res, artifact.ModelPropensity)
+	if weak.Promoted || !strings.Contains(weak.Reason, "miss the floor") {
+		t.Fatalf("a weak first model: %v, %s", weak.Promoted, weak.Reason)
+	}
+	if _, err := reg.Alias(ctx, artifact.ModelPropensity, "production"); !errors.Is(err, registry.ErrNotFound) {
+		t.Fatalf("production was set: %v", err)
+	}
+	t.Logf("%s (auc %.3f)", weak.Reason, weak.Metrics["auc"])
+	cfg.Propensity.Features = nil
+	res, err = pipeline.Run(ctx, reg, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if good := outcome(t, res, artifact.ModelPropensity); !good.Promoted || !strings.Contains(good.Reason, "first version") {
+		t.Fatalf("a good first model: %v, %s", good.Promoted, good.Reason)
+	}
+}
+
 func TestEmptyLog(t *testing.T) {
 	_, err := pipeline.Run(context.Background(), registry.New(inmem.New()), pipeline.Config{Logger: quiet()})
 	if !errors.Is(err, registry.ErrPrecondition) {
@@ -172,7 +205,7 @@ func TestEmptyLog(t *testing.T) {
 func TestEraseUser(t *testing.T) {
 	ctx := context.Background()
 	reg, b := tinyShop(t)
-	if err := eventlog.Erase(ctx, b, eventlog.Erasure{User: "u3", Reason: "gdpr request"}); err != nil {
+	if err := eventlog.Erase(ctx, b, eventlog.Erasure{User: "u3", Reason: "gdpr request", Time: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	res, err := pipeline.Run(ctx, reg, pipeline.Config{Logger: quiet(), Models: []string{artifact.ModelProfiles}})
@@ -200,5 +233,21 @@ func TestEraseUser(t *testing.T) {
 	})
 	if n != 0 {
 		t.Fatalf("%d events of the erased user reach training", n)
+	}
+	// The run removed them from the stored batches too.
+	names, err := eventlog.Batches(ctx, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range names {
+		eventlog.ReadBatch(ctx, b, name, func(e *eventlog.Event) error {
+			if e.User == "u3" {
+				n++
+			}
+			return nil
+		})
+	}
+	if n != 0 {
+		t.Fatalf("%d events of the erased user are still stored", n)
 	}
 }

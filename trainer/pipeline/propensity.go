@@ -240,6 +240,19 @@ func fitPropensity(ds *features.Dataset, holdout []bool, cfg Config) (*candidate
 			"features_dropped": strings.Join(dropped, "; "), "calibration": string(calib), "split": "users, seeded random holdout",
 		},
 		primary: "auc", higherIsBetter: true, plots: []Plot{plot},
+		floor: func() (bool, string) {
+			// A small holdout's ECE is mostly sampling noise, about
+			// 1/sqrt(users): the floor never asks for less than twice that.
+			auc, ece := metrics["auc"], metrics["ece"]
+			minAUC, maxECE := cfg.Floors.PropensityAUC, math.Inf(1)
+			if cfg.Floors.PropensityECE > 0 {
+				maxECE = max(cfg.Floors.PropensityECE, 2/math.Sqrt(float64(len(Xte))))
+			}
+			if !(auc >= minAUC) || !(ece <= maxECE) {
+				return false, fmt.Sprintf("auc %.4f and ece %.4f miss the floor (auc at least %g, ece at most %.3f): kept as candidate; serving waits for a better model", auc, ece, minAUC, maxECE)
+			}
+			return true, fmt.Sprintf("auc %.4f, ece %.4f (floor: auc at least %g, ece at most %.3f)", auc, ece, minAUC, maxECE)
+		},
 		incumbent: func(a artifact.Artifact) (float64, error) {
 			inc := a.(*artifact.Propensity)
 			var p, y []float64

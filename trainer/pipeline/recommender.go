@@ -365,6 +365,16 @@ func fitRecommender(train, now *features.Dataset, _ []bool, cfg Config) (*candid
 			"candidates": fmt.Sprint(tried),
 		},
 		primary: "ndcg@10", higherIsBetter: true, plots: []Plot{curve},
+		floor: func() (bool, string) {
+			pop, ok := metrics["candidate.popularity.ndcg@10"]
+			if !ok {
+				return true, fmt.Sprintf("ndcg@10 %.4f", metrics["ndcg@10"])
+			}
+			if metrics["ndcg@10"] < pop {
+				return false, fmt.Sprintf("ndcg@10 %.4f is below popularity's %.4f on the same holdout: kept as candidate", metrics["ndcg@10"], pop)
+			}
+			return true, fmt.Sprintf("ndcg@10 %.4f, popularity %.4f", metrics["ndcg@10"], pop)
+		},
 		// No re-evaluation of the incumbent here: it was refitted on all data
 		// up to its run, which overlaps this run's holdout period, so it would
 		// be scored on interactions it has seen. Its manifest metric, measured

@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/promoai/promo/registry/artifact"
-
 	"github.com/promoai/promo/trainer/fit"
 )
 

@@ -22,13 +22,22 @@ type Stats struct {
 	Started, Skipped, Failed atomic.Int64
 }
 
+var parser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+
+// Validate refuses a spec Run cannot parse.
+func Validate(spec string) error {
+	if _, err := parser.Parse(spec); err != nil {
+		return fmt.Errorf("schedule %q: %w", spec, err)
+	}
+	return nil
+}
+
 // Run starts the schedule and blocks until ctx is cancelled; then it
 // cancels the running job and waits for it to return.
 func Run(ctx context.Context, spec string, job Job, log *slog.Logger, stats *Stats) error {
 	if stats == nil {
 		stats = &Stats{}
 	}
-	parser := cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 	sched, err := parser.Parse(spec)
 	if err != nil {
 		return fmt.Errorf("schedule %q: %w", spec, err)

@@ -1,6 +1,7 @@
 // Command promo-load measures a running promo-server: QPS and p50/p99 of
 // Health/Check, Score, Recommend and REST Score, with ratios to
-// Health/Check from the same run; optionally a hot swap under load.
+// Health/Check from the same run; or a hot swap under load; or a soak of
+// mixed valid and hostile traffic (-soak).
 package main
 
 import (
@@ -29,11 +30,22 @@ func main() {
 	swapTo := flag.String("swap.candidate", "", "version to promote and roll back")
 	swapChanges := flag.Int("swap.changes", 20, "number of promotions plus rollbacks")
 	swapTimeout := flag.Duration("swap.timeout", 6*time.Second, "longest a change may take to be served (check interval + 1s)")
+	soak := flag.Duration("soak", 0, "instead: send mixed valid and hostile traffic for this long and check every answer (needs -items and -http)")
 	flag.Parse()
 	o.Users = ids(*users, "u")
 	o.Items = ids(*items, "i")
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
+	if *soak > 0 {
+		o.Duration = *soak
+		r, err := loadtest.Soak(ctx, o)
+		loadtest.PrintSoak(os.Stdout, r)
+		if err != nil || r.Failed() {
+			fmt.Fprintln(os.Stderr, "promo-load: soak failed:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *swapModel != "" {
 		s := loadtest.SwapOptions{Model: *swapModel, Alias: "production", Candidate: *swapTo, Changes: *swapChanges, Timeout: *swapTimeout}
 		r, err := loadtest.HotSwap(ctx, o, s)

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"time"
 
+	"gonum.org/v1/gonum/stat"
+
 	"github.com/promoai/promo/registry"
 	"github.com/promoai/promo/registry/artifact"
 	"github.com/promoai/promo/registry/eventlog"
@@ -15,7 +17,6 @@ import (
 	"github.com/promoai/promo/trainer/fit"
 	"github.com/promoai/promo/trainer/pipeline"
 	"github.com/promoai/promo/trainer/uplift"
-	"gonum.org/v1/gonum/stat"
 )
 
 // TruthComparison is, per arm, the model's Qini on the holdout next to the
