@@ -409,11 +409,7 @@ func Compact(ctx context.Context, b registry.Bucket, now time.Time) (CompactStat
 	for _, e := range es {
 		if e.Compacted.IsZero() && e.Time.Before(now.Add(-ErasureSettle)) {
 			e.Compacted = now.UTC()
-			data, err := json.Marshal(e)
-			if err != nil {
-				return st, err
-			}
-			if err := registry.UploadBytes(ctx, b, erasureName(e.User), data); err != nil {
+			if err := Erase(ctx, b, e); err != nil {
 				return st, err
 			}
 		}

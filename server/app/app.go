@@ -381,7 +381,6 @@ type storeProbe struct {
 	bucket   registry.Bucket
 	log      *slog.Logger
 	failures atomic.Int32
-	last     atomic.Pointer[error]
 }
 
 // probeObject is an object no one writes: looking it up answers "not
@@ -402,8 +401,6 @@ func (p *storeProbe) run(ctx context.Context, every time.Duration) {
 			if p.failures.Add(1) == 3 {
 				p.log.Error("the store is unreachable: not ready", "store", p.bucket.Name(), "err", err)
 			}
-			err = fmt.Errorf("the store is unreachable (%d looks in a row failed)", p.failures.Load())
-			p.last.Store(&err)
 		} else if p.failures.Swap(0) >= 3 {
 			p.log.Info("the store is reachable again", "store", p.bucket.Name())
 		}
@@ -417,8 +414,8 @@ func (p *storeProbe) run(ctx context.Context, every time.Duration) {
 
 // err says why the store makes the replica unready, nil when it does not.
 func (p *storeProbe) err() error {
-	if p.failures.Load() < 3 {
-		return nil
+	if n := p.failures.Load(); n >= 3 {
+		return fmt.Errorf("the store is unreachable (%d looks in a row failed)", n)
 	}
-	return *p.last.Load()
+	return nil
 }

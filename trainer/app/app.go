@@ -119,6 +119,7 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	cfg = cfg.WithDefaults()
 	log := NewLogger(o.LogFormat, stderr)
 	bkt, err := client.NewBucket(ctx, o.Store)
 	if err != nil {
@@ -127,7 +128,7 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	defer bkt.Close()
 	reg := registry.New(bkt, registry.WithVerifier(artifact.Verify))
 	if o.Generate != "" {
-		if err := generateIfEmpty(ctx, bkt, o.Generate, cfg.WithDefaults().Seed, log); err != nil {
+		if err := generateIfEmpty(ctx, bkt, o.Generate, cfg.Seed, log); err != nil {
 			return err
 		}
 	}
@@ -148,7 +149,7 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 		} else {
 			fmt.Fprintf(stdout, "report: %s (%s)\n", runCfg.ReportPath, bkt.Name())
 		}
-		for _, m := range cfg.WithDefaults().Models {
+		for _, m := range cfg.Models {
 			if deleted, err := reg.Prune(ctx, m, o.Keep, o.Protect); err != nil && !errors.Is(err, registry.ErrNotFound) {
 				log.Warn("retention failed", "model", m, "err", err)
 			} else if len(deleted) > 0 {
@@ -169,7 +170,7 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 		return err
 	}
 	// A new deployment would otherwise serve nothing until the first tick.
-	if missing, err := unpromoted(ctx, reg, cfg.WithDefaults()); err != nil {
+	if missing, err := unpromoted(ctx, reg, cfg); err != nil {
 		log.Warn("could not check for production versions; waiting for the schedule", "err", err)
 	} else if len(missing) > 0 {
 		log.Info("no production version yet: training now, then on schedule", "models", missing, "schedule", o.Schedule)

@@ -114,7 +114,6 @@ func upliftCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *shops > 1 {
 		return upliftShops(ctx, p, *shops, cfg, opt, *asJSON, stdout)
 	}
-	cfg.Uplift.BootstrapRounds = 200
 	r, err := protocols.Uplift(ctx, p, cfg, opt)
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -261,41 +262,41 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, prefix string) {
 
 // learners is the file LoadLearners reads.
 type learners struct {
-	Recommender *struct {
+	Recommender struct {
 		Neighbors int `json:"neighbors"`
 	} `json:"recommender"`
-	Uplift *uplift.Options `json:"uplift"`
+	Uplift uplift.Options `json:"uplift"`
 }
 
 // LoadLearners reads the learners' hyper-parameters from a JSON file
 // (docs/training.md shows one) over c's: a field the file leaves out keeps
-// its value. Unknown fields are refused.
+// its value. Unknown fields and unusable values are refused, and then c is
+// left as it was.
 func (c *Config) LoadLearners(path string) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("learners' config: %w", err)
 	}
 	c.defaults()
-	l := learners{Uplift: &c.Uplift.Learner}
-	l.Recommender = &struct {
-		Neighbors int `json:"neighbors"`
-	}{c.Recommender.Neighbors}
-	dec := json.NewDecoder(strings.NewReader(string(data)))
+	l := learners{Uplift: c.Uplift.Learner}
+	l.Recommender.Neighbors = c.Recommender.Neighbors
+	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&l); err != nil {
 		return fmt.Errorf("learners' config %s: %w", path, err)
 	}
+	if n := l.Recommender.Neighbors; n < 1 {
+		return fmt.Errorf("learners' config %s: recommender.neighbors %d must be at least 1", path, n)
+	}
+	if err := l.Uplift.Validate(); err != nil {
+		return fmt.Errorf("learners' config %s: %w", path, err)
+	}
 	if n := l.Recommender.Neighbors; n != c.Recommender.Neighbors {
-		if n < 1 {
-			return fmt.Errorf("learners' config %s: recommender.neighbors %d must be at least 1", path, n)
-		}
 		c.Recommender.Neighbors = n
 		s := DefaultRecSearch(n)
 		c.Recommender.Search = &s
 	}
-	if err := c.Uplift.Learner.Validate(); err != nil {
-		return fmt.Errorf("learners' config %s: %w", path, err)
-	}
+	c.Uplift.Learner = l.Uplift
 	return nil
 }
 
