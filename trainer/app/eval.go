@@ -30,8 +30,12 @@ import (
 func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("promo-trainer eval", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	protocol := fs.String("protocol", "", "what to evaluate: events (train and evaluate every model as a run would), forward (backtest the propensity model as served) or experiment (each promotion arm's average effect against control)")
-	file := fs.String("file", "", "a CSV or JSON Lines file of events (forward and experiment: a generated shop when unset)")
+	protocol := fs.String("protocol", "", "what to evaluate: events (train and evaluate every model as a run would), forward (backtest the propensity model as served), "+
+		"experiment (each promotion arm's average effect against control) or uplift (the uplift model's ranking of held-out shoppers next to the baseline and random targeting)")
+	file := fs.String("file", "", "a file of events, or of a randomized experiment with -format rct (forward, experiment and uplift: a generated shop when unset)")
+	format := fs.String("format", "", "the file's format: csv, jsonl or rct (default: csv or jsonl, from the file name)")
+	var rct rctFlags
+	rct.register(fs)
 	asJSON := fs.Bool("json", false, "print JSON lines instead of a table")
 	var choice shop.Choice
 	choice.RegisterFlags(fs, "small", "shop-seed")
@@ -46,27 +50,64 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	cfg.Logger = NewLogger("text", io.Discard)
+	if err := checkEvalFlags(fs, *protocol, *file, *format); err != nil {
+		return err
+	}
+	src := source{file: *file, format: *format, rct: rct, choice: choice}
+	cfg.Logger = NewLogger("text", stderr)
 	switch *protocol {
 	case "events":
-		return evalEvents(ctx, *file, cfg, *asJSON, stdout, stderr)
+		return evalEvents(ctx, src, cfg, *asJSON, stdout, stderr)
 	case "forward":
-		return evalForward(ctx, *file, choice, cfg, *asJSON, stdout, stderr)
+		return evalForward(ctx, src, cfg, *asJSON, stdout, stderr)
 	case "experiment":
-		return evalExperiment(ctx, *file, choice, cfg, *asJSON, stdout, stderr)
+		return evalExperiment(ctx, src, cfg, *asJSON, stdout, stderr)
+	case "uplift":
+		return evalUplift(ctx, src, cfg, *asJSON, stdout, stderr)
 	case "":
-		return errors.New("eval needs -protocol: events, forward or experiment")
+		return errors.New("eval needs -protocol: events, forward, experiment or uplift")
 	}
-	return fmt.Errorf("unknown protocol %q (want events, forward or experiment; the research protocols are promo-bench's)", *protocol)
+	return fmt.Errorf("unknown protocol %q (want events, forward, experiment or uplift; the research protocols are promo-bench's)", *protocol)
+}
+
+// shopFlags are the flags that shape a generated shop.
+var shopFlags = []string{"size", "shop-seed", "users", "items", "sessions-per-week", "experiment-share", "exposure-rate"}
+
+// checkEvalFlags refuses flags the chosen source would ignore: a flag that
+// silently does nothing is a wrong figure waiting to be quoted.
+func checkEvalFlags(fs *flag.FlagSet, protocol, file, format string) error {
+	var errs []error
+	fs.Visit(func(f *flag.Flag) {
+		switch {
+		case slices.Contains(shopFlags, f.Name) && (file != "" || protocol == "events"):
+			errs = append(errs, fmt.Errorf("-%s shapes a generated shop; it cannot be combined with -file (or -protocol events, which needs a file)", f.Name))
+		case strings.HasPrefix(f.Name, "rct.") && format != "rct":
+			errs = append(errs, fmt.Errorf("-%s describes a -format rct file", f.Name))
+		case f.Name == "format" && file == "":
+			errs = append(errs, errors.New("-format describes -file, which is unset"))
+		}
+	})
+	if format != "" && format != "csv" && format != "jsonl" && format != "rct" {
+		errs = append(errs, fmt.Errorf("-format %q: want csv, jsonl or rct", format))
+	}
+	return errors.Join(errs...)
+}
+
+// source is where an evaluation's events come from: a file, or a
+// generated shop when there is none.
+type source struct {
+	file, format string
+	rct          rctFlags
+	choice       shop.Choice
 }
 
 // evalEvents imports a CSV or JSON Lines file into memory, runs a full
 // training run on it (time-based holdout) and prints each model's metrics.
-func evalEvents(ctx context.Context, file string, cfg pipeline.Config, asJSON bool, stdout, stderr io.Writer) error {
-	if file == "" {
+func evalEvents(ctx context.Context, src source, cfg pipeline.Config, asJSON bool, stdout, stderr io.Writer) error {
+	if src.file == "" {
 		return fmt.Errorf("eval -protocol events needs -file")
 	}
-	b, err := importFile(ctx, file, stderr)
+	b, err := importFile(ctx, src, stderr)
 	if err != nil {
 		return err
 	}
@@ -87,38 +128,43 @@ func evalEvents(ctx context.Context, file string, cfg pipeline.Config, asJSON bo
 	return nil
 }
 
-// importFile reads a CSV (by its .csv name) or JSON Lines file of events
-// into an in-memory bucket.
-func importFile(ctx context.Context, file string, stderr io.Writer) (registry.Bucket, error) {
-	f, err := os.Open(file)
+// importFile reads src's file (CSV events when named .csv, a randomized
+// experiment's table with format rct, JSON Lines otherwise) into an
+// in-memory bucket.
+func importFile(ctx context.Context, src source, stderr io.Writer) (registry.Bucket, error) {
+	f, err := os.Open(src.file)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	b := inmem.New()
-	sink := &importer.Sink{Bucket: b}
-	var sum *importer.Summary
-	if strings.HasSuffix(file, ".csv") {
-		sum, err = importer.ImportCSV(ctx, f, sink)
-	} else {
-		sum, err = importer.ImportJSONL(ctx, f, sink)
+	format := src.format
+	if format == "" {
+		format = "jsonl"
+		if strings.HasSuffix(src.file, ".csv") {
+			format = "csv"
+		}
 	}
+	b := inmem.New()
+	sum, err := importStream(ctx, format, f, src.rct, &importer.Sink{Bucket: b})
 	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(stderr, "imported %d events (%d rejected)\n", sum.Accepted, sum.Rejected)
+	fmt.Fprintf(stderr, "imported %s: %d rows accepted, %d rejected\n", src.file, sum.Accepted, sum.Rejected)
+	if sum.Rejected > 0 {
+		sum.Print(stderr)
+	}
 	return b, nil
 }
 
 // eventSource imports a file of events into memory or, with no file,
 // generates a shop of the named size there; source says which, for the
 // printed header.
-func eventSource(ctx context.Context, file string, choice shop.Choice, stderr io.Writer) (b registry.Bucket, source string, err error) {
-	if file != "" {
-		b, err = importFile(ctx, file, stderr)
-		return b, file, err
+func eventSource(ctx context.Context, src source, stderr io.Writer) (b registry.Bucket, source string, err error) {
+	if src.file != "" {
+		b, err = importFile(ctx, src, stderr)
+		return b, src.file, err
 	}
-	p, err := choice.Params()
+	p, err := src.choice.Params()
 	if err != nil {
 		return nil, "", err
 	}
@@ -131,8 +177,8 @@ func eventSource(ctx context.Context, file string, choice shop.Choice, stderr io
 
 // evalExperiment prints the promotion experiment's readout: each offer
 // arm against control on the randomized exposures a run would use.
-func evalExperiment(ctx context.Context, file string, choice shop.Choice, cfg pipeline.Config, asJSON bool, stdout, stderr io.Writer) error {
-	b, source, err := eventSource(ctx, file, choice, stderr)
+func evalExperiment(ctx context.Context, src source, cfg pipeline.Config, asJSON bool, stdout, stderr io.Writer) error {
+	b, source, err := eventSource(ctx, src, stderr)
 	if err != nil {
 		return err
 	}
@@ -162,10 +208,10 @@ func evalExperiment(ctx context.Context, file string, choice shop.Choice, cfg pi
 			to = e.Time
 		}
 	}
-	fmt.Fprintf(stdout, "protocol experiment: %s; %d randomized promotion exposures from %s to %s, each offer arm against control (95%% intervals, clustered by shopper)\n",
-		source, len(ds.Exposures), from.Format(time.DateOnly), to.Format(time.DateOnly))
+	fmt.Fprintf(stdout, "protocol experiment: %s; %d randomized promotion exposures from %s to %s, each offer arm against control on %s (95%% intervals, clustered by shopper)\n",
+		source, len(ds.Exposures), from.Format(time.DateOnly), to.Format(time.DateOnly), cfg.WithDefaults().Uplift.Outcome)
 	t := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(t, "ARM\tEXPOSURES\tCONVERSION\tREVENUE / EXPOSURE\tREPURCHASE (%.0f DAYS)\n", features.DefaultRepurchaseWindow.Hours()/24)
+	fmt.Fprintf(t, "ARM\tEXPOSURES\tOUTCOME RATE\tREVENUE / EXPOSURE\tREPURCHASE (%.0f DAYS)\n", features.DefaultRepurchaseWindow.Hours()/24)
 	c := rs[0]
 	fmt.Fprintf(t, "control\t%d\t%.4f\t%.2f\t%.4f\n", c.Conversion.NControl, c.Conversion.Control, c.Revenue.Control, c.Repurchase.Control)
 	for _, r := range rs {
@@ -197,8 +243,8 @@ func liftJSON(l eval.Lift) map[string]any {
 
 // evalForward backtests the propensity model on a file of events or, with
 // no file, on a generated shop.
-func evalForward(ctx context.Context, file string, choice shop.Choice, cfg pipeline.Config, asJSON bool, stdout, stderr io.Writer) error {
-	b, source, err := eventSource(ctx, file, choice, stderr)
+func evalForward(ctx context.Context, src source, cfg pipeline.Config, asJSON bool, stdout, stderr io.Writer) error {
+	b, source, err := eventSource(ctx, src, stderr)
 	if err != nil {
 		return err
 	}

@@ -68,7 +68,12 @@ func TestInvalidSettingsAreRefused(t *testing.T) {
 		{[]string{"-once", "-store.dir", t.TempDir(), "-experiment.step", "30m"}, "experiment.step"},
 		{[]string{"-once", "-store.dir", t.TempDir(), "-models", "propensity,forest"}, `unknown model "forest"`},
 		{[]string{"-once", "-store.dir", t.TempDir(), "-cf.weights", "view=-1"}, "view=-1"},
-		{[]string{"eval", "-protocol", "uplift", "-size", "tiny"}, "research protocols are promo-bench's"},
+		{[]string{"eval", "-protocol", "ml100k", "-size", "tiny"}, "research protocols are promo-bench's"},
+		{[]string{"eval", "-protocol", "uplift", "-file", "x.csv", "-size", "tiny"}, "-size shapes a generated shop"},
+		{[]string{"eval", "-protocol", "uplift", "-size", "tiny", "-rct.design", "control=0.5,a=0.5"}, "-rct.design describes a -format rct file"},
+		{[]string{"eval", "-protocol", "uplift", "-format", "rct"}, "-format describes -file"},
+		{[]string{"eval", "-protocol", "uplift", "-size", "tiny", "-experiment.outcome", "visit/200d"}, "from 1h0m0s to 2160h0m0s"},
+		{[]string{"eval", "-protocol", "uplift", "-size", "tiny", "-propensity.outcome", "revenue"}, "revenue per exposure is in every experiment readout"},
 	} {
 		var out, errOut bytes.Buffer
 		if err := app.Main(ctx, c.args, app.Env{}, &out, &errOut); err == nil || !strings.Contains(err.Error(), c.want) {
@@ -118,7 +123,10 @@ func TestLearnersFileReachesTheRun(t *testing.T) {
 		if err := json.Unmarshal(data, &m); err != nil {
 			t.Fatal(err)
 		}
-		if got := m.Params["algorithm"]; !strings.Contains(got, c.want) || c.not != "" && strings.Contains(got, c.not) {
+		// "learner" is the main learner's, served or not ("algorithm"
+		// names the model served: the baseline when the main learner is
+		// not significantly better).
+		if got := m.Params["learner"]; !strings.Contains(got, c.want) || c.not != "" && strings.Contains(got, c.not) {
 			t.Errorf("%s: algorithm %q, want it to say %q and not %q", c.file, got, c.want, c.not)
 		}
 	}

@@ -201,6 +201,33 @@ func itoa(k int) string {
 // targeted (by descending score), y = treated conversions minus control
 // conversions scaled to the treated count. It starts at (0, 0).
 func QiniCurve(y, uplift []float64, treated []bool) (xs, ys []float64) {
+	return gainCurve(y, uplift, treated, func(nt, nc, yt, yc float64) float64 {
+		if nc > 0 {
+			return yt - yc*nt/nc
+		}
+		return yt
+	})
+}
+
+// UpliftCurve is QiniCurve's sibling (scikit-uplift uplift_curve): y =
+// the treated minus the control outcome rate among the users targeted,
+// times their number.
+func UpliftCurve(y, uplift []float64, treated []bool) (xs, ys []float64) {
+	return gainCurve(y, uplift, treated, func(nt, nc, yt, yc float64) float64 {
+		var rt, rc float64
+		if nt > 0 {
+			rt = yt / nt
+		}
+		if nc > 0 {
+			rc = yc / nc
+		}
+		return (rt - rc) * (nt + nc)
+	})
+}
+
+// gainCurve walks rows by descending score and puts a point, gain of the
+// running counts, after each distinct score.
+func gainCurve(y, uplift []float64, treated []bool, gain func(nt, nc, yt, yc float64) float64) (xs, ys []float64) {
 	idx := rankByScore(uplift)
 	xs, ys = []float64{0}, []float64{0}
 	var nt, nc, yt, yc float64
@@ -216,12 +243,8 @@ func QiniCurve(y, uplift []float64, treated []bool) (xs, ys []float64) {
 		if k+1 < len(idx) && uplift[idx[k+1]] == uplift[i] {
 			continue
 		}
-		v := yt
-		if nc > 0 {
-			v = yt - yc*nt/nc
-		}
 		xs = append(xs, float64(k+1))
-		ys = append(ys, v)
+		ys = append(ys, gain(nt, nc, yt, yc))
 	}
 	return xs, ys
 }
@@ -248,7 +271,22 @@ func rankByScore(score []float64) []int {
 // negative_effect=True): the model's area above the random line divided by
 // the perfect model's. 1 is perfect, 0 random.
 func Qini(y, uplift []float64, treated []bool) float64 {
-	xs, ys := QiniCurve(y, uplift, treated)
+	return normalizedArea(QiniCurve, y, uplift, treated)
+}
+
+// AUUC is the normalized area under the uplift curve: as Qini, on
+// UpliftCurve, over the same perfect ranking (treated buyers first,
+// control buyers last). 1 is perfect, 0 random. Where Qini scales the
+// control group to the treated one, the uplift curve compares rates, so
+// the two disagree when a ranking puts the arms' rows unevenly.
+func AUUC(y, uplift []float64, treated []bool) float64 {
+	return normalizedArea(UpliftCurve, y, uplift, treated)
+}
+
+// normalizedArea is the area between curve and the random line, over the
+// same for the perfect ranking.
+func normalizedArea(curve func(y, uplift []float64, treated []bool) (xs, ys []float64), y, uplift []float64, treated []bool) float64 {
+	xs, ys := curve(y, uplift, treated)
 	perfect := make([]float64, len(y))
 	for i := range y {
 		if treated[i] {
@@ -257,7 +295,7 @@ func Qini(y, uplift []float64, treated []bool) float64 {
 			perfect[i] = -y[i]
 		}
 	}
-	px, py := QiniCurve(y, perfect, treated)
+	px, py := curve(y, perfect, treated)
 	base := trapezoid([]float64{0, px[len(px)-1]}, []float64{0, py[len(py)-1]})
 	den := trapezoid(px, py) - base
 	if den == 0 {

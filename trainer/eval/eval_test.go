@@ -48,6 +48,22 @@ func TestQini(t *testing.T) {
 	}
 }
 
+func TestAUUC(t *testing.T) {
+	y := []float64{1, 1, 0, 0, 0, 1}
+	treated := []bool{true, true, true, false, false, false}
+	if a := AUUC(y, []float64{1, 1, 0, 0, 0, -1}, treated); math.Abs(a-1) > 1e-9 {
+		t.Fatalf("perfect ranking AUUC = %v, want 1", a)
+	}
+	if a := AUUC(y, []float64{1, 2, 3, 4, 5, 6}, treated); a >= 0 {
+		t.Fatalf("reversed ranking AUUC = %v, want negative", a)
+	}
+	// By hand: the curve is 0, 1, 1, -1.5, 0 (area 0.5 above the flat
+	// random line); the perfect one 0, 1, 1.5, 0 at 0, 1, 3, 4 (area 3.75).
+	if a := AUUC([]float64{1, 0, 1, 0}, []float64{4, 3, 2, 1}, []bool{true, true, false, false}); math.Abs(a-0.5/3.75) > 1e-12 {
+		t.Fatalf("AUUC = %v, want %v", a, 0.5/3.75)
+	}
+}
+
 func TestExpectedQini(t *testing.T) {
 	effect := []float64{0.3, -0.1, 0.1, 0}
 	if q := ExpectedQini(effect, effect); math.Abs(q-1) > 1e-12 {

@@ -12,11 +12,13 @@ import (
 // UserRow is one user's processed data.
 type UserRow struct {
 	ID       string
-	Features []float64 // in Names order
+	Features []float64 // in the order of the Dataset's Names
 	AsOf     time.Time // the features' cutoff
-	// Protected attributes, for fairness audits only.
+	// Protected attributes, for fairness audits only: age, gender and
+	// the protected attributes the schema declares (Audit, by name).
 	Age    int32
 	Gender string
+	Audit  map[string]string
 	// Labels from the period after the cutoff.
 	Buy   bool
 	Spend float64
@@ -36,11 +38,13 @@ type UserRow struct {
 // Exposure is one randomized promotion decision after the cutoff with its
 // outcome.
 type Exposure struct {
-	User      int // index into Dataset.Users
-	Time      time.Time
-	Arm       string
-	Converted bool    // bought within the conversion window, before the next exposure
-	Spend     float64 // what those purchases were worth
+	User int // index into Dataset.Users
+	Time time.Time
+	Arm  string
+	// Converted: the response (Config.Response; by default a purchase)
+	// came within its window, before the next exposure.
+	Converted bool
+	Spend     float64 // what the purchases in that window were worth
 	// Carted: added an item to the cart or bought in the exposure's
 	// session (when the exposure names one; otherwise within the
 	// conversion window), before the next exposure. More frequent than a
@@ -56,6 +60,8 @@ type Exposure struct {
 
 // Dataset is the result of processing.
 type Dataset struct {
+	// Names of the features: Names, then the Columns' (see Config).
+	Names     []string
 	Cutoff    time.Time
 	End       time.Time // of the label period: Cutoff + Horizon
 	Users     []UserRow
@@ -64,9 +70,14 @@ type Dataset struct {
 	Report    Report
 }
 
+// Index is the position of feature name in ds's rows, -1 if it has none.
+func (ds *Dataset) Index(name string) int {
+	return slices.Index(ds.Names, name)
+}
+
 // Finish computes features and labels. Bot-like users are dropped.
 func (b *Builder) Finish() *Dataset {
-	ds := &Dataset{Cutoff: b.cfg.Cutoff, End: b.cfg.Cutoff.Add(b.cfg.Horizon), Items: b.items}
+	ds := &Dataset{Names: append(slices.Clone(Names), b.plan.names...), Cutoff: b.cfg.Cutoff, End: b.cfg.Cutoff.Add(b.cfg.Horizon), Items: b.items}
 	windowDays := b.cfg.Cutoff.Sub(b.Report.FirstEvent).Hours() / 24
 	if windowDays <= 0 {
 		windowDays = 1
@@ -128,13 +139,14 @@ func (b *Builder) Finish() *Dataset {
 			b.priceIndex(u),
 			u.offerLift(),
 		}
+		f = append(f, b.columns(u)...)
 		u.trimRecent(b.cfg.RecentItems)
 		recent := make([]int32, len(u.recent))
 		for i, r := range u.recent {
 			recent[i] = r.item
 		}
 		row := UserRow{ID: id, Features: f, AsOf: b.cfg.Cutoff, Age: u.age, Gender: u.gender, Buy: u.labelBuy, Spend: u.labelSpend,
-			Items: u.items, Sessions: u.sessionsCF, After: u.after, Purchased: u.purchasedItems, Recent: recent, Active: !u.last.IsZero()}
+			Items: u.items, Sessions: u.sessionsCF, After: u.after, Purchased: u.purchasedItems, Recent: recent, Active: !u.last.IsZero(), Audit: b.audit(u)}
 		idx := len(ds.Users)
 		ds.Users = append(ds.Users, row)
 		// Attribute each purchase after an exposure (within the window and
@@ -144,26 +156,37 @@ func (b *Builder) Finish() *Dataset {
 			if ex.boundary {
 				continue
 			}
-			end := ex.t.Add(b.cfg.ConversionWindow)
+			end := ex.t.Add(b.cfg.Response.Window)
 			if i+1 < len(u.expAfter) && u.expAfter[i+1].t.Before(end) {
 				end = u.expAfter[i+1].t
+			} else if end.After(dataEnd) {
+				// Its outcome is not known yet: counting it as "no" would
+				// bias every arm's rate down, most for long windows.
+				b.Report.IncompleteExposures++
+				continue
 			}
-			later := ex.t.Add(b.cfg.ConversionWindow)
+			later := ex.t.Add(b.cfg.Response.Window)
 			followUp := later.Add(b.cfg.RepurchaseWindow)
 			out := Exposure{User: idx, Time: ex.t, Arm: ex.arm, FollowedUp: !followUp.After(dataEnd)}
+			in := func(t time.Time, session string) bool {
+				return !t.Before(ex.t) && t.Before(end) && (ex.session == "" || session == ex.session)
+			}
 			for _, p := range u.buysAfter {
 				if !p.t.Before(ex.t) && p.t.Before(end) {
-					out.Converted = true
 					out.Spend += p.value
+					out.Converted = out.Converted || b.cfg.Response.Event != OutcomeVisit
 				}
 				if out.FollowedUp && !p.t.Before(later) && p.t.Before(followUp) {
 					out.Repurchased = true
 				}
 			}
-			// Carted (see Exposure): in the exposure's session, if it has one.
-			in := func(t time.Time, session string) bool {
-				return !t.Before(ex.t) && t.Before(end) && (ex.session == "" || session == ex.session)
+			switch b.cfg.Response.Event {
+			case OutcomeVisit:
+				out.Converted = slices.ContainsFunc(u.viewsAfter, func(t int64) bool { return t >= ex.t.Unix() && t < end.Unix() })
+			case OutcomeCart:
+				out.Converted = out.Converted || slices.ContainsFunc(u.cartsAfter, func(c cart) bool { return !c.t.Before(ex.t) && c.t.Before(end) })
 			}
+			// Carted (see Exposure): in the exposure's session, if it has one.
 			out.Carted = slices.ContainsFunc(u.cartsAfter, func(c cart) bool { return in(c.t, c.session) }) ||
 				slices.ContainsFunc(u.buysAfter, func(p purchase) bool { return in(p.t, p.session) })
 			ds.Exposures = append(ds.Exposures, out)
@@ -192,8 +215,8 @@ func Stack(sets ...*Dataset) *Dataset {
 	if len(sets) == 0 {
 		return &Dataset{Report: Report{Dropped: map[string]int{}}}
 	}
-	out := &Dataset{Cutoff: sets[0].Cutoff, End: sets[0].End, Items: sets[0].Items, Report: sets[0].Report}
-	out.Report.ExposuresAfter, out.Report.TargetedExposures = 0, 0
+	out := &Dataset{Names: sets[0].Names, Cutoff: sets[0].Cutoff, End: sets[0].End, Items: sets[0].Items, Report: sets[0].Report}
+	out.Report.ExposuresAfter, out.Report.TargetedExposures, out.Report.IncompleteExposures = 0, 0, 0
 	for _, ds := range sets {
 		if ds.Cutoff.Before(out.Cutoff) {
 			out.Cutoff = ds.Cutoff
@@ -203,6 +226,7 @@ func Stack(sets ...*Dataset) *Dataset {
 		}
 		out.Report.ExposuresAfter += ds.Report.ExposuresAfter
 		out.Report.TargetedExposures += ds.Report.TargetedExposures
+		out.Report.IncompleteExposures += ds.Report.IncompleteExposures
 		if offers := countOffers(ds.Exposures); offers == len(ds.Exposures) && offers > 0 {
 			out.Report.UncontrolledPeriods++
 			out.Report.UncontrolledExposures += offers

@@ -70,9 +70,17 @@ type Config struct {
 	// 30 days): a run puts the cutoff one horizon before the last event,
 	// which must count.
 	Horizon time.Duration
-	// ConversionWindow attributes a purchase to a promotion exposure when it
-	// follows within this time (default 24h).
-	ConversionWindow time.Duration
+	// Label is the propensity model's label: whether the shopper does
+	// Label.Event within Label.Window of the cutoff (default a purchase
+	// within the Horizon; the window at most the Horizon).
+	Label Outcome
+	// Response is a promotion exposure's outcome: whether the shopper does
+	// Response.Event within Response.Window of it, before the next
+	// exposure (default a purchase within 24h).
+	Response Outcome
+	// Columns are the feature columns past Names (see Discovery); nil
+	// for none.
+	Columns *Columns
 	// RepurchaseWindow is how long after an exposure's conversion window a
 	// later purchase counts as the shopper coming back (default
 	// DefaultRepurchaseWindow).
@@ -112,8 +120,17 @@ func (c *Config) defaults() {
 	if c.Horizon == 0 {
 		c.Horizon = 30 * 24 * time.Hour
 	}
-	if c.ConversionWindow == 0 {
-		c.ConversionWindow = 24 * time.Hour
+	if c.Label.Event == "" {
+		c.Label.Event = OutcomePurchase
+	}
+	if c.Label.Window == 0 || c.Label.Window > c.Horizon {
+		c.Label.Window = c.Horizon
+	}
+	if c.Response.Event == "" {
+		c.Response.Event = OutcomePurchase
+	}
+	if c.Response.Window == 0 {
+		c.Response.Window = DefaultResponseWindow
 	}
 	if c.RepurchaseWindow == 0 {
 		c.RepurchaseWindow = DefaultRepurchaseWindow
@@ -161,6 +178,10 @@ type Report struct {
 	// sign of exposures logged as randomized that were not.
 	UncontrolledPeriods   int `json:"uncontrolled_periods,omitempty"`
 	UncontrolledExposures int `json:"uncontrolled_exposures,omitempty"`
+	// IncompleteExposures counts the randomized exposures of the label
+	// period whose response window had not ended by the last event: they
+	// are left out until it has.
+	IncompleteExposures int `json:"incomplete_exposures,omitempty"`
 	// PrunedUsers counts how often a user's item row hit MaxItemsPerUser.
 	PrunedUsers int `json:"pruned_item_rows"`
 }
@@ -182,6 +203,7 @@ type Item struct {
 	// category's index (when Category is set) and log(Price) (when Price > 0).
 	catIndex int32
 	logPrice float64
+	attrs    []itemAttr // its declared attributes' accumulators
 }
 
 type exposure struct {
@@ -245,6 +267,13 @@ type userAgg struct {
 	day, dayEvents int32  // events on the current day, for bot detection
 	bot            bool
 	upsertCount    int
+	// Declared attributes (see Builder.setAttrs), and the accumulators of
+	// the category and item-attribute columns (see columnPlan).
+	attrs      []string
+	attrAt     time.Time
+	attrBefore bool
+	acc        []float64
+	viewsAfter []int64 // Unix seconds, kept when the response is a visit
 }
 
 type recentItem struct {
@@ -263,13 +292,15 @@ type Builder struct {
 	// at in a category, which a shopper's own views are compared with.
 	catViewLogPrice [][2]float64
 	catIdx          map[string]int32
+	plan            columnPlan
 	Report          Report
 }
 
 // NewBuilder starts processing with cfg.
 func NewBuilder(cfg Config) *Builder {
 	cfg.defaults()
-	return &Builder{cfg: cfg, users: map[string]*userAgg{}, itemIdx: map[string]int32{}, catIdx: map[string]int32{}, Report: Report{Dropped: map[string]int{}}}
+	return &Builder{cfg: cfg, users: map[string]*userAgg{}, itemIdx: map[string]int32{}, catIdx: map[string]int32{}, plan: newColumnPlan(cfg.Columns),
+		Report: Report{Dropped: map[string]int{}}}
 }
 
 func (b *Builder) item(id string) int32 {
@@ -340,6 +371,7 @@ func (b *Builder) fold(e *eventlog.Event, followed bool) {
 		if it.Price > 0 {
 			it.logPrice = math.Log(it.Price)
 		}
+		it.attrs = b.plan.itemAttrs(e.ItemAttrs)
 		b.Report.Used++
 		return
 	}
@@ -368,7 +400,7 @@ func (b *Builder) fold(e *eventlog.Event, followed bool) {
 		u.bot = true
 	}
 	if e.Type == eventlog.TypeUserUpsert {
-		u.age, u.gender = e.UserAttrs.Age, e.UserAttrs.Gender
+		b.setAttrs(u, e.UserAttrs, e.Time)
 		if u.first.IsZero() || e.Time.Before(u.first) {
 			u.first = e.Time
 		}
@@ -387,6 +419,8 @@ func (b *Builder) fold(e *eventlog.Event, followed bool) {
 					u.buysAfter = append(u.buysAfter, purchase{e.Time, float64(e.Quantity) * e.UnitPrice, e.Session})
 				case e.Type == eventlog.TypeAddToCart:
 					u.cartsAfter = append(u.cartsAfter, cart{e.Time, e.Session})
+				case e.Type == eventlog.TypeView && b.cfg.Response.Event == OutcomeVisit:
+					u.viewsAfter = append(u.viewsAfter, e.Time.Unix())
 				case e.Type == eventlog.TypePromoExposure && e.Propensity < 1:
 					u.expAfter = append(u.expAfter, exposure{t: e.Time, boundary: true})
 				}
@@ -403,10 +437,16 @@ func (b *Builder) fold(e *eventlog.Event, followed bool) {
 				u.after[b.item(e.Item)] += w
 			}
 		}
+		if b.cfg.Label.counts(e.Type) && e.Time.Sub(b.cfg.Cutoff) <= b.cfg.Label.Window {
+			u.labelBuy = true
+		}
 		switch e.Type {
+		case eventlog.TypeView:
+			if b.cfg.Response.Event == OutcomeVisit {
+				u.viewsAfter = append(u.viewsAfter, e.Time.Unix())
+			}
 		case eventlog.TypePurchase:
 			v := float64(e.Quantity) * e.UnitPrice
-			u.labelBuy = true
 			u.labelSpend += v
 			u.buysAfter = append(u.buysAfter, purchase{e.Time, v, e.Session})
 		case eventlog.TypeAddToCart:
@@ -493,6 +533,9 @@ func (b *Builder) fold(e *eventlog.Event, followed bool) {
 		if e.Time.After(u.lastPurchase) {
 			u.lastPurchase = e.Time
 		}
+		if it >= 0 {
+			b.addPurchase(u, &b.items[it])
+		}
 		if it >= 0 && !b.cfg.ExposuresOnly {
 			if u.purchasedItems == nil {
 				u.purchasedItems = map[int32]struct{}{}
@@ -528,7 +571,7 @@ func (b *Builder) countExposure(e *eventlog.Event) (randomized bool) {
 
 // outcomeTail is how long after an exposure its outcomes keep coming in.
 func (b *Builder) outcomeTail() time.Duration {
-	return b.cfg.ConversionWindow + b.cfg.RepurchaseWindow
+	return b.cfg.Response.Window + b.cfg.RepurchaseWindow
 }
 
 // endSession counts the session that just ended by offer and outcome.

@@ -201,6 +201,9 @@ func TestExposureOutcomes(t *testing.T) {
 	inSession(eventlog.TypeAddToCart, "session", "s1", cutoff.Add(day+time.Minute))
 	inSession(eventlog.TypeAddToCart, "later", "s2", cutoff.Add(day+time.Hour))
 	inSession(eventlog.TypePurchase, "later", "s2", cutoff.Add(day+time.Hour+time.Minute))
+	// The data goes on past every conversion window above; incomplete
+	// windows are TestIncompleteWindowsAreLeftOut's.
+	buy("someone", end.Add(2*day))
 	ds := b.Finish()
 	if ds.Report.TargetedExposures != 1 || ds.Report.ExposuresAfter != 9 || len(ds.Exposures) != 8 {
 		t.Errorf("%d exposures after the cutoff, %d targeted, %d kept", ds.Report.ExposuresAfter, ds.Report.TargetedExposures, len(ds.Exposures))
@@ -273,6 +276,7 @@ func TestStack(t *testing.T) {
 	expose("u", "pct10", p1.Add(4*day))
 	expose("u", "control", p2.Add(day))
 	expose("v", "gift", p2.Add(day))
+	buy("u", p2.Add(3*day)) // the data goes on past the last conversion window
 	build := func(cutoff time.Time) *features.Dataset {
 		b := features.NewBuilder(features.Config{Cutoff: cutoff, Horizon: 7*day - time.Nanosecond, ExposuresOnly: true})
 		for i := range events {

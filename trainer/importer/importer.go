@@ -14,7 +14,12 @@
 // type is one of view, search, add_to_cart, purchase, promo_exposure,
 // promo_redeem, user_upsert, item_upsert; time is RFC 3339 or Unix seconds;
 // category/price/cost/title describe the item of an item_upsert and
-// age/gender/location the user of a user_upsert.
+// age/gender/location the user of a user_upsert. Columns named attr.NAME
+// carry any other attribute of the user or item of an upsert row (its
+// extra attribute NAME; empty cells are left out).
+//
+// A randomized experiment kept as a table, one row per shopper, is
+// imported by ImportRCT (see its documentation).
 //
 // JSON Lines: one object per line with the event log's field names (id,
 // type, time, user, item, session, query, qty, price, offer, arm,
@@ -157,12 +162,7 @@ func ParseTime(s string) (time.Time, error) {
 
 // CSVRow turns one CSV record into an event.
 func CSVRow(header map[string]int, rec []string) (eventlog.Event, error) {
-	get := func(c string) string {
-		if i, ok := header[c]; ok && i < len(rec) {
-			return strings.TrimSpace(rec[i])
-		}
-		return ""
-	}
+	get := func(c string) string { return cell(header, rec, c) }
 	num := func(c string) (float64, error) {
 		v := get(c)
 		if v == "" {
@@ -194,13 +194,59 @@ func CSVRow(header map[string]int, rec []string) (eventlog.Event, error) {
 		return e, errors.New("quantity and age must be whole numbers")
 	}
 	e.Quantity, e.UnitPrice, e.Propensity = int32(q), up, prop
+	extra := attrs(header, rec)
 	switch e.Type {
 	case eventlog.TypeItemUpsert:
-		e.ItemAttrs = &eventlog.ItemAttrs{Category: get("category"), Price: price, Cost: cost, Title: get("title")}
+		e.ItemAttrs = &eventlog.ItemAttrs{Category: get("category"), Price: price, Cost: cost, Title: get("title"), Extra: extra}
 	case eventlog.TypeUserUpsert:
-		e.UserAttrs = &eventlog.UserAttrs{Age: int32(age), Gender: get("gender"), Location: get("location")}
+		e.UserAttrs = &eventlog.UserAttrs{Age: int32(age), Gender: get("gender"), Location: get("location"), Extra: extra}
+	default:
+		if extra != nil {
+			return e, fmt.Errorf("attribute columns are set on a %s row; they belong on user_upsert and item_upsert rows", e.Type)
+		}
 	}
 	return e, nil
+}
+
+// cell is the trimmed value of column c in rec, "" when the file has no
+// such column or the row is short.
+func cell(header map[string]int, rec []string, c string) string {
+	if i, ok := header[c]; ok && i < len(rec) {
+		return strings.TrimSpace(rec[i])
+	}
+	return ""
+}
+
+// attrs are a row's attr.NAME cells that are set, by name; nil for none.
+func attrs(header map[string]int, rec []string) map[string]string {
+	var out map[string]string
+	for c := range header {
+		if name, ok := strings.CutPrefix(c, AttrPrefix); ok {
+			if v := cell(header, rec, c); v != "" {
+				if out == nil {
+					out = map[string]string{}
+				}
+				out[name] = v
+			}
+		}
+	}
+	return out
+}
+
+// AttrPrefix starts the name of a CSV column holding an attribute.
+const AttrPrefix = "attr."
+
+// attrColumn says whether c names an attribute column, and refuses a
+// malformed one.
+func attrColumn(c string) (bool, error) {
+	name, ok := strings.CutPrefix(c, AttrPrefix)
+	if !ok {
+		return false, nil
+	}
+	if name == "" || strings.ContainsAny(name, "=\x00\n") || len(name) > eventlog.MaxIDLen {
+		return true, fmt.Errorf("csv header: attribute column %q: want attr. and a name of 1 to %d bytes without '='", c, eventlog.MaxIDLen)
+	}
+	return true, nil
 }
 
 // ImportCSV reads a CSV stream.
@@ -220,8 +266,15 @@ func ImportCSV(ctx context.Context, r io.Reader, sink *Sink) (*Summary, error) {
 	}
 	for i, c := range head {
 		c = strings.TrimSpace(strings.TrimPrefix(c, "\ufeff"))
-		if !known[c] {
-			return sum, fmt.Errorf("csv header: unknown column %q (known: %s)", c, strings.Join(Columns, ","))
+		attr, err := attrColumn(c)
+		if err != nil {
+			return sum, err
+		}
+		if !known[c] && !attr {
+			return sum, fmt.Errorf("csv header: unknown column %q (known: %s, and attr.NAME for attributes)", c, strings.Join(Columns, ","))
+		}
+		if _, dup := header[c]; dup {
+			return sum, fmt.Errorf("csv header: column %q appears twice", c)
 		}
 		header[c] = i
 	}

@@ -42,6 +42,15 @@ type Config struct {
 	Protected []string
 	// Actor recorded in alias history (default "trainer").
 	Actor string
+	// Attributes declares the shopper and item attributes models may use
+	// (features.Attribute): the data's other attributes are reported in
+	// the run's log and not used. A shopper attribute named in Protected
+	// is protected whatever its declaration says.
+	Attributes []features.Attribute
+	// TopCategories is how many item categories (the most interacted
+	// with) get identity features per shopper (default
+	// features.DefaultTopCategories; negative: none).
+	TopCategories int
 
 	Propensity  PropensityConfig
 	Recommender RecommenderConfig
@@ -58,6 +67,10 @@ type Config struct {
 	Logger     *slog.Logger
 	Progress   func(step string, done, total int)
 	ReportPath string
+
+	// cols are the feature columns past features.Names a run's datasets
+	// share, worked out from the data (dataWindow).
+	cols *features.Columns
 }
 
 // Floors are the least a model must reach on its holdout to be promoted
@@ -77,6 +90,9 @@ type PropensityConfig struct {
 	// Features, when set, restricts the model to these features (before
 	// automatic selection); unset: every feature.
 	Features []string
+	// Outcome the model predicts (default a purchase within the Horizon;
+	// a window at most the Horizon).
+	Outcome features.Outcome
 }
 
 // RecommenderConfig configures the item-similarity model.
@@ -108,6 +124,14 @@ type UpliftConfig struct {
 	Step time.Duration `json:"-"`
 	// BootstrapRounds for confidence intervals (default 200).
 	BootstrapRounds int `json:"-"`
+	// Outcome of an exposure the model learns and the readout measures
+	// (default a purchase within 24h of the exposure).
+	Outcome features.Outcome `json:"-"`
+	// CategoryShares lets the model read the category columns
+	// (TopCategories). Off by default: where offers act alike on every
+	// category they only add noise to the effect estimates; on when an
+	// offer's effect depends on what the shopper buys.
+	CategoryShares bool `json:"-"`
 	// Learner's hyper-parameters (zero: uplift.DefaultOptions).
 	Learner uplift.Options
 }
@@ -157,6 +181,21 @@ func (c *Config) defaults() {
 	if c.Actor == "" {
 		c.Actor = "trainer"
 	}
+	if c.TopCategories == 0 {
+		c.TopCategories = features.DefaultTopCategories
+	}
+	if c.Propensity.Outcome.Event == "" {
+		c.Propensity.Outcome.Event = features.OutcomePurchase
+	}
+	if c.Propensity.Outcome.Window == 0 {
+		c.Propensity.Outcome.Window = c.Horizon
+	}
+	if c.Uplift.Outcome.Event == "" {
+		c.Uplift.Outcome.Event = features.OutcomePurchase
+	}
+	if c.Uplift.Outcome.Window == 0 {
+		c.Uplift.Outcome.Window = features.DefaultResponseWindow
+	}
 	r := &c.Recommender
 	if r.Neighbors == 0 {
 		r.Neighbors = 200
@@ -204,11 +243,7 @@ func (c Config) Validate() error {
 	if !(c.HoldoutShare > 0 && c.HoldoutShare < 1) {
 		errs = append(errs, fmt.Errorf("holdout share %v must be between 0 and 1", c.HoldoutShare))
 	}
-	for _, f := range c.Propensity.Features {
-		if features.Index(f) < 0 {
-			errs = append(errs, fmt.Errorf("unknown propensity feature %q", f))
-		}
-	}
+	errs = append(errs, c.validateData()...)
 	if f := c.Floors; !(f.PropensityAUC >= 0 && f.PropensityAUC <= 1) || !(f.PropensityECE >= 0 && f.PropensityECE <= 1) {
 		errs = append(errs, fmt.Errorf("gate.first-auc %v must be within [0, 1] and gate.first-ece %v within (0, 1]", f.PropensityAUC, f.PropensityECE))
 	}
@@ -257,6 +292,19 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, prefix string) {
 	fs.Float64Var(&c.Floors.PropensityAUC, prefix+"gate.first-auc", d.Floors.PropensityAUC, "a first propensity model is promoted only with at least this holdout AUC (0: no floor)")
 	fs.Float64Var(&c.Floors.PropensityECE, prefix+"gate.first-ece", d.Floors.PropensityECE, "... and at most this expected calibration error, or twice the holdout's sampling noise if more (0: no floor)")
 	fs.DurationVar(&c.Uplift.Lookback, prefix+"experiment.lookback", d.Uplift.Lookback, "randomized promotion exposures this far back from the last event train the uplift model and feed the experiment readout")
+	fs.Float64Var(&c.HoldoutShare, prefix+"holdout.share", d.HoldoutShare, "share of shoppers held out to evaluate each model (picked by a hash of the shopper id and -seed)")
+	outcome := func(name string, o *features.Outcome, what string) {
+		fs.Func(prefix+name, what+" (default "+o.String()+"): "+strings.Join(features.OutcomeEvents, ", ")+", optionally with a window from 1h to 90d, e.g. visit/14d", func(s string) error {
+			v, err := features.ParseOutcome(s)
+			if err == nil {
+				*o = v
+			}
+			return err
+		})
+	}
+	outcome("propensity.outcome", &c.Propensity.Outcome, "what the propensity model predicts after its cutoff (its window at most the 720h label horizon)")
+	outcome("experiment.outcome", &c.Uplift.Outcome, "the promotion exposure's outcome the uplift model learns and the experiment readout measures")
+	fs.Func(prefix+"data.config-file", "JSON file declaring the shoppers' and items' attributes and the outcomes (docs/training.md)", c.LoadData)
 	fs.DurationVar(&c.Uplift.Step, prefix+"experiment.step", d.Uplift.Step, "each of those exposures gets its shopper's features as of the start of its period of this length (shorter: fresher features, a slower run)")
 }
 

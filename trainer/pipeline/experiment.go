@@ -120,6 +120,9 @@ func needRandomizedExposures(ds *features.Dataset) error {
 	case targeted > 0:
 		return fmt.Errorf("%w: all %d promotion exposures since %s are targeted (propensity 1), which cannot measure an offer's effect; "+
 			"randomize a share of decisions (promo-server -offers.exploration) and log those exposures with their propensity", fit.ErrNoData, targeted, ds.Cutoff.Format(time.DateOnly))
+	case ds.Report.IncompleteExposures > 0:
+		return fmt.Errorf("%w: the outcome window of all %d randomized exposures runs past the last event, so no outcome is known yet; "+
+			"use a shorter window (-experiment.outcome) or wait for the data to cover it", fit.ErrNoData, ds.Report.IncompleteExposures)
 	default:
 		return fmt.Errorf("%w: no promotion exposures since %s; run a randomized experiment first", fit.ErrNoData, ds.Cutoff.Format(time.DateOnly))
 	}

@@ -33,7 +33,7 @@ type ForwardResult struct {
 // what a time-holdout cannot show: drift and train/serve skew.
 func Forward(ctx context.Context, bkt registry.Bucket, cfg Config) (*ForwardResult, error) {
 	cfg.defaults()
-	_, first, last, err := dataWindow(ctx, bkt, cfg, nil)
+	_, first, last, err := dataWindow(ctx, bkt, &cfg, nil, cfg.Horizon)
 	if err != nil {
 		return nil, err
 	}
@@ -60,7 +60,7 @@ func Forward(ctx context.Context, bkt registry.Bucket, cfg Config) (*ForwardResu
 		if !u.Active {
 			continue
 		}
-		x, err := vectorFor(u.Features, m.Features)
+		x, err := vectorFor(served, u.Features, m.Features)
 		if err != nil {
 			return nil, err
 		}

@@ -103,7 +103,14 @@ func Run(ctx context.Context, reg *registry.Registry, cfg Config) (*Result, erro
 	if slices.Contains(cfg.Models, artifact.ModelUplift) {
 		exposed = randomizedExposures{}
 	}
-	st, first, last, err := dataWindow(ctx, bkt, cfg, exposed)
+	// A label period to hold out is what the propensity and recommender
+	// models need; the uplift model and profiles make do with less (a
+	// two-week experiment imported as a table, say).
+	var minSpan time.Duration
+	if slices.Contains(cfg.Models, artifact.ModelPropensity) || slices.Contains(cfg.Models, artifact.ModelRecommender) {
+		minSpan = cfg.Horizon
+	}
+	st, first, last, err := dataWindow(ctx, bkt, &cfg, exposed, minSpan)
 	if err != nil {
 		return nil, err
 	}
@@ -190,7 +197,7 @@ func Run(ctx context.Context, reg *registry.Registry, cfg Config) (*Result, erro
 func ExperimentData(ctx context.Context, bkt registry.Bucket, cfg Config) (*features.Dataset, error) {
 	cfg.defaults()
 	exposed := randomizedExposures{}
-	_, first, last, err := dataWindow(ctx, bkt, cfg, exposed)
+	_, first, last, err := dataWindow(ctx, bkt, &cfg, exposed, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -244,9 +251,12 @@ func (c *Config) experimentPeriods(first, last time.Time, exposed randomizedExpo
 	step, lookback := c.Uplift.Step, c.Uplift.Lookback
 	for back := step; back-step < lookback; back += step {
 		start, end := last.Add(-min(back, lookback)), last.Add(step-back)
-		if start.Before(first) {
+		if !end.After(first) {
 			break
 		}
+		// The oldest period may start before the data does: its shoppers
+		// then have no history yet, which is what their features say.
+		start = maxTime(start, first)
 		fc := c.featureConfig(start)
 		fc.Horizon, fc.ExposuresOnly = end.Sub(start), true
 		if back > step {
@@ -259,11 +269,22 @@ func (c *Config) experimentPeriods(first, last time.Time, exposed randomizedExpo
 	return out
 }
 
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
 // dataWindow reads the log once for the time of its first and last events,
-// and refuses logs too short to hold out a label period. It records the
-// randomized exposures in exposed when that is not nil.
-func dataWindow(ctx context.Context, bkt registry.Bucket, cfg Config, exposed randomizedExposures) (st eventlog.Stats, first, last time.Time, err error) {
+// and refuses logs shorter than minSpan (a label period to hold out). It
+// records the randomized exposures in exposed when that is not nil, and
+// works out the feature columns (cfg's attributes and categories) every
+// dataset of the run will have.
+func dataWindow(ctx context.Context, bkt registry.Bucket, cfg *Config, exposed randomizedExposures, minSpan time.Duration) (st eventlog.Stats, first, last time.Time, err error) {
+	disc := features.NewDiscovery()
 	st, err = eventlog.ScanWithProgress(ctx, bkt, func(e *eventlog.Event) error {
+		disc.Add(e)
 		if first.IsZero() || e.Time.Before(first) {
 			first = e.Time
 		}
@@ -280,14 +301,18 @@ func dataWindow(ctx context.Context, bkt registry.Bucket, cfg Config, exposed ra
 		err = fmt.Errorf("read event log: %w", err)
 	case st.Events == 0:
 		err = fmt.Errorf("%w: the event log in %s is empty: ingest events or generate a shop first", registry.ErrPrecondition, bkt.Name())
-	case !last.Add(-cfg.Horizon).After(first):
-		err = fmt.Errorf("%w: events span %s, shorter than the %s label horizon", registry.ErrPrecondition, last.Sub(first).Round(time.Hour), cfg.Horizon)
+	case minSpan > 0 && !last.Add(-minSpan).After(first):
+		err = fmt.Errorf("%w: events span %s, shorter than the %s label horizon", registry.ErrPrecondition, last.Sub(first).Round(time.Hour), minSpan)
+	}
+	if err == nil {
+		cfg.cols = cfg.columns(disc)
 	}
 	return st, first, last, err
 }
 
 func (c *Config) featureConfig(cutoff time.Time) features.Config {
-	return features.Config{Cutoff: cutoff, Horizon: c.Horizon, InteractionWeights: c.Recommender.Weights, HalfLife: c.Recommender.HalfLife}
+	return features.Config{Cutoff: cutoff, Horizon: c.Horizon, InteractionWeights: c.Recommender.Weights, HalfLife: c.Recommender.HalfLife,
+		Columns: c.cols, Label: c.Propensity.Outcome, Response: c.Uplift.Outcome}
 }
 
 func (c *Config) progress(step string) func(done, total int) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -94,8 +95,9 @@ func TestRunPublishesEveryModel(t *testing.T) {
 			t.Errorf("uplift metrics lack the experiment readout's %s: %v", k, u.Metrics)
 		}
 	}
-	// The default learner fits trees to every offer arm's effect, and says
-	// how many each kept.
+	// The main learner fits trees to every offer arm's effect, and says
+	// how many each kept; it is served only when significantly better
+	// than the baseline beside it, which has none.
 	man, blobs, err := reg.Load(ctx, artifact.ModelUplift, u.Version)
 	if err != nil {
 		t.Fatal(err)
@@ -104,10 +106,27 @@ func TestRunPublishesEveryModel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	baseline := u.Metrics["baseline_served"] == 1
+	if _, ok := u.Metrics["baseline.qini"]; !ok || !strings.Contains(u.Params["learner_choice"], "baseline") {
+		t.Errorf("the baseline's figures or the choice are missing: %v %v", u.Metrics, u.Params)
+	}
 	for _, a := range art.(*artifact.Uplift).Arms {
-		if _, ok := u.Metrics["arm."+a.Arm+".effect_trees"]; a.Effect == nil || !ok {
-			t.Errorf("arm %s: effect trees %v, their number recorded %t", a.Arm, a.Effect != nil, ok)
+		if _, ok := u.Metrics["arm."+a.Arm+".effect_trees"]; (a.Effect == nil) != baseline || ok == baseline {
+			t.Errorf("arm %s (baseline served: %t): effect trees %v, their number recorded %t", a.Arm, baseline, a.Effect != nil, ok)
 		}
+	}
+	// Per arm gate: a served model targets only the arms whose Qini is
+	// significantly above 0; the others are listed as untargeted.
+	served := art.(*artifact.Uplift).ArmNames()
+	for _, arm := range []string{"pct10", "amount5", "gift", "spend50get10"} {
+		significant := u.Metrics["arm."+arm+".qini_ci_lo"] > 0
+		_, untargeted := u.Params["untargeted."+arm]
+		if u.Promoted && (slices.Contains(served, arm) != significant || untargeted == significant) {
+			t.Errorf("arm %s: CI from %v, served %t, listed untargeted %t", arm, u.Metrics["arm."+arm+".qini_ci_lo"], slices.Contains(served, arm), untargeted)
+		}
+	}
+	if _, ok := u.Metrics["targeting.gender.disparate_impact"]; !ok {
+		t.Errorf("no targeting audit by gender: %v", u.Metrics)
 	}
 	p := outcome(t, res, artifact.ModelPropensity)
 	if !p.Promoted || p.Metrics["auc"] < 0.6 {

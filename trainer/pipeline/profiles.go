@@ -79,7 +79,7 @@ func buildProfiles(now *features.Dataset, _ Config) (*candidate, error) {
 		return nil, fmt.Errorf("no users to profile")
 	}
 	rules := LearnSegmentRules(now.Users)
-	p := &artifact.Profiles{Features: features.Names, Segments: rules.Definitions(), Users: make([]artifact.UserProfile, 0, len(now.Users))}
+	p := &artifact.Profiles{Features: now.Names, Segments: rules.Definitions(), Users: make([]artifact.UserProfile, 0, len(now.Users))}
 	counts := map[string]int{}
 	for _, u := range now.Users {
 		seg := rules.Assign(u.Features)
@@ -110,7 +110,7 @@ func buildProfiles(now *features.Dataset, _ Config) (*candidate, error) {
 		shares.X, shares.Y = append(shares.X, float64(i)), append(shares.Y, metrics["segment."+s.Name+".share"])
 	}
 	bars.Series = []Series{shares}
-	return &candidate{model: artifact.ModelProfiles, art: p, metrics: metrics, params: params, schema: features.Names, plots: []Plot{bars}}, nil
+	return &candidate{model: artifact.ModelProfiles, art: p, metrics: metrics, params: params, schema: now.Names, plots: []Plot{bars}}, nil
 }
 
 // clusterUsers adds k-means clusters on standardized features, with k from
@@ -119,7 +119,9 @@ func buildProfiles(now *features.Dataset, _ Config) (*candidate, error) {
 func clusterUsers(now *features.Dataset, p *artifact.Profiles, metrics map[string]float64, params map[string]string) {
 	X := make([][]float64, len(now.Users))
 	for i, u := range now.Users {
-		X[i] = u.Features
+		// Behaviour only: one-hot attribute columns would split the
+		// clusters by attribute.
+		X[i] = u.Features[:len(features.Names)]
 	}
 	if len(X) < 20 {
 		return

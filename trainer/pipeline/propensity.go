@@ -16,15 +16,16 @@ import (
 
 // Selection is the outcome of feature selection.
 type Selection struct {
-	Kept    []int             // indices into features.Names
+	Kept    []int             // indices into the dataset's Names
 	Dropped map[string]string // feature -> reason
 }
 
 // selectFeatures drops constant and duplicate columns and any column that
 // predicts the label almost perfectly (|corr| > 0.95), which is a sign of
 // leakage from the label period.
-func selectFeatures(X [][]float64, y []float64) Selection {
-	d := len(features.Names)
+// all names X's columns.
+func selectFeatures(X [][]float64, y []float64, all []string) Selection {
+	d := len(all)
 	sel := Selection{Dropped: map[string]string{}}
 	col := func(j int) []float64 {
 		c := make([]float64, len(X))
@@ -36,7 +37,7 @@ func selectFeatures(X [][]float64, y []float64) Selection {
 	var kept [][]float64
 	for j := 0; j < d; j++ {
 		c := col(j)
-		name := features.Names[j]
+		name := all[j]
 		if isConstant(c) {
 			sel.Dropped[name] = "constant"
 			continue
@@ -44,7 +45,7 @@ func selectFeatures(X [][]float64, y []float64) Selection {
 		dup := ""
 		for k, other := range kept {
 			if equal(c, other) {
-				dup = features.Names[sel.Kept[k]]
+				dup = all[sel.Kept[k]]
 				break
 			}
 		}
@@ -123,19 +124,19 @@ func project(rows [][]float64, kept []int) [][]float64 {
 	return out
 }
 
-func names(kept []int) []string {
+func names(kept []int, all []string) []string {
 	out := make([]string, len(kept))
 	for k, j := range kept {
-		out[k] = features.Names[j]
+		out[k] = all[j]
 	}
 	return out
 }
 
-// vectorFor builds a model input from a dataset row by feature name.
-func vectorFor(row []float64, modelFeatures []string) ([]float64, error) {
+// vectorFor builds a model input from a row of ds by feature name.
+func vectorFor(ds *features.Dataset, row []float64, modelFeatures []string) ([]float64, error) {
 	x := make([]float64, len(modelFeatures))
 	for k, n := range modelFeatures {
-		j := features.Index(n)
+		j := ds.Index(n)
 		if j < 0 {
 			return nil, fmt.Errorf("model feature %q is no longer produced", n)
 		}
@@ -166,19 +167,19 @@ func fitPropensity(ds *features.Dataset, holdout []bool, cfg Config) (*candidate
 	if len(Xtr) < 20 || len(Xte) < 10 {
 		return nil, fmt.Errorf("%w: %d training and %d holdout users with history; need at least 20 and 10", fit.ErrNoData, len(Xtr), len(Xte))
 	}
-	sel := selectFeatures(Xtr, ytr)
+	sel := selectFeatures(Xtr, ytr, ds.Names)
 	if len(cfg.Propensity.Features) > 0 {
 		var kept []int
 		for _, j := range sel.Kept {
 			for _, f := range cfg.Propensity.Features {
-				if features.Names[j] == f {
+				if ds.Names[j] == f {
 					kept = append(kept, j)
 				}
 			}
 		}
 		for _, j := range sel.Kept {
 			if !containsInt(kept, j) {
-				sel.Dropped[features.Names[j]] = "not in the configured feature list"
+				sel.Dropped[ds.Names[j]] = "not in the configured feature list"
 			}
 		}
 		sel.Kept = kept
@@ -197,7 +198,7 @@ func fitPropensity(ds *features.Dataset, holdout []bool, cfg Config) (*candidate
 	if err != nil {
 		return nil, fmt.Errorf("expected spend: %w", err)
 	}
-	model := &artifact.Propensity{Features: names(sel.Kept), Scaler: scaler, Logit: logit, Spend: spend}
+	model := &artifact.Propensity{Features: names(sel.Kept, ds.Names), Scaler: scaler, Logit: logit, Spend: spend}
 	metrics := propensityMetrics(model, Xte, yte, ste)
 	base := 0.0
 	for _, v := range ytr {
@@ -260,7 +261,7 @@ func fitPropensity(ds *features.Dataset, holdout []bool, cfg Config) (*candidate
 				if !holdout[i] || !u.Active {
 					continue
 				}
-				x, err := vectorFor(u.Features, inc.Features)
+				x, err := vectorFor(ds, u.Features, inc.Features)
 				if err != nil {
 					return 0, err
 				}
@@ -317,8 +318,9 @@ func containsInt(xs []int, v int) bool {
 	return false
 }
 
-// protectedGroups names the audit groups of a user: gender and age band.
-// These attributes are never model inputs; they are only used here.
+// protectedGroups names the audit groups of a user: gender, age band and
+// each protected attribute the schema declares ("name=value"). These
+// attributes are never model inputs; they are only used in audits.
 func protectedGroups(u features.UserRow) []string {
 	g := []string{"gender=" + orUnknown(u.Gender)}
 	switch {
@@ -330,6 +332,9 @@ func protectedGroups(u features.UserRow) []string {
 		g = append(g, "age=30-49")
 	default:
 		g = append(g, "age=50+")
+	}
+	for _, name := range slices.Sorted(maps.Keys(u.Audit)) {
+		g = append(g, name+"="+u.Audit[name])
 	}
 	return g
 }

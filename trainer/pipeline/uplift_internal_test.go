@@ -110,7 +110,7 @@ func TestExperimentPeriodsFollowOnlyExposedShoppers(t *testing.T) {
 	cfg := Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Uplift: UpliftConfig{Step: 7 * 24 * time.Hour}}
 	cfg.defaults()
 	exposed := randomizedExposures{}
-	_, first, last, err := dataWindow(context.Background(), b, cfg, exposed)
+	_, first, last, err := dataWindow(context.Background(), b, &cfg, exposed, cfg.Horizon)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,5 +225,54 @@ func TestIncumbentOfAnotherVersionIsReevaluated(t *testing.T) {
 	c.art = &artifact.Propensity{}
 	if v, how, err := incumbentMetric(ctx, reg, c, m.Version); err != nil || v != 0.5 || how != "from its manifest" {
 		t.Fatalf("another family: %v, %q, %v", v, how, err)
+	}
+}
+
+// Each run fits the baseline next to the main learner, serves the main
+// learner only when significantly better, and targets only the arms
+// whose holdout Qini is significantly above 0.
+func TestUpliftCandidateIsGatedPerArm(t *testing.T) {
+	p := shop.Small()
+	bkt := inmem.New()
+	if _, err := shop.WriteTo(context.Background(), bkt, p, nil); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	cfg.defaults()
+	ds, err := ExperimentData(context.Background(), bkt, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := fitUplift(ds, splitUsers(ds.Users, cfg.HoldoutShare, cfg.Seed), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	art := c.art.(*artifact.Uplift)
+	baseline := c.metrics["baseline_served"] == 1
+	if baseline != (c.metrics["learner.vs_baseline_ci_lo"] <= 0) || baseline != (c.params["algorithm"] == uplift.BaselineName) {
+		t.Fatalf("baseline served %t, comparison CI from %v, algorithm %q", baseline, c.metrics["learner.vs_baseline_ci_lo"], c.params["algorithm"])
+	}
+	var significant []string
+	for _, arm := range []string{"amount5", "gift", "pct10", "spend50get10"} {
+		if c.metrics["arm."+arm+".qini_ci_lo"] > 0 {
+			significant = append(significant, arm)
+		} else if _, ok := c.params["untargeted."+arm]; !ok {
+			t.Errorf("arm %s: CI includes 0 but the manifest does not say it is untargeted", arm)
+		}
+	}
+	if len(significant) > 0 && !slices.Equal(art.ArmNames(), significant) {
+		t.Fatalf("served arms %v, significant %v", art.ArmNames(), significant)
+	}
+	if ok, _ := c.gate(); ok != (len(significant) > 0) {
+		t.Fatalf("gate %t with significant arms %v", ok, significant)
+	}
+	// Dropping an arm leaves the others' predictions as they were.
+	x := make([]float64, len(art.Features))
+	full := uplift.WithoutArms(art, art.ArmNames())
+	one := uplift.WithoutArms(art, art.ArmNames()[:1])
+	a, _ := full.Predict(x, art.ArmNames()[0])
+	b, ok := one.Predict(x, art.ArmNames()[0])
+	if _, other := one.Predict(x, art.ArmNames()[len(art.ArmNames())-1]); !ok || a != b || (len(art.ArmNames()) > 1 && other) {
+		t.Fatalf("WithoutArms: %+v vs %+v", a, b)
 	}
 }

@@ -20,6 +20,7 @@ type ArmEval struct {
 	Qini      float64
 	CI        eval.Interval // bootstrap, 95%
 	UpliftAt3 float64       // uplift in the top 30% by predicted effect
+	AUUC      float64       // normalized area under the uplift curve
 }
 
 // Evaluate computes, per arm of u, the Qini coefficient of the predicted
@@ -38,7 +39,8 @@ func Evaluate(u *artifact.Uplift, rows []Row, featureNames []string, rounds int,
 		if len(y) < 20 {
 			continue
 		}
-		e := ArmEval{Arm: arm, N: len(y), Qini: eval.Qini(y, score, treated), UpliftAt3: eval.UpliftAtK(y, score, treated, 0.3)}
+		e := ArmEval{Arm: arm, N: len(y), Qini: eval.Qini(y, score, treated), UpliftAt3: eval.UpliftAtK(y, score, treated, 0.3),
+			AUUC: eval.AUUC(y, score, treated)}
 		e.CI = eval.Bootstrap(len(y), rounds, seed, func(idx []int) float64 {
 			by, bs := make([]float64, len(idx)), make([]float64, len(idx))
 			bt := make([]bool, len(idx))

@@ -306,7 +306,7 @@ func servedFeatures(ds *features.Dataset, d *pipeline.UpliftData, served *featur
 		if !ok {
 			return nil, fmt.Errorf("the served data has no %s exposure of %s at %s", r.Arm, ds.Users[r.User].ID, r.At.Format(time.RFC3339))
 		}
-		out[k] = d.Select(served.Users[served.Exposures[i].User].Features)
+		out[k] = d.Select(served, served.Users[served.Exposures[i].User].Features)
 	}
 	return out, nil
 }
