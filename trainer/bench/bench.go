@@ -6,6 +6,7 @@
 //
 //	promo-bench ml100k [flags]   the recommender on MovieLens 100K against its references
 //	promo-bench uplift [flags]   the uplift model on generated shops against the true effects
+//	promo-bench email [flags]    the uplift model and readout on a generated e-mail experiment (a table, as a shop would import it)
 //
 // docs/benchmarks.md gives the current figures with the command behind each.
 package bench
@@ -16,6 +17,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"path/filepath"
 	"reflect"
 	"time"
@@ -35,15 +37,50 @@ type Env struct {
 // Main runs promo-bench with command-line args (without the program name).
 func Main(ctx context.Context, args []string, env Env, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: promo-bench ml100k|uplift [flags] (-h for each one's flags)")
+		return errors.New("usage: promo-bench ml100k|uplift|email [flags] (-h for each one's flags)")
 	}
 	switch args[0] {
 	case "ml100k":
 		return ml100k(args[1:], env, stdout, stderr)
 	case "uplift":
 		return upliftCmd(ctx, args[1:], stdout, stderr)
+	case "email":
+		return emailCmd(ctx, args[1:], stdout, stderr)
 	}
-	return fmt.Errorf("unknown protocol %q (want ml100k or uplift)", args[0])
+	return fmt.Errorf("unknown protocol %q (want ml100k, uplift or email)", args[0])
+}
+
+func emailCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("promo-bench email", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	shoppers := fs.Int("shoppers", 64000, "shoppers in the experiment, a third per arm")
+	seed := fs.Uint64("seed", 1, "seed of the generated experiment")
+	coverage := fs.Int("coverage-seeds", 19, "more experiments (the next seeds) whose readout intervals are checked against the true effects (no models fitted)")
+	learners := fs.String("learners.config-file", "", "JSON file of learner hyper-parameters, as the trainer's (docs/training.md)")
+	asJSON := fs.Bool("json", false, "print JSON instead of tables")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *shoppers < 1000 {
+		return errors.New("-shoppers must be at least 1000")
+	}
+	cfg := pipeline.Config{Logger: slog.New(slog.DiscardHandler)}
+	if *learners != "" {
+		if err := cfg.LoadLearners(*learners); err != nil {
+			return err
+		}
+	}
+	r, err := protocols.Email(ctx, protocols.EmailOptions{Shoppers: *shoppers, Seed: *seed, CoverageSeeds: *coverage}, cfg)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return report.WriteJSON(stdout, r)
+	}
+	fmt.Fprintf(stdout, "protocol email: a generated retail e-mail experiment (%d shoppers, seed %d; arms mens_email, womens_email, no_email), imported as a table; "+
+		"uplift model vs the T-learner baseline and random targeting on held-out shoppers (20%%), and the readout vs the true average effects\n", r.Shoppers, *seed)
+	protocols.PrintEmail(stdout, r)
+	return nil
 }
 
 func ml100k(args []string, env Env, stdout, stderr io.Writer) error {
@@ -77,6 +114,7 @@ func upliftCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	choice.RegisterFlags(fs, "medium", "shop-seed")
 	shops := fs.Int("shops", 1, "how many shops to generate (seeds shop-seed, shop-seed+1, ...); with more than one, prints each shop's ratio and the mean")
 	learners := fs.String("learners.config-file", "", "JSON file of learner hyper-parameters, as the trainer's (docs/training.md)")
+	data := fs.String("data.config-file", "", "JSON file of attributes, categories and outcomes, as the trainer's (docs/training.md)")
 	lookback := fs.Duration("experiment.lookback", pipeline.DefaultExperimentLookback, "randomized exposures this far back from the last event are used, as in a training run")
 	step := fs.Duration("experiment.step", pipeline.DefaultExperimentStep, "each exposure gets features as of the start of its period of this length, as in a training run")
 	servedEvery := fs.Duration("served.every", 24*time.Hour, "also score the model on features as of the start of each holdout exposure's period of this length, as a server whose profiles a run rebuilds that often reads them (0: skip; it costs two more reads of the log)")
@@ -90,9 +128,14 @@ func upliftCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	cfg := pipeline.Config{Uplift: pipeline.UpliftConfig{Lookback: *lookback, Step: *step}}
+	cfg := pipeline.Config{Uplift: pipeline.UpliftConfig{Lookback: *lookback, Step: *step}, Logger: slog.New(slog.DiscardHandler)}
 	if *learners != "" {
 		if err := cfg.LoadLearners(*learners); err != nil {
+			return err
+		}
+	}
+	if *data != "" {
+		if err := cfg.LoadData(*data); err != nil {
 			return err
 		}
 	}
