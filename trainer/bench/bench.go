@@ -203,8 +203,8 @@ func upliftShops(ctx context.Context, p shop.Params, n int, cfg pipeline.Config,
 
 // upliftLine is a shop's (or the shops' mean) figures on one line.
 func upliftLine(r *protocols.UpliftResult) string {
-	return fmt.Sprintf("model / truth %.2f, ceiling / truth %.2f, with trace %.2f, from truth %.2f, noise-free model / truth %.3f (ceiling %.3f, with trace %.3f, from truth %.3f), sleeping-dog AUC %.3f, correlation with the true effect %.3f (from truth %.3f)%s",
-		r.Ratio, r.Ceiling, r.CeilingWithTrace, r.FromTruth, r.Expected, r.CeilingExpected, r.CeilingWithTraceExpected, r.FromTruthExpected,
+	return fmt.Sprintf("model / truth %.2f, ceiling / truth %.2f, with trace %.2f, from truth %.2f, noise-free model / truth %.3f (baseline %.3f, ceiling %.3f, with trace %.3f, from truth %.3f), sleeping-dog AUC %.3f, correlation with the true effect %.3f (from truth %.3f)%s",
+		r.Ratio, r.Ceiling, r.CeilingWithTrace, r.FromTruth, r.Expected, r.BaselineExpected, r.CeilingExpected, r.CeilingWithTraceExpected, r.FromTruthExpected,
 		r.SleepingDogAUC, r.Correlation, r.FromTruthCorrelation, servedText(r.ServedEvery, r.Served, r.ServedCorrelation)) + onProbabilitiesText(r) + oracleTraceText(r)
 }
 

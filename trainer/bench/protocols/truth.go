@@ -58,6 +58,9 @@ type TruthComparison struct {
 	// expectations over the outcomes' draw.
 	Expected, FromTruthExpected float64
 	PartialExpected             []float64
+	// BaselineExpected is Expected for the two-model logistic baseline a
+	// run fits beside the learner (uplift.FitBaseline) on the same rows.
+	BaselineExpected float64
 	// Groups break the rows down by the groups given to CompareWithTruth,
 	// in name order.
 	Groups []GroupEffect
@@ -132,9 +135,13 @@ func CompareWithTruth(ds *features.Dataset, t ShopTruth, served *features.Datase
 			return nil, err
 		}
 	}
+	base, err := uplift.FitBaseline(d.Train, d.Features, d.Scaler, cfg.Uplift.Learner.L2)
+	if err != nil {
+		return nil, fmt.Errorf("baseline: %w", err)
+	}
 	var out []TruthComparison
 	for _, arm := range d.Model.ArmNames() {
-		var y, model, oracle, asServed, onProbs, session []float64
+		var y, model, baseline, oracle, asServed, onProbs, session []float64
 		var rows []int
 		part := make([][]float64, len(t.Partial))
 		var treated []bool
@@ -147,6 +154,8 @@ func CompareWithTruth(ds *features.Dataset, t ShopTruth, served *features.Datase
 			id := ds.Users[r.User].ID
 			y = append(y, r.Converted)
 			model = append(model, resp.PTreated-resp.PControl)
+			b, _ := base.Predict(r.X, arm)
+			baseline = append(baseline, b.PTreated-b.PControl)
 			if servedX != nil {
 				resp, _ := d.Model.Predict(servedX[row], arm)
 				asServed = append(asServed, resp.PTreated-resp.PControl)
@@ -188,7 +197,7 @@ func CompareWithTruth(ds *features.Dataset, t ShopTruth, served *features.Datase
 		noiseFree := func(scores []float64) float64 {
 			return eval.ExpectedQini(scores, session) / eval.ExpectedQini(oracle, session)
 		}
-		c.Expected, c.FromTruthExpected = noiseFree(model), noiseFree(fromTruth)
+		c.Expected, c.FromTruthExpected, c.BaselineExpected = noiseFree(model), noiseFree(fromTruth), noiseFree(baseline)
 		if onProbs != nil {
 			c.OnProbabilities, c.OnProbabilitiesCorrelation = eval.Qini(y, onProbs, treated), stat.Correlation(onProbs, oracle, nil)
 			c.OnProbabilitiesExpected = noiseFree(onProbs)

@@ -50,6 +50,10 @@ type UpliftResult struct {
 	// estimate, from each holdout session's true change in purchase
 	// probability instead of its outcome.
 	Expected, CeilingExpected, CeilingWithTraceExpected, FromTruthExpected float64
+	// BaselineExpected is Expected for the T-learner baseline a run
+	// fits beside the learner (and serves unless the learner is
+	// significantly better).
+	BaselineExpected float64
 	// Served and ServedCorrelation are Ratio and Correlation with each
 	// holdout row scored on the features a server rebuilding its profiles
 	// every ServedEvery would have read (zero when ServedEvery is).
@@ -211,6 +215,7 @@ func Uplift(ctx context.Context, p shop.Params, cfg pipeline.Config, opt UpliftO
 		CeilingExpected:          sum(func(a TruthComparison) float64 { return a.PartialExpected[0] }) / n,
 		CeilingWithTraceExpected: sum(func(a TruthComparison) float64 { return a.PartialExpected[1] }) / n,
 		FromTruthExpected:        sum(func(a TruthComparison) float64 { return a.FromTruthExpected }) / n,
+		BaselineExpected:         sum(func(a TruthComparison) float64 { return a.BaselineExpected }) / n,
 		SleepingDogAUC:           eval.AUC(score, isDog), ServedEvery: opt.ServedEvery, OracleTrace: opt.OracleTrace}
 	if opt.OnProbabilities {
 		r.FittedOnProbabilities = true
