@@ -40,7 +40,7 @@ func evalUplift(ctx context.Context, src source, cfg pipeline.Config, asJSON boo
 			}
 		}
 		return report.WriteJSON(stdout, map[string]any{"model_vs_baseline": ev.VsBaseline.Diff, "ci_lo": ev.VsBaseline.CI.Lo, "ci_hi": ev.VsBaseline.CI.Hi,
-			"served": servedName(ev), "targeting": ev.Targeting})
+			"compared_on": ev.CompareNote, "compared_exposures": ev.VsBaseline.N, "served": servedName(ev), "targeting": ev.Targeting})
 	}
 	fmt.Fprintf(stdout, "protocol uplift: %s; outcome %s; %d training and %d holdout exposures (%.0f%% of shoppers held out, seed %d); Qini and AUUC normalized (1 perfect, 0 random), 95%% bootstrap intervals\n",
 		source, ev.Outcome, ev.Train, ev.Test, 100*cfg.HoldoutShare, cfg.Seed)
@@ -53,8 +53,8 @@ func evalUplift(ctx context.Context, src source, cfg pipeline.Config, asJSON boo
 	if err := t.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "model minus baseline, weighted Qini: %s; a run serves the %s\n",
-		intervalText(ev.VsBaseline.Diff, ev.VsBaseline.CI.Lo, ev.VsBaseline.CI.Hi), servedName(ev))
+	fmt.Fprintf(stdout, "model minus baseline, weighted Qini over %d exposures (%s): %s; a run serves the %s\n",
+		ev.VsBaseline.N, ev.CompareNote, intervalText(ev.VsBaseline.Diff, ev.VsBaseline.CI.Lo, ev.VsBaseline.CI.Hi), servedName(ev))
 	for _, k := range slices.Sorted(maps.Keys(ev.Targeting)) {
 		if attr, ok := strings.CutSuffix(strings.TrimPrefix(k, "targeting."), ".disparate_impact"); ok {
 			fmt.Fprintf(stdout, "top %.0f%% reach by %s: disparate impact %s\n", 100*pipeline.TargetShare, attr,

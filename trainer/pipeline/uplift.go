@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -105,14 +106,15 @@ func fitUplift(ds *features.Dataset, holdout []bool, cfg Config) (*candidate, er
 	rounds := cfg.Uplift.BootstrapRounds
 	metrics := map[string]float64{"train_exposures": float64(len(d.Train)), "holdout_exposures": float64(len(d.Test)),
 		"learner.qini": uplift.WeightedQini(ev.Model), "baseline.qini": uplift.WeightedQini(ev.Baseline),
-		"learner.vs_baseline": ev.VsBaseline.Diff, "learner.vs_baseline_ci_lo": ev.VsBaseline.CI.Lo, "learner.vs_baseline_ci_hi": ev.VsBaseline.CI.Hi}
+		"learner.vs_baseline": ev.VsBaseline.Diff, "learner.vs_baseline_ci_lo": ev.VsBaseline.CI.Lo, "learner.vs_baseline_ci_hi": ev.VsBaseline.CI.Hi,
+		"learner.vs_baseline_exposures": float64(ev.VsBaseline.N)}
 	for _, e := range ev.Baseline {
 		metrics["baseline.arm."+e.Arm+".qini"] = e.Qini
 	}
 	// The simpler model is served unless the main learner is better with
 	// significance.
 	params := map[string]string{}
-	vs := fmt.Sprintf("weighted Qini %+.4f against the baseline's, 95%% paired bootstrap CI [%+.4f, %+.4f]", ev.VsBaseline.Diff, ev.VsBaseline.CI.Lo, ev.VsBaseline.CI.Hi)
+	vs := fmt.Sprintf("weighted Qini %+.4f against the baseline's, 95%% paired bootstrap CI [%+.4f, %+.4f], %s", ev.VsBaseline.Diff, ev.VsBaseline.CI.Lo, ev.VsBaseline.CI.Hi, ev.CompareNote)
 	model, learner, evals := d.Model, cfg.Uplift.Learner.String(), ev.Model
 	params["learner_choice"] = "the main learner: " + vs
 	if !ev.ServesModel() {
@@ -228,7 +230,9 @@ type UpliftEvaluation struct {
 	Model, Baseline, Random []uplift.ArmEval
 	// VsBaseline is the model's weighted Qini minus the baseline's; a run
 	// serves the model only when it is significantly above 0.
-	VsBaseline uplift.Comparison
+	// CompareNote says which rows it was measured on.
+	VsBaseline  uplift.Comparison
+	CompareNote string
 	// Targeting is the audit of who the served model's top share reaches
 	// (targeting.* metrics).
 	Targeting map[string]float64
@@ -282,7 +286,26 @@ func evaluateUplift(ds *features.Dataset, holdout []bool, cfg Config) (*UpliftDa
 	}
 	out.BaselineModel = base
 	out.Random = uplift.RandomEval(d.Model.ArmNames(), d.Test, cfg.Seed)
-	if out.VsBaseline, err = uplift.Compare(d.Model, base, d.Test, d.Features, rounds, cfg.Seed); err != nil {
+	// The learners are compared on every exposure: the holdout scored by
+	// the two fits above, each training fold by fits without it.
+	pairs, err := uplift.CrossFit(d.Train,
+		func(rows []uplift.Row) (*artifact.Uplift, error) {
+			u, _, err := uplift.Fit(rows, d.Features, d.Scaler, cfg.Uplift.Learner)
+			return u, err
+		},
+		func(rows []uplift.Row) (*artifact.Uplift, error) {
+			return uplift.FitBaseline(rows, d.Features, d.Scaler, cfg.Uplift.Learner.L2)
+		})
+	switch {
+	case errors.Is(err, fit.ErrNoData):
+		out.CompareNote = "on the holdout only: the training folds could not be fitted on their own (" + err.Error() + ")"
+	case err != nil:
+		return nil, nil, nil, fmt.Errorf("comparing the learner with the baseline: %w", err)
+	default:
+		out.CompareNote = "on every exposure: the holdout, and each of the training folds of shoppers scored by fits without it"
+	}
+	pairs = append(pairs, uplift.Pair{A: d.Model, B: base, Rows: d.Test})
+	if out.VsBaseline, err = uplift.ComparePairs(pairs, d.Features, rounds, cfg.Seed); err != nil {
 		return nil, nil, nil, err
 	}
 	return d, base, out, nil

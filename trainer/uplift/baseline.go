@@ -78,6 +78,7 @@ func sortedArms(byArm map[string][]int) []string {
 type Comparison struct {
 	Diff float64
 	CI   eval.Interval
+	N    int // rows compared on
 }
 
 // Better says whether the difference is significantly above zero.
@@ -86,47 +87,71 @@ func (c Comparison) Better() bool { return c.CI.Lo > 0 }
 // Compare scores a and b on the same rows and resamples them together, so
 // the interval is of the difference, not of two separate figures.
 func Compare(a, b *artifact.Uplift, rows []Row, featureNames []string, rounds int, seed uint64) (Comparison, error) {
+	return ComparePairs([]Pair{{A: a, B: b, Rows: rows}}, featureNames, rounds, seed)
+}
+
+// Pair is two models and rows that neither was fitted on.
+type Pair struct {
+	A, B *artifact.Uplift
+	Rows []Row
+}
+
+// ComparePairs is Compare over several pairs at once: each pair's
+// difference is taken on its own rows (a fold's models score only that
+// fold), and the differences are averaged, weighted by rows, over every
+// pair and arm. The bootstrap resamples all rows together.
+func ComparePairs(pairs []Pair, featureNames []string, rounds int, seed uint64) (Comparison, error) {
 	type armRows struct {
 		y, sa, sb []float64
 		treated   []bool
 	}
-	var arms []armRows
-	var owner []int // arm of each row of the pooled list
-	var local []int // its index within the arm
-	for _, arm := range a.ArmNames() {
-		if !slices.Contains(b.ArmNames(), arm) {
-			continue
+	var groups []armRows
+	var owner []int // group of each row of the pooled list
+	var local []int // its index within the group
+	compared := 0   // rows in some group: a control row is in every arm's
+	for _, p := range pairs {
+		var arms []string
+		for _, arm := range p.A.ArmNames() {
+			if !slices.Contains(p.B.ArmNames(), arm) {
+				continue
+			}
+			y, sa, treated, err := scored(p.A, p.Rows, featureNames, arm)
+			if err != nil {
+				return Comparison{}, err
+			}
+			_, sb, _, err := scored(p.B, p.Rows, featureNames, arm)
+			if err != nil {
+				return Comparison{}, err
+			}
+			if len(y) < 20 {
+				continue
+			}
+			for i := range y {
+				owner, local = append(owner, len(groups)), append(local, i)
+			}
+			groups = append(groups, armRows{y, sa, sb, treated})
+			arms = append(arms, arm)
 		}
-		y, sa, treated, err := scored(a, rows, featureNames, arm)
-		if err != nil {
-			return Comparison{}, err
+		for _, r := range p.Rows {
+			if len(arms) > 0 && (r.Arm == eventlog.ControlArm || slices.Contains(arms, r.Arm)) {
+				compared++
+			}
 		}
-		_, sb, _, err := scored(b, rows, featureNames, arm)
-		if err != nil {
-			return Comparison{}, err
-		}
-		if len(y) < 20 {
-			continue
-		}
-		for i := range y {
-			owner, local = append(owner, len(arms)), append(local, i)
-		}
-		arms = append(arms, armRows{y, sa, sb, treated})
 	}
-	if len(arms) == 0 {
-		return Comparison{}, fmt.Errorf("%w: too few holdout exposures to compare uplift models", fit.ErrNoData)
+	if len(groups) == 0 {
+		return Comparison{}, fmt.Errorf("%w: too few held-out exposures to compare uplift models", fit.ErrNoData)
 	}
 	diff := func(idx []int) float64 {
-		per := make([][]int, len(arms))
+		per := make([][]int, len(groups))
 		for _, i := range idx {
 			per[owner[i]] = append(per[owner[i]], local[i])
 		}
 		var s, n float64
 		for k, ix := range per {
-			ar := arms[k]
+			g := groups[k]
 			y, sa, sb, tr := make([]float64, len(ix)), make([]float64, len(ix)), make([]float64, len(ix)), make([]bool, len(ix))
 			for j, i := range ix {
-				y[j], sa[j], sb[j], tr[j] = ar.y[i], ar.sa[i], ar.sb[i], ar.treated[i]
+				y[j], sa[j], sb[j], tr[j] = g.y[i], g.sa[i], g.sb[i], g.treated[i]
 			}
 			if d := eval.Qini(y, sa, tr) - eval.Qini(y, sb, tr); !math.IsNaN(d) {
 				s, n = s+d*float64(len(ix)), n+float64(len(ix))
@@ -141,7 +166,47 @@ func Compare(a, b *artifact.Uplift, rows []Row, featureNames []string, rounds in
 	for i := range all {
 		all[i] = i
 	}
-	return Comparison{Diff: diff(all), CI: eval.Bootstrap(len(owner), rounds, seed, diff)}, nil
+	return Comparison{Diff: diff(all), CI: eval.Bootstrap(len(owner), rounds, seed, diff), N: compared}, nil
+}
+
+// compareFolds is how many folds of shoppers CrossFit fits the learners
+// on. Two keep the cost at about one more fit of each learner.
+const compareFolds = 2
+
+// compareFold is a shopper's fold for compareFolds, by a hash unrelated
+// to the learner's own folds.
+func compareFold(shopper uint32) int {
+	return int(shopper * 3266489917 >> 24 % compareFolds)
+}
+
+// CrossFit fits two learners once per fold of rows' shoppers, each time
+// on the other folds, and pairs the fits with the fold they did not see.
+// Why: a single holdout is too small to tell two learners apart (Qini on
+// binary outcomes is noisy); with every row scored by models that never
+// saw it, the comparison has all the data, and it compares the learners,
+// not two particular fits.
+func CrossFit(rows []Row, fitA, fitB func([]Row) (*artifact.Uplift, error)) ([]Pair, error) {
+	var pairs []Pair
+	for f := range compareFolds {
+		var in, out []Row
+		for _, r := range rows {
+			if compareFold(r.Shopper) == f {
+				out = append(out, r)
+			} else {
+				in = append(in, r)
+			}
+		}
+		a, err := fitA(in)
+		if err != nil {
+			return nil, fmt.Errorf("fold %d of %d: %w", f+1, compareFolds, err)
+		}
+		b, err := fitB(in)
+		if err != nil {
+			return nil, fmt.Errorf("fold %d of %d: %w", f+1, compareFolds, err)
+		}
+		pairs = append(pairs, Pair{A: a, B: b, Rows: out})
+	}
+	return pairs, nil
 }
 
 // RandomEval is what ranking shoppers at random reaches on the same rows

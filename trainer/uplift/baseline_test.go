@@ -2,8 +2,10 @@ package uplift
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/promoai/promo/registry/artifact"
@@ -73,5 +75,64 @@ func TestBaselineAndComparison(t *testing.T) {
 	}
 	if _, err := FitBaseline(train[:0], names, scaler, 1); !errors.Is(err, fit.ErrNoData) {
 		t.Fatalf("no rows: %v", err)
+	}
+}
+
+// CrossFit scores every row by fits that never saw its shopper, so the
+// comparison has all rows: there, the baseline is significantly better
+// than a learner that ignores the features, on a training set whose
+// holdout alone would be small.
+func TestCrossFitComparesOnEveryRow(t *testing.T) {
+	names := []string{"x0", "x1"}
+	rows := experimentRows(4000, 3)
+	for i := range rows {
+		rows[i].Shopper = ShopperHash(fmt.Sprint("shopper-", i/2)) // two rows a shopper
+	}
+	X := make([][]float64, len(rows))
+	for i, r := range rows {
+		X[i] = r.X
+	}
+	scaler := fit.Standardize(X, []bool{false, false})
+	seen := map[uint32]int{}
+	fitBase := func(in []Row) (*artifact.Uplift, error) { return FitBaseline(in, names, scaler, 1) }
+	fitFlat := func(in []Row) (*artifact.Uplift, error) {
+		for _, r := range in {
+			seen[r.Shopper]++
+		}
+		u, err := FitBaseline(in, names, scaler, 1)
+		if err != nil {
+			return nil, err
+		}
+		u.Arms[0].Conversion.Coef = []float64{0, 0}
+		u.Control.Conversion.Coef = []float64{0, 0}
+		u.Prepare()
+		return u, nil
+	}
+	pairs, err := CrossFit(rows, fitBase, fitFlat)
+	if err != nil || len(pairs) != compareFolds {
+		t.Fatalf("%d pairs, %v", len(pairs), err)
+	}
+	n := 0
+	for _, p := range pairs {
+		for _, r := range p.Rows {
+			n++
+			// Each shopper's two rows are trained on in every fold but one:
+			// the one that scores them.
+			if seen[r.Shopper] != 2*(compareFolds-1) {
+				t.Fatalf("shopper %d trained on %d times", r.Shopper, seen[r.Shopper])
+			}
+		}
+	}
+	if n != len(rows) {
+		t.Fatalf("folds scored %d rows, want %d", n, len(rows))
+	}
+	c, err := ComparePairs(pairs, names, 100, 1)
+	if err != nil || !c.Better() || c.N != len(rows) {
+		t.Fatalf("baseline vs flat, cross-fitted: %+v %v", c, err)
+	}
+	// A fold without control rows cannot be fitted: the error says so.
+	treated := slices.DeleteFunc(slices.Clone(rows), func(r Row) bool { return r.Arm == eventlog.ControlArm })
+	if _, err := CrossFit(treated, fitBase, fitFlat); !errors.Is(err, fit.ErrNoData) {
+		t.Fatalf("no control rows: %v", err)
 	}
 }
