@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/promoai/promo/registry/artifact"
+	"github.com/promoai/promo/trainer/internal/dense"
 )
 
 // synthetic regression/classification data: n rows, d standardized features.
@@ -152,16 +153,8 @@ func BenchmarkFit1Mx20(b *testing.B) {
 // BenchmarkItemKNN20k builds item-kNN on a synthetic 20,000-item set with
 // 10,000,000 interactions.
 func BenchmarkItemKNN20k(b *testing.B) {
-	r := rand.New(rand.NewPCG(7, 7))
-	const items, users, events = 20_000, 200_000, 10_000_000
-	m := &Interactions{NumItems: items, Users: make([][]artifact.Weighted, users)}
-	// Zipf-like item popularity and clustered tastes, like real catalogues.
-	zipf := rand.NewZipf(rand.New(rand.NewPCG(1, 2)), 1.1, 10, items-1)
-	for e := 0; e < events; e++ {
-		u := r.IntN(users)
-		it := int32((int(zipf.Uint64()) + (u%50)*400) % items)
-		m.Users[u] = append(m.Users[u], artifact.Weighted{Item: it, Weight: 1})
-	}
+	const items, events = 20_000, 10_000_000
+	m := zipfShop(items, 200_000, events)
 	for i := 0; i < b.N; i++ {
 		runtime.GC()
 		t0 := time.Now()
@@ -176,6 +169,39 @@ func BenchmarkItemKNN20k(b *testing.B) {
 			}
 			fmt.Printf("\nitem-kNN cosine on %d items, %d interactions: %.1fs, %d neighbours kept, peak RSS %.0f MiB\n",
 				items, events, time.Since(t0).Seconds(), n, peakRSS())
+		}
+	}
+}
+
+// zipfShop is a synthetic catalogue with Zipf-like item popularity and
+// clustered tastes, like real ones: events interactions of users users
+// (repeats included, as in a raw log).
+func zipfShop(items, users, events int) *Interactions {
+	r := rand.New(rand.NewPCG(7, 7))
+	m := &Interactions{NumItems: items, Users: make([][]artifact.Weighted, users)}
+	zipf := rand.NewZipf(rand.New(rand.NewPCG(1, 2)), 1.1, 10, uint64(items-1))
+	for e := 0; e < events; e++ {
+		u := r.IntN(users)
+		it := int32((int(zipf.Uint64()) + (u%50)*(items/50)) % items)
+		m.Users[u] = append(m.Users[u], artifact.Weighted{Item: it, Weight: 1})
+	}
+	return m
+}
+
+// BenchmarkIALS20k fits iALS (64 dimensions, 8 epochs, 200 weights kept
+// per item) on BenchmarkItemKNN20k's catalogue.
+func BenchmarkIALS20k(b *testing.B) {
+	const items, events = 20_000, 10_000_000
+	m := zipfShop(items, 200_000, events)
+	for i := 0; i < b.N; i++ {
+		runtime.GC()
+		t0 := time.Now()
+		if _, err := IALS(m, IALSConfig{Dim: 64, Unobserved: 1, Lambda: 0.01, K: 200}); err != nil {
+			b.Fatal(err)
+		}
+		if i == 0 {
+			fmt.Printf("\niALS (64 dimensions, 8 epochs) on %d items, %d interactions: %.1fs, peak RSS %.0f MiB\n",
+				items, events, time.Since(t0).Seconds(), peakRSS())
 		}
 	}
 }
@@ -222,4 +248,116 @@ func BenchmarkItemLinear(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkEASEvsNumPy times the EASE solve, from the regularised Gram
+// matrix to the weights B, against NumPy on the same matrix (the
+// reference implementation's np.linalg.inv) when /usr/bin/python3 has
+// NumPy, best of three runs each, as multi-threaded BLAS times vary a lot
+// from run to run on a shared machine; the sums of |B| show both solved
+// the same system. The Go solve uses OpenBLAS when it can be loaded;
+// PROMO_BLAS=off times the pure-Go backend instead.
+func BenchmarkEASEvsNumPy(b *testing.B) {
+	numpy := exec.Command("/usr/bin/python3", "-c", "import numpy").Run() == nil
+	fmt.Printf("\nEASE solve (Gram → B), %s backend, best of 3\n", dense.Backend())
+	fmt.Printf("%-8s %10s %10s %10s %14s %14s\n", "ITEMS", "GO s", "NUMPY s", "GO/NUMPY", "GO Σ|B|", "NUMPY Σ|B|")
+	for _, items := range []int{4000, 8000} {
+		gram := easeGram(items)
+		var goSec, goSum float64
+		for i := 0; i < b.N; i++ {
+			goSec = math.Inf(1)
+			for range 3 {
+				G := append([]float64(nil), gram...)
+				runtime.GC()
+				t0 := time.Now()
+				B, err := easeFromGram(G, items)
+				if err != nil {
+					b.Fatal(err)
+				}
+				goSec = math.Min(goSec, time.Since(t0).Seconds())
+				goSum = 0
+				for _, w := range B {
+					goSum += math.Abs(float64(w))
+				}
+			}
+		}
+		if !numpy {
+			fmt.Printf("%-8d %10.2f %10s %10s %14.6g %14s\n", items, goSec, "-", "-", goSum, "-")
+			continue
+		}
+		npSec, npSum, err := numpyEASE(gram, items)
+		if err != nil {
+			b.Fatal(err)
+		}
+		fmt.Printf("%-8d %10.2f %10.2f %10.2f %14.6g %14.6g\n", items, goSec, npSec, goSec/npSec, goSum, npSum)
+	}
+	if !numpy {
+		fmt.Println("NumPy column skipped: /usr/bin/python3 has no numpy (apt-get install python3-numpy)")
+	}
+}
+
+// easeGram is the regularised Gram matrix (λ = 300) of a synthetic
+// catalogue shaped like BenchmarkItemLinear's, full and row-major.
+func easeGram(items int) []float64 {
+	zipf := rand.NewZipf(rand.New(rand.NewPCG(1, 2)), 1.1, 10, uint64(items-1))
+	G := make([]float64, items*items)
+	for u := range items * 20 {
+		seen := map[int32]bool{}
+		var row []int32
+		for range 30 {
+			it := int32((int(zipf.Uint64()) + (u%20)*items/20) % items)
+			if !seen[it] {
+				seen[it] = true
+				row = append(row, it)
+			}
+		}
+		for _, a := range row {
+			for _, c := range row {
+				G[int(a)*items+int(c)]++
+			}
+		}
+	}
+	for i := range items {
+		G[i*items+i] += 300
+	}
+	return G
+}
+
+// numpyEASE runs the reference EASE solve on G in NumPy: the best of
+// three times and the sum of |B|.
+func numpyEASE(G []float64, n int) (sec, sum float64, err error) {
+	dir, err := os.MkdirTemp("", "easebench")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "gram.f64")
+	buf := make([]byte, 8*len(G))
+	for i, v := range G {
+		binary.LittleEndian.PutUint64(buf[8*i:], math.Float64bits(v))
+	}
+	if err := os.WriteFile(path, buf, 0o600); err != nil {
+		return 0, 0, err
+	}
+	const script = `
+import sys, time
+import numpy as np
+G = np.fromfile(sys.argv[1], dtype="<f8").reshape(int(sys.argv[2]), -1)
+best = float("inf")
+for _ in range(3):
+    t0 = time.perf_counter()
+    P = np.linalg.inv(G)
+    B = P / (-np.diag(P))
+    np.fill_diagonal(B, 0.0)
+    best = min(best, time.perf_counter() - t0)
+print(best, np.abs(B.astype(np.float32)).sum(dtype=np.float64))
+`
+	out, err := exec.Command("/usr/bin/python3", "-c", script, path, fmt.Sprint(n)).Output()
+	if err != nil {
+		return 0, 0, fmt.Errorf("numpy: %w", err)
+	}
+	if _, err := fmt.Sscan(string(out), &sec, &sum); err != nil {
+		return 0, 0, fmt.Errorf("numpy printed %q: %w", out, err)
+	}
+	return sec, sum, nil
 }

@@ -1,19 +1,44 @@
 package fit
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"sync"
 
 	"gonum.org/v1/gonum/mat"
 
 	"github.com/promoai/promo/registry/artifact"
+	"github.com/promoai/promo/trainer/internal/dense"
 	"github.com/promoai/promo/trainer/internal/parallel"
 )
 
-// MaxDenseItems bounds the closed-form item models: they solve a dense
-// items × items system.
-const MaxDenseItems = 8000
+// pureGoDenseItems caps the closed-form item models when the dense solve
+// runs in pure Go: its time grows with the cube of the catalogue, and
+// past this size a single fit takes many minutes.
+const pureGoDenseItems = 8000
+
+// denseBytesPerEntry is the closed-form fit's peak working set per entry
+// of the items × items matrix: the float64 Gram matrix inverted in place,
+// the float32 weights, the graph filter and their mix.
+const denseBytesPerEntry = 20
+
+// MaxDenseItems bounds the closed-form item models, which solve a dense
+// items × items system: the largest catalogue whose working set fits in
+// the memory available when first asked, and at most pureGoDenseItems
+// when the solve runs without BLAS (dense.Fast). Larger catalogues use
+// item-kNN.
+var MaxDenseItems = sync.OnceValue(func() int {
+	n := dense.MaxOrder(denseBytesPerEntry)
+	if n == 0 { // memory unknown: the size that was always safe
+		n = pureGoDenseItems
+	}
+	if !dense.Fast() {
+		n = min(n, pureGoDenseItems)
+	}
+	return n
+})
 
 // LinearConfig configures ItemLinear, the closed-form item × item models.
 // The zero value of every field but Lambda and K turns its part off, which
@@ -66,8 +91,8 @@ func ItemLinear(m *Interactions, c LinearConfig) ([][]artifact.Neighbor, error) 
 func ItemLinearShares(m *Interactions, c LinearConfig, shares []float64) ([][][]artifact.Neighbor, error) {
 	n := m.NumItems
 	switch {
-	case n > MaxDenseItems:
-		return nil, fmt.Errorf("EASE needs a dense %d × %d solve; catalogues above %d items use item-kNN", n, n, MaxDenseItems)
+	case n > MaxDenseItems():
+		return nil, fmt.Errorf("EASE needs a dense %d × %d solve; above %d items (set by available memory and the %s backend) catalogues use item-kNN", n, n, MaxDenseItems(), dense.Backend())
 	case c.Lambda <= 0:
 		return nil, fmt.Errorf("EASE needs lambda > 0, got %v", c.Lambda)
 	case c.Dropout < 0 || c.Dropout >= 1:
@@ -141,13 +166,13 @@ func sparsify(B []float32, n, k int) [][]artifact.Neighbor {
 // item), its diagonal zero.
 func ease(m *Interactions, c LinearConfig) ([]float32, error) {
 	n := m.NumItems
-	G := mat.NewSymDense(n, nil)
-	raw := G.RawSymmetric()
+	// The Gram matrix's upper triangle, row-major; inverted in place.
+	G := make([]float64, n*n)
 	add := func(a, b int32, w float64) {
 		if a > b {
 			a, b = b, a
 		}
-		raw.Data[int(a)*raw.Stride+int(b)] += w
+		G[int(a)*n+int(b)] += w
 	}
 	for _, row := range m.Users {
 		for x, a := range row {
@@ -159,7 +184,7 @@ func ease(m *Interactions, c LinearConfig) ([]float32, error) {
 	// The dropout penalty follows the users' own co-occurrences only.
 	penalty := make([]float64, n)
 	for i := range n {
-		penalty[i] = c.Lambda + c.Dropout/(1-c.Dropout)*raw.Data[i*raw.Stride+i]
+		penalty[i] = c.Lambda + c.Dropout/(1-c.Dropout)*G[i*n+i]
 	}
 	if c.SessionWeight > 0 {
 		for _, s := range m.Sessions {
@@ -171,24 +196,32 @@ func ease(m *Interactions, c LinearConfig) ([]float32, error) {
 		}
 	}
 	for i := range n {
-		raw.Data[i*raw.Stride+i] += penalty[i]
+		G[i*n+i] += penalty[i]
 	}
-	var chol mat.Cholesky
-	if !chol.Factorize(G) {
-		return nil, fmt.Errorf("EASE: XᵀX + λI is not positive definite; increase lambda")
-	}
-	G = nil // chol holds its own copy; let the Gram go before P is made
-	var P mat.SymDense
-	if err := chol.InverseTo(&P); err != nil {
+	return easeFromGram(G, n)
+}
+
+// easeFromGram turns the regularised Gram matrix (upper triangle,
+// row-major; overwritten) into B.
+func easeFromGram(G []float64, n int) ([]float32, error) {
+	if err := dense.InvertSPD(G, n); err != nil {
+		if errors.Is(err, dense.ErrNotPositiveDefinite) {
+			return nil, fmt.Errorf("EASE: XᵀX + λI is not positive definite; increase lambda")
+		}
 		return nil, fmt.Errorf("EASE: invert: %w", err)
 	}
-	pr := P.RawSymmetric()
+	P := G
+	dense.Symmetrize(P, n)
+	diag := make([]float64, n)
+	for j := range n {
+		diag[j] = P[j*n+j]
+	}
 	B := make([]float32, n*n)
 	parallel.Each(n, 1, func(i int) {
-		for j := range n {
+		for j, p := range P[i*n : (i+1)*n] {
 			if i != j {
 				// B[i][j] = -P[i][j] / P[j][j]: weight of history item i for candidate j.
-				B[i*n+j] = float32(-pr.Data[min(i, j)*pr.Stride+max(i, j)] / pr.Data[j*pr.Stride+j])
+				B[i*n+j] = float32(-p / diag[j])
 			}
 		}
 	})

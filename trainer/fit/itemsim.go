@@ -42,6 +42,20 @@ const (
 	Pearson = "pearson"
 )
 
+// AllNeighbors as ItemKNN's k keeps every neighbour.
+const AllNeighbors = -1
+
+// Cooccurrences bounds the number of item pairs that share a user (each
+// counted twice, with itself): the sum over users of their items squared.
+// It is what ItemKNN with AllNeighbors keeps, at most.
+func (m *Interactions) Cooccurrences() int64 {
+	var n int64
+	for _, row := range m.Users {
+		n += int64(len(row)) * int64(len(row))
+	}
+	return n
+}
+
 // ItemKNN builds an item-based collaborative filter: for each item, the
 // items it votes for when it is in a shopper's history, weighted by cosine
 // or Pearson similarity of their user columns. It works on the sparse
@@ -63,9 +77,19 @@ const (
 // 0.5 a popular history item's votes count for less, as a conditional
 // probability's would. 0.5 (or 0, the default) is plain cosine; Pearson
 // ignores it.
+//
+// k = AllNeighbors keeps every positive similarity: the textbook item-kNN
+// that scores a candidate by its similarity to every history item. Its
+// lists hold every co-occurring pair (see Cooccurrences).
 func ItemKNN(m *Interactions, measure string, k int, alpha float64) ([][]artifact.Neighbor, error) {
 	if measure != Cosine && measure != Pearson {
 		return nil, fmt.Errorf("unknown similarity %q (want cosine or pearson)", measure)
+	}
+	if k == AllNeighbors || k > m.NumItems {
+		k = max(m.NumItems, 1)
+	}
+	if k <= 0 {
+		return nil, fmt.Errorf("neighbours kept per item must be > 0 or AllNeighbors, got %d", k)
 	}
 	if alpha == 0 {
 		alpha = 0.5

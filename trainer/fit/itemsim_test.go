@@ -68,6 +68,30 @@ func TestItemKNNVotesFollowTheCandidatesNeighbourhood(t *testing.T) {
 	}
 }
 
+// AllNeighbors keeps every positive similarity: item 0 votes for all 13
+// items it shares a user with, as the textbook item-kNN sums them all.
+func TestItemKNNAllNeighbors(t *testing.T) {
+	m := &Interactions{NumItems: 14}
+	for n := int32(1); n <= 13; n++ {
+		for range n {
+			m.Users = append(m.Users, []artifact.Weighted{{Item: 0, Weight: 1}, {Item: n, Weight: 1}})
+		}
+	}
+	votes, err := ItemKNN(m, Cosine, AllNeighbors, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(votes[0]) != 13 {
+		t.Fatalf("item 0 votes for %d items, want all 13", len(votes[0]))
+	}
+	if got := m.Cooccurrences(); got != 4*int64(len(m.Users)) {
+		t.Fatalf("Cooccurrences %d, want %d", got, 4*len(m.Users))
+	}
+	if _, err := ItemKNN(m, Cosine, 0, 0); err == nil {
+		t.Fatal("k = 0: no error")
+	}
+}
+
 // With alpha 0.9 a vote is nearly co-occurrences over the history item's
 // count: item 1 (4 users) voting for item 0 (3 users) counts less than 0
 // voting for 1. And a vote that comes from an item's own nearest (the
@@ -140,7 +164,7 @@ func TestEASEPrefersCooccurrence(t *testing.T) {
 			}
 		}
 	}
-	if _, err := EASE(&Interactions{NumItems: MaxDenseItems + 1}, 1, 10); err == nil {
+	if _, err := EASE(&Interactions{NumItems: MaxDenseItems() + 1}, 1, 10); err == nil {
 		t.Fatal("EASE accepted a catalogue above the dense limit")
 	}
 }

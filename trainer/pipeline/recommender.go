@@ -3,28 +3,44 @@ package pipeline
 import (
 	"fmt"
 	"math"
+	"strings"
 
 	"github.com/promoai/promo/registry/artifact"
 	"github.com/promoai/promo/trainer/eval"
 	"github.com/promoai/promo/trainer/features"
 	"github.com/promoai/promo/trainer/fit"
+	"github.com/promoai/promo/trainer/internal/dense"
 	"github.com/promoai/promo/trainer/internal/parallel"
 )
 
 // RecConfig names one recommender candidate.
 type RecConfig struct {
-	Method   string  // "ease", "itemknn-cosine", "itemknn-pearson", "popularity"
-	Lambda   float64 // EASE
-	Dropout  float64 // EASE: DLAE penalty (0 = plain EASE)
-	Sessions float64 // EASE: weight of same-session co-occurrence (0 = none)
-	Spectral float64 // EASE: share of the GF-CF graph filter blended in (0 = none)
-	K        int     // neighbours kept
-	Alpha    float64 // item-kNN cosine: asymmetry (0: plain cosine; see fit.ItemKNN)
+	Method     string  // "ease", "ials", "itemknn-cosine", "itemknn-pearson", "popularity"
+	Lambda     float64 // EASE, iALS: L2 penalty
+	Dropout    float64 // EASE: DLAE penalty (0 = plain EASE)
+	Sessions   float64 // EASE: weight of same-session co-occurrence (0 = none)
+	Spectral   float64 // EASE: share of the GF-CF graph filter blended in (0 = none)
+	K          int     // neighbours kept
+	Alpha      float64 // item-kNN cosine: asymmetry (0: plain cosine; see fit.ItemKNN)
+	Dim        int     // iALS: latent dimensions
+	Unobserved float64 // iALS: weight of unobserved pairs (α₀)
 }
 
 func (c RecConfig) String() string {
-	if c.Method == "itemknn-cosine" && c.Alpha != 0 && c.Alpha != 0.5 {
-		return fmt.Sprintf("%s(alpha=%g)", c.Method, c.Alpha)
+	if c.Method == "itemknn-cosine" {
+		var opts []string
+		if c.Alpha != 0 && c.Alpha != 0.5 {
+			opts = append(opts, fmt.Sprintf("alpha=%g", c.Alpha))
+		}
+		if c.K == fit.AllNeighbors {
+			opts = append(opts, "neighbors=all")
+		}
+		if len(opts) > 0 {
+			return c.Method + "(" + strings.Join(opts, ",") + ")"
+		}
+	}
+	if c.Method == "ials" {
+		return fmt.Sprintf("ials(dim=%d,unobserved=%g,lambda=%g)", c.Dim, c.Unobserved, c.Lambda)
 	}
 	if c.Method != "ease" {
 		return c.Method
@@ -66,6 +82,8 @@ func FitItemSim(m *fit.Interactions, items []artifact.Item, c RecConfig) (*artif
 	switch c.Method {
 	case "ease":
 		nb, err = fit.ItemLinear(m, c.linear())
+	case "ials":
+		nb, err = fit.IALS(m, fit.IALSConfig{Dim: c.Dim, Unobserved: c.Unobserved, Lambda: c.Lambda, K: c.K, Seed: 1})
 	case "itemknn-cosine":
 		nb, err = fit.ItemKNN(m, fit.Cosine, c.K, c.Alpha)
 	case "itemknn-pearson":
@@ -262,7 +280,9 @@ func fitRecommender(train, now *features.Dataset, _ []bool, cfg Config) (*candid
 	search.Neighbors = cfg.Recommender.Neighbors
 	// Each linear candidate is a dense items³ solve (minutes in all on a
 	// catalogue of thousands), so the search and the refits report progress.
-	tried, planned := 0, search.Candidates(nItems, len(valid.Train.Sessions) > 0)
+	tried, planned := 0, search.Candidates(valid.Train)
+	cfg.Logger.Info("recommender search", "items", nItems, "candidates", planned,
+		"dense_backend", dense.Backend(), "dense_max_items", fit.MaxDenseItems())
 	searchProgress := cfg.progress("recommender search")
 	families := SearchRecommenders(valid.Train, valid.Test, items, k, search, func(c RecConfig, m map[string]float64, err error) {
 		tried++
@@ -282,7 +302,12 @@ func fitRecommender(train, now *features.Dataset, _ []bool, cfg Config) (*candid
 		return nil, fmt.Errorf("no recommender candidate could be fitted")
 	}
 	best := Pick(families).Config
-	metrics := map[string]float64{}
+	metrics := map[string]float64{"search.dense_max_items": float64(fit.MaxDenseItems())}
+	if dense.Fast() {
+		metrics["search.dense_blas"] = 1
+	} else {
+		metrics["search.dense_blas"] = 0
+	}
 	fitted := map[string]*artifact.ItemSim{}
 	// The precision@k plot shows the chosen model and popularity, up to
 	// curveK.

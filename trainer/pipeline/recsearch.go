@@ -14,14 +14,41 @@ type RecSearch struct {
 	// CosineAlphas are the item-kNN cosine asymmetries tried (see
 	// fit.ItemKNN; 0.5 is plain cosine); the family keeps the best.
 	CosineAlphas []float64
-	Lambdas      []float64 // EASE penalties
-	Dropouts     []float64 // DLAE penalties (empty: family skipped)
+	// KNNAll also tries each asymmetry with every neighbour kept
+	// (fit.AllNeighbors), the textbook item-kNN, when the catalogue has at
+	// most MaxAllNeighborPairs co-occurring pairs: a cap that helps on
+	// one catalogue loses on another.
+	KNNAll   bool
+	Lambdas  []float64 // EASE penalties
+	Dropouts []float64 // DLAE penalties (empty: family skipped)
 	// DLAEAllLambdas tries each dropout with every lambda rather than only
 	// with the best plain EASE's (the penalties interact, but each try is
 	// a dense items³ solve).
 	DLAEAllLambdas bool
 	Sessions       []float64 // session co-occurrence weights (skipped without sessions)
 	Spectral       []float64 // GF-CF shares
+	// IALS is the grid of the implicit ALS family (fit.IALS), which scales
+	// past the dense limit: every combination is tried.
+	IALS IALSGrid
+}
+
+// IALSGrid lists the iALS settings tried (any empty list: family skipped).
+type IALSGrid struct {
+	Dims       []int
+	Unobserved []float64
+	Lambdas    []float64
+}
+
+func (g IALSGrid) configs(k int) []RecConfig {
+	var cs []RecConfig
+	for _, d := range g.Dims {
+		for _, a := range g.Unobserved {
+			for _, l := range g.Lambdas {
+				cs = append(cs, RecConfig{Method: "ials", Dim: d, Unobserved: a, Lambda: l, K: k})
+			}
+		}
+	}
+	return cs
 }
 
 // DefaultRecSearch is the grid the trainer and the ml100k protocol use.
@@ -29,11 +56,17 @@ func DefaultRecSearch(neighbors int) RecSearch {
 	return RecSearch{
 		Neighbors:      neighbors,
 		CosineAlphas:   []float64{0.5, 0.7, 0.9},
+		KNNAll:         true,
 		Lambdas:        []float64{100, 300, 500, 1000},
 		Dropouts:       []float64{0.33, 0.5},
 		DLAEAllLambdas: true,
 		Sessions:       []float64{0.25, 0.5, 1},
 		Spectral:       []float64{0.1, 0.2, 0.3},
+		IALS: IALSGrid{
+			Dims:       []int{64},
+			Unobserved: []float64{0.2, 1},
+			Lambdas:    []float64{0.003, 0.01, 0.03},
+		},
 	}
 }
 
@@ -44,7 +77,7 @@ const LargeCatalogue = 2000
 
 // ForCatalogue returns the grid for a catalogue of n items: unchanged up
 // to LargeCatalogue; above it, one value per refinement (7 dense solves
-// instead of 18).
+// instead of 18) and one iALS unobserved weight.
 func (s RecSearch) ForCatalogue(n int) RecSearch {
 	if n <= LargeCatalogue {
 		return s
@@ -56,17 +89,37 @@ func (s RecSearch) ForCatalogue(n int) RecSearch {
 		return v[len(v)/2 : len(v)/2+1]
 	}
 	s.Dropouts, s.Sessions, s.Spectral = one(s.Dropouts), one(s.Sessions), one(s.Spectral)
+	s.IALS.Unobserved = one(s.IALS.Unobserved)
 	s.DLAEAllLambdas = false
 	return s
 }
 
+// MaxAllNeighborPairs bounds the co-occurring pairs
+// (fit.Interactions.Cooccurrences) of a catalogue on which the search
+// tries item-kNN with every neighbour: the lists hold them all, in the
+// trainer's memory and in the served artifact.
+const MaxAllNeighborPairs = 50_000_000
+
+// knnCaps are the neighbour counts the cosine item-kNN tries on m.
+func (s RecSearch) knnCaps(m *fit.Interactions) []int {
+	k := s.KNN
+	if k == 0 {
+		k = s.Neighbors
+	}
+	if s.KNNAll && m.Cooccurrences() <= MaxAllNeighborPairs {
+		return []int{k, fit.AllNeighbors}
+	}
+	return []int{k}
+}
+
 // Candidates is how many configurations SearchRecommenders tries with
-// this grid on numItems items, with or without sessions: the total that
-// progress reports count towards. (Fewer when no linear model can be
-// fitted at all.)
-func (s RecSearch) Candidates(numItems int, sessions bool) int {
-	n := 2 + max(1, len(s.CosineAlphas)) // popularity, Pearson and the cosine item-kNN
-	if numItems > fit.MaxDenseItems {
+// this grid on m: the total that progress reports count towards. (Fewer
+// when no linear model can be fitted at all.)
+func (s RecSearch) Candidates(m *fit.Interactions) int {
+	// popularity, Pearson and the cosine item-kNN
+	n := 2 + max(1, len(s.CosineAlphas))*len(s.knnCaps(m))
+	n += len(s.IALS.configs(0))
+	if m.NumItems > fit.MaxDenseItems() {
 		return n
 	}
 	dlae := len(s.Dropouts)
@@ -74,7 +127,7 @@ func (s RecSearch) Candidates(numItems int, sessions bool) int {
 		dlae *= len(s.Lambdas)
 	}
 	n += len(s.Lambdas) + dlae + len(s.Spectral)
-	if sessions {
+	if len(m.Sessions) > 0 {
 		n += len(s.Sessions)
 	}
 	return n
@@ -89,8 +142,8 @@ type Family struct {
 }
 
 // SearchRecommenders picks, on a validation split, the best configuration
-// of each family: popularity, item-kNN (cosine, Pearson), EASE over the
-// lambdas, then greedily, each starting from the best linear model so far:
+// of each family: popularity, item-kNN (cosine, Pearson), iALS, EASE over
+// the lambdas, then greedily, each starting from the best linear model so far:
 // the DLAE penalty, session co-occurrence and the GF-CF blend. A part that
 // does not help on validation is simply not in the next family's start.
 // Linear families are skipped for catalogues above fit.MaxDenseItems.
@@ -130,12 +183,17 @@ func SearchRecommenders(train *fit.Interactions, valid []map[int32]bool, items [
 		alphas = []float64{0} // plain cosine
 	}
 	var cosine []RecConfig
-	for _, a := range alphas {
-		cosine = append(cosine, RecConfig{Method: "itemknn-cosine", K: knn, Alpha: a})
+	for _, k := range s.knnCaps(train) {
+		for _, a := range alphas {
+			cosine = append(cosine, RecConfig{Method: "itemknn-cosine", K: k, Alpha: a})
+		}
 	}
 	best("itemknn-cosine", cosine)
 	best("itemknn-pearson", []RecConfig{{Method: "itemknn-pearson", K: knn}})
-	if train.NumItems > fit.MaxDenseItems {
+	if cs := s.IALS.configs(s.Neighbors); len(cs) > 0 {
+		best("ials", cs)
+	}
+	if train.NumItems > fit.MaxDenseItems() {
 		return out
 	}
 	var cs []RecConfig

@@ -48,15 +48,16 @@ func TestSearchRecommendersFamilies(t *testing.T) {
 	for _, f := range fs {
 		names = append(names, f.Name)
 	}
-	if got := fmt.Sprint(names); got != "[popularity itemknn-cosine itemknn-pearson ease ease+dlae ease+sessions ease+gfcf]" {
+	if got := fmt.Sprint(names); got != "[popularity itemknn-cosine itemknn-pearson ials ease ease+dlae ease+sessions ease+gfcf]" {
 		t.Fatalf("families %s", got)
 	}
-	// Popularity, Pearson and 3 cosine asymmetries, 4 lambdas, 2 dropouts ×
-	// 4 lambdas, 3 session weights, 3 shares.
-	if tried != 5+4+8+3+3 {
+	// Popularity, Pearson and 3 cosine asymmetries with 50 and with all
+	// neighbours, 2 × 3 iALS, 4 lambdas, 2 dropouts × 4 lambdas, 3 session
+	// weights, 3 shares.
+	if tried != 8+6+4+8+3+3 {
 		t.Fatalf("tried %d configurations", tried)
 	}
-	if n := DefaultRecSearch(50).Candidates(items, true); n != tried {
+	if n := DefaultRecSearch(50).Candidates(valid.Train); n != tried {
 		t.Fatalf("Candidates says %d, the search tried %d", n, tried)
 	}
 	p := Pick(fs)
@@ -79,12 +80,21 @@ func TestForCatalogueTrimsLargeGrids(t *testing.T) {
 	if big.DLAEAllLambdas || len(big.Dropouts) != 1 || len(big.Sessions) != 1 || len(big.Spectral) != 1 || len(big.Lambdas) != len(s.Lambdas) {
 		t.Fatalf("large grid %+v", big)
 	}
-	// 5 baselines (3 of them cosine), 4 lambdas, one dropout, one session
+	// 8 baselines (6 of them cosine, capped and with all neighbours), 3
+	// iALS (one unobserved weight), 4 lambdas, one dropout, one session
 	// weight, one share.
-	if n := big.Candidates(LargeCatalogue+1, true); n != 5+4+1+1+1 {
+	m := &fit.Interactions{NumItems: LargeCatalogue + 1, Sessions: []fit.Session{{}}}
+	if n := big.Candidates(m); n != 8+3+4+1+1+1 {
 		t.Fatalf("large grid: %d candidates", n)
 	}
-	if n := big.Candidates(fit.MaxDenseItems+1, true); n != 5 {
-		t.Fatalf("beyond the dense limit: %d candidates, want the 5 baselines", n)
+	m.NumItems = fit.MaxDenseItems() + 1
+	if n := big.Candidates(m); n != 8+3 {
+		t.Fatalf("beyond the dense limit: %d candidates, want the 8 baselines and iALS", n)
+	}
+	// Too many co-occurring pairs for every neighbour: the capped cosine
+	// item-kNN only.
+	m.Users = [][]artifact.Weighted{make([]artifact.Weighted, 8000)}
+	if n := big.Candidates(m); n != 5+3 {
+		t.Fatalf("beyond the dense limit with %d pairs: %d candidates, want 8", m.Cooccurrences(), n)
 	}
 }

@@ -4,8 +4,11 @@ package datasets
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -32,20 +35,35 @@ type Rating struct {
 	Time       int64
 }
 
-// LoadMovieLens reads u.data, u.user and u.item from dir.
+// LoadMovieLens reads u.data, u.item and u.user from dir. Only u.data
+// (user, item, rating, time; tab-separated) is required, so that any
+// implicit-feedback set written in that layout runs the same protocol:
+// without u.item the catalogue is the items u.data names, without u.genre
+// every category is "unknown", without u.user there are no demographics.
+// A user's repeated interactions with one item count once.
 func LoadMovieLens(dir string) (*MovieLens, error) {
 	ml := &MovieLens{Age: map[string]int{}, Gender: map[string]string{}}
 	userIdx, itemIdx := map[string]int32{}, map[string]int32{}
 	genres := []string{}
-	if err := importer.EachLine(filepath.Join(dir, "u.genre"), "|", func(_ int, f []string) error {
+	// optional lets a file be absent.
+	optional := func(err error) error {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	if err := optional(importer.EachLine(filepath.Join(dir, "u.genre"), "|", func(_ int, f []string) error {
 		if len(f) >= 2 && f[0] != "" {
 			genres = append(genres, f[0])
 		}
 		return nil
-	}); err != nil {
+	})); err != nil {
 		return nil, err
 	}
-	if err := importer.EachLine(filepath.Join(dir, "u.item"), "|", func(_ int, f []string) error {
+	catalogue := true
+	if _, err := os.Stat(filepath.Join(dir, "u.item")); errors.Is(err, fs.ErrNotExist) {
+		catalogue = false
+	} else if err := importer.EachLine(filepath.Join(dir, "u.item"), "|", func(_ int, f []string) error {
 		if len(f) < 5+len(genres) {
 			return fmt.Errorf("u.item: %d fields", len(f))
 		}
@@ -62,16 +80,17 @@ func LoadMovieLens(dir string) (*MovieLens, error) {
 	}); err != nil {
 		return nil, err
 	}
-	if err := importer.EachLine(filepath.Join(dir, "u.user"), "|", func(_ int, f []string) error {
+	if err := optional(importer.EachLine(filepath.Join(dir, "u.user"), "|", func(_ int, f []string) error {
 		if len(f) < 3 {
 			return fmt.Errorf("u.user: %d fields", len(f))
 		}
 		age, _ := strconv.Atoi(f[1])
 		ml.Age[f[0]], ml.Gender[f[0]] = age, f[2]
 		return nil
-	}); err != nil {
+	})); err != nil {
 		return nil, err
 	}
+	seen := map[[2]int32]bool{}
 	if err := importer.EachLine(filepath.Join(dir, "u.data"), "\t", func(_ int, f []string) error {
 		if len(f) < 4 {
 			return fmt.Errorf("u.data: %d fields", len(f))
@@ -83,9 +102,18 @@ func LoadMovieLens(dir string) (*MovieLens, error) {
 			ml.Users = append(ml.Users, f[0])
 		}
 		it, ok := itemIdx[f[1]]
-		if !ok {
+		switch {
+		case !ok && catalogue:
 			return fmt.Errorf("u.data: unknown item %s", f[1])
+		case !ok:
+			it = int32(len(ml.Items))
+			itemIdx[f[1]] = it
+			ml.Items = append(ml.Items, artifact.Item{ID: f[1], Category: "unknown"})
 		}
+		if seen[[2]int32{u, it}] {
+			return nil
+		}
+		seen[[2]int32{u, it}] = true
 		ts, _ := strconv.ParseInt(f[3], 10, 64)
 		ml.Ratings = append(ml.Ratings, Rating{User: u, Item: it, Time: ts})
 		return nil

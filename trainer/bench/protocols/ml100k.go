@@ -88,6 +88,17 @@ func ML100K(dir string, o ML100KOptions) ([]Row, error) {
 		p["validation_ndcg"] = fmt.Sprintf("%.4f", f.NDCG)
 		rows = append(rows, Row{Model: f.Config.String(), Params: p, Metrics: pipeline.EvaluateItemSim(s, split.Train, split.Test, o.K), Picked: f.Name == pick.Name, Seconds: secs})
 	}
+	// Reference row: the textbook item-kNN (plain cosine, every neighbour),
+	// which the pick must not score below.
+	plain := pipeline.RecConfig{Method: "itemknn-cosine", K: fit.AllNeighbors}
+	t0 := time.Now()
+	s, err := pipeline.FitItemSim(split.Train, ml.Items, plain)
+	if err != nil {
+		return nil, err
+	}
+	p := params(plain)
+	p["note"] = "reference: plain cosine item-kNN with every neighbour"
+	rows = append(rows, Row{Model: plain.String() + "/reference", Params: p, Metrics: pipeline.EvaluateItemSim(s, split.Train, split.Test, o.K), Seconds: time.Since(t0).Seconds()})
 	// Reference row: the pick without truncating its weights, to show what
 	// keeping o.Neighbors per item for serving costs.
 	if c := pick.Config; c.Method == "ease" {
@@ -107,7 +118,10 @@ func ML100K(dir string, o ML100KOptions) ([]Row, error) {
 
 func params(c pipeline.RecConfig) map[string]string {
 	p := map[string]string{"method": c.Method}
-	if c.K > 0 {
+	switch {
+	case c.K == fit.AllNeighbors:
+		p["neighbors"] = "all"
+	case c.K > 0:
 		p["neighbors"] = fmt.Sprint(c.K)
 	}
 	if c.Method == "ease" {

@@ -1,0 +1,64 @@
+// Package dense is the dense linear algebra of the closed-form item
+// models, with two backends chosen at run time: LAPACK from OpenBLAS
+// (multi-threaded, blocked), loaded with dlopen when the shared library is
+// installed, and gonum's pure-Go code, the fallback when it is not (or
+// when PROMO_BLAS=off).
+package dense
+
+import (
+	"errors"
+	"fmt"
+)
+
+// ErrNotPositiveDefinite is returned by InvertSPD when the matrix has no
+// Cholesky factor.
+var ErrNotPositiveDefinite = errors.New("matrix is not positive definite")
+
+// InvertSPD replaces the symmetric positive definite n × n matrix a
+// (row-major; only its upper triangle is read) by its inverse, in place,
+// without a second n × n buffer: only the upper triangle of the result is
+// written, so read entry (i, j) at a[min(i,j)*n+max(i,j)].
+func InvertSPD(a []float64, n int) error {
+	if n < 0 || len(a) != n*n {
+		return fmt.Errorf("dense: %d values for a %d × %d matrix", len(a), n, n)
+	}
+	if n == 0 {
+		return nil
+	}
+	if Fast() {
+		return openBLASInvertSPD(a, n)
+	}
+	return gonumInvertSPD(a, n)
+}
+
+// Backend names the implementation in use: "openblas" or "gonum".
+func Backend() string {
+	if Fast() {
+		return "openblas"
+	}
+	return "gonum"
+}
+
+// Fast says whether the solves run at BLAS speed (OpenBLAS could be
+// loaded); callers size what they attempt by it, as the pure-Go Cholesky
+// is several times slower.
+func Fast() bool {
+	_, err := openBLAS()
+	return err == nil
+}
+
+// Symmetrize copies the upper triangle of the n × n row-major matrix a
+// into its lower triangle, tile by tile so that both sides stay in cache.
+// After it, InvertSPD's result reads along rows.
+func Symmetrize(a []float64, n int) {
+	const tile = 64
+	for i0 := 0; i0 < n; i0 += tile {
+		for j0 := 0; j0 <= i0; j0 += tile {
+			for i := i0; i < min(i0+tile, n); i++ {
+				for j := j0; j < min(j0+tile, i); j++ {
+					a[i*n+j] = a[j*n+i]
+				}
+			}
+		}
+	}
+}
