@@ -15,15 +15,20 @@ import (
 
 // RecConfig names one recommender candidate.
 type RecConfig struct {
-	Method     string  // "ease", "ials", "itemknn-cosine", "itemknn-pearson", "popularity"
-	Lambda     float64 // EASE, iALS: L2 penalty
-	Dropout    float64 // EASE: DLAE penalty (0 = plain EASE)
-	Sessions   float64 // EASE: weight of same-session co-occurrence (0 = none)
-	Spectral   float64 // EASE: share of the GF-CF graph filter blended in (0 = none)
-	K          int     // neighbours kept
-	Alpha      float64 // item-kNN cosine: asymmetry (0: plain cosine; see fit.ItemKNN)
-	Dim        int     // iALS: latent dimensions
-	Unobserved float64 // iALS: weight of unobserved pairs (α₀)
+	Method   string  // "ease", "ials", "itemknn-cosine", "itemknn-pearson", "popularity"
+	Lambda   float64 // EASE, iALS: L2 penalty
+	Dropout  float64 // EASE: DLAE penalty (0 = plain EASE)
+	Sessions float64 // EASE: weight of same-session co-occurrence (0 = none)
+	Spectral float64 // EASE: share of the GF-CF graph filter blended in (0 = none)
+	K        int     // neighbours kept
+	Alpha    float64 // item-kNN cosine: asymmetry (0: plain cosine; see fit.ItemKNN)
+	Dim      int     // iALS: latent dimensions
+	// Unobserved is iALS's weight of unobserved pairs relative to the
+	// data's density: α₀ = Unobserved × observed pairs / (users × items),
+	// so that one setting means the same pull towards 0 on a dense
+	// catalogue and on a sparse one (a fixed α₀ that suits the one
+	// flattens every score on the other).
+	Unobserved float64
 }
 
 func (c RecConfig) String() string {
@@ -83,7 +88,7 @@ func FitItemSim(m *fit.Interactions, items []artifact.Item, c RecConfig) (*artif
 	case "ease":
 		nb, err = fit.ItemLinear(m, c.linear())
 	case "ials":
-		nb, err = fit.IALS(m, fit.IALSConfig{Dim: c.Dim, Unobserved: c.Unobserved, Lambda: c.Lambda, K: c.K, Seed: 1})
+		nb, err = fit.IALS(m, fit.IALSConfig{Dim: c.Dim, Unobserved: c.Unobserved * density(m), Lambda: c.Lambda, K: c.K, Seed: 1})
 	case "itemknn-cosine":
 		nb, err = fit.ItemKNN(m, fit.Cosine, c.K, c.Alpha)
 	case "itemknn-pearson":
@@ -97,6 +102,15 @@ func FitItemSim(m *fit.Interactions, items []artifact.Item, c RecConfig) (*artif
 		return nil, err
 	}
 	return itemSim(m, items, c, nb), nil
+}
+
+// density is the share of user-item pairs observed in m.
+func density(m *fit.Interactions) float64 {
+	pairs := 0
+	for _, row := range m.Users {
+		pairs += len(row)
+	}
+	return float64(pairs) / math.Max(1, float64(len(m.Users))*float64(m.NumItems))
 }
 
 // FitItemSims fits several configurations. Linear ones that differ only in

@@ -64,7 +64,7 @@ func DefaultRecSearch(neighbors int) RecSearch {
 		Spectral:       []float64{0.1, 0.2, 0.3},
 		IALS: IALSGrid{
 			Dims:       []int{64},
-			Unobserved: []float64{0.2, 1},
+			Unobserved: []float64{5, 25}, // relative to the density (RecConfig.Unobserved)
 			Lambdas:    []float64{0.003, 0.01, 0.03},
 		},
 	}
