@@ -20,6 +20,7 @@ import (
 	"github.com/promoai/promo/registry"
 	"github.com/promoai/promo/registry/artifact"
 	"github.com/promoai/promo/registry/client"
+	"github.com/promoai/promo/trainer/internal/dense"
 	"github.com/promoai/promo/trainer/pipeline"
 	"github.com/promoai/promo/trainer/report"
 	"github.com/promoai/promo/trainer/schedule"
@@ -78,10 +79,16 @@ type Env struct {
 	// PseudonymKey ($PROMO_PSEUDONYM_KEY) pseudonymizes imported user ids
 	// when -privacy.pseudonym-key-file is unset.
 	PseudonymKey string
+	// NoBLAS ($PROMO_BLAS=off) runs the dense solves in pure Go even where
+	// OpenBLAS is installed.
+	NoBLAS bool
 }
 
 // Main runs the trainer with command-line args (without the program name).
 func Main(ctx context.Context, args []string, env Env, stdout, stderr io.Writer) error {
+	if env.NoBLAS {
+		dense.DisableBLAS()
+	}
 	if len(args) > 0 && args[0] == "generate" {
 		return generateCmd(ctx, args[1:], stdout, stderr)
 	}

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/promoai/promo/trainer/bench/protocols"
+	"github.com/promoai/promo/trainer/internal/dense"
 	"github.com/promoai/promo/trainer/pipeline"
 	"github.com/promoai/promo/trainer/report"
 	"github.com/promoai/promo/trainer/shop"
@@ -32,10 +33,15 @@ import (
 type Env struct {
 	// DataDir holds the public datasets (ml-100k/ ...).
 	DataDir string
+	// NoBLAS ($PROMO_BLAS=off) runs the dense solves in pure Go.
+	NoBLAS bool
 }
 
 // Main runs promo-bench with command-line args (without the program name).
 func Main(ctx context.Context, args []string, env Env, stdout, stderr io.Writer) error {
+	if env.NoBLAS {
+		dense.DisableBLAS()
+	}
 	if len(args) == 0 {
 		return errors.New("usage: promo-bench ml100k|uplift|email [flags] (-h for each one's flags)")
 	}

@@ -258,6 +258,9 @@ func BenchmarkItemLinear(b *testing.B) {
 // the same system. The Go solve uses OpenBLAS when it can be loaded;
 // PROMO_BLAS=off times the pure-Go backend instead.
 func BenchmarkEASEvsNumPy(b *testing.B) {
+	if os.Getenv("PROMO_BLAS") == "off" {
+		dense.DisableBLAS()
+	}
 	numpy := exec.Command("/usr/bin/python3", "-c", "import numpy").Run() == nil
 	fmt.Printf("\nEASE solve (Gram → B), %s backend, best of 3\n", dense.Backend())
 	fmt.Printf("%-8s %10s %10s %10s %14s %14s\n", "ITEMS", "GO s", "NUMPY s", "GO/NUMPY", "GO Σ|B|", "NUMPY Σ|B|")

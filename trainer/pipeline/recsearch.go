@@ -100,12 +100,17 @@ func (s RecSearch) ForCatalogue(n int) RecSearch {
 // trainer's memory and in the served artifact.
 const MaxAllNeighborPairs = 50_000_000
 
+// knn is the neighbour count of the item-kNN baselines.
+func (s RecSearch) knn() int {
+	if s.KNN == 0 {
+		return s.Neighbors
+	}
+	return s.KNN
+}
+
 // knnCaps are the neighbour counts the cosine item-kNN tries on m.
 func (s RecSearch) knnCaps(m *fit.Interactions) []int {
-	k := s.KNN
-	if k == 0 {
-		k = s.Neighbors
-	}
+	k := s.knn()
 	if s.KNNAll && m.Cooccurrences() <= MaxAllNeighborPairs {
 		return []int{k, fit.AllNeighbors}
 	}
@@ -173,10 +178,6 @@ func SearchRecommenders(train *fit.Interactions, valid []map[int32]bool, items [
 			out = append(out, f)
 		}
 	}
-	knn := s.KNN
-	if knn == 0 {
-		knn = s.Neighbors
-	}
 	best("popularity", []RecConfig{{Method: "popularity"}})
 	alphas := s.CosineAlphas
 	if len(alphas) == 0 {
@@ -189,7 +190,7 @@ func SearchRecommenders(train *fit.Interactions, valid []map[int32]bool, items [
 		}
 	}
 	best("itemknn-cosine", cosine)
-	best("itemknn-pearson", []RecConfig{{Method: "itemknn-pearson", K: knn}})
+	best("itemknn-pearson", []RecConfig{{Method: "itemknn-pearson", K: s.knn()}})
 	if cs := s.IALS.configs(s.Neighbors); len(cs) > 0 {
 		best("ials", cs)
 	}

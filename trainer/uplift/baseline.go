@@ -176,7 +176,7 @@ const compareFolds = 2
 // compareFold is a shopper's fold for compareFolds, by a hash unrelated
 // to the learner's own folds.
 func compareFold(shopper uint32) int {
-	return int(shopper * 3266489917 >> 24 % compareFolds)
+	return int((shopper*3266489917)>>24) % compareFolds
 }
 
 // CrossFit fits two learners once per fold of rows' shoppers, each time

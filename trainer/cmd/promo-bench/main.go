@@ -19,7 +19,7 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	env := bench.Env{DataDir: os.Getenv("PROMO_DATA_DIR")}
+	env := bench.Env{DataDir: os.Getenv("PROMO_DATA_DIR"), NoBLAS: os.Getenv("PROMO_BLAS") == "off"}
 	if env.DataDir == "" {
 		env.DataDir = "../shared/data"
 	}

@@ -2,12 +2,13 @@
 // models, with two backends chosen at run time: LAPACK from OpenBLAS
 // (multi-threaded, blocked), loaded with dlopen when the shared library is
 // installed, and gonum's pure-Go code, the fallback when it is not (or
-// when PROMO_BLAS=off).
+// after DisableBLAS).
 package dense
 
 import (
 	"errors"
 	"fmt"
+	"sync/atomic"
 )
 
 // ErrNotPositiveDefinite is returned by InvertSPD when the matrix has no
@@ -40,12 +41,22 @@ func Backend() string {
 }
 
 // Fast says whether the solves run at BLAS speed (OpenBLAS could be
-// loaded); callers size what they attempt by it, as the pure-Go Cholesky
-// is several times slower.
+// loaded and is not disabled); callers size what they attempt by it, as
+// the pure-Go Cholesky is several times slower.
 func Fast() bool {
+	if blasOff.Load() {
+		return false
+	}
 	_, err := openBLAS()
 	return err == nil
 }
+
+var blasOff atomic.Bool
+
+// DisableBLAS makes every later solve run in pure Go, as if OpenBLAS were
+// not installed (the mains call it for PROMO_BLAS=off). Call it before
+// the first solve: sizes derived from Fast are fixed at first use.
+func DisableBLAS() { blasOff.Store(true) }
 
 // Symmetrize copies the upper triangle of the n × n row-major matrix a
 // into its lower triangle, tile by tile so that both sides stay in cache.

@@ -131,3 +131,16 @@ func TestBackendsAgree(t *testing.T) {
 		}
 	}
 }
+
+// After DisableBLAS every solve is gonum's, whatever is installed. (Last
+// in the file: the switch is for the whole process.)
+func TestDisableBLAS(t *testing.T) {
+	DisableBLAS()
+	if Fast() || Backend() != "gonum" {
+		t.Fatalf("after DisableBLAS: Fast %v, backend %s", Fast(), Backend())
+	}
+	a := spd(20, 3)
+	if err := InvertSPD(a, 20); err != nil {
+		t.Fatal(err)
+	}
+}

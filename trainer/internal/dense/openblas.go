@@ -3,7 +3,6 @@ package dense
 import (
 	"fmt"
 	"math"
-	"os"
 	"sync"
 
 	"github.com/ebitengine/purego"
@@ -18,9 +17,6 @@ import (
 type lapackFn func(uplo *byte, n *int32, a *float64, lda *int32, info *int32, uploLen uintptr)
 
 var openBLAS = sync.OnceValues(func() (lapack [2]lapackFn, err error) {
-	if os.Getenv("PROMO_BLAS") == "off" {
-		return lapack, fmt.Errorf("PROMO_BLAS=off")
-	}
 	var lib uintptr
 	for _, name := range []string{"libopenblas.so.0", "libopenblas.so", "libopenblas.dylib"} {
 		if lib, err = purego.Dlopen(name, purego.RTLD_NOW|purego.RTLD_LOCAL); err == nil {
