@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"context"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 )
@@ -133,15 +134,11 @@ const checkEvery = 4096
 // scratch holds per-request dense arrays, reused through a pool so that a
 // request costs O(votes), not O(catalogue) allocations.
 type scratch struct {
-	cells   []cell // one per item; one cache line holds four
+	score   []float32 // per item, the summed votes
+	mark    []bool    // per item, in touched (sparse requests only)
+	rank    []int32   // per item, 1 + its place in the result, 0 if not in it
+	hist    []bool    // per item, in the history
 	touched []int32
-	hist    []bool
-}
-
-type cell struct {
-	score, best  float32
-	from         int32
-	mark, result bool
 }
 
 // Recommend ranks items by similarity-weighted votes of the history and
@@ -167,14 +164,28 @@ func (s *ItemSim) Recommend(ctx context.Context, q Query) ([]Scored, error) {
 	allowed := func(i int32) bool {
 		return !q.Exclude[i] && (wanted == nil || wanted[s.category[i]])
 	}
+	n := len(s.Items)
 	sc, _ := s.pool.Get().(*scratch)
-	if sc == nil || len(sc.cells) != len(s.Items) {
-		n := len(s.Items)
-		sc = &scratch{cells: make([]cell, n), hist: make([]bool, n)}
+	if sc == nil || len(sc.score) != n {
+		sc = &scratch{score: make([]float32, n), mark: make([]bool, n), rank: make([]int32, n), hist: make([]bool, n)}
 	}
+	votes := 0
+	for _, h := range q.History {
+		sc.hist[h.Item] = true
+		votes += len(s.Neighbors[h.Item])
+	}
+	// When the votes cover a good part of the catalogue, adding them
+	// without bookkeeping and then scanning every item beats keeping a
+	// list of the touched ones: the bookkeeping is a branch per vote that
+	// the processor cannot predict.
+	dense := votes*4 >= n
 	defer func() {
-		for _, i := range sc.touched {
-			sc.cells[i] = cell{}
+		if dense {
+			clear(sc.score)
+		} else {
+			for _, i := range sc.touched {
+				sc.score[i], sc.mark[i] = 0, false
+			}
 		}
 		for _, h := range q.History {
 			sc.hist[h.Item] = false
@@ -182,52 +193,80 @@ func (s *ItemSim) Recommend(ctx context.Context, q Query) ([]Scored, error) {
 		sc.touched = sc.touched[:0]
 		s.pool.Put(sc)
 	}()
-	for _, h := range q.History {
-		sc.hist[h.Item] = true
-	}
 	// Pass 1, the hot loop: add up the votes, nothing else.
+	score := sc.score
 	for _, h := range q.History {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		w := h.Weight
+		if dense {
+			for _, nb := range s.Neighbors[h.Item] {
+				score[nb.Item] += w * nb.Weight
+			}
+			continue
+		}
 		for _, nb := range s.Neighbors[h.Item] {
-			c := &sc.cells[nb.Item]
-			if !c.mark {
-				c.mark = true
+			if !sc.mark[nb.Item] {
+				sc.mark[nb.Item] = true
 				sc.touched = append(sc.touched, nb.Item)
 			}
-			c.score += w * nb.Weight
+			score[nb.Item] += w * nb.Weight
 		}
 	}
 	h := make(scoredHeap, 0, q.K+1)
-	for n, i := range sc.touched {
-		if n%checkEvery == 0 {
+	// floor is the score an item must beat to make the list: positive
+	// votes only, then the heap's smallest once it is full. The filters
+	// are checked only for items over it.
+	floor := float32(0)
+	consider := func(i int32) {
+		if sc.hist[i] || !allowed(i) {
+			return
+		}
+		pushTop(&h, Scored{Item: i, Score: score[i], BecauseOf: -1}, q.K)
+		if h.Len() == q.K {
+			floor = max(h[0].Score, math.SmallestNonzeroFloat32)
+		}
+	}
+	if dense {
+		for start := 0; start < n; start += checkEvery {
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
+			for i, v := range score[start:min(n, start+checkEvery)] {
+				if v >= floor && v > 0 {
+					consider(int32(start + i))
+				}
+			}
 		}
-		c := &sc.cells[i]
-		if c.score <= 0 || (h.Len() == q.K && c.score < h[0].Score) || sc.hist[i] || !allowed(i) {
-			continue // the filters are checked only for items that would make the list
+	} else {
+		for j, i := range sc.touched {
+			if j%checkEvery == 0 {
+				if err := ctx.Err(); err != nil {
+					return nil, err
+				}
+			}
+			if v := score[i]; v >= floor && v > 0 {
+				consider(i)
+			}
 		}
-		pushTop(&h, Scored{Item: i, Score: c.score, BecauseOf: -1}, q.K)
 	}
-	// Pass 2: for the chosen items only, which history item voted most.
-	for _, r := range h {
-		sc.cells[r.Item].result = true
+	// Pass 2, for the chosen items only: which history item voted most.
+	for j, r := range h {
+		sc.rank[r.Item] = int32(j + 1)
 	}
+	best := make([]float32, len(h))
 	for _, hi := range q.History {
 		for _, nb := range s.Neighbors[hi.Item] {
-			if c := &sc.cells[nb.Item]; c.result {
-				if v := hi.Weight * nb.Weight; c.from == 0 && c.best == 0 || v > c.best {
-					c.best, c.from = v, hi.Item+1 // from is item+1 so that 0 means unset
+			if j := sc.rank[nb.Item] - 1; j >= 0 {
+				if v := hi.Weight * nb.Weight; h[j].BecauseOf < 0 || v > best[j] {
+					best[j], h[j].BecauseOf = v, hi.Item
 				}
 			}
 		}
 	}
-	for i := range h {
-		h[i].BecauseOf = sc.cells[h[i].Item].from - 1
+	for _, r := range h {
+		sc.rank[r.Item] = 0
 	}
 	out := make([]Scored, h.Len())
 	for i := len(out) - 1; i >= 0; i-- {

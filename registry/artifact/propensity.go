@@ -1,9 +1,10 @@
 package artifact
 
 import (
+	"cmp"
 	"fmt"
 	"math"
-	"sort"
+	"slices"
 )
 
 // Propensity predicts whether a user buys in the next period (logistic
@@ -56,7 +57,12 @@ type Prediction struct {
 
 // Predict scores raw feature values x (in Features order).
 func (p *Propensity) Predict(x []float64, explain bool) Prediction {
-	z := make([]float64, len(x))
+	var buf [64]float64 // no allocation for the usual feature counts
+	z := buf[:0]
+	if len(x) > len(buf) {
+		z = make([]float64, len(x))
+	}
+	z = z[:len(x)]
 	p.Scaler.Apply(x, z)
 	lo := p.Logit.Eval(z)
 	out := Prediction{LogOdds: lo, Probability: Sigmoid(lo), ExpectedSpend: math.Max(0, p.Spend.Eval(z))}
@@ -65,8 +71,8 @@ func (p *Propensity) Predict(x []float64, explain bool) Prediction {
 		for i := range x {
 			out.Contributions[i] = Contribution{Feature: p.Features[i], Value: x[i], Contribution: p.Logit.Coef[i] * z[i]}
 		}
-		sort.SliceStable(out.Contributions, func(i, j int) bool {
-			return math.Abs(out.Contributions[i].Contribution) > math.Abs(out.Contributions[j].Contribution)
+		slices.SortStableFunc(out.Contributions, func(a, b Contribution) int {
+			return cmp.Compare(math.Abs(b.Contribution), math.Abs(a.Contribution))
 		})
 	}
 	return out

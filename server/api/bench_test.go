@@ -76,16 +76,16 @@ func eachUser(b *testing.B, call func(ctx context.Context, user string) error) {
 }
 
 func BenchmarkScore(b *testing.B) {
-	std := artifact.Standardizer{Mean: make([]float64, 19), Scale: make([]float64, 19)}
-	names := make([]string, 19)
+	std := artifact.Standardizer{Mean: make([]float64, 31), Scale: make([]float64, 31)}
+	names := make([]string, 31)
 	for i := range names {
 		names[i] = fmt.Sprintf("f%d", i)
 		std.Scale[i] = 1
 	}
-	lin := artifact.Linear{Coef: make([]float64, 19)}
+	lin := artifact.Linear{Coef: make([]float64, 31)}
 	profs := &artifact.Profiles{Features: names, Segments: []artifact.Segment{{Name: "s"}}}
 	for u := 0; u < 943; u++ {
-		profs.Users = append(profs.Users, artifact.UserProfile{ID: fmt.Sprintf("u%d", u), Features: make([]float64, 19), Segment: "s"})
+		profs.Users = append(profs.Users, artifact.UserProfile{ID: fmt.Sprintf("u%d", u), Features: make([]float64, 31), Segment: "s"})
 	}
 	profs.Prepare()
 	s := api.NewServing(fixedModels{

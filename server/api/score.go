@@ -37,8 +37,14 @@ func (s *Serving) Score(ctx context.Context, req *promov1.ScoreRequest) (*promov
 	if profL != nil {
 		resp.Models = append(resp.Models, ref(profL))
 	}
-	for _, c := range pred.Contributions {
-		resp.Contributions = append(resp.Contributions, &promov1.FeatureContribution{Feature: c.Feature, Value: c.Value, Contribution: c.Contribution})
+	if n := len(pred.Contributions); n > 0 {
+		// One allocation for all of them: explained scores are a hot path.
+		cs := make([]promov1.FeatureContribution, n)
+		resp.Contributions = make([]*promov1.FeatureContribution, n)
+		for i, c := range pred.Contributions {
+			cs[i].Feature, cs[i].Value, cs[i].Contribution = c.Feature, c.Value, c.Contribution
+			resp.Contributions[i] = &cs[i]
+		}
 	}
 	return resp, nil
 }
