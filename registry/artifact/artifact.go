@@ -57,8 +57,10 @@ var Models = []string{ModelPropensity, ModelRecommender, ModelProfiles, ModelUpl
 // comment on reading older kinds).
 const (
 	KindPropensity = "propensity/v1"
-	KindItemSim    = "itemsim/v1"
-	KindProfiles   = "profiles/v1"
+	// KindItemSim is an item model; since v2 its neighbour lists are in
+	// NeighborsBlob, not in the JSON.
+	KindItemSim  = "itemsim/v2"
+	KindProfiles = "profiles/v1"
 	// KindUplift is an uplift model: a conversion model per arm and, per
 	// offer arm, an effect model (ArmModel.Effect, with an optional
 	// linear part) that replaces the conversion models' difference.
@@ -69,8 +71,9 @@ const (
 // to the current kind: its payload's fields are a subset of the current
 // layout's, with the same meaning.
 var readable = map[string]string{
-	"uplift/v1": KindUplift, // no effect models
-	"uplift/v3": KindUplift, // effect models without a linear part
+	"itemsim/v1": KindItemSim, // neighbour lists in the JSON
+	"uplift/v1":  KindUplift,  // no effect models
+	"uplift/v3":  KindUplift,  // effect models without a linear part
 }
 
 // retired are older kinds no reader accepts any more, and why: their
@@ -104,7 +107,12 @@ func Encode(a Artifact) ([]registry.Blob, error) {
 	if err := a.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: refusing to encode invalid %s artifact: %v", registry.ErrInvalid, a.Kind(), err)
 	}
-	payload, err := json.Marshal(a)
+	var body any = a
+	var extra []registry.Blob
+	if sb, ok := a.(splitBlobs); ok {
+		body, extra = sb.split()
+	}
+	payload, err := json.Marshal(body)
 	if err != nil {
 		return nil, fmt.Errorf("encode %s: %w", a.Kind(), err)
 	}
@@ -120,7 +128,15 @@ func Encode(a Artifact) ([]registry.Blob, error) {
 	if err := zw.Close(); err != nil {
 		return nil, err
 	}
-	return []registry.Blob{{Name: BlobName, Data: buf.Bytes()}}, nil
+	return append([]registry.Blob{{Name: BlobName, Data: buf.Bytes()}}, extra...), nil
+}
+
+// splitBlobs is an artifact that keeps its bulk in blobs of its own.
+type splitBlobs interface {
+	// split returns what goes into the JSON blob and the other blobs.
+	split() (any, []registry.Blob)
+	// join reads the other blobs of a version of the given kind.
+	join(kind string, blobs map[string][]byte) error
 }
 
 func newOfKind(kind string) (Artifact, error) {
@@ -172,6 +188,11 @@ func Decode(kind string, blobs map[string][]byte) (Artifact, error) {
 	}
 	if err := json.Unmarshal(env.Payload, a); err != nil {
 		return nil, fmt.Errorf("%w: %s: payload: %v", registry.ErrCorrupt, kind, err)
+	}
+	if sb, ok := a.(splitBlobs); ok {
+		if err := sb.join(kind, blobs); err != nil {
+			return nil, err
+		}
 	}
 	if err := a.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", registry.ErrCorrupt, kind, err)

@@ -1,8 +1,11 @@
 package artifact_test
 
 import (
+	"bytes"
 	"cmp"
+	"compress/gzip"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -106,6 +109,57 @@ func TestDecodeCorrupt(t *testing.T) {
 	}
 	if _, err := artifact.Decode("nope/v9", good); !errors.Is(err, registry.ErrCorrupt) {
 		t.Fatalf("unknown kind: want ErrCorrupt, got %v", err)
+	}
+}
+
+// The item model's neighbour lists travel in their binary blob and come
+// back as they went; a version written before that blob existed (lists in
+// the JSON) still loads; a damaged or missing blob is refused as corrupt.
+func TestItemSimNeighborsBlob(t *testing.T) {
+	sim := &artifact.ItemSim{Method: "ease", Items: []artifact.Item{{ID: "a", Category: "x"}, {ID: "b"}, {ID: "c"}},
+		Neighbors:  [][]artifact.Neighbor{{{Item: 1, Weight: 0.5}, {Item: 2, Weight: -0.25}}, nil, {{Item: 0, Weight: 3}}},
+		Popularity: []float32{1, 0.5, 0}}
+	blobs := blobsOf(t, sim)
+	got, err := artifact.Decode(artifact.KindItemSim, blobs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := got.(*artifact.ItemSim); fmt.Sprint(g.Neighbors) != fmt.Sprint(sim.Neighbors) || g.Method != "ease" || g.Items[0].Category != "x" {
+		t.Fatalf("round trip: %+v", g)
+	}
+
+	// itemsim/v1: the same model with its lists in the JSON.
+	payload, _ := json.Marshal(map[string]any{"method": sim.Method, "items": sim.Items, "neighbors": sim.Neighbors, "popularity": sim.Popularity})
+	env, _ := json.Marshal(map[string]any{"kind": "itemsim/v1", "payload": json.RawMessage(payload)})
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	_, _ = zw.Write(env)
+	_ = zw.Close()
+	old, err := artifact.Decode("itemsim/v1", map[string][]byte{artifact.BlobName: gz.Bytes()})
+	if err != nil {
+		t.Fatalf("itemsim/v1: %v", err)
+	}
+	if g := old.(*artifact.ItemSim); fmt.Sprint(g.Neighbors) != fmt.Sprint(sim.Neighbors) {
+		t.Fatalf("itemsim/v1 lists: %v", g.Neighbors)
+	}
+
+	table := blobs[artifact.NeighborsBlob]
+	damaged := map[string][]byte{
+		"missing":        nil,
+		"truncated":      table[:len(table)-3],
+		"one item more":  append(slices.Clone(table), 0, 0, 0, 0, 0, 0, 0, 0),
+		"not a table":    []byte("{}"),
+		"wrong count":    append(append([]byte("PNB1"), 2, 0, 0, 0), table[8:]...),
+		"offset too far": append(append(slices.Clone(table[:16]), 9, 0, 0, 0, 0, 0, 0, 0), table[24:]...),
+	}
+	for name, data := range damaged {
+		bs := map[string][]byte{artifact.BlobName: blobs[artifact.BlobName]}
+		if data != nil {
+			bs[artifact.NeighborsBlob] = data
+		}
+		if _, err := artifact.Decode(artifact.KindItemSim, bs); !errors.Is(err, registry.ErrCorrupt) {
+			t.Errorf("%s: want ErrCorrupt, got %v", name, err)
+		}
 	}
 }
 

@@ -7,6 +7,8 @@ import (
 	"math"
 	"strings"
 	"sync"
+
+	"github.com/promoai/promo/registry"
 )
 
 // Item is one catalogue entry.
@@ -29,8 +31,8 @@ type Neighbor struct {
 type ItemSim struct {
 	Method     string       `json:"method"` // e.g. "ease", "itemknn-cosine"
 	Items      []Item       `json:"items"`
-	Neighbors  [][]Neighbor `json:"neighbors"`  // per item, strongest first
-	Popularity []float32    `json:"popularity"` // per item, in [0,1]
+	Neighbors  [][]Neighbor `json:"neighbors,omitempty"` // per item, strongest first (in NeighborsBlob since itemsim/v2)
+	Popularity []float32    `json:"popularity"`          // per item, in [0,1]
 
 	index      map[string]int32
 	popularity []int32 // item indices, most popular first
@@ -72,6 +74,30 @@ func (s *ItemSim) Validate() error {
 		}
 	}
 	return bounded32("popularity", s.Popularity...)
+}
+
+func (s *ItemSim) split() (any, []registry.Blob) {
+	return struct {
+		Method     string    `json:"method"`
+		Items      []Item    `json:"items"`
+		Popularity []float32 `json:"popularity"`
+	}{s.Method, s.Items, s.Popularity}, []registry.Blob{{Name: NeighborsBlob, Data: encodeNeighbors(s.Neighbors)}}
+}
+
+func (s *ItemSim) join(kind string, blobs map[string][]byte) error {
+	if kind != KindItemSim {
+		return nil // an older layout, lists in the JSON
+	}
+	data, ok := blobs[NeighborsBlob]
+	if !ok {
+		return fmt.Errorf("%w: %s artifact has no %s blob", registry.ErrCorrupt, kind, NeighborsBlob)
+	}
+	if s.Neighbors != nil {
+		return fmt.Errorf("%w: %s artifact has neighbour lists in its JSON too", registry.ErrCorrupt, kind)
+	}
+	lists, err := decodeNeighbors(data, len(s.Items))
+	s.Neighbors = lists
+	return err
 }
 
 func (s *ItemSim) prepare() {
