@@ -23,12 +23,14 @@ import (
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/rs/cors"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	promov1 "github.com/promoai/promo/proto/promo/v1"
+	"github.com/promoai/promo/registry/telemetry"
 )
 
 // Options configure the REST handler.
@@ -38,6 +40,10 @@ type Options struct {
 	// CORSOrigins may call the API from a browser ("*" for any); none
 	// when empty. Preflight requests are answered for them.
 	CORSOrigins []string
+	// Tracing, when on, gives every request a server span ("gateway POST
+	// /v1/score") that continues the caller's trace context and is the
+	// parent of the RPC it makes.
+	Tracing *telemetry.Tracing
 }
 
 // RequestIDHeader carries a request id through gateway, server and logs.
@@ -155,7 +161,12 @@ func wrap(mux *runtime.ServeMux, opts Options) http.Handler {
 			MaxAge:         600,
 		}).Handler(h)
 	}
-	return withRequestID(h)
+	h = withRequestID(h)
+	if opts.Tracing != nil && opts.Tracing.Enabled() {
+		h = otelhttp.NewHandler(h, "gateway", otelhttp.WithTracerProvider(opts.Tracing.Provider), otelhttp.WithPropagators(opts.Tracing.Propagator),
+			otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return "gateway " + r.Method + " " + r.URL.Path }))
+	}
+	return h
 }
 
 // limitBody refuses bodies over max bytes with 413 and a JSON error.

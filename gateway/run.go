@@ -14,10 +14,13 @@ import (
 	"os"
 	"time"
 
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/promoai/promo/registry/telemetry"
 )
 
 // RunOptions configure the standalone gateway.
@@ -30,6 +33,7 @@ type RunOptions struct {
 	TLSKey        string
 	MaxBodyBytes  int64
 	ShutdownGrace time.Duration
+	Tracing       telemetry.Options
 	// Ready, when set, is called with the bound address.
 	Ready func(addr string)
 }
@@ -44,6 +48,7 @@ func (o *RunOptions) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.TLSKey, "tls.key", "", "TLS key for the HTTP listener")
 	fs.Int64Var(&o.MaxBodyBytes, "limits.max-body-bytes", 4<<20, "largest accepted request body")
 	fs.DurationVar(&o.ShutdownGrace, "shutdown.grace", 15*time.Second, "time in-flight requests get to finish")
+	o.Tracing.RegisterFlags(fs)
 }
 
 // Run serves REST until ctx is cancelled. /healthz answers while the process
@@ -66,12 +71,28 @@ func Run(ctx context.Context, o RunOptions, logOut io.Writer) error {
 		}
 		creds = credentials.NewTLS(cfg)
 	}
-	conn, err := grpc.NewClient(o.Upstream, grpc.WithTransportCredentials(creds))
+	tr, err := telemetry.Start(ctx, "promo-gateway", o.Tracing, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tr.Shutdown(sctx); err != nil {
+			log.Warn("flush traces", "err", err)
+		}
+	}()
+	dial := []grpc.DialOption{grpc.WithTransportCredentials(creds)}
+	if tr.Enabled() {
+		// The upstream call continues the request's trace.
+		dial = append(dial, grpc.WithStatsHandler(otelgrpc.NewClientHandler(otelgrpc.WithTracerProvider(tr.Provider), otelgrpc.WithPropagators(tr.Propagator))))
+	}
+	conn, err := grpc.NewClient(o.Upstream, dial...)
 	if err != nil {
 		return fmt.Errorf("upstream %s: %w", o.Upstream, err)
 	}
 	defer conn.Close()
-	api, err := NewHandler(ctx, conn, Options{MaxBodyBytes: o.MaxBodyBytes})
+	api, err := NewHandler(ctx, conn, Options{MaxBodyBytes: o.MaxBodyBytes, Tracing: tr})
 	if err != nil {
 		return err
 	}

@@ -38,12 +38,12 @@ func (s *Serving) Recommend(ctx context.Context, req *promov1.RecommendRequest) 
 	if err := checkIDs("categories", req.GetCategories(), MaxCategories); err != nil {
 		return nil, err
 	}
-	rl := s.Models.Get(artifact.ModelRecommender)
+	rl := s.model(ctx, artifact.ModelRecommender)
 	if rl == nil {
 		return nil, notLoaded(artifact.ModelRecommender)
 	}
 	sim := rl.Artifact.(*artifact.ItemSim)
-	prof, _, _ := s.profile(req.GetUserId())
+	prof, _, _ := s.profile(ctx, req.GetUserId())
 	nHist := len(req.GetSessionItemIds())
 	nExcl := len(req.GetExcludeItemIds())
 	if prof != nil {
@@ -132,7 +132,7 @@ func (s *Serving) SimilarItems(ctx context.Context, req *promov1.SimilarItemsReq
 	if err := checkID("item_id", req.GetItemId()); err != nil {
 		return nil, err
 	}
-	rl := s.Models.Get(artifact.ModelRecommender)
+	rl := s.model(ctx, artifact.ModelRecommender)
 	if rl == nil {
 		return nil, notLoaded(artifact.ModelRecommender)
 	}

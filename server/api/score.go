@@ -15,7 +15,7 @@ func (s *Serving) Score(ctx context.Context, req *promov1.ScoreRequest) (*promov
 	if err := checkID("user_id", req.GetUserId()); err != nil {
 		return nil, err
 	}
-	pl := s.Models.Get(artifact.ModelPropensity)
+	pl := s.model(ctx, artifact.ModelPropensity)
 	if pl == nil {
 		return nil, notLoaded(artifact.ModelPropensity)
 	}
@@ -23,7 +23,7 @@ func (s *Serving) Score(ctx context.Context, req *promov1.ScoreRequest) (*promov
 	if err := validateFeatures(req.GetFeatures(), pm.Features); err != nil {
 		return nil, err
 	}
-	prof, profs, profL := s.profile(req.GetUserId())
+	prof, profs, profL := s.profile(ctx, req.GetUserId())
 	x := featureVector(pm.Features, &pm.Scaler, req.GetFeatures(), prof, profs)
 	pred := pm.Predict(x, req.GetExplain())
 	resp := &promov1.ScoreResponse{

@@ -1,11 +1,16 @@
 package api
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"math"
 	"strings"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	promov1 "github.com/promoai/promo/proto/promo/v1"
 	"github.com/promoai/promo/registry/artifact"
@@ -90,10 +95,31 @@ func checkIDs(field string, vs []string, max int) error {
 	return nil
 }
 
+// model returns the loaded version of a model. When the request is traced
+// it records the lookup as a span, and the version that answers as an
+// attribute of the request's span (promo.model.NAME.version).
+func (s *Serving) model(ctx context.Context, name string) *models.Loaded {
+	l := s.Models.Get(name)
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		_, lookup := span.TracerProvider().Tracer(tracerName).Start(ctx, "model lookup "+name)
+		if l == nil {
+			lookup.SetStatus(codes.Error, "not loaded")
+		} else {
+			version := attribute.String("promo.model.version", l.Version)
+			lookup.SetAttributes(attribute.String("promo.model.name", name), attribute.String("promo.model.alias", l.Alias), version)
+			span.SetAttributes(attribute.String("promo.model."+name+".version", l.Version))
+		}
+		lookup.End()
+	}
+	return l
+}
+
+const tracerName = "github.com/promoai/promo/server/api"
+
 // profile returns the user's profile, if the profiles model is loaded and
 // knows them.
-func (s *Serving) profile(userID string) (*artifact.UserProfile, *artifact.Profiles, *models.Loaded) {
-	l := s.Models.Get(artifact.ModelProfiles)
+func (s *Serving) profile(ctx context.Context, userID string) (*artifact.UserProfile, *artifact.Profiles, *models.Loaded) {
+	l := s.model(ctx, artifact.ModelProfiles)
 	if l == nil || userID == "" {
 		return nil, nil, l
 	}

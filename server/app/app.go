@@ -28,6 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -42,6 +43,7 @@ import (
 	"github.com/promoai/promo/registry/artifact"
 	"github.com/promoai/promo/registry/client"
 	"github.com/promoai/promo/registry/eventlog"
+	"github.com/promoai/promo/registry/telemetry"
 	"github.com/promoai/promo/server/api"
 	"github.com/promoai/promo/server/auth"
 	"github.com/promoai/promo/server/ingest"
@@ -72,11 +74,26 @@ func NewLogger(format string, w io.Writer) *slog.Logger {
 // Run serves until ctx is cancelled.
 func Run(ctx context.Context, o Options, logOut io.Writer) error {
 	log := NewLogger(o.LogFormat, logOut)
+	tr := o.Tracer
+	if tr == nil {
+		var err error
+		if tr, err = telemetry.Start(ctx, "promo-server", o.Tracing, log); err != nil {
+			return err
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := tr.Shutdown(sctx); err != nil {
+				log.Warn("flush traces", "err", err)
+			}
+		}()
+	}
 	bkt, err := client.NewBucket(ctx, o.Store)
 	if err != nil {
 		return fmt.Errorf("storage: %w", err)
 	}
 	defer bkt.Close()
+	bkt = tr.Bucket(bkt)
 	reg := registry.New(bkt, registry.WithVerifier(artifact.Verify))
 
 	if err := o.validate(); err != nil {
@@ -171,6 +188,9 @@ func Run(ctx context.Context, o Options, logOut io.Writer) error {
 	if tlsCfg != nil {
 		gopts = append(gopts, grpc.Creds(credentials.NewTLS(tlsCfg)))
 	}
+	if tr.Enabled() {
+		gopts = append(gopts, grpc.StatsHandler(otelgrpc.NewServerHandler(otelgrpc.WithTracerProvider(tr.Provider), otelgrpc.WithPropagators(tr.Propagator))))
+	}
 	srv := grpc.NewServer(gopts...)
 	serving := api.NewServing(set, catalogue)
 	serving.Exploration = o.Exploration
@@ -184,7 +204,7 @@ func Run(ctx context.Context, o Options, logOut io.Writer) error {
 	// The same services on the gRPC server and on the in-process
 	// connection the embedded REST gateway calls, which runs them through
 	// the same interceptors (auth, limits, metrics, logs).
-	local := newInProcess(chain...)
+	local := newInProcess(tr, chain...)
 	for _, r := range []grpc.ServiceRegistrar{invalidOnDecode{srv, codec}, local} {
 		promov1.RegisterScoringServiceServer(r, serving)
 		promov1.RegisterRecommendationServiceServer(r, serving)
@@ -309,7 +329,7 @@ func Run(ctx context.Context, o Options, logOut io.Writer) error {
 			mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 		}
 		if o.Gateway {
-			gw, err := gateway.NewHandler(ctx, local, gateway.Options{MaxBodyBytes: int64(o.MaxRecvBytes), CORSOrigins: splitList(o.CORSOrigins)})
+			gw, err := gateway.NewHandler(ctx, local, gateway.Options{MaxBodyBytes: int64(o.MaxRecvBytes), CORSOrigins: splitList(o.CORSOrigins), Tracing: tr})
 			if err != nil {
 				return err
 			}

@@ -2,13 +2,20 @@ package app
 
 import (
 	"context"
+	"strings"
 	"sync"
+
+	"go.opentelemetry.io/otel/attribute"
+	otelcodes "go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/promoai/promo/registry/telemetry"
 )
 
 // inProcess is a gRPC connection to this process's own services, for the
@@ -20,6 +27,7 @@ import (
 type inProcess struct {
 	methods     map[string]inProcessMethod // by full method name
 	interceptor grpc.UnaryServerInterceptor
+	tracer      trace.Tracer // nil when tracing is off
 }
 
 type inProcessMethod struct {
@@ -27,8 +35,12 @@ type inProcessMethod struct {
 	handler grpc.MethodHandler
 }
 
-func newInProcess(chain ...grpc.UnaryServerInterceptor) *inProcess {
-	return &inProcess{methods: map[string]inProcessMethod{}, interceptor: chainUnary(chain)}
+func newInProcess(tr *telemetry.Tracing, chain ...grpc.UnaryServerInterceptor) *inProcess {
+	c := &inProcess{methods: map[string]inProcessMethod{}, interceptor: chainUnary(chain)}
+	if tr != nil && tr.Enabled() {
+		c.tracer = tr.Provider.Tracer("github.com/promoai/promo/server/app")
+	}
+	return c
 }
 
 // RegisterService implements grpc.ServiceRegistrar (unary methods only).
@@ -42,10 +54,25 @@ func (c *inProcess) RegisterService(desc *grpc.ServiceDesc, impl any) {
 // metadata arrives as the handler's incoming metadata, and what the
 // handler sets as headers and trailers reaches grpc.Header and
 // grpc.Trailer call options.
-func (c *inProcess) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
+func (c *inProcess) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) (err error) {
 	m, ok := c.methods[method]
 	if !ok {
 		return status.Errorf(codes.Unimplemented, "method %s is not served", method)
+	}
+	if c.tracer != nil {
+		// The span a gRPC server's stats handler would give the call.
+		service, name, _ := strings.Cut(strings.TrimPrefix(method, "/"), "/")
+		var span trace.Span
+		ctx, span = c.tracer.Start(ctx, strings.TrimPrefix(method, "/"), trace.WithSpanKind(trace.SpanKindServer),
+			trace.WithAttributes(attribute.String("rpc.system", "grpc"), attribute.String("rpc.service", service), attribute.String("rpc.method", name), attribute.Bool("promo.in_process", true)))
+		defer func() {
+			st, _ := status.FromError(err)
+			span.SetAttributes(attribute.String("rpc.grpc.status_code", st.Code().String()))
+			if st.Code() != codes.OK {
+				span.SetStatus(otelcodes.Error, st.Message())
+			}
+			span.End()
+		}()
 	}
 	md, _ := metadata.FromOutgoingContext(ctx)
 	st := &serverStream{method: method}

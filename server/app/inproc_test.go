@@ -27,7 +27,7 @@ func TestInProcessCallsThroughTheInterceptors(t *testing.T) {
 			return h(ctx, req)
 		}
 	}
-	c := newInProcess(record("outer"), record("inner"))
+	c := newInProcess(nil, record("outer"), record("inner"))
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(c, hs)
 	hs.SetServingStatus("svc", healthpb.HealthCheckResponse_SERVING)

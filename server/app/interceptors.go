@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -68,6 +70,9 @@ func observe(m *metrics, log *slog.Logger, logAll bool, defaultTimeout time.Dura
 		start := time.Now()
 		id := requestIDFrom(ctx)
 		ctx = context.WithValue(ctx, requestIDKey{}, id)
+		if span := trace.SpanFromContext(ctx); span.IsRecording() {
+			span.SetAttributes(attribute.String("promo.request_id", id))
+		}
 		if _, ok := ctx.Deadline(); !ok && defaultTimeout > 0 {
 			var cancel context.CancelFunc
 			ctx, cancel = context.WithTimeout(ctx, defaultTimeout)

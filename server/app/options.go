@@ -9,6 +9,7 @@ import (
 
 	promov1 "github.com/promoai/promo/proto/promo/v1"
 	"github.com/promoai/promo/registry/client"
+	"github.com/promoai/promo/registry/telemetry"
 )
 
 // Options configure the server.
@@ -49,6 +50,10 @@ type Options struct {
 	IngestPending int
 	Pprof         bool
 	PseudonymKey  string
+	Tracing       telemetry.Options
+	// Tracer, when set, is used instead of starting tracing from Tracing
+	// (a test's in-memory recorder); Run does not shut it down.
+	Tracer *telemetry.Tracing
 	// Env holds what main reads from the environment.
 	Env Env
 	// Ready, when set, is called with the bound addresses once listening.
@@ -130,6 +135,7 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.IngestDelay, "ingest.max-delay", 200*time.Millisecond, "longest an event waits for its group commit")
 	fs.IntVar(&o.IngestPending, "ingest.max-pending", 200000, "events queued before Ingest answers RESOURCE_EXHAUSTED")
 	fs.BoolVar(&o.Pprof, "debug.pprof", false, "serve Go profiles at /debug/pprof/ on -http.addr")
+	o.Tracing.RegisterFlags(fs)
 	fs.StringVar(&o.PseudonymKey, "privacy.pseudonym-key-file", "", "file with the key that pseudonymizes user ids at ingestion and lookup (also $PROMO_PSEUDONYM_KEY); the trainer's import must use the same key")
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/promoai/promo/registry"
 	"github.com/promoai/promo/registry/artifact"
 	"github.com/promoai/promo/registry/client"
+	"github.com/promoai/promo/registry/telemetry"
 	"github.com/promoai/promo/trainer/internal/dense"
 	"github.com/promoai/promo/trainer/pipeline"
 	"github.com/promoai/promo/trainer/report"
@@ -40,6 +41,7 @@ type Options struct {
 	Generate     string // preset size to generate when the event log is empty
 	LogFormat    string
 	Retries      int
+	Tracing      telemetry.Options
 }
 
 // RegisterFlags registers the options.
@@ -54,6 +56,7 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.Generate, "generate", "", "if the event log is empty, first generate a synthetic shop of this size (tiny, small, ml100k, medium, large) with -seed")
 	fs.StringVar(&o.LogFormat, "log.format", "text", "log format: text or json")
 	fs.IntVar(&o.Retries, "retries", 3, "retries with backoff when storage is unavailable")
+	o.Tracing.RegisterFlags(fs)
 }
 
 // subcommand starts a subcommand's flag set with the storage flags, whose
@@ -128,12 +131,25 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	}
 	cfg = cfg.WithDefaults()
 	log := NewLogger(o.LogFormat, stderr)
+	tr, err := telemetry.Start(ctx, "promo-trainer", o.Tracing, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tr.Shutdown(sctx); err != nil {
+			log.Warn("flush traces", "err", err)
+		}
+	}()
 	bkt, err := client.NewBucket(ctx, o.Store)
 	if err != nil {
 		return err
 	}
 	defer bkt.Close()
+	bkt = tr.Bucket(bkt)
 	reg := registry.New(bkt, registry.WithVerifier(artifact.Verify))
+	cfg.Tracer = tr.Provider.Tracer("github.com/promoai/promo/trainer")
 	if o.Generate != "" {
 		if err := generateIfEmpty(ctx, bkt, o.Generate, cfg.Seed, log); err != nil {
 			return err

@@ -18,6 +18,9 @@ import (
 	"github.com/promoai/promo/registry/eventlog"
 	"github.com/promoai/promo/trainer/features"
 	"github.com/promoai/promo/trainer/uplift"
+
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 )
 
 // Config of a training run. Zero fields take the defaults DefaultConfig
@@ -67,6 +70,8 @@ type Config struct {
 	Logger     *slog.Logger
 	Progress   func(step string, done, total int)
 	ReportPath string
+	// Tracer records the run and each step as spans; nil: not traced.
+	Tracer trace.Tracer
 
 	// cols are the feature columns past features.Names a run's datasets
 	// share, worked out from the data (dataWindow).
@@ -219,6 +224,9 @@ func (c *Config) defaults() {
 	}
 	if u.Learner == (uplift.Options{}) {
 		u.Learner = uplift.DefaultOptions()
+	}
+	if c.Tracer == nil {
+		c.Tracer = noop.NewTracerProvider().Tracer("")
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

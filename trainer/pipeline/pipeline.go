@@ -18,6 +18,10 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/promoai/promo/registry"
 	"github.com/promoai/promo/registry/artifact"
 	"github.com/promoai/promo/registry/eventlog"
@@ -83,17 +87,22 @@ type Plot struct {
 // Run trains and publishes. Models that fail are reported in the result;
 // the error is non-nil only when nothing could be done (no data, storage
 // failure).
-func Run(ctx context.Context, reg *registry.Registry, cfg Config) (*Result, error) {
+func Run(ctx context.Context, reg *registry.Registry, cfg Config) (res *Result, err error) {
 	cfg.defaults()
+	ctx, runSpan := cfg.Tracer.Start(ctx, "trainer.run", trace.WithAttributes(attribute.StringSlice("promo.models", cfg.Models)))
+	defer func() { endSpan(runSpan, err) }()
 	log := cfg.Logger
-	res := &Result{Started: time.Now().UTC()}
+	res = &Result{Started: time.Now().UTC()}
 	bkt := reg.Bucket()
 
 	// Erased users' raw events leave the log before anything reads it.
-	if st, err := eventlog.Compact(ctx, bkt, time.Now()); err != nil {
+	cctx, span := cfg.Tracer.Start(ctx, "trainer.compact")
+	cst, err := eventlog.Compact(cctx, bkt, time.Now())
+	endSpan(span, err)
+	if err != nil {
 		return nil, fmt.Errorf("remove erased users' events from the log: %w", err)
-	} else if st.Removed > 0 || st.Pending > 0 {
-		log.Info("erased users' events removed from the log", "pending_erasures", st.Pending, "batches_read", st.Batches, "batches_rewritten", st.Rewritten, "events_removed", st.Removed)
+	} else if cst.Removed > 0 || cst.Pending > 0 {
+		log.Info("erased users' events removed from the log", "pending_erasures", cst.Pending, "batches_read", cst.Batches, "batches_rewritten", cst.Rewritten, "events_removed", cst.Removed)
 	}
 
 	// Pass 1 finds the data window; pass 2 builds, from one read of the
@@ -110,7 +119,12 @@ func Run(ctx context.Context, reg *registry.Registry, cfg Config) (*Result, erro
 	if slices.Contains(cfg.Models, artifact.ModelPropensity) || slices.Contains(cfg.Models, artifact.ModelRecommender) {
 		minSpan = cfg.Horizon
 	}
-	st, first, last, err := dataWindow(ctx, bkt, &cfg, exposed, minSpan)
+	sctx, span := cfg.Tracer.Start(ctx, "trainer.scan")
+	st, first, last, err := dataWindow(sctx, bkt, &cfg, exposed, minSpan)
+	if err == nil {
+		span.SetAttributes(attribute.Int("promo.events", st.Events), attribute.Int("promo.batches", st.Batches))
+	}
+	endSpan(span, err)
 	if err != nil {
 		return nil, err
 	}
@@ -126,7 +140,9 @@ func Run(ctx context.Context, reg *registry.Registry, cfg Config) (*Result, erro
 	if reuseTrain {
 		periods = periods[1:]
 	}
-	sets, err := build(ctx, bkt, cfg.progress("features"), append([]features.Config{cfg.featureConfig(cutoff), cfg.featureConfig(last.Add(time.Second))}, periods...)...)
+	fctx, span := cfg.Tracer.Start(ctx, "trainer.features")
+	sets, err := build(fctx, bkt, cfg.progress("features"), append([]features.Config{cfg.featureConfig(cutoff), cfg.featureConfig(last.Add(time.Second))}, periods...)...)
+	endSpan(span, err)
 	if err != nil {
 		return nil, err
 	}
@@ -158,6 +174,7 @@ func Run(ctx context.Context, reg *registry.Registry, cfg Config) (*Result, erro
 		t0 := time.Now()
 		var c *candidate
 		var ferr error
+		_, span := cfg.Tracer.Start(ctx, "trainer.fit "+name, trace.WithAttributes(attribute.String("promo.model.name", name)))
 		switch name {
 		case artifact.ModelPropensity:
 			c, ferr = fitPropensity(train, split, cfg)
@@ -170,6 +187,7 @@ func Run(ctx context.Context, reg *registry.Registry, cfg Config) (*Result, erro
 		default:
 			ferr = fmt.Errorf("unknown model %q", name)
 		}
+		endSpan(span, ferr)
 		if ferr != nil {
 			log.Warn("model not trained", "model", name, "err", ferr)
 			res.Outcomes = append(res.Outcomes, Outcome{Model: name, Err: ferr.Error(), Reason: "training failed: " + ferr.Error()})
@@ -177,7 +195,10 @@ func Run(ctx context.Context, reg *registry.Registry, cfg Config) (*Result, erro
 		}
 		c.params["protected_attributes_excluded"] = strings.Join(cfg.Protected, ",")
 		c.params["fit_seconds"] = fmt.Sprintf("%.2f", time.Since(t0).Seconds())
-		out, err := publish(ctx, reg, c, cfg, fp, window)
+		pctx, span := cfg.Tracer.Start(ctx, "trainer.publish "+name, trace.WithAttributes(attribute.String("promo.model.name", name)))
+		out, err := publish(pctx, reg, c, cfg, fp, window)
+		span.SetAttributes(attribute.String("promo.model.version", out.Version), attribute.Bool("promo.promoted", out.Promoted), attribute.String("promo.reason", out.Reason))
+		endSpan(span, err)
 		if err != nil {
 			if errors.Is(err, registry.ErrUnavailable) || errors.Is(err, context.Canceled) {
 				return res, err
@@ -477,4 +498,13 @@ func splitUsers(users []features.UserRow, share float64, seed uint64) []bool {
 		hold[i] = float64(uint16(h[0])<<8|uint16(h[1]))/65536 < share
 	}
 	return hold
+}
+
+// endSpan records err, if any, on span and ends it.
+func endSpan(span trace.Span, err error) {
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
 }

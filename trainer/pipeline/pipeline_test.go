@@ -3,6 +3,8 @@ package pipeline_test
 import (
 	"context"
 	"errors"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"io"
 	"log/slog"
 	"slices"
@@ -58,9 +60,39 @@ func TestRunPublishesEveryModel(t *testing.T) {
 		}
 		last[step] = [2]int{done, total}
 	}
-	res, err := pipeline.Run(ctx, reg, pipeline.Config{Logger: quiet(), Uplift: pipeline.UpliftConfig{BootstrapRounds: 50}, Progress: progress})
+	spans := tracetest.NewSpanRecorder()
+	tracer := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans)).Tracer("test")
+	res, err := pipeline.Run(ctx, reg, pipeline.Config{Logger: quiet(), Uplift: pipeline.UpliftConfig{BootstrapRounds: 50}, Progress: progress, Tracer: tracer})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The run is one trace: a root span with a child per step, and per
+	// model a fit and a publish span, the latter naming the version.
+	byName := map[string]sdktrace.ReadOnlySpan{}
+	for _, sp := range spans.Ended() {
+		byName[sp.Name()] = sp
+	}
+	root, ok := byName["trainer.run"]
+	if !ok {
+		t.Fatalf("no trainer.run span among %d", len(byName))
+	}
+	for _, name := range []string{"trainer.compact", "trainer.scan", "trainer.features", "trainer.fit recommender", "trainer.publish uplift"} {
+		if sp, ok := byName[name]; !ok || sp.Parent().SpanID() != root.SpanContext().SpanID() {
+			t.Errorf("span %s: recorded %t, not a child of the run", name, ok)
+		}
+	}
+	for _, sp := range spans.Ended() {
+		if model, ok := strings.CutPrefix(sp.Name(), "trainer.publish "); ok {
+			version := ""
+			for _, kv := range sp.Attributes() {
+				if kv.Key == "promo.model.version" {
+					version = kv.Value.AsString()
+				}
+			}
+			if want := outcome(t, res, model).Version; version != want {
+				t.Errorf("%s: version %q, published %s", sp.Name(), version, want)
+			}
+		}
 	}
 	for _, step := range []string{"scan event log", "features", "recommender search", "recommender fits"} {
 		if p, ok := last[step]; !ok || p[0] != p[1] || p[1] == 0 {
