@@ -13,6 +13,9 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/promoai/promo/registry/eventlog"
@@ -220,6 +223,10 @@ type user struct {
 	kind      string
 	uplift    map[string]float64
 	exposures []ExposureTruth
+	// views caches, per category, the weights this user views its items
+	// with: they depend on the user and the items only, and a user comes
+	// back to the same few categories session after session.
+	views map[int][]float64
 }
 
 func (c *Catalogue) newUser(p Params, r *rand.Rand, idx int) *user {
@@ -345,35 +352,70 @@ func Generate(p Params, emit func(*eventlog.Event) error, truth func(Truth) erro
 		}
 	}
 	expStart := int(float64(p.Days) * (1 - p.ExperimentShare))
-	for ui := range p.Users {
-		// Each user gets their own stream so that a user's behaviour does not
-		// depend on how many users came before.
+	// Each user gets their own random stream, so that a user's behaviour
+	// does not depend on how many users came before, and users can be
+	// simulated in parallel: a chunk at a time, their events then emitted
+	// in user order, the same shop whatever the number of cores.
+	type simulated struct {
+		events                         []*eventlog.Event
+		sessions, purchases, exposures int
+		truth                          Truth
+	}
+	simulate := func(ui int) simulated {
+		var out simulated
+		keep := func(e *eventlog.Event) error { out.events = append(out.events, e); return nil }
 		ur := rand.New(rand.NewPCG(p.Seed, uint64(ui)+1))
 		u := cat.newUser(p, ur, ui)
 		joinedAt := p.Start.AddDate(0, 0, u.joined).Add(time.Duration(ur.IntN(86400)) * time.Second)
-		if err := send(&eventlog.Event{Type: eventlog.TypeUserUpsert, Time: joinedAt, User: u.id,
-			UserAttrs: &eventlog.UserAttrs{Age: u.age, Gender: u.gender, Location: u.location}}); err != nil {
-			return st, err
-		}
+		_ = keep(&eventlog.Event{Type: eventlog.TypeUserUpsert, Time: joinedAt, User: u.id,
+			UserAttrs: &eventlog.UserAttrs{Age: u.age, Gender: u.gender, Location: u.location}})
+		var ust Stats
 		lastBuy := -1000.0
 		for day := u.joined; day < p.Days; day++ {
 			n := poisson(ur, u.rate)
 			for s := 0; s < n; s++ {
 				t := p.Start.AddDate(0, 0, day).Add(time.Duration(ur.IntN(86400-3600)) * time.Second)
 				dayF := float64(day) + float64(t.Sub(p.Start.AddDate(0, 0, day)))/float64(24*time.Hour)
-				bought, err := cat.session(p, ur, u, t, dayF-lastBuy, day >= expStart, send, &st)
-				if err != nil {
-					return st, err
-				}
-				if bought {
+				if bought, _ := cat.session(p, ur, u, t, dayF-lastBuy, day >= expStart, keep, &ust); bought {
 					lastBuy = dayF
 				}
 			}
 		}
-		if truth != nil {
-			if err := truth(Truth{User: u.id, Kind: u.kind, Uplift: u.uplift, Exposures: u.exposures}); err != nil {
-				return st, err
+		out.sessions, out.purchases, out.exposures = ust.Sessions, ust.Purchases, ust.Exposures
+		out.truth = Truth{User: u.id, Kind: u.kind, Uplift: u.uplift, Exposures: u.exposures}
+		return out
+	}
+	const chunk = 256
+	workers := runtime.GOMAXPROCS(0)
+	outs := make([]simulated, chunk)
+	for first := 0; first < p.Users; first += chunk {
+		n := min(chunk, p.Users-first)
+		var wg sync.WaitGroup
+		next := atomic.Int64{}
+		for range workers {
+			wg.Go(func() {
+				for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
+					outs[i] = simulate(first + i)
+				}
+			})
+		}
+		wg.Wait()
+		for i := range n {
+			o := &outs[i]
+			for _, e := range o.events {
+				if err := send(e); err != nil {
+					return st, err
+				}
 			}
+			st.Sessions += o.sessions
+			st.Purchases += o.purchases
+			st.Exposures += o.exposures
+			if truth != nil {
+				if err := truth(o.truth); err != nil {
+					return st, err
+				}
+			}
+			*o = simulated{}
 		}
 	}
 	return st, nil
@@ -433,14 +475,21 @@ func (c *Catalogue) session(p Params, r *rand.Rand, u *user, t time.Time, sinceB
 		}
 	}
 	// Views: items of the category weighted by popularity and style match.
-	w := make([]float64, len(items))
-	for i, ix := range items {
-		it := &c.items[ix]
-		dot := 0.0
-		for k := range it.style {
-			dot += it.style[k] * u.style[k]
+	w, ok := u.views[catIdx]
+	if !ok {
+		w = make([]float64, len(items))
+		for i, ix := range items {
+			it := &c.items[ix]
+			dot := 0.0
+			for k := range it.style {
+				dot += it.style[k] * u.style[k]
+			}
+			w[i] = it.pop * math.Exp(0.8*dot) * math.Pow(it.price, -1.5*u.priceSens)
 		}
-		w[i] = it.pop * math.Exp(0.8*dot) * math.Pow(it.price, -1.5*u.priceSens)
+		if u.views == nil {
+			u.views = map[int][]float64{}
+		}
+		u.views[catIdx] = w
 	}
 	nViews := 1 + r.IntN(5)
 	if u.kind == KindBargain {
