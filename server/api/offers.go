@@ -32,7 +32,7 @@ func (s *Serving) GetOffers(ctx context.Context, req *promov1.GetOffersRequest) 
 	if len(req.GetCart().GetLines()) > 500 {
 		return nil, invalidf("a cart may have at most 500 lines")
 	}
-	dr := offers.Request{DecisionID: s.NewID(), MaxOffers: int(req.GetMaxOffers()), CartValue: req.GetCart().GetValue(),
+	dr := offers.Request{DecisionID: s.NewID(), Unit: req.GetUserId(), MaxOffers: int(req.GetMaxOffers()), CartValue: req.GetCart().GetValue(),
 		Exploration: s.Exploration, Segment: "new", Now: s.Now()}
 	for _, l := range req.GetCart().GetLines() {
 		if err := checkID("cart item_id", l.GetItemId()); err != nil {
@@ -89,6 +89,18 @@ func (s *Serving) GetOffers(ctx context.Context, req *promov1.GetOffersRequest) 
 	resp.Reason = d.Reason
 	if d.Randomized {
 		resp.ExperimentArm, resp.Propensity = d.ExperimentArm, d.Propensity
+	}
+	if s.Decided != nil {
+		switch {
+		case d.Randomized && dr.Unit == "":
+			s.Decided(TrafficAnonymous, d.ExperimentArm)
+		case d.Randomized:
+			s.Decided(TrafficExperiment, d.ExperimentArm)
+		case len(d.Offers) > 0:
+			s.Decided(TrafficTargeted, d.Offers[0].Offer.Arm)
+		default:
+			s.Decided(TrafficTargeted, "none")
+		}
 	}
 	for _, c := range d.Offers {
 		o := c.Offer

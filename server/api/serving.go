@@ -55,7 +55,19 @@ type Serving struct {
 	Pseudonyms *eventlog.Pseudonymizer
 	// Erased users are served as unknown users.
 	Erased *Erasures
+	// Decided, when set, is told of each offer decision: its traffic
+	// (experiment, targeted or anonymous experiment decisions apart from
+	// targeted ones) and arm ("none" for a targeted decision that offered
+	// nothing).
+	Decided func(traffic, arm string)
 }
+
+// Traffic of an offer decision.
+const (
+	TrafficExperiment = "experiment" // a shopper's sticky randomized arm
+	TrafficAnonymous  = "anonymous"  // a randomized decision without a user id
+	TrafficTargeted   = "targeted"   // chosen by the uplift model
+)
 
 // NewServing wires the serving services.
 func NewServing(m ModelGetter, cat *offers.Catalogue) *Serving {

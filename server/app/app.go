@@ -194,6 +194,7 @@ func Run(ctx context.Context, o Options, logOut io.Writer) error {
 	srv := grpc.NewServer(gopts...)
 	serving := api.NewServing(set, catalogue)
 	serving.Exploration = o.Exploration
+	serving.Decided = func(traffic, arm string) { met.decisions.WithLabelValues(traffic, arm).Inc() }
 	serving.Pseudonyms = pseudo
 	erased := api.NewErasures()
 	if err := erased.Reload(ctx, bkt); err != nil {

@@ -327,9 +327,10 @@ func TestGetOffersRandomized(t *testing.T) {
 		s := startServer(t, withModels, explore)
 		c := promov1.NewPromotionServiceClient(s.conn)
 		counts := map[string]int{}
-		for range 250 {
-			// alice is loyal: the gift is only for new shoppers.
-			r, err := c.GetOffers(context.Background(), &promov1.GetOffersRequest{UserId: "alice", Cart: cart})
+		// Shoppers the profiles model does not know: new, so the gift is
+		// for them too.
+		for i := range 250 {
+			r, err := c.GetOffers(context.Background(), &promov1.GetOffersRequest{UserId: fmt.Sprintf("shopper-%d", i), Cart: cart})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -341,14 +342,6 @@ func TestGetOffersRandomized(t *testing.T) {
 			case "control":
 				if len(r.Offers) != 0 {
 					t.Fatalf("control with offers: %+v", r)
-				}
-			case "gift":
-				// Without the profiles model alice is an unknown, so new, shopper.
-				if withModels && (len(r.Offers) != 0 || !strings.Contains(r.Reason, "not eligible")) {
-					t.Fatalf("gift for a loyal shopper: %+v", r)
-				}
-				if !withModels && len(r.Offers) != 1 {
-					t.Fatalf("gift for a new shopper: %+v", r)
 				}
 			default:
 				if len(r.Offers) != 1 || r.Offers[0].ExperimentArm != r.ExperimentArm || r.Offers[0].Propensity != 0.2 || r.Offers[0].DecisionId != r.DecisionId {
@@ -369,6 +362,67 @@ func TestGetOffersRandomized(t *testing.T) {
 	}
 }
 
+// A shopper keeps their arm: the same one on 1,000 calls spread over two
+// replicas of the same store, and a shopper in control never gets an
+// offer. A shopper drawn for an offer they are not eligible for (the gift
+// for a loyal one) stays in that arm and is shown nothing.
+func TestGetOffersStickyAcrossReplicas(t *testing.T) {
+	half := func(o *app.Options) { o.Exploration = 0.5 }
+	a := startServer(t, true, half)
+	b := startServer(t, true, half, func(o *app.Options) { o.Store.Dir = filepath.Join(a.dir, "registry") })
+	clients := []promov1.PromotionServiceClient{promov1.NewPromotionServiceClient(a.conn), promov1.NewPromotionServiceClient(b.conn)}
+	cart := &promov1.Cart{Lines: []*promov1.CartLine{{ItemId: "a", Quantity: 1, UnitPrice: 50}}}
+	arms := map[string]int{}
+	for _, user := range append([]string{"alice", "bob"}, func() []string {
+		var us []string
+		for i := range 40 {
+			us = append(us, fmt.Sprintf("shopper-%d", i))
+		}
+		return us
+	}()...) {
+		calls := 25
+		if user == "alice" {
+			calls = 1000
+		}
+		first := ""
+		for i := range calls {
+			r, err := clients[i%2].GetOffers(context.Background(), &promov1.GetOffersRequest{UserId: user, Cart: cart})
+			if err != nil {
+				t.Fatal(err)
+			}
+			arm := r.ExperimentArm
+			if arm == "" {
+				arm = "(targeted)"
+			}
+			if i == 0 {
+				first = arm
+				arms[arm]++
+			} else if arm != first {
+				t.Fatalf("%s: arm %s on call %d (replica %d), %s on the first", user, arm, i, i%2, first)
+			}
+			if arm == "control" && len(r.Offers) != 0 {
+				t.Fatalf("%s is in control and got offers: %+v", user, r)
+			}
+		}
+	}
+	// About half the 42 shoppers in the experiment, the rest targeted.
+	if arms["(targeted)"] < 8 || arms["(targeted)"] > 34 {
+		t.Errorf("arms %v: want about half the shoppers targeted", arms)
+	}
+	// The metrics count experiment and targeted decisions apart.
+	resp, err := http.Get("http://" + a.httpAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, traffic := range []string{`traffic="experiment"`, `traffic="targeted"`} {
+		if !strings.Contains(string(body), "promo_offer_decisions_total{") || !strings.Contains(string(body), traffic) {
+			t.Errorf("/metrics has no decisions with %s", traffic)
+		}
+	}
+}
+
 // An offer the uplift model has not learned yet is still shown when a
 // randomized decision draws it: that is how the next model learns it.
 func TestGetOffersRandomizedNewOffer(t *testing.T) {
@@ -378,8 +432,8 @@ func TestGetOffersRandomizedNewOffer(t *testing.T) {
 	c := promov1.NewPromotionServiceClient(s.conn)
 	cart := &promov1.Cart{Lines: []*promov1.CartLine{{ItemId: "a", Quantity: 1, UnitPrice: 50}}}
 	shown := 0
-	for range 60 {
-		r, err := c.GetOffers(context.Background(), &promov1.GetOffersRequest{UserId: "alice", Cart: cart})
+	for i := range 60 {
+		r, err := c.GetOffers(context.Background(), &promov1.GetOffersRequest{UserId: fmt.Sprintf("shopper-%d", i), Cart: cart})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -392,7 +446,7 @@ func TestGetOffersRandomizedNewOffer(t *testing.T) {
 		shown++
 	}
 	if shown == 0 {
-		t.Fatal("the new offer was never drawn in 60 decisions (expected about 20)")
+		t.Fatal("the new offer was never drawn for 60 shoppers (expected about 20)")
 	}
 }
 

@@ -28,6 +28,7 @@ type metrics struct {
 	swaps        *prometheus.CounterVec
 	inflight     prometheus.Gauge
 	rejected     *prometheus.CounterVec
+	decisions    *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -40,8 +41,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		swaps:        prometheus.NewCounterVec(prometheus.CounterOpts{Name: "promo_model_swaps_total", Help: "Model versions swapped in."}, []string{"model"}),
 		inflight:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "promo_grpc_inflight_requests", Help: "RPCs being handled."}),
 		rejected:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "promo_grpc_rejected_total", Help: "RPCs refused by a concurrency limit, by limit group."}, []string{"group"}),
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "promo_offer_decisions_total",
+			Help: "Offer decisions by traffic (experiment: a shopper's sticky randomized arm; anonymous: a randomized decision without a user id; targeted: chosen by the uplift model) and arm (none: targeted, nothing offered)."}, []string{"traffic", "arm"}),
 	}
-	reg.MustRegister(m.requests, m.latency, m.modelInfo, m.loadFailures, m.swaps, m.inflight, m.rejected)
+	reg.MustRegister(m.requests, m.latency, m.modelInfo, m.loadFailures, m.swaps, m.inflight, m.rejected, m.decisions)
 	return m
 }
 

@@ -112,7 +112,7 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.Alias, "models.alias", "production", "registry alias every model follows")
 	fs.DurationVar(&o.CheckInterval, "models.check-interval", 5*time.Second, "how often to check aliases for a new version")
 	fs.StringVar(&o.OffersFile, "offers.file", "", "JSON offer catalogue (default: the built-in catalogue)")
-	fs.Float64Var(&o.Exploration, "offers.exploration", 0.1, "share of offer decisions randomized among control and every offer, so the offers' effect can still be measured and the uplift model retrained (0: target every decision; 1: a pure experiment)")
+	fs.Float64Var(&o.Exploration, "offers.exploration", 0.1, "share of shoppers in the randomized experiment, each keeping control or one offer (sticky by user id), so the offers' effect can still be measured and the uplift model retrained (0: target every decision; 1: a pure experiment)")
 	fs.StringVar(&o.TokensFile, "auth.tokens-file", "", "bearer tokens, one 'token role [name]' per line (also $PROMO_API_TOKENS)")
 	fs.StringVar(&o.PublicMethods, "auth.public", "", "comma-separated method groups callable without a token: serving, read, ingest (with no tokens configured, serving and read are open and ingest is refused unless listed)")
 	fs.StringVar(&o.TLSCert, "tls.cert", "", "TLS certificate file (with -tls.key: serve gRPC and HTTP over TLS)")

@@ -37,8 +37,12 @@ type Item struct {
 
 // Request is everything one offer decision depends on.
 type Request struct {
-	// DecisionID names the decision (and seeds its randomization).
+	// DecisionID names the decision.
 	DecisionID string
+	// Unit is who is randomized (Randomize): the shopper's id, so that
+	// they keep their arm; empty for an anonymous request, whose decision
+	// is randomized on its own.
+	Unit string
 	// Lines of the cart; CartValue stands for them when there are none.
 	Lines     []CartLine
 	CartValue float64
@@ -46,7 +50,7 @@ type Request struct {
 	MaxOffers int
 	// Segment of the shopper ("new" for an unknown one).
 	Segment string
-	// Exploration is the share of decisions randomized (Randomize).
+	// Exploration is the share of shoppers in the experiment (Randomize).
 	Exploration float64
 	// Item looks an item up in the recommender's catalogue; nil when no
 	// recommender is loaded.
@@ -89,7 +93,11 @@ type Chosen struct {
 // comes from the items' costs where the catalogue knows them, else from
 // the default margin rate.
 func (c *Catalogue) Decide(r Request) (Decision, error) {
-	assigned, randomized := c.Randomize(r.DecisionID, r.Exploration)
+	unit := r.Unit
+	if unit == "" {
+		unit = "decision:" + r.DecisionID
+	}
+	assigned, randomized := c.Randomize(unit, r.Exploration)
 	if r.Effect == nil && !randomized {
 		// No promotion-response model has passed its gate yet: targeting
 		// offers without one would be guessing, so make none. (Randomized
@@ -122,8 +130,12 @@ func (c *Catalogue) Decide(r Request) (Decision, error) {
 	}
 	if randomized {
 		d := Decision{Randomized: true, ExperimentArm: assigned.Arm, Propensity: assigned.Propensity}
-		why := fmt.Sprintf("randomized decision (%.0f%% of decisions are, to keep measuring the offers' effect): drew %s with probability %.3f",
+		why := fmt.Sprintf("randomized experiment (%.0f%% of shoppers are in it, to keep measuring the offers' effect): this shopper's arm is %s, drawn with probability %.3f",
 			100*r.Exploration, assigned.Arm, assigned.Propensity)
+		if r.Unit == "" {
+			why = fmt.Sprintf("randomized decision for an anonymous shopper (%.0f%% of decisions are): drew %s with probability %.3f",
+				100*r.Exploration, assigned.Arm, assigned.Propensity)
+		}
 		o := assigned.Offer
 		if o == nil {
 			d.Reason = why + ", so no offer; log the exposure to the control arm all the same"

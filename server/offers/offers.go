@@ -7,9 +7,10 @@
 //	profit = P(buy | offer)·(margin − cost) − P(buy | no offer)·margin
 //
 // and returns nothing when no offer is expected to pay off. A share of
-// decisions is randomized instead (Randomize): control or any offer, with
-// equal probability, so the offers' effect can still be measured — and
-// the uplift model retrained — once targeting runs. Budgets and fairness
+// shoppers is in a randomized experiment instead (Randomize): each keeps
+// control or one offer, drawn with equal probability, so the offers'
+// effect can still be measured — and the uplift model retrained — once
+// targeting runs. Budgets and fairness
 // constraints plug in as further filters on the candidates.
 package offers
 
@@ -57,6 +58,10 @@ type Catalogue struct {
 	Offers []Offer `json:"offers"`
 	// DefaultMarginRate is used when item costs are unknown (default 0.3).
 	DefaultMarginRate float64 `json:"default_margin_rate,omitempty"`
+	// ExperimentSalt seeds who is in the experiment and in which arm
+	// (Randomize); every replica must read the same one. Changing it
+	// reshuffles shoppers: a new experiment.
+	ExperimentSalt string `json:"experiment_salt,omitempty"`
 }
 
 // Default is the catalogue used when none is configured; its arms match
@@ -248,19 +253,31 @@ type Assignment struct {
 	Propensity float64 // probability of drawing Arm
 }
 
-// Randomize decides whether a decision is one of the randomized share of
-// all decisions and, if so, draws control or one of the offers, each with
-// equal probability, whoever the shopper is. Eligibility is not part of
-// the draw: a shopper drawn for an offer they cannot have is shown nothing
-// but stays in that arm (intention to treat), so every arm is compared
-// with control over the same shoppers. The draw is a function of the
-// decision id (ids are random), so it can be replayed.
-func (c *Catalogue) Randomize(decision string, share float64) (Assignment, bool) {
+// DefaultExperimentSalt is the salt of a catalogue that sets none.
+const DefaultExperimentSalt = "promo-experiment-1"
+
+// Randomize assigns a unit, a shopper or, for an anonymous request, one
+// decision, to the experiment or to targeting: a share of units is in the
+// experiment, and each of them draws control or one of the offers, with
+// equal probability, whoever they are. The draw is a hash of the
+// catalogue's salt and the unit, so a shopper keeps their arm, control
+// included, on every call, on every replica and across restarts, for as
+// long as the salt stays; a new salt starts a new experiment.
+// Eligibility is not part of the draw: a shopper drawn for an offer they
+// cannot have is shown nothing but stays in that arm (intention to
+// treat), so every arm is compared with control over the same shoppers.
+func (c *Catalogue) Randomize(unit string, share float64) (Assignment, bool) {
 	if share <= 0 || len(c.Offers) == 0 {
 		return Assignment{}, false
 	}
+	salt := c.ExperimentSalt
+	if salt == "" {
+		salt = DefaultExperimentSalt
+	}
 	h := fnv.New64a()
-	h.Write([]byte(decision))
+	h.Write([]byte(salt))
+	h.Write([]byte{0})
+	h.Write([]byte(unit))
 	r := rand.New(rand.NewPCG(h.Sum64(), 0x0ffe5))
 	if r.Float64() >= share {
 		return Assignment{}, false

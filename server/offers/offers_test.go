@@ -46,14 +46,37 @@ func TestRandomizeDrawsEveryArmEquallyOften(t *testing.T) {
 			t.Errorf("%s drawn %d times of %d, want about %.0f", arm, k, randomized, float64(randomized)*p)
 		}
 	}
-	// Replayable: the same decision id draws the same arm.
-	a1, ok1 := c.Randomize("d-7", 1)
-	a2, ok2 := c.Randomize("d-7", 1)
-	if !ok1 || !ok2 || a1.Arm != a2.Arm {
-		t.Fatalf("d-7 drew %+v then %+v", a1, a2)
-	}
 	if _, ok := c.Randomize("d-7", 0); ok {
 		t.Fatal("share 0 randomized a decision")
+	}
+}
+
+// A unit keeps its assignment, in or out of the experiment and its arm,
+// while the salt stays; a new salt reshuffles the units.
+func TestRandomizeIsStickyPerSalt(t *testing.T) {
+	c := offers.Default()
+	other := offers.Default()
+	other.ExperimentSalt = "spring-sale"
+	moved := 0
+	for i := range 2000 {
+		unit := fmt.Sprintf("u%d", i)
+		a1, in1 := c.Randomize(unit, 0.5)
+		a2, in2 := c.Randomize(unit, 0.5)
+		if in1 != in2 || a1.Arm != a2.Arm {
+			t.Fatalf("%s: %v %+v, then %v %+v", unit, in1, a1, in2, a2)
+		}
+		if b, inB := other.Randomize(unit, 0.5); inB != in1 || b.Arm != a1.Arm {
+			moved++
+		}
+		// A larger share keeps everyone who was in the experiment in it,
+		// in the same arm: raising exploration does not reshuffle.
+		if a3, in3 := c.Randomize(unit, 0.8); in1 && (!in3 || a3.Arm != a1.Arm) {
+			t.Fatalf("%s left its arm %s when the share went up: %v %+v", unit, a1.Arm, in3, a3)
+		}
+	}
+	// Independent draws agree on about half in/out and a fifth of arms.
+	if moved < 1000 {
+		t.Errorf("a new salt moved %d of 2000 shoppers", moved)
 	}
 }
 
