@@ -210,13 +210,57 @@ func topNeighbors(s []artifact.Neighbor, k int) []artifact.Neighbor {
 
 // topAbsNeighbors keeps the k weights of largest magnitude, negative ones
 // included (EASE's negative weights carry ranking information), ordered
-// strongest positive first.
+// strongest positive first. Ties in magnitude go to the lower item index.
+// It selects in linear time (s is reordered): the rows it cuts are whole
+// catalogue rows, where sorting each one cost more than computing it.
 func topAbsNeighbors(s []artifact.Neighbor, k int) []artifact.Neighbor {
 	if len(s) > k {
-		sort.Slice(s, func(a, b int) bool { return math.Abs(float64(s[a].Weight)) > math.Abs(float64(s[b].Weight)) })
+		selectAbs(s, k)
 		s = s[:k]
 	}
 	return topNeighbors(s, len(s))
+}
+
+// absBefore orders by magnitude, largest first, then by item.
+func absBefore(a, b artifact.Neighbor) bool {
+	x, y := math.Abs(float64(a.Weight)), math.Abs(float64(b.Weight))
+	return x > y || (x == y && a.Item < b.Item)
+}
+
+// selectAbs reorders s so that its first k entries are the k first under
+// absBefore, in no particular order (quickselect, median-of-three pivots).
+func selectAbs(s []artifact.Neighbor, k int) {
+	lo, hi := 0, len(s)-1
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		// Median of three to s[hi] as the pivot.
+		if absBefore(s[mid], s[lo]) {
+			s[mid], s[lo] = s[lo], s[mid]
+		}
+		if absBefore(s[hi], s[lo]) {
+			s[hi], s[lo] = s[lo], s[hi]
+		}
+		if absBefore(s[mid], s[hi]) {
+			s[mid], s[hi] = s[hi], s[mid]
+		}
+		pivot := s[hi]
+		p := lo
+		for i := lo; i < hi; i++ {
+			if absBefore(s[i], pivot) {
+				s[i], s[p] = s[p], s[i]
+				p++
+			}
+		}
+		s[p], s[hi] = s[hi], s[p]
+		switch {
+		case p == k || p == k-1:
+			return
+		case p < k:
+			lo = p + 1
+		default:
+			hi = p - 1
+		}
+	}
 }
 
 // Popularity returns per-item scores in [0,1] from interaction weights.
