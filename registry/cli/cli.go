@@ -6,7 +6,8 @@
 //	promoctl [-store.dir DIR | -store.type s3 ... | -server HOST:PORT] COMMAND [ARGS]
 //
 // Commands: models, versions MODEL, show MODEL VERSION, diff MODEL V1 V2,
-// promote MODEL VERSION, rollback MODEL, history MODEL, prune MODEL.
+// promote MODEL VERSION, rollback MODEL, history MODEL, prune MODEL, and
+// campaigns (list, show, create, update, pause, resume, end, history).
 package cli
 
 import (
@@ -34,6 +35,7 @@ import (
 	promov1 "github.com/promoai/promo/proto/promo/v1"
 	"github.com/promoai/promo/registry"
 	"github.com/promoai/promo/registry/artifact"
+	"github.com/promoai/promo/registry/campaign"
 	"github.com/promoai/promo/registry/client"
 )
 
@@ -65,6 +67,8 @@ commands:
   rollback MODEL                point -alias back at its previous version
   history MODEL                 alias history, newest first
   prune MODEL                   delete old versions (store mode only)
+  campaigns ...                 promotion campaigns (store mode only): list, show,
+                                create, update, pause, resume, end, history
 
 flags:
 `
@@ -93,6 +97,8 @@ func Main(ctx context.Context, args []string, env Env, stdout, stderr io.Writer)
 	asJSON := fs.Bool("json", false, "print JSON instead of tables")
 	keep := fs.Int("keep", 20, "prune: versions to keep")
 	protect := fs.Int("protect-history", 10, "prune: never delete versions in an alias's last N history entries")
+	file := fs.String("file", "", "campaigns create/update: the campaign's JSON")
+	revision := fs.Int("revision", 0, "campaigns update: the revision the edit was made on")
 	// Flags may come before or after the command and its arguments
 	// ("promote MODEL VERSION -reason ..."), as the README shows.
 	var rest []string
@@ -112,6 +118,7 @@ func Main(ctx context.Context, args []string, env Env, stdout, stderr io.Writer)
 	}
 	var be Backend
 	var reg *registry.Registry
+	var campaignStore *campaign.Store
 	if *server != "" {
 		tok := *token
 		if *tokenFile != "" {
@@ -144,6 +151,7 @@ func Main(ctx context.Context, args []string, env Env, stdout, stderr io.Writer)
 		defer bkt.Close()
 		reg = registry.New(bkt, registry.WithVerifier(artifact.Verify))
 		be = &storeBackend{reg: reg, actor: actor()}
+		campaignStore = campaign.NewStore(bkt)
 	}
 	need := func(n int, what string) error {
 		if len(rest)-1 != n {
@@ -223,6 +231,11 @@ func Main(ctx context.Context, args []string, env Env, stdout, stderr io.Writer)
 			return err
 		}
 		return out.history(h)
+	case "campaigns":
+		if campaignStore == nil {
+			return errors.New("campaigns work on a store (-store.*), not through -server yet")
+		}
+		return campaigns(ctx, campaignStore, rest[1:], campaignArgs{file: *file, revision: *revision, reason: *reason, actor: actor()}, out)
 	case "prune":
 		if err := need(1, "MODEL"); err != nil {
 			return err

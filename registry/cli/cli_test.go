@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -85,5 +87,54 @@ func TestPromoteRollbackHistory(t *testing.T) {
 	}
 	if _, err := run(t, store, "frobnicate"); err == nil {
 		t.Fatal("unknown command accepted")
+	}
+}
+
+// The walk-through of docs/campaigns.md, on its example campaign.
+func TestCampaignsWalkThrough(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/campaigns.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, _ := strings.Cut(string(doc), "```json\n")
+	example, _, _ := strings.Cut(rest, "```")
+	file := filepath.Join(t.TempDir(), "spring.json")
+	if err := os.WriteFile(file, []byte(example), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	store := "-store.dir=" + t.TempDir()
+	steps := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"campaigns", "create", "-file", file, "-reason", "spring plan"}, "campaign spring-sale is at revision 1 (active)"},
+		{[]string{"campaigns", "list"}, "spring-sale  active  2027-03-01  2027-03-31  5000"},
+		{[]string{"campaigns", "show", "spring-sale"}, `"revision": 1`},
+		{[]string{"campaigns", "update", "-file", file, "-revision", "1", "-reason", "more budget"}, "revision 2"},
+		{[]string{"campaigns", "pause", "spring-sale", "-reason", "stock issue"}, "campaign spring-sale is paused (revision 3)"},
+		{[]string{"campaigns", "resume", "spring-sale", "-reason", "restocked"}, "is active (revision 4)"},
+		{[]string{"campaigns", "end", "spring-sale", "-reason", "season over"}, "is ended (revision 5)"},
+		{[]string{"campaigns", "history", "spring-sale"}, "stock issue"},
+	}
+	for _, s := range steps {
+		out, err := run(t, append([]string{store}, s.args...)...)
+		if err != nil || !strings.Contains(out, s.want) {
+			t.Fatalf("%v: %v\n%s\nwant %q", s.args, err, out, s.want)
+		}
+	}
+	// A stale edit, an invalid campaign and a missing reason are refused
+	// with what to do.
+	if out, err := run(t, store, "campaigns", "update", "-file", file, "-revision", "1", "-reason", "late"); err == nil || !strings.Contains(err.Error(), "ended") {
+		t.Fatalf("edit of an ended campaign: %v %s", err, out)
+	}
+	bad := strings.Replace(strings.Replace(example, `"budget": 5000`, `"budget": 0`, 1), `"kind": "threshold"`, `"kind": "bogo"`, 1)
+	bad = strings.Replace(bad, `"spring-sale"`, `"autumn"`, 1)
+	os.WriteFile(file, []byte(bad), 0o600)
+	_, err = run(t, store, "campaigns", "create", "-file", file, "-reason", "x")
+	if err == nil || !strings.Contains(err.Error(), "budget: 0 must be positive") || !strings.Contains(err.Error(), `offers[1].kind: unknown kind "bogo"`) {
+		t.Fatalf("invalid campaign: %v", err)
+	}
+	if _, err := run(t, store, "campaigns", "pause", "spring-sale"); err == nil || !strings.Contains(err.Error(), "-reason") {
+		t.Fatalf("no reason: %v", err)
 	}
 }

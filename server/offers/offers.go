@@ -16,42 +16,32 @@ package offers
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/fnv"
-	"math"
 	"math/rand/v2"
 	"os"
 	"slices"
 	"strings"
 
+	"github.com/promoai/promo/registry/campaign"
 	"github.com/promoai/promo/registry/eventlog"
+)
+
+// Offers, their kinds, eligibility and cost are campaign data, shared
+// with the registry's campaigns and promoctl.
+type (
+	Offer   = campaign.Offer
+	Context = campaign.Context
 )
 
 // Kinds of offer.
 const (
-	KindThreshold = "threshold"
-	KindPercent   = "percent_off"
-	KindAmount    = "amount_off"
-	KindGift      = "free_gift"
+	KindThreshold = campaign.KindThreshold
+	KindPercent   = campaign.KindPercent
+	KindAmount    = campaign.KindAmount
+	KindGift      = campaign.KindGift
 )
-
-// Offer is one catalogue entry.
-type Offer struct {
-	ID   string `json:"id"`
-	Kind string `json:"kind"`
-	// Arm is the uplift model's experiment arm for this offer.
-	Arm        string  `json:"arm"`
-	Threshold  float64 `json:"threshold,omitempty"`   // threshold: minimum spend
-	AmountOff  float64 `json:"amount_off,omitempty"`  // threshold, amount_off
-	PercentOff float64 `json:"percent_off,omitempty"` // percent_off, 0..100
-	GiftItemID string  `json:"gift_item_id,omitempty"`
-	GiftCost   float64 `json:"gift_cost,omitempty"` // cost to us of the gift
-	// Eligibility; empty means everyone.
-	Segments      []string `json:"segments,omitempty"`
-	Categories    []string `json:"categories,omitempty"`
-	MinCartValue  float64  `json:"min_cart_value,omitempty"`
-	ValidForHours int      `json:"valid_for_hours,omitempty"`
-}
 
 // Catalogue is the configured set of offers.
 type Catalogue struct {
@@ -102,89 +92,18 @@ func (c *Catalogue) Validate() error {
 		return fmt.Errorf("default_margin_rate %v must be within [0,1]", c.DefaultMarginRate)
 	}
 	seen := map[string]bool{}
-	for _, o := range c.Offers {
-		if o.ID == "" || seen[o.ID] {
-			return fmt.Errorf("offer id %q is empty or repeated", o.ID)
+	var errs []error
+	for i := range c.Offers {
+		o := &c.Offers[i]
+		if o.ID != "" && seen[o.ID] {
+			errs = append(errs, campaign.FieldError{Field: fmt.Sprintf("offers[%d].id", i), Problem: fmt.Sprintf("%q is repeated", o.ID)})
 		}
 		seen[o.ID] = true
-		if o.Arm == "" || o.Arm == eventlog.ControlArm {
-			return fmt.Errorf("offer %s: arm (the uplift model arm) is required and must not be %q", o.ID, eventlog.ControlArm)
-		}
-		bad := func(v float64) bool { return math.IsNaN(v) || v < 0 }
-		if bad(o.Threshold) || bad(o.AmountOff) || bad(o.GiftCost) || bad(o.MinCartValue) || bad(o.PercentOff) || o.PercentOff > 100 {
-			return fmt.Errorf("offer %s: amounts must be non-negative and percent_off at most 100", o.ID)
-		}
-		switch o.Kind {
-		case KindThreshold:
-			if o.Threshold <= 0 || o.AmountOff <= 0 || o.AmountOff >= o.Threshold {
-				return fmt.Errorf("offer %s: a threshold offer needs 0 < amount_off < threshold", o.ID)
-			}
-		case KindPercent:
-			if o.PercentOff <= 0 {
-				return fmt.Errorf("offer %s: percent_off must be positive", o.ID)
-			}
-		case KindAmount:
-			if o.AmountOff <= 0 {
-				return fmt.Errorf("offer %s: amount_off must be positive", o.ID)
-			}
-		case KindGift:
-			if o.GiftItemID == "" {
-				return fmt.Errorf("offer %s: a gift offer needs gift_item_id", o.ID)
-			}
-		default:
-			return fmt.Errorf("offer %s: unknown kind %q (want threshold, percent_off, amount_off or free_gift)", o.ID, o.Kind)
+		for _, e := range o.Problems(fmt.Sprintf("offers[%d].", i)) {
+			errs = append(errs, e)
 		}
 	}
-	return nil
-}
-
-// Context is what the policy knows about the shopper and their basket.
-type Context struct {
-	Segment    string
-	CartValue  float64  // 0 when the cart is empty
-	Categories []string // categories in the cart (or of recommended items)
-	// ExpectedSpend is the order value to plan with: the cart value when
-	// there is one, else the model's expected spend.
-	ExpectedSpend float64
-	MarginRate    float64
-}
-
-// Eligible reports whether the offer can be shown, and why not.
-func (o *Offer) Eligible(c Context) (bool, string) {
-	if len(o.Segments) > 0 && !slices.Contains(o.Segments, c.Segment) {
-		return false, fmt.Sprintf("only for segments %v", o.Segments)
-	}
-	if c.CartValue < o.MinCartValue {
-		return false, fmt.Sprintf("needs a cart of at least %.2f", o.MinCartValue)
-	}
-	if len(o.Categories) > 0 {
-		ok := false
-		for _, cat := range c.Categories {
-			ok = ok || slices.ContainsFunc(o.Categories, func(x string) bool { return strings.EqualFold(x, cat) })
-		}
-		if !ok {
-			return false, fmt.Sprintf("only for categories %v", o.Categories)
-		}
-	}
-	return true, ""
-}
-
-// Cost is what the offer costs us on an order of the given value.
-func (o *Offer) Cost(orderValue float64) float64 {
-	switch o.Kind {
-	case KindPercent:
-		return orderValue * o.PercentOff / 100
-	case KindAmount:
-		return math.Min(o.AmountOff, orderValue)
-	case KindThreshold:
-		if orderValue >= o.Threshold {
-			return o.AmountOff
-		}
-		return 0
-	case KindGift:
-		return o.GiftCost
-	}
-	return 0
+	return errors.Join(errs...)
 }
 
 // Response is the uplift model's prediction for one arm.
