@@ -75,13 +75,7 @@ func Run(ctx context.Context, o RunOptions, logOut io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := tr.Shutdown(sctx); err != nil {
-			log.Warn("flush traces", "err", err)
-		}
-	}()
+	defer tr.Close(log)
 	dial := []grpc.DialOption{grpc.WithTransportCredentials(creds)}
 	if tr.Enabled() {
 		// The upstream call continues the request's trace.

@@ -16,6 +16,7 @@ import (
 	"math"
 	"runtime/debug"
 	"strings"
+	"time"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
@@ -85,6 +86,16 @@ func (t *Tracing) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	return t.shutdown(ctx)
+}
+
+// Close is Shutdown for a process that is stopping: it gives the flush a
+// few seconds and logs a failure rather than returning it.
+func (t *Tracing) Close(log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := t.Shutdown(ctx); err != nil {
+		log.Warn("flush traces", "err", err)
+	}
 }
 
 // Off is tracing turned off.

@@ -80,13 +80,7 @@ func Run(ctx context.Context, o Options, logOut io.Writer) error {
 		if tr, err = telemetry.Start(ctx, "promo-server", o.Tracing, log); err != nil {
 			return err
 		}
-		defer func() {
-			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			if err := tr.Shutdown(sctx); err != nil {
-				log.Warn("flush traces", "err", err)
-			}
-		}()
+		defer tr.Close(log)
 	}
 	bkt, err := client.NewBucket(ctx, o.Store)
 	if err != nil {

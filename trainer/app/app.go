@@ -135,13 +135,7 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := tr.Shutdown(sctx); err != nil {
-			log.Warn("flush traces", "err", err)
-		}
-	}()
+	defer tr.Close(log)
 	bkt, err := client.NewBucket(ctx, o.Store)
 	if err != nil {
 		return err
