@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"sync/atomic"
 
 	"gonum.org/v1/gonum/floats"
 	"gonum.org/v1/gonum/mat"
 
 	"github.com/promoai/promo/registry/artifact"
+	"github.com/promoai/promo/trainer/internal/dense"
 	"github.com/promoai/promo/trainer/internal/parallel"
 )
 
@@ -109,22 +111,32 @@ func IALS(m *Interactions, c IALSConfig) ([][]artifact.Neighbor, error) {
 	}
 	Z := mat.NewDense(ni, d, nil)
 	Z.Mul(mat.NewDense(ni, d, V), &inv)
+	z := Z.RawMatrix().Data
+	// Weights z_i·v_j a block of rows at a time, one matrix product each
+	// (OpenBLAS's dgemm where it is installed), each row cut to its K
+	// strongest as it is read.
+	// Blocks of at most 8M weights (64 MiB) per worker.
+	block := max(8, min(256, (8<<20)/ni))
 	out := make([][]artifact.Neighbor, ni)
-	parallel.For(ni, 1, func() func(int) {
-		row := make([]artifact.Neighbor, 0, ni)
-		return func(i int) {
-			row = row[:0]
-			zi := Z.RawRowView(i)
-			for j := range ni {
-				if j != i {
-					if w := floats.Dot(zi, V[j*d:(j+1)*d]); w != 0 {
-						row = append(row, artifact.Neighbor{Item: int32(j), Weight: float32(w)})
-					}
-				}
+	var failed atomic.Pointer[error]
+	parallel.For((ni+block-1)/block, 1, func() func(int) {
+		S := make([]float64, block*ni)
+		var buf []artifact.Neighbor
+		return func(b int) {
+			lo, hi := b*block, min(ni, (b+1)*block)
+			s := S[:(hi-lo)*ni]
+			if err := dense.MulABt(z[lo*d:hi*d], hi-lo, d, V, ni, s); err != nil {
+				failed.Store(&err)
+				return
 			}
-			out[i] = topAbsNeighbors(row, c.K)
+			for i := lo; i < hi; i++ {
+				out[i], buf = topAbsRow(s[(i-lo)*ni:(i-lo+1)*ni], i, c.K, buf)
+			}
 		}
 	})
+	if err := failed.Load(); err != nil {
+		return nil, fmt.Errorf("iALS: item weights: %w", *err)
+	}
 	return out, nil
 }
 

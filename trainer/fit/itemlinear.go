@@ -150,14 +150,11 @@ func ItemLinearShares(m *Interactions, c LinearConfig, shares []float64) ([][][]
 // serving, negative ones included (they carry ranking information).
 func sparsify(B []float32, n, k int) [][]artifact.Neighbor {
 	out := make([][]artifact.Neighbor, n)
-	parallel.Each(n, 1, func(i int) {
-		row := make([]artifact.Neighbor, 0, n)
-		for j, w := range B[i*n : (i+1)*n] {
-			if j != i && w != 0 {
-				row = append(row, artifact.Neighbor{Item: int32(j), Weight: w})
-			}
+	parallel.For(n, 1, func() func(int) {
+		var buf []artifact.Neighbor
+		return func(i int) {
+			out[i], buf = topAbsRow(B[i*n:(i+1)*n], i, k, buf)
 		}
-		out[i] = topAbsNeighbors(row, k)
 	})
 	return out
 }

@@ -221,6 +221,33 @@ func topAbsNeighbors(s []artifact.Neighbor, k int) []artifact.Neighbor {
 	return topNeighbors(s, len(s))
 }
 
+// topAbsRow is topAbsNeighbors over a dense row of weights (item j's at
+// ws[j]), leaving out item self and zeros, without building the whole
+// row: it keeps at most 2k candidates, cutting back to k and raising the
+// bar whenever they fill up. buf is scratch space, returned for reuse.
+func topAbsRow[F float32 | float64](ws []F, self, k int, buf []artifact.Neighbor) (top, scratch []artifact.Neighbor) {
+	buf = buf[:0]
+	bar := float32(0) // a weight must be larger in magnitude to be kept
+	for j, w := range ws {
+		a := float32(math.Abs(float64(w)))
+		if a <= bar || j == self || w == 0 {
+			// At the bar, the kept weights win the tie: their items
+			// come first.
+			continue
+		}
+		buf = append(buf, artifact.Neighbor{Item: int32(j), Weight: float32(w)})
+		if len(buf) == 2*k {
+			selectAbs(buf, k)
+			buf = buf[:k]
+			bar = float32(math.Inf(1))
+			for _, nb := range buf {
+				bar = min(bar, float32(math.Abs(float64(nb.Weight))))
+			}
+		}
+	}
+	return topAbsNeighbors(buf, k), buf
+}
+
 // absBefore orders by magnitude, largest first, then by item.
 func absBefore(a, b artifact.Neighbor) bool {
 	x, y := math.Abs(float64(a.Weight)), math.Abs(float64(b.Weight))

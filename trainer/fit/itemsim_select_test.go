@@ -32,6 +32,34 @@ func TestTopAbsNeighborsMatchesSort(t *testing.T) {
 	}
 }
 
+// topAbsRow keeps what topAbsNeighbors keeps of the whole row, without
+// the row: rows with ties, zeros and the item itself, k below and above
+// the row's length, the scratch buffer reused from row to row.
+func TestTopAbsRowMatchesWholeRow(t *testing.T) {
+	r := rand.New(rand.NewPCG(6, 6))
+	var buf []artifact.Neighbor
+	for trial := range 500 {
+		n := 1 + r.IntN(400)
+		ws := make([]float32, n)
+		for j := range ws {
+			ws[j] = float32(r.IntN(11)-5) / 4
+		}
+		self, k := r.IntN(n), 1+r.IntN(n/2+2)
+		var row []artifact.Neighbor
+		for j, w := range ws {
+			if j != self && w != 0 {
+				row = append(row, artifact.Neighbor{Item: int32(j), Weight: w})
+			}
+		}
+		want := topAbsNeighbors(row, k)
+		var got []artifact.Neighbor
+		got, buf = topAbsRow(ws, self, k, buf)
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("trial %d (n=%d, k=%d):\n got %v\nwant %v", trial, n, k, got, want)
+		}
+	}
+}
+
 // BenchmarkTopAbsNeighbors cuts 20,000-item rows to 200 weights, beside a
 // full sort by magnitude (what it replaced) as the baseline.
 func BenchmarkTopAbsNeighbors(b *testing.B) {

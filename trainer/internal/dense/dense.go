@@ -32,6 +32,24 @@ func InvertSPD(a []float64, n int) error {
 	return gonumInvertSPD(a, n)
 }
 
+// MulABt writes A·Bᵀ into c (m × n), for row-major A (m × k) and B
+// (n × k): the weights of a block of items against every item, from their
+// factors.
+func MulABt(a []float64, m, k int, b []float64, n int, c []float64) error {
+	if len(a) != m*k || len(b) != n*k || len(c) != m*n {
+		return fmt.Errorf("dense: %d, %d and %d values for %d × %d, %d × %d and %d × %d matrices", len(a), len(b), len(c), m, k, n, k, m, n)
+	}
+	if m == 0 || n == 0 || k == 0 {
+		clear(c)
+		return nil
+	}
+	if Fast() {
+		return openBLASMulABt(a, m, k, b, n, c)
+	}
+	gonumMulABt(a, m, k, b, n, c)
+	return nil
+}
+
 // Backend names the implementation in use: "openblas" or "gonum".
 func Backend() string {
 	if Fast() {

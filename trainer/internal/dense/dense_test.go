@@ -132,6 +132,39 @@ func TestBackendsAgree(t *testing.T) {
 	}
 }
 
+// MulABt agrees with the plain definition on both backends, for shapes
+// that are not square and not multiples of any block size.
+func TestMulABt(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 3))
+	const m, k, n = 37, 11, 203
+	a, b := make([]float64, m*k), make([]float64, n*k)
+	for i := range a {
+		a[i] = r.NormFloat64()
+	}
+	for i := range b {
+		b[i] = r.NormFloat64()
+	}
+	fast, slow := make([]float64, m*n), make([]float64, m*n)
+	if err := MulABt(a, m, k, b, n, fast); err != nil {
+		t.Fatal(err)
+	}
+	gonumMulABt(a, m, k, b, n, slow)
+	for i := range m {
+		for j := range n {
+			want := 0.0
+			for x := range k {
+				want += a[i*k+x] * b[j*k+x]
+			}
+			if math.Abs(fast[i*n+j]-want) > 1e-12*math.Max(1, math.Abs(want)) || math.Abs(slow[i*n+j]-want) > 1e-12*math.Max(1, math.Abs(want)) {
+				t.Fatalf("(%d, %d): %s %v, gonum %v, want %v", i, j, Backend(), fast[i*n+j], slow[i*n+j], want)
+			}
+		}
+	}
+	if err := MulABt(a, m, k, b, n, fast[:1]); err == nil {
+		t.Fatal("a short output accepted")
+	}
+}
+
 // After DisableBLAS every solve is gonum's, whatever is installed. (Last
 // in the file: the switch is for the whole process.)
 func TestDisableBLAS(t *testing.T) {

@@ -18,3 +18,11 @@ func gonumInvertSPD(a []float64, n int) error {
 	}
 	return nil
 }
+
+// gonumMulABt is MulABt in pure Go.
+func gonumMulABt(a []float64, m, k int, b []float64, n int, c []float64) {
+	blas64.Gemm(blas.NoTrans, blas.Trans, 1,
+		blas64.General{Rows: m, Cols: k, Data: a, Stride: k},
+		blas64.General{Rows: n, Cols: k, Data: b, Stride: k},
+		0, blas64.General{Rows: m, Cols: n, Data: c, Stride: n})
+}
