@@ -3,6 +3,7 @@ package fit
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 
 	"github.com/promoai/promo/registry/artifact"
@@ -195,17 +196,28 @@ func invertNeighborhoods(near [][]artifact.Neighbor, own, limit int, reverse fun
 	return votes
 }
 
+// topNeighbors returns a copy of the k strongest of s, strongest first,
+// ties to the lower item (s is reordered).
 func topNeighbors(s []artifact.Neighbor, k int) []artifact.Neighbor {
-	sort.Slice(s, func(a, b int) bool {
-		if s[a].Weight != s[b].Weight {
-			return s[a].Weight > s[b].Weight
-		}
-		return s[a].Item < s[b].Item
-	})
 	if len(s) > k {
+		selectTop(s, k, weightBefore)
 		s = s[:k]
 	}
+	slices.SortFunc(s, func(a, b artifact.Neighbor) int {
+		switch {
+		case weightBefore(a, b):
+			return -1
+		case weightBefore(b, a):
+			return 1
+		}
+		return 0
+	})
 	return append([]artifact.Neighbor(nil), s...)
+}
+
+// weightBefore orders by weight, largest first, then by item.
+func weightBefore(a, b artifact.Neighbor) bool {
+	return a.Weight > b.Weight || (a.Weight == b.Weight && a.Item < b.Item)
 }
 
 // topAbsNeighbors keeps the k weights of largest magnitude, negative ones
@@ -215,7 +227,7 @@ func topNeighbors(s []artifact.Neighbor, k int) []artifact.Neighbor {
 // catalogue rows, where sorting each one cost more than computing it.
 func topAbsNeighbors(s []artifact.Neighbor, k int) []artifact.Neighbor {
 	if len(s) > k {
-		selectAbs(s, k)
+		selectTop(s, k, absBefore)
 		s = s[:k]
 	}
 	return topNeighbors(s, len(s))
@@ -237,7 +249,7 @@ func topAbsRow[F float32 | float64](ws []F, self, k int, buf []artifact.Neighbor
 		}
 		buf = append(buf, artifact.Neighbor{Item: int32(j), Weight: float32(w)})
 		if len(buf) == 2*k {
-			selectAbs(buf, k)
+			selectTop(buf, k, absBefore)
 			buf = buf[:k]
 			bar = float32(math.Inf(1))
 			for _, nb := range buf {
@@ -254,26 +266,26 @@ func absBefore(a, b artifact.Neighbor) bool {
 	return x > y || (x == y && a.Item < b.Item)
 }
 
-// selectAbs reorders s so that its first k entries are the k first under
-// absBefore, in no particular order (quickselect, median-of-three pivots).
-func selectAbs(s []artifact.Neighbor, k int) {
+// selectTop reorders s so that its first k entries are the k first under
+// before, in no particular order (quickselect, median-of-three pivots).
+func selectTop(s []artifact.Neighbor, k int, before func(a, b artifact.Neighbor) bool) {
 	lo, hi := 0, len(s)-1
 	for lo < hi {
 		mid := lo + (hi-lo)/2
 		// Median of three to s[hi] as the pivot.
-		if absBefore(s[mid], s[lo]) {
+		if before(s[mid], s[lo]) {
 			s[mid], s[lo] = s[lo], s[mid]
 		}
-		if absBefore(s[hi], s[lo]) {
+		if before(s[hi], s[lo]) {
 			s[hi], s[lo] = s[lo], s[hi]
 		}
-		if absBefore(s[mid], s[hi]) {
+		if before(s[mid], s[hi]) {
 			s[mid], s[hi] = s[hi], s[mid]
 		}
 		pivot := s[hi]
 		p := lo
 		for i := lo; i < hi; i++ {
-			if absBefore(s[i], pivot) {
+			if before(s[i], pivot) {
 				s[i], s[p] = s[p], s[i]
 				p++
 			}

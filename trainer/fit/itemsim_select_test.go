@@ -32,6 +32,27 @@ func TestTopAbsNeighborsMatchesSort(t *testing.T) {
 	}
 }
 
+// topNeighbors keeps the k strongest as a full sort by weight (ties to
+// the lower item) would.
+func TestTopNeighborsMatchesSort(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 7))
+	for trial := range 500 {
+		n := 1 + r.IntN(300)
+		items := r.Perm(5 * n)
+		row := make([]artifact.Neighbor, n)
+		for i := range row {
+			row[i] = artifact.Neighbor{Item: int32(items[i]), Weight: float32(r.IntN(9)) / 4}
+		}
+		k := 1 + r.IntN(n+3)
+		want := append([]artifact.Neighbor(nil), row...)
+		sort.SliceStable(want, func(a, b int) bool { return weightBefore(want[a], want[b]) })
+		want = want[:min(k, n)]
+		if got := topNeighbors(append([]artifact.Neighbor(nil), row...), k); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("trial %d (n=%d, k=%d):\n got %v\nwant %v", trial, n, k, got, want)
+		}
+	}
+}
+
 // topAbsRow keeps what topAbsNeighbors keeps of the whole row, without
 // the row: rows with ties, zeros and the item itself, k below and above
 // the row's length, the scratch buffer reused from row to row.
