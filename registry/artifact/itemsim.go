@@ -160,12 +160,22 @@ const checkEvery = 4096
 // scratch holds per-request dense arrays, reused through a pool so that a
 // request costs O(votes), not O(catalogue) allocations.
 type scratch struct {
-	score   []float32 // per item, the summed votes
-	mark    []bool    // per item, in touched (sparse requests only)
-	rank    []int32   // per item, 1 + its place in the result, 0 if not in it
-	hist    []bool    // per item, in the history
+	score []float32 // per item, the summed votes
+	// Bit sets over the items: small enough to stay in the first-level
+	// cache on a large catalogue, where a byte or an int per item would not.
+	mark    bitset  // in touched (sparse requests only)
+	chosen  bitset  // in the result
+	rank    []int32 // per chosen item, 1 + its place in the result
+	hist    []bool  // per item, in the history
 	touched []int32
 }
+
+type bitset []uint64
+
+func newBitset(n int) bitset      { return make(bitset, (n+63)/64) }
+func (b bitset) has(i int32) bool { return b[i>>6]&(1<<(i&63)) != 0 }
+func (b bitset) set(i int32)      { b[i>>6] |= 1 << (i & 63) }
+func (b bitset) unset(i int32)    { b[i>>6] &^= 1 << (i & 63) }
 
 // Recommend ranks items by similarity-weighted votes of the history and
 // fills up with popular items, applying the filters. Its work is bounded
@@ -193,7 +203,7 @@ func (s *ItemSim) Recommend(ctx context.Context, q Query) ([]Scored, error) {
 	n := len(s.Items)
 	sc, _ := s.pool.Get().(*scratch)
 	if sc == nil || len(sc.score) != n {
-		sc = &scratch{score: make([]float32, n), mark: make([]bool, n), rank: make([]int32, n), hist: make([]bool, n)}
+		sc = &scratch{score: make([]float32, n), mark: newBitset(n), chosen: newBitset(n), rank: make([]int32, n), hist: make([]bool, n)}
 	}
 	votes := 0
 	for _, h := range q.History {
@@ -210,7 +220,8 @@ func (s *ItemSim) Recommend(ctx context.Context, q Query) ([]Scored, error) {
 			clear(sc.score)
 		} else {
 			for _, i := range sc.touched {
-				sc.score[i], sc.mark[i] = 0, false
+				sc.score[i] = 0
+				sc.mark.unset(i)
 			}
 		}
 		for _, h := range q.History {
@@ -233,8 +244,8 @@ func (s *ItemSim) Recommend(ctx context.Context, q Query) ([]Scored, error) {
 			continue
 		}
 		for _, nb := range s.Neighbors[h.Item] {
-			if !sc.mark[nb.Item] {
-				sc.mark[nb.Item] = true
+			if !sc.mark.has(nb.Item) {
+				sc.mark.set(nb.Item)
 				sc.touched = append(sc.touched, nb.Item)
 			}
 			score[nb.Item] += w * nb.Weight
@@ -279,20 +290,23 @@ func (s *ItemSim) Recommend(ctx context.Context, q Query) ([]Scored, error) {
 	}
 	// Pass 2, for the chosen items only: which history item voted most.
 	for j, r := range h {
+		sc.chosen.set(r.Item)
 		sc.rank[r.Item] = int32(j + 1)
 	}
 	best := make([]float32, len(h))
 	for _, hi := range q.History {
 		for _, nb := range s.Neighbors[hi.Item] {
-			if j := sc.rank[nb.Item] - 1; j >= 0 {
-				if v := hi.Weight * nb.Weight; h[j].BecauseOf < 0 || v > best[j] {
-					best[j], h[j].BecauseOf = v, hi.Item
-				}
+			if !sc.chosen.has(nb.Item) {
+				continue
+			}
+			j := sc.rank[nb.Item] - 1
+			if v := hi.Weight * nb.Weight; h[j].BecauseOf < 0 || v > best[j] {
+				best[j], h[j].BecauseOf = v, hi.Item
 			}
 		}
 	}
 	for _, r := range h {
-		sc.rank[r.Item] = 0
+		sc.chosen.unset(r.Item)
 	}
 	out := make([]Scored, h.Len())
 	for i := len(out) - 1; i >= 0; i-- {

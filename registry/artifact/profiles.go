@@ -21,7 +21,13 @@ type UserProfile struct {
 	// Cluster is the user's k-means cluster (behavioural, unlike the
 	// rule-based Segment); see the profiles manifest for what each means.
 	Cluster int `json:"c,omitempty"`
+
+	pos int // its place in Profiles.Users
 }
+
+// Position is the profile's place among its model's users, for caches
+// kept beside the model.
+func (u *UserProfile) Position() int { return u.pos }
 
 // Profiles is the per-user snapshot the server looks up by id in constant time.
 type Profiles struct {
@@ -67,8 +73,9 @@ func (p *Profiles) Validate() error {
 
 func (p *Profiles) prepare() {
 	p.index = make(map[string]int, len(p.Users))
-	for i, u := range p.Users {
-		p.index[u.ID] = i
+	for i := range p.Users {
+		p.index[p.Users[i].ID] = i
+		p.Users[i].pos = i
 	}
 	p.features = make(map[string]int, len(p.Features))
 	for i, f := range p.Features {

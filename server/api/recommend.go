@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"sync/atomic"
 
 	promov1 "github.com/promoai/promo/proto/promo/v1"
 	"github.com/promoai/promo/registry"
@@ -43,27 +44,31 @@ func (s *Serving) Recommend(ctx context.Context, req *promov1.RecommendRequest) 
 		return nil, notLoaded(artifact.ModelRecommender)
 	}
 	sim := rl.Artifact.(*artifact.ItemSim)
-	prof, _, _ := s.profile(ctx, req.GetUserId())
+	prof, profs, _ := s.profile(ctx, req.GetUserId())
+	var known *userItems
+	if prof != nil {
+		known = s.itemsOf(sim, profs, prof)
+	}
 	nHist := len(req.GetSessionItemIds())
 	nExcl := len(req.GetExcludeItemIds())
-	if prof != nil {
-		nHist += len(prof.Recent)
-		nExcl += len(prof.Purchased)
+	if known != nil {
+		nHist += len(known.recent)
+		nExcl += len(known.purchased)
 	}
 	// Sized up front: this handler is on the hot path.
 	q := artifact.Query{K: k, Categories: req.GetCategories(), Exclude: make(map[int32]bool, nExcl), History: make([]artifact.Weighted, 0, nHist)}
 	origin := make(origins, 0, nHist+nExcl) // history item -> how the shopper knows it
 	// Past behaviour, newer items weigh more.
-	if prof != nil {
-		n := len(prof.Recent)
-		for i, id := range prof.Recent {
-			if ix, ok := sim.Index(id); ok {
-				q.History = append(q.History, artifact.Weighted{Item: ix, Weight: float32(math.Pow(0.9, float64(n-1-i)))})
+	if known != nil {
+		n := len(known.recent)
+		for i, ix := range known.recent {
+			if ix >= 0 {
+				q.History = append(q.History, artifact.Weighted{Item: ix, Weight: recency[min(n-1-i, len(recency)-1)]})
 				origin.set(ix, "viewed")
 			}
 		}
-		for _, id := range prof.Purchased {
-			if ix, ok := sim.Index(id); ok {
+		for _, ix := range known.purchased {
+			if ix >= 0 {
 				origin.set(ix, "bought")
 				if req.GetExcludePurchased() {
 					q.Exclude[ix] = true
@@ -160,6 +165,65 @@ func (s *Serving) SimilarItems(ctx context.Context, req *promov1.SimilarItemsReq
 
 // origins remembers how the shopper knows each history item; a short slice
 // beats a map for the few dozen entries a request has.
+// recency[n] is the weight of the item viewed n items before the last.
+var recency = func() []float32 {
+	w := make([]float32, 256)
+	for n := range w {
+		w[n] = float32(math.Pow(0.9, float64(n)))
+	}
+	return w
+}()
+
+// userItems are a shopper's recent and purchased items as indices of an
+// item model (-1: not in it).
+type userItems struct{ recent, purchased []int32 }
+
+// itemIndex caches userItems for the shoppers of one profiles model
+// against one item model: resolving every id through the item model's map
+// on every request cost as much as the recommendation itself on a large
+// catalogue. A new version of either model starts a new cache.
+type itemIndex struct {
+	sim   *artifact.ItemSim
+	profs *artifact.Profiles
+	users []atomic.Pointer[userItems] // by UserProfile.Position
+}
+
+// itemsOf returns the shopper's items as indices of sim.
+func (s *Serving) itemsOf(sim *artifact.ItemSim, profs *artifact.Profiles, prof *artifact.UserProfile) *userItems {
+	idx := s.items.Load()
+	if idx == nil || idx.sim != sim || idx.profs != profs {
+		idx = &itemIndex{sim: sim, profs: profs, users: make([]atomic.Pointer[userItems], len(profs.Users))}
+		s.items.Store(idx) // concurrent requests may each build one; the last stays
+	}
+	pos := prof.Position()
+	if pos < 0 || pos >= len(idx.users) {
+		return resolve(sim, prof)
+	}
+	if u := idx.users[pos].Load(); u != nil {
+		return u
+	}
+	u := resolve(sim, prof)
+	idx.users[pos].Store(u)
+	return u
+}
+
+func resolve(sim *artifact.ItemSim, prof *artifact.UserProfile) *userItems {
+	u := &userItems{recent: make([]int32, len(prof.Recent)), purchased: make([]int32, len(prof.Purchased))}
+	for i, id := range prof.Recent {
+		u.recent[i] = -1
+		if ix, ok := sim.Index(id); ok {
+			u.recent[i] = ix
+		}
+	}
+	for i, id := range prof.Purchased {
+		u.purchased[i] = -1
+		if ix, ok := sim.Index(id); ok {
+			u.purchased[i] = ix
+		}
+	}
+	return u
+}
+
 type origins []struct {
 	item int32
 	how  string

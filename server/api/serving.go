@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"math"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -60,6 +61,8 @@ type Serving struct {
 	// targeted ones) and arm ("none" for a targeted decision that offered
 	// nothing).
 	Decided func(traffic, arm string)
+
+	items atomic.Pointer[itemIndex]
 }
 
 // Traffic of an offer decision.
