@@ -66,6 +66,10 @@ bench-research: ## The research protocols of docs/benchmarks.md (promo-bench): r
 bench-load: ## Serving load benchmark against the real server binary (prints the docs/benchmarks.md table).
 	bash deploy/local/bench-load.sh 5
 
+.PHONY: bench-load-large
+bench-load-large: ## The serving load benchmark with a 100,000-item catalogue (generates and trains it: minutes).
+	bash deploy/local/bench-load.sh 5 100000
+
 .PHONY: lint
 lint: vet ## gofmt, go vet, the product's imports, and fail when generated code is stale.
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -58,8 +58,8 @@ type Result struct {
 
 type call func(ctx context.Context, r *rand.Rand) error
 
-// Run measures Health/Check, Score, Recommend and (when HTTPAddr is set)
-// REST Score, one after another.
+// Run measures Health/Check, Score, Recommend, SimilarItems (when Items
+// are given) and REST Score (when HTTPAddr is set), in turns.
 func Run(ctx context.Context, o Options) ([]Result, error) {
 	if o.Concurrency == 0 {
 		o.Concurrency = 16
@@ -104,6 +104,15 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 			_, err := recs.Recommend(ctx, &promov1.RecommendRequest{UserId: user(r), K: 10, SessionItemIds: session(r), ExcludePurchased: true})
 			return err
 		}},
+	}
+	if len(o.Items) > 0 {
+		calls = append(calls, struct {
+			name string
+			fn   call
+		}{"grpc SimilarItems k=10", func(ctx context.Context, r *rand.Rand) error {
+			_, err := recs.SimilarItems(ctx, &promov1.SimilarItemsRequest{ItemId: o.Items[r.IntN(len(o.Items))], K: 10})
+			return err
+		}})
 	}
 	if o.HTTPAddr != "" {
 		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: o.Concurrency * 2}}

@@ -37,6 +37,10 @@ type Loaded struct {
 	Manifest *registry.Manifest
 	Artifact artifact.Artifact
 	LoadedAt time.Time
+	// Bytes is the size of the version's blobs; LoadTook how long reading,
+	// decoding and checking them took.
+	Bytes    int
+	LoadTook time.Duration
 }
 
 // Status of one followed model.
@@ -231,13 +235,14 @@ func (s *Set) check(ctx context.Context, w *watched) {
 	if old != nil {
 		from = old.Version
 	}
-	s.log.Info("model swapped", "model", w.name, "alias", w.alias, "from", from, "to", l.Version)
+	s.log.Info("model swapped", "model", w.name, "alias", w.alias, "from", from, "to", l.Version, "bytes", l.Bytes, "load_seconds", l.LoadTook.Seconds())
 	if s.hooks.OnSwap != nil {
 		s.hooks.OnSwap(w.name, w.alias, from, l.Version)
 	}
 }
 
 func (s *Set) load(ctx context.Context, w *watched, version string) (*Loaded, error) {
+	start := time.Now()
 	m, blobs, err := s.src.Load(ctx, w.name, version)
 	if err != nil {
 		return nil, err
@@ -253,7 +258,11 @@ func (s *Set) load(ctx context.Context, w *watched, version string) (*Loaded, er
 	if err := artifact.Check(a); err != nil {
 		return nil, fmt.Errorf("warm-up of %s/%s failed: %w", w.name, version, err)
 	}
-	return &Loaded{Name: w.name, Alias: w.alias, Version: version, Manifest: m, Artifact: a, LoadedAt: s.now()}, nil
+	size := 0
+	for _, b := range blobs {
+		size += len(b)
+	}
+	return &Loaded{Name: w.name, Alias: w.alias, Version: version, Manifest: m, Artifact: a, LoadedAt: s.now(), Bytes: size, LoadTook: time.Since(start)}, nil
 }
 
 // fail records an error. Failures of a particular alias state (etag) back
