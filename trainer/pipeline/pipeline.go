@@ -179,7 +179,7 @@ func Run(ctx context.Context, reg *registry.Registry, cfg Config) (res *Result, 
 		case artifact.ModelPropensity:
 			c, ferr = fitPropensity(train, split, cfg)
 		case artifact.ModelRecommender:
-			c, ferr = fitRecommender(train, now, split, cfg)
+			c, ferr = fitRecommender(ctx, train, now, split, cfg)
 		case artifact.ModelProfiles:
 			c, ferr = buildProfiles(now, cfg)
 		case artifact.ModelUplift:

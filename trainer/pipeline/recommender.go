@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"strings"
@@ -261,7 +262,7 @@ func catalogueOf(items []features.Item) []artifact.Item {
 	return out
 }
 
-func fitRecommender(train, now *features.Dataset, _ []bool, cfg Config) (*candidate, error) {
+func fitRecommender(ctx context.Context, train, now *features.Dataset, _ []bool, cfg Config) (*candidate, error) {
 	nItems := len(train.Items)
 	if nItems == 0 {
 		return nil, fmt.Errorf("%w: no items", fit.ErrNoData)
@@ -298,7 +299,7 @@ func fitRecommender(train, now *features.Dataset, _ []bool, cfg Config) (*candid
 	cfg.Logger.Info("recommender search", "items", nItems, "candidates", planned,
 		"dense_backend", dense.Backend(), "dense_max_items", fit.MaxDenseItems())
 	searchProgress := cfg.progress("recommender search")
-	families := SearchRecommenders(valid.Train, valid.Test, items, k, search, func(c RecConfig, m map[string]float64, err error) {
+	families, err := SearchRecommenders(ctx, valid.Train, valid.Test, items, k, search, func(c RecConfig, m map[string]float64, err error) {
 		tried++
 		if searchProgress != nil {
 			searchProgress(min(tried, planned), planned)
@@ -309,6 +310,9 @@ func fitRecommender(train, now *features.Dataset, _ []bool, cfg Config) (*candid
 		}
 		cfg.Logger.Debug("recommender candidate on validation", "config", c.String(), "ndcg@10", round4(m["ndcg@10"]))
 	})
+	if err != nil {
+		return nil, fmt.Errorf("recommender search: %w", err)
+	}
 	if searchProgress != nil && tried < planned {
 		searchProgress(tried, tried) // no linear model could be fitted: the search ended early
 	}

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/promoai/promo/registry/artifact"
@@ -154,11 +155,16 @@ type Family struct {
 // Linear families are skipped for catalogues above fit.MaxDenseItems.
 // A configuration that cannot be fitted (say, a singular system) is
 // skipped; seen, if not nil, is told every configuration tried with its
-// validation metrics or its error.
-func SearchRecommenders(train *fit.Interactions, valid []map[int32]bool, items []artifact.Item, k int, s RecSearch, seen func(RecConfig, map[string]float64, error)) []Family {
+// validation metrics or its error. When ctx ends the search stops before
+// the next family (a family's fits run to their end) and returns ctx's
+// error.
+func SearchRecommenders(ctx context.Context, train *fit.Interactions, valid []map[int32]bool, items []artifact.Item, k int, s RecSearch, seen func(RecConfig, map[string]float64, error)) ([]Family, error) {
 	key := fmt.Sprintf("ndcg@%d", k)
 	var out []Family
 	best := func(name string, cs []RecConfig) {
+		if ctx.Err() != nil {
+			return
+		}
 		f := Family{Name: name, NDCG: -1}
 		models, errs := FitItemSims(train, items, cs)
 		for i, c := range cs {
@@ -195,7 +201,7 @@ func SearchRecommenders(train *fit.Interactions, valid []map[int32]bool, items [
 		best("ials", cs)
 	}
 	if train.NumItems > fit.MaxDenseItems() {
-		return out
+		return out, ctx.Err()
 	}
 	var cs []RecConfig
 	for _, l := range s.Lambdas {
@@ -241,7 +247,7 @@ func SearchRecommenders(train *fit.Interactions, valid []map[int32]bool, items [
 	}
 	cs = from(s.Spectral, func(c *RecConfig, v float64) { c.Spectral = v })
 	best("ease+gfcf", cs)
-	return out
+	return out, ctx.Err()
 }
 
 // Pick returns the family with the best validation score (NDCG -1 when

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"testing"
@@ -38,7 +39,14 @@ func TestSearchRecommendersFamilies(t *testing.T) {
 	}
 	valid := fit.Holdout(m, 0.2, 1)
 	tried := 0
-	fs := SearchRecommenders(valid.Train, valid.Test, catalogue, 10, DefaultRecSearch(50), func(c RecConfig, _ map[string]float64, err error) {
+	// A search whose context has ended (SIGTERM to the trainer) stops
+	// before fitting anything and says why.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if fs, err := SearchRecommenders(ctx, valid.Train, valid.Test, catalogue, 10, DefaultRecSearch(50), nil); err != context.Canceled || len(fs) != 0 {
+		t.Fatalf("cancelled search: %d families, %v", len(fs), err)
+	}
+	fs, _ := SearchRecommenders(context.Background(), valid.Train, valid.Test, catalogue, 10, DefaultRecSearch(50), func(c RecConfig, _ map[string]float64, err error) {
 		tried++
 		if err != nil {
 			t.Errorf("%s: %v", c, err)

@@ -9,6 +9,7 @@
 package protocols
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -73,7 +74,10 @@ func ML100K(dir string, o ML100KOptions) ([]Row, error) {
 	}
 	split := datasets.RandomSplit(ml, 0.2, o.Seed, o.SessionGap)
 	valid := fit.Holdout(split.Train, 0.2, o.Seed)
-	families := pipeline.SearchRecommenders(valid.Train, valid.Test, ml.Items, o.K, search, o.Log)
+	families, err := pipeline.SearchRecommenders(context.Background(), valid.Train, valid.Test, ml.Items, o.K, search, o.Log)
+	if err != nil {
+		return nil, err
+	}
 	pick := pipeline.Pick(families)
 	var rows []Row
 	for _, f := range families {
