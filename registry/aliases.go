@@ -128,14 +128,14 @@ func (r *Registry) readAlias(ctx context.Context, model, alias string) (*AliasSt
 // conditional put, re-reading and retrying when another writer got there
 // first. Every successful return is exactly one history entry.
 func (r *Registry) changeAlias(ctx context.Context, model, alias string, next func(*AliasState) (AliasChange, error)) (AliasChange, error) {
-	for attempt := 0; ; attempt++ {
+	var ch AliasChange
+	err := RetryOnConflict(ctx, r.casRetries, func() error {
 		st, etag, err := r.readAlias(ctx, model, alias)
 		if err != nil {
-			return AliasChange{}, err
+			return err
 		}
-		ch, err := next(st)
-		if err != nil {
-			return AliasChange{}, err
+		if ch, err = next(st); err != nil {
+			return err
 		}
 		ch.Model, ch.Alias, ch.Time = model, alias, r.now().UTC()
 		ch.From = st.Version
@@ -144,23 +144,40 @@ func (r *Registry) changeAlias(ctx context.Context, model, alias string, next fu
 		st.History = append(st.History, ch)
 		data, err := json.Marshal(st)
 		if err != nil {
-			return AliasChange{}, err
+			return err
 		}
 		_, err = r.bucket.PutIf(ctx, aliasPath(model, alias), data, etag)
-		if err == nil {
-			return ch, nil
-		}
+		return err
+	})
+	if errors.Is(err, ErrConflict) {
+		return AliasChange{}, fmt.Errorf("model %s alias %s: %w", model, alias, err)
+	}
+	if err != nil {
+		return AliasChange{}, err
+	}
+	return ch, nil
+}
+
+// RetryOnConflict runs attempt, a read-change-conditional-write, again
+// whenever it fails with ErrConflict (another writer got there first), up
+// to retries more times, with jittered backoff that spreads contending
+// writers apart. Any other outcome is returned as it is.
+func RetryOnConflict(ctx context.Context, retries int, attempt func() error) error {
+	for n := 0; ; n++ {
+		err := attempt()
 		if !errors.Is(err, ErrConflict) {
-			return AliasChange{}, err
+			return err
 		}
-		if attempt >= r.casRetries {
-			return AliasChange{}, fmt.Errorf("model %s alias %s: changed concurrently %d times in a row; try again: %w", model, alias, attempt+1, ErrConflict)
+		if n >= retries {
+			if retries == 0 {
+				return err
+			}
+			return fmt.Errorf("changed concurrently %d times in a row; try again: %w", n+1, err)
 		}
-		// Jittered backoff spreads contending writers apart.
-		delay := time.Duration(mathrand.Int64N(int64(5*time.Millisecond)*int64(min(attempt+1, 10)))) + time.Millisecond
+		delay := time.Duration(mathrand.Int64N(int64(5*time.Millisecond)*int64(min(n+1, 10)))) + time.Millisecond
 		select {
 		case <-ctx.Done():
-			return AliasChange{}, ctx.Err()
+			return ctx.Err()
 		case <-time.After(delay):
 		}
 	}

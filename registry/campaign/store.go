@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	mathrand "math/rand/v2"
 	"slices"
 	"strings"
 	"time"
@@ -227,44 +226,39 @@ func (s *Store) SetState(ctx context.Context, id, action, actor, reason string) 
 // change writes next(current) as a new revision with a conditional write.
 // With retry, a lost race re-reads and applies next again.
 func (s *Store) change(ctx context.Context, id, actor, reason, action string, retry bool, next func(*Campaign) (Campaign, error)) (*Campaign, error) {
-	for attempt := 0; ; attempt++ {
+	retries := 0
+	if retry {
+		retries = 8
+	}
+	var c Campaign
+	err := registry.RetryOnConflict(ctx, retries, func() error {
 		st, etag, err := s.read(ctx, id)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		c, err := next(&st.Campaign)
-		if err != nil {
-			return nil, err
+		if c, err = next(&st.Campaign); err != nil {
+			return err
 		}
 		c.ID = id
 		c.Revision, c.UpdatedAt, c.UpdatedBy = st.Campaign.Revision+1, s.now().UTC(), actor
 		if err := c.Validate(); err != nil {
-			return nil, err
+			return err
 		}
 		st.Campaign = c
 		st.History = append(st.History, Change{Revision: c.Revision, Action: action, Actor: actor, Reason: reason, Time: c.UpdatedAt, Campaign: c})
 		data, err := json.Marshal(st)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		_, err = s.bucket.PutIf(ctx, path(id), data, etag)
-		if err == nil {
-			return &c, nil
+		if _, err := s.bucket.PutIf(ctx, path(id), data, etag); errors.Is(err, registry.ErrConflict) {
+			return fmt.Errorf("campaign %s changed while this edit was written; read it again and reapply the edit: %w", id, err)
+		} else if err != nil {
+			return err
 		}
-		if !errors.Is(err, registry.ErrConflict) {
-			return nil, err
-		}
-		if !retry {
-			return nil, fmt.Errorf("campaign %s changed while this edit was written; read it again and reapply the edit: %w", id, registry.ErrConflict)
-		}
-		if attempt >= 8 {
-			return nil, fmt.Errorf("campaign %s: changed concurrently %d times in a row; try again: %w", id, attempt+1, registry.ErrConflict)
-		}
-		delay := time.Duration(mathrand.Int64N(int64(5*time.Millisecond)*int64(attempt+1))) + time.Millisecond
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(delay):
-		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	return &c, nil
 }
