@@ -22,17 +22,22 @@ type AliasChange struct {
 	Actor    string    `json:"actor"`
 	Reason   string    `json:"reason,omitempty"`
 	Time     time.Time `json:"time"`
+	// Share of traffic, for the canary alias.
+	Share float64 `json:"share,omitempty"`
 }
 
 // AliasState is the stored form of an alias. Keeping the history in the
 // same object as the pointer means one conditional write updates both, so
 // the alias and its history can never disagree.
 type AliasState struct {
-	Model     string        `json:"model"`
-	Alias     string        `json:"alias"`
-	Version   string        `json:"version"`
-	UpdatedAt time.Time     `json:"updated_at"`
-	History   []AliasChange `json:"history"` // oldest first
+	Model     string    `json:"model"`
+	Alias     string    `json:"alias"`
+	Version   string    `json:"version"`
+	UpdatedAt time.Time `json:"updated_at"`
+	// Share of traffic the version answers (the canary alias; 0 for the
+	// others, which answer the rest).
+	Share   float64       `json:"share,omitempty"`
+	History []AliasChange `json:"history"` // oldest first
 }
 
 // Aliases maps each alias of a model to the version it points at.
@@ -140,7 +145,7 @@ func (r *Registry) changeAlias(ctx context.Context, model, alias string, next fu
 		ch.Model, ch.Alias, ch.Time = model, alias, r.now().UTC()
 		ch.From = st.Version
 		ch.Sequence = int64(len(st.History)) + 1
-		st.Version, st.UpdatedAt = ch.To, ch.Time
+		st.Version, st.UpdatedAt, st.Share = ch.To, ch.Time, ch.Share
 		st.History = append(st.History, ch)
 		data, err := json.Marshal(st)
 		if err != nil {
@@ -198,6 +203,57 @@ func (r *Registry) Promote(ctx context.Context, model, alias, version, actor, re
 	return r.changeAlias(ctx, model, alias, func(*AliasState) (AliasChange, error) {
 		return AliasChange{Action: ActionPromote, To: version, Actor: actor, Reason: reason}, nil
 	})
+}
+
+// SetCanary points model's canary alias at version, which must be
+// servable, for the given share of shoppers (0 < share < 1); servers
+// answer that share, sticky by user id, with it and the rest with
+// production.
+func (r *Registry) SetCanary(ctx context.Context, model, version string, share float64, actor, reason string) (AliasChange, error) {
+	if !(share > 0 && share < 1) {
+		return AliasChange{}, fmt.Errorf("%w: canary share %v must be within (0, 1)", ErrInvalid, share)
+	}
+	if err := checkReason(actor, reason); err != nil {
+		return AliasChange{}, err
+	}
+	if err := r.loadable(ctx, model, version); err != nil {
+		return AliasChange{}, fmt.Errorf("canary: %w", err)
+	}
+	return r.changeAlias(ctx, model, AliasCanary, func(*AliasState) (AliasChange, error) {
+		return AliasChange{Action: ActionCanary, To: version, Share: share, Actor: actor, Reason: reason}, nil
+	})
+}
+
+// Clear unsets an alias (a canary that is over); its history stays.
+// ErrNotFound when it is not set.
+func (r *Registry) Clear(ctx context.Context, model, alias, actor, reason string) (AliasChange, error) {
+	if err := checkReason(actor, reason); err != nil {
+		return AliasChange{}, err
+	}
+	return r.changeAlias(ctx, model, alias, func(st *AliasState) (AliasChange, error) {
+		if st.Version == "" {
+			return AliasChange{}, fmt.Errorf("model %s alias %s is not set: %w", model, alias, ErrNotFound)
+		}
+		return AliasChange{Action: ActionClear, To: "", Actor: actor, Reason: reason}, nil
+	})
+}
+
+// PromoteCanary moves alias (production) to the canary's version and
+// clears the canary. Between the two writes a server may answer the
+// canary's share with the same version twice over, never with another.
+func (r *Registry) PromoteCanary(ctx context.Context, model, alias, actor, reason string) (AliasChange, error) {
+	c, err := r.Alias(ctx, model, AliasCanary)
+	if err != nil {
+		return AliasChange{}, fmt.Errorf("promote the canary: %w", err)
+	}
+	ch, err := r.Promote(ctx, model, alias, c.Version, actor, reason)
+	if err != nil {
+		return AliasChange{}, err
+	}
+	if _, err := r.Clear(ctx, model, AliasCanary, actor, reason); err != nil && !errors.Is(err, ErrNotFound) {
+		return ch, fmt.Errorf("%s is promoted, but the canary alias could not be cleared (clear it): %w", c.Version, err)
+	}
+	return ch, nil
 }
 
 // MaxReasonLen bounds an alias change's actor and reason: every replica

@@ -36,7 +36,13 @@ const (
 const (
 	ActionPromote  = "promote"
 	ActionRollback = "rollback"
+	ActionCanary   = "canary" // point the canary alias at a version, with a traffic share
+	ActionClear    = "clear"  // unset an alias
 )
+
+// AliasCanary is the alias of a model's canary version: servers answer a
+// share of shoppers (AliasState.Share, sticky by user id) with it.
+const AliasCanary = "canary"
 
 // BlobInfo describes one artifact file of a version.
 type BlobInfo struct {

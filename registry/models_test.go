@@ -302,3 +302,56 @@ func TestConcurrentPromotes(t *testing.T) {
 		})
 	}
 }
+
+// A canary points at a version with a share; clearing unsets it (its
+// history stays); promoting it moves production there and clears it.
+func TestCanarySetClearPromote(t *testing.T) {
+	ctx := context.Background()
+	r := registry.New(inmem.New())
+	v1, v2 := publish(t, r, "m", "1").Version, publish(t, r, "m", "2").Version
+	if _, err := r.Promote(ctx, "m", "production", v1, "ann", "first"); err != nil {
+		t.Fatal(err)
+	}
+	for _, share := range []float64{0, 1, -0.1} {
+		if _, err := r.SetCanary(ctx, "m", v2, share, "ann", "try"); !errors.Is(err, registry.ErrInvalid) {
+			t.Fatalf("share %v: %v", share, err)
+		}
+	}
+	if _, err := r.SetCanary(ctx, "m", "nope", 0.2, "ann", "try"); !errors.Is(err, registry.ErrNotFound) {
+		t.Fatalf("canary of a missing version: %v", err)
+	}
+	if _, err := r.SetCanary(ctx, "m", v2, 0.2, "ann", "try v2"); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := r.Alias(ctx, "m", registry.AliasCanary); err != nil || c.Version != v2 || c.Share != 0.2 {
+		t.Fatalf("canary: %+v, %v", c, err)
+	}
+	if _, err := r.Clear(ctx, "m", registry.AliasCanary, "ann", "done"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Alias(ctx, "m", registry.AliasCanary); !errors.Is(err, registry.ErrNotFound) {
+		t.Fatalf("cleared canary: %v", err)
+	}
+	if _, err := r.Clear(ctx, "m", registry.AliasCanary, "ann", "again"); !errors.Is(err, registry.ErrNotFound) {
+		t.Fatalf("clear twice: %v", err)
+	}
+	if _, err := r.PromoteCanary(ctx, "m", "production", "ann", "no canary"); !errors.Is(err, registry.ErrNotFound) {
+		t.Fatalf("promote without a canary: %v", err)
+	}
+	if _, err := r.SetCanary(ctx, "m", v2, 0.5, "ann", "again"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.PromoteCanary(ctx, "m", "production", "ann", "canary held"); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := r.Alias(ctx, "m", "production"); p.Version != v2 || p.Share != 0 {
+		t.Fatalf("production after promote-canary: %+v", p)
+	}
+	if _, err := r.Alias(ctx, "m", registry.AliasCanary); !errors.Is(err, registry.ErrNotFound) {
+		t.Fatalf("canary after promote-canary: %v", err)
+	}
+	h, _ := r.History(ctx, "m", registry.AliasCanary)
+	if len(h) != 4 || h[0].Action != registry.ActionClear || h[3].Share != 0.2 {
+		t.Fatalf("canary history: %+v", h)
+	}
+}

@@ -67,6 +67,9 @@ commands:
   rollback MODEL                point -alias back at its previous version
   history MODEL                 alias history, newest first
   prune MODEL                   delete old versions (store mode only)
+  canary set MODEL VERSION      answer -share of shoppers with VERSION (store mode only; needs -reason)
+  canary clear MODEL            production answers everyone again (needs -reason)
+  promote-canary MODEL          move -alias to the canary's version and clear the canary (needs -reason)
   campaigns ...                 promotion campaigns (store mode only): list, show,
                                 create, update, pause, resume, end, history
 
@@ -98,6 +101,7 @@ func Main(ctx context.Context, args []string, env Env, stdout, stderr io.Writer)
 	keep := fs.Int("keep", 20, "prune: versions to keep")
 	protect := fs.Int("protect-history", 10, "prune: never delete versions in an alias's last N history entries")
 	file := fs.String("file", "", "campaigns create/update: the campaign's JSON")
+	share := fs.Float64("share", 0, "canary set: share of shoppers the canary answers, within (0, 1)")
 	revision := fs.Int("revision", 0, "campaigns update: the revision the edit was made on")
 	// Flags may come before or after the command and its arguments
 	// ("promote MODEL VERSION -reason ..."), as the README shows.
@@ -231,6 +235,29 @@ func Main(ctx context.Context, args []string, env Env, stdout, stderr io.Writer)
 			return err
 		}
 		return out.history(h)
+	case "canary", "promote-canary":
+		if reg == nil {
+			return fmt.Errorf("%s works on a store (-store.*), not through -server yet", rest[0])
+		}
+		if *reason == "" {
+			return fmt.Errorf("%s: give a -reason; it is recorded in the alias history", rest[0])
+		}
+		var ch registry.AliasChange
+		var err error
+		switch {
+		case rest[0] == "promote-canary" && len(rest) == 2:
+			ch, err = reg.PromoteCanary(ctx, rest[1], *alias, actor(), *reason)
+		case len(rest) == 4 && rest[1] == "set":
+			ch, err = reg.SetCanary(ctx, rest[2], rest[3], *share, actor(), *reason)
+		case len(rest) == 3 && rest[1] == "clear":
+			ch, err = reg.Clear(ctx, rest[2], registry.AliasCanary, actor(), *reason)
+		default:
+			return fmt.Errorf("want: canary set MODEL VERSION -share S, canary clear MODEL, or promote-canary MODEL")
+		}
+		if err != nil {
+			return err
+		}
+		return out.change(ch)
 	case "campaigns":
 		if campaignStore == nil {
 			return errors.New("campaigns work on a store (-store.*), not through -server yet")
@@ -580,7 +607,14 @@ func (p *printer) change(c registry.AliasChange) error {
 	if from == "" {
 		from = "(unset)"
 	}
-	fmt.Fprintf(p.w, "%s %s/%s: %s -> %s (#%d by %s: %s)\n", c.Action, c.Model, c.Alias, from, c.To, c.Sequence, c.Actor, c.Reason)
+	to := c.To
+	switch {
+	case to == "":
+		to = "(unset)"
+	case c.Share > 0:
+		to += fmt.Sprintf(" for %.0f%% of shoppers", 100*c.Share)
+	}
+	fmt.Fprintf(p.w, "%s %s/%s: %s -> %s (#%d by %s: %s)\n", c.Action, c.Model, c.Alias, from, to, c.Sequence, c.Actor, c.Reason)
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -84,6 +85,16 @@ func TestPromoteRollbackHistory(t *testing.T) {
 	}
 	if _, err := run(t, store, "-reason=x", "promote", "recommender", "20990101T000000.000Z-000000"); err == nil {
 		t.Fatal("promote of a missing version accepted")
+	}
+	// A canary: set with a share, promoted, then gone.
+	if out, err := run(t, store, "canary", "set", "recommender", vs[1], "-share", "0.2", "-reason", "try"); err != nil || !strings.Contains(out, "(unset) -> "+vs[1]+" for 20% of shoppers") {
+		t.Fatalf("canary set: %s %v", out, err)
+	}
+	if out, err := run(t, store, "promote-canary", "recommender", "-reason", "it held"); err != nil || !strings.Contains(out, "promote recommender/production: "+vs[0]+" -> "+vs[1]) {
+		t.Fatalf("promote-canary: %s %v", out, err)
+	}
+	if _, err := run(t, store, "canary", "clear", "recommender", "-reason", "again"); !errors.Is(err, registry.ErrNotFound) {
+		t.Fatalf("clear after promote-canary: %v", err)
 	}
 	if _, err := run(t, store, "frobnicate"); err == nil {
 		t.Fatal("unknown command accepted")

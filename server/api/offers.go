@@ -45,7 +45,7 @@ func (s *Serving) GetOffers(ctx context.Context, req *promov1.GetOffersRequest) 
 	if prof != nil {
 		dr.Segment = prof.Segment
 	}
-	if ul := s.model(ctx, artifact.ModelUplift); ul != nil {
+	if ul := s.model(ctx, artifact.ModelUplift, req.GetUserId()); ul != nil {
 		up := ul.Artifact.(*artifact.Uplift)
 		x := featureVector(up.Features, &up.Scaler, nil, prof, profs)
 		dr.Effect = func(arm string) (offers.Response, bool) {
@@ -57,7 +57,7 @@ func (s *Serving) GetOffers(ctx context.Context, req *promov1.GetOffersRequest) 
 	if profL != nil {
 		resp.Models = append(resp.Models, ref(profL))
 	}
-	if rl := s.model(ctx, artifact.ModelRecommender); rl != nil {
+	if rl := s.model(ctx, artifact.ModelRecommender, req.GetUserId()); rl != nil {
 		sim := rl.Artifact.(*artifact.ItemSim)
 		dr.Item = func(id string) (offers.Item, bool) {
 			ix, ok := sim.Index(id)

@@ -39,7 +39,7 @@ func (s *Serving) Recommend(ctx context.Context, req *promov1.RecommendRequest) 
 	if err := checkIDs("categories", req.GetCategories(), MaxCategories); err != nil {
 		return nil, err
 	}
-	rl := s.model(ctx, artifact.ModelRecommender)
+	rl := s.model(ctx, artifact.ModelRecommender, req.GetUserId())
 	if rl == nil {
 		return nil, notLoaded(artifact.ModelRecommender)
 	}
@@ -137,7 +137,7 @@ func (s *Serving) SimilarItems(ctx context.Context, req *promov1.SimilarItemsReq
 	if err := checkID("item_id", req.GetItemId()); err != nil {
 		return nil, err
 	}
-	rl := s.model(ctx, artifact.ModelRecommender)
+	rl := s.model(ctx, artifact.ModelRecommender, "")
 	if rl == nil {
 		return nil, notLoaded(artifact.ModelRecommender)
 	}

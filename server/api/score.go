@@ -15,7 +15,7 @@ func (s *Serving) Score(ctx context.Context, req *promov1.ScoreRequest) (*promov
 	if err := checkID("user_id", req.GetUserId()); err != nil {
 		return nil, err
 	}
-	pl := s.model(ctx, artifact.ModelPropensity)
+	pl := s.model(ctx, artifact.ModelPropensity, req.GetUserId())
 	if pl == nil {
 		return nil, notLoaded(artifact.ModelPropensity)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"hash/fnv"
 	"math"
 	"strings"
 	"sync/atomic"
@@ -35,7 +36,10 @@ const (
 
 // ModelGetter is the server's view of the loaded models.
 type ModelGetter interface {
+	// Get returns the production version of a model.
 	Get(name string) *models.Loaded
+	// Canary returns its canary version, nil when it has none.
+	Canary(name string) *models.Loaded
 }
 
 // Serving implements scoring, recommendations and promotions.
@@ -110,11 +114,34 @@ func checkIDs(field string, vs []string, max int) error {
 	return nil
 }
 
-// model returns the loaded version of a model. When the request is traced
+// InCanary says whether a shopper (unit) is in the share of a model's
+// traffic its canary answers: a hash of the model and the unit, apart from
+// the offer experiment's, so a shopper keeps their version and canary and
+// experiment assignments do not depend on each other.
+func InCanary(model, unit string, share float64) bool {
+	h := fnv.New64a()
+	h.Write([]byte("canary\x00" + model + "\x00" + unit))
+	// FNV's high bits barely move when ids differ in their last bytes
+	// (shopper-1, shopper-2, ...): mix them (MurmurHash3's finalizer).
+	x := h.Sum64()
+	x ^= x >> 33
+	x *= 0xff51afd7ed558ccd
+	x ^= x >> 33
+	x *= 0xc4ceb9fe1a85ec53
+	x ^= x >> 33
+	return float64(x>>11)/(1<<53) < share
+}
+
+// model returns the loaded version of a model for a shopper (unit: their
+// id, "" for none): the canary's for its share of shoppers, else
+// production's. When the request is traced
 // it records the lookup as a span, and the version that answers as an
 // attribute of the request's span (promo.model.NAME.version).
-func (s *Serving) model(ctx context.Context, name string) *models.Loaded {
+func (s *Serving) model(ctx context.Context, name, unit string) *models.Loaded {
 	l := s.Models.Get(name)
+	if c := s.Models.Canary(name); c != nil && unit != "" && InCanary(name, unit, c.Share) {
+		l = c
+	}
 	if span := trace.SpanFromContext(ctx); span.IsRecording() {
 		_, lookup := span.TracerProvider().Tracer(tracerName).Start(ctx, "model lookup "+name)
 		if l == nil {
@@ -134,7 +161,7 @@ const tracerName = "github.com/promoai/promo/server/api"
 // profile returns the user's profile, if the profiles model is loaded and
 // knows them.
 func (s *Serving) profile(ctx context.Context, userID string) (*artifact.UserProfile, *artifact.Profiles, *models.Loaded) {
-	l := s.model(ctx, artifact.ModelProfiles)
+	l := s.model(ctx, artifact.ModelProfiles, userID)
 	if l == nil || userID == "" {
 		return nil, nil, l
 	}

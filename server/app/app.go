@@ -54,12 +54,12 @@ import (
 // ModelSpecs are the models the server follows.
 func ModelSpecs(alias string) []models.Spec {
 	return []models.Spec{
-		{Name: artifact.ModelPropensity, Alias: alias, Kind: artifact.KindPropensity},
-		{Name: artifact.ModelRecommender, Alias: alias, Kind: artifact.KindItemSim},
+		{Name: artifact.ModelPropensity, Alias: alias, Kind: artifact.KindPropensity, Canary: true},
+		{Name: artifact.ModelRecommender, Alias: alias, Kind: artifact.KindItemSim, Canary: true},
 		{Name: artifact.ModelProfiles, Alias: alias, Kind: artifact.KindProfiles},
 		// Without a promoted uplift model GetOffers makes no offers rather
 		// than failing, so it does not hold back readiness.
-		{Name: artifact.ModelUplift, Alias: alias, Kind: artifact.KindUplift, Optional: true},
+		{Name: artifact.ModelUplift, Alias: alias, Kind: artifact.KindUplift, Optional: true, Canary: true},
 	}
 }
 
@@ -145,7 +145,9 @@ func Run(ctx context.Context, o Options, logOut io.Writer) error {
 			if from != "" {
 				met.modelInfo.DeleteLabelValues(name, alias, from)
 			}
-			met.modelInfo.WithLabelValues(name, alias, to).Set(1)
+			if to != "" { // "": a canary cleared
+				met.modelInfo.WithLabelValues(name, alias, to).Set(1)
+			}
 			met.swaps.WithLabelValues(name).Inc()
 		},
 		OnLoadFailure: func(name, _, _ string, _ error) { met.loadFailures.WithLabelValues(name).Inc() },

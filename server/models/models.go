@@ -41,6 +41,8 @@ type Loaded struct {
 	// decoding and checking them took.
 	Bytes    int
 	LoadTook time.Duration
+	// Share of shoppers a canary answers (0 for production).
+	Share float64
 }
 
 // Status of one followed model.
@@ -62,6 +64,7 @@ type watched struct {
 	name, alias string
 	kind        string
 	optional    bool
+	canary      bool // a canary alias: unset means "no canary", not an error
 	current     atomic.Pointer[Loaded]
 	// checked is set once the first check has ended, whatever its outcome.
 	checked    atomic.Bool
@@ -80,6 +83,7 @@ type Set struct {
 	hooks    Hooks
 	interval time.Duration
 	models   map[string]*watched
+	canaries map[string]*watched // by model name
 	order    []string
 	now      func() time.Time
 }
@@ -91,18 +95,34 @@ type Set struct {
 type Spec struct {
 	Name, Alias, Kind string
 	Optional          bool
+	// Canary also follows the model's canary alias (registry.AliasCanary).
+	Canary bool
 }
 
 // NewSet prepares a set; call Run to start watching.
 func NewSet(src Source, specs []Spec, interval time.Duration, log *slog.Logger, hooks Hooks) *Set {
-	s := &Set{src: src, log: log, hooks: hooks, interval: interval, models: map[string]*watched{}, now: time.Now}
+	s := &Set{src: src, log: log, hooks: hooks, interval: interval, models: map[string]*watched{}, canaries: map[string]*watched{}, now: time.Now}
 	for _, sp := range specs {
 		w := &watched{name: sp.Name, alias: sp.Alias, kind: sp.Kind, optional: sp.Optional}
 		w.status = Status{Name: sp.Name, Alias: sp.Alias}
 		s.models[sp.Name] = w
 		s.order = append(s.order, sp.Name)
+		if sp.Canary {
+			c := &watched{name: sp.Name, alias: registry.AliasCanary, kind: sp.Kind, optional: true, canary: true}
+			c.status = Status{Name: sp.Name, Alias: registry.AliasCanary}
+			s.canaries[sp.Name] = c
+		}
 	}
 	return s
+}
+
+// Canary returns the model's canary version, or nil when it has none.
+func (s *Set) Canary(name string) *Loaded {
+	w, ok := s.canaries[name]
+	if !ok {
+		return nil
+	}
+	return w.current.Load()
 }
 
 // Get returns the current version of a model, or nil when none is loaded.
@@ -145,10 +165,14 @@ func (s *Set) Ready() (bool, string) {
 func (s *Set) Statuses() []Status {
 	out := make([]Status, 0, len(s.order))
 	for _, n := range s.order {
-		w := s.models[n]
-		w.mu.Lock()
-		out = append(out, w.status)
-		w.mu.Unlock()
+		for _, w := range []*watched{s.models[n], s.canaries[n]} {
+			if w == nil || (w.canary && w.current.Load() == nil) {
+				continue // no canary: nothing to report
+			}
+			w.mu.Lock()
+			out = append(out, w.status)
+			w.mu.Unlock()
+		}
 	}
 	return out
 }
@@ -172,11 +196,11 @@ func (s *Set) Run(ctx context.Context) {
 func (s *Set) CheckAll(ctx context.Context) {
 	var wg sync.WaitGroup
 	for _, n := range s.order {
-		wg.Add(1)
-		go func(w *watched) {
-			defer wg.Done()
-			s.check(ctx, w)
-		}(s.models[n])
+		for _, w := range []*watched{s.models[n], s.canaries[n]} {
+			if w != nil {
+				wg.Go(func() { s.check(ctx, w) })
+			}
+		}
 	}
 	wg.Wait()
 }
@@ -194,6 +218,10 @@ func (s *Set) check(ctx context.Context, w *watched) {
 	w.mu.Unlock()
 
 	etag, err := s.src.AliasETag(ctx, w.name, w.alias)
+	if w.canary && errors.Is(err, registry.ErrNotFound) {
+		s.drop(w, etag)
+		return
+	}
 	if err != nil {
 		// An alias that does not exist yet is not a load failure: the
 		// trainer has not promoted anything. Keep checking every interval.
@@ -209,11 +237,21 @@ func (s *Set) check(ctx context.Context, w *watched) {
 		return
 	}
 	st, err := s.src.Alias(ctx, w.name, w.alias)
+	if w.canary && errors.Is(err, registry.ErrNotFound) {
+		s.drop(w, etag) // cleared: the alias exists without a version
+		return
+	}
 	if err != nil {
 		s.fail(w, etag, "", fmt.Errorf("read alias: %w", err), true)
 		return
 	}
 	if cur := w.current.Load(); cur != nil && cur.Version == st.Version {
+		if cur.Share != st.Share {
+			next := *cur
+			next.Share = st.Share
+			w.current.Store(&next)
+			s.log.Info("canary share changed", "model", w.name, "version", cur.Version, "from", cur.Share, "to", st.Share)
+		}
 		w.mu.Lock()
 		w.etag = etag
 		w.mu.Unlock()
@@ -224,6 +262,7 @@ func (s *Set) check(ctx context.Context, w *watched) {
 		s.fail(w, etag, st.Version, err, true)
 		return
 	}
+	l.Share = st.Share
 	old := w.current.Swap(l)
 	w.mu.Lock()
 	w.etag, w.failedETag, w.backoff, w.nextTry = etag, "", 0, time.Time{}
@@ -263,6 +302,22 @@ func (s *Set) load(ctx context.Context, w *watched, version string) (*Loaded, er
 		size += len(b)
 	}
 	return &Loaded{Name: w.name, Alias: w.alias, Version: version, Manifest: m, Artifact: a, LoadedAt: s.now(), Bytes: size, LoadTook: time.Since(start)}, nil
+}
+
+// drop forgets a canary whose alias is unset: production answers
+// everyone again.
+func (s *Set) drop(w *watched, etag string) {
+	old := w.current.Swap(nil)
+	w.mu.Lock()
+	w.etag, w.failedETag, w.backoff, w.nextTry = etag, "", 0, time.Time{}
+	w.status.Version, w.status.LastError = "", ""
+	w.mu.Unlock()
+	if old != nil {
+		s.log.Info("canary cleared", "model", w.name, "was", old.Version)
+		if s.hooks.OnSwap != nil {
+			s.hooks.OnSwap(w.name, w.alias, old.Version, "")
+		}
+	}
 }
 
 // fail records an error. Failures of a particular alias state (etag) back
