@@ -224,6 +224,21 @@ func (r *Registry) SetCanary(ctx context.Context, model, version string, share f
 	})
 }
 
+// SetShadow points model's shadow alias at version, which must be
+// servable: servers compare its answers with production's without ever
+// answering with it.
+func (r *Registry) SetShadow(ctx context.Context, model, version, actor, reason string) (AliasChange, error) {
+	if err := checkReason(actor, reason); err != nil {
+		return AliasChange{}, err
+	}
+	if err := r.loadable(ctx, model, version); err != nil {
+		return AliasChange{}, fmt.Errorf("shadow: %w", err)
+	}
+	return r.changeAlias(ctx, model, AliasShadow, func(*AliasState) (AliasChange, error) {
+		return AliasChange{Action: ActionShadow, To: version, Actor: actor, Reason: reason}, nil
+	})
+}
+
 // Clear unsets an alias (a canary that is over); its history stays.
 // ErrNotFound when it is not set.
 func (r *Registry) Clear(ctx context.Context, model, alias, actor, reason string) (AliasChange, error) {

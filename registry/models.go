@@ -37,12 +37,18 @@ const (
 	ActionPromote  = "promote"
 	ActionRollback = "rollback"
 	ActionCanary   = "canary" // point the canary alias at a version, with a traffic share
+	ActionShadow   = "shadow" // point the shadow alias at a version
 	ActionClear    = "clear"  // unset an alias
 )
 
 // AliasCanary is the alias of a model's canary version: servers answer a
 // share of shoppers (AliasState.Share, sticky by user id) with it.
 const AliasCanary = "canary"
+
+// AliasShadow is the alias of a model's shadow version: servers compute
+// its answers beside production's, off the request path, and compare
+// them, but never answer with it.
+const AliasShadow = "shadow"
 
 // BlobInfo describes one artifact file of a version.
 type BlobInfo struct {

@@ -70,6 +70,8 @@ commands:
   canary set MODEL VERSION      answer -share of shoppers with VERSION (store mode only; needs -reason)
   canary clear MODEL            production answers everyone again (needs -reason)
   promote-canary MODEL          move -alias to the canary's version and clear the canary (needs -reason)
+  shadow set MODEL VERSION      compare VERSION with production off the request path (needs -reason)
+  shadow clear MODEL            stop comparing (needs -reason)
   campaigns ...                 promotion campaigns (store mode only): list, show,
                                 create, update, pause, resume, end, history
 
@@ -235,7 +237,7 @@ func Main(ctx context.Context, args []string, env Env, stdout, stderr io.Writer)
 			return err
 		}
 		return out.history(h)
-	case "canary", "promote-canary":
+	case "canary", "promote-canary", "shadow":
 		if reg == nil {
 			return fmt.Errorf("%s works on a store (-store.*), not through -server yet", rest[0])
 		}
@@ -247,12 +249,14 @@ func Main(ctx context.Context, args []string, env Env, stdout, stderr io.Writer)
 		switch {
 		case rest[0] == "promote-canary" && len(rest) == 2:
 			ch, err = reg.PromoteCanary(ctx, rest[1], *alias, actor(), *reason)
-		case len(rest) == 4 && rest[1] == "set":
+		case rest[0] == "canary" && len(rest) == 4 && rest[1] == "set":
 			ch, err = reg.SetCanary(ctx, rest[2], rest[3], *share, actor(), *reason)
-		case len(rest) == 3 && rest[1] == "clear":
-			ch, err = reg.Clear(ctx, rest[2], registry.AliasCanary, actor(), *reason)
+		case rest[0] == "shadow" && len(rest) == 4 && rest[1] == "set":
+			ch, err = reg.SetShadow(ctx, rest[2], rest[3], actor(), *reason)
+		case rest[0] != "promote-canary" && len(rest) == 3 && rest[1] == "clear":
+			ch, err = reg.Clear(ctx, rest[2], rest[0], actor(), *reason)
 		default:
-			return fmt.Errorf("want: canary set MODEL VERSION -share S, canary clear MODEL, or promote-canary MODEL")
+			return fmt.Errorf("want: canary set MODEL VERSION -share S, canary clear MODEL, promote-canary MODEL, shadow set MODEL VERSION or shadow clear MODEL")
 		}
 		if err != nil {
 			return err

@@ -96,6 +96,12 @@ func TestPromoteRollbackHistory(t *testing.T) {
 	if _, err := run(t, store, "canary", "clear", "recommender", "-reason", "again"); !errors.Is(err, registry.ErrNotFound) {
 		t.Fatalf("clear after promote-canary: %v", err)
 	}
+	if out, err := run(t, store, "shadow", "set", "recommender", vs[0], "-reason", "compare"); err != nil || !strings.Contains(out, "shadow recommender/shadow: (unset) -> "+vs[0]) {
+		t.Fatalf("shadow set: %s %v", out, err)
+	}
+	if out, err := run(t, store, "shadow", "clear", "recommender", "-reason", "seen enough"); err != nil || !strings.Contains(out, "-> (unset)") {
+		t.Fatalf("shadow clear: %s %v", out, err)
+	}
 	if _, err := run(t, store, "frobnicate"); err == nil {
 		t.Fatal("unknown command accepted")
 	}

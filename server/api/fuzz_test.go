@@ -23,6 +23,7 @@ type fixedModels map[string]*models.Loaded
 
 func (f fixedModels) Get(name string) *models.Loaded    { return f[name] }
 func (f fixedModels) Canary(name string) *models.Loaded { return f[name+"@canary"] }
+func (f fixedModels) Shadow(name string) *models.Loaded { return f[name+"@shadow"] }
 
 func serving() *api.Serving {
 	lin := func(n int) artifact.Linear { return artifact.Linear{Intercept: -1, Coef: make([]float64, n)} }

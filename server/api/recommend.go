@@ -49,50 +49,13 @@ func (s *Serving) Recommend(ctx context.Context, req *promov1.RecommendRequest) 
 	if prof != nil {
 		known = s.itemsOf(sim, profs, prof)
 	}
-	nHist := len(req.GetSessionItemIds())
-	nExcl := len(req.GetExcludeItemIds())
-	if known != nil {
-		nHist += len(known.recent)
-		nExcl += len(known.purchased)
-	}
-	// Sized up front: this handler is on the hot path.
-	q := artifact.Query{K: k, Categories: req.GetCategories(), Exclude: make(map[int32]bool, nExcl), History: make([]artifact.Weighted, 0, nHist)}
-	origin := make(origins, 0, nHist+nExcl) // history item -> how the shopper knows it
-	// Past behaviour, newer items weigh more.
-	if known != nil {
-		n := len(known.recent)
-		for i, ix := range known.recent {
-			if ix >= 0 {
-				q.History = append(q.History, artifact.Weighted{Item: ix, Weight: recency[min(n-1-i, len(recency)-1)]})
-				origin.set(ix, "viewed")
-			}
-		}
-		for _, ix := range known.purchased {
-			if ix >= 0 {
-				origin.set(ix, "bought")
-				if req.GetExcludePurchased() {
-					q.Exclude[ix] = true
-				}
-			}
-		}
-	}
-	// What the shopper is looking at right now dominates: the blend reacts
-	// to the current session in real time.
-	ns := len(req.GetSessionItemIds())
-	for i, id := range req.GetSessionItemIds() {
-		if ix, ok := sim.Index(id); ok {
-			q.History = append(q.History, artifact.Weighted{Item: ix, Weight: float32(2 * math.Pow(0.8, float64(ns-1-i)))})
-			origin.set(ix, "are looking at")
-		}
-	}
-	for _, id := range req.GetExcludeItemIds() {
-		if ix, ok := sim.Index(id); ok {
-			q.Exclude[ix] = true
-		}
-	}
+	q, origin := buildQuery(sim, known, req, k)
 	recs, err := sim.Recommend(ctx, q)
 	if err != nil {
 		return nil, ToStatus(err)
+	}
+	if s.Shadow != nil {
+		s.shadowRecommend(sim, recs, prof, req, k)
 	}
 	resp := &promov1.RecommendResponse{Model: ref(rl), ColdStart: len(q.History) == 0, Items: make([]*promov1.RecommendedItem, len(recs))}
 	// One allocation for all items and one for all "because of" ids, not
@@ -165,6 +128,54 @@ func (s *Serving) SimilarItems(ctx context.Context, req *promov1.SimilarItemsReq
 
 // origins remembers how the shopper knows each history item; a short slice
 // beats a map for the few dozen entries a request has.
+// buildQuery turns a request and the shopper's known items (nil for an
+// unknown shopper) into a query of sim, and says how the shopper knows
+// each history item.
+func buildQuery(sim *artifact.ItemSim, known *userItems, req *promov1.RecommendRequest, k int) (artifact.Query, origins) {
+	nHist := len(req.GetSessionItemIds())
+	nExcl := len(req.GetExcludeItemIds())
+	if known != nil {
+		nHist += len(known.recent)
+		nExcl += len(known.purchased)
+	}
+	// Sized up front: this handler is on the hot path.
+	q := artifact.Query{K: k, Categories: req.GetCategories(), Exclude: make(map[int32]bool, nExcl), History: make([]artifact.Weighted, 0, nHist)}
+	origin := make(origins, 0, nHist+nExcl) // history item -> how the shopper knows it
+	// Past behaviour, newer items weigh more.
+	if known != nil {
+		n := len(known.recent)
+		for i, ix := range known.recent {
+			if ix >= 0 {
+				q.History = append(q.History, artifact.Weighted{Item: ix, Weight: recency[min(n-1-i, len(recency)-1)]})
+				origin.set(ix, "viewed")
+			}
+		}
+		for _, ix := range known.purchased {
+			if ix >= 0 {
+				origin.set(ix, "bought")
+				if req.GetExcludePurchased() {
+					q.Exclude[ix] = true
+				}
+			}
+		}
+	}
+	// What the shopper is looking at right now dominates: the blend reacts
+	// to the current session in real time.
+	ns := len(req.GetSessionItemIds())
+	for i, id := range req.GetSessionItemIds() {
+		if ix, ok := sim.Index(id); ok {
+			q.History = append(q.History, artifact.Weighted{Item: ix, Weight: float32(2 * math.Pow(0.8, float64(ns-1-i)))})
+			origin.set(ix, "are looking at")
+		}
+	}
+	for _, id := range req.GetExcludeItemIds() {
+		if ix, ok := sim.Index(id); ok {
+			q.Exclude[ix] = true
+		}
+	}
+	return q, origin
+}
+
 // recency[n] is the weight of the item viewed n items before the last.
 var recency = func() []float32 {
 	w := make([]float32, 256)

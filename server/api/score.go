@@ -26,6 +26,9 @@ func (s *Serving) Score(ctx context.Context, req *promov1.ScoreRequest) (*promov
 	prof, profs, profL := s.profile(ctx, req.GetUserId())
 	x := featureVector(pm.Features, &pm.Scaler, req.GetFeatures(), prof, profs)
 	pred := pm.Predict(x, req.GetExplain())
+	if s.Shadow != nil {
+		s.shadowScore(pred.Probability, req, prof, profs)
+	}
 	resp := &promov1.ScoreResponse{
 		UserId: req.GetUserId(), PurchaseProbability: pred.Probability, ExpectedSpend: pred.ExpectedSpend,
 		BaselineLogOdds: pm.Logit.Intercept, Model: ref(pl), Models: []*promov1.ModelRef{ref(pl)},

@@ -40,6 +40,8 @@ type ModelGetter interface {
 	Get(name string) *models.Loaded
 	// Canary returns its canary version, nil when it has none.
 	Canary(name string) *models.Loaded
+	// Shadow returns its shadow version, nil when it has none.
+	Shadow(name string) *models.Loaded
 }
 
 // Serving implements scoring, recommendations and promotions.
@@ -65,6 +67,9 @@ type Serving struct {
 	// targeted ones) and arm ("none" for a targeted decision that offered
 	// nothing).
 	Decided func(traffic, arm string)
+
+	// Shadow, when set, compares shadow versions with production.
+	Shadow *Shadow
 
 	items atomic.Pointer[itemIndex]
 }

@@ -54,12 +54,12 @@ import (
 // ModelSpecs are the models the server follows.
 func ModelSpecs(alias string) []models.Spec {
 	return []models.Spec{
-		{Name: artifact.ModelPropensity, Alias: alias, Kind: artifact.KindPropensity, Canary: true},
-		{Name: artifact.ModelRecommender, Alias: alias, Kind: artifact.KindItemSim, Canary: true},
+		{Name: artifact.ModelPropensity, Alias: alias, Kind: artifact.KindPropensity, Trials: true},
+		{Name: artifact.ModelRecommender, Alias: alias, Kind: artifact.KindItemSim, Trials: true},
 		{Name: artifact.ModelProfiles, Alias: alias, Kind: artifact.KindProfiles},
 		// Without a promoted uplift model GetOffers makes no offers rather
 		// than failing, so it does not hold back readiness.
-		{Name: artifact.ModelUplift, Alias: alias, Kind: artifact.KindUplift, Optional: true, Canary: true},
+		{Name: artifact.ModelUplift, Alias: alias, Kind: artifact.KindUplift, Optional: true, Trials: true},
 	}
 }
 
@@ -191,6 +191,18 @@ func Run(ctx context.Context, o Options, logOut io.Writer) error {
 	serving := api.NewServing(set, catalogue)
 	serving.Exploration = o.Exploration
 	serving.Decided = func(traffic, arm string) { met.decisions.WithLabelValues(traffic, arm).Inc() }
+	serving.Shadow = api.NewShadow(256, o.ShadowRate)
+	serving.Shadow.Observed = func(model, what string, v float64) {
+		switch what {
+		case "score_abs_diff":
+			met.shadowDiff.WithLabelValues(model).Observe(v)
+		case "topk_overlap":
+			met.shadowOverlap.WithLabelValues(model).Observe(v)
+		case "seconds":
+			met.shadowSeconds.WithLabelValues(model).Observe(v)
+		}
+	}
+	serving.Shadow.Dropped = func(model string) { met.shadowDropped.WithLabelValues(model).Inc() }
 	serving.Pseudonyms = pseudo
 	erased := api.NewErasures()
 	if err := erased.Reload(ctx, bkt); err != nil {
@@ -249,6 +261,7 @@ func Run(ctx context.Context, o Options, logOut io.Writer) error {
 	runCtx, stopBackground := context.WithCancel(context.Background())
 	defer stopBackground()
 	g.Go(func() error { set.Run(gctx); return nil })
+	g.Go(func() error { serving.Shadow.Run(gctx); return nil })
 	g.Go(func() error { store.run(gctx, o.CheckInterval); return nil })
 	// Erasures made through other replicas reach this one within a minute.
 	g.Go(func() error {

@@ -3,12 +3,17 @@ package app_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"math"
+	"net/http"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	promov1 "github.com/promoai/promo/proto/promo/v1"
 	"github.com/promoai/promo/registry"
+	"github.com/promoai/promo/server/app"
 )
 
 // A canary at 20% answers 20% ± 2% of shoppers, each shopper always with
@@ -79,4 +84,58 @@ func TestCanaryShareIsStickyPerShopper(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor("the clear", func() bool { return share(500) == 0 })
+}
+
+// A shadow version is compared with production off the request path and
+// never answers: Score's probability difference and Recommend's top-k
+// overlap reach the metrics (an identical recommender shadow overlaps
+// fully), while every response names production.
+func TestShadowIsComparedNeverServed(t *testing.T) {
+	s := startServer(t, true, func(o *app.Options) { o.ShadowRate = 1e5 })
+	ctx := context.Background()
+	shadowP := publish(t, s.reg, "propensity", propensityModel(2), false)
+	if _, err := s.reg.SetShadow(ctx, "propensity", shadowP, "test", "compare"); err != nil {
+		t.Fatal(err)
+	}
+	prodR, _ := s.reg.Alias(ctx, "recommender", "production")
+	if _, err := s.reg.SetShadow(ctx, "recommender", prodR.Version, "test", "compare with itself"); err != nil {
+		t.Fatal(err)
+	}
+	scoring, recs := promov1.NewScoringServiceClient(s.conn), promov1.NewRecommendationServiceClient(s.conn)
+	metric := func(name string) float64 {
+		resp, err := http.Get("http://" + s.httpAddr + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		for _, line := range strings.Split(string(body), "\n") {
+			if v, ok := strings.CutPrefix(line, name+" "); ok {
+				f, _ := strconv.ParseFloat(v, 64)
+				return f
+			}
+		}
+		return 0
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for metric(`promo_shadow_score_abs_diff_count{model="propensity"}`) == 0 || metric(`promo_shadow_topk_overlap_count{model="recommender"}`) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no shadow comparison reached the metrics")
+		}
+		r, err := scoring.Score(ctx, &promov1.ScoreRequest{UserId: "alice"})
+		if err != nil || r.Model.Alias != "production" {
+			t.Fatalf("score answered by %v, %v", r.GetModel(), err)
+		}
+		rr, err := recs.Recommend(ctx, &promov1.RecommendRequest{UserId: "alice", K: 3})
+		if err != nil || rr.Model.Alias != "production" {
+			t.Fatalf("recommend answered by %v, %v", rr.GetModel(), err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if sum, n := metric(`promo_shadow_score_abs_diff_sum{model="propensity"}`), metric(`promo_shadow_score_abs_diff_count{model="propensity"}`); !(sum/n > 0) {
+		t.Errorf("a shadow with another bias differs by %v on average", sum/n)
+	}
+	if sum, n := metric(`promo_shadow_topk_overlap_sum{model="recommender"}`), metric(`promo_shadow_topk_overlap_count{model="recommender"}`); sum != n {
+		t.Errorf("the production recommender as its own shadow overlaps %v of %v", sum, n)
+	}
 }

@@ -21,14 +21,18 @@ import (
 
 // metrics are the server's Prometheus collectors.
 type metrics struct {
-	requests     *prometheus.CounterVec
-	latency      *prometheus.HistogramVec
-	modelInfo    *prometheus.GaugeVec
-	loadFailures *prometheus.CounterVec
-	swaps        *prometheus.CounterVec
-	inflight     prometheus.Gauge
-	rejected     *prometheus.CounterVec
-	decisions    *prometheus.CounterVec
+	requests      *prometheus.CounterVec
+	latency       *prometheus.HistogramVec
+	modelInfo     *prometheus.GaugeVec
+	loadFailures  *prometheus.CounterVec
+	swaps         *prometheus.CounterVec
+	inflight      prometheus.Gauge
+	rejected      *prometheus.CounterVec
+	decisions     *prometheus.CounterVec
+	shadowDiff    *prometheus.HistogramVec
+	shadowOverlap *prometheus.HistogramVec
+	shadowSeconds *prometheus.HistogramVec
+	shadowDropped *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -44,7 +48,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "promo_offer_decisions_total",
 			Help: "Offer decisions by traffic (experiment: a shopper's sticky randomized arm; anonymous: a randomized decision without a user id; targeted: chosen by the uplift model) and arm (none: targeted, nothing offered)."}, []string{"traffic", "arm"}),
 	}
-	reg.MustRegister(m.requests, m.latency, m.modelInfo, m.loadFailures, m.swaps, m.inflight, m.rejected, m.decisions)
+	share := []float64{0, 0.001, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1}
+	m.shadowDiff = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "promo_shadow_score_abs_diff",
+		Help: "Absolute difference between the shadow version's purchase probability and the served one's, per compared Score.", Buckets: share}, []string{"model"})
+	m.shadowOverlap = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "promo_shadow_topk_overlap",
+		Help: "Share of the served top k the shadow version also recommends, per compared Recommend.", Buckets: []float64{0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1}}, []string{"model"})
+	m.shadowSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "promo_shadow_seconds",
+		Help: "Time the shadow version took to answer, off the request path.", Buckets: []float64{.00001, .00005, .0001, .00025, .0005, .001, .0025, .005, .01, .05}}, []string{"model"})
+	m.shadowDropped = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "promo_shadow_dropped_total",
+		Help: "Shadow comparisons dropped because the queue was full."}, []string{"model"})
+	reg.MustRegister(m.requests, m.latency, m.modelInfo, m.loadFailures, m.swaps, m.inflight, m.rejected, m.decisions,
+		m.shadowDiff, m.shadowOverlap, m.shadowSeconds, m.shadowDropped)
 	return m
 }
 

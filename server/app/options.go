@@ -51,6 +51,7 @@ type Options struct {
 	Pprof         bool
 	PseudonymKey  string
 	Tracing       telemetry.Options
+	ShadowRate    float64
 	// Tracer, when set, is used instead of starting tracing from Tracing
 	// (a test's in-memory recorder); Run does not shut it down.
 	Tracer *telemetry.Tracing
@@ -81,6 +82,9 @@ func DefaultOptions() Options {
 // validate refuses options the server cannot run with.
 func (o *Options) validate() error {
 	var errs []error
+	if !(o.ShadowRate > 0 && o.ShadowRate <= 1e6) {
+		errs = append(errs, fmt.Errorf("-shadow.max-per-second %v must be positive", o.ShadowRate))
+	}
 	if math.IsNaN(o.Exploration) || o.Exploration < 0 || o.Exploration > 1 {
 		errs = append(errs, fmt.Errorf("-offers.exploration %v must be within [0, 1]", o.Exploration))
 	}
@@ -136,6 +140,7 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&o.IngestPending, "ingest.max-pending", 200000, "events queued before Ingest answers RESOURCE_EXHAUSTED")
 	fs.BoolVar(&o.Pprof, "debug.pprof", false, "serve Go profiles at /debug/pprof/ on -http.addr")
 	o.Tracing.RegisterFlags(fs)
+	fs.Float64Var(&o.ShadowRate, "shadow.max-per-second", 50, "most comparisons a second of a shadow version with production (off the request path; more are skipped)")
 	fs.StringVar(&o.PseudonymKey, "privacy.pseudonym-key-file", "", "file with the key that pseudonymizes user ids at ingestion and lookup (also $PROMO_PSEUDONYM_KEY); the trainer's import must use the same key")
 }
 

@@ -64,7 +64,7 @@ type watched struct {
 	name, alias string
 	kind        string
 	optional    bool
-	canary      bool // a canary alias: unset means "no canary", not an error
+	canary      bool // a canary or shadow alias: unset means "none", not an error
 	current     atomic.Pointer[Loaded]
 	// checked is set once the first check has ended, whatever its outcome.
 	checked    atomic.Bool
@@ -83,7 +83,7 @@ type Set struct {
 	hooks    Hooks
 	interval time.Duration
 	models   map[string]*watched
-	canaries map[string]*watched // by model name
+	trials   map[string][]*watched // by model name: its canary and shadow aliases
 	order    []string
 	now      func() time.Time
 }
@@ -95,34 +95,43 @@ type Set struct {
 type Spec struct {
 	Name, Alias, Kind string
 	Optional          bool
-	// Canary also follows the model's canary alias (registry.AliasCanary).
-	Canary bool
+	// Trials also follows the model's canary and shadow aliases
+	// (registry.AliasCanary, registry.AliasShadow).
+	Trials bool
 }
 
 // NewSet prepares a set; call Run to start watching.
 func NewSet(src Source, specs []Spec, interval time.Duration, log *slog.Logger, hooks Hooks) *Set {
-	s := &Set{src: src, log: log, hooks: hooks, interval: interval, models: map[string]*watched{}, canaries: map[string]*watched{}, now: time.Now}
+	s := &Set{src: src, log: log, hooks: hooks, interval: interval, models: map[string]*watched{}, trials: map[string][]*watched{}, now: time.Now}
 	for _, sp := range specs {
 		w := &watched{name: sp.Name, alias: sp.Alias, kind: sp.Kind, optional: sp.Optional}
 		w.status = Status{Name: sp.Name, Alias: sp.Alias}
 		s.models[sp.Name] = w
 		s.order = append(s.order, sp.Name)
-		if sp.Canary {
-			c := &watched{name: sp.Name, alias: registry.AliasCanary, kind: sp.Kind, optional: true, canary: true}
-			c.status = Status{Name: sp.Name, Alias: registry.AliasCanary}
-			s.canaries[sp.Name] = c
+		if sp.Trials {
+			for _, alias := range []string{registry.AliasCanary, registry.AliasShadow} {
+				c := &watched{name: sp.Name, alias: alias, kind: sp.Kind, optional: true, canary: true}
+				c.status = Status{Name: sp.Name, Alias: alias}
+				s.trials[sp.Name] = append(s.trials[sp.Name], c)
+			}
 		}
 	}
 	return s
 }
 
 // Canary returns the model's canary version, or nil when it has none.
-func (s *Set) Canary(name string) *Loaded {
-	w, ok := s.canaries[name]
-	if !ok {
-		return nil
+func (s *Set) Canary(name string) *Loaded { return s.trial(name, registry.AliasCanary) }
+
+// Shadow returns the model's shadow version, or nil when it has none.
+func (s *Set) Shadow(name string) *Loaded { return s.trial(name, registry.AliasShadow) }
+
+func (s *Set) trial(name, alias string) *Loaded {
+	for _, w := range s.trials[name] {
+		if w.alias == alias {
+			return w.current.Load()
+		}
 	}
-	return w.current.Load()
+	return nil
 }
 
 // Get returns the current version of a model, or nil when none is loaded.
@@ -165,8 +174,8 @@ func (s *Set) Ready() (bool, string) {
 func (s *Set) Statuses() []Status {
 	out := make([]Status, 0, len(s.order))
 	for _, n := range s.order {
-		for _, w := range []*watched{s.models[n], s.canaries[n]} {
-			if w == nil || (w.canary && w.current.Load() == nil) {
+		for _, w := range append([]*watched{s.models[n]}, s.trials[n]...) {
+			if w.canary && w.current.Load() == nil {
 				continue // no canary: nothing to report
 			}
 			w.mu.Lock()
@@ -196,10 +205,8 @@ func (s *Set) Run(ctx context.Context) {
 func (s *Set) CheckAll(ctx context.Context) {
 	var wg sync.WaitGroup
 	for _, n := range s.order {
-		for _, w := range []*watched{s.models[n], s.canaries[n]} {
-			if w != nil {
-				wg.Go(func() { s.check(ctx, w) })
-			}
+		for _, w := range append([]*watched{s.models[n]}, s.trials[n]...) {
+			wg.Go(func() { s.check(ctx, w) })
 		}
 	}
 	wg.Wait()
@@ -313,7 +320,7 @@ func (s *Set) drop(w *watched, etag string) {
 	w.status.Version, w.status.LastError = "", ""
 	w.mu.Unlock()
 	if old != nil {
-		s.log.Info("canary cleared", "model", w.name, "was", old.Version)
+		s.log.Info("alias cleared", "model", w.name, "alias", w.alias, "was", old.Version)
 		if s.hooks.OnSwap != nil {
 			s.hooks.OnSwap(w.name, w.alias, old.Version, "")
 		}
