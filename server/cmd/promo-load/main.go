@@ -30,6 +30,7 @@ func main() {
 	swapTo := flag.String("swap.candidate", "", "version to promote and roll back")
 	swapChanges := flag.Int("swap.changes", 20, "number of promotions plus rollbacks")
 	swapTimeout := flag.Duration("swap.timeout", 6*time.Second, "longest a change may take to be served (check interval + 1s)")
+	canary := flag.Bool("canary", false, "instead: score every user twice and report the share the canary answered and any shopper who changed version")
 	soak := flag.Duration("soak", 0, "instead: send mixed valid and hostile traffic for this long and check every answer (needs -items and -http)")
 	flag.Parse()
 	o.Users = ids(*users, "u")
@@ -42,6 +43,15 @@ func main() {
 		loadtest.PrintSoak(os.Stdout, r)
 		if err != nil || r.Failed() {
 			fmt.Fprintln(os.Stderr, "promo-load: soak failed:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if *canary {
+		r, err := loadtest.CanaryCheck(ctx, o)
+		loadtest.PrintCanary(os.Stdout, r)
+		if err != nil || r.Failed > 0 || r.Changed > 0 {
+			fmt.Fprintln(os.Stderr, "promo-load: canary check failed:", err)
 			os.Exit(1)
 		}
 		return
