@@ -194,15 +194,19 @@ func (r *Registry) Promote(ctx context.Context, model, alias, version, actor, re
 	if err := ValidateAliasName(alias); err != nil {
 		return AliasChange{}, err
 	}
-	if err := checkReason(actor, reason); err != nil {
+	return r.point(ctx, model, alias, version, AliasChange{Action: ActionPromote, Actor: actor, Reason: reason})
+}
+
+// point moves alias to version, which must be servable, recording ch.
+func (r *Registry) point(ctx context.Context, model, alias, version string, ch AliasChange) (AliasChange, error) {
+	if err := checkReason(ch.Actor, ch.Reason); err != nil {
 		return AliasChange{}, err
 	}
 	if err := r.loadable(ctx, model, version); err != nil {
-		return AliasChange{}, fmt.Errorf("promote: %w", err)
+		return AliasChange{}, fmt.Errorf("%s: %w", ch.Action, err)
 	}
-	return r.changeAlias(ctx, model, alias, func(*AliasState) (AliasChange, error) {
-		return AliasChange{Action: ActionPromote, To: version, Actor: actor, Reason: reason}, nil
-	})
+	ch.To = version
+	return r.changeAlias(ctx, model, alias, func(*AliasState) (AliasChange, error) { return ch, nil })
 }
 
 // SetCanary points model's canary alias at version, which must be
@@ -213,30 +217,14 @@ func (r *Registry) SetCanary(ctx context.Context, model, version string, share f
 	if !(share > 0 && share < 1) {
 		return AliasChange{}, fmt.Errorf("%w: canary share %v must be within (0, 1)", ErrInvalid, share)
 	}
-	if err := checkReason(actor, reason); err != nil {
-		return AliasChange{}, err
-	}
-	if err := r.loadable(ctx, model, version); err != nil {
-		return AliasChange{}, fmt.Errorf("canary: %w", err)
-	}
-	return r.changeAlias(ctx, model, AliasCanary, func(*AliasState) (AliasChange, error) {
-		return AliasChange{Action: ActionCanary, To: version, Share: share, Actor: actor, Reason: reason}, nil
-	})
+	return r.point(ctx, model, AliasCanary, version, AliasChange{Action: ActionCanary, Share: share, Actor: actor, Reason: reason})
 }
 
 // SetShadow points model's shadow alias at version, which must be
 // servable: servers compare its answers with production's without ever
 // answering with it.
 func (r *Registry) SetShadow(ctx context.Context, model, version, actor, reason string) (AliasChange, error) {
-	if err := checkReason(actor, reason); err != nil {
-		return AliasChange{}, err
-	}
-	if err := r.loadable(ctx, model, version); err != nil {
-		return AliasChange{}, fmt.Errorf("shadow: %w", err)
-	}
-	return r.changeAlias(ctx, model, AliasShadow, func(*AliasState) (AliasChange, error) {
-		return AliasChange{Action: ActionShadow, To: version, Actor: actor, Reason: reason}, nil
-	})
+	return r.point(ctx, model, AliasShadow, version, AliasChange{Action: ActionShadow, Actor: actor, Reason: reason})
 }
 
 // Clear unsets an alias (a canary that is over); its history stays.
