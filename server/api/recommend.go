@@ -192,20 +192,20 @@ type userItems struct{ recent, purchased []int32 }
 // itemIndex caches userItems for the shoppers of one profiles model
 // against one item model: resolving every id through the item model's map
 // on every request cost as much as the recommendation itself on a large
-// catalogue. A new version of either model starts a new cache.
+// catalogue.
 type itemIndex struct {
 	sim   *artifact.ItemSim
 	profs *artifact.Profiles
 	users []atomic.Pointer[userItems] // by UserProfile.Position
 }
 
+// maxItemIndexes bounds the item models cached at once: production and a
+// canary answer side by side, and a swap briefly adds one.
+const maxItemIndexes = 3
+
 // itemsOf returns the shopper's items as indices of sim.
 func (s *Serving) itemsOf(sim *artifact.ItemSim, profs *artifact.Profiles, prof *artifact.UserProfile) *userItems {
-	idx := s.items.Load()
-	if idx == nil || idx.sim != sim || idx.profs != profs {
-		idx = &itemIndex{sim: sim, profs: profs, users: make([]atomic.Pointer[userItems], len(profs.Users))}
-		s.items.Store(idx) // concurrent requests may each build one; the last stays
-	}
+	idx := s.itemIndex(sim, profs)
 	pos := prof.Position()
 	if pos < 0 || pos >= len(idx.users) {
 		return resolve(sim, prof)
@@ -216,6 +216,30 @@ func (s *Serving) itemsOf(sim *artifact.ItemSim, profs *artifact.Profiles, prof 
 	u := resolve(sim, prof)
 	idx.users[pos].Store(u)
 	return u
+}
+
+// itemIndex returns the cache for the pair, starting one (and forgetting
+// the oldest beyond maxItemIndexes) when there is none.
+func (s *Serving) itemIndex(sim *artifact.ItemSim, profs *artifact.Profiles) *itemIndex {
+	cur := s.items.Load()
+	if cur != nil {
+		for _, idx := range *cur {
+			if idx.sim == sim && idx.profs == profs {
+				return idx
+			}
+		}
+	}
+	idx := &itemIndex{sim: sim, profs: profs, users: make([]atomic.Pointer[userItems], len(profs.Users))}
+	next := []*itemIndex{idx}
+	if cur != nil {
+		for _, old := range *cur {
+			if old.profs == profs && len(next) < maxItemIndexes {
+				next = append(next, old)
+			}
+		}
+	}
+	s.items.Store(&next) // concurrent requests may each start one; the last stays
+	return idx
 }
 
 func resolve(sim *artifact.ItemSim, prof *artifact.UserProfile) *userItems {

@@ -71,7 +71,7 @@ type Serving struct {
 	// Shadow, when set, compares shadow versions with production.
 	Shadow *Shadow
 
-	items atomic.Pointer[itemIndex]
+	items atomic.Pointer[[]*itemIndex] // newest first, at most maxItemIndexes
 }
 
 // Traffic of an offer decision.
