@@ -71,4 +71,3 @@ func TestRecommendWithCanaryUsesEachModelsItems(t *testing.T) {
 		t.Fatalf("versions that answered: %v", versions)
 	}
 }
-

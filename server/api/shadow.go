@@ -21,12 +21,21 @@ type Shadow struct {
 	// whatever the traffic.
 	every time.Duration
 	next  atomic.Int64 // unix nanoseconds of the next allowed comparison
-	// Observed gets each comparison: the model, what was measured
-	// (score_abs_diff, topk_overlap or seconds) and the value.
-	Observed func(model, what string, v float64)
+	// Observed gets each comparison: the model, what was measured (a
+	// Measure) and the value.
+	Observed func(model string, what Measure, v float64)
 	// Dropped is told of a comparison the full queue turned away.
 	Dropped func(model string)
 }
+
+// Measure is what a shadow comparison measured.
+type Measure int
+
+const (
+	ScoreAbsDiff  Measure = iota // |shadow − served| purchase probability
+	TopKOverlap                  // share of the served top k the shadow also recommends
+	ShadowSeconds                // the shadow's own time
+)
 
 // NewShadow returns a comparer with room for queue pending comparisons
 // that makes at most perSecond comparisons a second.
@@ -63,7 +72,7 @@ func (sh *Shadow) submit(model string, job func()) {
 	}
 }
 
-func (sh *Shadow) observe(model, what string, v float64) {
+func (sh *Shadow) observe(model string, what Measure, v float64) {
 	if sh.Observed != nil {
 		sh.Observed(model, what, v)
 	}
@@ -90,8 +99,8 @@ func (s *Serving) shadowScore(prodP float64, req *promov1.ScoreRequest, prof *ar
 			return // a feature the shadow does not know: nothing to compare
 		}
 		p := pm.Predict(featureVector(pm.Features, &pm.Scaler, features, prof, profs), false).Probability
-		s.Shadow.observe(artifact.ModelPropensity, "seconds", time.Since(start).Seconds())
-		s.Shadow.observe(artifact.ModelPropensity, "score_abs_diff", math.Abs(p-prodP))
+		s.Shadow.observe(artifact.ModelPropensity, ShadowSeconds, time.Since(start).Seconds())
+		s.Shadow.observe(artifact.ModelPropensity, ScoreAbsDiff, math.Abs(p-prodP))
 	})
 }
 
@@ -121,13 +130,13 @@ func (s *Serving) shadowRecommend(prodSim *artifact.ItemSim, prod []artifact.Sco
 		if err != nil {
 			return
 		}
-		s.Shadow.observe(artifact.ModelRecommender, "seconds", time.Since(start).Seconds())
+		s.Shadow.observe(artifact.ModelRecommender, ShadowSeconds, time.Since(start).Seconds())
 		same := 0
 		for _, r := range got {
 			if want[sim.Items[r.Item].ID] {
 				same++
 			}
 		}
-		s.Shadow.observe(artifact.ModelRecommender, "topk_overlap", float64(same)/float64(max(1, min(k, max(len(got), len(want))))))
+		s.Shadow.observe(artifact.ModelRecommender, TopKOverlap, float64(same)/float64(max(1, min(k, max(len(got), len(want))))))
 	})
 }

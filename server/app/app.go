@@ -192,16 +192,8 @@ func Run(ctx context.Context, o Options, logOut io.Writer) error {
 	serving.Exploration = o.Exploration
 	serving.Decided = func(traffic, arm string) { met.decisions.WithLabelValues(traffic, arm).Inc() }
 	serving.Shadow = api.NewShadow(256, o.ShadowRate)
-	serving.Shadow.Observed = func(model, what string, v float64) {
-		switch what {
-		case "score_abs_diff":
-			met.shadowDiff.WithLabelValues(model).Observe(v)
-		case "topk_overlap":
-			met.shadowOverlap.WithLabelValues(model).Observe(v)
-		case "seconds":
-			met.shadowSeconds.WithLabelValues(model).Observe(v)
-		}
-	}
+	shadowMetric := map[api.Measure]*prometheus.HistogramVec{api.ScoreAbsDiff: met.shadowDiff, api.TopKOverlap: met.shadowOverlap, api.ShadowSeconds: met.shadowSeconds}
+	serving.Shadow.Observed = func(model string, what api.Measure, v float64) { shadowMetric[what].WithLabelValues(model).Observe(v) }
 	serving.Shadow.Dropped = func(model string) { met.shadowDropped.WithLabelValues(model).Inc() }
 	serving.Pseudonyms = pseudo
 	erased := api.NewErasures()

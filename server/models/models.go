@@ -64,7 +64,7 @@ type watched struct {
 	name, alias string
 	kind        string
 	optional    bool
-	canary      bool // a canary or shadow alias: unset means "none", not an error
+	trial       bool // a canary or shadow alias: unset means "none", not an error
 	current     atomic.Pointer[Loaded]
 	// checked is set once the first check has ended, whatever its outcome.
 	checked    atomic.Bool
@@ -110,7 +110,7 @@ func NewSet(src Source, specs []Spec, interval time.Duration, log *slog.Logger, 
 		s.order = append(s.order, sp.Name)
 		if sp.Trials {
 			for _, alias := range []string{registry.AliasCanary, registry.AliasShadow} {
-				c := &watched{name: sp.Name, alias: alias, kind: sp.Kind, optional: true, canary: true}
+				c := &watched{name: sp.Name, alias: alias, kind: sp.Kind, optional: true, trial: true}
 				c.status = Status{Name: sp.Name, Alias: alias}
 				s.trials[sp.Name] = append(s.trials[sp.Name], c)
 			}
@@ -175,7 +175,7 @@ func (s *Set) Statuses() []Status {
 	out := make([]Status, 0, len(s.order))
 	for _, n := range s.order {
 		for _, w := range append([]*watched{s.models[n]}, s.trials[n]...) {
-			if w.canary && w.current.Load() == nil {
+			if w.trial && w.current.Load() == nil {
 				continue // no canary: nothing to report
 			}
 			w.mu.Lock()
@@ -225,7 +225,7 @@ func (s *Set) check(ctx context.Context, w *watched) {
 	w.mu.Unlock()
 
 	etag, err := s.src.AliasETag(ctx, w.name, w.alias)
-	if w.canary && errors.Is(err, registry.ErrNotFound) {
+	if w.trial && errors.Is(err, registry.ErrNotFound) {
 		s.drop(w, etag)
 		return
 	}
@@ -244,7 +244,7 @@ func (s *Set) check(ctx context.Context, w *watched) {
 		return
 	}
 	st, err := s.src.Alias(ctx, w.name, w.alias)
-	if w.canary && errors.Is(err, registry.ErrNotFound) {
+	if w.trial && errors.Is(err, registry.ErrNotFound) {
 		s.drop(w, etag) // cleared: the alias exists without a version
 		return
 	}
