@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"sync"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -67,7 +68,8 @@ func (s *Serving) GetOffers(ctx context.Context, req *promov1.GetOffersRequest) 
 			it := sim.Items[ix]
 			return offers.Item{Category: it.Category, Price: it.Price, Cost: it.Cost}, true
 		}
-		dr.Recommended = func() (ids, categories []string) {
+		// Once: a shadow decision reuses production's recommendations.
+		dr.Recommended = sync.OnceValues(func() (ids, categories []string) {
 			recs, err := s.Recommend(ctx, &promov1.RecommendRequest{UserId: req.GetUserId(), K: 3, ExcludePurchased: true})
 			if err != nil {
 				return nil, nil
@@ -76,7 +78,7 @@ func (s *Serving) GetOffers(ctx context.Context, req *promov1.GetOffersRequest) 
 				ids, categories = append(ids, r.GetItemId()), append(categories, r.GetCategory())
 			}
 			return ids, categories
-		}
+		})
 		resp.Models = append(resp.Models, ref(rl))
 	}
 	d, err := s.Offers.Decide(dr)
@@ -85,6 +87,9 @@ func (s *Serving) GetOffers(ctx context.Context, req *promov1.GetOffersRequest) 
 	}
 	if err != nil {
 		return nil, ToStatus(err)
+	}
+	if s.Shadow != nil {
+		s.shadowOffers(dr, d, prof, profs)
 	}
 	resp.Reason = d.Reason
 	if d.Randomized {

@@ -15,6 +15,9 @@ import (
 type Registry struct {
 	promov1.UnimplementedRegistryServiceServer
 	Reg *registry.Registry
+	// Production is the alias the servers follow: PromoteCanary moves it
+	// when the request names none.
+	Production string
 }
 
 // ManifestToProto converts a manifest.
@@ -34,7 +37,7 @@ func ManifestToProto(m *registry.Manifest) *promov1.Manifest {
 // ChangeToProto converts a history entry.
 func ChangeToProto(c registry.AliasChange) *promov1.AliasChange {
 	return &promov1.AliasChange{Model: c.Model, Alias: c.Alias, Action: c.Action, FromVersion: c.From, ToVersion: c.To,
-		Actor: c.Actor, Reason: c.Reason, Time: timestamppb.New(c.Time), Sequence: c.Sequence}
+		Actor: c.Actor, Reason: c.Reason, Time: timestamppb.New(c.Time), Sequence: c.Sequence, Share: c.Share}
 }
 
 func aliasesOf(aliases map[string]string, version string) []string {
@@ -64,7 +67,13 @@ func (s *Registry) ListModels(ctx context.Context, _ *promov1.ListModelsRequest)
 		if err != nil {
 			return nil, ToStatus(err)
 		}
-		resp.Models = append(resp.Models, &promov1.ModelSummary{Name: n, Kind: vs[0].Kind, VersionCount: int32(len(vs)), LatestVersion: vs[0].Version, Aliases: aliases})
+		sum := &promov1.ModelSummary{Name: n, Kind: vs[0].Kind, VersionCount: int32(len(vs)), LatestVersion: vs[0].Version, Aliases: aliases}
+		if _, ok := aliases[registry.AliasCanary]; ok {
+			if c, err := s.Reg.Alias(ctx, n, registry.AliasCanary); err == nil {
+				sum.CanaryShare = c.Share
+			}
+		}
+		resp.Models = append(resp.Models, sum)
 	}
 	return resp, nil
 }
@@ -148,4 +157,52 @@ func (s *Registry) History(ctx context.Context, req *promov1.HistoryRequest) (*p
 		resp.Changes = append(resp.Changes, ChangeToProto(c))
 	}
 	return resp, nil
+}
+
+// SetCanary implements promov1.RegistryServiceServer.
+func (s *Registry) SetCanary(ctx context.Context, req *promov1.SetCanaryRequest) (*promov1.SetCanaryResponse, error) {
+	ch, err := s.Reg.SetCanary(ctx, req.GetModel(), req.GetVersion(), req.GetShare(), auth.FromContext(ctx).Name, req.GetReason())
+	if err != nil {
+		return nil, ToStatus(err)
+	}
+	return &promov1.SetCanaryResponse{Change: ChangeToProto(ch)}, nil
+}
+
+// SetShadow implements promov1.RegistryServiceServer.
+func (s *Registry) SetShadow(ctx context.Context, req *promov1.SetShadowRequest) (*promov1.SetShadowResponse, error) {
+	ch, err := s.Reg.SetShadow(ctx, req.GetModel(), req.GetVersion(), auth.FromContext(ctx).Name, req.GetReason())
+	if err != nil {
+		return nil, ToStatus(err)
+	}
+	return &promov1.SetShadowResponse{Change: ChangeToProto(ch)}, nil
+}
+
+// ClearAlias implements promov1.RegistryServiceServer. Only the trial
+// aliases can be cleared: production is moved (Promote, Rollback), never
+// emptied, or every server would stop answering.
+func (s *Registry) ClearAlias(ctx context.Context, req *promov1.ClearAliasRequest) (*promov1.ClearAliasResponse, error) {
+	if a := req.GetAlias(); a != registry.AliasCanary && a != registry.AliasShadow {
+		return nil, invalidf("alias %q cannot be cleared: only %q and %q can (move the others with promote or rollback)", a, registry.AliasCanary, registry.AliasShadow)
+	}
+	ch, err := s.Reg.Clear(ctx, req.GetModel(), req.GetAlias(), auth.FromContext(ctx).Name, req.GetReason())
+	if err != nil {
+		return nil, ToStatus(err)
+	}
+	return &promov1.ClearAliasResponse{Change: ChangeToProto(ch)}, nil
+}
+
+// PromoteCanary implements promov1.RegistryServiceServer.
+func (s *Registry) PromoteCanary(ctx context.Context, req *promov1.PromoteCanaryRequest) (*promov1.PromoteCanaryResponse, error) {
+	alias := req.GetAlias()
+	if alias == "" {
+		alias = s.Production
+	}
+	if alias == registry.AliasCanary || alias == registry.AliasShadow {
+		return nil, invalidf("promote-canary moves a serving alias (e.g. %q), not %q", s.Production, alias)
+	}
+	ch, err := s.Reg.PromoteCanary(ctx, req.GetModel(), alias, auth.FromContext(ctx).Name, req.GetReason())
+	if err != nil {
+		return nil, ToStatus(err)
+	}
+	return &promov1.PromoteCanaryResponse{Change: ChangeToProto(ch)}, nil
 }

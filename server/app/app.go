@@ -211,8 +211,8 @@ func Run(ctx context.Context, o Options, logOut io.Writer) error {
 		promov1.RegisterRecommendationServiceServer(r, serving)
 		promov1.RegisterPromotionServiceServer(r, serving)
 		promov1.RegisterEventServiceServer(r, events)
-		promov1.RegisterRegistryServiceServer(r, &api.Registry{Reg: reg})
-		promov1.RegisterStatusServiceServer(r, &api.Status{Models: set})
+		promov1.RegisterRegistryServiceServer(r, &api.Registry{Reg: reg, Production: o.Alias})
+		promov1.RegisterStatusServiceServer(r, &api.Status{Models: set, Shadow: serving.Shadow})
 	}
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(srv, hs)

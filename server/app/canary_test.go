@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -11,8 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+
 	promov1 "github.com/promoai/promo/proto/promo/v1"
 	"github.com/promoai/promo/registry"
+	"github.com/promoai/promo/registry/cli"
 	"github.com/promoai/promo/server/app"
 )
 
@@ -137,5 +141,134 @@ func TestShadowIsComparedNeverServed(t *testing.T) {
 	}
 	if sum, n := metric(`promo_shadow_topk_overlap_sum{model="recommender"}`), metric(`promo_shadow_topk_overlap_count{model="recommender"}`); sum != n {
 		t.Errorf("the production recommender as its own shadow overlaps %v of %v", sum, n)
+	}
+}
+
+// Canary and shadow are set, read back, promoted and cleared through the
+// REST admin API: only an admin may act, production cannot be cleared,
+// /v1/status shows the canary's share and each shadow's comparisons
+// (uplift included), and promote-canary moves production to the canary.
+func TestCanaryAndShadowThroughTheAdminAPI(t *testing.T) {
+	s := startServer(t, true, func(o *app.Options) { o.ShadowRate = 1e5 })
+	ctx := context.Background()
+	cand := publish(t, s.reg, "propensity", propensityModel(1), false)
+	upShadow := publish(t, s.reg, "uplift", upliftModel(), false)
+	post := func(token, path, body string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest("POST", "http://"+s.httpAddr+path, strings.NewReader(body))
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	canary := fmt.Sprintf(`{"version":%q,"share":0.2,"reason":"try the new bias"}`, cand)
+	if code, _ := post("", "/v1/models/propensity/canary", canary); code != http.StatusUnauthorized {
+		t.Fatalf("no token: %d", code)
+	}
+	if code, _ := post(userToken, "/v1/models/propensity/canary", canary); code != http.StatusForbidden {
+		t.Fatalf("user token: %d", code)
+	}
+	if code, body := post(adminToken, "/v1/models/propensity/canary", fmt.Sprintf(`{"version":%q,"share":1.5}`, cand)); code != http.StatusBadRequest || !strings.Contains(body, "share") {
+		t.Fatalf("share 1.5: %d %s", code, body)
+	}
+	if code, body := post(adminToken, "/v1/models/propensity/canary", canary); code != http.StatusOK || !strings.Contains(body, `"share":0.2`) || !strings.Contains(body, `"actor":"ada"`) {
+		t.Fatalf("set canary: %d %s", code, body)
+	}
+	if code, body := post(adminToken, "/v1/models/uplift/shadow", fmt.Sprintf(`{"version":%q,"reason":"compare"}`, upShadow)); code != http.StatusOK {
+		t.Fatalf("set shadow: %d %s", code, body)
+	}
+	if code, body := post(adminToken, "/v1/models/propensity/aliases/production:clear", `{"reason":"oops"}`); code != http.StatusBadRequest {
+		t.Fatalf("clearing production: %d %s", code, body)
+	}
+	st := promov1.NewStatusServiceClient(s.conn)
+	offers := promov1.NewPromotionServiceClient(s.conn)
+	var canaryShare float64
+	var shadow *promov1.ShadowStats
+	for deadline := time.Now().Add(5 * time.Second); canaryShare == 0 || shadow.GetComparisons() == 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("status never showed the canary (share %v) and the shadow's comparisons (%v)", canaryShare, shadow)
+		}
+		if _, err := offers.GetOffers(ctx, &promov1.GetOffersRequest{UserId: "alice", Cart: &promov1.Cart{Value: 60}}); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := st.GetStatus(ctx, &promov1.GetStatusRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range resp.GetModels() {
+			switch {
+			case m.GetName() == "propensity" && m.GetAlias() == registry.AliasCanary && m.GetVersion() == cand:
+				canaryShare = m.GetShare()
+			case m.GetName() == "uplift" && m.GetAlias() == registry.AliasShadow && m.GetVersion() == upShadow:
+				shadow = m.GetShadow()
+			}
+		}
+	}
+	if canaryShare != 0.2 {
+		t.Errorf("status gives the canary a share of %v", canaryShare)
+	}
+	// The shadow is the production uplift model again: same choice, same
+	// expected profit.
+	if shadow.GetMeanAgreement() != 1 || shadow.GetMeanScoreAbsDiff() != 0 {
+		t.Errorf("an identical uplift shadow: %+v", shadow)
+	}
+	if code, body := post(adminToken, "/v1/models/propensity/canary:promote", `{"reason":"it won"}`); code != http.StatusOK || !strings.Contains(body, cand) {
+		t.Fatalf("promote the canary: %d %s", code, body)
+	}
+	if prod, err := s.reg.Alias(ctx, "propensity", "production"); err != nil || prod.Version != cand {
+		t.Fatalf("production after promote-canary: %+v %v", prod, err)
+	}
+	if _, err := s.reg.Alias(ctx, "propensity", registry.AliasCanary); err == nil {
+		t.Error("the canary is still set after promote-canary")
+	}
+	if code, body := post(adminToken, "/v1/models/uplift/aliases/shadow:clear", `{"reason":"seen enough"}`); code != http.StatusOK {
+		t.Fatalf("clear the shadow: %d %s", code, body)
+	}
+	if code, _ := post(adminToken, "/v1/models/uplift/aliases/shadow:clear", `{"reason":"again"}`); code != http.StatusNotFound {
+		t.Fatalf("clearing a cleared shadow: %d", code)
+	}
+}
+
+// promoctl -server moves canary and shadow through the admin API, with
+// the token's name as the actor; a user token may not.
+func TestPromoctlCanaryThroughTheServer(t *testing.T) {
+	s := startServer(t, true)
+	cand := publish(t, s.reg, "recommender", itemModel(), false)
+	prod, err := s.reg.Alias(context.Background(), "recommender", "production")
+	if err != nil {
+		t.Fatal(err)
+	}
+	promoctl := func(token string, args ...string) (string, error) {
+		var out bytes.Buffer
+		err := cli.Main(context.Background(), append([]string{"-server", s.grpcAddr, "-token", token}, args...), cli.Env{}, &out, &out)
+		return out.String(), err
+	}
+	if _, err := promoctl(userToken, "canary", "set", "recommender", cand, "-share", "0.1", "-reason", "try"); code(err) != codes.PermissionDenied {
+		t.Fatalf("user token: %v", err)
+	}
+	steps := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"canary", "set", "recommender", cand, "-share", "0.1", "-reason", "try"}, "canary recommender/canary: (unset) -> " + cand + " for 10% of shoppers (#1 by ada: try)"},
+		{[]string{"shadow", "set", "recommender", prod.Version, "-reason", "compare"}, "shadow recommender/shadow: (unset) -> " + prod.Version},
+		{[]string{"promote-canary", "recommender", "-reason", "it held"}, "promote recommender/production: " + prod.Version + " -> " + cand},
+		{[]string{"shadow", "clear", "recommender", "-reason", "done"}, "clear recommender/shadow: " + prod.Version + " -> (unset)"},
+		{[]string{"history", "recommender", "-alias", "canary"}, "clear"},
+	}
+	for _, st := range steps {
+		out, err := promoctl(adminToken, st.args...)
+		if err != nil || !strings.Contains(out, st.want) {
+			t.Fatalf("promoctl %s: %q, %v; want %q", strings.Join(st.args, " "), out, err, st.want)
+		}
+	}
+	if _, err := promoctl(adminToken, "canary", "clear", "recommender", "-reason", "again"); code(err) != codes.NotFound {
+		t.Fatalf("clearing a cleared canary: %v", err)
 	}
 }

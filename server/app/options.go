@@ -148,6 +148,8 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 var (
 	adminMethods = []string{
 		promov1.RegistryService_Promote_FullMethodName, promov1.RegistryService_Rollback_FullMethodName,
+		promov1.RegistryService_SetCanary_FullMethodName, promov1.RegistryService_SetShadow_FullMethodName,
+		promov1.RegistryService_ClearAlias_FullMethodName, promov1.RegistryService_PromoteCanary_FullMethodName,
 		promov1.EventService_EraseUser_FullMethodName,
 	}
 	ingestMethods  = []string{promov1.EventService_Ingest_FullMethodName}

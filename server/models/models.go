@@ -52,6 +52,8 @@ type Status struct {
 	LastError            string
 	LastErrorAt          time.Time
 	Swaps, LoadFailures  int64
+	// Share of shoppers a canary answers (0 for the others).
+	Share float64
 }
 
 // Hooks let callers observe loads (metrics, logs).
@@ -179,8 +181,12 @@ func (s *Set) Statuses() []Status {
 				continue // no canary: nothing to report
 			}
 			w.mu.Lock()
-			out = append(out, w.status)
+			st := w.status
 			w.mu.Unlock()
+			if c := w.current.Load(); c != nil {
+				st.Share = c.Share
+			}
+			out = append(out, st)
 		}
 	}
 	return out

@@ -2152,6 +2152,7 @@ type ModelSummary struct {
 	VersionCount  int32                  `protobuf:"varint,3,opt,name=version_count,json=versionCount,proto3" json:"version_count,omitempty"`
 	LatestVersion string                 `protobuf:"bytes,4,opt,name=latest_version,json=latestVersion,proto3" json:"latest_version,omitempty"`
 	Aliases       map[string]string      `protobuf:"bytes,5,rep,name=aliases,proto3" json:"aliases,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"` // alias -> version
+	CanaryShare   float64                `protobuf:"fixed64,6,opt,name=canary_share,json=canaryShare,proto3" json:"canary_share,omitempty"`                                              // share of shoppers the canary answers
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2219,6 +2220,13 @@ func (x *ModelSummary) GetAliases() map[string]string {
 		return x.Aliases
 	}
 	return nil
+}
+
+func (x *ModelSummary) GetCanaryShare() float64 {
+	if x != nil {
+		return x.CanaryShare
+	}
+	return 0
 }
 
 type ListModelsRequest struct {
@@ -2589,13 +2597,14 @@ type AliasChange struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Model         string                 `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
 	Alias         string                 `protobuf:"bytes,2,opt,name=alias,proto3" json:"alias,omitempty"`
-	Action        string                 `protobuf:"bytes,3,opt,name=action,proto3" json:"action,omitempty"` // "promote" or "rollback"
+	Action        string                 `protobuf:"bytes,3,opt,name=action,proto3" json:"action,omitempty"` // "promote", "rollback", "canary", "shadow", "clear"
 	FromVersion   string                 `protobuf:"bytes,4,opt,name=from_version,json=fromVersion,proto3" json:"from_version,omitempty"`
 	ToVersion     string                 `protobuf:"bytes,5,opt,name=to_version,json=toVersion,proto3" json:"to_version,omitempty"`
 	Actor         string                 `protobuf:"bytes,6,opt,name=actor,proto3" json:"actor,omitempty"`
 	Reason        string                 `protobuf:"bytes,7,opt,name=reason,proto3" json:"reason,omitempty"`
 	Time          *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=time,proto3" json:"time,omitempty"`
 	Sequence      int64                  `protobuf:"varint,9,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	Share         float64                `protobuf:"fixed64,10,opt,name=share,proto3" json:"share,omitempty"` // canary: the share of shoppers it answers
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2689,6 +2698,13 @@ func (x *AliasChange) GetTime() *timestamppb.Timestamp {
 func (x *AliasChange) GetSequence() int64 {
 	if x != nil {
 		return x.Sequence
+	}
+	return 0
+}
+
+func (x *AliasChange) GetShare() float64 {
+	if x != nil {
+		return x.Share
 	}
 	return 0
 }
@@ -2945,6 +2961,430 @@ func (x *HistoryResponse) GetChanges() []*AliasChange {
 	return nil
 }
 
+type SetCanaryRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Model         string                 `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
+	Version       string                 `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
+	Share         float64                `protobuf:"fixed64,3,opt,name=share,proto3" json:"share,omitempty"` // within (0, 1)
+	Reason        string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetCanaryRequest) Reset() {
+	*x = SetCanaryRequest{}
+	mi := &file_promo_v1_promo_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetCanaryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetCanaryRequest) ProtoMessage() {}
+
+func (x *SetCanaryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_promo_v1_promo_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetCanaryRequest.ProtoReflect.Descriptor instead.
+func (*SetCanaryRequest) Descriptor() ([]byte, []int) {
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *SetCanaryRequest) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *SetCanaryRequest) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *SetCanaryRequest) GetShare() float64 {
+	if x != nil {
+		return x.Share
+	}
+	return 0
+}
+
+func (x *SetCanaryRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type SetCanaryResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Change        *AliasChange           `protobuf:"bytes,1,opt,name=change,proto3" json:"change,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetCanaryResponse) Reset() {
+	*x = SetCanaryResponse{}
+	mi := &file_promo_v1_promo_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetCanaryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetCanaryResponse) ProtoMessage() {}
+
+func (x *SetCanaryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_promo_v1_promo_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetCanaryResponse.ProtoReflect.Descriptor instead.
+func (*SetCanaryResponse) Descriptor() ([]byte, []int) {
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *SetCanaryResponse) GetChange() *AliasChange {
+	if x != nil {
+		return x.Change
+	}
+	return nil
+}
+
+type SetShadowRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Model         string                 `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
+	Version       string                 `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
+	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetShadowRequest) Reset() {
+	*x = SetShadowRequest{}
+	mi := &file_promo_v1_promo_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetShadowRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetShadowRequest) ProtoMessage() {}
+
+func (x *SetShadowRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_promo_v1_promo_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetShadowRequest.ProtoReflect.Descriptor instead.
+func (*SetShadowRequest) Descriptor() ([]byte, []int) {
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *SetShadowRequest) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *SetShadowRequest) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *SetShadowRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type SetShadowResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Change        *AliasChange           `protobuf:"bytes,1,opt,name=change,proto3" json:"change,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetShadowResponse) Reset() {
+	*x = SetShadowResponse{}
+	mi := &file_promo_v1_promo_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetShadowResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetShadowResponse) ProtoMessage() {}
+
+func (x *SetShadowResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_promo_v1_promo_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetShadowResponse.ProtoReflect.Descriptor instead.
+func (*SetShadowResponse) Descriptor() ([]byte, []int) {
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *SetShadowResponse) GetChange() *AliasChange {
+	if x != nil {
+		return x.Change
+	}
+	return nil
+}
+
+type ClearAliasRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Model         string                 `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
+	Alias         string                 `protobuf:"bytes,2,opt,name=alias,proto3" json:"alias,omitempty"`
+	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClearAliasRequest) Reset() {
+	*x = ClearAliasRequest{}
+	mi := &file_promo_v1_promo_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClearAliasRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClearAliasRequest) ProtoMessage() {}
+
+func (x *ClearAliasRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_promo_v1_promo_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClearAliasRequest.ProtoReflect.Descriptor instead.
+func (*ClearAliasRequest) Descriptor() ([]byte, []int) {
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *ClearAliasRequest) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *ClearAliasRequest) GetAlias() string {
+	if x != nil {
+		return x.Alias
+	}
+	return ""
+}
+
+func (x *ClearAliasRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type ClearAliasResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Change        *AliasChange           `protobuf:"bytes,1,opt,name=change,proto3" json:"change,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClearAliasResponse) Reset() {
+	*x = ClearAliasResponse{}
+	mi := &file_promo_v1_promo_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClearAliasResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClearAliasResponse) ProtoMessage() {}
+
+func (x *ClearAliasResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_promo_v1_promo_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClearAliasResponse.ProtoReflect.Descriptor instead.
+func (*ClearAliasResponse) Descriptor() ([]byte, []int) {
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *ClearAliasResponse) GetChange() *AliasChange {
+	if x != nil {
+		return x.Change
+	}
+	return nil
+}
+
+type PromoteCanaryRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Model         string                 `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
+	Alias         string                 `protobuf:"bytes,2,opt,name=alias,proto3" json:"alias,omitempty"` // the alias that takes the canary's version; "" = production
+	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PromoteCanaryRequest) Reset() {
+	*x = PromoteCanaryRequest{}
+	mi := &file_promo_v1_promo_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PromoteCanaryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PromoteCanaryRequest) ProtoMessage() {}
+
+func (x *PromoteCanaryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_promo_v1_promo_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PromoteCanaryRequest.ProtoReflect.Descriptor instead.
+func (*PromoteCanaryRequest) Descriptor() ([]byte, []int) {
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *PromoteCanaryRequest) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *PromoteCanaryRequest) GetAlias() string {
+	if x != nil {
+		return x.Alias
+	}
+	return ""
+}
+
+func (x *PromoteCanaryRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type PromoteCanaryResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Change        *AliasChange           `protobuf:"bytes,1,opt,name=change,proto3" json:"change,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PromoteCanaryResponse) Reset() {
+	*x = PromoteCanaryResponse{}
+	mi := &file_promo_v1_promo_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PromoteCanaryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PromoteCanaryResponse) ProtoMessage() {}
+
+func (x *PromoteCanaryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_promo_v1_promo_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PromoteCanaryResponse.ProtoReflect.Descriptor instead.
+func (*PromoteCanaryResponse) Descriptor() ([]byte, []int) {
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *PromoteCanaryResponse) GetChange() *AliasChange {
+	if x != nil {
+		return x.Change
+	}
+	return nil
+}
+
 type GetStatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -2953,7 +3393,7 @@ type GetStatusRequest struct {
 
 func (x *GetStatusRequest) Reset() {
 	*x = GetStatusRequest{}
-	mi := &file_promo_v1_promo_proto_msgTypes[40]
+	mi := &file_promo_v1_promo_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2965,7 +3405,7 @@ func (x *GetStatusRequest) String() string {
 func (*GetStatusRequest) ProtoMessage() {}
 
 func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[40]
+	mi := &file_promo_v1_promo_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2978,27 +3418,31 @@ func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetStatusRequest) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{40}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{48}
 }
 
 type LoadedModel struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Alias         string                 `protobuf:"bytes,2,opt,name=alias,proto3" json:"alias,omitempty"`
-	Version       string                 `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"` // empty when nothing is loaded yet
-	LoadedAt      *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=loaded_at,json=loadedAt,proto3" json:"loaded_at,omitempty"`
-	LastCheck     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=last_check,json=lastCheck,proto3" json:"last_check,omitempty"`
-	LastError     string                 `protobuf:"bytes,6,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
-	LastErrorAt   *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=last_error_at,json=lastErrorAt,proto3" json:"last_error_at,omitempty"`
-	Swaps         int64                  `protobuf:"varint,8,opt,name=swaps,proto3" json:"swaps,omitempty"`
-	LoadFailures  int64                  `protobuf:"varint,9,opt,name=load_failures,json=loadFailures,proto3" json:"load_failures,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Name         string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Alias        string                 `protobuf:"bytes,2,opt,name=alias,proto3" json:"alias,omitempty"`
+	Version      string                 `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"` // empty when nothing is loaded yet
+	LoadedAt     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=loaded_at,json=loadedAt,proto3" json:"loaded_at,omitempty"`
+	LastCheck    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=last_check,json=lastCheck,proto3" json:"last_check,omitempty"`
+	LastError    string                 `protobuf:"bytes,6,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	LastErrorAt  *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=last_error_at,json=lastErrorAt,proto3" json:"last_error_at,omitempty"`
+	Swaps        int64                  `protobuf:"varint,8,opt,name=swaps,proto3" json:"swaps,omitempty"`
+	LoadFailures int64                  `protobuf:"varint,9,opt,name=load_failures,json=loadFailures,proto3" json:"load_failures,omitempty"`
+	Share        float64                `protobuf:"fixed64,10,opt,name=share,proto3" json:"share,omitempty"` // canary: the share of shoppers it answers
+	// Shadow: how its answers compared with production's on this replica
+	// since it was loaded.
+	Shadow        *ShadowStats `protobuf:"bytes,11,opt,name=shadow,proto3" json:"shadow,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *LoadedModel) Reset() {
 	*x = LoadedModel{}
-	mi := &file_promo_v1_promo_proto_msgTypes[41]
+	mi := &file_promo_v1_promo_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3010,7 +3454,7 @@ func (x *LoadedModel) String() string {
 func (*LoadedModel) ProtoMessage() {}
 
 func (x *LoadedModel) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[41]
+	mi := &file_promo_v1_promo_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3023,7 +3467,7 @@ func (x *LoadedModel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadedModel.ProtoReflect.Descriptor instead.
 func (*LoadedModel) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{41}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *LoadedModel) GetName() string {
@@ -3089,6 +3533,100 @@ func (x *LoadedModel) GetLoadFailures() int64 {
 	return 0
 }
 
+func (x *LoadedModel) GetShare() float64 {
+	if x != nil {
+		return x.Share
+	}
+	return 0
+}
+
+func (x *LoadedModel) GetShadow() *ShadowStats {
+	if x != nil {
+		return x.Shadow
+	}
+	return nil
+}
+
+type ShadowStats struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Comparisons int64                  `protobuf:"varint,1,opt,name=comparisons,proto3" json:"comparisons,omitempty"`
+	Dropped     int64                  `protobuf:"varint,2,opt,name=dropped,proto3" json:"dropped,omitempty"` // turned away by the full queue
+	// Mean |shadow - production| purchase probability (propensity) or
+	// expected incremental profit of the chosen offer (uplift).
+	MeanScoreAbsDiff float64 `protobuf:"fixed64,3,opt,name=mean_score_abs_diff,json=meanScoreAbsDiff,proto3" json:"mean_score_abs_diff,omitempty"`
+	// Mean share of production's top k the shadow also recommends
+	// (recommender), or of decisions choosing the same offer (uplift).
+	MeanAgreement float64 `protobuf:"fixed64,4,opt,name=mean_agreement,json=meanAgreement,proto3" json:"mean_agreement,omitempty"`
+	MeanSeconds   float64 `protobuf:"fixed64,5,opt,name=mean_seconds,json=meanSeconds,proto3" json:"mean_seconds,omitempty"` // the shadow's own time per comparison
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ShadowStats) Reset() {
+	*x = ShadowStats{}
+	mi := &file_promo_v1_promo_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ShadowStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ShadowStats) ProtoMessage() {}
+
+func (x *ShadowStats) ProtoReflect() protoreflect.Message {
+	mi := &file_promo_v1_promo_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ShadowStats.ProtoReflect.Descriptor instead.
+func (*ShadowStats) Descriptor() ([]byte, []int) {
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *ShadowStats) GetComparisons() int64 {
+	if x != nil {
+		return x.Comparisons
+	}
+	return 0
+}
+
+func (x *ShadowStats) GetDropped() int64 {
+	if x != nil {
+		return x.Dropped
+	}
+	return 0
+}
+
+func (x *ShadowStats) GetMeanScoreAbsDiff() float64 {
+	if x != nil {
+		return x.MeanScoreAbsDiff
+	}
+	return 0
+}
+
+func (x *ShadowStats) GetMeanAgreement() float64 {
+	if x != nil {
+		return x.MeanAgreement
+	}
+	return 0
+}
+
+func (x *ShadowStats) GetMeanSeconds() float64 {
+	if x != nil {
+		return x.MeanSeconds
+	}
+	return 0
+}
+
 type GetStatusResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Ready         bool                   `protobuf:"varint,1,opt,name=ready,proto3" json:"ready,omitempty"`
@@ -3100,7 +3638,7 @@ type GetStatusResponse struct {
 
 func (x *GetStatusResponse) Reset() {
 	*x = GetStatusResponse{}
-	mi := &file_promo_v1_promo_proto_msgTypes[42]
+	mi := &file_promo_v1_promo_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3112,7 +3650,7 @@ func (x *GetStatusResponse) String() string {
 func (*GetStatusResponse) ProtoMessage() {}
 
 func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[42]
+	mi := &file_promo_v1_promo_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3125,7 +3663,7 @@ func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetStatusResponse) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{42}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *GetStatusResponse) GetReady() bool {
@@ -3356,13 +3894,14 @@ const file_promo_v1_promo_proto_rawDesc = "" +
 	"\aaliases\x18\x04 \x03(\tR\aaliases\x1a:\n" +
 	"\fMetricsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\xfd\x01\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\xa0\x02\n" +
 	"\fModelSummary\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12#\n" +
 	"\rversion_count\x18\x03 \x01(\x05R\fversionCount\x12%\n" +
 	"\x0elatest_version\x18\x04 \x01(\tR\rlatestVersion\x12=\n" +
-	"\aaliases\x18\x05 \x03(\v2#.promo.v1.ModelSummary.AliasesEntryR\aaliases\x1a:\n" +
+	"\aaliases\x18\x05 \x03(\v2#.promo.v1.ModelSummary.AliasesEntryR\aaliases\x12!\n" +
+	"\fcanary_share\x18\x06 \x01(\x01R\vcanaryShare\x1a:\n" +
 	"\fAliasesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x13\n" +
@@ -3387,7 +3926,7 @@ const file_promo_v1_promo_proto_rawDesc = "" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12\x14\n" +
 	"\x05alias\x18\x02 \x01(\tR\x05alias\x12\x18\n" +
 	"\aversion\x18\x03 \x01(\tR\aversion\x12\x16\n" +
-	"\x06reason\x18\x04 \x01(\tR\x06reason\"\x8d\x02\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"\xa3\x02\n" +
 	"\vAliasChange\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12\x14\n" +
 	"\x05alias\x18\x02 \x01(\tR\x05alias\x12\x16\n" +
@@ -3398,7 +3937,9 @@ const file_promo_v1_promo_proto_rawDesc = "" +
 	"\x05actor\x18\x06 \x01(\tR\x05actor\x12\x16\n" +
 	"\x06reason\x18\a \x01(\tR\x06reason\x12.\n" +
 	"\x04time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1a\n" +
-	"\bsequence\x18\t \x01(\x03R\bsequence\"@\n" +
+	"\bsequence\x18\t \x01(\x03R\bsequence\x12\x14\n" +
+	"\x05share\x18\n" +
+	" \x01(\x01R\x05share\"@\n" +
 	"\x0fPromoteResponse\x12-\n" +
 	"\x06change\x18\x01 \x01(\v2\x15.promo.v1.AliasChangeR\x06change\"U\n" +
 	"\x0fRollbackRequest\x12\x14\n" +
@@ -3412,8 +3953,33 @@ const file_promo_v1_promo_proto_rawDesc = "" +
 	"\x05alias\x18\x02 \x01(\tR\x05alias\x12\x14\n" +
 	"\x05limit\x18\x03 \x01(\x05R\x05limit\"B\n" +
 	"\x0fHistoryResponse\x12/\n" +
-	"\achanges\x18\x01 \x03(\v2\x15.promo.v1.AliasChangeR\achanges\"\x12\n" +
-	"\x10GetStatusRequest\"\xdf\x02\n" +
+	"\achanges\x18\x01 \x03(\v2\x15.promo.v1.AliasChangeR\achanges\"p\n" +
+	"\x10SetCanaryRequest\x12\x14\n" +
+	"\x05model\x18\x01 \x01(\tR\x05model\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\tR\aversion\x12\x14\n" +
+	"\x05share\x18\x03 \x01(\x01R\x05share\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"B\n" +
+	"\x11SetCanaryResponse\x12-\n" +
+	"\x06change\x18\x01 \x01(\v2\x15.promo.v1.AliasChangeR\x06change\"Z\n" +
+	"\x10SetShadowRequest\x12\x14\n" +
+	"\x05model\x18\x01 \x01(\tR\x05model\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\tR\aversion\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"B\n" +
+	"\x11SetShadowResponse\x12-\n" +
+	"\x06change\x18\x01 \x01(\v2\x15.promo.v1.AliasChangeR\x06change\"W\n" +
+	"\x11ClearAliasRequest\x12\x14\n" +
+	"\x05model\x18\x01 \x01(\tR\x05model\x12\x14\n" +
+	"\x05alias\x18\x02 \x01(\tR\x05alias\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"C\n" +
+	"\x12ClearAliasResponse\x12-\n" +
+	"\x06change\x18\x01 \x01(\v2\x15.promo.v1.AliasChangeR\x06change\"Z\n" +
+	"\x14PromoteCanaryRequest\x12\x14\n" +
+	"\x05model\x18\x01 \x01(\tR\x05model\x12\x14\n" +
+	"\x05alias\x18\x02 \x01(\tR\x05alias\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"F\n" +
+	"\x15PromoteCanaryResponse\x12-\n" +
+	"\x06change\x18\x01 \x01(\v2\x15.promo.v1.AliasChangeR\x06change\"\x12\n" +
+	"\x10GetStatusRequest\"\xa4\x03\n" +
 	"\vLoadedModel\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05alias\x18\x02 \x01(\tR\x05alias\x12\x18\n" +
@@ -3425,7 +3991,16 @@ const file_promo_v1_promo_proto_rawDesc = "" +
 	"last_error\x18\x06 \x01(\tR\tlastError\x12>\n" +
 	"\rlast_error_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\vlastErrorAt\x12\x14\n" +
 	"\x05swaps\x18\b \x01(\x03R\x05swaps\x12#\n" +
-	"\rload_failures\x18\t \x01(\x03R\floadFailures\"r\n" +
+	"\rload_failures\x18\t \x01(\x03R\floadFailures\x12\x14\n" +
+	"\x05share\x18\n" +
+	" \x01(\x01R\x05share\x12-\n" +
+	"\x06shadow\x18\v \x01(\v2\x15.promo.v1.ShadowStatsR\x06shadow\"\xc2\x01\n" +
+	"\vShadowStats\x12 \n" +
+	"\vcomparisons\x18\x01 \x01(\x03R\vcomparisons\x12\x18\n" +
+	"\adropped\x18\x02 \x01(\x03R\adropped\x12-\n" +
+	"\x13mean_score_abs_diff\x18\x03 \x01(\x01R\x10meanScoreAbsDiff\x12%\n" +
+	"\x0emean_agreement\x18\x04 \x01(\x01R\rmeanAgreement\x12!\n" +
+	"\fmean_seconds\x18\x05 \x01(\x01R\vmeanSeconds\"r\n" +
 	"\x11GetStatusResponse\x12\x14\n" +
 	"\x05ready\x18\x01 \x01(\bR\x05ready\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12-\n" +
@@ -3456,7 +4031,7 @@ const file_promo_v1_promo_proto_rawDesc = "" +
 	"/v1/offers2\xcc\x01\n" +
 	"\fEventService\x12Y\n" +
 	"\x06Ingest\x12\x17.promo.v1.IngestRequest\x1a\x18.promo.v1.IngestResponse\"\x1c\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/v1/events:ingest\x12a\n" +
-	"\tEraseUser\x12\x1a.promo.v1.EraseUserRequest\x1a\x1b.promo.v1.EraseUserResponse\"\x1b\x82\xd3\xe4\x93\x02\x15*\x13/v1/users/{user_id}2\xc0\x05\n" +
+	"\tEraseUser\x12\x1a.promo.v1.EraseUserRequest\x1a\x1b.promo.v1.EraseUserResponse\"\x1b\x82\xd3\xe4\x93\x02\x15*\x13/v1/users/{user_id}2\x96\t\n" +
 	"\x0fRegistryService\x12[\n" +
 	"\n" +
 	"ListModels\x12\x1b.promo.v1.ListModelsRequest\x1a\x1c.promo.v1.ListModelsResponse\"\x12\x82\xd3\xe4\x93\x02\f\x12\n" +
@@ -3466,7 +4041,12 @@ const file_promo_v1_promo_proto_rawDesc = "" +
 	"GetVersion\x12\x1b.promo.v1.GetVersionRequest\x1a\x1c.promo.v1.GetVersionResponse\"-\x82\xd3\xe4\x93\x02'\x12%/v1/models/{model}/versions/{version}\x12u\n" +
 	"\aPromote\x12\x18.promo.v1.PromoteRequest\x1a\x19.promo.v1.PromoteResponse\"5\x82\xd3\xe4\x93\x02/:\x01*\"*/v1/models/{model}/aliases/{alias}:promote\x12y\n" +
 	"\bRollback\x12\x19.promo.v1.RollbackRequest\x1a\x1a.promo.v1.RollbackResponse\"6\x82\xd3\xe4\x93\x020:\x01*\"+/v1/models/{model}/aliases/{alias}:rollback\x12r\n" +
-	"\aHistory\x12\x18.promo.v1.HistoryRequest\x1a\x19.promo.v1.HistoryResponse\"2\x82\xd3\xe4\x93\x02,\x12*/v1/models/{model}/aliases/{alias}/history2i\n" +
+	"\aHistory\x12\x18.promo.v1.HistoryRequest\x1a\x19.promo.v1.HistoryResponse\"2\x82\xd3\xe4\x93\x02,\x12*/v1/models/{model}/aliases/{alias}/history\x12j\n" +
+	"\tSetCanary\x12\x1a.promo.v1.SetCanaryRequest\x1a\x1b.promo.v1.SetCanaryResponse\"$\x82\xd3\xe4\x93\x02\x1e:\x01*\"\x19/v1/models/{model}/canary\x12j\n" +
+	"\tSetShadow\x12\x1a.promo.v1.SetShadowRequest\x1a\x1b.promo.v1.SetShadowResponse\"$\x82\xd3\xe4\x93\x02\x1e:\x01*\"\x19/v1/models/{model}/shadow\x12|\n" +
+	"\n" +
+	"ClearAlias\x12\x1b.promo.v1.ClearAliasRequest\x1a\x1c.promo.v1.ClearAliasResponse\"3\x82\xd3\xe4\x93\x02-:\x01*\"(/v1/models/{model}/aliases/{alias}:clear\x12~\n" +
+	"\rPromoteCanary\x12\x1e.promo.v1.PromoteCanaryRequest\x1a\x1f.promo.v1.PromoteCanaryResponse\",\x82\xd3\xe4\x93\x02&:\x01*\"!/v1/models/{model}/canary:promote2i\n" +
 	"\rStatusService\x12X\n" +
 	"\tGetStatus\x12\x1a.promo.v1.GetStatusRequest\x1a\x1b.promo.v1.GetStatusResponse\"\x12\x82\xd3\xe4\x93\x02\f\x12\n" +
 	"/v1/statusB\xe4\x03\x92A\xaf\x03\x12\xe7\x01\n" +
@@ -3490,7 +4070,7 @@ func file_promo_v1_promo_proto_rawDescGZIP() []byte {
 }
 
 var file_promo_v1_promo_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_promo_v1_promo_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
+var file_promo_v1_promo_proto_msgTypes = make([]protoimpl.MessageInfo, 59)
 var file_promo_v1_promo_proto_goTypes = []any{
 	(OfferKind)(0),                // 0: promo.v1.OfferKind
 	(EventType)(0),                // 1: promo.v1.EventType
@@ -3534,20 +4114,29 @@ var file_promo_v1_promo_proto_goTypes = []any{
 	(*RollbackResponse)(nil),      // 39: promo.v1.RollbackResponse
 	(*HistoryRequest)(nil),        // 40: promo.v1.HistoryRequest
 	(*HistoryResponse)(nil),       // 41: promo.v1.HistoryResponse
-	(*GetStatusRequest)(nil),      // 42: promo.v1.GetStatusRequest
-	(*LoadedModel)(nil),           // 43: promo.v1.LoadedModel
-	(*GetStatusResponse)(nil),     // 44: promo.v1.GetStatusResponse
-	nil,                           // 45: promo.v1.ScoreRequest.FeaturesEntry
-	nil,                           // 46: promo.v1.UserAttributes.ExtraEntry
-	nil,                           // 47: promo.v1.ItemAttributes.ExtraEntry
-	nil,                           // 48: promo.v1.Manifest.ParamsEntry
-	nil,                           // 49: promo.v1.Manifest.MetricsEntry
-	nil,                           // 50: promo.v1.VersionSummary.MetricsEntry
-	nil,                           // 51: promo.v1.ModelSummary.AliasesEntry
-	(*timestamppb.Timestamp)(nil), // 52: google.protobuf.Timestamp
+	(*SetCanaryRequest)(nil),      // 42: promo.v1.SetCanaryRequest
+	(*SetCanaryResponse)(nil),     // 43: promo.v1.SetCanaryResponse
+	(*SetShadowRequest)(nil),      // 44: promo.v1.SetShadowRequest
+	(*SetShadowResponse)(nil),     // 45: promo.v1.SetShadowResponse
+	(*ClearAliasRequest)(nil),     // 46: promo.v1.ClearAliasRequest
+	(*ClearAliasResponse)(nil),    // 47: promo.v1.ClearAliasResponse
+	(*PromoteCanaryRequest)(nil),  // 48: promo.v1.PromoteCanaryRequest
+	(*PromoteCanaryResponse)(nil), // 49: promo.v1.PromoteCanaryResponse
+	(*GetStatusRequest)(nil),      // 50: promo.v1.GetStatusRequest
+	(*LoadedModel)(nil),           // 51: promo.v1.LoadedModel
+	(*ShadowStats)(nil),           // 52: promo.v1.ShadowStats
+	(*GetStatusResponse)(nil),     // 53: promo.v1.GetStatusResponse
+	nil,                           // 54: promo.v1.ScoreRequest.FeaturesEntry
+	nil,                           // 55: promo.v1.UserAttributes.ExtraEntry
+	nil,                           // 56: promo.v1.ItemAttributes.ExtraEntry
+	nil,                           // 57: promo.v1.Manifest.ParamsEntry
+	nil,                           // 58: promo.v1.Manifest.MetricsEntry
+	nil,                           // 59: promo.v1.VersionSummary.MetricsEntry
+	nil,                           // 60: promo.v1.ModelSummary.AliasesEntry
+	(*timestamppb.Timestamp)(nil), // 61: google.protobuf.Timestamp
 }
 var file_promo_v1_promo_proto_depIdxs = []int32{
-	45, // 0: promo.v1.ScoreRequest.features:type_name -> promo.v1.ScoreRequest.FeaturesEntry
+	54, // 0: promo.v1.ScoreRequest.features:type_name -> promo.v1.ScoreRequest.FeaturesEntry
 	4,  // 1: promo.v1.ScoreResponse.contributions:type_name -> promo.v1.FeatureContribution
 	2,  // 2: promo.v1.ScoreResponse.model:type_name -> promo.v1.ModelRef
 	2,  // 3: promo.v1.ScoreResponse.models:type_name -> promo.v1.ModelRef
@@ -3558,71 +4147,84 @@ var file_promo_v1_promo_proto_depIdxs = []int32{
 	11, // 8: promo.v1.Cart.lines:type_name -> promo.v1.CartLine
 	12, // 9: promo.v1.GetOffersRequest.cart:type_name -> promo.v1.Cart
 	0,  // 10: promo.v1.Offer.kind:type_name -> promo.v1.OfferKind
-	52, // 11: promo.v1.Offer.expires_at:type_name -> google.protobuf.Timestamp
+	61, // 11: promo.v1.Offer.expires_at:type_name -> google.protobuf.Timestamp
 	14, // 12: promo.v1.GetOffersResponse.offers:type_name -> promo.v1.Offer
 	2,  // 13: promo.v1.GetOffersResponse.model:type_name -> promo.v1.ModelRef
 	2,  // 14: promo.v1.GetOffersResponse.models:type_name -> promo.v1.ModelRef
-	46, // 15: promo.v1.UserAttributes.extra:type_name -> promo.v1.UserAttributes.ExtraEntry
-	47, // 16: promo.v1.ItemAttributes.extra:type_name -> promo.v1.ItemAttributes.ExtraEntry
+	55, // 15: promo.v1.UserAttributes.extra:type_name -> promo.v1.UserAttributes.ExtraEntry
+	56, // 16: promo.v1.ItemAttributes.extra:type_name -> promo.v1.ItemAttributes.ExtraEntry
 	1,  // 17: promo.v1.Event.type:type_name -> promo.v1.EventType
-	52, // 18: promo.v1.Event.time:type_name -> google.protobuf.Timestamp
+	61, // 18: promo.v1.Event.time:type_name -> google.protobuf.Timestamp
 	16, // 19: promo.v1.Event.user:type_name -> promo.v1.UserAttributes
 	17, // 20: promo.v1.Event.item:type_name -> promo.v1.ItemAttributes
 	18, // 21: promo.v1.IngestRequest.events:type_name -> promo.v1.Event
 	20, // 22: promo.v1.IngestResponse.errors:type_name -> promo.v1.EventError
-	52, // 23: promo.v1.EraseUserResponse.erased_at:type_name -> google.protobuf.Timestamp
-	52, // 24: promo.v1.TimeWindow.start:type_name -> google.protobuf.Timestamp
-	52, // 25: promo.v1.TimeWindow.end:type_name -> google.protobuf.Timestamp
-	52, // 26: promo.v1.Manifest.created_at:type_name -> google.protobuf.Timestamp
+	61, // 23: promo.v1.EraseUserResponse.erased_at:type_name -> google.protobuf.Timestamp
+	61, // 24: promo.v1.TimeWindow.start:type_name -> google.protobuf.Timestamp
+	61, // 25: promo.v1.TimeWindow.end:type_name -> google.protobuf.Timestamp
+	61, // 26: promo.v1.Manifest.created_at:type_name -> google.protobuf.Timestamp
 	25, // 27: promo.v1.Manifest.data_window:type_name -> promo.v1.TimeWindow
-	48, // 28: promo.v1.Manifest.params:type_name -> promo.v1.Manifest.ParamsEntry
-	49, // 29: promo.v1.Manifest.metrics:type_name -> promo.v1.Manifest.MetricsEntry
+	57, // 28: promo.v1.Manifest.params:type_name -> promo.v1.Manifest.ParamsEntry
+	58, // 29: promo.v1.Manifest.metrics:type_name -> promo.v1.Manifest.MetricsEntry
 	24, // 30: promo.v1.Manifest.blobs:type_name -> promo.v1.BlobInfo
-	52, // 31: promo.v1.VersionSummary.created_at:type_name -> google.protobuf.Timestamp
-	50, // 32: promo.v1.VersionSummary.metrics:type_name -> promo.v1.VersionSummary.MetricsEntry
-	51, // 33: promo.v1.ModelSummary.aliases:type_name -> promo.v1.ModelSummary.AliasesEntry
+	61, // 31: promo.v1.VersionSummary.created_at:type_name -> google.protobuf.Timestamp
+	59, // 32: promo.v1.VersionSummary.metrics:type_name -> promo.v1.VersionSummary.MetricsEntry
+	60, // 33: promo.v1.ModelSummary.aliases:type_name -> promo.v1.ModelSummary.AliasesEntry
 	28, // 34: promo.v1.ListModelsResponse.models:type_name -> promo.v1.ModelSummary
 	27, // 35: promo.v1.ListVersionsResponse.versions:type_name -> promo.v1.VersionSummary
 	26, // 36: promo.v1.GetVersionResponse.manifest:type_name -> promo.v1.Manifest
-	52, // 37: promo.v1.AliasChange.time:type_name -> google.protobuf.Timestamp
+	61, // 37: promo.v1.AliasChange.time:type_name -> google.protobuf.Timestamp
 	36, // 38: promo.v1.PromoteResponse.change:type_name -> promo.v1.AliasChange
 	36, // 39: promo.v1.RollbackResponse.change:type_name -> promo.v1.AliasChange
 	36, // 40: promo.v1.HistoryResponse.changes:type_name -> promo.v1.AliasChange
-	52, // 41: promo.v1.LoadedModel.loaded_at:type_name -> google.protobuf.Timestamp
-	52, // 42: promo.v1.LoadedModel.last_check:type_name -> google.protobuf.Timestamp
-	52, // 43: promo.v1.LoadedModel.last_error_at:type_name -> google.protobuf.Timestamp
-	43, // 44: promo.v1.GetStatusResponse.models:type_name -> promo.v1.LoadedModel
-	3,  // 45: promo.v1.ScoringService.Score:input_type -> promo.v1.ScoreRequest
-	6,  // 46: promo.v1.RecommendationService.Recommend:input_type -> promo.v1.RecommendRequest
-	9,  // 47: promo.v1.RecommendationService.SimilarItems:input_type -> promo.v1.SimilarItemsRequest
-	13, // 48: promo.v1.PromotionService.GetOffers:input_type -> promo.v1.GetOffersRequest
-	19, // 49: promo.v1.EventService.Ingest:input_type -> promo.v1.IngestRequest
-	22, // 50: promo.v1.EventService.EraseUser:input_type -> promo.v1.EraseUserRequest
-	29, // 51: promo.v1.RegistryService.ListModels:input_type -> promo.v1.ListModelsRequest
-	31, // 52: promo.v1.RegistryService.ListVersions:input_type -> promo.v1.ListVersionsRequest
-	33, // 53: promo.v1.RegistryService.GetVersion:input_type -> promo.v1.GetVersionRequest
-	35, // 54: promo.v1.RegistryService.Promote:input_type -> promo.v1.PromoteRequest
-	38, // 55: promo.v1.RegistryService.Rollback:input_type -> promo.v1.RollbackRequest
-	40, // 56: promo.v1.RegistryService.History:input_type -> promo.v1.HistoryRequest
-	42, // 57: promo.v1.StatusService.GetStatus:input_type -> promo.v1.GetStatusRequest
-	5,  // 58: promo.v1.ScoringService.Score:output_type -> promo.v1.ScoreResponse
-	8,  // 59: promo.v1.RecommendationService.Recommend:output_type -> promo.v1.RecommendResponse
-	10, // 60: promo.v1.RecommendationService.SimilarItems:output_type -> promo.v1.SimilarItemsResponse
-	15, // 61: promo.v1.PromotionService.GetOffers:output_type -> promo.v1.GetOffersResponse
-	21, // 62: promo.v1.EventService.Ingest:output_type -> promo.v1.IngestResponse
-	23, // 63: promo.v1.EventService.EraseUser:output_type -> promo.v1.EraseUserResponse
-	30, // 64: promo.v1.RegistryService.ListModels:output_type -> promo.v1.ListModelsResponse
-	32, // 65: promo.v1.RegistryService.ListVersions:output_type -> promo.v1.ListVersionsResponse
-	34, // 66: promo.v1.RegistryService.GetVersion:output_type -> promo.v1.GetVersionResponse
-	37, // 67: promo.v1.RegistryService.Promote:output_type -> promo.v1.PromoteResponse
-	39, // 68: promo.v1.RegistryService.Rollback:output_type -> promo.v1.RollbackResponse
-	41, // 69: promo.v1.RegistryService.History:output_type -> promo.v1.HistoryResponse
-	44, // 70: promo.v1.StatusService.GetStatus:output_type -> promo.v1.GetStatusResponse
-	58, // [58:71] is the sub-list for method output_type
-	45, // [45:58] is the sub-list for method input_type
-	45, // [45:45] is the sub-list for extension type_name
-	45, // [45:45] is the sub-list for extension extendee
-	0,  // [0:45] is the sub-list for field type_name
+	36, // 41: promo.v1.SetCanaryResponse.change:type_name -> promo.v1.AliasChange
+	36, // 42: promo.v1.SetShadowResponse.change:type_name -> promo.v1.AliasChange
+	36, // 43: promo.v1.ClearAliasResponse.change:type_name -> promo.v1.AliasChange
+	36, // 44: promo.v1.PromoteCanaryResponse.change:type_name -> promo.v1.AliasChange
+	61, // 45: promo.v1.LoadedModel.loaded_at:type_name -> google.protobuf.Timestamp
+	61, // 46: promo.v1.LoadedModel.last_check:type_name -> google.protobuf.Timestamp
+	61, // 47: promo.v1.LoadedModel.last_error_at:type_name -> google.protobuf.Timestamp
+	52, // 48: promo.v1.LoadedModel.shadow:type_name -> promo.v1.ShadowStats
+	51, // 49: promo.v1.GetStatusResponse.models:type_name -> promo.v1.LoadedModel
+	3,  // 50: promo.v1.ScoringService.Score:input_type -> promo.v1.ScoreRequest
+	6,  // 51: promo.v1.RecommendationService.Recommend:input_type -> promo.v1.RecommendRequest
+	9,  // 52: promo.v1.RecommendationService.SimilarItems:input_type -> promo.v1.SimilarItemsRequest
+	13, // 53: promo.v1.PromotionService.GetOffers:input_type -> promo.v1.GetOffersRequest
+	19, // 54: promo.v1.EventService.Ingest:input_type -> promo.v1.IngestRequest
+	22, // 55: promo.v1.EventService.EraseUser:input_type -> promo.v1.EraseUserRequest
+	29, // 56: promo.v1.RegistryService.ListModels:input_type -> promo.v1.ListModelsRequest
+	31, // 57: promo.v1.RegistryService.ListVersions:input_type -> promo.v1.ListVersionsRequest
+	33, // 58: promo.v1.RegistryService.GetVersion:input_type -> promo.v1.GetVersionRequest
+	35, // 59: promo.v1.RegistryService.Promote:input_type -> promo.v1.PromoteRequest
+	38, // 60: promo.v1.RegistryService.Rollback:input_type -> promo.v1.RollbackRequest
+	40, // 61: promo.v1.RegistryService.History:input_type -> promo.v1.HistoryRequest
+	42, // 62: promo.v1.RegistryService.SetCanary:input_type -> promo.v1.SetCanaryRequest
+	44, // 63: promo.v1.RegistryService.SetShadow:input_type -> promo.v1.SetShadowRequest
+	46, // 64: promo.v1.RegistryService.ClearAlias:input_type -> promo.v1.ClearAliasRequest
+	48, // 65: promo.v1.RegistryService.PromoteCanary:input_type -> promo.v1.PromoteCanaryRequest
+	50, // 66: promo.v1.StatusService.GetStatus:input_type -> promo.v1.GetStatusRequest
+	5,  // 67: promo.v1.ScoringService.Score:output_type -> promo.v1.ScoreResponse
+	8,  // 68: promo.v1.RecommendationService.Recommend:output_type -> promo.v1.RecommendResponse
+	10, // 69: promo.v1.RecommendationService.SimilarItems:output_type -> promo.v1.SimilarItemsResponse
+	15, // 70: promo.v1.PromotionService.GetOffers:output_type -> promo.v1.GetOffersResponse
+	21, // 71: promo.v1.EventService.Ingest:output_type -> promo.v1.IngestResponse
+	23, // 72: promo.v1.EventService.EraseUser:output_type -> promo.v1.EraseUserResponse
+	30, // 73: promo.v1.RegistryService.ListModels:output_type -> promo.v1.ListModelsResponse
+	32, // 74: promo.v1.RegistryService.ListVersions:output_type -> promo.v1.ListVersionsResponse
+	34, // 75: promo.v1.RegistryService.GetVersion:output_type -> promo.v1.GetVersionResponse
+	37, // 76: promo.v1.RegistryService.Promote:output_type -> promo.v1.PromoteResponse
+	39, // 77: promo.v1.RegistryService.Rollback:output_type -> promo.v1.RollbackResponse
+	41, // 78: promo.v1.RegistryService.History:output_type -> promo.v1.HistoryResponse
+	43, // 79: promo.v1.RegistryService.SetCanary:output_type -> promo.v1.SetCanaryResponse
+	45, // 80: promo.v1.RegistryService.SetShadow:output_type -> promo.v1.SetShadowResponse
+	47, // 81: promo.v1.RegistryService.ClearAlias:output_type -> promo.v1.ClearAliasResponse
+	49, // 82: promo.v1.RegistryService.PromoteCanary:output_type -> promo.v1.PromoteCanaryResponse
+	53, // 83: promo.v1.StatusService.GetStatus:output_type -> promo.v1.GetStatusResponse
+	67, // [67:84] is the sub-list for method output_type
+	50, // [50:67] is the sub-list for method input_type
+	50, // [50:50] is the sub-list for extension type_name
+	50, // [50:50] is the sub-list for extension extendee
+	0,  // [0:50] is the sub-list for field type_name
 }
 
 func init() { file_promo_v1_promo_proto_init() }
@@ -3636,7 +4238,7 @@ func file_promo_v1_promo_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_promo_v1_promo_proto_rawDesc), len(file_promo_v1_promo_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   50,
+			NumMessages:   59,
 			NumExtensions: 0,
 			NumServices:   6,
 		},

@@ -530,12 +530,16 @@ var EventService_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	RegistryService_ListModels_FullMethodName   = "/promo.v1.RegistryService/ListModels"
-	RegistryService_ListVersions_FullMethodName = "/promo.v1.RegistryService/ListVersions"
-	RegistryService_GetVersion_FullMethodName   = "/promo.v1.RegistryService/GetVersion"
-	RegistryService_Promote_FullMethodName      = "/promo.v1.RegistryService/Promote"
-	RegistryService_Rollback_FullMethodName     = "/promo.v1.RegistryService/Rollback"
-	RegistryService_History_FullMethodName      = "/promo.v1.RegistryService/History"
+	RegistryService_ListModels_FullMethodName    = "/promo.v1.RegistryService/ListModels"
+	RegistryService_ListVersions_FullMethodName  = "/promo.v1.RegistryService/ListVersions"
+	RegistryService_GetVersion_FullMethodName    = "/promo.v1.RegistryService/GetVersion"
+	RegistryService_Promote_FullMethodName       = "/promo.v1.RegistryService/Promote"
+	RegistryService_Rollback_FullMethodName      = "/promo.v1.RegistryService/Rollback"
+	RegistryService_History_FullMethodName       = "/promo.v1.RegistryService/History"
+	RegistryService_SetCanary_FullMethodName     = "/promo.v1.RegistryService/SetCanary"
+	RegistryService_SetShadow_FullMethodName     = "/promo.v1.RegistryService/SetShadow"
+	RegistryService_ClearAlias_FullMethodName    = "/promo.v1.RegistryService/ClearAlias"
+	RegistryService_PromoteCanary_FullMethodName = "/promo.v1.RegistryService/PromoteCanary"
 )
 
 // RegistryServiceClient is the client API for RegistryService service.
@@ -552,6 +556,17 @@ type RegistryServiceClient interface {
 	// promote that has not been rolled back.
 	Rollback(ctx context.Context, in *RollbackRequest, opts ...grpc.CallOption) (*RollbackResponse, error)
 	History(ctx context.Context, in *HistoryRequest, opts ...grpc.CallOption) (*HistoryResponse, error)
+	// SetCanary answers a share of shoppers (sticky by user id) with a
+	// version and the rest with production.
+	SetCanary(ctx context.Context, in *SetCanaryRequest, opts ...grpc.CallOption) (*SetCanaryResponse, error)
+	// SetShadow compares a version's answers with production's off the
+	// request path; it never answers.
+	SetShadow(ctx context.Context, in *SetShadowRequest, opts ...grpc.CallOption) (*SetShadowResponse, error)
+	// ClearAlias unsets an alias (canary or shadow); its history stays.
+	ClearAlias(ctx context.Context, in *ClearAliasRequest, opts ...grpc.CallOption) (*ClearAliasResponse, error)
+	// PromoteCanary points an alias (production) at the canary's version
+	// and clears the canary.
+	PromoteCanary(ctx context.Context, in *PromoteCanaryRequest, opts ...grpc.CallOption) (*PromoteCanaryResponse, error)
 }
 
 type registryServiceClient struct {
@@ -622,6 +637,46 @@ func (c *registryServiceClient) History(ctx context.Context, in *HistoryRequest,
 	return out, nil
 }
 
+func (c *registryServiceClient) SetCanary(ctx context.Context, in *SetCanaryRequest, opts ...grpc.CallOption) (*SetCanaryResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetCanaryResponse)
+	err := c.cc.Invoke(ctx, RegistryService_SetCanary_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *registryServiceClient) SetShadow(ctx context.Context, in *SetShadowRequest, opts ...grpc.CallOption) (*SetShadowResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetShadowResponse)
+	err := c.cc.Invoke(ctx, RegistryService_SetShadow_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *registryServiceClient) ClearAlias(ctx context.Context, in *ClearAliasRequest, opts ...grpc.CallOption) (*ClearAliasResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ClearAliasResponse)
+	err := c.cc.Invoke(ctx, RegistryService_ClearAlias_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *registryServiceClient) PromoteCanary(ctx context.Context, in *PromoteCanaryRequest, opts ...grpc.CallOption) (*PromoteCanaryResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PromoteCanaryResponse)
+	err := c.cc.Invoke(ctx, RegistryService_PromoteCanary_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // RegistryServiceServer is the server API for RegistryService service.
 // All implementations must embed UnimplementedRegistryServiceServer
 // for forward compatibility.
@@ -636,6 +691,17 @@ type RegistryServiceServer interface {
 	// promote that has not been rolled back.
 	Rollback(context.Context, *RollbackRequest) (*RollbackResponse, error)
 	History(context.Context, *HistoryRequest) (*HistoryResponse, error)
+	// SetCanary answers a share of shoppers (sticky by user id) with a
+	// version and the rest with production.
+	SetCanary(context.Context, *SetCanaryRequest) (*SetCanaryResponse, error)
+	// SetShadow compares a version's answers with production's off the
+	// request path; it never answers.
+	SetShadow(context.Context, *SetShadowRequest) (*SetShadowResponse, error)
+	// ClearAlias unsets an alias (canary or shadow); its history stays.
+	ClearAlias(context.Context, *ClearAliasRequest) (*ClearAliasResponse, error)
+	// PromoteCanary points an alias (production) at the canary's version
+	// and clears the canary.
+	PromoteCanary(context.Context, *PromoteCanaryRequest) (*PromoteCanaryResponse, error)
 	mustEmbedUnimplementedRegistryServiceServer()
 }
 
@@ -663,6 +729,18 @@ func (UnimplementedRegistryServiceServer) Rollback(context.Context, *RollbackReq
 }
 func (UnimplementedRegistryServiceServer) History(context.Context, *HistoryRequest) (*HistoryResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method History not implemented")
+}
+func (UnimplementedRegistryServiceServer) SetCanary(context.Context, *SetCanaryRequest) (*SetCanaryResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetCanary not implemented")
+}
+func (UnimplementedRegistryServiceServer) SetShadow(context.Context, *SetShadowRequest) (*SetShadowResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetShadow not implemented")
+}
+func (UnimplementedRegistryServiceServer) ClearAlias(context.Context, *ClearAliasRequest) (*ClearAliasResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ClearAlias not implemented")
+}
+func (UnimplementedRegistryServiceServer) PromoteCanary(context.Context, *PromoteCanaryRequest) (*PromoteCanaryResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PromoteCanary not implemented")
 }
 func (UnimplementedRegistryServiceServer) mustEmbedUnimplementedRegistryServiceServer() {}
 func (UnimplementedRegistryServiceServer) testEmbeddedByValue()                         {}
@@ -793,6 +871,78 @@ func _RegistryService_History_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RegistryService_SetCanary_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetCanaryRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryServiceServer).SetCanary(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RegistryService_SetCanary_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryServiceServer).SetCanary(ctx, req.(*SetCanaryRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RegistryService_SetShadow_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetShadowRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryServiceServer).SetShadow(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RegistryService_SetShadow_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryServiceServer).SetShadow(ctx, req.(*SetShadowRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RegistryService_ClearAlias_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ClearAliasRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryServiceServer).ClearAlias(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RegistryService_ClearAlias_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryServiceServer).ClearAlias(ctx, req.(*ClearAliasRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RegistryService_PromoteCanary_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PromoteCanaryRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryServiceServer).PromoteCanary(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RegistryService_PromoteCanary_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryServiceServer).PromoteCanary(ctx, req.(*PromoteCanaryRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // RegistryService_ServiceDesc is the grpc.ServiceDesc for RegistryService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -823,6 +973,22 @@ var RegistryService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "History",
 			Handler:    _RegistryService_History_Handler,
+		},
+		{
+			MethodName: "SetCanary",
+			Handler:    _RegistryService_SetCanary_Handler,
+		},
+		{
+			MethodName: "SetShadow",
+			Handler:    _RegistryService_SetShadow_Handler,
+		},
+		{
+			MethodName: "ClearAlias",
+			Handler:    _RegistryService_ClearAlias_Handler,
+		},
+		{
+			MethodName: "PromoteCanary",
+			Handler:    _RegistryService_PromoteCanary_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
