@@ -1,7 +1,7 @@
 // Package gateway serves the promo.v1 API as REST/JSON through grpc-gateway,
 // in front of a gRPC connection (to another process, or an in-process one
 // for promo-server's embedded default), plus the OpenAPI document at
-// /openapi.json.
+// /openapi.json, and the web console under /ui/ (package console).
 //
 // Errors are JSON objects {code, message, details} with the HTTP status
 // grpc-gateway derives from the gRPC code (NotFound 404, InvalidArgument
@@ -29,6 +29,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/promoai/promo/gateway/console"
 	promov1 "github.com/promoai/promo/proto/promo/v1"
 	"github.com/promoai/promo/registry/telemetry"
 )
@@ -44,6 +45,8 @@ type Options struct {
 	// /v1/score") that continues the caller's trace context and is the
 	// parent of the RPC it makes.
 	Tracing *telemetry.Tracing
+	// Console configures the web console under /ui/.
+	Console console.Options
 }
 
 // RequestIDHeader carries a request id through gateway, server and logs.
@@ -73,12 +76,15 @@ func NewHandler(ctx context.Context, conn grpc.ClientConnInterface, opts Options
 		"status": func() error {
 			return promov1.RegisterStatusServiceHandlerClient(ctx, mux, promov1.NewStatusServiceClient(conn))
 		},
+		"reports": func() error {
+			return promov1.RegisterReportServiceHandlerClient(ctx, mux, promov1.NewReportServiceClient(conn))
+		},
 	} {
 		if err := register(); err != nil {
 			return nil, fmt.Errorf("register %s gateway: %w", name, err)
 		}
 	}
-	return wrap(mux, opts), nil
+	return wrap(mux, console.New(conn, opts.Console), opts), nil
 }
 
 func newMux() *runtime.ServeMux {
@@ -141,7 +147,7 @@ func (j strictJSON) NewDecoder(r io.Reader) runtime.Decoder {
 	})
 }
 
-func wrap(mux *runtime.ServeMux, opts Options) http.Handler {
+func wrap(mux *runtime.ServeMux, ui http.Handler, opts Options) http.Handler {
 	if opts.MaxBodyBytes == 0 {
 		opts.MaxBodyBytes = 4 << 20
 	}
@@ -151,6 +157,9 @@ func wrap(mux *runtime.ServeMux, opts Options) http.Handler {
 		_, _ = w.Write(promov1.OpenAPIv2)
 	})
 	top.Handle("/v1/", limitBody(mux, opts.MaxBodyBytes))
+	// The console's forms are small: the same body limit.
+	top.Handle("/ui/", limitBody(ui, opts.MaxBodyBytes))
+	top.Handle("GET /ui", ui)
 	var h http.Handler = top
 	if len(opts.CORSOrigins) > 0 {
 		h = cors.New(cors.Options{

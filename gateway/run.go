@@ -76,7 +76,9 @@ func Run(ctx context.Context, o RunOptions, logOut io.Writer) error {
 		return err
 	}
 	defer tr.Close(log)
-	dial := []grpc.DialOption{grpc.WithTransportCredentials(creds)}
+	// Report plots come through the API (ReportService): room for the
+	// largest report file it serves.
+	dial := []grpc.DialOption{grpc.WithTransportCredentials(creds), grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(32 << 20))}
 	if tr.Enabled() {
 		// The upstream call continues the request's trace.
 		dial = append(dial, grpc.WithStatsHandler(otelgrpc.NewClientHandler(otelgrpc.WithTracerProvider(tr.Provider), otelgrpc.WithPropagators(tr.Propagator))))

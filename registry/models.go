@@ -63,6 +63,10 @@ type TimeWindow struct {
 	End   time.Time `json:"end"`
 }
 
+// KeyMetrics are the metrics listings show for a version, in this order,
+// when it has them: the one or two figures that say whether it is better.
+var KeyMetrics = []string{"auc", "log_loss", "ndcg@10", "precision@10", "qini", "users"}
+
 // Manifest is the immutable description of one model version. A version
 // whose manifest is missing or invalid does not exist for readers.
 type Manifest struct {

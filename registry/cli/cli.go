@@ -297,7 +297,7 @@ func (p *printer) models(ms []ModelInfo) error {
 // keyMetrics picks the headline metrics of a manifest.
 func keyMetrics(m map[string]float64) string {
 	var parts []string
-	for _, k := range []string{"auc", "log_loss", "ndcg@10", "precision@10", "qini", "users"} {
+	for _, k := range registry.KeyMetrics {
 		if v, ok := m[k]; ok {
 			parts = append(parts, fmt.Sprintf("%s=%.4g", k, v))
 		}

@@ -38,6 +38,7 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	"github.com/promoai/promo/gateway"
+	"github.com/promoai/promo/gateway/console"
 	promov1 "github.com/promoai/promo/proto/promo/v1"
 	"github.com/promoai/promo/registry"
 	"github.com/promoai/promo/registry/artifact"
@@ -213,12 +214,13 @@ func Run(ctx context.Context, o Options, logOut io.Writer) error {
 		promov1.RegisterEventServiceServer(r, events)
 		promov1.RegisterRegistryServiceServer(r, &api.Registry{Reg: reg, Production: o.Alias})
 		promov1.RegisterStatusServiceServer(r, &api.Status{Models: set, Shadow: serving.Shadow})
+		promov1.RegisterReportServiceServer(r, &api.Reports{Bucket: bkt})
 	}
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(srv, hs)
 	reflection.Register(srv)
 	servingServices := []string{"", promov1.ScoringService_ServiceDesc.ServiceName, promov1.RecommendationService_ServiceDesc.ServiceName, promov1.PromotionService_ServiceDesc.ServiceName}
-	alwaysServices := []string{promov1.EventService_ServiceDesc.ServiceName, promov1.RegistryService_ServiceDesc.ServiceName, promov1.StatusService_ServiceDesc.ServiceName}
+	alwaysServices := []string{promov1.EventService_ServiceDesc.ServiceName, promov1.RegistryService_ServiceDesc.ServiceName, promov1.StatusService_ServiceDesc.ServiceName, promov1.ReportService_ServiceDesc.ServiceName}
 	for _, s := range servingServices {
 		hs.SetServingStatus(s, healthpb.HealthCheckResponse_NOT_SERVING)
 	}
@@ -331,7 +333,8 @@ func Run(ctx context.Context, o Options, logOut io.Writer) error {
 			mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 		}
 		if o.Gateway {
-			gw, err := gateway.NewHandler(ctx, local, gateway.Options{MaxBodyBytes: int64(o.MaxRecvBytes), CORSOrigins: splitList(o.CORSOrigins), Tracing: tr})
+			gw, err := gateway.NewHandler(ctx, local, gateway.Options{MaxBodyBytes: int64(o.MaxRecvBytes), CORSOrigins: splitList(o.CORSOrigins), Tracing: tr,
+				Console: console.Options{Live: liveFigures(promReg)}})
 			if err != nil {
 				return err
 			}

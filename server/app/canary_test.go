@@ -272,3 +272,51 @@ func TestPromoctlCanaryThroughTheServer(t *testing.T) {
 		t.Fatalf("clearing a cleared canary: %v", err)
 	}
 }
+
+// The console refuses forms posted from another site or without the
+// session's form token, and serves only report files by their plain names.
+func TestConsoleRefusesForgedFormsAndPaths(t *testing.T) {
+	s := startServer(t, true)
+	base := "http://" + s.httpAddr
+	cookie := &http.Cookie{Name: "promo_console_token", Value: adminToken}
+	post := func(origin, csrf string) int {
+		t.Helper()
+		body := "action=promote&version=x&reason=forged&csrf=" + csrf
+		req, _ := http.NewRequest("POST", base+"/ui/models/propensity", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if origin != "" {
+			req.Header.Set("Origin", origin)
+		}
+		req.AddCookie(cookie)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := post("http://evil.example", ""); code != http.StatusForbidden {
+		t.Errorf("a cross-origin form: %d", code)
+	}
+	if code := post("", "0123456789abcdef0123456789abcdef"); code != http.StatusForbidden {
+		t.Errorf("a form with a wrong form token: %d", code)
+	}
+	for _, path := range []string{"/ui/reports/20261206T050712Z/..%2F..%2Fmodels%2Fpropensity%2Faliases%2Fproduction.json", "/ui/reports/..%2Fmodels/index.html", "/v1/reports/20261206T050712Z/files/x.exe"} {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest && resp.StatusCode != http.StatusNotFound {
+			t.Errorf("GET %s: %d", path, resp.StatusCode)
+		}
+	}
+	resp, err := http.Get(base + "/ui/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(resp.Header.Get("Content-Security-Policy"), "frame-ancestors 'none'") {
+		t.Errorf("GET /ui/: %d, CSP %q", resp.StatusCode, resp.Header.Get("Content-Security-Policy"))
+	}
+}

@@ -161,5 +161,6 @@ var (
 		promov1.RegistryService_ListModels_FullMethodName, promov1.RegistryService_ListVersions_FullMethodName,
 		promov1.RegistryService_GetVersion_FullMethodName, promov1.RegistryService_History_FullMethodName,
 		promov1.StatusService_GetStatus_FullMethodName,
+		promov1.ReportService_ListReports_FullMethodName, promov1.ReportService_GetReportFile_FullMethodName,
 	}
 )

@@ -55,14 +55,18 @@ type runningServer struct {
 	exited             chan error // receives the exit once the process ends
 }
 
+// readerToken is a non-admin token every test server accepts.
+const readerToken = "e2e-reader-5d8a1c7e3f9b2046a8c1e5d7f3b9a204"
+
 // startServer starts bin/promo-server on free loopback ports with token
-// as an admin token (serving and read calls need none), and the given
+// as an admin token and readerToken as a user one (serving and read
+// calls need none), and the given
 // extra flags and environment. Its log is printed if the test fails; it
 // is killed when the test ends.
 func startServer(t *testing.T, bin string, env []string, token string, args ...string) *runningServer {
 	t.Helper()
 	tokens := filepath.Join(bin, "tokens")
-	os.WriteFile(tokens, []byte(token+" admin e2e\n"), 0o600)
+	os.WriteFile(tokens, []byte(token+" admin e2e\n"+readerToken+" user e2e-reader\n"), 0o600)
 	s := &runningServer{grpcAddr: freeAddr(t), httpAddr: freeAddr(t), exited: make(chan error, 1)}
 	s.cmd = exec.Command(filepath.Join(bin, "promo-server"), append(args, "-grpc.addr="+s.grpcAddr, "-http.addr="+s.httpAddr,
 		"-auth.tokens-file="+tokens, "-auth.public=serving,read")...)

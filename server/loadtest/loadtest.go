@@ -15,7 +15,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -174,13 +174,10 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 	}
 	for i := range out {
 		all := lats[i]
-		sort.Slice(all, func(a, b int) bool { return all[a] < all[b] })
 		out[i].Requests = int64(len(all))
 		out[i].QPS = float64(len(all)) / elapsed[i].Seconds()
-		if len(all) > 0 {
-			out[i].P50 = all[len(all)/2]
-			out[i].P99 = all[min(len(all)-1, len(all)*99/100)]
-		}
+		out[i].P99 = percentile(all, 0.99)
+		out[i].P50 = percentile(all, 0.5)
 	}
 	base := out[0]
 	for i := range out {
@@ -238,4 +235,13 @@ func Print(w io.Writer, rs []Result, o Options) {
 			r.P50.Round(time.Microsecond), r.P99.Round(time.Microsecond), r.QPSRatio, r.P99Ratio)
 	}
 	t.Flush()
+}
+
+// percentile returns the q-quantile of lat, which it sorts; 0 for none.
+func percentile(lat []time.Duration, q float64) time.Duration {
+	if len(lat) == 0 {
+		return 0
+	}
+	slices.Sort(lat)
+	return lat[min(len(lat)-1, int(float64(len(lat))*q))]
 }

@@ -10,7 +10,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -105,10 +104,7 @@ func Soak(ctx context.Context, o Options) (SoakResult, error) {
 	res.Valid, res.Hostile = s.valid_.Load(), s.hostile_.Load()
 	res.ValidFailures, res.HostileAccepted, res.NonFinite = s.validFailures.Load(), s.hostileAccepted.Load(), s.nonFinite.Load()
 	s.mu.Lock()
-	sort.Slice(s.latencies, func(i, j int) bool { return s.latencies[i] < s.latencies[j] })
-	if n := len(s.latencies); n > 0 {
-		res.P99 = s.latencies[min(n-1, n*99/100)]
-	}
+	res.P99 = percentile(s.latencies, 0.99)
 	res.Problems = s.problems
 	s.mu.Unlock()
 	return res, err

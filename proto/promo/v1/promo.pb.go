@@ -3385,6 +3385,250 @@ func (x *PromoteCanaryResponse) GetChange() *AliasChange {
 	return nil
 }
 
+type ListReportsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Limit         int32                  `protobuf:"varint,1,opt,name=limit,proto3" json:"limit,omitempty"` // newest first; 0: 50, at most 1000
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListReportsRequest) Reset() {
+	*x = ListReportsRequest{}
+	mi := &file_promo_v1_promo_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListReportsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListReportsRequest) ProtoMessage() {}
+
+func (x *ListReportsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_promo_v1_promo_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListReportsRequest.ProtoReflect.Descriptor instead.
+func (*ListReportsRequest) Descriptor() ([]byte, []int) {
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *ListReportsRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type ReportSummary struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Run           string                 `protobuf:"bytes,1,opt,name=run,proto3" json:"run,omitempty"` // e.g. "20261206T050712Z"
+	Files         []string               `protobuf:"bytes,2,rep,name=files,proto3" json:"files,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportSummary) Reset() {
+	*x = ReportSummary{}
+	mi := &file_promo_v1_promo_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportSummary) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportSummary) ProtoMessage() {}
+
+func (x *ReportSummary) ProtoReflect() protoreflect.Message {
+	mi := &file_promo_v1_promo_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportSummary.ProtoReflect.Descriptor instead.
+func (*ReportSummary) Descriptor() ([]byte, []int) {
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *ReportSummary) GetRun() string {
+	if x != nil {
+		return x.Run
+	}
+	return ""
+}
+
+func (x *ReportSummary) GetFiles() []string {
+	if x != nil {
+		return x.Files
+	}
+	return nil
+}
+
+type ListReportsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Reports       []*ReportSummary       `protobuf:"bytes,1,rep,name=reports,proto3" json:"reports,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListReportsResponse) Reset() {
+	*x = ListReportsResponse{}
+	mi := &file_promo_v1_promo_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListReportsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListReportsResponse) ProtoMessage() {}
+
+func (x *ListReportsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_promo_v1_promo_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListReportsResponse.ProtoReflect.Descriptor instead.
+func (*ListReportsResponse) Descriptor() ([]byte, []int) {
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *ListReportsResponse) GetReports() []*ReportSummary {
+	if x != nil {
+		return x.Reports
+	}
+	return nil
+}
+
+type GetReportFileRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Run           string                 `protobuf:"bytes,1,opt,name=run,proto3" json:"run,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"` // e.g. "index.html", "propensity-calibration.png"
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetReportFileRequest) Reset() {
+	*x = GetReportFileRequest{}
+	mi := &file_promo_v1_promo_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetReportFileRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetReportFileRequest) ProtoMessage() {}
+
+func (x *GetReportFileRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_promo_v1_promo_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetReportFileRequest.ProtoReflect.Descriptor instead.
+func (*GetReportFileRequest) Descriptor() ([]byte, []int) {
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *GetReportFileRequest) GetRun() string {
+	if x != nil {
+		return x.Run
+	}
+	return ""
+}
+
+func (x *GetReportFileRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type GetReportFileResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ContentType   string                 `protobuf:"bytes,1,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
+	Content       []byte                 `protobuf:"bytes,2,opt,name=content,proto3" json:"content,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetReportFileResponse) Reset() {
+	*x = GetReportFileResponse{}
+	mi := &file_promo_v1_promo_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetReportFileResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetReportFileResponse) ProtoMessage() {}
+
+func (x *GetReportFileResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_promo_v1_promo_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetReportFileResponse.ProtoReflect.Descriptor instead.
+func (*GetReportFileResponse) Descriptor() ([]byte, []int) {
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *GetReportFileResponse) GetContentType() string {
+	if x != nil {
+		return x.ContentType
+	}
+	return ""
+}
+
+func (x *GetReportFileResponse) GetContent() []byte {
+	if x != nil {
+		return x.Content
+	}
+	return nil
+}
+
 type GetStatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -3393,7 +3637,7 @@ type GetStatusRequest struct {
 
 func (x *GetStatusRequest) Reset() {
 	*x = GetStatusRequest{}
-	mi := &file_promo_v1_promo_proto_msgTypes[48]
+	mi := &file_promo_v1_promo_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3405,7 +3649,7 @@ func (x *GetStatusRequest) String() string {
 func (*GetStatusRequest) ProtoMessage() {}
 
 func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[48]
+	mi := &file_promo_v1_promo_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3418,7 +3662,7 @@ func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetStatusRequest) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{48}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{53}
 }
 
 type LoadedModel struct {
@@ -3442,7 +3686,7 @@ type LoadedModel struct {
 
 func (x *LoadedModel) Reset() {
 	*x = LoadedModel{}
-	mi := &file_promo_v1_promo_proto_msgTypes[49]
+	mi := &file_promo_v1_promo_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3454,7 +3698,7 @@ func (x *LoadedModel) String() string {
 func (*LoadedModel) ProtoMessage() {}
 
 func (x *LoadedModel) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[49]
+	mi := &file_promo_v1_promo_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3467,7 +3711,7 @@ func (x *LoadedModel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadedModel.ProtoReflect.Descriptor instead.
 func (*LoadedModel) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{49}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *LoadedModel) GetName() string {
@@ -3564,7 +3808,7 @@ type ShadowStats struct {
 
 func (x *ShadowStats) Reset() {
 	*x = ShadowStats{}
-	mi := &file_promo_v1_promo_proto_msgTypes[50]
+	mi := &file_promo_v1_promo_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3576,7 +3820,7 @@ func (x *ShadowStats) String() string {
 func (*ShadowStats) ProtoMessage() {}
 
 func (x *ShadowStats) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[50]
+	mi := &file_promo_v1_promo_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3589,7 +3833,7 @@ func (x *ShadowStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShadowStats.ProtoReflect.Descriptor instead.
 func (*ShadowStats) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{50}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ShadowStats) GetComparisons() int64 {
@@ -3638,7 +3882,7 @@ type GetStatusResponse struct {
 
 func (x *GetStatusResponse) Reset() {
 	*x = GetStatusResponse{}
-	mi := &file_promo_v1_promo_proto_msgTypes[51]
+	mi := &file_promo_v1_promo_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3650,7 +3894,7 @@ func (x *GetStatusResponse) String() string {
 func (*GetStatusResponse) ProtoMessage() {}
 
 func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[51]
+	mi := &file_promo_v1_promo_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3663,7 +3907,7 @@ func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetStatusResponse) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{51}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *GetStatusResponse) GetReady() bool {
@@ -3978,7 +4222,20 @@ const file_promo_v1_promo_proto_rawDesc = "" +
 	"\x05alias\x18\x02 \x01(\tR\x05alias\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\"F\n" +
 	"\x15PromoteCanaryResponse\x12-\n" +
-	"\x06change\x18\x01 \x01(\v2\x15.promo.v1.AliasChangeR\x06change\"\x12\n" +
+	"\x06change\x18\x01 \x01(\v2\x15.promo.v1.AliasChangeR\x06change\"*\n" +
+	"\x12ListReportsRequest\x12\x14\n" +
+	"\x05limit\x18\x01 \x01(\x05R\x05limit\"7\n" +
+	"\rReportSummary\x12\x10\n" +
+	"\x03run\x18\x01 \x01(\tR\x03run\x12\x14\n" +
+	"\x05files\x18\x02 \x03(\tR\x05files\"H\n" +
+	"\x13ListReportsResponse\x121\n" +
+	"\areports\x18\x01 \x03(\v2\x17.promo.v1.ReportSummaryR\areports\"<\n" +
+	"\x14GetReportFileRequest\x12\x10\n" +
+	"\x03run\x18\x01 \x01(\tR\x03run\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"T\n" +
+	"\x15GetReportFileResponse\x12!\n" +
+	"\fcontent_type\x18\x01 \x01(\tR\vcontentType\x12\x18\n" +
+	"\acontent\x18\x02 \x01(\fR\acontent\"\x12\n" +
 	"\x10GetStatusRequest\"\xa4\x03\n" +
 	"\vLoadedModel\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
@@ -4046,7 +4303,10 @@ const file_promo_v1_promo_proto_rawDesc = "" +
 	"\tSetShadow\x12\x1a.promo.v1.SetShadowRequest\x1a\x1b.promo.v1.SetShadowResponse\"$\x82\xd3\xe4\x93\x02\x1e:\x01*\"\x19/v1/models/{model}/shadow\x12|\n" +
 	"\n" +
 	"ClearAlias\x12\x1b.promo.v1.ClearAliasRequest\x1a\x1c.promo.v1.ClearAliasResponse\"3\x82\xd3\xe4\x93\x02-:\x01*\"(/v1/models/{model}/aliases/{alias}:clear\x12~\n" +
-	"\rPromoteCanary\x12\x1e.promo.v1.PromoteCanaryRequest\x1a\x1f.promo.v1.PromoteCanaryResponse\",\x82\xd3\xe4\x93\x02&:\x01*\"!/v1/models/{model}/canary:promote2i\n" +
+	"\rPromoteCanary\x12\x1e.promo.v1.PromoteCanaryRequest\x1a\x1f.promo.v1.PromoteCanaryResponse\",\x82\xd3\xe4\x93\x02&:\x01*\"!/v1/models/{model}/canary:promote2\xea\x01\n" +
+	"\rReportService\x12_\n" +
+	"\vListReports\x12\x1c.promo.v1.ListReportsRequest\x1a\x1d.promo.v1.ListReportsResponse\"\x13\x82\xd3\xe4\x93\x02\r\x12\v/v1/reports\x12x\n" +
+	"\rGetReportFile\x12\x1e.promo.v1.GetReportFileRequest\x1a\x1f.promo.v1.GetReportFileResponse\"&\x82\xd3\xe4\x93\x02 \x12\x1e/v1/reports/{run}/files/{name}2i\n" +
 	"\rStatusService\x12X\n" +
 	"\tGetStatus\x12\x1a.promo.v1.GetStatusRequest\x1a\x1b.promo.v1.GetStatusResponse\"\x12\x82\xd3\xe4\x93\x02\f\x12\n" +
 	"/v1/statusB\xe4\x03\x92A\xaf\x03\x12\xe7\x01\n" +
@@ -4070,7 +4330,7 @@ func file_promo_v1_promo_proto_rawDescGZIP() []byte {
 }
 
 var file_promo_v1_promo_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_promo_v1_promo_proto_msgTypes = make([]protoimpl.MessageInfo, 59)
+var file_promo_v1_promo_proto_msgTypes = make([]protoimpl.MessageInfo, 64)
 var file_promo_v1_promo_proto_goTypes = []any{
 	(OfferKind)(0),                // 0: promo.v1.OfferKind
 	(EventType)(0),                // 1: promo.v1.EventType
@@ -4122,21 +4382,26 @@ var file_promo_v1_promo_proto_goTypes = []any{
 	(*ClearAliasResponse)(nil),    // 47: promo.v1.ClearAliasResponse
 	(*PromoteCanaryRequest)(nil),  // 48: promo.v1.PromoteCanaryRequest
 	(*PromoteCanaryResponse)(nil), // 49: promo.v1.PromoteCanaryResponse
-	(*GetStatusRequest)(nil),      // 50: promo.v1.GetStatusRequest
-	(*LoadedModel)(nil),           // 51: promo.v1.LoadedModel
-	(*ShadowStats)(nil),           // 52: promo.v1.ShadowStats
-	(*GetStatusResponse)(nil),     // 53: promo.v1.GetStatusResponse
-	nil,                           // 54: promo.v1.ScoreRequest.FeaturesEntry
-	nil,                           // 55: promo.v1.UserAttributes.ExtraEntry
-	nil,                           // 56: promo.v1.ItemAttributes.ExtraEntry
-	nil,                           // 57: promo.v1.Manifest.ParamsEntry
-	nil,                           // 58: promo.v1.Manifest.MetricsEntry
-	nil,                           // 59: promo.v1.VersionSummary.MetricsEntry
-	nil,                           // 60: promo.v1.ModelSummary.AliasesEntry
-	(*timestamppb.Timestamp)(nil), // 61: google.protobuf.Timestamp
+	(*ListReportsRequest)(nil),    // 50: promo.v1.ListReportsRequest
+	(*ReportSummary)(nil),         // 51: promo.v1.ReportSummary
+	(*ListReportsResponse)(nil),   // 52: promo.v1.ListReportsResponse
+	(*GetReportFileRequest)(nil),  // 53: promo.v1.GetReportFileRequest
+	(*GetReportFileResponse)(nil), // 54: promo.v1.GetReportFileResponse
+	(*GetStatusRequest)(nil),      // 55: promo.v1.GetStatusRequest
+	(*LoadedModel)(nil),           // 56: promo.v1.LoadedModel
+	(*ShadowStats)(nil),           // 57: promo.v1.ShadowStats
+	(*GetStatusResponse)(nil),     // 58: promo.v1.GetStatusResponse
+	nil,                           // 59: promo.v1.ScoreRequest.FeaturesEntry
+	nil,                           // 60: promo.v1.UserAttributes.ExtraEntry
+	nil,                           // 61: promo.v1.ItemAttributes.ExtraEntry
+	nil,                           // 62: promo.v1.Manifest.ParamsEntry
+	nil,                           // 63: promo.v1.Manifest.MetricsEntry
+	nil,                           // 64: promo.v1.VersionSummary.MetricsEntry
+	nil,                           // 65: promo.v1.ModelSummary.AliasesEntry
+	(*timestamppb.Timestamp)(nil), // 66: google.protobuf.Timestamp
 }
 var file_promo_v1_promo_proto_depIdxs = []int32{
-	54, // 0: promo.v1.ScoreRequest.features:type_name -> promo.v1.ScoreRequest.FeaturesEntry
+	59, // 0: promo.v1.ScoreRequest.features:type_name -> promo.v1.ScoreRequest.FeaturesEntry
 	4,  // 1: promo.v1.ScoreResponse.contributions:type_name -> promo.v1.FeatureContribution
 	2,  // 2: promo.v1.ScoreResponse.model:type_name -> promo.v1.ModelRef
 	2,  // 3: promo.v1.ScoreResponse.models:type_name -> promo.v1.ModelRef
@@ -4147,33 +4412,33 @@ var file_promo_v1_promo_proto_depIdxs = []int32{
 	11, // 8: promo.v1.Cart.lines:type_name -> promo.v1.CartLine
 	12, // 9: promo.v1.GetOffersRequest.cart:type_name -> promo.v1.Cart
 	0,  // 10: promo.v1.Offer.kind:type_name -> promo.v1.OfferKind
-	61, // 11: promo.v1.Offer.expires_at:type_name -> google.protobuf.Timestamp
+	66, // 11: promo.v1.Offer.expires_at:type_name -> google.protobuf.Timestamp
 	14, // 12: promo.v1.GetOffersResponse.offers:type_name -> promo.v1.Offer
 	2,  // 13: promo.v1.GetOffersResponse.model:type_name -> promo.v1.ModelRef
 	2,  // 14: promo.v1.GetOffersResponse.models:type_name -> promo.v1.ModelRef
-	55, // 15: promo.v1.UserAttributes.extra:type_name -> promo.v1.UserAttributes.ExtraEntry
-	56, // 16: promo.v1.ItemAttributes.extra:type_name -> promo.v1.ItemAttributes.ExtraEntry
+	60, // 15: promo.v1.UserAttributes.extra:type_name -> promo.v1.UserAttributes.ExtraEntry
+	61, // 16: promo.v1.ItemAttributes.extra:type_name -> promo.v1.ItemAttributes.ExtraEntry
 	1,  // 17: promo.v1.Event.type:type_name -> promo.v1.EventType
-	61, // 18: promo.v1.Event.time:type_name -> google.protobuf.Timestamp
+	66, // 18: promo.v1.Event.time:type_name -> google.protobuf.Timestamp
 	16, // 19: promo.v1.Event.user:type_name -> promo.v1.UserAttributes
 	17, // 20: promo.v1.Event.item:type_name -> promo.v1.ItemAttributes
 	18, // 21: promo.v1.IngestRequest.events:type_name -> promo.v1.Event
 	20, // 22: promo.v1.IngestResponse.errors:type_name -> promo.v1.EventError
-	61, // 23: promo.v1.EraseUserResponse.erased_at:type_name -> google.protobuf.Timestamp
-	61, // 24: promo.v1.TimeWindow.start:type_name -> google.protobuf.Timestamp
-	61, // 25: promo.v1.TimeWindow.end:type_name -> google.protobuf.Timestamp
-	61, // 26: promo.v1.Manifest.created_at:type_name -> google.protobuf.Timestamp
+	66, // 23: promo.v1.EraseUserResponse.erased_at:type_name -> google.protobuf.Timestamp
+	66, // 24: promo.v1.TimeWindow.start:type_name -> google.protobuf.Timestamp
+	66, // 25: promo.v1.TimeWindow.end:type_name -> google.protobuf.Timestamp
+	66, // 26: promo.v1.Manifest.created_at:type_name -> google.protobuf.Timestamp
 	25, // 27: promo.v1.Manifest.data_window:type_name -> promo.v1.TimeWindow
-	57, // 28: promo.v1.Manifest.params:type_name -> promo.v1.Manifest.ParamsEntry
-	58, // 29: promo.v1.Manifest.metrics:type_name -> promo.v1.Manifest.MetricsEntry
+	62, // 28: promo.v1.Manifest.params:type_name -> promo.v1.Manifest.ParamsEntry
+	63, // 29: promo.v1.Manifest.metrics:type_name -> promo.v1.Manifest.MetricsEntry
 	24, // 30: promo.v1.Manifest.blobs:type_name -> promo.v1.BlobInfo
-	61, // 31: promo.v1.VersionSummary.created_at:type_name -> google.protobuf.Timestamp
-	59, // 32: promo.v1.VersionSummary.metrics:type_name -> promo.v1.VersionSummary.MetricsEntry
-	60, // 33: promo.v1.ModelSummary.aliases:type_name -> promo.v1.ModelSummary.AliasesEntry
+	66, // 31: promo.v1.VersionSummary.created_at:type_name -> google.protobuf.Timestamp
+	64, // 32: promo.v1.VersionSummary.metrics:type_name -> promo.v1.VersionSummary.MetricsEntry
+	65, // 33: promo.v1.ModelSummary.aliases:type_name -> promo.v1.ModelSummary.AliasesEntry
 	28, // 34: promo.v1.ListModelsResponse.models:type_name -> promo.v1.ModelSummary
 	27, // 35: promo.v1.ListVersionsResponse.versions:type_name -> promo.v1.VersionSummary
 	26, // 36: promo.v1.GetVersionResponse.manifest:type_name -> promo.v1.Manifest
-	61, // 37: promo.v1.AliasChange.time:type_name -> google.protobuf.Timestamp
+	66, // 37: promo.v1.AliasChange.time:type_name -> google.protobuf.Timestamp
 	36, // 38: promo.v1.PromoteResponse.change:type_name -> promo.v1.AliasChange
 	36, // 39: promo.v1.RollbackResponse.change:type_name -> promo.v1.AliasChange
 	36, // 40: promo.v1.HistoryResponse.changes:type_name -> promo.v1.AliasChange
@@ -4181,50 +4446,55 @@ var file_promo_v1_promo_proto_depIdxs = []int32{
 	36, // 42: promo.v1.SetShadowResponse.change:type_name -> promo.v1.AliasChange
 	36, // 43: promo.v1.ClearAliasResponse.change:type_name -> promo.v1.AliasChange
 	36, // 44: promo.v1.PromoteCanaryResponse.change:type_name -> promo.v1.AliasChange
-	61, // 45: promo.v1.LoadedModel.loaded_at:type_name -> google.protobuf.Timestamp
-	61, // 46: promo.v1.LoadedModel.last_check:type_name -> google.protobuf.Timestamp
-	61, // 47: promo.v1.LoadedModel.last_error_at:type_name -> google.protobuf.Timestamp
-	52, // 48: promo.v1.LoadedModel.shadow:type_name -> promo.v1.ShadowStats
-	51, // 49: promo.v1.GetStatusResponse.models:type_name -> promo.v1.LoadedModel
-	3,  // 50: promo.v1.ScoringService.Score:input_type -> promo.v1.ScoreRequest
-	6,  // 51: promo.v1.RecommendationService.Recommend:input_type -> promo.v1.RecommendRequest
-	9,  // 52: promo.v1.RecommendationService.SimilarItems:input_type -> promo.v1.SimilarItemsRequest
-	13, // 53: promo.v1.PromotionService.GetOffers:input_type -> promo.v1.GetOffersRequest
-	19, // 54: promo.v1.EventService.Ingest:input_type -> promo.v1.IngestRequest
-	22, // 55: promo.v1.EventService.EraseUser:input_type -> promo.v1.EraseUserRequest
-	29, // 56: promo.v1.RegistryService.ListModels:input_type -> promo.v1.ListModelsRequest
-	31, // 57: promo.v1.RegistryService.ListVersions:input_type -> promo.v1.ListVersionsRequest
-	33, // 58: promo.v1.RegistryService.GetVersion:input_type -> promo.v1.GetVersionRequest
-	35, // 59: promo.v1.RegistryService.Promote:input_type -> promo.v1.PromoteRequest
-	38, // 60: promo.v1.RegistryService.Rollback:input_type -> promo.v1.RollbackRequest
-	40, // 61: promo.v1.RegistryService.History:input_type -> promo.v1.HistoryRequest
-	42, // 62: promo.v1.RegistryService.SetCanary:input_type -> promo.v1.SetCanaryRequest
-	44, // 63: promo.v1.RegistryService.SetShadow:input_type -> promo.v1.SetShadowRequest
-	46, // 64: promo.v1.RegistryService.ClearAlias:input_type -> promo.v1.ClearAliasRequest
-	48, // 65: promo.v1.RegistryService.PromoteCanary:input_type -> promo.v1.PromoteCanaryRequest
-	50, // 66: promo.v1.StatusService.GetStatus:input_type -> promo.v1.GetStatusRequest
-	5,  // 67: promo.v1.ScoringService.Score:output_type -> promo.v1.ScoreResponse
-	8,  // 68: promo.v1.RecommendationService.Recommend:output_type -> promo.v1.RecommendResponse
-	10, // 69: promo.v1.RecommendationService.SimilarItems:output_type -> promo.v1.SimilarItemsResponse
-	15, // 70: promo.v1.PromotionService.GetOffers:output_type -> promo.v1.GetOffersResponse
-	21, // 71: promo.v1.EventService.Ingest:output_type -> promo.v1.IngestResponse
-	23, // 72: promo.v1.EventService.EraseUser:output_type -> promo.v1.EraseUserResponse
-	30, // 73: promo.v1.RegistryService.ListModels:output_type -> promo.v1.ListModelsResponse
-	32, // 74: promo.v1.RegistryService.ListVersions:output_type -> promo.v1.ListVersionsResponse
-	34, // 75: promo.v1.RegistryService.GetVersion:output_type -> promo.v1.GetVersionResponse
-	37, // 76: promo.v1.RegistryService.Promote:output_type -> promo.v1.PromoteResponse
-	39, // 77: promo.v1.RegistryService.Rollback:output_type -> promo.v1.RollbackResponse
-	41, // 78: promo.v1.RegistryService.History:output_type -> promo.v1.HistoryResponse
-	43, // 79: promo.v1.RegistryService.SetCanary:output_type -> promo.v1.SetCanaryResponse
-	45, // 80: promo.v1.RegistryService.SetShadow:output_type -> promo.v1.SetShadowResponse
-	47, // 81: promo.v1.RegistryService.ClearAlias:output_type -> promo.v1.ClearAliasResponse
-	49, // 82: promo.v1.RegistryService.PromoteCanary:output_type -> promo.v1.PromoteCanaryResponse
-	53, // 83: promo.v1.StatusService.GetStatus:output_type -> promo.v1.GetStatusResponse
-	67, // [67:84] is the sub-list for method output_type
-	50, // [50:67] is the sub-list for method input_type
-	50, // [50:50] is the sub-list for extension type_name
-	50, // [50:50] is the sub-list for extension extendee
-	0,  // [0:50] is the sub-list for field type_name
+	51, // 45: promo.v1.ListReportsResponse.reports:type_name -> promo.v1.ReportSummary
+	66, // 46: promo.v1.LoadedModel.loaded_at:type_name -> google.protobuf.Timestamp
+	66, // 47: promo.v1.LoadedModel.last_check:type_name -> google.protobuf.Timestamp
+	66, // 48: promo.v1.LoadedModel.last_error_at:type_name -> google.protobuf.Timestamp
+	57, // 49: promo.v1.LoadedModel.shadow:type_name -> promo.v1.ShadowStats
+	56, // 50: promo.v1.GetStatusResponse.models:type_name -> promo.v1.LoadedModel
+	3,  // 51: promo.v1.ScoringService.Score:input_type -> promo.v1.ScoreRequest
+	6,  // 52: promo.v1.RecommendationService.Recommend:input_type -> promo.v1.RecommendRequest
+	9,  // 53: promo.v1.RecommendationService.SimilarItems:input_type -> promo.v1.SimilarItemsRequest
+	13, // 54: promo.v1.PromotionService.GetOffers:input_type -> promo.v1.GetOffersRequest
+	19, // 55: promo.v1.EventService.Ingest:input_type -> promo.v1.IngestRequest
+	22, // 56: promo.v1.EventService.EraseUser:input_type -> promo.v1.EraseUserRequest
+	29, // 57: promo.v1.RegistryService.ListModels:input_type -> promo.v1.ListModelsRequest
+	31, // 58: promo.v1.RegistryService.ListVersions:input_type -> promo.v1.ListVersionsRequest
+	33, // 59: promo.v1.RegistryService.GetVersion:input_type -> promo.v1.GetVersionRequest
+	35, // 60: promo.v1.RegistryService.Promote:input_type -> promo.v1.PromoteRequest
+	38, // 61: promo.v1.RegistryService.Rollback:input_type -> promo.v1.RollbackRequest
+	40, // 62: promo.v1.RegistryService.History:input_type -> promo.v1.HistoryRequest
+	42, // 63: promo.v1.RegistryService.SetCanary:input_type -> promo.v1.SetCanaryRequest
+	44, // 64: promo.v1.RegistryService.SetShadow:input_type -> promo.v1.SetShadowRequest
+	46, // 65: promo.v1.RegistryService.ClearAlias:input_type -> promo.v1.ClearAliasRequest
+	48, // 66: promo.v1.RegistryService.PromoteCanary:input_type -> promo.v1.PromoteCanaryRequest
+	50, // 67: promo.v1.ReportService.ListReports:input_type -> promo.v1.ListReportsRequest
+	53, // 68: promo.v1.ReportService.GetReportFile:input_type -> promo.v1.GetReportFileRequest
+	55, // 69: promo.v1.StatusService.GetStatus:input_type -> promo.v1.GetStatusRequest
+	5,  // 70: promo.v1.ScoringService.Score:output_type -> promo.v1.ScoreResponse
+	8,  // 71: promo.v1.RecommendationService.Recommend:output_type -> promo.v1.RecommendResponse
+	10, // 72: promo.v1.RecommendationService.SimilarItems:output_type -> promo.v1.SimilarItemsResponse
+	15, // 73: promo.v1.PromotionService.GetOffers:output_type -> promo.v1.GetOffersResponse
+	21, // 74: promo.v1.EventService.Ingest:output_type -> promo.v1.IngestResponse
+	23, // 75: promo.v1.EventService.EraseUser:output_type -> promo.v1.EraseUserResponse
+	30, // 76: promo.v1.RegistryService.ListModels:output_type -> promo.v1.ListModelsResponse
+	32, // 77: promo.v1.RegistryService.ListVersions:output_type -> promo.v1.ListVersionsResponse
+	34, // 78: promo.v1.RegistryService.GetVersion:output_type -> promo.v1.GetVersionResponse
+	37, // 79: promo.v1.RegistryService.Promote:output_type -> promo.v1.PromoteResponse
+	39, // 80: promo.v1.RegistryService.Rollback:output_type -> promo.v1.RollbackResponse
+	41, // 81: promo.v1.RegistryService.History:output_type -> promo.v1.HistoryResponse
+	43, // 82: promo.v1.RegistryService.SetCanary:output_type -> promo.v1.SetCanaryResponse
+	45, // 83: promo.v1.RegistryService.SetShadow:output_type -> promo.v1.SetShadowResponse
+	47, // 84: promo.v1.RegistryService.ClearAlias:output_type -> promo.v1.ClearAliasResponse
+	49, // 85: promo.v1.RegistryService.PromoteCanary:output_type -> promo.v1.PromoteCanaryResponse
+	52, // 86: promo.v1.ReportService.ListReports:output_type -> promo.v1.ListReportsResponse
+	54, // 87: promo.v1.ReportService.GetReportFile:output_type -> promo.v1.GetReportFileResponse
+	58, // 88: promo.v1.StatusService.GetStatus:output_type -> promo.v1.GetStatusResponse
+	70, // [70:89] is the sub-list for method output_type
+	51, // [51:70] is the sub-list for method input_type
+	51, // [51:51] is the sub-list for extension type_name
+	51, // [51:51] is the sub-list for extension extendee
+	0,  // [0:51] is the sub-list for field type_name
 }
 
 func init() { file_promo_v1_promo_proto_init() }
@@ -4238,9 +4508,9 @@ func file_promo_v1_promo_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_promo_v1_promo_proto_rawDesc), len(file_promo_v1_promo_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   59,
+			NumMessages:   64,
 			NumExtensions: 0,
-			NumServices:   6,
+			NumServices:   7,
 		},
 		GoTypes:           file_promo_v1_promo_proto_goTypes,
 		DependencyIndexes: file_promo_v1_promo_proto_depIdxs,

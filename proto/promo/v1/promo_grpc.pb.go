@@ -996,6 +996,152 @@ var RegistryService_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
+	ReportService_ListReports_FullMethodName   = "/promo.v1.ReportService/ListReports"
+	ReportService_GetReportFile_FullMethodName = "/promo.v1.ReportService/GetReportFile"
+)
+
+// ReportServiceClient is the client API for ReportService service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// ReportService reads the reports the trainer publishes to the store with
+// each run (an HTML page and its PNG plots).
+type ReportServiceClient interface {
+	ListReports(ctx context.Context, in *ListReportsRequest, opts ...grpc.CallOption) (*ListReportsResponse, error)
+	GetReportFile(ctx context.Context, in *GetReportFileRequest, opts ...grpc.CallOption) (*GetReportFileResponse, error)
+}
+
+type reportServiceClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewReportServiceClient(cc grpc.ClientConnInterface) ReportServiceClient {
+	return &reportServiceClient{cc}
+}
+
+func (c *reportServiceClient) ListReports(ctx context.Context, in *ListReportsRequest, opts ...grpc.CallOption) (*ListReportsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListReportsResponse)
+	err := c.cc.Invoke(ctx, ReportService_ListReports_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *reportServiceClient) GetReportFile(ctx context.Context, in *GetReportFileRequest, opts ...grpc.CallOption) (*GetReportFileResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetReportFileResponse)
+	err := c.cc.Invoke(ctx, ReportService_GetReportFile_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ReportServiceServer is the server API for ReportService service.
+// All implementations must embed UnimplementedReportServiceServer
+// for forward compatibility.
+//
+// ReportService reads the reports the trainer publishes to the store with
+// each run (an HTML page and its PNG plots).
+type ReportServiceServer interface {
+	ListReports(context.Context, *ListReportsRequest) (*ListReportsResponse, error)
+	GetReportFile(context.Context, *GetReportFileRequest) (*GetReportFileResponse, error)
+	mustEmbedUnimplementedReportServiceServer()
+}
+
+// UnimplementedReportServiceServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedReportServiceServer struct{}
+
+func (UnimplementedReportServiceServer) ListReports(context.Context, *ListReportsRequest) (*ListReportsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListReports not implemented")
+}
+func (UnimplementedReportServiceServer) GetReportFile(context.Context, *GetReportFileRequest) (*GetReportFileResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetReportFile not implemented")
+}
+func (UnimplementedReportServiceServer) mustEmbedUnimplementedReportServiceServer() {}
+func (UnimplementedReportServiceServer) testEmbeddedByValue()                       {}
+
+// UnsafeReportServiceServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to ReportServiceServer will
+// result in compilation errors.
+type UnsafeReportServiceServer interface {
+	mustEmbedUnimplementedReportServiceServer()
+}
+
+func RegisterReportServiceServer(s grpc.ServiceRegistrar, srv ReportServiceServer) {
+	// If the following call panics, it indicates UnimplementedReportServiceServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&ReportService_ServiceDesc, srv)
+}
+
+func _ReportService_ListReports_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListReportsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ReportServiceServer).ListReports(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ReportService_ListReports_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ReportServiceServer).ListReports(ctx, req.(*ListReportsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ReportService_GetReportFile_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetReportFileRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ReportServiceServer).GetReportFile(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ReportService_GetReportFile_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ReportServiceServer).GetReportFile(ctx, req.(*GetReportFileRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// ReportService_ServiceDesc is the grpc.ServiceDesc for ReportService service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var ReportService_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "promo.v1.ReportService",
+	HandlerType: (*ReportServiceServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "ListReports",
+			Handler:    _ReportService_ListReports_Handler,
+		},
+		{
+			MethodName: "GetReportFile",
+			Handler:    _ReportService_GetReportFile_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "promo/v1/promo.proto",
+}
+
+const (
 	StatusService_GetStatus_FullMethodName = "/promo.v1.StatusService/GetStatus"
 )
 

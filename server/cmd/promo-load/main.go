@@ -1,7 +1,8 @@
 // Command promo-load measures a running promo-server: QPS and p50/p99 of
 // Health/Check, Score, Recommend and REST Score, with ratios to
-// Health/Check from the same run; or a hot swap under load; or a soak of
-// mixed valid and hostile traffic (-soak).
+// Health/Check from the same run; or a hot swap under load; or a canary
+// and a shadow under load (-trials); or a soak of mixed valid and hostile
+// traffic (-soak).
 package main
 
 import (
@@ -30,7 +31,9 @@ func main() {
 	swapTo := flag.String("swap.candidate", "", "version to promote and roll back")
 	swapChanges := flag.Int("swap.changes", 20, "number of promotions plus rollbacks")
 	swapTimeout := flag.Duration("swap.timeout", 6*time.Second, "longest a change may take to be served (check interval + 1s)")
-	canary := flag.Bool("canary", false, "instead: score every user twice and report the share the canary answered and any shopper who changed version")
+	trials := flag.Bool("trials", false, "instead: under Score load, set -swap.candidate of -swap.model as a canary and as a shadow, measure, then promote the canary and clear the shadow")
+	trialShare := flag.Float64("trials.share", 0.2, "share of shoppers the canary answers")
+	trialRounds := flag.Int("trials.rounds", 5, "rounds of Score latency without and with the shadow")
 	soak := flag.Duration("soak", 0, "instead: send mixed valid and hostile traffic for this long and check every answer (needs -items and -http)")
 	flag.Parse()
 	o.Users = ids(*users, "u")
@@ -47,11 +50,12 @@ func main() {
 		}
 		return
 	}
-	if *canary {
-		r, err := loadtest.CanaryCheck(ctx, o)
-		loadtest.PrintCanary(os.Stdout, r)
-		if err != nil || r.Failed > 0 || r.Changed > 0 {
-			fmt.Fprintln(os.Stderr, "promo-load: canary check failed:", err)
+	if *trials {
+		t := loadtest.TrialOptions{Model: *swapModel, Candidate: *swapTo, Share: *trialShare, Rounds: *trialRounds, Timeout: *swapTimeout}
+		r, err := loadtest.Trials(ctx, o, t)
+		loadtest.PrintTrials(os.Stdout, r, t)
+		if err != nil || r.Failed > 0 || r.Canary.Changed > 0 || r.Switched > 0 || !r.Promoted {
+			fmt.Fprintln(os.Stderr, "promo-load: canary and shadow run failed:", err)
 			os.Exit(1)
 		}
 		return
