@@ -137,3 +137,42 @@ func TestRESTMapping(t *testing.T) {
 		t.Fatalf("readyz with a not-serving upstream: %d", st)
 	}
 }
+
+// The standalone gateway serves the console too: a signed-in person's
+// token is the bearer token of the calls it makes, and a refused promote
+// says so with the API's status.
+func TestConsoleThroughTheGateway(t *testing.T) {
+	base, u, _ := start(t)
+	cookie := &http.Cookie{Name: "promo_console_token", Value: "a-token-the-upstream-refuses-0123456789"}
+	req, _ := http.NewRequest("GET", base+"/ui/", nil)
+	req.AddCookie(cookie)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	// The upstream has no ListModels: the overview shows that error, with
+	// the sign-out form and its form token.
+	_, rest, ok := strings.Cut(string(page), `name="csrf" value="`)
+	if resp.StatusCode != http.StatusNotImplemented || !ok {
+		t.Fatalf("GET /ui/: %d\n%s", resp.StatusCode, page)
+	}
+	csrf, _, _ := strings.Cut(rest, `"`)
+	form := "action=promote&version=v2&reason=better&csrf=" + csrf
+	req, _ = http.NewRequest("POST", base+"/ui/models/m", strings.NewReader(form))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.AddCookie(cookie)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if got := <-u.lastAuth; got != "Bearer "+cookie.Value {
+		t.Fatalf("the upstream saw authorization %q", got)
+	}
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(page), "needs an admin token") {
+		t.Fatalf("a refused promote: %d\n%s", resp.StatusCode, page)
+	}
+}

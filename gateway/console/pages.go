@@ -73,9 +73,18 @@ func (c *Console) modelPage(w http.ResponseWriter, r *http.Request, code int, no
 	name := r.PathValue("model")
 	ctx, cancel := sessionOf(r).ctx(r)
 	defer cancel()
+	// After a refused action, its refusal is what the page must say, even
+	// when the model cannot be shown.
+	fail := func(what string, err error) {
+		if problem != "" {
+			c.render(w, r, code, "error.html", page{Title: "Error", Error: problem})
+			return
+		}
+		c.fail(w, r, what, err)
+	}
 	models, err := c.reg.ListModels(ctx, &promov1.ListModelsRequest{})
 	if err != nil {
-		c.fail(w, r, "models", err)
+		fail("models", err)
 		return
 	}
 	var sum *promov1.ModelSummary
@@ -90,7 +99,7 @@ func (c *Console) modelPage(w http.ResponseWriter, r *http.Request, code int, no
 	}
 	vs, err := c.reg.ListVersions(ctx, &promov1.ListVersionsRequest{Model: name, PageSize: 50})
 	if err != nil {
-		c.fail(w, r, "versions", err)
+		fail("versions", err)
 		return
 	}
 	d := modelData{Name: name, Histories: map[string][]*promov1.AliasChange{}}
@@ -111,7 +120,7 @@ func (c *Console) modelPage(w http.ResponseWriter, r *http.Request, code int, no
 			continue
 		}
 		if err != nil {
-			c.fail(w, r, "history", err)
+			fail("history", err)
 			return
 		}
 		d.Histories[a] = h.GetChanges()

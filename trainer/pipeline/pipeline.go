@@ -38,6 +38,13 @@ type Outcome struct {
 	Params   map[string]string  `json:"params,omitempty"`
 	Err      string             `json:"error,omitempty"`
 	Plots    []Plot             `json:"-"`
+	// Primary is the metric the gate compares (metrics hold the
+	// incumbent's, re-evaluated on this run's holdout, as
+	// "incumbent_"+Primary); Incumbent is the version the alias held and
+	// IncumbentMetrics its metrics as published.
+	Primary          string             `json:"primary,omitempty"`
+	Incumbent        string             `json:"incumbent,omitempty"`
+	IncumbentMetrics map[string]float64 `json:"-"`
 }
 
 // Result of a run.
@@ -75,6 +82,14 @@ type Series struct {
 	// Lo and Hi, when set, are an interval around each Y (drawn as error
 	// bars on bar charts).
 	Lo, Hi []float64 `json:"-"`
+	// Labels, when set, are written beside each point (e.g. a bin's count).
+	Labels []string `json:"-"`
+	// Baseline marks a reference line (random targeting, popularity,
+	// perfect calibration): drawn plain and dashed, behind the models.
+	Baseline bool `json:"baseline,omitempty"`
+	// For names the series a baseline belongs to, when it has its own
+	// (random targeting of one arm): drawn in that series' colour.
+	For string `json:"-"`
 }
 
 // Plot is a chart for the run report.
@@ -382,7 +397,7 @@ func publish(ctx context.Context, reg *registry.Registry, c *candidate, cfg Conf
 	if cfg.ReportPath != "" {
 		c.params["report"] = cfg.ReportPath
 	}
-	out := Outcome{Model: c.model, Metrics: c.metrics, Params: c.params, Plots: c.plots}
+	out := Outcome{Model: c.model, Metrics: c.metrics, Params: c.params, Plots: c.plots, Primary: c.primary}
 	promote, reason := true, "first version"
 	if c.primary != "" {
 		if v, ok := c.metrics[c.primary]; ok {
@@ -398,6 +413,15 @@ func publish(ctx context.Context, reg *registry.Registry, c *candidate, cfg Conf
 		}
 	case err != nil:
 		return out, err
+	}
+	if inc != nil {
+		out.Incumbent = inc.Version
+		if m, err := reg.Manifest(ctx, c.model, inc.Version); err == nil {
+			out.IncumbentMetrics = m.Metrics
+		}
+	}
+	switch {
+	case inc == nil:
 	case c.primary != "":
 		newV := c.metrics[c.primary]
 		incV, how, ierr := incumbentMetric(ctx, reg, c, inc.Version)

@@ -225,10 +225,11 @@ func fitPropensity(ds *features.Dataset, holdout []bool, cfg Config) (*candidate
 	for _, b := range bins {
 		if b.N > 0 {
 			cal.X, cal.Y = append(cal.X, b.Predicted), append(cal.Y, b.Observed)
+			cal.Labels = append(cal.Labels, fmt.Sprintf("n=%d", b.N))
 		}
 	}
-	plot := Plot{File: "calibration.png", Title: "Propensity calibration (holdout)", XLabel: "predicted purchase probability", YLabel: "observed rate",
-		Series: []Series{cal, {Name: "perfect", X: []float64{0, 1}, Y: []float64{0, 1}}}}
+	plot := Plot{File: "calibration.png", Title: "Propensity calibration (holdout; n = users per bin)", XLabel: "predicted purchase probability", YLabel: "observed rate",
+		Series: []Series{cal, {Name: "perfect", X: []float64{0, 1}, Y: []float64{0, 1}, Baseline: true}}}
 	dropped := make([]string, 0, len(sel.Dropped))
 	for _, k := range slices.Sorted(maps.Keys(sel.Dropped)) {
 		dropped = append(dropped, k+": "+sel.Dropped[k])

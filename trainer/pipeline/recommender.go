@@ -387,7 +387,7 @@ func fitRecommender(ctx context.Context, train, now *features.Dataset, _ []bool,
 			for i := range xs {
 				xs[i] = float64(i + 1)
 			}
-			curve.Series = append(curve.Series, Series{Name: name, X: xs, Y: ys})
+			curve.Series = append(curve.Series, Series{Name: name, X: xs, Y: ys, Baseline: name == popularityCurve})
 		}
 	}
 	// The served model is refitted on all interactions with the chosen

@@ -148,7 +148,11 @@ func fitUplift(ds *features.Dataset, holdout []bool, cfg Config) (*candidate, er
 			return nil, err
 		}
 		if xs != nil {
-			qplot.Series = append(qplot.Series, Series{Name: arm, X: xs, Y: ys})
+			// Targeting at random gains in proportion to the share
+			// targeted: the straight line to the curve's end.
+			n := len(xs) - 1
+			qplot.Series = append(qplot.Series, Series{Name: arm, X: xs, Y: ys},
+				Series{Name: "random " + arm, X: []float64{0, xs[n]}, Y: []float64{0, ys[n]}, Baseline: true, For: arm})
 		}
 	}
 	// Per arm gate: only arms whose ranking is significantly better than
