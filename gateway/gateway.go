@@ -76,6 +76,9 @@ func NewHandler(ctx context.Context, conn grpc.ClientConnInterface, opts Options
 		"status": func() error {
 			return promov1.RegisterStatusServiceHandlerClient(ctx, mux, promov1.NewStatusServiceClient(conn))
 		},
+		"campaigns": func() error {
+			return promov1.RegisterCampaignServiceHandlerClient(ctx, mux, promov1.NewCampaignServiceClient(conn))
+		},
 		"reports": func() error {
 			return promov1.RegisterReportServiceHandlerClient(ctx, mux, promov1.NewReportServiceClient(conn))
 		},
@@ -164,7 +167,7 @@ func wrap(mux *runtime.ServeMux, ui http.Handler, opts Options) http.Handler {
 	if len(opts.CORSOrigins) > 0 {
 		h = cors.New(cors.Options{
 			AllowedOrigins: opts.CORSOrigins,
-			AllowedMethods: []string{http.MethodGet, http.MethodPost, http.MethodDelete},
+			AllowedMethods: []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete},
 			AllowedHeaders: []string{"Authorization", "Content-Type", RequestIDHeader},
 			ExposedHeaders: []string{RequestIDHeader, "Retry-After"},
 			MaxAge:         600,

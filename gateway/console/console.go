@@ -1,6 +1,7 @@
 // Package console is the web console under /ui/: what is serving, the
 // models with their aliases, versions, metrics and history, the training
-// run reports, and the promote, rollback, canary and shadow actions.
+// run reports, the promotion campaigns, and the promote, rollback, canary,
+// shadow and campaign pause/resume/end actions.
 //
 // It is server-rendered HTML over the same gRPC API the REST gateway
 // uses, so it runs in promo-server and in the standalone gateway alike and
@@ -84,15 +85,16 @@ func when(t interface{ AsTime() time.Time }) string {
 type Console struct {
 	reg     promov1.RegistryServiceClient
 	status  promov1.StatusServiceClient
-	reports promov1.ReportServiceClient
-	opts    Options
+	reports   promov1.ReportServiceClient
+	campaigns promov1.CampaignServiceClient
+	opts      Options
 }
 
 // New returns the console's handler for requests under Prefix, making its
 // calls over conn.
 func New(conn grpc.ClientConnInterface, o Options) http.Handler {
 	c := &Console{reg: promov1.NewRegistryServiceClient(conn), status: promov1.NewStatusServiceClient(conn),
-		reports: promov1.NewReportServiceClient(conn), opts: o}
+		reports: promov1.NewReportServiceClient(conn), campaigns: promov1.NewCampaignServiceClient(conn), opts: o}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /ui/{$}", c.overview)
 	mux.HandleFunc("GET /ui/login", c.loginPage)
@@ -101,6 +103,9 @@ func New(conn grpc.ClientConnInterface, o Options) http.Handler {
 	mux.HandleFunc("GET /ui/models/{model}", c.model)
 	mux.HandleFunc("POST /ui/models/{model}", c.act)
 	mux.HandleFunc("GET /ui/models/{model}/versions/{version}", c.version)
+	mux.HandleFunc("GET /ui/campaigns/{$}", c.campaignList)
+	mux.HandleFunc("GET /ui/campaigns/{id}", c.campaign)
+	mux.HandleFunc("POST /ui/campaigns/{id}", c.campaignAct)
 	mux.HandleFunc("GET /ui/reports/{$}", c.reportList)
 	mux.HandleFunc("GET /ui/reports/{run}/{$}", c.reportFile)
 	mux.HandleFunc("GET /ui/reports/{run}/{name}", c.reportFile)

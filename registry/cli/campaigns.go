@@ -9,6 +9,10 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/status"
+
+	promov1 "github.com/promoai/promo/proto/promo/v1"
 	"github.com/promoai/promo/registry"
 	"github.com/promoai/promo/registry/campaign"
 )
@@ -25,11 +29,21 @@ type campaignArgs struct {
 	file     string
 	revision int
 	reason   string
-	actor    string
+}
+
+// campaignBackend is what the campaign commands need: the store, or a
+// server's campaign API.
+type campaignBackend interface {
+	List(ctx context.Context) ([]campaign.Campaign, error)
+	Get(ctx context.Context, id string) (*campaign.Campaign, error)
+	Create(ctx context.Context, c campaign.Campaign, reason string) (*campaign.Campaign, error)
+	Update(ctx context.Context, c campaign.Campaign, revision int, reason string) (*campaign.Campaign, error)
+	SetState(ctx context.Context, id, action, reason string) (*campaign.Campaign, error)
+	History(ctx context.Context, id string) ([]campaign.Change, error)
 }
 
 // campaigns runs "promoctl campaigns ...": rest is what follows "campaigns".
-func campaigns(ctx context.Context, s *campaign.Store, rest []string, a campaignArgs, out *printer) error {
+func campaigns(ctx context.Context, s campaignBackend, rest []string, a campaignArgs, out *printer) error {
 	if len(rest) == 0 {
 		return fmt.Errorf("campaigns: want a subcommand:\n%s", campaignsUsage)
 	}
@@ -75,12 +89,12 @@ func campaigns(ctx context.Context, s *campaign.Store, rest []string, a campaign
 		}
 		var saved *campaign.Campaign
 		if rest[0] == "create" {
-			saved, err = s.Create(ctx, c, a.actor, a.reason)
+			saved, err = s.Create(ctx, c, a.reason)
 		} else {
 			if a.revision < 1 {
 				return errors.New("campaigns update: give -revision, the revision your edit was made on (campaigns show ID prints it)")
 			}
-			saved, err = s.Update(ctx, c, a.revision, a.actor, a.reason)
+			saved, err = s.Update(ctx, c, a.revision, a.reason)
 		}
 		if err != nil {
 			return explain(err)
@@ -95,7 +109,7 @@ func campaigns(ctx context.Context, s *campaign.Store, rest []string, a campaign
 		if err := needReason(); err != nil {
 			return err
 		}
-		c, err := s.SetState(ctx, id, rest[0], a.actor, a.reason)
+		c, err := s.SetState(ctx, id, rest[0], a.reason)
 		if err != nil {
 			return err
 		}
@@ -138,9 +152,19 @@ func readCampaign(path string) (campaign.Campaign, error) {
 	return c, nil
 }
 
-// explain lists a refused campaign's problems one field per line.
+// explain lists a refused campaign's problems one field per line, from
+// the store's field errors or the API's google.rpc.BadRequest detail.
 func explain(err error) error {
 	fes := campaign.FieldErrors(err)
+	if st, ok := status.FromError(err); ok && len(fes) == 0 {
+		for _, d := range st.Details() {
+			if br, ok := d.(*errdetails.BadRequest); ok {
+				for _, v := range br.GetFieldViolations() {
+					fes = append(fes, campaign.FieldError{Field: v.GetField(), Problem: v.GetDescription()})
+				}
+			}
+		}
+	}
 	if len(fes) == 0 {
 		return err
 	}
@@ -167,4 +191,90 @@ func (p *printer) campaigns(cs []campaign.Campaign) error {
 			c.Budget, c.DailyCap, c.HoldoutShare, strings.Join(ids, ","), c.Revision, c.UpdatedBy)
 	}
 	return t.Flush()
+}
+
+// storeCampaigns works on the store directly, as actor.
+type storeCampaigns struct {
+	*campaign.Store
+	actor string
+}
+
+func (s storeCampaigns) Create(ctx context.Context, c campaign.Campaign, reason string) (*campaign.Campaign, error) {
+	return s.Store.Create(ctx, c, s.actor, reason)
+}
+
+func (s storeCampaigns) Update(ctx context.Context, c campaign.Campaign, revision int, reason string) (*campaign.Campaign, error) {
+	return s.Store.Update(ctx, c, revision, s.actor, reason)
+}
+
+func (s storeCampaigns) SetState(ctx context.Context, id, action, reason string) (*campaign.Campaign, error) {
+	return s.Store.SetState(ctx, id, action, s.actor, reason)
+}
+
+// serverCampaigns works through a server's campaign API: the server
+// records the token's name as the actor.
+type serverCampaigns struct{ *serverBackend }
+
+func (s serverCampaigns) client() promov1.CampaignServiceClient {
+	return promov1.NewCampaignServiceClient(s.conn)
+}
+
+func (s serverCampaigns) List(ctx context.Context) ([]campaign.Campaign, error) {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	resp, err := s.client().ListCampaigns(ctx, &promov1.ListCampaignsRequest{})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]campaign.Campaign, 0, len(resp.GetCampaigns()))
+	for _, c := range resp.GetCampaigns() {
+		out = append(out, campaign.FromProto(c))
+	}
+	return out, nil
+}
+
+func (s serverCampaigns) one(c *promov1.Campaign, err error) (*campaign.Campaign, error) {
+	if err != nil {
+		return nil, err
+	}
+	out := campaign.FromProto(c)
+	return &out, nil
+}
+
+func (s serverCampaigns) Get(ctx context.Context, id string) (*campaign.Campaign, error) {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	return s.one(s.client().GetCampaign(ctx, &promov1.GetCampaignRequest{Id: id}))
+}
+
+func (s serverCampaigns) Create(ctx context.Context, c campaign.Campaign, reason string) (*campaign.Campaign, error) {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	return s.one(s.client().CreateCampaign(ctx, &promov1.CreateCampaignRequest{Campaign: campaign.ToProto(&c), Reason: reason}))
+}
+
+func (s serverCampaigns) Update(ctx context.Context, c campaign.Campaign, revision int, reason string) (*campaign.Campaign, error) {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	return s.one(s.client().UpdateCampaign(ctx, &promov1.UpdateCampaignRequest{Id: c.ID, Campaign: campaign.ToProto(&c), Revision: int32(revision), Reason: reason}))
+}
+
+func (s serverCampaigns) SetState(ctx context.Context, id, action, reason string) (*campaign.Campaign, error) {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	return s.one(s.client().SetCampaignState(ctx, &promov1.SetCampaignStateRequest{Id: id, Action: action, Reason: reason}))
+}
+
+func (s serverCampaigns) History(ctx context.Context, id string) ([]campaign.Change, error) {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	resp, err := s.client().CampaignHistory(ctx, &promov1.CampaignHistoryRequest{Id: id})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]campaign.Change, 0, len(resp.GetChanges()))
+	for _, ch := range resp.GetChanges() {
+		out = append(out, campaign.ChangeFromProto(ch))
+	}
+	return out, nil
 }

@@ -47,7 +47,7 @@ commands:
   promote-canary MODEL          move -alias to the canary's version and clear the canary (needs -reason)
   shadow set MODEL VERSION      compare VERSION with production off the request path (needs -reason)
   shadow clear MODEL            stop comparing (needs -reason)
-  campaigns ...                 promotion campaigns (store mode only): list, show,
+  campaigns ...                 promotion campaigns: list, show,
                                 create, update, pause, resume, end, history
 
 flags:
@@ -99,7 +99,7 @@ func Main(ctx context.Context, args []string, env Env, stdout, stderr io.Writer)
 	}
 	var be Backend
 	var reg *registry.Registry
-	var campaignStore *campaign.Store
+	var campaignStore campaignBackend
 	if *server != "" {
 		tok := *token
 		if *tokenFile != "" {
@@ -118,7 +118,7 @@ func Main(ctx context.Context, args []string, env Env, stdout, stderr io.Writer)
 			return err
 		}
 		defer rb.conn.Close()
-		be = rb
+		be, campaignStore = rb, serverCampaigns{rb}
 	} else {
 		if store.Type == "" || (store.Type == client.FS && store.Dir == "") {
 			if store.Dir == "" {
@@ -132,7 +132,7 @@ func Main(ctx context.Context, args []string, env Env, stdout, stderr io.Writer)
 		defer bkt.Close()
 		reg = registry.New(bkt, registry.WithVerifier(artifact.Verify))
 		be = &storeBackend{reg: reg, actor: actor()}
-		campaignStore = campaign.NewStore(bkt)
+		campaignStore = storeCampaigns{campaign.NewStore(bkt), actor()}
 	}
 	need := func(n int, what string) error {
 		if len(rest)-1 != n {
@@ -235,10 +235,7 @@ func Main(ctx context.Context, args []string, env Env, stdout, stderr io.Writer)
 		}
 		return out.change(ch)
 	case "campaigns":
-		if campaignStore == nil {
-			return errors.New("campaigns work on a store (-store.*), not through -server yet")
-		}
-		return campaigns(ctx, campaignStore, rest[1:], campaignArgs{file: *file, revision: *revision, reason: *reason, actor: actor()}, out)
+		return campaigns(ctx, campaignStore, rest[1:], campaignArgs{file: *file, revision: *revision, reason: *reason}, out)
 	case "prune":
 		if err := need(1, "MODEL"); err != nil {
 			return err

@@ -42,6 +42,7 @@ import (
 	promov1 "github.com/promoai/promo/proto/promo/v1"
 	"github.com/promoai/promo/registry"
 	"github.com/promoai/promo/registry/artifact"
+	"github.com/promoai/promo/registry/campaign"
 	"github.com/promoai/promo/registry/client"
 	"github.com/promoai/promo/registry/eventlog"
 	"github.com/promoai/promo/registry/telemetry"
@@ -206,6 +207,7 @@ func Run(ctx context.Context, o Options, logOut io.Writer) error {
 	// The same services on the gRPC server and on the in-process
 	// connection the embedded REST gateway calls, which runs them through
 	// the same interceptors (auth, limits, metrics, logs).
+	campaigns := campaign.NewStore(bkt)
 	local := newInProcess(tr, chain...)
 	for _, r := range []grpc.ServiceRegistrar{invalidOnDecode{srv, codec}, local} {
 		promov1.RegisterScoringServiceServer(r, serving)
@@ -215,12 +217,13 @@ func Run(ctx context.Context, o Options, logOut io.Writer) error {
 		promov1.RegisterRegistryServiceServer(r, &api.Registry{Reg: reg, Production: o.Alias})
 		promov1.RegisterStatusServiceServer(r, &api.Status{Models: set, Shadow: serving.Shadow})
 		promov1.RegisterReportServiceServer(r, &api.Reports{Bucket: bkt})
+		promov1.RegisterCampaignServiceServer(r, &api.Campaigns{Store: campaigns})
 	}
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(srv, hs)
 	reflection.Register(srv)
 	servingServices := []string{"", promov1.ScoringService_ServiceDesc.ServiceName, promov1.RecommendationService_ServiceDesc.ServiceName, promov1.PromotionService_ServiceDesc.ServiceName}
-	alwaysServices := []string{promov1.EventService_ServiceDesc.ServiceName, promov1.RegistryService_ServiceDesc.ServiceName, promov1.StatusService_ServiceDesc.ServiceName, promov1.ReportService_ServiceDesc.ServiceName}
+	alwaysServices := []string{promov1.EventService_ServiceDesc.ServiceName, promov1.RegistryService_ServiceDesc.ServiceName, promov1.StatusService_ServiceDesc.ServiceName, promov1.ReportService_ServiceDesc.ServiceName, promov1.CampaignService_ServiceDesc.ServiceName}
 	for _, s := range servingServices {
 		hs.SetServingStatus(s, healthpb.HealthCheckResponse_NOT_SERVING)
 	}

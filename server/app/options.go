@@ -150,6 +150,8 @@ var (
 		promov1.RegistryService_Promote_FullMethodName, promov1.RegistryService_Rollback_FullMethodName,
 		promov1.RegistryService_SetCanary_FullMethodName, promov1.RegistryService_SetShadow_FullMethodName,
 		promov1.RegistryService_ClearAlias_FullMethodName, promov1.RegistryService_PromoteCanary_FullMethodName,
+		promov1.CampaignService_CreateCampaign_FullMethodName, promov1.CampaignService_UpdateCampaign_FullMethodName,
+		promov1.CampaignService_SetCampaignState_FullMethodName,
 		promov1.EventService_EraseUser_FullMethodName,
 	}
 	ingestMethods  = []string{promov1.EventService_Ingest_FullMethodName}
@@ -162,5 +164,7 @@ var (
 		promov1.RegistryService_GetVersion_FullMethodName, promov1.RegistryService_History_FullMethodName,
 		promov1.StatusService_GetStatus_FullMethodName,
 		promov1.ReportService_ListReports_FullMethodName, promov1.ReportService_GetReportFile_FullMethodName,
+		promov1.CampaignService_ListCampaigns_FullMethodName, promov1.CampaignService_GetCampaign_FullMethodName,
+		promov1.CampaignService_CampaignHistory_FullMethodName,
 	}
 )

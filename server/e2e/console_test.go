@@ -15,6 +15,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/promoai/promo/registry"
+	"github.com/promoai/promo/registry/campaign"
 	"github.com/promoai/promo/registry/providers/fs"
 )
 
@@ -50,8 +51,9 @@ func artifacts(t *testing.T) string {
 // a real training run: the overview loads; neither an anonymous visitor
 // nor a read token can promote; an admin's promote through the form
 // changes the version the REST API serves; the run's report is shown with
-// its plots. Screenshots of the overview, the model page and the report
-// are saved under artifacts(t).
+// its plots; an admin pauses a campaign from its page. Screenshots of the
+// overview, the model page, the campaign and the report are saved under
+// artifacts(t).
 func TestConsoleInChromium(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test skipped in -short mode")
@@ -191,6 +193,24 @@ func TestConsoleInChromium(t *testing.T) {
 	if err != nil || h[0].Actor != "e2e" || h[0].Reason != "browser test: staging is better" {
 		t.Fatalf("history after the console's promote: %+v %v", h[0], err)
 	}
+
+	// A campaign, paused through its page.
+	if _, err := campaign.NewStore(bkt).Create(ctx, campaign.Campaign{ID: "spring-sale", Name: "Spring sale",
+		Start: time.Now().Add(-time.Hour), End: time.Now().Add(30 * 24 * time.Hour), Budget: 5000, DailyCap: 300, HoldoutShare: 0.1,
+		Offers: []campaign.Offer{{ID: "pct10", Kind: campaign.KindPercent, Arm: "pct10", PercentOff: 10}}}, "e2e", "spring plan"); err != nil {
+		t.Fatal(err)
+	}
+	do("pause a campaign",
+		chromedp.Navigate(base+"/ui/campaigns/"),
+		chromedp.Click(chromedp.CSS(`#campaigns a`)),
+		chromedp.SendKeys(chromedp.CSS(`input[name="reason"]`), "stock issue"),
+		chromedp.Click(chromedp.ID("pause")),
+		chromedp.WaitVisible(chromedp.ID("notice")),
+	)
+	if msg := get("the outcome", chromedp.Text(chromedp.ID("notice"))); !strings.Contains(msg, "campaign spring-sale is paused (revision 2)") {
+		t.Fatalf("pausing a campaign: %q", msg)
+	}
+	shot("campaign.png")
 
 	// The run's report, from the version page's link, with its plots.
 	do("report",

@@ -3385,6 +3385,831 @@ func (x *PromoteCanaryResponse) GetChange() *AliasChange {
 	return nil
 }
 
+type FrequencyCap struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Max           int32                  `protobuf:"varint,1,opt,name=max,proto3" json:"max,omitempty"`
+	PerHours      int32                  `protobuf:"varint,2,opt,name=per_hours,json=perHours,proto3" json:"per_hours,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FrequencyCap) Reset() {
+	*x = FrequencyCap{}
+	mi := &file_promo_v1_promo_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FrequencyCap) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FrequencyCap) ProtoMessage() {}
+
+func (x *FrequencyCap) ProtoReflect() protoreflect.Message {
+	mi := &file_promo_v1_promo_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FrequencyCap.ProtoReflect.Descriptor instead.
+func (*FrequencyCap) Descriptor() ([]byte, []int) {
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *FrequencyCap) GetMax() int32 {
+	if x != nil {
+		return x.Max
+	}
+	return 0
+}
+
+func (x *FrequencyCap) GetPerHours() int32 {
+	if x != nil {
+		return x.PerHours
+	}
+	return 0
+}
+
+type CampaignOffer struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Kind          string                 `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"` // "threshold", "percent_off", "amount_off" or "free_gift"
+	Arm           string                 `protobuf:"bytes,3,opt,name=arm,proto3" json:"arm,omitempty"`   // the uplift model's arm for this offer
+	Threshold     float64                `protobuf:"fixed64,4,opt,name=threshold,proto3" json:"threshold,omitempty"`
+	AmountOff     float64                `protobuf:"fixed64,5,opt,name=amount_off,json=amountOff,proto3" json:"amount_off,omitempty"`
+	PercentOff    float64                `protobuf:"fixed64,6,opt,name=percent_off,json=percentOff,proto3" json:"percent_off,omitempty"`
+	GiftItemId    string                 `protobuf:"bytes,7,opt,name=gift_item_id,json=giftItemId,proto3" json:"gift_item_id,omitempty"`
+	GiftCost      float64                `protobuf:"fixed64,8,opt,name=gift_cost,json=giftCost,proto3" json:"gift_cost,omitempty"`
+	Segments      []string               `protobuf:"bytes,9,rep,name=segments,proto3" json:"segments,omitempty"`
+	Categories    []string               `protobuf:"bytes,10,rep,name=categories,proto3" json:"categories,omitempty"`
+	MinCartValue  float64                `protobuf:"fixed64,11,opt,name=min_cart_value,json=minCartValue,proto3" json:"min_cart_value,omitempty"`
+	ValidForHours int32                  `protobuf:"varint,12,opt,name=valid_for_hours,json=validForHours,proto3" json:"valid_for_hours,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CampaignOffer) Reset() {
+	*x = CampaignOffer{}
+	mi := &file_promo_v1_promo_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CampaignOffer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CampaignOffer) ProtoMessage() {}
+
+func (x *CampaignOffer) ProtoReflect() protoreflect.Message {
+	mi := &file_promo_v1_promo_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CampaignOffer.ProtoReflect.Descriptor instead.
+func (*CampaignOffer) Descriptor() ([]byte, []int) {
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *CampaignOffer) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *CampaignOffer) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *CampaignOffer) GetArm() string {
+	if x != nil {
+		return x.Arm
+	}
+	return ""
+}
+
+func (x *CampaignOffer) GetThreshold() float64 {
+	if x != nil {
+		return x.Threshold
+	}
+	return 0
+}
+
+func (x *CampaignOffer) GetAmountOff() float64 {
+	if x != nil {
+		return x.AmountOff
+	}
+	return 0
+}
+
+func (x *CampaignOffer) GetPercentOff() float64 {
+	if x != nil {
+		return x.PercentOff
+	}
+	return 0
+}
+
+func (x *CampaignOffer) GetGiftItemId() string {
+	if x != nil {
+		return x.GiftItemId
+	}
+	return ""
+}
+
+func (x *CampaignOffer) GetGiftCost() float64 {
+	if x != nil {
+		return x.GiftCost
+	}
+	return 0
+}
+
+func (x *CampaignOffer) GetSegments() []string {
+	if x != nil {
+		return x.Segments
+	}
+	return nil
+}
+
+func (x *CampaignOffer) GetCategories() []string {
+	if x != nil {
+		return x.Categories
+	}
+	return nil
+}
+
+func (x *CampaignOffer) GetMinCartValue() float64 {
+	if x != nil {
+		return x.MinCartValue
+	}
+	return 0
+}
+
+func (x *CampaignOffer) GetValidForHours() int32 {
+	if x != nil {
+		return x.ValidForHours
+	}
+	return 0
+}
+
+type Campaign struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	Id                string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name              string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	State             string                 `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"` // "active", "paused" or "ended" (set by the store)
+	Start             *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=start,proto3" json:"start,omitempty"`
+	End               *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=end,proto3" json:"end,omitempty"`
+	Budget            float64                `protobuf:"fixed64,6,opt,name=budget,proto3" json:"budget,omitempty"`
+	DailyCap          float64                `protobuf:"fixed64,7,opt,name=daily_cap,json=dailyCap,proto3" json:"daily_cap,omitempty"`
+	FrequencyCap      *FrequencyCap          `protobuf:"bytes,8,opt,name=frequency_cap,json=frequencyCap,proto3" json:"frequency_cap,omitempty"`
+	HoldoutShare      float64                `protobuf:"fixed64,9,opt,name=holdout_share,json=holdoutShare,proto3" json:"holdout_share,omitempty"`
+	Priority          int32                  `protobuf:"varint,10,opt,name=priority,proto3" json:"priority,omitempty"`
+	Offers            []*CampaignOffer       `protobuf:"bytes,11,rep,name=offers,proto3" json:"offers,omitempty"`
+	AuditedAttributes []string               `protobuf:"bytes,12,rep,name=audited_attributes,json=auditedAttributes,proto3" json:"audited_attributes,omitempty"`
+	// Set by the store.
+	Salt          string                 `protobuf:"bytes,13,opt,name=salt,proto3" json:"salt,omitempty"`
+	Revision      int32                  `protobuf:"varint,14,opt,name=revision,proto3" json:"revision,omitempty"`
+	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	UpdatedBy     string                 `protobuf:"bytes,16,opt,name=updated_by,json=updatedBy,proto3" json:"updated_by,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Campaign) Reset() {
+	*x = Campaign{}
+	mi := &file_promo_v1_promo_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Campaign) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Campaign) ProtoMessage() {}
+
+func (x *Campaign) ProtoReflect() protoreflect.Message {
+	mi := &file_promo_v1_promo_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Campaign.ProtoReflect.Descriptor instead.
+func (*Campaign) Descriptor() ([]byte, []int) {
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *Campaign) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Campaign) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Campaign) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *Campaign) GetStart() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Start
+	}
+	return nil
+}
+
+func (x *Campaign) GetEnd() *timestamppb.Timestamp {
+	if x != nil {
+		return x.End
+	}
+	return nil
+}
+
+func (x *Campaign) GetBudget() float64 {
+	if x != nil {
+		return x.Budget
+	}
+	return 0
+}
+
+func (x *Campaign) GetDailyCap() float64 {
+	if x != nil {
+		return x.DailyCap
+	}
+	return 0
+}
+
+func (x *Campaign) GetFrequencyCap() *FrequencyCap {
+	if x != nil {
+		return x.FrequencyCap
+	}
+	return nil
+}
+
+func (x *Campaign) GetHoldoutShare() float64 {
+	if x != nil {
+		return x.HoldoutShare
+	}
+	return 0
+}
+
+func (x *Campaign) GetPriority() int32 {
+	if x != nil {
+		return x.Priority
+	}
+	return 0
+}
+
+func (x *Campaign) GetOffers() []*CampaignOffer {
+	if x != nil {
+		return x.Offers
+	}
+	return nil
+}
+
+func (x *Campaign) GetAuditedAttributes() []string {
+	if x != nil {
+		return x.AuditedAttributes
+	}
+	return nil
+}
+
+func (x *Campaign) GetSalt() string {
+	if x != nil {
+		return x.Salt
+	}
+	return ""
+}
+
+func (x *Campaign) GetRevision() int32 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *Campaign) GetUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return nil
+}
+
+func (x *Campaign) GetUpdatedBy() string {
+	if x != nil {
+		return x.UpdatedBy
+	}
+	return ""
+}
+
+type ListCampaignsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCampaignsRequest) Reset() {
+	*x = ListCampaignsRequest{}
+	mi := &file_promo_v1_promo_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCampaignsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCampaignsRequest) ProtoMessage() {}
+
+func (x *ListCampaignsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_promo_v1_promo_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCampaignsRequest.ProtoReflect.Descriptor instead.
+func (*ListCampaignsRequest) Descriptor() ([]byte, []int) {
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{51}
+}
+
+type ListCampaignsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Campaigns     []*Campaign            `protobuf:"bytes,1,rep,name=campaigns,proto3" json:"campaigns,omitempty"` // by id
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCampaignsResponse) Reset() {
+	*x = ListCampaignsResponse{}
+	mi := &file_promo_v1_promo_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCampaignsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCampaignsResponse) ProtoMessage() {}
+
+func (x *ListCampaignsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_promo_v1_promo_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCampaignsResponse.ProtoReflect.Descriptor instead.
+func (*ListCampaignsResponse) Descriptor() ([]byte, []int) {
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *ListCampaignsResponse) GetCampaigns() []*Campaign {
+	if x != nil {
+		return x.Campaigns
+	}
+	return nil
+}
+
+type GetCampaignRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetCampaignRequest) Reset() {
+	*x = GetCampaignRequest{}
+	mi := &file_promo_v1_promo_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetCampaignRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetCampaignRequest) ProtoMessage() {}
+
+func (x *GetCampaignRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_promo_v1_promo_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetCampaignRequest.ProtoReflect.Descriptor instead.
+func (*GetCampaignRequest) Descriptor() ([]byte, []int) {
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *GetCampaignRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type CreateCampaignRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Campaign      *Campaign              `protobuf:"bytes,1,opt,name=campaign,proto3" json:"campaign,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateCampaignRequest) Reset() {
+	*x = CreateCampaignRequest{}
+	mi := &file_promo_v1_promo_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateCampaignRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateCampaignRequest) ProtoMessage() {}
+
+func (x *CreateCampaignRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_promo_v1_promo_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateCampaignRequest.ProtoReflect.Descriptor instead.
+func (*CreateCampaignRequest) Descriptor() ([]byte, []int) {
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *CreateCampaignRequest) GetCampaign() *Campaign {
+	if x != nil {
+		return x.Campaign
+	}
+	return nil
+}
+
+func (x *CreateCampaignRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type UpdateCampaignRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Campaign      *Campaign              `protobuf:"bytes,2,opt,name=campaign,proto3" json:"campaign,omitempty"`
+	Revision      int32                  `protobuf:"varint,3,opt,name=revision,proto3" json:"revision,omitempty"` // the revision the edit was made on
+	Reason        string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateCampaignRequest) Reset() {
+	*x = UpdateCampaignRequest{}
+	mi := &file_promo_v1_promo_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateCampaignRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateCampaignRequest) ProtoMessage() {}
+
+func (x *UpdateCampaignRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_promo_v1_promo_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateCampaignRequest.ProtoReflect.Descriptor instead.
+func (*UpdateCampaignRequest) Descriptor() ([]byte, []int) {
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *UpdateCampaignRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *UpdateCampaignRequest) GetCampaign() *Campaign {
+	if x != nil {
+		return x.Campaign
+	}
+	return nil
+}
+
+func (x *UpdateCampaignRequest) GetRevision() int32 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *UpdateCampaignRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type SetCampaignStateRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Action        string                 `protobuf:"bytes,2,opt,name=action,proto3" json:"action,omitempty"` // "pause", "resume" or "end"
+	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetCampaignStateRequest) Reset() {
+	*x = SetCampaignStateRequest{}
+	mi := &file_promo_v1_promo_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetCampaignStateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetCampaignStateRequest) ProtoMessage() {}
+
+func (x *SetCampaignStateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_promo_v1_promo_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetCampaignStateRequest.ProtoReflect.Descriptor instead.
+func (*SetCampaignStateRequest) Descriptor() ([]byte, []int) {
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *SetCampaignStateRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *SetCampaignStateRequest) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *SetCampaignStateRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type CampaignHistoryRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CampaignHistoryRequest) Reset() {
+	*x = CampaignHistoryRequest{}
+	mi := &file_promo_v1_promo_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CampaignHistoryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CampaignHistoryRequest) ProtoMessage() {}
+
+func (x *CampaignHistoryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_promo_v1_promo_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CampaignHistoryRequest.ProtoReflect.Descriptor instead.
+func (*CampaignHistoryRequest) Descriptor() ([]byte, []int) {
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *CampaignHistoryRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type CampaignChange struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Revision      int32                  `protobuf:"varint,1,opt,name=revision,proto3" json:"revision,omitempty"`
+	Action        string                 `protobuf:"bytes,2,opt,name=action,proto3" json:"action,omitempty"` // create, update, pause, resume, end
+	Actor         string                 `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
+	Reason        string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	Time          *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=time,proto3" json:"time,omitempty"`
+	Campaign      *Campaign              `protobuf:"bytes,6,opt,name=campaign,proto3" json:"campaign,omitempty"` // as it became
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CampaignChange) Reset() {
+	*x = CampaignChange{}
+	mi := &file_promo_v1_promo_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CampaignChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CampaignChange) ProtoMessage() {}
+
+func (x *CampaignChange) ProtoReflect() protoreflect.Message {
+	mi := &file_promo_v1_promo_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CampaignChange.ProtoReflect.Descriptor instead.
+func (*CampaignChange) Descriptor() ([]byte, []int) {
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *CampaignChange) GetRevision() int32 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *CampaignChange) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *CampaignChange) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *CampaignChange) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *CampaignChange) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *CampaignChange) GetCampaign() *Campaign {
+	if x != nil {
+		return x.Campaign
+	}
+	return nil
+}
+
+type CampaignHistoryResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Changes       []*CampaignChange      `protobuf:"bytes,1,rep,name=changes,proto3" json:"changes,omitempty"` // newest first
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CampaignHistoryResponse) Reset() {
+	*x = CampaignHistoryResponse{}
+	mi := &file_promo_v1_promo_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CampaignHistoryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CampaignHistoryResponse) ProtoMessage() {}
+
+func (x *CampaignHistoryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_promo_v1_promo_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CampaignHistoryResponse.ProtoReflect.Descriptor instead.
+func (*CampaignHistoryResponse) Descriptor() ([]byte, []int) {
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *CampaignHistoryResponse) GetChanges() []*CampaignChange {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
 type ListReportsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Limit         int32                  `protobuf:"varint,1,opt,name=limit,proto3" json:"limit,omitempty"` // newest first; 0: 50, at most 1000
@@ -3394,7 +4219,7 @@ type ListReportsRequest struct {
 
 func (x *ListReportsRequest) Reset() {
 	*x = ListReportsRequest{}
-	mi := &file_promo_v1_promo_proto_msgTypes[48]
+	mi := &file_promo_v1_promo_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3406,7 +4231,7 @@ func (x *ListReportsRequest) String() string {
 func (*ListReportsRequest) ProtoMessage() {}
 
 func (x *ListReportsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[48]
+	mi := &file_promo_v1_promo_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3419,7 +4244,7 @@ func (x *ListReportsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListReportsRequest.ProtoReflect.Descriptor instead.
 func (*ListReportsRequest) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{48}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *ListReportsRequest) GetLimit() int32 {
@@ -3439,7 +4264,7 @@ type ReportSummary struct {
 
 func (x *ReportSummary) Reset() {
 	*x = ReportSummary{}
-	mi := &file_promo_v1_promo_proto_msgTypes[49]
+	mi := &file_promo_v1_promo_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3451,7 +4276,7 @@ func (x *ReportSummary) String() string {
 func (*ReportSummary) ProtoMessage() {}
 
 func (x *ReportSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[49]
+	mi := &file_promo_v1_promo_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3464,7 +4289,7 @@ func (x *ReportSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportSummary.ProtoReflect.Descriptor instead.
 func (*ReportSummary) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{49}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *ReportSummary) GetRun() string {
@@ -3490,7 +4315,7 @@ type ListReportsResponse struct {
 
 func (x *ListReportsResponse) Reset() {
 	*x = ListReportsResponse{}
-	mi := &file_promo_v1_promo_proto_msgTypes[50]
+	mi := &file_promo_v1_promo_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3502,7 +4327,7 @@ func (x *ListReportsResponse) String() string {
 func (*ListReportsResponse) ProtoMessage() {}
 
 func (x *ListReportsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[50]
+	mi := &file_promo_v1_promo_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3515,7 +4340,7 @@ func (x *ListReportsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListReportsResponse.ProtoReflect.Descriptor instead.
 func (*ListReportsResponse) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{50}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *ListReportsResponse) GetReports() []*ReportSummary {
@@ -3535,7 +4360,7 @@ type GetReportFileRequest struct {
 
 func (x *GetReportFileRequest) Reset() {
 	*x = GetReportFileRequest{}
-	mi := &file_promo_v1_promo_proto_msgTypes[51]
+	mi := &file_promo_v1_promo_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3547,7 +4372,7 @@ func (x *GetReportFileRequest) String() string {
 func (*GetReportFileRequest) ProtoMessage() {}
 
 func (x *GetReportFileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[51]
+	mi := &file_promo_v1_promo_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3560,7 +4385,7 @@ func (x *GetReportFileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetReportFileRequest.ProtoReflect.Descriptor instead.
 func (*GetReportFileRequest) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{51}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *GetReportFileRequest) GetRun() string {
@@ -3587,7 +4412,7 @@ type GetReportFileResponse struct {
 
 func (x *GetReportFileResponse) Reset() {
 	*x = GetReportFileResponse{}
-	mi := &file_promo_v1_promo_proto_msgTypes[52]
+	mi := &file_promo_v1_promo_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3599,7 +4424,7 @@ func (x *GetReportFileResponse) String() string {
 func (*GetReportFileResponse) ProtoMessage() {}
 
 func (x *GetReportFileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[52]
+	mi := &file_promo_v1_promo_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3612,7 +4437,7 @@ func (x *GetReportFileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetReportFileResponse.ProtoReflect.Descriptor instead.
 func (*GetReportFileResponse) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{52}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *GetReportFileResponse) GetContentType() string {
@@ -3637,7 +4462,7 @@ type GetStatusRequest struct {
 
 func (x *GetStatusRequest) Reset() {
 	*x = GetStatusRequest{}
-	mi := &file_promo_v1_promo_proto_msgTypes[53]
+	mi := &file_promo_v1_promo_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3649,7 +4474,7 @@ func (x *GetStatusRequest) String() string {
 func (*GetStatusRequest) ProtoMessage() {}
 
 func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[53]
+	mi := &file_promo_v1_promo_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3662,7 +4487,7 @@ func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetStatusRequest) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{53}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{65}
 }
 
 type LoadedModel struct {
@@ -3686,7 +4511,7 @@ type LoadedModel struct {
 
 func (x *LoadedModel) Reset() {
 	*x = LoadedModel{}
-	mi := &file_promo_v1_promo_proto_msgTypes[54]
+	mi := &file_promo_v1_promo_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3698,7 +4523,7 @@ func (x *LoadedModel) String() string {
 func (*LoadedModel) ProtoMessage() {}
 
 func (x *LoadedModel) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[54]
+	mi := &file_promo_v1_promo_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3711,7 +4536,7 @@ func (x *LoadedModel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadedModel.ProtoReflect.Descriptor instead.
 func (*LoadedModel) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{54}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *LoadedModel) GetName() string {
@@ -3808,7 +4633,7 @@ type ShadowStats struct {
 
 func (x *ShadowStats) Reset() {
 	*x = ShadowStats{}
-	mi := &file_promo_v1_promo_proto_msgTypes[55]
+	mi := &file_promo_v1_promo_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3820,7 +4645,7 @@ func (x *ShadowStats) String() string {
 func (*ShadowStats) ProtoMessage() {}
 
 func (x *ShadowStats) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[55]
+	mi := &file_promo_v1_promo_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3833,7 +4658,7 @@ func (x *ShadowStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShadowStats.ProtoReflect.Descriptor instead.
 func (*ShadowStats) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{55}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *ShadowStats) GetComparisons() int64 {
@@ -3882,7 +4707,7 @@ type GetStatusResponse struct {
 
 func (x *GetStatusResponse) Reset() {
 	*x = GetStatusResponse{}
-	mi := &file_promo_v1_promo_proto_msgTypes[56]
+	mi := &file_promo_v1_promo_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3894,7 +4719,7 @@ func (x *GetStatusResponse) String() string {
 func (*GetStatusResponse) ProtoMessage() {}
 
 func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[56]
+	mi := &file_promo_v1_promo_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3907,7 +4732,7 @@ func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetStatusResponse) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{56}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *GetStatusResponse) GetReady() bool {
@@ -4222,7 +5047,77 @@ const file_promo_v1_promo_proto_rawDesc = "" +
 	"\x05alias\x18\x02 \x01(\tR\x05alias\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\"F\n" +
 	"\x15PromoteCanaryResponse\x12-\n" +
-	"\x06change\x18\x01 \x01(\v2\x15.promo.v1.AliasChangeR\x06change\"*\n" +
+	"\x06change\x18\x01 \x01(\v2\x15.promo.v1.AliasChangeR\x06change\"=\n" +
+	"\fFrequencyCap\x12\x10\n" +
+	"\x03max\x18\x01 \x01(\x05R\x03max\x12\x1b\n" +
+	"\tper_hours\x18\x02 \x01(\x05R\bperHours\"\xec\x02\n" +
+	"\rCampaignOffer\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x10\n" +
+	"\x03arm\x18\x03 \x01(\tR\x03arm\x12\x1c\n" +
+	"\tthreshold\x18\x04 \x01(\x01R\tthreshold\x12\x1d\n" +
+	"\n" +
+	"amount_off\x18\x05 \x01(\x01R\tamountOff\x12\x1f\n" +
+	"\vpercent_off\x18\x06 \x01(\x01R\n" +
+	"percentOff\x12 \n" +
+	"\fgift_item_id\x18\a \x01(\tR\n" +
+	"giftItemId\x12\x1b\n" +
+	"\tgift_cost\x18\b \x01(\x01R\bgiftCost\x12\x1a\n" +
+	"\bsegments\x18\t \x03(\tR\bsegments\x12\x1e\n" +
+	"\n" +
+	"categories\x18\n" +
+	" \x03(\tR\n" +
+	"categories\x12$\n" +
+	"\x0emin_cart_value\x18\v \x01(\x01R\fminCartValue\x12&\n" +
+	"\x0fvalid_for_hours\x18\f \x01(\x05R\rvalidForHours\"\xc1\x04\n" +
+	"\bCampaign\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
+	"\x05state\x18\x03 \x01(\tR\x05state\x120\n" +
+	"\x05start\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x05start\x12,\n" +
+	"\x03end\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x03end\x12\x16\n" +
+	"\x06budget\x18\x06 \x01(\x01R\x06budget\x12\x1b\n" +
+	"\tdaily_cap\x18\a \x01(\x01R\bdailyCap\x12;\n" +
+	"\rfrequency_cap\x18\b \x01(\v2\x16.promo.v1.FrequencyCapR\ffrequencyCap\x12#\n" +
+	"\rholdout_share\x18\t \x01(\x01R\fholdoutShare\x12\x1a\n" +
+	"\bpriority\x18\n" +
+	" \x01(\x05R\bpriority\x12/\n" +
+	"\x06offers\x18\v \x03(\v2\x17.promo.v1.CampaignOfferR\x06offers\x12-\n" +
+	"\x12audited_attributes\x18\f \x03(\tR\x11auditedAttributes\x12\x12\n" +
+	"\x04salt\x18\r \x01(\tR\x04salt\x12\x1a\n" +
+	"\brevision\x18\x0e \x01(\x05R\brevision\x129\n" +
+	"\n" +
+	"updated_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x1d\n" +
+	"\n" +
+	"updated_by\x18\x10 \x01(\tR\tupdatedBy\"\x16\n" +
+	"\x14ListCampaignsRequest\"I\n" +
+	"\x15ListCampaignsResponse\x120\n" +
+	"\tcampaigns\x18\x01 \x03(\v2\x12.promo.v1.CampaignR\tcampaigns\"$\n" +
+	"\x12GetCampaignRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"_\n" +
+	"\x15CreateCampaignRequest\x12.\n" +
+	"\bcampaign\x18\x01 \x01(\v2\x12.promo.v1.CampaignR\bcampaign\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x8b\x01\n" +
+	"\x15UpdateCampaignRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12.\n" +
+	"\bcampaign\x18\x02 \x01(\v2\x12.promo.v1.CampaignR\bcampaign\x12\x1a\n" +
+	"\brevision\x18\x03 \x01(\x05R\brevision\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"Y\n" +
+	"\x17SetCampaignStateRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
+	"\x06action\x18\x02 \x01(\tR\x06action\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"(\n" +
+	"\x16CampaignHistoryRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\xd2\x01\n" +
+	"\x0eCampaignChange\x12\x1a\n" +
+	"\brevision\x18\x01 \x01(\x05R\brevision\x12\x16\n" +
+	"\x06action\x18\x02 \x01(\tR\x06action\x12\x14\n" +
+	"\x05actor\x18\x03 \x01(\tR\x05actor\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x12.\n" +
+	"\x04time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12.\n" +
+	"\bcampaign\x18\x06 \x01(\v2\x12.promo.v1.CampaignR\bcampaign\"M\n" +
+	"\x17CampaignHistoryResponse\x122\n" +
+	"\achanges\x18\x01 \x03(\v2\x18.promo.v1.CampaignChangeR\achanges\"*\n" +
 	"\x12ListReportsRequest\x12\x14\n" +
 	"\x05limit\x18\x01 \x01(\x05R\x05limit\"7\n" +
 	"\rReportSummary\x12\x10\n" +
@@ -4303,7 +5198,14 @@ const file_promo_v1_promo_proto_rawDesc = "" +
 	"\tSetShadow\x12\x1a.promo.v1.SetShadowRequest\x1a\x1b.promo.v1.SetShadowResponse\"$\x82\xd3\xe4\x93\x02\x1e:\x01*\"\x19/v1/models/{model}/shadow\x12|\n" +
 	"\n" +
 	"ClearAlias\x12\x1b.promo.v1.ClearAliasRequest\x1a\x1c.promo.v1.ClearAliasResponse\"3\x82\xd3\xe4\x93\x02-:\x01*\"(/v1/models/{model}/aliases/{alias}:clear\x12~\n" +
-	"\rPromoteCanary\x12\x1e.promo.v1.PromoteCanaryRequest\x1a\x1f.promo.v1.PromoteCanaryResponse\",\x82\xd3\xe4\x93\x02&:\x01*\"!/v1/models/{model}/canary:promote2\xea\x01\n" +
+	"\rPromoteCanary\x12\x1e.promo.v1.PromoteCanaryRequest\x1a\x1f.promo.v1.PromoteCanaryResponse\",\x82\xd3\xe4\x93\x02&:\x01*\"!/v1/models/{model}/canary:promote2\x8d\x05\n" +
+	"\x0fCampaignService\x12g\n" +
+	"\rListCampaigns\x12\x1e.promo.v1.ListCampaignsRequest\x1a\x1f.promo.v1.ListCampaignsResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/campaigns\x12[\n" +
+	"\vGetCampaign\x12\x1c.promo.v1.GetCampaignRequest\x1a\x12.promo.v1.Campaign\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/v1/campaigns/{id}\x12_\n" +
+	"\x0eCreateCampaign\x12\x1f.promo.v1.CreateCampaignRequest\x1a\x12.promo.v1.Campaign\"\x18\x82\xd3\xe4\x93\x02\x12:\x01*\"\r/v1/campaigns\x12d\n" +
+	"\x0eUpdateCampaign\x12\x1f.promo.v1.UpdateCampaignRequest\x1a\x12.promo.v1.Campaign\"\x1d\x82\xd3\xe4\x93\x02\x17:\x01*\x1a\x12/v1/campaigns/{id}\x12q\n" +
+	"\x10SetCampaignState\x12!.promo.v1.SetCampaignStateRequest\x1a\x12.promo.v1.Campaign\"&\x82\xd3\xe4\x93\x02 :\x01*\"\x1b/v1/campaigns/{id}/{action}\x12z\n" +
+	"\x0fCampaignHistory\x12 .promo.v1.CampaignHistoryRequest\x1a!.promo.v1.CampaignHistoryResponse\"\"\x82\xd3\xe4\x93\x02\x1c\x12\x1a/v1/campaigns/{id}/history2\xea\x01\n" +
 	"\rReportService\x12_\n" +
 	"\vListReports\x12\x1c.promo.v1.ListReportsRequest\x1a\x1d.promo.v1.ListReportsResponse\"\x13\x82\xd3\xe4\x93\x02\r\x12\v/v1/reports\x12x\n" +
 	"\rGetReportFile\x12\x1e.promo.v1.GetReportFileRequest\x1a\x1f.promo.v1.GetReportFileResponse\"&\x82\xd3\xe4\x93\x02 \x12\x1e/v1/reports/{run}/files/{name}2i\n" +
@@ -4330,78 +5232,90 @@ func file_promo_v1_promo_proto_rawDescGZIP() []byte {
 }
 
 var file_promo_v1_promo_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_promo_v1_promo_proto_msgTypes = make([]protoimpl.MessageInfo, 64)
+var file_promo_v1_promo_proto_msgTypes = make([]protoimpl.MessageInfo, 76)
 var file_promo_v1_promo_proto_goTypes = []any{
-	(OfferKind)(0),                // 0: promo.v1.OfferKind
-	(EventType)(0),                // 1: promo.v1.EventType
-	(*ModelRef)(nil),              // 2: promo.v1.ModelRef
-	(*ScoreRequest)(nil),          // 3: promo.v1.ScoreRequest
-	(*FeatureContribution)(nil),   // 4: promo.v1.FeatureContribution
-	(*ScoreResponse)(nil),         // 5: promo.v1.ScoreResponse
-	(*RecommendRequest)(nil),      // 6: promo.v1.RecommendRequest
-	(*RecommendedItem)(nil),       // 7: promo.v1.RecommendedItem
-	(*RecommendResponse)(nil),     // 8: promo.v1.RecommendResponse
-	(*SimilarItemsRequest)(nil),   // 9: promo.v1.SimilarItemsRequest
-	(*SimilarItemsResponse)(nil),  // 10: promo.v1.SimilarItemsResponse
-	(*CartLine)(nil),              // 11: promo.v1.CartLine
-	(*Cart)(nil),                  // 12: promo.v1.Cart
-	(*GetOffersRequest)(nil),      // 13: promo.v1.GetOffersRequest
-	(*Offer)(nil),                 // 14: promo.v1.Offer
-	(*GetOffersResponse)(nil),     // 15: promo.v1.GetOffersResponse
-	(*UserAttributes)(nil),        // 16: promo.v1.UserAttributes
-	(*ItemAttributes)(nil),        // 17: promo.v1.ItemAttributes
-	(*Event)(nil),                 // 18: promo.v1.Event
-	(*IngestRequest)(nil),         // 19: promo.v1.IngestRequest
-	(*EventError)(nil),            // 20: promo.v1.EventError
-	(*IngestResponse)(nil),        // 21: promo.v1.IngestResponse
-	(*EraseUserRequest)(nil),      // 22: promo.v1.EraseUserRequest
-	(*EraseUserResponse)(nil),     // 23: promo.v1.EraseUserResponse
-	(*BlobInfo)(nil),              // 24: promo.v1.BlobInfo
-	(*TimeWindow)(nil),            // 25: promo.v1.TimeWindow
-	(*Manifest)(nil),              // 26: promo.v1.Manifest
-	(*VersionSummary)(nil),        // 27: promo.v1.VersionSummary
-	(*ModelSummary)(nil),          // 28: promo.v1.ModelSummary
-	(*ListModelsRequest)(nil),     // 29: promo.v1.ListModelsRequest
-	(*ListModelsResponse)(nil),    // 30: promo.v1.ListModelsResponse
-	(*ListVersionsRequest)(nil),   // 31: promo.v1.ListVersionsRequest
-	(*ListVersionsResponse)(nil),  // 32: promo.v1.ListVersionsResponse
-	(*GetVersionRequest)(nil),     // 33: promo.v1.GetVersionRequest
-	(*GetVersionResponse)(nil),    // 34: promo.v1.GetVersionResponse
-	(*PromoteRequest)(nil),        // 35: promo.v1.PromoteRequest
-	(*AliasChange)(nil),           // 36: promo.v1.AliasChange
-	(*PromoteResponse)(nil),       // 37: promo.v1.PromoteResponse
-	(*RollbackRequest)(nil),       // 38: promo.v1.RollbackRequest
-	(*RollbackResponse)(nil),      // 39: promo.v1.RollbackResponse
-	(*HistoryRequest)(nil),        // 40: promo.v1.HistoryRequest
-	(*HistoryResponse)(nil),       // 41: promo.v1.HistoryResponse
-	(*SetCanaryRequest)(nil),      // 42: promo.v1.SetCanaryRequest
-	(*SetCanaryResponse)(nil),     // 43: promo.v1.SetCanaryResponse
-	(*SetShadowRequest)(nil),      // 44: promo.v1.SetShadowRequest
-	(*SetShadowResponse)(nil),     // 45: promo.v1.SetShadowResponse
-	(*ClearAliasRequest)(nil),     // 46: promo.v1.ClearAliasRequest
-	(*ClearAliasResponse)(nil),    // 47: promo.v1.ClearAliasResponse
-	(*PromoteCanaryRequest)(nil),  // 48: promo.v1.PromoteCanaryRequest
-	(*PromoteCanaryResponse)(nil), // 49: promo.v1.PromoteCanaryResponse
-	(*ListReportsRequest)(nil),    // 50: promo.v1.ListReportsRequest
-	(*ReportSummary)(nil),         // 51: promo.v1.ReportSummary
-	(*ListReportsResponse)(nil),   // 52: promo.v1.ListReportsResponse
-	(*GetReportFileRequest)(nil),  // 53: promo.v1.GetReportFileRequest
-	(*GetReportFileResponse)(nil), // 54: promo.v1.GetReportFileResponse
-	(*GetStatusRequest)(nil),      // 55: promo.v1.GetStatusRequest
-	(*LoadedModel)(nil),           // 56: promo.v1.LoadedModel
-	(*ShadowStats)(nil),           // 57: promo.v1.ShadowStats
-	(*GetStatusResponse)(nil),     // 58: promo.v1.GetStatusResponse
-	nil,                           // 59: promo.v1.ScoreRequest.FeaturesEntry
-	nil,                           // 60: promo.v1.UserAttributes.ExtraEntry
-	nil,                           // 61: promo.v1.ItemAttributes.ExtraEntry
-	nil,                           // 62: promo.v1.Manifest.ParamsEntry
-	nil,                           // 63: promo.v1.Manifest.MetricsEntry
-	nil,                           // 64: promo.v1.VersionSummary.MetricsEntry
-	nil,                           // 65: promo.v1.ModelSummary.AliasesEntry
-	(*timestamppb.Timestamp)(nil), // 66: google.protobuf.Timestamp
+	(OfferKind)(0),                  // 0: promo.v1.OfferKind
+	(EventType)(0),                  // 1: promo.v1.EventType
+	(*ModelRef)(nil),                // 2: promo.v1.ModelRef
+	(*ScoreRequest)(nil),            // 3: promo.v1.ScoreRequest
+	(*FeatureContribution)(nil),     // 4: promo.v1.FeatureContribution
+	(*ScoreResponse)(nil),           // 5: promo.v1.ScoreResponse
+	(*RecommendRequest)(nil),        // 6: promo.v1.RecommendRequest
+	(*RecommendedItem)(nil),         // 7: promo.v1.RecommendedItem
+	(*RecommendResponse)(nil),       // 8: promo.v1.RecommendResponse
+	(*SimilarItemsRequest)(nil),     // 9: promo.v1.SimilarItemsRequest
+	(*SimilarItemsResponse)(nil),    // 10: promo.v1.SimilarItemsResponse
+	(*CartLine)(nil),                // 11: promo.v1.CartLine
+	(*Cart)(nil),                    // 12: promo.v1.Cart
+	(*GetOffersRequest)(nil),        // 13: promo.v1.GetOffersRequest
+	(*Offer)(nil),                   // 14: promo.v1.Offer
+	(*GetOffersResponse)(nil),       // 15: promo.v1.GetOffersResponse
+	(*UserAttributes)(nil),          // 16: promo.v1.UserAttributes
+	(*ItemAttributes)(nil),          // 17: promo.v1.ItemAttributes
+	(*Event)(nil),                   // 18: promo.v1.Event
+	(*IngestRequest)(nil),           // 19: promo.v1.IngestRequest
+	(*EventError)(nil),              // 20: promo.v1.EventError
+	(*IngestResponse)(nil),          // 21: promo.v1.IngestResponse
+	(*EraseUserRequest)(nil),        // 22: promo.v1.EraseUserRequest
+	(*EraseUserResponse)(nil),       // 23: promo.v1.EraseUserResponse
+	(*BlobInfo)(nil),                // 24: promo.v1.BlobInfo
+	(*TimeWindow)(nil),              // 25: promo.v1.TimeWindow
+	(*Manifest)(nil),                // 26: promo.v1.Manifest
+	(*VersionSummary)(nil),          // 27: promo.v1.VersionSummary
+	(*ModelSummary)(nil),            // 28: promo.v1.ModelSummary
+	(*ListModelsRequest)(nil),       // 29: promo.v1.ListModelsRequest
+	(*ListModelsResponse)(nil),      // 30: promo.v1.ListModelsResponse
+	(*ListVersionsRequest)(nil),     // 31: promo.v1.ListVersionsRequest
+	(*ListVersionsResponse)(nil),    // 32: promo.v1.ListVersionsResponse
+	(*GetVersionRequest)(nil),       // 33: promo.v1.GetVersionRequest
+	(*GetVersionResponse)(nil),      // 34: promo.v1.GetVersionResponse
+	(*PromoteRequest)(nil),          // 35: promo.v1.PromoteRequest
+	(*AliasChange)(nil),             // 36: promo.v1.AliasChange
+	(*PromoteResponse)(nil),         // 37: promo.v1.PromoteResponse
+	(*RollbackRequest)(nil),         // 38: promo.v1.RollbackRequest
+	(*RollbackResponse)(nil),        // 39: promo.v1.RollbackResponse
+	(*HistoryRequest)(nil),          // 40: promo.v1.HistoryRequest
+	(*HistoryResponse)(nil),         // 41: promo.v1.HistoryResponse
+	(*SetCanaryRequest)(nil),        // 42: promo.v1.SetCanaryRequest
+	(*SetCanaryResponse)(nil),       // 43: promo.v1.SetCanaryResponse
+	(*SetShadowRequest)(nil),        // 44: promo.v1.SetShadowRequest
+	(*SetShadowResponse)(nil),       // 45: promo.v1.SetShadowResponse
+	(*ClearAliasRequest)(nil),       // 46: promo.v1.ClearAliasRequest
+	(*ClearAliasResponse)(nil),      // 47: promo.v1.ClearAliasResponse
+	(*PromoteCanaryRequest)(nil),    // 48: promo.v1.PromoteCanaryRequest
+	(*PromoteCanaryResponse)(nil),   // 49: promo.v1.PromoteCanaryResponse
+	(*FrequencyCap)(nil),            // 50: promo.v1.FrequencyCap
+	(*CampaignOffer)(nil),           // 51: promo.v1.CampaignOffer
+	(*Campaign)(nil),                // 52: promo.v1.Campaign
+	(*ListCampaignsRequest)(nil),    // 53: promo.v1.ListCampaignsRequest
+	(*ListCampaignsResponse)(nil),   // 54: promo.v1.ListCampaignsResponse
+	(*GetCampaignRequest)(nil),      // 55: promo.v1.GetCampaignRequest
+	(*CreateCampaignRequest)(nil),   // 56: promo.v1.CreateCampaignRequest
+	(*UpdateCampaignRequest)(nil),   // 57: promo.v1.UpdateCampaignRequest
+	(*SetCampaignStateRequest)(nil), // 58: promo.v1.SetCampaignStateRequest
+	(*CampaignHistoryRequest)(nil),  // 59: promo.v1.CampaignHistoryRequest
+	(*CampaignChange)(nil),          // 60: promo.v1.CampaignChange
+	(*CampaignHistoryResponse)(nil), // 61: promo.v1.CampaignHistoryResponse
+	(*ListReportsRequest)(nil),      // 62: promo.v1.ListReportsRequest
+	(*ReportSummary)(nil),           // 63: promo.v1.ReportSummary
+	(*ListReportsResponse)(nil),     // 64: promo.v1.ListReportsResponse
+	(*GetReportFileRequest)(nil),    // 65: promo.v1.GetReportFileRequest
+	(*GetReportFileResponse)(nil),   // 66: promo.v1.GetReportFileResponse
+	(*GetStatusRequest)(nil),        // 67: promo.v1.GetStatusRequest
+	(*LoadedModel)(nil),             // 68: promo.v1.LoadedModel
+	(*ShadowStats)(nil),             // 69: promo.v1.ShadowStats
+	(*GetStatusResponse)(nil),       // 70: promo.v1.GetStatusResponse
+	nil,                             // 71: promo.v1.ScoreRequest.FeaturesEntry
+	nil,                             // 72: promo.v1.UserAttributes.ExtraEntry
+	nil,                             // 73: promo.v1.ItemAttributes.ExtraEntry
+	nil,                             // 74: promo.v1.Manifest.ParamsEntry
+	nil,                             // 75: promo.v1.Manifest.MetricsEntry
+	nil,                             // 76: promo.v1.VersionSummary.MetricsEntry
+	nil,                             // 77: promo.v1.ModelSummary.AliasesEntry
+	(*timestamppb.Timestamp)(nil),   // 78: google.protobuf.Timestamp
 }
 var file_promo_v1_promo_proto_depIdxs = []int32{
-	59, // 0: promo.v1.ScoreRequest.features:type_name -> promo.v1.ScoreRequest.FeaturesEntry
+	71, // 0: promo.v1.ScoreRequest.features:type_name -> promo.v1.ScoreRequest.FeaturesEntry
 	4,  // 1: promo.v1.ScoreResponse.contributions:type_name -> promo.v1.FeatureContribution
 	2,  // 2: promo.v1.ScoreResponse.model:type_name -> promo.v1.ModelRef
 	2,  // 3: promo.v1.ScoreResponse.models:type_name -> promo.v1.ModelRef
@@ -4412,33 +5326,33 @@ var file_promo_v1_promo_proto_depIdxs = []int32{
 	11, // 8: promo.v1.Cart.lines:type_name -> promo.v1.CartLine
 	12, // 9: promo.v1.GetOffersRequest.cart:type_name -> promo.v1.Cart
 	0,  // 10: promo.v1.Offer.kind:type_name -> promo.v1.OfferKind
-	66, // 11: promo.v1.Offer.expires_at:type_name -> google.protobuf.Timestamp
+	78, // 11: promo.v1.Offer.expires_at:type_name -> google.protobuf.Timestamp
 	14, // 12: promo.v1.GetOffersResponse.offers:type_name -> promo.v1.Offer
 	2,  // 13: promo.v1.GetOffersResponse.model:type_name -> promo.v1.ModelRef
 	2,  // 14: promo.v1.GetOffersResponse.models:type_name -> promo.v1.ModelRef
-	60, // 15: promo.v1.UserAttributes.extra:type_name -> promo.v1.UserAttributes.ExtraEntry
-	61, // 16: promo.v1.ItemAttributes.extra:type_name -> promo.v1.ItemAttributes.ExtraEntry
+	72, // 15: promo.v1.UserAttributes.extra:type_name -> promo.v1.UserAttributes.ExtraEntry
+	73, // 16: promo.v1.ItemAttributes.extra:type_name -> promo.v1.ItemAttributes.ExtraEntry
 	1,  // 17: promo.v1.Event.type:type_name -> promo.v1.EventType
-	66, // 18: promo.v1.Event.time:type_name -> google.protobuf.Timestamp
+	78, // 18: promo.v1.Event.time:type_name -> google.protobuf.Timestamp
 	16, // 19: promo.v1.Event.user:type_name -> promo.v1.UserAttributes
 	17, // 20: promo.v1.Event.item:type_name -> promo.v1.ItemAttributes
 	18, // 21: promo.v1.IngestRequest.events:type_name -> promo.v1.Event
 	20, // 22: promo.v1.IngestResponse.errors:type_name -> promo.v1.EventError
-	66, // 23: promo.v1.EraseUserResponse.erased_at:type_name -> google.protobuf.Timestamp
-	66, // 24: promo.v1.TimeWindow.start:type_name -> google.protobuf.Timestamp
-	66, // 25: promo.v1.TimeWindow.end:type_name -> google.protobuf.Timestamp
-	66, // 26: promo.v1.Manifest.created_at:type_name -> google.protobuf.Timestamp
+	78, // 23: promo.v1.EraseUserResponse.erased_at:type_name -> google.protobuf.Timestamp
+	78, // 24: promo.v1.TimeWindow.start:type_name -> google.protobuf.Timestamp
+	78, // 25: promo.v1.TimeWindow.end:type_name -> google.protobuf.Timestamp
+	78, // 26: promo.v1.Manifest.created_at:type_name -> google.protobuf.Timestamp
 	25, // 27: promo.v1.Manifest.data_window:type_name -> promo.v1.TimeWindow
-	62, // 28: promo.v1.Manifest.params:type_name -> promo.v1.Manifest.ParamsEntry
-	63, // 29: promo.v1.Manifest.metrics:type_name -> promo.v1.Manifest.MetricsEntry
+	74, // 28: promo.v1.Manifest.params:type_name -> promo.v1.Manifest.ParamsEntry
+	75, // 29: promo.v1.Manifest.metrics:type_name -> promo.v1.Manifest.MetricsEntry
 	24, // 30: promo.v1.Manifest.blobs:type_name -> promo.v1.BlobInfo
-	66, // 31: promo.v1.VersionSummary.created_at:type_name -> google.protobuf.Timestamp
-	64, // 32: promo.v1.VersionSummary.metrics:type_name -> promo.v1.VersionSummary.MetricsEntry
-	65, // 33: promo.v1.ModelSummary.aliases:type_name -> promo.v1.ModelSummary.AliasesEntry
+	78, // 31: promo.v1.VersionSummary.created_at:type_name -> google.protobuf.Timestamp
+	76, // 32: promo.v1.VersionSummary.metrics:type_name -> promo.v1.VersionSummary.MetricsEntry
+	77, // 33: promo.v1.ModelSummary.aliases:type_name -> promo.v1.ModelSummary.AliasesEntry
 	28, // 34: promo.v1.ListModelsResponse.models:type_name -> promo.v1.ModelSummary
 	27, // 35: promo.v1.ListVersionsResponse.versions:type_name -> promo.v1.VersionSummary
 	26, // 36: promo.v1.GetVersionResponse.manifest:type_name -> promo.v1.Manifest
-	66, // 37: promo.v1.AliasChange.time:type_name -> google.protobuf.Timestamp
+	78, // 37: promo.v1.AliasChange.time:type_name -> google.protobuf.Timestamp
 	36, // 38: promo.v1.PromoteResponse.change:type_name -> promo.v1.AliasChange
 	36, // 39: promo.v1.RollbackResponse.change:type_name -> promo.v1.AliasChange
 	36, // 40: promo.v1.HistoryResponse.changes:type_name -> promo.v1.AliasChange
@@ -4446,55 +5360,78 @@ var file_promo_v1_promo_proto_depIdxs = []int32{
 	36, // 42: promo.v1.SetShadowResponse.change:type_name -> promo.v1.AliasChange
 	36, // 43: promo.v1.ClearAliasResponse.change:type_name -> promo.v1.AliasChange
 	36, // 44: promo.v1.PromoteCanaryResponse.change:type_name -> promo.v1.AliasChange
-	51, // 45: promo.v1.ListReportsResponse.reports:type_name -> promo.v1.ReportSummary
-	66, // 46: promo.v1.LoadedModel.loaded_at:type_name -> google.protobuf.Timestamp
-	66, // 47: promo.v1.LoadedModel.last_check:type_name -> google.protobuf.Timestamp
-	66, // 48: promo.v1.LoadedModel.last_error_at:type_name -> google.protobuf.Timestamp
-	57, // 49: promo.v1.LoadedModel.shadow:type_name -> promo.v1.ShadowStats
-	56, // 50: promo.v1.GetStatusResponse.models:type_name -> promo.v1.LoadedModel
-	3,  // 51: promo.v1.ScoringService.Score:input_type -> promo.v1.ScoreRequest
-	6,  // 52: promo.v1.RecommendationService.Recommend:input_type -> promo.v1.RecommendRequest
-	9,  // 53: promo.v1.RecommendationService.SimilarItems:input_type -> promo.v1.SimilarItemsRequest
-	13, // 54: promo.v1.PromotionService.GetOffers:input_type -> promo.v1.GetOffersRequest
-	19, // 55: promo.v1.EventService.Ingest:input_type -> promo.v1.IngestRequest
-	22, // 56: promo.v1.EventService.EraseUser:input_type -> promo.v1.EraseUserRequest
-	29, // 57: promo.v1.RegistryService.ListModels:input_type -> promo.v1.ListModelsRequest
-	31, // 58: promo.v1.RegistryService.ListVersions:input_type -> promo.v1.ListVersionsRequest
-	33, // 59: promo.v1.RegistryService.GetVersion:input_type -> promo.v1.GetVersionRequest
-	35, // 60: promo.v1.RegistryService.Promote:input_type -> promo.v1.PromoteRequest
-	38, // 61: promo.v1.RegistryService.Rollback:input_type -> promo.v1.RollbackRequest
-	40, // 62: promo.v1.RegistryService.History:input_type -> promo.v1.HistoryRequest
-	42, // 63: promo.v1.RegistryService.SetCanary:input_type -> promo.v1.SetCanaryRequest
-	44, // 64: promo.v1.RegistryService.SetShadow:input_type -> promo.v1.SetShadowRequest
-	46, // 65: promo.v1.RegistryService.ClearAlias:input_type -> promo.v1.ClearAliasRequest
-	48, // 66: promo.v1.RegistryService.PromoteCanary:input_type -> promo.v1.PromoteCanaryRequest
-	50, // 67: promo.v1.ReportService.ListReports:input_type -> promo.v1.ListReportsRequest
-	53, // 68: promo.v1.ReportService.GetReportFile:input_type -> promo.v1.GetReportFileRequest
-	55, // 69: promo.v1.StatusService.GetStatus:input_type -> promo.v1.GetStatusRequest
-	5,  // 70: promo.v1.ScoringService.Score:output_type -> promo.v1.ScoreResponse
-	8,  // 71: promo.v1.RecommendationService.Recommend:output_type -> promo.v1.RecommendResponse
-	10, // 72: promo.v1.RecommendationService.SimilarItems:output_type -> promo.v1.SimilarItemsResponse
-	15, // 73: promo.v1.PromotionService.GetOffers:output_type -> promo.v1.GetOffersResponse
-	21, // 74: promo.v1.EventService.Ingest:output_type -> promo.v1.IngestResponse
-	23, // 75: promo.v1.EventService.EraseUser:output_type -> promo.v1.EraseUserResponse
-	30, // 76: promo.v1.RegistryService.ListModels:output_type -> promo.v1.ListModelsResponse
-	32, // 77: promo.v1.RegistryService.ListVersions:output_type -> promo.v1.ListVersionsResponse
-	34, // 78: promo.v1.RegistryService.GetVersion:output_type -> promo.v1.GetVersionResponse
-	37, // 79: promo.v1.RegistryService.Promote:output_type -> promo.v1.PromoteResponse
-	39, // 80: promo.v1.RegistryService.Rollback:output_type -> promo.v1.RollbackResponse
-	41, // 81: promo.v1.RegistryService.History:output_type -> promo.v1.HistoryResponse
-	43, // 82: promo.v1.RegistryService.SetCanary:output_type -> promo.v1.SetCanaryResponse
-	45, // 83: promo.v1.RegistryService.SetShadow:output_type -> promo.v1.SetShadowResponse
-	47, // 84: promo.v1.RegistryService.ClearAlias:output_type -> promo.v1.ClearAliasResponse
-	49, // 85: promo.v1.RegistryService.PromoteCanary:output_type -> promo.v1.PromoteCanaryResponse
-	52, // 86: promo.v1.ReportService.ListReports:output_type -> promo.v1.ListReportsResponse
-	54, // 87: promo.v1.ReportService.GetReportFile:output_type -> promo.v1.GetReportFileResponse
-	58, // 88: promo.v1.StatusService.GetStatus:output_type -> promo.v1.GetStatusResponse
-	70, // [70:89] is the sub-list for method output_type
-	51, // [51:70] is the sub-list for method input_type
-	51, // [51:51] is the sub-list for extension type_name
-	51, // [51:51] is the sub-list for extension extendee
-	0,  // [0:51] is the sub-list for field type_name
+	78, // 45: promo.v1.Campaign.start:type_name -> google.protobuf.Timestamp
+	78, // 46: promo.v1.Campaign.end:type_name -> google.protobuf.Timestamp
+	50, // 47: promo.v1.Campaign.frequency_cap:type_name -> promo.v1.FrequencyCap
+	51, // 48: promo.v1.Campaign.offers:type_name -> promo.v1.CampaignOffer
+	78, // 49: promo.v1.Campaign.updated_at:type_name -> google.protobuf.Timestamp
+	52, // 50: promo.v1.ListCampaignsResponse.campaigns:type_name -> promo.v1.Campaign
+	52, // 51: promo.v1.CreateCampaignRequest.campaign:type_name -> promo.v1.Campaign
+	52, // 52: promo.v1.UpdateCampaignRequest.campaign:type_name -> promo.v1.Campaign
+	78, // 53: promo.v1.CampaignChange.time:type_name -> google.protobuf.Timestamp
+	52, // 54: promo.v1.CampaignChange.campaign:type_name -> promo.v1.Campaign
+	60, // 55: promo.v1.CampaignHistoryResponse.changes:type_name -> promo.v1.CampaignChange
+	63, // 56: promo.v1.ListReportsResponse.reports:type_name -> promo.v1.ReportSummary
+	78, // 57: promo.v1.LoadedModel.loaded_at:type_name -> google.protobuf.Timestamp
+	78, // 58: promo.v1.LoadedModel.last_check:type_name -> google.protobuf.Timestamp
+	78, // 59: promo.v1.LoadedModel.last_error_at:type_name -> google.protobuf.Timestamp
+	69, // 60: promo.v1.LoadedModel.shadow:type_name -> promo.v1.ShadowStats
+	68, // 61: promo.v1.GetStatusResponse.models:type_name -> promo.v1.LoadedModel
+	3,  // 62: promo.v1.ScoringService.Score:input_type -> promo.v1.ScoreRequest
+	6,  // 63: promo.v1.RecommendationService.Recommend:input_type -> promo.v1.RecommendRequest
+	9,  // 64: promo.v1.RecommendationService.SimilarItems:input_type -> promo.v1.SimilarItemsRequest
+	13, // 65: promo.v1.PromotionService.GetOffers:input_type -> promo.v1.GetOffersRequest
+	19, // 66: promo.v1.EventService.Ingest:input_type -> promo.v1.IngestRequest
+	22, // 67: promo.v1.EventService.EraseUser:input_type -> promo.v1.EraseUserRequest
+	29, // 68: promo.v1.RegistryService.ListModels:input_type -> promo.v1.ListModelsRequest
+	31, // 69: promo.v1.RegistryService.ListVersions:input_type -> promo.v1.ListVersionsRequest
+	33, // 70: promo.v1.RegistryService.GetVersion:input_type -> promo.v1.GetVersionRequest
+	35, // 71: promo.v1.RegistryService.Promote:input_type -> promo.v1.PromoteRequest
+	38, // 72: promo.v1.RegistryService.Rollback:input_type -> promo.v1.RollbackRequest
+	40, // 73: promo.v1.RegistryService.History:input_type -> promo.v1.HistoryRequest
+	42, // 74: promo.v1.RegistryService.SetCanary:input_type -> promo.v1.SetCanaryRequest
+	44, // 75: promo.v1.RegistryService.SetShadow:input_type -> promo.v1.SetShadowRequest
+	46, // 76: promo.v1.RegistryService.ClearAlias:input_type -> promo.v1.ClearAliasRequest
+	48, // 77: promo.v1.RegistryService.PromoteCanary:input_type -> promo.v1.PromoteCanaryRequest
+	53, // 78: promo.v1.CampaignService.ListCampaigns:input_type -> promo.v1.ListCampaignsRequest
+	55, // 79: promo.v1.CampaignService.GetCampaign:input_type -> promo.v1.GetCampaignRequest
+	56, // 80: promo.v1.CampaignService.CreateCampaign:input_type -> promo.v1.CreateCampaignRequest
+	57, // 81: promo.v1.CampaignService.UpdateCampaign:input_type -> promo.v1.UpdateCampaignRequest
+	58, // 82: promo.v1.CampaignService.SetCampaignState:input_type -> promo.v1.SetCampaignStateRequest
+	59, // 83: promo.v1.CampaignService.CampaignHistory:input_type -> promo.v1.CampaignHistoryRequest
+	62, // 84: promo.v1.ReportService.ListReports:input_type -> promo.v1.ListReportsRequest
+	65, // 85: promo.v1.ReportService.GetReportFile:input_type -> promo.v1.GetReportFileRequest
+	67, // 86: promo.v1.StatusService.GetStatus:input_type -> promo.v1.GetStatusRequest
+	5,  // 87: promo.v1.ScoringService.Score:output_type -> promo.v1.ScoreResponse
+	8,  // 88: promo.v1.RecommendationService.Recommend:output_type -> promo.v1.RecommendResponse
+	10, // 89: promo.v1.RecommendationService.SimilarItems:output_type -> promo.v1.SimilarItemsResponse
+	15, // 90: promo.v1.PromotionService.GetOffers:output_type -> promo.v1.GetOffersResponse
+	21, // 91: promo.v1.EventService.Ingest:output_type -> promo.v1.IngestResponse
+	23, // 92: promo.v1.EventService.EraseUser:output_type -> promo.v1.EraseUserResponse
+	30, // 93: promo.v1.RegistryService.ListModels:output_type -> promo.v1.ListModelsResponse
+	32, // 94: promo.v1.RegistryService.ListVersions:output_type -> promo.v1.ListVersionsResponse
+	34, // 95: promo.v1.RegistryService.GetVersion:output_type -> promo.v1.GetVersionResponse
+	37, // 96: promo.v1.RegistryService.Promote:output_type -> promo.v1.PromoteResponse
+	39, // 97: promo.v1.RegistryService.Rollback:output_type -> promo.v1.RollbackResponse
+	41, // 98: promo.v1.RegistryService.History:output_type -> promo.v1.HistoryResponse
+	43, // 99: promo.v1.RegistryService.SetCanary:output_type -> promo.v1.SetCanaryResponse
+	45, // 100: promo.v1.RegistryService.SetShadow:output_type -> promo.v1.SetShadowResponse
+	47, // 101: promo.v1.RegistryService.ClearAlias:output_type -> promo.v1.ClearAliasResponse
+	49, // 102: promo.v1.RegistryService.PromoteCanary:output_type -> promo.v1.PromoteCanaryResponse
+	54, // 103: promo.v1.CampaignService.ListCampaigns:output_type -> promo.v1.ListCampaignsResponse
+	52, // 104: promo.v1.CampaignService.GetCampaign:output_type -> promo.v1.Campaign
+	52, // 105: promo.v1.CampaignService.CreateCampaign:output_type -> promo.v1.Campaign
+	52, // 106: promo.v1.CampaignService.UpdateCampaign:output_type -> promo.v1.Campaign
+	52, // 107: promo.v1.CampaignService.SetCampaignState:output_type -> promo.v1.Campaign
+	61, // 108: promo.v1.CampaignService.CampaignHistory:output_type -> promo.v1.CampaignHistoryResponse
+	64, // 109: promo.v1.ReportService.ListReports:output_type -> promo.v1.ListReportsResponse
+	66, // 110: promo.v1.ReportService.GetReportFile:output_type -> promo.v1.GetReportFileResponse
+	70, // 111: promo.v1.StatusService.GetStatus:output_type -> promo.v1.GetStatusResponse
+	87, // [87:112] is the sub-list for method output_type
+	62, // [62:87] is the sub-list for method input_type
+	62, // [62:62] is the sub-list for extension type_name
+	62, // [62:62] is the sub-list for extension extendee
+	0,  // [0:62] is the sub-list for field type_name
 }
 
 func init() { file_promo_v1_promo_proto_init() }
@@ -4508,9 +5445,9 @@ func file_promo_v1_promo_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_promo_v1_promo_proto_rawDesc), len(file_promo_v1_promo_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   64,
+			NumMessages:   76,
 			NumExtensions: 0,
-			NumServices:   7,
+			NumServices:   8,
 		},
 		GoTypes:           file_promo_v1_promo_proto_goTypes,
 		DependencyIndexes: file_promo_v1_promo_proto_depIdxs,

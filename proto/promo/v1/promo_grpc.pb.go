@@ -996,6 +996,318 @@ var RegistryService_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
+	CampaignService_ListCampaigns_FullMethodName    = "/promo.v1.CampaignService/ListCampaigns"
+	CampaignService_GetCampaign_FullMethodName      = "/promo.v1.CampaignService/GetCampaign"
+	CampaignService_CreateCampaign_FullMethodName   = "/promo.v1.CampaignService/CreateCampaign"
+	CampaignService_UpdateCampaign_FullMethodName   = "/promo.v1.CampaignService/UpdateCampaign"
+	CampaignService_SetCampaignState_FullMethodName = "/promo.v1.CampaignService/SetCampaignState"
+	CampaignService_CampaignHistory_FullMethodName  = "/promo.v1.CampaignService/CampaignHistory"
+)
+
+// CampaignServiceClient is the client API for CampaignService service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// CampaignService manages promotion campaigns (docs/campaigns.md). Reads
+// need a read token; changes need an admin token, a reason, and are kept
+// in the campaign's history with who made them. An edit names the
+// revision it was made on: when the campaign changed since, it fails with
+// ABORTED rather than overwrite that change. An invalid campaign fails
+// with INVALID_ARGUMENT and a google.rpc.BadRequest detail naming each
+// field.
+type CampaignServiceClient interface {
+	ListCampaigns(ctx context.Context, in *ListCampaignsRequest, opts ...grpc.CallOption) (*ListCampaignsResponse, error)
+	GetCampaign(ctx context.Context, in *GetCampaignRequest, opts ...grpc.CallOption) (*Campaign, error)
+	CreateCampaign(ctx context.Context, in *CreateCampaignRequest, opts ...grpc.CallOption) (*Campaign, error)
+	UpdateCampaign(ctx context.Context, in *UpdateCampaignRequest, opts ...grpc.CallOption) (*Campaign, error)
+	// SetCampaignState pauses, resumes or ends a campaign (action "pause",
+	// "resume" or "end"; an ended campaign stays ended).
+	SetCampaignState(ctx context.Context, in *SetCampaignStateRequest, opts ...grpc.CallOption) (*Campaign, error)
+	CampaignHistory(ctx context.Context, in *CampaignHistoryRequest, opts ...grpc.CallOption) (*CampaignHistoryResponse, error)
+}
+
+type campaignServiceClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewCampaignServiceClient(cc grpc.ClientConnInterface) CampaignServiceClient {
+	return &campaignServiceClient{cc}
+}
+
+func (c *campaignServiceClient) ListCampaigns(ctx context.Context, in *ListCampaignsRequest, opts ...grpc.CallOption) (*ListCampaignsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListCampaignsResponse)
+	err := c.cc.Invoke(ctx, CampaignService_ListCampaigns_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *campaignServiceClient) GetCampaign(ctx context.Context, in *GetCampaignRequest, opts ...grpc.CallOption) (*Campaign, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Campaign)
+	err := c.cc.Invoke(ctx, CampaignService_GetCampaign_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *campaignServiceClient) CreateCampaign(ctx context.Context, in *CreateCampaignRequest, opts ...grpc.CallOption) (*Campaign, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Campaign)
+	err := c.cc.Invoke(ctx, CampaignService_CreateCampaign_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *campaignServiceClient) UpdateCampaign(ctx context.Context, in *UpdateCampaignRequest, opts ...grpc.CallOption) (*Campaign, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Campaign)
+	err := c.cc.Invoke(ctx, CampaignService_UpdateCampaign_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *campaignServiceClient) SetCampaignState(ctx context.Context, in *SetCampaignStateRequest, opts ...grpc.CallOption) (*Campaign, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Campaign)
+	err := c.cc.Invoke(ctx, CampaignService_SetCampaignState_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *campaignServiceClient) CampaignHistory(ctx context.Context, in *CampaignHistoryRequest, opts ...grpc.CallOption) (*CampaignHistoryResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CampaignHistoryResponse)
+	err := c.cc.Invoke(ctx, CampaignService_CampaignHistory_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// CampaignServiceServer is the server API for CampaignService service.
+// All implementations must embed UnimplementedCampaignServiceServer
+// for forward compatibility.
+//
+// CampaignService manages promotion campaigns (docs/campaigns.md). Reads
+// need a read token; changes need an admin token, a reason, and are kept
+// in the campaign's history with who made them. An edit names the
+// revision it was made on: when the campaign changed since, it fails with
+// ABORTED rather than overwrite that change. An invalid campaign fails
+// with INVALID_ARGUMENT and a google.rpc.BadRequest detail naming each
+// field.
+type CampaignServiceServer interface {
+	ListCampaigns(context.Context, *ListCampaignsRequest) (*ListCampaignsResponse, error)
+	GetCampaign(context.Context, *GetCampaignRequest) (*Campaign, error)
+	CreateCampaign(context.Context, *CreateCampaignRequest) (*Campaign, error)
+	UpdateCampaign(context.Context, *UpdateCampaignRequest) (*Campaign, error)
+	// SetCampaignState pauses, resumes or ends a campaign (action "pause",
+	// "resume" or "end"; an ended campaign stays ended).
+	SetCampaignState(context.Context, *SetCampaignStateRequest) (*Campaign, error)
+	CampaignHistory(context.Context, *CampaignHistoryRequest) (*CampaignHistoryResponse, error)
+	mustEmbedUnimplementedCampaignServiceServer()
+}
+
+// UnimplementedCampaignServiceServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedCampaignServiceServer struct{}
+
+func (UnimplementedCampaignServiceServer) ListCampaigns(context.Context, *ListCampaignsRequest) (*ListCampaignsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListCampaigns not implemented")
+}
+func (UnimplementedCampaignServiceServer) GetCampaign(context.Context, *GetCampaignRequest) (*Campaign, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetCampaign not implemented")
+}
+func (UnimplementedCampaignServiceServer) CreateCampaign(context.Context, *CreateCampaignRequest) (*Campaign, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateCampaign not implemented")
+}
+func (UnimplementedCampaignServiceServer) UpdateCampaign(context.Context, *UpdateCampaignRequest) (*Campaign, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateCampaign not implemented")
+}
+func (UnimplementedCampaignServiceServer) SetCampaignState(context.Context, *SetCampaignStateRequest) (*Campaign, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetCampaignState not implemented")
+}
+func (UnimplementedCampaignServiceServer) CampaignHistory(context.Context, *CampaignHistoryRequest) (*CampaignHistoryResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CampaignHistory not implemented")
+}
+func (UnimplementedCampaignServiceServer) mustEmbedUnimplementedCampaignServiceServer() {}
+func (UnimplementedCampaignServiceServer) testEmbeddedByValue()                         {}
+
+// UnsafeCampaignServiceServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to CampaignServiceServer will
+// result in compilation errors.
+type UnsafeCampaignServiceServer interface {
+	mustEmbedUnimplementedCampaignServiceServer()
+}
+
+func RegisterCampaignServiceServer(s grpc.ServiceRegistrar, srv CampaignServiceServer) {
+	// If the following call panics, it indicates UnimplementedCampaignServiceServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&CampaignService_ServiceDesc, srv)
+}
+
+func _CampaignService_ListCampaigns_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListCampaignsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CampaignServiceServer).ListCampaigns(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CampaignService_ListCampaigns_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CampaignServiceServer).ListCampaigns(ctx, req.(*ListCampaignsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CampaignService_GetCampaign_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetCampaignRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CampaignServiceServer).GetCampaign(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CampaignService_GetCampaign_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CampaignServiceServer).GetCampaign(ctx, req.(*GetCampaignRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CampaignService_CreateCampaign_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateCampaignRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CampaignServiceServer).CreateCampaign(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CampaignService_CreateCampaign_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CampaignServiceServer).CreateCampaign(ctx, req.(*CreateCampaignRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CampaignService_UpdateCampaign_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateCampaignRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CampaignServiceServer).UpdateCampaign(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CampaignService_UpdateCampaign_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CampaignServiceServer).UpdateCampaign(ctx, req.(*UpdateCampaignRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CampaignService_SetCampaignState_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetCampaignStateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CampaignServiceServer).SetCampaignState(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CampaignService_SetCampaignState_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CampaignServiceServer).SetCampaignState(ctx, req.(*SetCampaignStateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CampaignService_CampaignHistory_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CampaignHistoryRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CampaignServiceServer).CampaignHistory(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CampaignService_CampaignHistory_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CampaignServiceServer).CampaignHistory(ctx, req.(*CampaignHistoryRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// CampaignService_ServiceDesc is the grpc.ServiceDesc for CampaignService service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var CampaignService_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "promo.v1.CampaignService",
+	HandlerType: (*CampaignServiceServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "ListCampaigns",
+			Handler:    _CampaignService_ListCampaigns_Handler,
+		},
+		{
+			MethodName: "GetCampaign",
+			Handler:    _CampaignService_GetCampaign_Handler,
+		},
+		{
+			MethodName: "CreateCampaign",
+			Handler:    _CampaignService_CreateCampaign_Handler,
+		},
+		{
+			MethodName: "UpdateCampaign",
+			Handler:    _CampaignService_UpdateCampaign_Handler,
+		},
+		{
+			MethodName: "SetCampaignState",
+			Handler:    _CampaignService_SetCampaignState_Handler,
+		},
+		{
+			MethodName: "CampaignHistory",
+			Handler:    _CampaignService_CampaignHistory_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "promo/v1/promo.proto",
+}
+
+const (
 	ReportService_ListReports_FullMethodName   = "/promo.v1.ReportService/ListReports"
 	ReportService_GetReportFile_FullMethodName = "/promo.v1.ReportService/GetReportFile"
 )
