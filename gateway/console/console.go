@@ -83,8 +83,8 @@ func when(t interface{ AsTime() time.Time }) string {
 
 // Console serves the pages.
 type Console struct {
-	reg     promov1.RegistryServiceClient
-	status  promov1.StatusServiceClient
+	reg       promov1.RegistryServiceClient
+	status    promov1.StatusServiceClient
 	reports   promov1.ReportServiceClient
 	campaigns promov1.CampaignServiceClient
 	opts      Options
