@@ -9,6 +9,7 @@ import (
 
 	promov1 "github.com/promoai/promo/proto/promo/v1"
 	"github.com/promoai/promo/registry/artifact"
+	"github.com/promoai/promo/registry/campaign"
 	"github.com/promoai/promo/server/offers"
 )
 
@@ -81,7 +82,13 @@ func (s *Serving) GetOffers(ctx context.Context, req *promov1.GetOffersRequest) 
 		})
 		resp.Models = append(resp.Models, ref(rl))
 	}
-	d, err := s.Offers.Decide(dr)
+	var d offers.Decision
+	var err error
+	if live := s.liveCampaigns(); len(live) > 0 {
+		d, err = offers.DecideCampaigns(live, s.Offers, dr, s.Campaigns)
+	} else {
+		d, err = s.Offers.Decide(dr)
+	}
 	if errors.Is(err, offers.ErrInvalidRequest) {
 		return nil, invalidf("%v", err)
 	}
@@ -91,20 +98,20 @@ func (s *Serving) GetOffers(ctx context.Context, req *promov1.GetOffersRequest) 
 	if s.Shadow != nil {
 		s.shadowOffers(dr, d, prof, profs)
 	}
-	resp.Reason = d.Reason
+	resp.Reason, resp.CampaignId = d.Reason, d.Campaign
 	if d.Randomized {
 		resp.ExperimentArm, resp.Propensity = d.ExperimentArm, d.Propensity
 	}
 	if s.Decided != nil {
 		switch {
 		case d.Randomized && dr.Unit == "":
-			s.Decided(TrafficAnonymous, d.ExperimentArm)
+			s.Decided(TrafficAnonymous, d.ExperimentArm, d.Campaign)
 		case d.Randomized:
-			s.Decided(TrafficExperiment, d.ExperimentArm)
+			s.Decided(TrafficExperiment, d.ExperimentArm, d.Campaign)
 		case len(d.Offers) > 0:
-			s.Decided(TrafficTargeted, d.Offers[0].Offer.Arm)
+			s.Decided(TrafficTargeted, d.Offers[0].Offer.Arm, d.Campaign)
 		default:
-			s.Decided(TrafficTargeted, "none")
+			s.Decided(TrafficTargeted, "none", d.Campaign)
 		}
 	}
 	for _, c := range d.Offers {
@@ -113,7 +120,7 @@ func (s *Serving) GetOffers(ctx context.Context, req *promov1.GetOffersRequest) 
 			OfferId: o.ID, Kind: offerKinds[o.Kind], Threshold: o.Threshold, AmountOff: o.AmountOff, PercentOff: o.PercentOff,
 			GiftItemId: o.GiftItemID, ItemIds: c.ItemIDs, ExpectedIncrementalConversion: c.IncrementalConversion,
 			ExpectedIncrementalProfit: c.IncrementalProfit, Reason: c.Reason,
-			DecisionId: dr.DecisionID, ExperimentArm: o.Arm, Propensity: c.Propensity,
+			DecisionId: dr.DecisionID, ExperimentArm: o.Arm, Propensity: c.Propensity, CampaignId: d.Campaign,
 		}
 		if !c.ExpiresAt.IsZero() {
 			out.ExpiresAt = timestamppb.New(c.ExpiresAt)
@@ -121,4 +128,11 @@ func (s *Serving) GetOffers(ctx context.Context, req *promov1.GetOffersRequest) 
 		resp.Offers = append(resp.Offers, out)
 	}
 	return resp, nil
+}
+
+func (s *Serving) liveCampaigns() []*campaign.Campaign {
+	if s.Campaigns == nil {
+		return nil
+	}
+	return s.Campaigns.Live()
 }

@@ -16,6 +16,7 @@ import (
 
 	promov1 "github.com/promoai/promo/proto/promo/v1"
 	"github.com/promoai/promo/registry/artifact"
+	"github.com/promoai/promo/registry/campaign"
 	"github.com/promoai/promo/registry/eventlog"
 	"github.com/promoai/promo/server/models"
 	"github.com/promoai/promo/server/offers"
@@ -64,12 +65,15 @@ type Serving struct {
 	Erased *Erasures
 	// Decided, when set, is told of each offer decision: its traffic
 	// (experiment, targeted or anonymous experiment decisions apart from
-	// targeted ones) and arm ("none" for a targeted decision that offered
-	// nothing).
-	Decided func(traffic, arm string)
+	// targeted ones), arm ("none" for a targeted decision that offered
+	// nothing) and the campaign that decided ("" for the catalogue).
+	Decided func(traffic, arm, campaign string)
 
 	// Shadow, when set, compares shadow versions with production.
 	Shadow *Shadow
+	// Campaigns, when set and some are live, decide offers instead of the
+	// offer catalogue (docs/campaigns.md).
+	Campaigns LiveCampaigns
 
 	items atomic.Pointer[[]*itemIndex] // newest first, at most maxItemIndexes
 }
@@ -216,4 +220,10 @@ func validateFeatures(req map[string]float64, known []string) error {
 		}
 	}
 	return nil
+}
+
+// LiveCampaigns are the live campaigns and their shared spend ledger.
+type LiveCampaigns interface {
+	Live() []*campaign.Campaign
+	offers.Budget
 }

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -48,6 +49,7 @@ import (
 	"github.com/promoai/promo/registry/telemetry"
 	"github.com/promoai/promo/server/api"
 	"github.com/promoai/promo/server/auth"
+	"github.com/promoai/promo/server/campaigns"
 	"github.com/promoai/promo/server/ingest"
 	"github.com/promoai/promo/server/models"
 	"github.com/promoai/promo/server/offers"
@@ -192,12 +194,24 @@ func Run(ctx context.Context, o Options, logOut io.Writer) error {
 	srv := grpc.NewServer(gopts...)
 	serving := api.NewServing(set, catalogue)
 	serving.Exploration = o.Exploration
-	serving.Decided = func(traffic, arm string) { met.decisions.WithLabelValues(traffic, arm).Inc() }
+	serving.Decided = func(traffic, arm, campaign string) {
+		met.decisions.WithLabelValues(traffic, arm).Inc()
+		if campaign != "" {
+			met.campaignDecisions.WithLabelValues(campaign, traffic, arm).Inc()
+		}
+	}
 	serving.Shadow = api.NewShadow(256, o.ShadowRate)
 	shadowMetric := map[api.Measure]*prometheus.HistogramVec{api.ScoreAbsDiff: met.shadowDiff, api.TopKOverlap: met.shadowOverlap, api.ShadowSeconds: met.shadowSeconds}
 	serving.Shadow.Observed = func(model string, what api.Measure, v float64) { shadowMetric[what].WithLabelValues(model).Observe(v) }
 	serving.Shadow.Dropped = func(model string) { met.shadowDropped.WithLabelValues(model).Inc() }
 	serving.Pseudonyms = pseudo
+	live := campaigns.New(bkt, o.CheckInterval, log)
+	live.Synced = func(id string, spent, budget, price float64) {
+		met.campaignSpent.WithLabelValues(id).Set(spent)
+		met.campaignBudgetLeft.WithLabelValues(id).Set(math.Max(0, budget-spent))
+		met.campaignPrice.WithLabelValues(id).Set(price)
+	}
+	serving.Campaigns = live
 	erased := api.NewErasures()
 	if err := erased.Reload(ctx, bkt); err != nil {
 		return fmt.Errorf("read erasures: %w", err)
@@ -207,7 +221,7 @@ func Run(ctx context.Context, o Options, logOut io.Writer) error {
 	// The same services on the gRPC server and on the in-process
 	// connection the embedded REST gateway calls, which runs them through
 	// the same interceptors (auth, limits, metrics, logs).
-	campaigns := campaign.NewStore(bkt)
+	campaignStore := campaign.NewStore(bkt)
 	local := newInProcess(tr, chain...)
 	for _, r := range []grpc.ServiceRegistrar{invalidOnDecode{srv, codec}, local} {
 		promov1.RegisterScoringServiceServer(r, serving)
@@ -217,7 +231,7 @@ func Run(ctx context.Context, o Options, logOut io.Writer) error {
 		promov1.RegisterRegistryServiceServer(r, &api.Registry{Reg: reg, Production: o.Alias})
 		promov1.RegisterStatusServiceServer(r, &api.Status{Models: set, Shadow: serving.Shadow})
 		promov1.RegisterReportServiceServer(r, &api.Reports{Bucket: bkt})
-		promov1.RegisterCampaignServiceServer(r, &api.Campaigns{Store: campaigns})
+		promov1.RegisterCampaignServiceServer(r, &api.Campaigns{Store: campaignStore})
 	}
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(srv, hs)
@@ -259,6 +273,7 @@ func Run(ctx context.Context, o Options, logOut io.Writer) error {
 	defer stopBackground()
 	g.Go(func() error { set.Run(gctx); return nil })
 	g.Go(func() error { serving.Shadow.Run(gctx); return nil })
+	g.Go(func() error { live.Run(gctx); return nil })
 	g.Go(func() error { store.run(gctx, o.CheckInterval); return nil })
 	// Erasures made through other replicas reach this one within a minute.
 	g.Go(func() error {

@@ -3,14 +3,19 @@ package app_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	promov1 "github.com/promoai/promo/proto/promo/v1"
+	"github.com/promoai/promo/registry/campaign"
 	"github.com/promoai/promo/registry/cli"
+	"github.com/promoai/promo/server/app"
 )
 
 // The campaign walk-through of docs/campaigns.md through a running server:
@@ -96,5 +101,160 @@ func TestCampaignsThroughTheAPI(t *testing.T) {
 	}
 	if code, _ := call("GET", "/v1/campaigns/nope", "", ""); code != http.StatusNotFound {
 		t.Fatalf("a missing campaign: %d", code)
+	}
+}
+
+// liveCampaign stores a campaign that runs from start to end with one
+// 10%-off offer (the test uplift model's pct10 arm).
+func liveCampaign(t *testing.T, s *testServer, id string, start, end time.Time, budget, holdout float64) {
+	t.Helper()
+	c := campaign.Campaign{ID: id, Name: id, Start: start, End: end, Budget: budget, HoldoutShare: holdout,
+		Offers: []campaign.Offer{{ID: "pct10", Kind: campaign.KindPercent, Arm: "pct10", PercentOff: 10}}}
+	if _, err := campaign.NewStore(s.bucket).Create(context.Background(), c, "test", "setup"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitCampaign waits until every replica decides with campaign id.
+func waitCampaign(t *testing.T, id string, clients ...promov1.PromotionServiceClient) {
+	t.Helper()
+	for _, c := range clients {
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			r, err := c.GetOffers(context.Background(), &promov1.GetOffersRequest{UserId: "probe", Cart: &promov1.Cart{Value: 50}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.CampaignId == id && !strings.Contains(r.Reason, "rather than risk overspending") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("a replica does not decide with campaign %s: %+v", id, r)
+			}
+		}
+	}
+}
+
+// A live campaign decides offers on every replica within the check
+// interval. A shopper keeps their arm across 1,000 calls alternating
+// between two replicas; shoppers in the campaign's holdout never get an
+// offer and are logged as control with the holdout share as propensity.
+func TestCampaignArmsAreStickyAcrossReplicas(t *testing.T) {
+	explore := func(o *app.Options) { o.Exploration = 0.3 }
+	a := startServer(t, true, explore)
+	b := startServer(t, true, explore, func(o *app.Options) { o.Store.Dir = filepath.Join(a.dir, "registry") })
+	now := time.Now()
+	liveCampaign(t, a, "spring", now.Add(-time.Hour), now.Add(30*24*time.Hour), 1e6, 0.2)
+	clients := []promov1.PromotionServiceClient{promov1.NewPromotionServiceClient(a.conn), promov1.NewPromotionServiceClient(b.conn)}
+	waitCampaign(t, "spring", clients...)
+	arms := map[string]int{}
+	users := []string{"alice"}
+	for i := range 100 {
+		users = append(users, fmt.Sprintf("shopper-%d", i))
+	}
+	for _, user := range users {
+		calls := 10
+		if user == "alice" {
+			calls = 1000
+		}
+		first := ""
+		for i := range calls {
+			r, err := clients[i%2].GetOffers(context.Background(), &promov1.GetOffersRequest{UserId: user, Cart: &promov1.Cart{Value: 50}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.CampaignId != "spring" {
+				t.Fatalf("%s: decided by %q: %+v", user, r.CampaignId, r)
+			}
+			arm := r.ExperimentArm
+			if arm == "" {
+				arm = "(targeted)"
+			}
+			if i == 0 {
+				first = arm
+				arms[arm]++
+			} else if arm != first {
+				t.Fatalf("%s: arm %s on call %d (replica %d), %s on the first", user, arm, i, i%2, first)
+			}
+			if arm == "control" && (len(r.Offers) != 0 || (strings.Contains(r.Reason, "persistent control") && r.Propensity != 0.2)) {
+				t.Fatalf("%s is in control: %+v", user, r)
+			}
+			for _, o := range r.Offers {
+				if o.CampaignId != "spring" {
+					t.Fatalf("%s: an offer without its campaign: %+v", user, o)
+				}
+			}
+		}
+	}
+	// 20% held out, 30% of the rest in the experiment (a fifth of those
+	// in its own control arm).
+	if arms["control"] < 15 || arms["control"] > 45 || arms["(targeted)"] < 40 {
+		t.Errorf("arms of 101 shoppers: %v", arms)
+	}
+}
+
+// Two replicas spending on one campaign stay within its budget together,
+// and say so when it is spent; when the spend ledger cannot be written,
+// the campaign makes no offers.
+func TestCampaignBudgetHoldsAcrossReplicas(t *testing.T) {
+	now := time.Now().UTC()
+	start, end := now.Truncate(24*time.Hour), now.Add(40*time.Second)
+	if !end.Before(start.Add(24 * time.Hour)) {
+		t.Skip("within a minute of UTC midnight: the campaign would span two days")
+	}
+	targeted := func(o *app.Options) { o.Exploration = 0 }
+	a := startServer(t, true, targeted)
+	b := startServer(t, true, targeted, func(o *app.Options) { o.Store.Dir = filepath.Join(a.dir, "registry") })
+	const budget = 10.0
+	liveCampaign(t, a, "flash", start, end, budget, 0)
+	clients := []promov1.PromotionServiceClient{promov1.NewPromotionServiceClient(a.conn), promov1.NewPromotionServiceClient(b.conn)}
+	waitCampaign(t, "flash", clients...)
+	offers, spentReason := 0, ""
+	for i := range 600 {
+		r, err := clients[i%2].GetOffers(context.Background(), &promov1.GetOffersRequest{UserId: fmt.Sprintf("shopper-%d", i), Cart: &promov1.Cart{Value: 50}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		offers += len(r.Offers)
+		if strings.Contains(r.Reason, campaign.ReasonBudgetSpent) {
+			spentReason = r.Reason
+		}
+		if i%20 == 0 {
+			time.Sleep(60 * time.Millisecond) // let the replicas look at the ledger now and then
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	ledger, err := campaign.ReadSpend(context.Background(), a.bucket, "flash")
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0.0
+	for _, r := range ledger {
+		total += r.Total
+	}
+	if len(ledger) != 2 || total > budget+1e-9 || total < budget/2 || offers == 0 || spentReason == "" {
+		t.Fatalf("%d replicas spent %.3f of a budget of %.0f on %d offers; the budget-spent reason: %q", len(ledger), total, budget, offers, spentReason)
+	}
+
+	// The ledger cannot be written: no offers, and the reason says why.
+	if err := os.RemoveAll(filepath.Join(a.dir, "registry", campaign.SpendDir)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(a.dir, "registry", strings.TrimSuffix(campaign.SpendDir, "/")), []byte("not a folder"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		r, err := clients[0].GetOffers(context.Background(), &promov1.GetOffersRequest{UserId: "bob", Cart: &promov1.Cart{Value: 50}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(r.Reason, "spend ledger could not be read") {
+			if len(r.Offers) != 0 {
+				t.Fatalf("offers without a ledger: %+v", r)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still deciding without a ledger: %+v", r)
+		}
 	}
 }

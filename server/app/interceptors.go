@@ -33,6 +33,9 @@ type metrics struct {
 	shadowOverlap *prometheus.HistogramVec
 	shadowSeconds *prometheus.HistogramVec
 	shadowDropped *prometheus.CounterVec
+
+	campaignDecisions                                *prometheus.CounterVec
+	campaignSpent, campaignBudgetLeft, campaignPrice *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -57,8 +60,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Help: "Time the shadow version took to answer, off the request path.", Buckets: []float64{.00001, .00005, .0001, .00025, .0005, .001, .0025, .005, .01, .05}}, []string{"model"})
 	m.shadowDropped = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "promo_shadow_dropped_total",
 		Help: "Shadow comparisons dropped because the queue was full."}, []string{"model"})
+	m.campaignDecisions = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "promo_campaign_decisions_total",
+		Help: "Offer decisions made by a campaign on this replica, by traffic (experiment: randomized, incl. the holdout's control; targeted) and arm (none: targeted, nothing offered)."}, []string{"campaign", "traffic", "arm"})
+	m.campaignSpent = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "promo_campaign_spend",
+		Help: "A campaign's spend so far by every replica (expected cost of its offers), as of this replica's last check."}, []string{"campaign"})
+	m.campaignBudgetLeft = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "promo_campaign_budget_left",
+		Help: "A campaign's budget less its spend, as of this replica's last check."}, []string{"campaign"})
+	m.campaignPrice = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "promo_campaign_pacing_price",
+		Help: "A campaign's pacing (dual) price of a unit of budget on this replica: 0 spends on every offer that pays; higher, only the best."}, []string{"campaign"})
 	reg.MustRegister(m.requests, m.latency, m.modelInfo, m.loadFailures, m.swaps, m.inflight, m.rejected, m.decisions,
-		m.shadowDiff, m.shadowOverlap, m.shadowSeconds, m.shadowDropped)
+		m.shadowDiff, m.shadowOverlap, m.shadowSeconds, m.shadowDropped, m.campaignDecisions, m.campaignSpent, m.campaignBudgetLeft, m.campaignPrice)
 	return m
 }
 

@@ -74,6 +74,8 @@ type Decision struct {
 	ExperimentArm string
 	Propensity    float64
 	Reason        string
+	// Campaign that decided; empty for the catalogue.
+	Campaign string
 }
 
 // Chosen is an offer to show: its evaluation, the items it applies to and

@@ -117,8 +117,11 @@ type Evaluation struct {
 	Offer                 *Offer
 	IncrementalConversion float64
 	IncrementalProfit     float64
-	Eligible              bool
-	Reason                string
+	// ExpectedCost is what the offer is expected to cost: its cost on a
+	// purchase times the probability of a purchase with it.
+	ExpectedCost float64
+	Eligible     bool
+	Reason       string
 }
 
 // Evaluate computes the expected incremental profit of an offer.
@@ -140,6 +143,7 @@ func Evaluate(o *Offer, c Context, r Response) Evaluation {
 	marginT, marginC := valueT*c.MarginRate, valueC*c.MarginRate
 	ev.IncrementalConversion = r.PTreated - r.PControl
 	ev.IncrementalProfit = r.PTreated*(marginT-o.Cost(valueT)) - r.PControl*marginC
+	ev.ExpectedCost = r.PTreated * o.Cost(valueT)
 	ev.Reason = fmt.Sprintf("P(buy) %.3f with the offer vs %.3f without; expected margin %.2f, offer cost %.2f",
 		r.PTreated, r.PControl, marginT, o.Cost(valueT))
 	return ev
@@ -193,11 +197,7 @@ func (c *Catalogue) Randomize(unit string, share float64) (Assignment, bool) {
 	if salt == "" {
 		salt = DefaultExperimentSalt
 	}
-	h := fnv.New64a()
-	h.Write([]byte(salt))
-	h.Write([]byte{0})
-	h.Write([]byte(unit))
-	r := rand.New(rand.NewPCG(h.Sum64(), 0x0ffe5))
+	r := draws(salt, unit)
 	if r.Float64() >= share {
 		return Assignment{}, false
 	}
@@ -214,4 +214,16 @@ func (c *Catalogue) Randomize(unit string, share float64) (Assignment, bool) {
 		}
 	}
 	return Assignment{Arm: o.Arm, Offer: o, Propensity: float64(same) / float64(slots)}, true
+}
+
+// draws returns the random numbers of unit under salt: the same on every
+// call, every replica and across restarts. (A hash's bits alone are not
+// enough: FNV's high bits barely change between ids that differ in their
+// last characters; the generator mixes them.)
+func draws(salt, unit string) *rand.Rand {
+	h := fnv.New64a()
+	h.Write([]byte(salt))
+	h.Write([]byte{0})
+	h.Write([]byte(unit))
+	return rand.New(rand.NewPCG(h.Sum64(), 0x0ffe5))
 }

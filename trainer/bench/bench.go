@@ -20,6 +20,8 @@ import (
 	"log/slog"
 	"path/filepath"
 	"reflect"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/promoai/promo/trainer/bench/protocols"
@@ -43,7 +45,7 @@ func Main(ctx context.Context, args []string, env Env, stdout, stderr io.Writer)
 		dense.DisableBLAS()
 	}
 	if len(args) == 0 {
-		return errors.New("usage: promo-bench ml100k|uplift|email [flags] (-h for each one's flags)")
+		return errors.New("usage: promo-bench ml100k|uplift|email|campaign [flags] (-h for each one's flags)")
 	}
 	switch args[0] {
 	case "ml100k":
@@ -52,8 +54,56 @@ func Main(ctx context.Context, args []string, env Env, stdout, stderr io.Writer)
 		return upliftCmd(ctx, args[1:], stdout, stderr)
 	case "email":
 		return emailCmd(ctx, args[1:], stdout, stderr)
+	case "campaign":
+		return campaignCmd(ctx, args[1:], stdout, stderr)
 	}
-	return fmt.Errorf("unknown protocol %q (want ml100k, uplift or email)", args[0])
+	return fmt.Errorf("unknown protocol %q (want ml100k, uplift, email or campaign)", args[0])
+}
+
+func campaignCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("promo-bench campaign", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var choice shop.Choice
+	choice.RegisterFlags(fs, "medium", "shop-seed")
+	var opt protocols.CampaignOptions
+	fs.IntVar(&opt.Days, "days", 30, "the campaign's life in days")
+	fs.Float64Var(&opt.BudgetShare, "budget-share", 0.3, "the budget as a share of what offers to every shopper would cost")
+	fs.IntVar(&opt.UpdatesPerDay, "updates-per-day", 96, "pacing price updates a day")
+	seed := fs.Uint64("seed", 1, "seed of the requests' order")
+	steps := fs.String("pacing.steps", "", "research: comma-separated pacing steps to compare (default: the server's only)")
+	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	opt.Seed = *seed
+	for _, f := range strings.Split(*steps, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		v, err := strconv.ParseFloat(f, 64)
+		if err != nil || v <= 0 {
+			return fmt.Errorf("-pacing.steps: %q is not a positive number", f)
+		}
+		opt.Steps = append(opt.Steps, v)
+	}
+	p, err := choice.Params()
+	if err != nil {
+		return err
+	}
+	cfg := pipeline.Config{Logger: slog.New(slog.DiscardHandler)}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	r, err := protocols.Campaign(ctx, p, cfg, opt)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return report.WriteJSON(stdout, r)
+	}
+	fmt.Fprintln(stdout, "protocol campaign: a budgeted campaign paced as the server paces it, against the best allocation of the same budget knowing the true effects")
+	protocols.PrintCampaign(stdout, r)
+	return nil
 }
 
 func emailCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -997,6 +997,7 @@ type Offer struct {
 	// decision, 1 for a targeted one.
 	Propensity    float64                `protobuf:"fixed64,13,opt,name=propensity,proto3" json:"propensity,omitempty"`
 	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	CampaignId    string                 `protobuf:"bytes,15,opt,name=campaign_id,json=campaignId,proto3" json:"campaign_id,omitempty"` // the campaign that made it; empty for the offer catalogue
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1129,6 +1130,13 @@ func (x *Offer) GetExpiresAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Offer) GetCampaignId() string {
+	if x != nil {
+		return x.CampaignId
+	}
+	return ""
+}
+
 type GetOffersResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Empty when no offer is expected to pay off, or when a randomized
@@ -1149,6 +1157,10 @@ type GetOffersResponse struct {
 	// trainer does not use them to measure effects.
 	ExperimentArm string  `protobuf:"bytes,6,opt,name=experiment_arm,json=experimentArm,proto3" json:"experiment_arm,omitempty"`
 	Propensity    float64 `protobuf:"fixed64,7,opt,name=propensity,proto3" json:"propensity,omitempty"`
+	// The campaign that decided (docs/campaigns.md): its persistent control
+	// group gets experiment_arm "control" with propensity its holdout share.
+	// Empty when the offer catalogue decided.
+	CampaignId    string `protobuf:"bytes,8,opt,name=campaign_id,json=campaignId,proto3" json:"campaign_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1230,6 +1242,13 @@ func (x *GetOffersResponse) GetPropensity() float64 {
 		return x.Propensity
 	}
 	return 0
+}
+
+func (x *GetOffersResponse) GetCampaignId() string {
+	if x != nil {
+		return x.CampaignId
+	}
+	return ""
 }
 
 type UserAttributes struct {
@@ -4828,7 +4847,7 @@ const file_promo_v1_promo_proto_rawDesc = "" +
 	"\x04cart\x18\x02 \x01(\v2\x0e.promo.v1.CartR\x04cart\x12\x18\n" +
 	"\achannel\x18\x03 \x01(\tR\achannel\x12\x1d\n" +
 	"\n" +
-	"max_offers\x18\x04 \x01(\x05R\tmaxOffers\"\xa9\x04\n" +
+	"max_offers\x18\x04 \x01(\x05R\tmaxOffers\"\xca\x04\n" +
 	"\x05Offer\x12\x19\n" +
 	"\boffer_id\x18\x01 \x01(\tR\aofferId\x12'\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x13.promo.v1.OfferKindR\x04kind\x12\x1c\n" +
@@ -4851,7 +4870,9 @@ const file_promo_v1_promo_proto_rawDesc = "" +
 	"propensity\x18\r \x01(\x01R\n" +
 	"propensity\x129\n" +
 	"\n" +
-	"expires_at\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\x92\x02\n" +
+	"expires_at\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x1f\n" +
+	"\vcampaign_id\x18\x0f \x01(\tR\n" +
+	"campaignId\"\xb3\x02\n" +
 	"\x11GetOffersResponse\x12'\n" +
 	"\x06offers\x18\x01 \x03(\v2\x0f.promo.v1.OfferR\x06offers\x12\x1f\n" +
 	"\vdecision_id\x18\x02 \x01(\tR\n" +
@@ -4862,7 +4883,9 @@ const file_promo_v1_promo_proto_rawDesc = "" +
 	"\x0eexperiment_arm\x18\x06 \x01(\tR\rexperimentArm\x12\x1e\n" +
 	"\n" +
 	"propensity\x18\a \x01(\x01R\n" +
-	"propensity\"\xcb\x01\n" +
+	"propensity\x12\x1f\n" +
+	"\vcampaign_id\x18\b \x01(\tR\n" +
+	"campaignId\"\xcb\x01\n" +
 	"\x0eUserAttributes\x12\x10\n" +
 	"\x03age\x18\x01 \x01(\x05R\x03age\x12\x16\n" +
 	"\x06gender\x18\x02 \x01(\tR\x06gender\x12\x1a\n" +
