@@ -20,18 +20,27 @@ type Pacer struct {
 	// Price is the dual price of a unit of budget (0: every offer that
 	// pays off on its own is made).
 	Price float64
-	// Step is how far one Update moves the price per interval's worth of
-	// plan the campaign spent more or less than planned since the last
-	// Update (default DefaultPacingStep).
+	// Step is how far the price moves per PacingPeriod's worth of plan
+	// the campaign spent more or less than planned (default
+	// DefaultPacingStep): however often Update is called, the price moves
+	// as fast in time.
 	Step float64
 
-	// The spend and the plan at the last Update.
-	lastSpent, lastPlanned float64
+	// The spend and the time at the last Update, and the planned rate
+	// from then on.
+	lastSpent float64
+	lastT     time.Time
+	rate      float64
 }
 
-// DefaultPacingStep is the price move per interval's worth of deviation
-// from the plan.
-const DefaultPacingStep = 0.05
+// DefaultPacingStep is the price move per PacingPeriod's worth of spend
+// above or below the plan. promo-bench campaign compares steps: larger
+// ones keep each day closer to its plan, smaller ones lose less profit to
+// the price's noise.
+const DefaultPacingStep = 0.2
+
+// PacingPeriod is the unit of deviation from the plan a Step is for.
+const PacingPeriod = 15 * time.Minute
 
 // DaySlack is how far above a day's plan a campaign may spend before it
 // stops for the rest of that day.
@@ -70,23 +79,40 @@ func (c *Campaign) DayPlan(t time.Time) float64 {
 }
 
 // Update moves the price from spent, the campaign's whole spend so far
-// (every replica's), at t; interval is the usual time between updates.
-// It is a step of projected dual descent: the price rises by the spend
-// since the last update beyond what the plan had for that time, in
-// intervals' worth of plan, and never falls below zero.
-func (p *Pacer) Update(c *Campaign, spent float64, t time.Time, interval time.Duration) {
-	perInterval := c.Rate() * interval.Seconds()
-	planned := c.Planned(t)
-	defer func() { p.lastSpent, p.lastPlanned = spent, planned }()
-	if perInterval <= 0 {
+// (every replica's), at t. It is a step of projected dual descent: the
+// price rises by the spend since the last update beyond what the plan had
+// for that time, in PacingPeriods' worth of plan, and never falls below
+// zero. The plan is the budget left spread evenly over the time left (no
+// faster than the daily cap), so spending ahead or behind on one day is
+// made up over all the days that remain rather than on the last.
+func (p *Pacer) Update(c *Campaign, spent float64, t time.Time) {
+	defer func() { p.lastSpent, p.lastT, p.rate = spent, t, c.remainingRate(spent, t) }()
+	if p.lastT.IsZero() || p.rate <= 0 || !t.After(p.lastT) {
 		return
 	}
 	step := p.Step
 	if step == 0 {
 		step = DefaultPacingStep
 	}
-	over := ((spent - p.lastSpent) - (planned - p.lastPlanned)) / perInterval
+	over := ((spent - p.lastSpent) - p.rate*t.Sub(p.lastT).Seconds()) / (p.rate * PacingPeriod.Seconds())
 	p.Price = math.Max(0, p.Price+step*over)
+}
+
+// remainingRate is the spend per second that spends what is left of the
+// budget evenly by the end, no faster than the daily cap.
+func (c *Campaign) remainingRate(spent float64, t time.Time) float64 {
+	if t.Before(c.Start) {
+		t = c.Start
+	}
+	left := c.End.Sub(t).Seconds()
+	if left <= 0 {
+		return 0
+	}
+	r := math.Max(0, c.Budget-spent) / left
+	if c.DailyCap > 0 {
+		r = math.Min(r, c.DailyCap/86400)
+	}
+	return r
 }
 
 // Score is what an offer is worth to the campaign at the current price.

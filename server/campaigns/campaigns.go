@@ -270,7 +270,7 @@ func (s *Set) Check(ctx context.Context) error {
 		// Own spend since the snapshot counts as well.
 		spent := f.all.Total + f.own.Total - f.ownAtCheck.Total
 		if f.c.Live(now) {
-			f.pacer.Update(f.c, spent, now, s.interval)
+			f.pacer.Update(f.c, spent, now)
 		}
 		if s.Synced != nil {
 			s.Synced(id, spent, f.c.Budget, f.pacer.Price)

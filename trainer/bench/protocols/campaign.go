@@ -173,11 +173,14 @@ func Campaign(ctx context.Context, p shop.Params, cfg pipeline.Config, opt Campa
 		perDay := float64(len(reqs)) / float64(opt.Days)
 		interval := 24 * time.Hour / time.Duration(opt.UpdatesPerDay)
 		nextUpdate := start.Add(interval)
+		if paced {
+			pacer.Update(c, 0, start)
+		}
 		for i, choices := range reqs {
 			t := start.Add(time.Duration(float64(i) / perDay * float64(24*time.Hour)))
 			day := min(opt.Days-1, int(t.Sub(start)/(24*time.Hour)))
 			for paced && !t.Before(nextUpdate) {
-				pacer.Update(c, pol.Spend, nextUpdate, interval)
+				pacer.Update(c, pol.Spend, nextUpdate)
 				nextUpdate = nextUpdate.Add(interval)
 			}
 			best, bestScore := -1, 0.0
