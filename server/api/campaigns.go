@@ -2,12 +2,14 @@ package api
 
 import (
 	"context"
+	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	promov1 "github.com/promoai/promo/proto/promo/v1"
+	"github.com/promoai/promo/registry"
 	"github.com/promoai/promo/registry/campaign"
 	"github.com/promoai/promo/server/auth"
 )
@@ -16,6 +18,30 @@ import (
 type Campaigns struct {
 	promov1.UnimplementedCampaignServiceServer
 	Store *campaign.Store
+	// Bucket holds the spend ledger.
+	Bucket registry.Bucket
+	Now    func() time.Time
+}
+
+// withSpend converts c with its spend from the ledger; a ledger that
+// cannot be read leaves the spend out rather than fail the read.
+func (s *Campaigns) withSpend(ctx context.Context, c *campaign.Campaign) *promov1.Campaign {
+	out := campaign.ToProto(c)
+	ledger, err := campaign.ReadSpend(ctx, s.Bucket, c.ID)
+	if err != nil {
+		return out
+	}
+	now := time.Now()
+	if s.Now != nil {
+		now = s.Now()
+	}
+	sp := &promov1.CampaignSpend{Planned: c.Planned(now), Replicas: int32(len(ledger))}
+	for _, r := range ledger {
+		sp.Total += r.Total
+		sp.Today += r.Days[campaign.DayKey(now)]
+	}
+	out.Spend = sp
+	return out
 }
 
 // campaignStatus maps a store error, giving an invalid campaign's field
@@ -44,7 +70,7 @@ func (s *Campaigns) ListCampaigns(ctx context.Context, _ *promov1.ListCampaignsR
 	}
 	resp := &promov1.ListCampaignsResponse{}
 	for i := range cs {
-		resp.Campaigns = append(resp.Campaigns, campaign.ToProto(&cs[i]))
+		resp.Campaigns = append(resp.Campaigns, s.withSpend(ctx, &cs[i]))
 	}
 	return resp, nil
 }
@@ -55,7 +81,7 @@ func (s *Campaigns) GetCampaign(ctx context.Context, req *promov1.GetCampaignReq
 	if err != nil {
 		return nil, campaignStatus(err)
 	}
-	return campaign.ToProto(c), nil
+	return s.withSpend(ctx, c), nil
 }
 
 // CreateCampaign implements promov1.CampaignServiceServer.

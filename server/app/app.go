@@ -231,7 +231,7 @@ func Run(ctx context.Context, o Options, logOut io.Writer) error {
 		promov1.RegisterRegistryServiceServer(r, &api.Registry{Reg: reg, Production: o.Alias})
 		promov1.RegisterStatusServiceServer(r, &api.Status{Models: set, Shadow: serving.Shadow})
 		promov1.RegisterReportServiceServer(r, &api.Reports{Bucket: bkt})
-		promov1.RegisterCampaignServiceServer(r, &api.Campaigns{Store: campaignStore})
+		promov1.RegisterCampaignServiceServer(r, &api.Campaigns{Store: campaignStore, Bucket: bkt})
 	}
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(srv, hs)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -233,6 +234,10 @@ func TestCampaignBudgetHoldsAcrossReplicas(t *testing.T) {
 	}
 	if len(ledger) != 2 || total > budget+1e-9 || total < budget/2 || offers == 0 || spentReason == "" {
 		t.Fatalf("%d replicas spent %.3f of a budget of %.0f on %d offers; the budget-spent reason: %q", len(ledger), total, budget, offers, spentReason)
+	}
+	got, err := promov1.NewCampaignServiceClient(b.conn).GetCampaign(context.Background(), &promov1.GetCampaignRequest{Id: "flash"})
+	if err != nil || got.GetSpend().GetReplicas() != 2 || math.Abs(got.GetSpend().GetTotal()-total) > 1e-9 {
+		t.Fatalf("GetCampaign's spend %+v (ledger total %v): %v", got.GetSpend(), total, err)
 	}
 
 	// The ledger cannot be written: no offers, and the reason says why.

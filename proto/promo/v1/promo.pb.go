@@ -3603,10 +3603,12 @@ type Campaign struct {
 	Offers            []*CampaignOffer       `protobuf:"bytes,11,rep,name=offers,proto3" json:"offers,omitempty"`
 	AuditedAttributes []string               `protobuf:"bytes,12,rep,name=audited_attributes,json=auditedAttributes,proto3" json:"audited_attributes,omitempty"`
 	// Set by the store.
-	Salt          string                 `protobuf:"bytes,13,opt,name=salt,proto3" json:"salt,omitempty"`
-	Revision      int32                  `protobuf:"varint,14,opt,name=revision,proto3" json:"revision,omitempty"`
-	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
-	UpdatedBy     string                 `protobuf:"bytes,16,opt,name=updated_by,json=updatedBy,proto3" json:"updated_by,omitempty"`
+	Salt      string                 `protobuf:"bytes,13,opt,name=salt,proto3" json:"salt,omitempty"`
+	Revision  int32                  `protobuf:"varint,14,opt,name=revision,proto3" json:"revision,omitempty"`
+	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	UpdatedBy string                 `protobuf:"bytes,16,opt,name=updated_by,json=updatedBy,proto3" json:"updated_by,omitempty"`
+	// Read from the spend ledger (output only): what every replica has spent.
+	Spend         *CampaignSpend `protobuf:"bytes,17,opt,name=spend,proto3" json:"spend,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3753,6 +3755,81 @@ func (x *Campaign) GetUpdatedBy() string {
 	return ""
 }
 
+func (x *Campaign) GetSpend() *CampaignSpend {
+	if x != nil {
+		return x.Spend
+	}
+	return nil
+}
+
+type CampaignSpend struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Total         float64                `protobuf:"fixed64,1,opt,name=total,proto3" json:"total,omitempty"`      // expected cost of the offers made
+	Today         float64                `protobuf:"fixed64,2,opt,name=today,proto3" json:"today,omitempty"`      // on the current UTC day
+	Planned       float64                `protobuf:"fixed64,3,opt,name=planned,proto3" json:"planned,omitempty"`  // what the even plan has it spend by now
+	Replicas      int32                  `protobuf:"varint,4,opt,name=replicas,proto3" json:"replicas,omitempty"` // server replicas that have spent on it
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CampaignSpend) Reset() {
+	*x = CampaignSpend{}
+	mi := &file_promo_v1_promo_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CampaignSpend) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CampaignSpend) ProtoMessage() {}
+
+func (x *CampaignSpend) ProtoReflect() protoreflect.Message {
+	mi := &file_promo_v1_promo_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CampaignSpend.ProtoReflect.Descriptor instead.
+func (*CampaignSpend) Descriptor() ([]byte, []int) {
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *CampaignSpend) GetTotal() float64 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
+}
+
+func (x *CampaignSpend) GetToday() float64 {
+	if x != nil {
+		return x.Today
+	}
+	return 0
+}
+
+func (x *CampaignSpend) GetPlanned() float64 {
+	if x != nil {
+		return x.Planned
+	}
+	return 0
+}
+
+func (x *CampaignSpend) GetReplicas() int32 {
+	if x != nil {
+		return x.Replicas
+	}
+	return 0
+}
+
 type ListCampaignsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -3761,7 +3838,7 @@ type ListCampaignsRequest struct {
 
 func (x *ListCampaignsRequest) Reset() {
 	*x = ListCampaignsRequest{}
-	mi := &file_promo_v1_promo_proto_msgTypes[51]
+	mi := &file_promo_v1_promo_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3773,7 +3850,7 @@ func (x *ListCampaignsRequest) String() string {
 func (*ListCampaignsRequest) ProtoMessage() {}
 
 func (x *ListCampaignsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[51]
+	mi := &file_promo_v1_promo_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3786,7 +3863,7 @@ func (x *ListCampaignsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCampaignsRequest.ProtoReflect.Descriptor instead.
 func (*ListCampaignsRequest) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{51}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{52}
 }
 
 type ListCampaignsResponse struct {
@@ -3798,7 +3875,7 @@ type ListCampaignsResponse struct {
 
 func (x *ListCampaignsResponse) Reset() {
 	*x = ListCampaignsResponse{}
-	mi := &file_promo_v1_promo_proto_msgTypes[52]
+	mi := &file_promo_v1_promo_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3810,7 +3887,7 @@ func (x *ListCampaignsResponse) String() string {
 func (*ListCampaignsResponse) ProtoMessage() {}
 
 func (x *ListCampaignsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[52]
+	mi := &file_promo_v1_promo_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3823,7 +3900,7 @@ func (x *ListCampaignsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCampaignsResponse.ProtoReflect.Descriptor instead.
 func (*ListCampaignsResponse) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{52}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ListCampaignsResponse) GetCampaigns() []*Campaign {
@@ -3842,7 +3919,7 @@ type GetCampaignRequest struct {
 
 func (x *GetCampaignRequest) Reset() {
 	*x = GetCampaignRequest{}
-	mi := &file_promo_v1_promo_proto_msgTypes[53]
+	mi := &file_promo_v1_promo_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3854,7 +3931,7 @@ func (x *GetCampaignRequest) String() string {
 func (*GetCampaignRequest) ProtoMessage() {}
 
 func (x *GetCampaignRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[53]
+	mi := &file_promo_v1_promo_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3867,7 +3944,7 @@ func (x *GetCampaignRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCampaignRequest.ProtoReflect.Descriptor instead.
 func (*GetCampaignRequest) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{53}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *GetCampaignRequest) GetId() string {
@@ -3887,7 +3964,7 @@ type CreateCampaignRequest struct {
 
 func (x *CreateCampaignRequest) Reset() {
 	*x = CreateCampaignRequest{}
-	mi := &file_promo_v1_promo_proto_msgTypes[54]
+	mi := &file_promo_v1_promo_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3899,7 +3976,7 @@ func (x *CreateCampaignRequest) String() string {
 func (*CreateCampaignRequest) ProtoMessage() {}
 
 func (x *CreateCampaignRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[54]
+	mi := &file_promo_v1_promo_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3912,7 +3989,7 @@ func (x *CreateCampaignRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateCampaignRequest.ProtoReflect.Descriptor instead.
 func (*CreateCampaignRequest) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{54}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *CreateCampaignRequest) GetCampaign() *Campaign {
@@ -3941,7 +4018,7 @@ type UpdateCampaignRequest struct {
 
 func (x *UpdateCampaignRequest) Reset() {
 	*x = UpdateCampaignRequest{}
-	mi := &file_promo_v1_promo_proto_msgTypes[55]
+	mi := &file_promo_v1_promo_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3953,7 +4030,7 @@ func (x *UpdateCampaignRequest) String() string {
 func (*UpdateCampaignRequest) ProtoMessage() {}
 
 func (x *UpdateCampaignRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[55]
+	mi := &file_promo_v1_promo_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3966,7 +4043,7 @@ func (x *UpdateCampaignRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateCampaignRequest.ProtoReflect.Descriptor instead.
 func (*UpdateCampaignRequest) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{55}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *UpdateCampaignRequest) GetId() string {
@@ -4008,7 +4085,7 @@ type SetCampaignStateRequest struct {
 
 func (x *SetCampaignStateRequest) Reset() {
 	*x = SetCampaignStateRequest{}
-	mi := &file_promo_v1_promo_proto_msgTypes[56]
+	mi := &file_promo_v1_promo_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4020,7 +4097,7 @@ func (x *SetCampaignStateRequest) String() string {
 func (*SetCampaignStateRequest) ProtoMessage() {}
 
 func (x *SetCampaignStateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[56]
+	mi := &file_promo_v1_promo_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4033,7 +4110,7 @@ func (x *SetCampaignStateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetCampaignStateRequest.ProtoReflect.Descriptor instead.
 func (*SetCampaignStateRequest) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{56}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *SetCampaignStateRequest) GetId() string {
@@ -4066,7 +4143,7 @@ type CampaignHistoryRequest struct {
 
 func (x *CampaignHistoryRequest) Reset() {
 	*x = CampaignHistoryRequest{}
-	mi := &file_promo_v1_promo_proto_msgTypes[57]
+	mi := &file_promo_v1_promo_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4078,7 +4155,7 @@ func (x *CampaignHistoryRequest) String() string {
 func (*CampaignHistoryRequest) ProtoMessage() {}
 
 func (x *CampaignHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[57]
+	mi := &file_promo_v1_promo_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4091,7 +4168,7 @@ func (x *CampaignHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CampaignHistoryRequest.ProtoReflect.Descriptor instead.
 func (*CampaignHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{57}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *CampaignHistoryRequest) GetId() string {
@@ -4115,7 +4192,7 @@ type CampaignChange struct {
 
 func (x *CampaignChange) Reset() {
 	*x = CampaignChange{}
-	mi := &file_promo_v1_promo_proto_msgTypes[58]
+	mi := &file_promo_v1_promo_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4127,7 +4204,7 @@ func (x *CampaignChange) String() string {
 func (*CampaignChange) ProtoMessage() {}
 
 func (x *CampaignChange) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[58]
+	mi := &file_promo_v1_promo_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4140,7 +4217,7 @@ func (x *CampaignChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CampaignChange.ProtoReflect.Descriptor instead.
 func (*CampaignChange) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{58}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *CampaignChange) GetRevision() int32 {
@@ -4194,7 +4271,7 @@ type CampaignHistoryResponse struct {
 
 func (x *CampaignHistoryResponse) Reset() {
 	*x = CampaignHistoryResponse{}
-	mi := &file_promo_v1_promo_proto_msgTypes[59]
+	mi := &file_promo_v1_promo_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4206,7 +4283,7 @@ func (x *CampaignHistoryResponse) String() string {
 func (*CampaignHistoryResponse) ProtoMessage() {}
 
 func (x *CampaignHistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[59]
+	mi := &file_promo_v1_promo_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4219,7 +4296,7 @@ func (x *CampaignHistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CampaignHistoryResponse.ProtoReflect.Descriptor instead.
 func (*CampaignHistoryResponse) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{59}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *CampaignHistoryResponse) GetChanges() []*CampaignChange {
@@ -4238,7 +4315,7 @@ type ListReportsRequest struct {
 
 func (x *ListReportsRequest) Reset() {
 	*x = ListReportsRequest{}
-	mi := &file_promo_v1_promo_proto_msgTypes[60]
+	mi := &file_promo_v1_promo_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4250,7 +4327,7 @@ func (x *ListReportsRequest) String() string {
 func (*ListReportsRequest) ProtoMessage() {}
 
 func (x *ListReportsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[60]
+	mi := &file_promo_v1_promo_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4263,7 +4340,7 @@ func (x *ListReportsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListReportsRequest.ProtoReflect.Descriptor instead.
 func (*ListReportsRequest) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{60}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *ListReportsRequest) GetLimit() int32 {
@@ -4283,7 +4360,7 @@ type ReportSummary struct {
 
 func (x *ReportSummary) Reset() {
 	*x = ReportSummary{}
-	mi := &file_promo_v1_promo_proto_msgTypes[61]
+	mi := &file_promo_v1_promo_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4295,7 +4372,7 @@ func (x *ReportSummary) String() string {
 func (*ReportSummary) ProtoMessage() {}
 
 func (x *ReportSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[61]
+	mi := &file_promo_v1_promo_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4308,7 +4385,7 @@ func (x *ReportSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportSummary.ProtoReflect.Descriptor instead.
 func (*ReportSummary) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{61}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *ReportSummary) GetRun() string {
@@ -4334,7 +4411,7 @@ type ListReportsResponse struct {
 
 func (x *ListReportsResponse) Reset() {
 	*x = ListReportsResponse{}
-	mi := &file_promo_v1_promo_proto_msgTypes[62]
+	mi := &file_promo_v1_promo_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4346,7 +4423,7 @@ func (x *ListReportsResponse) String() string {
 func (*ListReportsResponse) ProtoMessage() {}
 
 func (x *ListReportsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[62]
+	mi := &file_promo_v1_promo_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4359,7 +4436,7 @@ func (x *ListReportsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListReportsResponse.ProtoReflect.Descriptor instead.
 func (*ListReportsResponse) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{62}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *ListReportsResponse) GetReports() []*ReportSummary {
@@ -4379,7 +4456,7 @@ type GetReportFileRequest struct {
 
 func (x *GetReportFileRequest) Reset() {
 	*x = GetReportFileRequest{}
-	mi := &file_promo_v1_promo_proto_msgTypes[63]
+	mi := &file_promo_v1_promo_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4391,7 +4468,7 @@ func (x *GetReportFileRequest) String() string {
 func (*GetReportFileRequest) ProtoMessage() {}
 
 func (x *GetReportFileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[63]
+	mi := &file_promo_v1_promo_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4404,7 +4481,7 @@ func (x *GetReportFileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetReportFileRequest.ProtoReflect.Descriptor instead.
 func (*GetReportFileRequest) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{63}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *GetReportFileRequest) GetRun() string {
@@ -4431,7 +4508,7 @@ type GetReportFileResponse struct {
 
 func (x *GetReportFileResponse) Reset() {
 	*x = GetReportFileResponse{}
-	mi := &file_promo_v1_promo_proto_msgTypes[64]
+	mi := &file_promo_v1_promo_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4443,7 +4520,7 @@ func (x *GetReportFileResponse) String() string {
 func (*GetReportFileResponse) ProtoMessage() {}
 
 func (x *GetReportFileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[64]
+	mi := &file_promo_v1_promo_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4456,7 +4533,7 @@ func (x *GetReportFileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetReportFileResponse.ProtoReflect.Descriptor instead.
 func (*GetReportFileResponse) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{64}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *GetReportFileResponse) GetContentType() string {
@@ -4481,7 +4558,7 @@ type GetStatusRequest struct {
 
 func (x *GetStatusRequest) Reset() {
 	*x = GetStatusRequest{}
-	mi := &file_promo_v1_promo_proto_msgTypes[65]
+	mi := &file_promo_v1_promo_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4493,7 +4570,7 @@ func (x *GetStatusRequest) String() string {
 func (*GetStatusRequest) ProtoMessage() {}
 
 func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[65]
+	mi := &file_promo_v1_promo_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4506,7 +4583,7 @@ func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetStatusRequest) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{65}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{66}
 }
 
 type LoadedModel struct {
@@ -4530,7 +4607,7 @@ type LoadedModel struct {
 
 func (x *LoadedModel) Reset() {
 	*x = LoadedModel{}
-	mi := &file_promo_v1_promo_proto_msgTypes[66]
+	mi := &file_promo_v1_promo_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4542,7 +4619,7 @@ func (x *LoadedModel) String() string {
 func (*LoadedModel) ProtoMessage() {}
 
 func (x *LoadedModel) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[66]
+	mi := &file_promo_v1_promo_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4555,7 +4632,7 @@ func (x *LoadedModel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadedModel.ProtoReflect.Descriptor instead.
 func (*LoadedModel) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{66}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *LoadedModel) GetName() string {
@@ -4652,7 +4729,7 @@ type ShadowStats struct {
 
 func (x *ShadowStats) Reset() {
 	*x = ShadowStats{}
-	mi := &file_promo_v1_promo_proto_msgTypes[67]
+	mi := &file_promo_v1_promo_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4664,7 +4741,7 @@ func (x *ShadowStats) String() string {
 func (*ShadowStats) ProtoMessage() {}
 
 func (x *ShadowStats) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[67]
+	mi := &file_promo_v1_promo_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4677,7 +4754,7 @@ func (x *ShadowStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShadowStats.ProtoReflect.Descriptor instead.
 func (*ShadowStats) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{67}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *ShadowStats) GetComparisons() int64 {
@@ -4726,7 +4803,7 @@ type GetStatusResponse struct {
 
 func (x *GetStatusResponse) Reset() {
 	*x = GetStatusResponse{}
-	mi := &file_promo_v1_promo_proto_msgTypes[68]
+	mi := &file_promo_v1_promo_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4738,7 +4815,7 @@ func (x *GetStatusResponse) String() string {
 func (*GetStatusResponse) ProtoMessage() {}
 
 func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[68]
+	mi := &file_promo_v1_promo_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4751,7 +4828,7 @@ func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetStatusResponse) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{68}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *GetStatusResponse) GetReady() bool {
@@ -5092,7 +5169,7 @@ const file_promo_v1_promo_proto_rawDesc = "" +
 	" \x03(\tR\n" +
 	"categories\x12$\n" +
 	"\x0emin_cart_value\x18\v \x01(\x01R\fminCartValue\x12&\n" +
-	"\x0fvalid_for_hours\x18\f \x01(\x05R\rvalidForHours\"\xc1\x04\n" +
+	"\x0fvalid_for_hours\x18\f \x01(\x05R\rvalidForHours\"\xf0\x04\n" +
 	"\bCampaign\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
@@ -5112,7 +5189,13 @@ const file_promo_v1_promo_proto_rawDesc = "" +
 	"\n" +
 	"updated_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x1d\n" +
 	"\n" +
-	"updated_by\x18\x10 \x01(\tR\tupdatedBy\"\x16\n" +
+	"updated_by\x18\x10 \x01(\tR\tupdatedBy\x12-\n" +
+	"\x05spend\x18\x11 \x01(\v2\x17.promo.v1.CampaignSpendR\x05spend\"q\n" +
+	"\rCampaignSpend\x12\x14\n" +
+	"\x05total\x18\x01 \x01(\x01R\x05total\x12\x14\n" +
+	"\x05today\x18\x02 \x01(\x01R\x05today\x12\x18\n" +
+	"\aplanned\x18\x03 \x01(\x01R\aplanned\x12\x1a\n" +
+	"\breplicas\x18\x04 \x01(\x05R\breplicas\"\x16\n" +
 	"\x14ListCampaignsRequest\"I\n" +
 	"\x15ListCampaignsResponse\x120\n" +
 	"\tcampaigns\x18\x01 \x03(\v2\x12.promo.v1.CampaignR\tcampaigns\"$\n" +
@@ -5255,7 +5338,7 @@ func file_promo_v1_promo_proto_rawDescGZIP() []byte {
 }
 
 var file_promo_v1_promo_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_promo_v1_promo_proto_msgTypes = make([]protoimpl.MessageInfo, 76)
+var file_promo_v1_promo_proto_msgTypes = make([]protoimpl.MessageInfo, 77)
 var file_promo_v1_promo_proto_goTypes = []any{
 	(OfferKind)(0),                  // 0: promo.v1.OfferKind
 	(EventType)(0),                  // 1: promo.v1.EventType
@@ -5310,35 +5393,36 @@ var file_promo_v1_promo_proto_goTypes = []any{
 	(*FrequencyCap)(nil),            // 50: promo.v1.FrequencyCap
 	(*CampaignOffer)(nil),           // 51: promo.v1.CampaignOffer
 	(*Campaign)(nil),                // 52: promo.v1.Campaign
-	(*ListCampaignsRequest)(nil),    // 53: promo.v1.ListCampaignsRequest
-	(*ListCampaignsResponse)(nil),   // 54: promo.v1.ListCampaignsResponse
-	(*GetCampaignRequest)(nil),      // 55: promo.v1.GetCampaignRequest
-	(*CreateCampaignRequest)(nil),   // 56: promo.v1.CreateCampaignRequest
-	(*UpdateCampaignRequest)(nil),   // 57: promo.v1.UpdateCampaignRequest
-	(*SetCampaignStateRequest)(nil), // 58: promo.v1.SetCampaignStateRequest
-	(*CampaignHistoryRequest)(nil),  // 59: promo.v1.CampaignHistoryRequest
-	(*CampaignChange)(nil),          // 60: promo.v1.CampaignChange
-	(*CampaignHistoryResponse)(nil), // 61: promo.v1.CampaignHistoryResponse
-	(*ListReportsRequest)(nil),      // 62: promo.v1.ListReportsRequest
-	(*ReportSummary)(nil),           // 63: promo.v1.ReportSummary
-	(*ListReportsResponse)(nil),     // 64: promo.v1.ListReportsResponse
-	(*GetReportFileRequest)(nil),    // 65: promo.v1.GetReportFileRequest
-	(*GetReportFileResponse)(nil),   // 66: promo.v1.GetReportFileResponse
-	(*GetStatusRequest)(nil),        // 67: promo.v1.GetStatusRequest
-	(*LoadedModel)(nil),             // 68: promo.v1.LoadedModel
-	(*ShadowStats)(nil),             // 69: promo.v1.ShadowStats
-	(*GetStatusResponse)(nil),       // 70: promo.v1.GetStatusResponse
-	nil,                             // 71: promo.v1.ScoreRequest.FeaturesEntry
-	nil,                             // 72: promo.v1.UserAttributes.ExtraEntry
-	nil,                             // 73: promo.v1.ItemAttributes.ExtraEntry
-	nil,                             // 74: promo.v1.Manifest.ParamsEntry
-	nil,                             // 75: promo.v1.Manifest.MetricsEntry
-	nil,                             // 76: promo.v1.VersionSummary.MetricsEntry
-	nil,                             // 77: promo.v1.ModelSummary.AliasesEntry
-	(*timestamppb.Timestamp)(nil),   // 78: google.protobuf.Timestamp
+	(*CampaignSpend)(nil),           // 53: promo.v1.CampaignSpend
+	(*ListCampaignsRequest)(nil),    // 54: promo.v1.ListCampaignsRequest
+	(*ListCampaignsResponse)(nil),   // 55: promo.v1.ListCampaignsResponse
+	(*GetCampaignRequest)(nil),      // 56: promo.v1.GetCampaignRequest
+	(*CreateCampaignRequest)(nil),   // 57: promo.v1.CreateCampaignRequest
+	(*UpdateCampaignRequest)(nil),   // 58: promo.v1.UpdateCampaignRequest
+	(*SetCampaignStateRequest)(nil), // 59: promo.v1.SetCampaignStateRequest
+	(*CampaignHistoryRequest)(nil),  // 60: promo.v1.CampaignHistoryRequest
+	(*CampaignChange)(nil),          // 61: promo.v1.CampaignChange
+	(*CampaignHistoryResponse)(nil), // 62: promo.v1.CampaignHistoryResponse
+	(*ListReportsRequest)(nil),      // 63: promo.v1.ListReportsRequest
+	(*ReportSummary)(nil),           // 64: promo.v1.ReportSummary
+	(*ListReportsResponse)(nil),     // 65: promo.v1.ListReportsResponse
+	(*GetReportFileRequest)(nil),    // 66: promo.v1.GetReportFileRequest
+	(*GetReportFileResponse)(nil),   // 67: promo.v1.GetReportFileResponse
+	(*GetStatusRequest)(nil),        // 68: promo.v1.GetStatusRequest
+	(*LoadedModel)(nil),             // 69: promo.v1.LoadedModel
+	(*ShadowStats)(nil),             // 70: promo.v1.ShadowStats
+	(*GetStatusResponse)(nil),       // 71: promo.v1.GetStatusResponse
+	nil,                             // 72: promo.v1.ScoreRequest.FeaturesEntry
+	nil,                             // 73: promo.v1.UserAttributes.ExtraEntry
+	nil,                             // 74: promo.v1.ItemAttributes.ExtraEntry
+	nil,                             // 75: promo.v1.Manifest.ParamsEntry
+	nil,                             // 76: promo.v1.Manifest.MetricsEntry
+	nil,                             // 77: promo.v1.VersionSummary.MetricsEntry
+	nil,                             // 78: promo.v1.ModelSummary.AliasesEntry
+	(*timestamppb.Timestamp)(nil),   // 79: google.protobuf.Timestamp
 }
 var file_promo_v1_promo_proto_depIdxs = []int32{
-	71, // 0: promo.v1.ScoreRequest.features:type_name -> promo.v1.ScoreRequest.FeaturesEntry
+	72, // 0: promo.v1.ScoreRequest.features:type_name -> promo.v1.ScoreRequest.FeaturesEntry
 	4,  // 1: promo.v1.ScoreResponse.contributions:type_name -> promo.v1.FeatureContribution
 	2,  // 2: promo.v1.ScoreResponse.model:type_name -> promo.v1.ModelRef
 	2,  // 3: promo.v1.ScoreResponse.models:type_name -> promo.v1.ModelRef
@@ -5349,33 +5433,33 @@ var file_promo_v1_promo_proto_depIdxs = []int32{
 	11, // 8: promo.v1.Cart.lines:type_name -> promo.v1.CartLine
 	12, // 9: promo.v1.GetOffersRequest.cart:type_name -> promo.v1.Cart
 	0,  // 10: promo.v1.Offer.kind:type_name -> promo.v1.OfferKind
-	78, // 11: promo.v1.Offer.expires_at:type_name -> google.protobuf.Timestamp
+	79, // 11: promo.v1.Offer.expires_at:type_name -> google.protobuf.Timestamp
 	14, // 12: promo.v1.GetOffersResponse.offers:type_name -> promo.v1.Offer
 	2,  // 13: promo.v1.GetOffersResponse.model:type_name -> promo.v1.ModelRef
 	2,  // 14: promo.v1.GetOffersResponse.models:type_name -> promo.v1.ModelRef
-	72, // 15: promo.v1.UserAttributes.extra:type_name -> promo.v1.UserAttributes.ExtraEntry
-	73, // 16: promo.v1.ItemAttributes.extra:type_name -> promo.v1.ItemAttributes.ExtraEntry
+	73, // 15: promo.v1.UserAttributes.extra:type_name -> promo.v1.UserAttributes.ExtraEntry
+	74, // 16: promo.v1.ItemAttributes.extra:type_name -> promo.v1.ItemAttributes.ExtraEntry
 	1,  // 17: promo.v1.Event.type:type_name -> promo.v1.EventType
-	78, // 18: promo.v1.Event.time:type_name -> google.protobuf.Timestamp
+	79, // 18: promo.v1.Event.time:type_name -> google.protobuf.Timestamp
 	16, // 19: promo.v1.Event.user:type_name -> promo.v1.UserAttributes
 	17, // 20: promo.v1.Event.item:type_name -> promo.v1.ItemAttributes
 	18, // 21: promo.v1.IngestRequest.events:type_name -> promo.v1.Event
 	20, // 22: promo.v1.IngestResponse.errors:type_name -> promo.v1.EventError
-	78, // 23: promo.v1.EraseUserResponse.erased_at:type_name -> google.protobuf.Timestamp
-	78, // 24: promo.v1.TimeWindow.start:type_name -> google.protobuf.Timestamp
-	78, // 25: promo.v1.TimeWindow.end:type_name -> google.protobuf.Timestamp
-	78, // 26: promo.v1.Manifest.created_at:type_name -> google.protobuf.Timestamp
+	79, // 23: promo.v1.EraseUserResponse.erased_at:type_name -> google.protobuf.Timestamp
+	79, // 24: promo.v1.TimeWindow.start:type_name -> google.protobuf.Timestamp
+	79, // 25: promo.v1.TimeWindow.end:type_name -> google.protobuf.Timestamp
+	79, // 26: promo.v1.Manifest.created_at:type_name -> google.protobuf.Timestamp
 	25, // 27: promo.v1.Manifest.data_window:type_name -> promo.v1.TimeWindow
-	74, // 28: promo.v1.Manifest.params:type_name -> promo.v1.Manifest.ParamsEntry
-	75, // 29: promo.v1.Manifest.metrics:type_name -> promo.v1.Manifest.MetricsEntry
+	75, // 28: promo.v1.Manifest.params:type_name -> promo.v1.Manifest.ParamsEntry
+	76, // 29: promo.v1.Manifest.metrics:type_name -> promo.v1.Manifest.MetricsEntry
 	24, // 30: promo.v1.Manifest.blobs:type_name -> promo.v1.BlobInfo
-	78, // 31: promo.v1.VersionSummary.created_at:type_name -> google.protobuf.Timestamp
-	76, // 32: promo.v1.VersionSummary.metrics:type_name -> promo.v1.VersionSummary.MetricsEntry
-	77, // 33: promo.v1.ModelSummary.aliases:type_name -> promo.v1.ModelSummary.AliasesEntry
+	79, // 31: promo.v1.VersionSummary.created_at:type_name -> google.protobuf.Timestamp
+	77, // 32: promo.v1.VersionSummary.metrics:type_name -> promo.v1.VersionSummary.MetricsEntry
+	78, // 33: promo.v1.ModelSummary.aliases:type_name -> promo.v1.ModelSummary.AliasesEntry
 	28, // 34: promo.v1.ListModelsResponse.models:type_name -> promo.v1.ModelSummary
 	27, // 35: promo.v1.ListVersionsResponse.versions:type_name -> promo.v1.VersionSummary
 	26, // 36: promo.v1.GetVersionResponse.manifest:type_name -> promo.v1.Manifest
-	78, // 37: promo.v1.AliasChange.time:type_name -> google.protobuf.Timestamp
+	79, // 37: promo.v1.AliasChange.time:type_name -> google.protobuf.Timestamp
 	36, // 38: promo.v1.PromoteResponse.change:type_name -> promo.v1.AliasChange
 	36, // 39: promo.v1.RollbackResponse.change:type_name -> promo.v1.AliasChange
 	36, // 40: promo.v1.HistoryResponse.changes:type_name -> promo.v1.AliasChange
@@ -5383,78 +5467,79 @@ var file_promo_v1_promo_proto_depIdxs = []int32{
 	36, // 42: promo.v1.SetShadowResponse.change:type_name -> promo.v1.AliasChange
 	36, // 43: promo.v1.ClearAliasResponse.change:type_name -> promo.v1.AliasChange
 	36, // 44: promo.v1.PromoteCanaryResponse.change:type_name -> promo.v1.AliasChange
-	78, // 45: promo.v1.Campaign.start:type_name -> google.protobuf.Timestamp
-	78, // 46: promo.v1.Campaign.end:type_name -> google.protobuf.Timestamp
+	79, // 45: promo.v1.Campaign.start:type_name -> google.protobuf.Timestamp
+	79, // 46: promo.v1.Campaign.end:type_name -> google.protobuf.Timestamp
 	50, // 47: promo.v1.Campaign.frequency_cap:type_name -> promo.v1.FrequencyCap
 	51, // 48: promo.v1.Campaign.offers:type_name -> promo.v1.CampaignOffer
-	78, // 49: promo.v1.Campaign.updated_at:type_name -> google.protobuf.Timestamp
-	52, // 50: promo.v1.ListCampaignsResponse.campaigns:type_name -> promo.v1.Campaign
-	52, // 51: promo.v1.CreateCampaignRequest.campaign:type_name -> promo.v1.Campaign
-	52, // 52: promo.v1.UpdateCampaignRequest.campaign:type_name -> promo.v1.Campaign
-	78, // 53: promo.v1.CampaignChange.time:type_name -> google.protobuf.Timestamp
-	52, // 54: promo.v1.CampaignChange.campaign:type_name -> promo.v1.Campaign
-	60, // 55: promo.v1.CampaignHistoryResponse.changes:type_name -> promo.v1.CampaignChange
-	63, // 56: promo.v1.ListReportsResponse.reports:type_name -> promo.v1.ReportSummary
-	78, // 57: promo.v1.LoadedModel.loaded_at:type_name -> google.protobuf.Timestamp
-	78, // 58: promo.v1.LoadedModel.last_check:type_name -> google.protobuf.Timestamp
-	78, // 59: promo.v1.LoadedModel.last_error_at:type_name -> google.protobuf.Timestamp
-	69, // 60: promo.v1.LoadedModel.shadow:type_name -> promo.v1.ShadowStats
-	68, // 61: promo.v1.GetStatusResponse.models:type_name -> promo.v1.LoadedModel
-	3,  // 62: promo.v1.ScoringService.Score:input_type -> promo.v1.ScoreRequest
-	6,  // 63: promo.v1.RecommendationService.Recommend:input_type -> promo.v1.RecommendRequest
-	9,  // 64: promo.v1.RecommendationService.SimilarItems:input_type -> promo.v1.SimilarItemsRequest
-	13, // 65: promo.v1.PromotionService.GetOffers:input_type -> promo.v1.GetOffersRequest
-	19, // 66: promo.v1.EventService.Ingest:input_type -> promo.v1.IngestRequest
-	22, // 67: promo.v1.EventService.EraseUser:input_type -> promo.v1.EraseUserRequest
-	29, // 68: promo.v1.RegistryService.ListModels:input_type -> promo.v1.ListModelsRequest
-	31, // 69: promo.v1.RegistryService.ListVersions:input_type -> promo.v1.ListVersionsRequest
-	33, // 70: promo.v1.RegistryService.GetVersion:input_type -> promo.v1.GetVersionRequest
-	35, // 71: promo.v1.RegistryService.Promote:input_type -> promo.v1.PromoteRequest
-	38, // 72: promo.v1.RegistryService.Rollback:input_type -> promo.v1.RollbackRequest
-	40, // 73: promo.v1.RegistryService.History:input_type -> promo.v1.HistoryRequest
-	42, // 74: promo.v1.RegistryService.SetCanary:input_type -> promo.v1.SetCanaryRequest
-	44, // 75: promo.v1.RegistryService.SetShadow:input_type -> promo.v1.SetShadowRequest
-	46, // 76: promo.v1.RegistryService.ClearAlias:input_type -> promo.v1.ClearAliasRequest
-	48, // 77: promo.v1.RegistryService.PromoteCanary:input_type -> promo.v1.PromoteCanaryRequest
-	53, // 78: promo.v1.CampaignService.ListCampaigns:input_type -> promo.v1.ListCampaignsRequest
-	55, // 79: promo.v1.CampaignService.GetCampaign:input_type -> promo.v1.GetCampaignRequest
-	56, // 80: promo.v1.CampaignService.CreateCampaign:input_type -> promo.v1.CreateCampaignRequest
-	57, // 81: promo.v1.CampaignService.UpdateCampaign:input_type -> promo.v1.UpdateCampaignRequest
-	58, // 82: promo.v1.CampaignService.SetCampaignState:input_type -> promo.v1.SetCampaignStateRequest
-	59, // 83: promo.v1.CampaignService.CampaignHistory:input_type -> promo.v1.CampaignHistoryRequest
-	62, // 84: promo.v1.ReportService.ListReports:input_type -> promo.v1.ListReportsRequest
-	65, // 85: promo.v1.ReportService.GetReportFile:input_type -> promo.v1.GetReportFileRequest
-	67, // 86: promo.v1.StatusService.GetStatus:input_type -> promo.v1.GetStatusRequest
-	5,  // 87: promo.v1.ScoringService.Score:output_type -> promo.v1.ScoreResponse
-	8,  // 88: promo.v1.RecommendationService.Recommend:output_type -> promo.v1.RecommendResponse
-	10, // 89: promo.v1.RecommendationService.SimilarItems:output_type -> promo.v1.SimilarItemsResponse
-	15, // 90: promo.v1.PromotionService.GetOffers:output_type -> promo.v1.GetOffersResponse
-	21, // 91: promo.v1.EventService.Ingest:output_type -> promo.v1.IngestResponse
-	23, // 92: promo.v1.EventService.EraseUser:output_type -> promo.v1.EraseUserResponse
-	30, // 93: promo.v1.RegistryService.ListModels:output_type -> promo.v1.ListModelsResponse
-	32, // 94: promo.v1.RegistryService.ListVersions:output_type -> promo.v1.ListVersionsResponse
-	34, // 95: promo.v1.RegistryService.GetVersion:output_type -> promo.v1.GetVersionResponse
-	37, // 96: promo.v1.RegistryService.Promote:output_type -> promo.v1.PromoteResponse
-	39, // 97: promo.v1.RegistryService.Rollback:output_type -> promo.v1.RollbackResponse
-	41, // 98: promo.v1.RegistryService.History:output_type -> promo.v1.HistoryResponse
-	43, // 99: promo.v1.RegistryService.SetCanary:output_type -> promo.v1.SetCanaryResponse
-	45, // 100: promo.v1.RegistryService.SetShadow:output_type -> promo.v1.SetShadowResponse
-	47, // 101: promo.v1.RegistryService.ClearAlias:output_type -> promo.v1.ClearAliasResponse
-	49, // 102: promo.v1.RegistryService.PromoteCanary:output_type -> promo.v1.PromoteCanaryResponse
-	54, // 103: promo.v1.CampaignService.ListCampaigns:output_type -> promo.v1.ListCampaignsResponse
-	52, // 104: promo.v1.CampaignService.GetCampaign:output_type -> promo.v1.Campaign
-	52, // 105: promo.v1.CampaignService.CreateCampaign:output_type -> promo.v1.Campaign
-	52, // 106: promo.v1.CampaignService.UpdateCampaign:output_type -> promo.v1.Campaign
-	52, // 107: promo.v1.CampaignService.SetCampaignState:output_type -> promo.v1.Campaign
-	61, // 108: promo.v1.CampaignService.CampaignHistory:output_type -> promo.v1.CampaignHistoryResponse
-	64, // 109: promo.v1.ReportService.ListReports:output_type -> promo.v1.ListReportsResponse
-	66, // 110: promo.v1.ReportService.GetReportFile:output_type -> promo.v1.GetReportFileResponse
-	70, // 111: promo.v1.StatusService.GetStatus:output_type -> promo.v1.GetStatusResponse
-	87, // [87:112] is the sub-list for method output_type
-	62, // [62:87] is the sub-list for method input_type
-	62, // [62:62] is the sub-list for extension type_name
-	62, // [62:62] is the sub-list for extension extendee
-	0,  // [0:62] is the sub-list for field type_name
+	79, // 49: promo.v1.Campaign.updated_at:type_name -> google.protobuf.Timestamp
+	53, // 50: promo.v1.Campaign.spend:type_name -> promo.v1.CampaignSpend
+	52, // 51: promo.v1.ListCampaignsResponse.campaigns:type_name -> promo.v1.Campaign
+	52, // 52: promo.v1.CreateCampaignRequest.campaign:type_name -> promo.v1.Campaign
+	52, // 53: promo.v1.UpdateCampaignRequest.campaign:type_name -> promo.v1.Campaign
+	79, // 54: promo.v1.CampaignChange.time:type_name -> google.protobuf.Timestamp
+	52, // 55: promo.v1.CampaignChange.campaign:type_name -> promo.v1.Campaign
+	61, // 56: promo.v1.CampaignHistoryResponse.changes:type_name -> promo.v1.CampaignChange
+	64, // 57: promo.v1.ListReportsResponse.reports:type_name -> promo.v1.ReportSummary
+	79, // 58: promo.v1.LoadedModel.loaded_at:type_name -> google.protobuf.Timestamp
+	79, // 59: promo.v1.LoadedModel.last_check:type_name -> google.protobuf.Timestamp
+	79, // 60: promo.v1.LoadedModel.last_error_at:type_name -> google.protobuf.Timestamp
+	70, // 61: promo.v1.LoadedModel.shadow:type_name -> promo.v1.ShadowStats
+	69, // 62: promo.v1.GetStatusResponse.models:type_name -> promo.v1.LoadedModel
+	3,  // 63: promo.v1.ScoringService.Score:input_type -> promo.v1.ScoreRequest
+	6,  // 64: promo.v1.RecommendationService.Recommend:input_type -> promo.v1.RecommendRequest
+	9,  // 65: promo.v1.RecommendationService.SimilarItems:input_type -> promo.v1.SimilarItemsRequest
+	13, // 66: promo.v1.PromotionService.GetOffers:input_type -> promo.v1.GetOffersRequest
+	19, // 67: promo.v1.EventService.Ingest:input_type -> promo.v1.IngestRequest
+	22, // 68: promo.v1.EventService.EraseUser:input_type -> promo.v1.EraseUserRequest
+	29, // 69: promo.v1.RegistryService.ListModels:input_type -> promo.v1.ListModelsRequest
+	31, // 70: promo.v1.RegistryService.ListVersions:input_type -> promo.v1.ListVersionsRequest
+	33, // 71: promo.v1.RegistryService.GetVersion:input_type -> promo.v1.GetVersionRequest
+	35, // 72: promo.v1.RegistryService.Promote:input_type -> promo.v1.PromoteRequest
+	38, // 73: promo.v1.RegistryService.Rollback:input_type -> promo.v1.RollbackRequest
+	40, // 74: promo.v1.RegistryService.History:input_type -> promo.v1.HistoryRequest
+	42, // 75: promo.v1.RegistryService.SetCanary:input_type -> promo.v1.SetCanaryRequest
+	44, // 76: promo.v1.RegistryService.SetShadow:input_type -> promo.v1.SetShadowRequest
+	46, // 77: promo.v1.RegistryService.ClearAlias:input_type -> promo.v1.ClearAliasRequest
+	48, // 78: promo.v1.RegistryService.PromoteCanary:input_type -> promo.v1.PromoteCanaryRequest
+	54, // 79: promo.v1.CampaignService.ListCampaigns:input_type -> promo.v1.ListCampaignsRequest
+	56, // 80: promo.v1.CampaignService.GetCampaign:input_type -> promo.v1.GetCampaignRequest
+	57, // 81: promo.v1.CampaignService.CreateCampaign:input_type -> promo.v1.CreateCampaignRequest
+	58, // 82: promo.v1.CampaignService.UpdateCampaign:input_type -> promo.v1.UpdateCampaignRequest
+	59, // 83: promo.v1.CampaignService.SetCampaignState:input_type -> promo.v1.SetCampaignStateRequest
+	60, // 84: promo.v1.CampaignService.CampaignHistory:input_type -> promo.v1.CampaignHistoryRequest
+	63, // 85: promo.v1.ReportService.ListReports:input_type -> promo.v1.ListReportsRequest
+	66, // 86: promo.v1.ReportService.GetReportFile:input_type -> promo.v1.GetReportFileRequest
+	68, // 87: promo.v1.StatusService.GetStatus:input_type -> promo.v1.GetStatusRequest
+	5,  // 88: promo.v1.ScoringService.Score:output_type -> promo.v1.ScoreResponse
+	8,  // 89: promo.v1.RecommendationService.Recommend:output_type -> promo.v1.RecommendResponse
+	10, // 90: promo.v1.RecommendationService.SimilarItems:output_type -> promo.v1.SimilarItemsResponse
+	15, // 91: promo.v1.PromotionService.GetOffers:output_type -> promo.v1.GetOffersResponse
+	21, // 92: promo.v1.EventService.Ingest:output_type -> promo.v1.IngestResponse
+	23, // 93: promo.v1.EventService.EraseUser:output_type -> promo.v1.EraseUserResponse
+	30, // 94: promo.v1.RegistryService.ListModels:output_type -> promo.v1.ListModelsResponse
+	32, // 95: promo.v1.RegistryService.ListVersions:output_type -> promo.v1.ListVersionsResponse
+	34, // 96: promo.v1.RegistryService.GetVersion:output_type -> promo.v1.GetVersionResponse
+	37, // 97: promo.v1.RegistryService.Promote:output_type -> promo.v1.PromoteResponse
+	39, // 98: promo.v1.RegistryService.Rollback:output_type -> promo.v1.RollbackResponse
+	41, // 99: promo.v1.RegistryService.History:output_type -> promo.v1.HistoryResponse
+	43, // 100: promo.v1.RegistryService.SetCanary:output_type -> promo.v1.SetCanaryResponse
+	45, // 101: promo.v1.RegistryService.SetShadow:output_type -> promo.v1.SetShadowResponse
+	47, // 102: promo.v1.RegistryService.ClearAlias:output_type -> promo.v1.ClearAliasResponse
+	49, // 103: promo.v1.RegistryService.PromoteCanary:output_type -> promo.v1.PromoteCanaryResponse
+	55, // 104: promo.v1.CampaignService.ListCampaigns:output_type -> promo.v1.ListCampaignsResponse
+	52, // 105: promo.v1.CampaignService.GetCampaign:output_type -> promo.v1.Campaign
+	52, // 106: promo.v1.CampaignService.CreateCampaign:output_type -> promo.v1.Campaign
+	52, // 107: promo.v1.CampaignService.UpdateCampaign:output_type -> promo.v1.Campaign
+	52, // 108: promo.v1.CampaignService.SetCampaignState:output_type -> promo.v1.Campaign
+	62, // 109: promo.v1.CampaignService.CampaignHistory:output_type -> promo.v1.CampaignHistoryResponse
+	65, // 110: promo.v1.ReportService.ListReports:output_type -> promo.v1.ListReportsResponse
+	67, // 111: promo.v1.ReportService.GetReportFile:output_type -> promo.v1.GetReportFileResponse
+	71, // 112: promo.v1.StatusService.GetStatus:output_type -> promo.v1.GetStatusResponse
+	88, // [88:113] is the sub-list for method output_type
+	63, // [63:88] is the sub-list for method input_type
+	63, // [63:63] is the sub-list for extension type_name
+	63, // [63:63] is the sub-list for extension extendee
+	0,  // [0:63] is the sub-list for field type_name
 }
 
 func init() { file_promo_v1_promo_proto_init() }
@@ -5468,7 +5553,7 @@ func file_promo_v1_promo_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_promo_v1_promo_proto_rawDesc), len(file_promo_v1_promo_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   76,
+			NumMessages:   77,
 			NumExtensions: 0,
 			NumServices:   8,
 		},
