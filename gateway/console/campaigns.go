@@ -6,10 +6,6 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-
 	promov1 "github.com/promoai/promo/proto/promo/v1"
 )
 
@@ -69,12 +65,8 @@ func (c *Console) campaignAct(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	cp, err := c.campaigns.SetCampaignState(ctx, &promov1.SetCampaignStateRequest{Id: id, Action: action, Reason: reason})
 	if err != nil {
-		st := status.Convert(err)
-		msg := st.Message()
-		if st.Code() == codes.PermissionDenied || st.Code() == codes.Unauthenticated {
-			msg = "refused: " + msg + " — changing a campaign needs an admin token"
-		}
-		c.campaignPage(w, r, runtime.HTTPStatusFromCode(st.Code()), msg)
+		code, msg := refusal(err, "changing a campaign")
+		c.campaignPage(w, r, code, msg)
 		return
 	}
 	done := fmt.Sprintf("campaign %s is %s (revision %d)", cp.GetId(), cp.GetState(), cp.GetRevision())

@@ -22,7 +22,6 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -319,12 +318,8 @@ func (c *Console) act(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		st := status.Convert(err)
-		msg := st.Message()
-		if st.Code() == codes.PermissionDenied || st.Code() == codes.Unauthenticated {
-			msg = "refused: " + msg + " — moving an alias needs an admin token"
-		}
-		c.modelPage(w, r, runtime.HTTPStatusFromCode(st.Code()), "", msg)
+		code, msg := refusal(err, "moving an alias")
+		c.modelPage(w, r, code, "", msg)
 		return
 	}
 	done := fmt.Sprintf("%s %s/%s: %s → %s", ch.GetAction(), ch.GetModel(), ch.GetAlias(), orUnset(ch.GetFromVersion()), orUnset(ch.GetToVersion()))
@@ -332,6 +327,17 @@ func (c *Console) act(w http.ResponseWriter, r *http.Request) {
 		done += fmt.Sprintf(" for %.0f%% of shoppers", 100*ch.GetShare())
 	}
 	http.Redirect(w, r, Prefix+"models/"+url.PathEscape(model)+"?done="+url.QueryEscape(done), http.StatusSeeOther)
+}
+
+// refusal is the HTTP status and the message for a refused action (what:
+// "moving an alias"): one without the right token says which it needs.
+func refusal(err error, what string) (int, string) {
+	st := status.Convert(err)
+	msg := st.Message()
+	if st.Code() == codes.PermissionDenied || st.Code() == codes.Unauthenticated {
+		msg = "refused: " + msg + " — " + what + " needs an admin token"
+	}
+	return runtime.HTTPStatusFromCode(st.Code()), msg
 }
 
 func orUnset(v string) string {
@@ -352,15 +358,6 @@ func keyMetrics(m map[string]float64) []Figure {
 			out = append(out, Figure{k, num(v)})
 		}
 	}
-	return out
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
 	return out
 }
 

@@ -1,7 +1,9 @@
 package console
 
 import (
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 
 	promov1 "github.com/promoai/promo/proto/promo/v1"
@@ -103,7 +105,7 @@ func (c *Console) modelPage(w http.ResponseWriter, r *http.Request, code int, no
 		return
 	}
 	d := modelData{Name: name, Histories: map[string][]*promov1.AliasChange{}}
-	for _, a := range sortedKeys(sum.GetAliases()) {
+	for _, a := range slices.Sorted(maps.Keys(sum.GetAliases())) {
 		row := aliasRow{Alias: a, Version: sum.GetAliases()[a]}
 		if a == registry.AliasCanary {
 			row.Share, d.Canary = sum.GetCanaryShare(), true
@@ -146,10 +148,10 @@ func (c *Console) version(w http.ResponseWriter, r *http.Request) {
 	}
 	m := resp.GetManifest()
 	d := versionData{Manifest: m, Aliases: resp.GetAliases()}
-	for _, k := range sortedKeys(m.GetMetrics()) {
+	for _, k := range slices.Sorted(maps.Keys(m.GetMetrics())) {
 		d.Metrics = append(d.Metrics, Figure{k, num(m.GetMetrics()[k])})
 	}
-	for _, k := range sortedKeys(m.GetParams()) {
+	for _, k := range slices.Sorted(maps.Keys(m.GetParams())) {
 		if k == "report" {
 			// "reports/RUN/index.html": the run's folder.
 			d.Report, _, _ = strings.Cut(strings.TrimPrefix(m.GetParams()[k], "reports/"), "/")

@@ -17,9 +17,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"os/user"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -283,7 +285,7 @@ func (p *printer) models(ms []ModelInfo) error {
 	fmt.Fprintln(t, "MODEL\tKIND\tVERSIONS\tLATEST\tALIASES")
 	for _, m := range ms {
 		var al []string
-		for _, a := range sortedKeys(m.Aliases) {
+		for _, a := range slices.Sorted(maps.Keys(m.Aliases)) {
 			al = append(al, a+"="+m.Aliases[a])
 		}
 		fmt.Fprintf(t, "%s\t%s\t%d\t%s\t%s\n", m.Name, m.Kind, m.Versions, m.Latest, strings.Join(al, " "))
@@ -328,11 +330,11 @@ func (p *printer) manifest(m *registry.Manifest) error {
 		m.DataFingerprint, m.DataWindow.Start.Format(time.DateOnly), m.DataWindow.End.Format(time.DateOnly), strings.Join(m.InputSchema, ", "))
 	t := p.table()
 	fmt.Fprintln(t, "\nMETRIC\tVALUE")
-	for _, k := range sortedKeys(m.Metrics) {
+	for _, k := range slices.Sorted(maps.Keys(m.Metrics)) {
 		fmt.Fprintf(t, "%s\t%.6g\n", k, m.Metrics[k])
 	}
 	fmt.Fprintln(t, "\nPARAM\tVALUE")
-	for _, k := range sortedKeys(m.Params) {
+	for _, k := range slices.Sorted(maps.Keys(m.Params)) {
 		fmt.Fprintf(t, "%s\t%s\n", k, m.Params[k])
 	}
 	fmt.Fprintln(t, "\nBLOB\tBYTES\tSHA256")
@@ -357,7 +359,7 @@ func (p *printer) diff(a, b *registry.Manifest) error {
 		Delta  *float64 `json:"delta"`
 	}
 	var rows []row
-	for _, k := range sortedKeys(keys) {
+	for _, k := range slices.Sorted(maps.Keys(keys)) {
 		r := row{Metric: k}
 		if v, ok := a.Metrics[k]; ok {
 			r.A = &v
@@ -421,13 +423,4 @@ func (p *printer) history(h []registry.AliasChange) error {
 		fmt.Fprintf(t, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", c.Sequence, c.Time.Format(time.DateTime), c.Action, c.From, c.To, c.Actor, c.Reason)
 	}
 	return t.Flush()
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

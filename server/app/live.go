@@ -2,6 +2,7 @@ package app
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -53,12 +54,12 @@ func liveFigures(g prometheus.Gatherer) func() []console.Figure {
 				for _, m := range f.GetMetric() {
 					byTraffic[label(m, "traffic")] += m.GetCounter().GetValue()
 				}
-				for _, t := range sortedKeys(byTraffic) {
+				for _, t := range slices.Sorted(maps.Keys(byTraffic)) {
 					decisions = append(decisions, console.Figure{Name: "offer decisions, " + t, Value: fmt.Sprint(byTraffic[t])})
 				}
 			}
 		}
-		for _, method := range sortedKeys(calls) {
+		for _, method := range slices.Sorted(maps.Keys(calls)) {
 			out = append(out, console.Figure{Name: method + " calls (errors)", Value: fmt.Sprintf("%.0f (%.0f)", calls[method], errs[method])})
 		}
 		slices.SortFunc(latency, func(a, b console.Figure) int { return strings.Compare(a.Name, b.Name) })
@@ -96,13 +97,4 @@ func bucketQuantile(h *dto.Histogram, q float64) float64 {
 		}
 	}
 	return math.Inf(1)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }
