@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strings"
 
+	"google.golang.org/grpc/status"
+
 	promov1 "github.com/promoai/promo/proto/promo/v1"
 )
 
@@ -23,6 +25,9 @@ func (c *Console) campaignList(w http.ResponseWriter, r *http.Request) {
 type campaignData struct {
 	Campaign *promov1.Campaign
 	History  []*promov1.CampaignChange
+	// Readout is the campaign's latest; NoReadout says why there is none.
+	Readout   *promov1.CampaignReadout
+	NoReadout string
 }
 
 func (c *Console) campaign(w http.ResponseWriter, r *http.Request) {
@@ -39,7 +44,11 @@ func (c *Console) campaignPage(w http.ResponseWriter, r *http.Request, code int,
 	if err == nil {
 		var h *promov1.CampaignHistoryResponse
 		if h, err = c.campaigns.CampaignHistory(ctx, &promov1.CampaignHistoryRequest{Id: id}); err == nil {
-			c.render(w, r, code, "campaign.html", page{Title: cp.GetName(), Error: problem, Data: campaignData{Campaign: cp, History: h.GetChanges()}})
+			d := campaignData{Campaign: cp, History: h.GetChanges()}
+			if d.Readout, err = c.campaigns.GetCampaignReadout(ctx, &promov1.GetCampaignReadoutRequest{Id: id}); err != nil {
+				d.NoReadout = status.Convert(err).Message()
+			}
+			c.render(w, r, code, "campaign.html", page{Title: cp.GetName(), Error: problem, Data: d})
 			return
 		}
 	}

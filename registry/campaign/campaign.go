@@ -16,7 +16,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"math"
+	mathrand "math/rand/v2"
 	"regexp"
 	"time"
 
@@ -187,4 +189,25 @@ func newSalt() string {
 	var b [12]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// Draws returns the random numbers of unit under salt: the same on every
+// call, every replica and across restarts, so whatever is drawn from them
+// (a shopper's arm) is sticky. (A hash's bits alone are not enough: FNV's
+// high bits barely change between ids that differ in their last
+// characters; the generator mixes them.)
+func Draws(salt, unit string) *mathrand.Rand {
+	h := fnv.New64a()
+	h.Write([]byte(salt))
+	h.Write([]byte{0})
+	h.Write([]byte(unit))
+	return mathrand.New(mathrand.NewPCG(h.Sum64(), 0x0ffe5))
+}
+
+// InHoldout says whether unit (a user id) is in the campaign's persistent
+// control group: drawn from its salt, so servers and the readout agree,
+// and independent of the draws of its experiment (which use the salt
+// alone).
+func (c *Campaign) InHoldout(unit string) bool {
+	return Draws(c.Salt+"\x00holdout", unit).Float64() < c.HoldoutShare
 }

@@ -72,3 +72,20 @@ func timeOf(t *timestamppb.Timestamp) time.Time {
 	}
 	return t.AsTime()
 }
+
+// ReadoutToProto converts a readout for the API.
+func ReadoutToProto(r *Readout) *promov1.CampaignReadout {
+	effect := func(e Effect) *promov1.ReadoutEffect { return &promov1.ReadoutEffect{Diff: e.Diff, Lo: e.Lo, Hi: e.Hi} }
+	out := &promov1.CampaignReadout{Campaign: r.Campaign, ComputedAt: stamp(r.ComputedAt), From: stamp(r.From), To: stamp(r.To),
+		OutcomeDays: int32(r.OutcomeDays), MarginRate: r.MarginRate, Spend: r.Spend, Budget: r.Budget, Verdict: r.Verdict, Note: r.Note}
+	for _, g := range r.Groups {
+		out.Groups = append(out.Groups, &promov1.ReadoutGroup{Name: g.Name, Shoppers: int32(g.Shoppers), Conversion: g.Conversion,
+			RevenuePerShopper: g.RevenuePerShopper, Aov: g.AOV, Repurchase: g.Repurchase})
+	}
+	for _, c := range r.Comparisons {
+		out.Comparisons = append(out.Comparisons, &promov1.ReadoutComparison{Group: c.Group, Control: c.Control,
+			Conversion: effect(c.Conversion), Revenue: effect(c.Revenue), Repurchase: effect(c.Repurchase),
+			IncrementalConversions: effect(c.IncrementalConversions), IncrementalProfit: effect(c.IncrementalProfit), Verdict: c.Verdict, Test: c.Test})
+	}
+	return out
+}

@@ -60,23 +60,26 @@ type ItemAttrs struct {
 
 // Event is one behaviour event.
 type Event struct {
-	ID           string     `json:"id"`
-	Type         string     `json:"type"`
-	Time         time.Time  `json:"time"`
-	User         string     `json:"user,omitempty"`
-	Item         string     `json:"item,omitempty"`
-	Session      string     `json:"session,omitempty"`
-	Query        string     `json:"query,omitempty"`
-	Quantity     int32      `json:"qty,omitempty"`
-	UnitPrice    float64    `json:"price,omitempty"`
-	Offer        string     `json:"offer,omitempty"`
-	Arm          string     `json:"arm,omitempty"` // ControlArm when no offer was drawn
-	Propensity   float64    `json:"propensity,omitempty"`
-	Decision     string     `json:"decision,omitempty"`
-	ModelVersion string     `json:"model_version,omitempty"`
-	Order        string     `json:"order,omitempty"`
-	UserAttrs    *UserAttrs `json:"user_attrs,omitempty"`
-	ItemAttrs    *ItemAttrs `json:"item_attrs,omitempty"`
+	ID           string    `json:"id"`
+	Type         string    `json:"type"`
+	Time         time.Time `json:"time"`
+	User         string    `json:"user,omitempty"`
+	Item         string    `json:"item,omitempty"`
+	Session      string    `json:"session,omitempty"`
+	Query        string    `json:"query,omitempty"`
+	Quantity     int32     `json:"qty,omitempty"`
+	UnitPrice    float64   `json:"price,omitempty"`
+	Offer        string    `json:"offer,omitempty"`
+	Arm          string    `json:"arm,omitempty"` // ControlArm when no offer was drawn
+	Propensity   float64   `json:"propensity,omitempty"`
+	Decision     string    `json:"decision,omitempty"`
+	ModelVersion string    `json:"model_version,omitempty"`
+	Order        string    `json:"order,omitempty"`
+	// Campaign that made the decision logged (promo_exposure,
+	// promo_redeem); empty for the offer catalogue.
+	Campaign  string     `json:"campaign,omitempty"`
+	UserAttrs *UserAttrs `json:"user_attrs,omitempty"`
+	ItemAttrs *ItemAttrs `json:"item_attrs,omitempty"`
 }
 
 // Limits enforced by Validate.
@@ -157,7 +160,7 @@ func (e *Event) Validate(now time.Time) error {
 	if err := checkID("item id", e.Item, needItem); err != nil {
 		return err
 	}
-	for _, f := range []struct{ name, v string }{{"session id", e.Session}, {"offer id", e.Offer}, {"experiment arm", e.Arm}, {"decision id", e.Decision}, {"model version", e.ModelVersion}, {"order id", e.Order}} {
+	for _, f := range []struct{ name, v string }{{"session id", e.Session}, {"offer id", e.Offer}, {"experiment arm", e.Arm}, {"decision id", e.Decision}, {"model version", e.ModelVersion}, {"order id", e.Order}, {"campaign id", e.Campaign}} {
 		if err := checkID(f.name, f.v, false); err != nil {
 			return err
 		}

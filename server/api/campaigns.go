@@ -137,3 +137,15 @@ func (s *Campaigns) CampaignHistory(ctx context.Context, req *promov1.CampaignHi
 	}
 	return resp, nil
 }
+
+// GetCampaignReadout implements promov1.CampaignServiceServer.
+func (s *Campaigns) GetCampaignReadout(ctx context.Context, req *promov1.GetCampaignReadoutRequest) (*promov1.CampaignReadout, error) {
+	if _, err := s.Store.Get(ctx, req.GetId()); err != nil {
+		return nil, campaignStatus(err)
+	}
+	r, err := campaign.ReadReadout(ctx, s.Bucket, req.GetId())
+	if err != nil {
+		return nil, campaignStatus(err)
+	}
+	return campaign.ReadoutToProto(r), nil
+}

@@ -51,7 +51,7 @@ func FromProto(e *promov1.Event) eventlog.Event {
 		ID: e.GetEventId(), Type: eventTypes[e.GetType()], User: e.GetUserId(), Item: e.GetItemId(),
 		Session: e.GetSessionId(), Query: e.GetQuery(), Quantity: e.GetQuantity(), UnitPrice: e.GetUnitPrice(),
 		Offer: e.GetOfferId(), Arm: e.GetExperimentArm(), Propensity: e.GetPropensity(), Decision: e.GetDecisionId(),
-		ModelVersion: e.GetModelVersion(), Order: e.GetOrderId(),
+		ModelVersion: e.GetModelVersion(), Order: e.GetOrderId(), Campaign: e.GetCampaignId(),
 	}
 	if out.Type == "" {
 		out.Type = strings.ToLower(strings.TrimPrefix(e.GetType().String(), "EVENT_TYPE_"))

@@ -103,6 +103,19 @@ func TestCampaignsThroughTheAPI(t *testing.T) {
 	if code, _ := call("GET", "/v1/campaigns/nope", "", ""); code != http.StatusNotFound {
 		t.Fatalf("a missing campaign: %d", code)
 	}
+	// The readout: none until the trainer publishes one.
+	if code, body := call("GET", "/v1/campaigns/spring-sale/readout", "", ""); code != http.StatusNotFound || !strings.Contains(body, "promo-trainer readout") {
+		t.Fatalf("readout before the trainer's: %d %s", code, body)
+	}
+	r := &campaign.Readout{Campaign: "spring-sale", OutcomeDays: 7, Verdict: campaign.VerdictGain,
+		Groups:      []campaign.Group{{Name: "holdout", Shoppers: 900}, {Name: "campaign", Shoppers: 8100}},
+		Comparisons: []campaign.Comparison{{Group: "campaign", Control: "holdout", Conversion: campaign.Effect{Diff: 0.05, Lo: 0.03, Hi: 0.07}, Verdict: campaign.VerdictGain}}}
+	if err := campaign.PublishReadout(context.Background(), s.bucket, r); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := call("GET", "/v1/campaigns/spring-sale/readout", "", ""); code != http.StatusOK || !strings.Contains(body, `"verdict":"significant gain"`) || !strings.Contains(body, `"lo":0.03`) {
+		t.Fatalf("readout: %d %s", code, body)
+	}
 }
 
 // liveCampaign stores a campaign that runs from start to end with one

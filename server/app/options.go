@@ -165,6 +165,6 @@ var (
 		promov1.StatusService_GetStatus_FullMethodName,
 		promov1.ReportService_ListReports_FullMethodName, promov1.ReportService_GetReportFile_FullMethodName,
 		promov1.CampaignService_ListCampaigns_FullMethodName, promov1.CampaignService_GetCampaign_FullMethodName,
-		promov1.CampaignService_CampaignHistory_FullMethodName,
+		promov1.CampaignService_CampaignHistory_FullMethodName, promov1.CampaignService_GetCampaignReadout_FullMethodName,
 	}
 )

@@ -26,14 +26,6 @@ type Budget interface {
 	Record(id string, cost float64)
 }
 
-// holdout draws whether unit is in a campaign's persistent control group,
-// from the campaign's salt and the unit, so a shopper stays there for the
-// campaign's life on every replica, independently of their draw in the
-// campaign's experiment (Randomize draws under another salt).
-func holdout(c *campaign.Campaign, unit string) bool {
-	return draws(c.Salt+"\x00holdout", unit).Float64() < c.HoldoutShare
-}
-
 // DecideCampaigns makes an offer decision under the live campaigns, in
 // priority order. The first campaign with an offer the shopper is
 // eligible for decides, and no other: a shopper in its holdout gets no
@@ -66,7 +58,7 @@ func DecideCampaigns(live []*campaign.Campaign, base *Catalogue, r Request, budg
 			continue
 		}
 		d := Decision{Campaign: c.ID}
-		if holdout(c, unit) {
+		if c.InHoldout(unit) {
 			d.Randomized, d.ExperimentArm, d.Propensity = true, eventlog.ControlArm, c.HoldoutShare
 			d.Reason = fmt.Sprintf("campaign %s: this shopper is in its persistent control group (%.0f%% of shoppers), so no offer; log the exposure to the control arm all the same",
 				c.ID, 100*c.HoldoutShare)

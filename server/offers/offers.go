@@ -18,8 +18,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
-	"math/rand/v2"
 	"os"
 	"slices"
 	"strings"
@@ -197,7 +195,7 @@ func (c *Catalogue) Randomize(unit string, share float64) (Assignment, bool) {
 	if salt == "" {
 		salt = DefaultExperimentSalt
 	}
-	r := draws(salt, unit)
+	r := campaign.Draws(salt, unit)
 	if r.Float64() >= share {
 		return Assignment{}, false
 	}
@@ -214,16 +212,4 @@ func (c *Catalogue) Randomize(unit string, share float64) (Assignment, bool) {
 		}
 	}
 	return Assignment{Arm: o.Arm, Offer: o, Propensity: float64(same) / float64(slots)}, true
-}
-
-// draws returns the random numbers of unit under salt: the same on every
-// call, every replica and across restarts. (A hash's bits alone are not
-// enough: FNV's high bits barely change between ids that differ in their
-// last characters; the generator mixes them.)
-func draws(salt, unit string) *rand.Rand {
-	h := fnv.New64a()
-	h.Write([]byte(salt))
-	h.Write([]byte{0})
-	h.Write([]byte(unit))
-	return rand.New(rand.NewPCG(h.Sum64(), 0x0ffe5))
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/promoai/promo/registry/telemetry"
 	"github.com/promoai/promo/trainer/internal/dense"
 	"github.com/promoai/promo/trainer/pipeline"
+	"github.com/promoai/promo/trainer/readout"
 	"github.com/promoai/promo/trainer/report"
 	"github.com/promoai/promo/trainer/schedule"
 )
@@ -104,6 +105,9 @@ func Main(ctx context.Context, args []string, env Env, stdout, stderr io.Writer)
 	if len(args) > 0 && args[0] == "features" {
 		return featuresCmd(ctx, args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "readout" {
+		return readoutCmd(ctx, args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("promo-trainer", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o Options
@@ -113,7 +117,7 @@ func Main(ctx context.Context, args []string, env Env, stdout, stderr io.Writer)
 		return err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q (subcommands: generate, import, eval)", fs.Arg(0))
+		return fmt.Errorf("unexpected argument %q (subcommands: generate, import, eval, features, readout)", fs.Arg(0))
 	}
 	return Run(ctx, o, stdout, stderr)
 }
@@ -165,6 +169,12 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 			log.Warn("report not published", "err", err)
 		} else {
 			fmt.Fprintf(stdout, "report: %s (%s)\n", runCfg.ReportPath, bkt.Name())
+		}
+		// Campaign readouts ride along: a failure is logged, not the run's.
+		if rs, err := readCampaigns(ctx, bkt, nil, readout.Options{}, log); err != nil {
+			log.Warn("campaign readouts", "err", err)
+		} else if len(rs) > 0 {
+			fmt.Fprintf(stdout, "campaign readouts: %d published\n", len(rs))
 		}
 		for _, m := range cfg.Models {
 			if deleted, err := reg.Prune(ctx, m, o.Keep, o.Protect); err != nil && !errors.Is(err, registry.ErrNotFound) {

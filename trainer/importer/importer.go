@@ -8,7 +8,7 @@
 // columns are an error, so typos do not silently drop data):
 //
 //	event_id,type,time,user_id,item_id,session_id,query,quantity,unit_price,
-//	offer_id,experiment_arm,propensity,decision_id,model_version,order_id,
+//	offer_id,experiment_arm,propensity,decision_id,model_version,order_id,campaign_id,
 //	category,price,cost,title,age,gender,location
 //
 // type is one of view, search, add_to_cart, purchase, promo_exposure,
@@ -48,7 +48,7 @@ import (
 
 // Columns are the CSV columns.
 var Columns = []string{"event_id", "type", "time", "user_id", "item_id", "session_id", "query", "quantity", "unit_price",
-	"offer_id", "experiment_arm", "propensity", "decision_id", "model_version", "order_id",
+	"offer_id", "experiment_arm", "propensity", "decision_id", "model_version", "order_id", "campaign_id",
 	"category", "price", "cost", "title", "age", "gender", "location"}
 
 var (
@@ -181,6 +181,7 @@ func CSVRow(header map[string]int, rec []string) (eventlog.Event, error) {
 	}
 	e.ID, e.Type, e.User, e.Item, e.Session, e.Query = get("event_id"), get("type"), get("user_id"), get("item_id"), get("session_id"), get("query")
 	e.Offer, e.Arm, e.Decision, e.ModelVersion, e.Order = get("offer_id"), get("experiment_arm"), get("decision_id"), get("model_version"), get("order_id")
+	e.Campaign = get("campaign_id")
 	var q, up, prop, price, cost, age float64
 	for _, f := range []struct {
 		c string

@@ -1411,9 +1411,10 @@ type Event struct {
 	Propensity    float64                `protobuf:"fixed64,12,opt,name=propensity,proto3" json:"propensity,omitempty"`
 	DecisionId    string                 `protobuf:"bytes,13,opt,name=decision_id,json=decisionId,proto3" json:"decision_id,omitempty"`
 	ModelVersion  string                 `protobuf:"bytes,14,opt,name=model_version,json=modelVersion,proto3" json:"model_version,omitempty"`
-	User          *UserAttributes        `protobuf:"bytes,15,opt,name=user,proto3" json:"user,omitempty"`                      // user_upsert
-	Item          *ItemAttributes        `protobuf:"bytes,16,opt,name=item,proto3" json:"item,omitempty"`                      // item_upsert
-	OrderId       string                 `protobuf:"bytes,17,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"` // purchase, promo_redeem
+	User          *UserAttributes        `protobuf:"bytes,15,opt,name=user,proto3" json:"user,omitempty"`                               // user_upsert
+	Item          *ItemAttributes        `protobuf:"bytes,16,opt,name=item,proto3" json:"item,omitempty"`                               // item_upsert
+	OrderId       string                 `protobuf:"bytes,17,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`          // purchase, promo_redeem
+	CampaignId    string                 `protobuf:"bytes,18,opt,name=campaign_id,json=campaignId,proto3" json:"campaign_id,omitempty"` // promo_exposure, promo_redeem: GetOffers' campaign_id
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1563,6 +1564,13 @@ func (x *Event) GetItem() *ItemAttributes {
 func (x *Event) GetOrderId() string {
 	if x != nil {
 		return x.OrderId
+	}
+	return ""
+}
+
+func (x *Event) GetCampaignId() string {
+	if x != nil {
+		return x.CampaignId
 	}
 	return ""
 }
@@ -3404,6 +3412,438 @@ func (x *PromoteCanaryResponse) GetChange() *AliasChange {
 	return nil
 }
 
+type GetCampaignReadoutRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetCampaignReadoutRequest) Reset() {
+	*x = GetCampaignReadoutRequest{}
+	mi := &file_promo_v1_promo_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetCampaignReadoutRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetCampaignReadoutRequest) ProtoMessage() {}
+
+func (x *GetCampaignReadoutRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_promo_v1_promo_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetCampaignReadoutRequest.ProtoReflect.Descriptor instead.
+func (*GetCampaignReadoutRequest) Descriptor() ([]byte, []int) {
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *GetCampaignReadoutRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type ReadoutGroup struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	Name              string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"` // "holdout", "campaign", or an experiment arm
+	Shoppers          int32                  `protobuf:"varint,2,opt,name=shoppers,proto3" json:"shoppers,omitempty"`
+	Conversion        float64                `protobuf:"fixed64,3,opt,name=conversion,proto3" json:"conversion,omitempty"`
+	RevenuePerShopper float64                `protobuf:"fixed64,4,opt,name=revenue_per_shopper,json=revenuePerShopper,proto3" json:"revenue_per_shopper,omitempty"`
+	Aov               float64                `protobuf:"fixed64,5,opt,name=aov,proto3" json:"aov,omitempty"`
+	Repurchase        float64                `protobuf:"fixed64,6,opt,name=repurchase,proto3" json:"repurchase,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *ReadoutGroup) Reset() {
+	*x = ReadoutGroup{}
+	mi := &file_promo_v1_promo_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadoutGroup) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadoutGroup) ProtoMessage() {}
+
+func (x *ReadoutGroup) ProtoReflect() protoreflect.Message {
+	mi := &file_promo_v1_promo_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadoutGroup.ProtoReflect.Descriptor instead.
+func (*ReadoutGroup) Descriptor() ([]byte, []int) {
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *ReadoutGroup) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ReadoutGroup) GetShoppers() int32 {
+	if x != nil {
+		return x.Shoppers
+	}
+	return 0
+}
+
+func (x *ReadoutGroup) GetConversion() float64 {
+	if x != nil {
+		return x.Conversion
+	}
+	return 0
+}
+
+func (x *ReadoutGroup) GetRevenuePerShopper() float64 {
+	if x != nil {
+		return x.RevenuePerShopper
+	}
+	return 0
+}
+
+func (x *ReadoutGroup) GetAov() float64 {
+	if x != nil {
+		return x.Aov
+	}
+	return 0
+}
+
+func (x *ReadoutGroup) GetRepurchase() float64 {
+	if x != nil {
+		return x.Repurchase
+	}
+	return 0
+}
+
+type ReadoutEffect struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Diff          float64                `protobuf:"fixed64,1,opt,name=diff,proto3" json:"diff,omitempty"`
+	Lo            float64                `protobuf:"fixed64,2,opt,name=lo,proto3" json:"lo,omitempty"` // 95% interval
+	Hi            float64                `protobuf:"fixed64,3,opt,name=hi,proto3" json:"hi,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadoutEffect) Reset() {
+	*x = ReadoutEffect{}
+	mi := &file_promo_v1_promo_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadoutEffect) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadoutEffect) ProtoMessage() {}
+
+func (x *ReadoutEffect) ProtoReflect() protoreflect.Message {
+	mi := &file_promo_v1_promo_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadoutEffect.ProtoReflect.Descriptor instead.
+func (*ReadoutEffect) Descriptor() ([]byte, []int) {
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *ReadoutEffect) GetDiff() float64 {
+	if x != nil {
+		return x.Diff
+	}
+	return 0
+}
+
+func (x *ReadoutEffect) GetLo() float64 {
+	if x != nil {
+		return x.Lo
+	}
+	return 0
+}
+
+func (x *ReadoutEffect) GetHi() float64 {
+	if x != nil {
+		return x.Hi
+	}
+	return 0
+}
+
+type ReadoutComparison struct {
+	state                  protoimpl.MessageState `protogen:"open.v1"`
+	Group                  string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	Control                string                 `protobuf:"bytes,2,opt,name=control,proto3" json:"control,omitempty"`
+	Conversion             *ReadoutEffect         `protobuf:"bytes,3,opt,name=conversion,proto3" json:"conversion,omitempty"` // per shopper
+	Revenue                *ReadoutEffect         `protobuf:"bytes,4,opt,name=revenue,proto3" json:"revenue,omitempty"`       // per shopper
+	Repurchase             *ReadoutEffect         `protobuf:"bytes,5,opt,name=repurchase,proto3" json:"repurchase,omitempty"`
+	IncrementalConversions *ReadoutEffect         `protobuf:"bytes,6,opt,name=incremental_conversions,json=incrementalConversions,proto3" json:"incremental_conversions,omitempty"`
+	// Revenue difference times the margin rate over the group's shoppers,
+	// less its offers' cost (the campaign's spend, against the holdout).
+	IncrementalProfit *ReadoutEffect `protobuf:"bytes,7,opt,name=incremental_profit,json=incrementalProfit,proto3" json:"incremental_profit,omitempty"`
+	Verdict           string         `protobuf:"bytes,8,opt,name=verdict,proto3" json:"verdict,omitempty"` // "significant gain", "no detectable effect", "significant loss"
+	Test              string         `protobuf:"bytes,9,opt,name=test,proto3" json:"test,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *ReadoutComparison) Reset() {
+	*x = ReadoutComparison{}
+	mi := &file_promo_v1_promo_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadoutComparison) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadoutComparison) ProtoMessage() {}
+
+func (x *ReadoutComparison) ProtoReflect() protoreflect.Message {
+	mi := &file_promo_v1_promo_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadoutComparison.ProtoReflect.Descriptor instead.
+func (*ReadoutComparison) Descriptor() ([]byte, []int) {
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *ReadoutComparison) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *ReadoutComparison) GetControl() string {
+	if x != nil {
+		return x.Control
+	}
+	return ""
+}
+
+func (x *ReadoutComparison) GetConversion() *ReadoutEffect {
+	if x != nil {
+		return x.Conversion
+	}
+	return nil
+}
+
+func (x *ReadoutComparison) GetRevenue() *ReadoutEffect {
+	if x != nil {
+		return x.Revenue
+	}
+	return nil
+}
+
+func (x *ReadoutComparison) GetRepurchase() *ReadoutEffect {
+	if x != nil {
+		return x.Repurchase
+	}
+	return nil
+}
+
+func (x *ReadoutComparison) GetIncrementalConversions() *ReadoutEffect {
+	if x != nil {
+		return x.IncrementalConversions
+	}
+	return nil
+}
+
+func (x *ReadoutComparison) GetIncrementalProfit() *ReadoutEffect {
+	if x != nil {
+		return x.IncrementalProfit
+	}
+	return nil
+}
+
+func (x *ReadoutComparison) GetVerdict() string {
+	if x != nil {
+		return x.Verdict
+	}
+	return ""
+}
+
+func (x *ReadoutComparison) GetTest() string {
+	if x != nil {
+		return x.Test
+	}
+	return ""
+}
+
+type CampaignReadout struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Campaign    string                 `protobuf:"bytes,1,opt,name=campaign,proto3" json:"campaign,omitempty"`
+	ComputedAt  *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=computed_at,json=computedAt,proto3" json:"computed_at,omitempty"`
+	From        *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=from,proto3" json:"from,omitempty"`
+	To          *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=to,proto3" json:"to,omitempty"`
+	OutcomeDays int32                  `protobuf:"varint,5,opt,name=outcome_days,json=outcomeDays,proto3" json:"outcome_days,omitempty"`
+	MarginRate  float64                `protobuf:"fixed64,6,opt,name=margin_rate,json=marginRate,proto3" json:"margin_rate,omitempty"`
+	Groups      []*ReadoutGroup        `protobuf:"bytes,7,rep,name=groups,proto3" json:"groups,omitempty"`
+	// The campaign against its holdout first, then each experiment arm
+	// against the experiment's control.
+	Comparisons   []*ReadoutComparison `protobuf:"bytes,8,rep,name=comparisons,proto3" json:"comparisons,omitempty"`
+	Spend         float64              `protobuf:"fixed64,9,opt,name=spend,proto3" json:"spend,omitempty"`
+	Budget        float64              `protobuf:"fixed64,10,opt,name=budget,proto3" json:"budget,omitempty"`
+	Verdict       string               `protobuf:"bytes,11,opt,name=verdict,proto3" json:"verdict,omitempty"`
+	Note          string               `protobuf:"bytes,12,opt,name=note,proto3" json:"note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CampaignReadout) Reset() {
+	*x = CampaignReadout{}
+	mi := &file_promo_v1_promo_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CampaignReadout) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CampaignReadout) ProtoMessage() {}
+
+func (x *CampaignReadout) ProtoReflect() protoreflect.Message {
+	mi := &file_promo_v1_promo_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CampaignReadout.ProtoReflect.Descriptor instead.
+func (*CampaignReadout) Descriptor() ([]byte, []int) {
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *CampaignReadout) GetCampaign() string {
+	if x != nil {
+		return x.Campaign
+	}
+	return ""
+}
+
+func (x *CampaignReadout) GetComputedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ComputedAt
+	}
+	return nil
+}
+
+func (x *CampaignReadout) GetFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.From
+	}
+	return nil
+}
+
+func (x *CampaignReadout) GetTo() *timestamppb.Timestamp {
+	if x != nil {
+		return x.To
+	}
+	return nil
+}
+
+func (x *CampaignReadout) GetOutcomeDays() int32 {
+	if x != nil {
+		return x.OutcomeDays
+	}
+	return 0
+}
+
+func (x *CampaignReadout) GetMarginRate() float64 {
+	if x != nil {
+		return x.MarginRate
+	}
+	return 0
+}
+
+func (x *CampaignReadout) GetGroups() []*ReadoutGroup {
+	if x != nil {
+		return x.Groups
+	}
+	return nil
+}
+
+func (x *CampaignReadout) GetComparisons() []*ReadoutComparison {
+	if x != nil {
+		return x.Comparisons
+	}
+	return nil
+}
+
+func (x *CampaignReadout) GetSpend() float64 {
+	if x != nil {
+		return x.Spend
+	}
+	return 0
+}
+
+func (x *CampaignReadout) GetBudget() float64 {
+	if x != nil {
+		return x.Budget
+	}
+	return 0
+}
+
+func (x *CampaignReadout) GetVerdict() string {
+	if x != nil {
+		return x.Verdict
+	}
+	return ""
+}
+
+func (x *CampaignReadout) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
 type FrequencyCap struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Max           int32                  `protobuf:"varint,1,opt,name=max,proto3" json:"max,omitempty"`
@@ -3414,7 +3854,7 @@ type FrequencyCap struct {
 
 func (x *FrequencyCap) Reset() {
 	*x = FrequencyCap{}
-	mi := &file_promo_v1_promo_proto_msgTypes[48]
+	mi := &file_promo_v1_promo_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3426,7 +3866,7 @@ func (x *FrequencyCap) String() string {
 func (*FrequencyCap) ProtoMessage() {}
 
 func (x *FrequencyCap) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[48]
+	mi := &file_promo_v1_promo_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3439,7 +3879,7 @@ func (x *FrequencyCap) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FrequencyCap.ProtoReflect.Descriptor instead.
 func (*FrequencyCap) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{48}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *FrequencyCap) GetMax() int32 {
@@ -3476,7 +3916,7 @@ type CampaignOffer struct {
 
 func (x *CampaignOffer) Reset() {
 	*x = CampaignOffer{}
-	mi := &file_promo_v1_promo_proto_msgTypes[49]
+	mi := &file_promo_v1_promo_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3488,7 +3928,7 @@ func (x *CampaignOffer) String() string {
 func (*CampaignOffer) ProtoMessage() {}
 
 func (x *CampaignOffer) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[49]
+	mi := &file_promo_v1_promo_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3501,7 +3941,7 @@ func (x *CampaignOffer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CampaignOffer.ProtoReflect.Descriptor instead.
 func (*CampaignOffer) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{49}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *CampaignOffer) GetId() string {
@@ -3615,7 +4055,7 @@ type Campaign struct {
 
 func (x *Campaign) Reset() {
 	*x = Campaign{}
-	mi := &file_promo_v1_promo_proto_msgTypes[50]
+	mi := &file_promo_v1_promo_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3627,7 +4067,7 @@ func (x *Campaign) String() string {
 func (*Campaign) ProtoMessage() {}
 
 func (x *Campaign) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[50]
+	mi := &file_promo_v1_promo_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3640,7 +4080,7 @@ func (x *Campaign) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Campaign.ProtoReflect.Descriptor instead.
 func (*Campaign) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{50}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *Campaign) GetId() string {
@@ -3774,7 +4214,7 @@ type CampaignSpend struct {
 
 func (x *CampaignSpend) Reset() {
 	*x = CampaignSpend{}
-	mi := &file_promo_v1_promo_proto_msgTypes[51]
+	mi := &file_promo_v1_promo_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3786,7 +4226,7 @@ func (x *CampaignSpend) String() string {
 func (*CampaignSpend) ProtoMessage() {}
 
 func (x *CampaignSpend) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[51]
+	mi := &file_promo_v1_promo_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3799,7 +4239,7 @@ func (x *CampaignSpend) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CampaignSpend.ProtoReflect.Descriptor instead.
 func (*CampaignSpend) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{51}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *CampaignSpend) GetTotal() float64 {
@@ -3838,7 +4278,7 @@ type ListCampaignsRequest struct {
 
 func (x *ListCampaignsRequest) Reset() {
 	*x = ListCampaignsRequest{}
-	mi := &file_promo_v1_promo_proto_msgTypes[52]
+	mi := &file_promo_v1_promo_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3850,7 +4290,7 @@ func (x *ListCampaignsRequest) String() string {
 func (*ListCampaignsRequest) ProtoMessage() {}
 
 func (x *ListCampaignsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[52]
+	mi := &file_promo_v1_promo_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3863,7 +4303,7 @@ func (x *ListCampaignsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCampaignsRequest.ProtoReflect.Descriptor instead.
 func (*ListCampaignsRequest) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{52}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{57}
 }
 
 type ListCampaignsResponse struct {
@@ -3875,7 +4315,7 @@ type ListCampaignsResponse struct {
 
 func (x *ListCampaignsResponse) Reset() {
 	*x = ListCampaignsResponse{}
-	mi := &file_promo_v1_promo_proto_msgTypes[53]
+	mi := &file_promo_v1_promo_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3887,7 +4327,7 @@ func (x *ListCampaignsResponse) String() string {
 func (*ListCampaignsResponse) ProtoMessage() {}
 
 func (x *ListCampaignsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[53]
+	mi := &file_promo_v1_promo_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3900,7 +4340,7 @@ func (x *ListCampaignsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCampaignsResponse.ProtoReflect.Descriptor instead.
 func (*ListCampaignsResponse) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{53}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ListCampaignsResponse) GetCampaigns() []*Campaign {
@@ -3919,7 +4359,7 @@ type GetCampaignRequest struct {
 
 func (x *GetCampaignRequest) Reset() {
 	*x = GetCampaignRequest{}
-	mi := &file_promo_v1_promo_proto_msgTypes[54]
+	mi := &file_promo_v1_promo_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3931,7 +4371,7 @@ func (x *GetCampaignRequest) String() string {
 func (*GetCampaignRequest) ProtoMessage() {}
 
 func (x *GetCampaignRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[54]
+	mi := &file_promo_v1_promo_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3944,7 +4384,7 @@ func (x *GetCampaignRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCampaignRequest.ProtoReflect.Descriptor instead.
 func (*GetCampaignRequest) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{54}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *GetCampaignRequest) GetId() string {
@@ -3964,7 +4404,7 @@ type CreateCampaignRequest struct {
 
 func (x *CreateCampaignRequest) Reset() {
 	*x = CreateCampaignRequest{}
-	mi := &file_promo_v1_promo_proto_msgTypes[55]
+	mi := &file_promo_v1_promo_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3976,7 +4416,7 @@ func (x *CreateCampaignRequest) String() string {
 func (*CreateCampaignRequest) ProtoMessage() {}
 
 func (x *CreateCampaignRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[55]
+	mi := &file_promo_v1_promo_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3989,7 +4429,7 @@ func (x *CreateCampaignRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateCampaignRequest.ProtoReflect.Descriptor instead.
 func (*CreateCampaignRequest) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{55}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *CreateCampaignRequest) GetCampaign() *Campaign {
@@ -4018,7 +4458,7 @@ type UpdateCampaignRequest struct {
 
 func (x *UpdateCampaignRequest) Reset() {
 	*x = UpdateCampaignRequest{}
-	mi := &file_promo_v1_promo_proto_msgTypes[56]
+	mi := &file_promo_v1_promo_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4030,7 +4470,7 @@ func (x *UpdateCampaignRequest) String() string {
 func (*UpdateCampaignRequest) ProtoMessage() {}
 
 func (x *UpdateCampaignRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[56]
+	mi := &file_promo_v1_promo_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4043,7 +4483,7 @@ func (x *UpdateCampaignRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateCampaignRequest.ProtoReflect.Descriptor instead.
 func (*UpdateCampaignRequest) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{56}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *UpdateCampaignRequest) GetId() string {
@@ -4085,7 +4525,7 @@ type SetCampaignStateRequest struct {
 
 func (x *SetCampaignStateRequest) Reset() {
 	*x = SetCampaignStateRequest{}
-	mi := &file_promo_v1_promo_proto_msgTypes[57]
+	mi := &file_promo_v1_promo_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4097,7 +4537,7 @@ func (x *SetCampaignStateRequest) String() string {
 func (*SetCampaignStateRequest) ProtoMessage() {}
 
 func (x *SetCampaignStateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[57]
+	mi := &file_promo_v1_promo_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4110,7 +4550,7 @@ func (x *SetCampaignStateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetCampaignStateRequest.ProtoReflect.Descriptor instead.
 func (*SetCampaignStateRequest) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{57}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *SetCampaignStateRequest) GetId() string {
@@ -4143,7 +4583,7 @@ type CampaignHistoryRequest struct {
 
 func (x *CampaignHistoryRequest) Reset() {
 	*x = CampaignHistoryRequest{}
-	mi := &file_promo_v1_promo_proto_msgTypes[58]
+	mi := &file_promo_v1_promo_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4155,7 +4595,7 @@ func (x *CampaignHistoryRequest) String() string {
 func (*CampaignHistoryRequest) ProtoMessage() {}
 
 func (x *CampaignHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[58]
+	mi := &file_promo_v1_promo_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4168,7 +4608,7 @@ func (x *CampaignHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CampaignHistoryRequest.ProtoReflect.Descriptor instead.
 func (*CampaignHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{58}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *CampaignHistoryRequest) GetId() string {
@@ -4192,7 +4632,7 @@ type CampaignChange struct {
 
 func (x *CampaignChange) Reset() {
 	*x = CampaignChange{}
-	mi := &file_promo_v1_promo_proto_msgTypes[59]
+	mi := &file_promo_v1_promo_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4204,7 +4644,7 @@ func (x *CampaignChange) String() string {
 func (*CampaignChange) ProtoMessage() {}
 
 func (x *CampaignChange) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[59]
+	mi := &file_promo_v1_promo_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4217,7 +4657,7 @@ func (x *CampaignChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CampaignChange.ProtoReflect.Descriptor instead.
 func (*CampaignChange) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{59}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *CampaignChange) GetRevision() int32 {
@@ -4271,7 +4711,7 @@ type CampaignHistoryResponse struct {
 
 func (x *CampaignHistoryResponse) Reset() {
 	*x = CampaignHistoryResponse{}
-	mi := &file_promo_v1_promo_proto_msgTypes[60]
+	mi := &file_promo_v1_promo_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4283,7 +4723,7 @@ func (x *CampaignHistoryResponse) String() string {
 func (*CampaignHistoryResponse) ProtoMessage() {}
 
 func (x *CampaignHistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[60]
+	mi := &file_promo_v1_promo_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4296,7 +4736,7 @@ func (x *CampaignHistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CampaignHistoryResponse.ProtoReflect.Descriptor instead.
 func (*CampaignHistoryResponse) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{60}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *CampaignHistoryResponse) GetChanges() []*CampaignChange {
@@ -4315,7 +4755,7 @@ type ListReportsRequest struct {
 
 func (x *ListReportsRequest) Reset() {
 	*x = ListReportsRequest{}
-	mi := &file_promo_v1_promo_proto_msgTypes[61]
+	mi := &file_promo_v1_promo_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4327,7 +4767,7 @@ func (x *ListReportsRequest) String() string {
 func (*ListReportsRequest) ProtoMessage() {}
 
 func (x *ListReportsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[61]
+	mi := &file_promo_v1_promo_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4340,7 +4780,7 @@ func (x *ListReportsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListReportsRequest.ProtoReflect.Descriptor instead.
 func (*ListReportsRequest) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{61}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *ListReportsRequest) GetLimit() int32 {
@@ -4360,7 +4800,7 @@ type ReportSummary struct {
 
 func (x *ReportSummary) Reset() {
 	*x = ReportSummary{}
-	mi := &file_promo_v1_promo_proto_msgTypes[62]
+	mi := &file_promo_v1_promo_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4372,7 +4812,7 @@ func (x *ReportSummary) String() string {
 func (*ReportSummary) ProtoMessage() {}
 
 func (x *ReportSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[62]
+	mi := &file_promo_v1_promo_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4385,7 +4825,7 @@ func (x *ReportSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportSummary.ProtoReflect.Descriptor instead.
 func (*ReportSummary) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{62}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *ReportSummary) GetRun() string {
@@ -4411,7 +4851,7 @@ type ListReportsResponse struct {
 
 func (x *ListReportsResponse) Reset() {
 	*x = ListReportsResponse{}
-	mi := &file_promo_v1_promo_proto_msgTypes[63]
+	mi := &file_promo_v1_promo_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4423,7 +4863,7 @@ func (x *ListReportsResponse) String() string {
 func (*ListReportsResponse) ProtoMessage() {}
 
 func (x *ListReportsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[63]
+	mi := &file_promo_v1_promo_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4436,7 +4876,7 @@ func (x *ListReportsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListReportsResponse.ProtoReflect.Descriptor instead.
 func (*ListReportsResponse) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{63}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *ListReportsResponse) GetReports() []*ReportSummary {
@@ -4456,7 +4896,7 @@ type GetReportFileRequest struct {
 
 func (x *GetReportFileRequest) Reset() {
 	*x = GetReportFileRequest{}
-	mi := &file_promo_v1_promo_proto_msgTypes[64]
+	mi := &file_promo_v1_promo_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4468,7 +4908,7 @@ func (x *GetReportFileRequest) String() string {
 func (*GetReportFileRequest) ProtoMessage() {}
 
 func (x *GetReportFileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[64]
+	mi := &file_promo_v1_promo_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4481,7 +4921,7 @@ func (x *GetReportFileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetReportFileRequest.ProtoReflect.Descriptor instead.
 func (*GetReportFileRequest) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{64}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *GetReportFileRequest) GetRun() string {
@@ -4508,7 +4948,7 @@ type GetReportFileResponse struct {
 
 func (x *GetReportFileResponse) Reset() {
 	*x = GetReportFileResponse{}
-	mi := &file_promo_v1_promo_proto_msgTypes[65]
+	mi := &file_promo_v1_promo_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4520,7 +4960,7 @@ func (x *GetReportFileResponse) String() string {
 func (*GetReportFileResponse) ProtoMessage() {}
 
 func (x *GetReportFileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[65]
+	mi := &file_promo_v1_promo_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4533,7 +4973,7 @@ func (x *GetReportFileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetReportFileResponse.ProtoReflect.Descriptor instead.
 func (*GetReportFileResponse) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{65}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *GetReportFileResponse) GetContentType() string {
@@ -4558,7 +4998,7 @@ type GetStatusRequest struct {
 
 func (x *GetStatusRequest) Reset() {
 	*x = GetStatusRequest{}
-	mi := &file_promo_v1_promo_proto_msgTypes[66]
+	mi := &file_promo_v1_promo_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4570,7 +5010,7 @@ func (x *GetStatusRequest) String() string {
 func (*GetStatusRequest) ProtoMessage() {}
 
 func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[66]
+	mi := &file_promo_v1_promo_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4583,7 +5023,7 @@ func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetStatusRequest) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{66}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{71}
 }
 
 type LoadedModel struct {
@@ -4607,7 +5047,7 @@ type LoadedModel struct {
 
 func (x *LoadedModel) Reset() {
 	*x = LoadedModel{}
-	mi := &file_promo_v1_promo_proto_msgTypes[67]
+	mi := &file_promo_v1_promo_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4619,7 +5059,7 @@ func (x *LoadedModel) String() string {
 func (*LoadedModel) ProtoMessage() {}
 
 func (x *LoadedModel) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[67]
+	mi := &file_promo_v1_promo_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4632,7 +5072,7 @@ func (x *LoadedModel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadedModel.ProtoReflect.Descriptor instead.
 func (*LoadedModel) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{67}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *LoadedModel) GetName() string {
@@ -4729,7 +5169,7 @@ type ShadowStats struct {
 
 func (x *ShadowStats) Reset() {
 	*x = ShadowStats{}
-	mi := &file_promo_v1_promo_proto_msgTypes[68]
+	mi := &file_promo_v1_promo_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4741,7 +5181,7 @@ func (x *ShadowStats) String() string {
 func (*ShadowStats) ProtoMessage() {}
 
 func (x *ShadowStats) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[68]
+	mi := &file_promo_v1_promo_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4754,7 +5194,7 @@ func (x *ShadowStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShadowStats.ProtoReflect.Descriptor instead.
 func (*ShadowStats) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{68}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *ShadowStats) GetComparisons() int64 {
@@ -4803,7 +5243,7 @@ type GetStatusResponse struct {
 
 func (x *GetStatusResponse) Reset() {
 	*x = GetStatusResponse{}
-	mi := &file_promo_v1_promo_proto_msgTypes[69]
+	mi := &file_promo_v1_promo_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4815,7 +5255,7 @@ func (x *GetStatusResponse) String() string {
 func (*GetStatusResponse) ProtoMessage() {}
 
 func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[69]
+	mi := &file_promo_v1_promo_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4828,7 +5268,7 @@ func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetStatusResponse) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{69}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *GetStatusResponse) GetReady() bool {
@@ -4981,7 +5421,7 @@ const file_promo_v1_promo_proto_rawDesc = "" +
 	"\n" +
 	"ExtraEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xbc\x04\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xdd\x04\n" +
 	"\x05Event\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12'\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x13.promo.v1.EventTypeR\x04type\x12.\n" +
@@ -5005,7 +5445,9 @@ const file_promo_v1_promo_proto_rawDesc = "" +
 	"\rmodel_version\x18\x0e \x01(\tR\fmodelVersion\x12,\n" +
 	"\x04user\x18\x0f \x01(\v2\x18.promo.v1.UserAttributesR\x04user\x12,\n" +
 	"\x04item\x18\x10 \x01(\v2\x18.promo.v1.ItemAttributesR\x04item\x12\x19\n" +
-	"\border_id\x18\x11 \x01(\tR\aorderId\"8\n" +
+	"\border_id\x18\x11 \x01(\tR\aorderId\x12\x1f\n" +
+	"\vcampaign_id\x18\x12 \x01(\tR\n" +
+	"campaignId\"8\n" +
 	"\rIngestRequest\x12'\n" +
 	"\x06events\x18\x01 \x03(\v2\x0f.promo.v1.EventR\x06events\"W\n" +
 	"\n" +
@@ -5147,7 +5589,54 @@ const file_promo_v1_promo_proto_rawDesc = "" +
 	"\x05alias\x18\x02 \x01(\tR\x05alias\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\"F\n" +
 	"\x15PromoteCanaryResponse\x12-\n" +
-	"\x06change\x18\x01 \x01(\v2\x15.promo.v1.AliasChangeR\x06change\"=\n" +
+	"\x06change\x18\x01 \x01(\v2\x15.promo.v1.AliasChangeR\x06change\"+\n" +
+	"\x19GetCampaignReadoutRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\xc0\x01\n" +
+	"\fReadoutGroup\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
+	"\bshoppers\x18\x02 \x01(\x05R\bshoppers\x12\x1e\n" +
+	"\n" +
+	"conversion\x18\x03 \x01(\x01R\n" +
+	"conversion\x12.\n" +
+	"\x13revenue_per_shopper\x18\x04 \x01(\x01R\x11revenuePerShopper\x12\x10\n" +
+	"\x03aov\x18\x05 \x01(\x01R\x03aov\x12\x1e\n" +
+	"\n" +
+	"repurchase\x18\x06 \x01(\x01R\n" +
+	"repurchase\"C\n" +
+	"\rReadoutEffect\x12\x12\n" +
+	"\x04diff\x18\x01 \x01(\x01R\x04diff\x12\x0e\n" +
+	"\x02lo\x18\x02 \x01(\x01R\x02lo\x12\x0e\n" +
+	"\x02hi\x18\x03 \x01(\x01R\x02hi\"\xb0\x03\n" +
+	"\x11ReadoutComparison\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x18\n" +
+	"\acontrol\x18\x02 \x01(\tR\acontrol\x127\n" +
+	"\n" +
+	"conversion\x18\x03 \x01(\v2\x17.promo.v1.ReadoutEffectR\n" +
+	"conversion\x121\n" +
+	"\arevenue\x18\x04 \x01(\v2\x17.promo.v1.ReadoutEffectR\arevenue\x127\n" +
+	"\n" +
+	"repurchase\x18\x05 \x01(\v2\x17.promo.v1.ReadoutEffectR\n" +
+	"repurchase\x12P\n" +
+	"\x17incremental_conversions\x18\x06 \x01(\v2\x17.promo.v1.ReadoutEffectR\x16incrementalConversions\x12F\n" +
+	"\x12incremental_profit\x18\a \x01(\v2\x17.promo.v1.ReadoutEffectR\x11incrementalProfit\x12\x18\n" +
+	"\averdict\x18\b \x01(\tR\averdict\x12\x12\n" +
+	"\x04test\x18\t \x01(\tR\x04test\"\xd5\x03\n" +
+	"\x0fCampaignReadout\x12\x1a\n" +
+	"\bcampaign\x18\x01 \x01(\tR\bcampaign\x12;\n" +
+	"\vcomputed_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"computedAt\x12.\n" +
+	"\x04from\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
+	"\x02to\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\x12!\n" +
+	"\foutcome_days\x18\x05 \x01(\x05R\voutcomeDays\x12\x1f\n" +
+	"\vmargin_rate\x18\x06 \x01(\x01R\n" +
+	"marginRate\x12.\n" +
+	"\x06groups\x18\a \x03(\v2\x16.promo.v1.ReadoutGroupR\x06groups\x12=\n" +
+	"\vcomparisons\x18\b \x03(\v2\x1b.promo.v1.ReadoutComparisonR\vcomparisons\x12\x14\n" +
+	"\x05spend\x18\t \x01(\x01R\x05spend\x12\x16\n" +
+	"\x06budget\x18\n" +
+	" \x01(\x01R\x06budget\x12\x18\n" +
+	"\averdict\x18\v \x01(\tR\averdict\x12\x12\n" +
+	"\x04note\x18\f \x01(\tR\x04note\"=\n" +
 	"\fFrequencyCap\x12\x10\n" +
 	"\x03max\x18\x01 \x01(\x05R\x03max\x12\x1b\n" +
 	"\tper_hours\x18\x02 \x01(\x05R\bperHours\"\xec\x02\n" +
@@ -5304,14 +5793,15 @@ const file_promo_v1_promo_proto_rawDesc = "" +
 	"\tSetShadow\x12\x1a.promo.v1.SetShadowRequest\x1a\x1b.promo.v1.SetShadowResponse\"$\x82\xd3\xe4\x93\x02\x1e:\x01*\"\x19/v1/models/{model}/shadow\x12|\n" +
 	"\n" +
 	"ClearAlias\x12\x1b.promo.v1.ClearAliasRequest\x1a\x1c.promo.v1.ClearAliasResponse\"3\x82\xd3\xe4\x93\x02-:\x01*\"(/v1/models/{model}/aliases/{alias}:clear\x12~\n" +
-	"\rPromoteCanary\x12\x1e.promo.v1.PromoteCanaryRequest\x1a\x1f.promo.v1.PromoteCanaryResponse\",\x82\xd3\xe4\x93\x02&:\x01*\"!/v1/models/{model}/canary:promote2\x8d\x05\n" +
+	"\rPromoteCanary\x12\x1e.promo.v1.PromoteCanaryRequest\x1a\x1f.promo.v1.PromoteCanaryResponse\",\x82\xd3\xe4\x93\x02&:\x01*\"!/v1/models/{model}/canary:promote2\x87\x06\n" +
 	"\x0fCampaignService\x12g\n" +
 	"\rListCampaigns\x12\x1e.promo.v1.ListCampaignsRequest\x1a\x1f.promo.v1.ListCampaignsResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/campaigns\x12[\n" +
 	"\vGetCampaign\x12\x1c.promo.v1.GetCampaignRequest\x1a\x12.promo.v1.Campaign\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/v1/campaigns/{id}\x12_\n" +
 	"\x0eCreateCampaign\x12\x1f.promo.v1.CreateCampaignRequest\x1a\x12.promo.v1.Campaign\"\x18\x82\xd3\xe4\x93\x02\x12:\x01*\"\r/v1/campaigns\x12d\n" +
 	"\x0eUpdateCampaign\x12\x1f.promo.v1.UpdateCampaignRequest\x1a\x12.promo.v1.Campaign\"\x1d\x82\xd3\xe4\x93\x02\x17:\x01*\x1a\x12/v1/campaigns/{id}\x12q\n" +
 	"\x10SetCampaignState\x12!.promo.v1.SetCampaignStateRequest\x1a\x12.promo.v1.Campaign\"&\x82\xd3\xe4\x93\x02 :\x01*\"\x1b/v1/campaigns/{id}/{action}\x12z\n" +
-	"\x0fCampaignHistory\x12 .promo.v1.CampaignHistoryRequest\x1a!.promo.v1.CampaignHistoryResponse\"\"\x82\xd3\xe4\x93\x02\x1c\x12\x1a/v1/campaigns/{id}/history2\xea\x01\n" +
+	"\x0fCampaignHistory\x12 .promo.v1.CampaignHistoryRequest\x1a!.promo.v1.CampaignHistoryResponse\"\"\x82\xd3\xe4\x93\x02\x1c\x12\x1a/v1/campaigns/{id}/history\x12x\n" +
+	"\x12GetCampaignReadout\x12#.promo.v1.GetCampaignReadoutRequest\x1a\x19.promo.v1.CampaignReadout\"\"\x82\xd3\xe4\x93\x02\x1c\x12\x1a/v1/campaigns/{id}/readout2\xea\x01\n" +
 	"\rReportService\x12_\n" +
 	"\vListReports\x12\x1c.promo.v1.ListReportsRequest\x1a\x1d.promo.v1.ListReportsResponse\"\x13\x82\xd3\xe4\x93\x02\r\x12\v/v1/reports\x12x\n" +
 	"\rGetReportFile\x12\x1e.promo.v1.GetReportFileRequest\x1a\x1f.promo.v1.GetReportFileResponse\"&\x82\xd3\xe4\x93\x02 \x12\x1e/v1/reports/{run}/files/{name}2i\n" +
@@ -5338,91 +5828,96 @@ func file_promo_v1_promo_proto_rawDescGZIP() []byte {
 }
 
 var file_promo_v1_promo_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_promo_v1_promo_proto_msgTypes = make([]protoimpl.MessageInfo, 77)
+var file_promo_v1_promo_proto_msgTypes = make([]protoimpl.MessageInfo, 82)
 var file_promo_v1_promo_proto_goTypes = []any{
-	(OfferKind)(0),                  // 0: promo.v1.OfferKind
-	(EventType)(0),                  // 1: promo.v1.EventType
-	(*ModelRef)(nil),                // 2: promo.v1.ModelRef
-	(*ScoreRequest)(nil),            // 3: promo.v1.ScoreRequest
-	(*FeatureContribution)(nil),     // 4: promo.v1.FeatureContribution
-	(*ScoreResponse)(nil),           // 5: promo.v1.ScoreResponse
-	(*RecommendRequest)(nil),        // 6: promo.v1.RecommendRequest
-	(*RecommendedItem)(nil),         // 7: promo.v1.RecommendedItem
-	(*RecommendResponse)(nil),       // 8: promo.v1.RecommendResponse
-	(*SimilarItemsRequest)(nil),     // 9: promo.v1.SimilarItemsRequest
-	(*SimilarItemsResponse)(nil),    // 10: promo.v1.SimilarItemsResponse
-	(*CartLine)(nil),                // 11: promo.v1.CartLine
-	(*Cart)(nil),                    // 12: promo.v1.Cart
-	(*GetOffersRequest)(nil),        // 13: promo.v1.GetOffersRequest
-	(*Offer)(nil),                   // 14: promo.v1.Offer
-	(*GetOffersResponse)(nil),       // 15: promo.v1.GetOffersResponse
-	(*UserAttributes)(nil),          // 16: promo.v1.UserAttributes
-	(*ItemAttributes)(nil),          // 17: promo.v1.ItemAttributes
-	(*Event)(nil),                   // 18: promo.v1.Event
-	(*IngestRequest)(nil),           // 19: promo.v1.IngestRequest
-	(*EventError)(nil),              // 20: promo.v1.EventError
-	(*IngestResponse)(nil),          // 21: promo.v1.IngestResponse
-	(*EraseUserRequest)(nil),        // 22: promo.v1.EraseUserRequest
-	(*EraseUserResponse)(nil),       // 23: promo.v1.EraseUserResponse
-	(*BlobInfo)(nil),                // 24: promo.v1.BlobInfo
-	(*TimeWindow)(nil),              // 25: promo.v1.TimeWindow
-	(*Manifest)(nil),                // 26: promo.v1.Manifest
-	(*VersionSummary)(nil),          // 27: promo.v1.VersionSummary
-	(*ModelSummary)(nil),            // 28: promo.v1.ModelSummary
-	(*ListModelsRequest)(nil),       // 29: promo.v1.ListModelsRequest
-	(*ListModelsResponse)(nil),      // 30: promo.v1.ListModelsResponse
-	(*ListVersionsRequest)(nil),     // 31: promo.v1.ListVersionsRequest
-	(*ListVersionsResponse)(nil),    // 32: promo.v1.ListVersionsResponse
-	(*GetVersionRequest)(nil),       // 33: promo.v1.GetVersionRequest
-	(*GetVersionResponse)(nil),      // 34: promo.v1.GetVersionResponse
-	(*PromoteRequest)(nil),          // 35: promo.v1.PromoteRequest
-	(*AliasChange)(nil),             // 36: promo.v1.AliasChange
-	(*PromoteResponse)(nil),         // 37: promo.v1.PromoteResponse
-	(*RollbackRequest)(nil),         // 38: promo.v1.RollbackRequest
-	(*RollbackResponse)(nil),        // 39: promo.v1.RollbackResponse
-	(*HistoryRequest)(nil),          // 40: promo.v1.HistoryRequest
-	(*HistoryResponse)(nil),         // 41: promo.v1.HistoryResponse
-	(*SetCanaryRequest)(nil),        // 42: promo.v1.SetCanaryRequest
-	(*SetCanaryResponse)(nil),       // 43: promo.v1.SetCanaryResponse
-	(*SetShadowRequest)(nil),        // 44: promo.v1.SetShadowRequest
-	(*SetShadowResponse)(nil),       // 45: promo.v1.SetShadowResponse
-	(*ClearAliasRequest)(nil),       // 46: promo.v1.ClearAliasRequest
-	(*ClearAliasResponse)(nil),      // 47: promo.v1.ClearAliasResponse
-	(*PromoteCanaryRequest)(nil),    // 48: promo.v1.PromoteCanaryRequest
-	(*PromoteCanaryResponse)(nil),   // 49: promo.v1.PromoteCanaryResponse
-	(*FrequencyCap)(nil),            // 50: promo.v1.FrequencyCap
-	(*CampaignOffer)(nil),           // 51: promo.v1.CampaignOffer
-	(*Campaign)(nil),                // 52: promo.v1.Campaign
-	(*CampaignSpend)(nil),           // 53: promo.v1.CampaignSpend
-	(*ListCampaignsRequest)(nil),    // 54: promo.v1.ListCampaignsRequest
-	(*ListCampaignsResponse)(nil),   // 55: promo.v1.ListCampaignsResponse
-	(*GetCampaignRequest)(nil),      // 56: promo.v1.GetCampaignRequest
-	(*CreateCampaignRequest)(nil),   // 57: promo.v1.CreateCampaignRequest
-	(*UpdateCampaignRequest)(nil),   // 58: promo.v1.UpdateCampaignRequest
-	(*SetCampaignStateRequest)(nil), // 59: promo.v1.SetCampaignStateRequest
-	(*CampaignHistoryRequest)(nil),  // 60: promo.v1.CampaignHistoryRequest
-	(*CampaignChange)(nil),          // 61: promo.v1.CampaignChange
-	(*CampaignHistoryResponse)(nil), // 62: promo.v1.CampaignHistoryResponse
-	(*ListReportsRequest)(nil),      // 63: promo.v1.ListReportsRequest
-	(*ReportSummary)(nil),           // 64: promo.v1.ReportSummary
-	(*ListReportsResponse)(nil),     // 65: promo.v1.ListReportsResponse
-	(*GetReportFileRequest)(nil),    // 66: promo.v1.GetReportFileRequest
-	(*GetReportFileResponse)(nil),   // 67: promo.v1.GetReportFileResponse
-	(*GetStatusRequest)(nil),        // 68: promo.v1.GetStatusRequest
-	(*LoadedModel)(nil),             // 69: promo.v1.LoadedModel
-	(*ShadowStats)(nil),             // 70: promo.v1.ShadowStats
-	(*GetStatusResponse)(nil),       // 71: promo.v1.GetStatusResponse
-	nil,                             // 72: promo.v1.ScoreRequest.FeaturesEntry
-	nil,                             // 73: promo.v1.UserAttributes.ExtraEntry
-	nil,                             // 74: promo.v1.ItemAttributes.ExtraEntry
-	nil,                             // 75: promo.v1.Manifest.ParamsEntry
-	nil,                             // 76: promo.v1.Manifest.MetricsEntry
-	nil,                             // 77: promo.v1.VersionSummary.MetricsEntry
-	nil,                             // 78: promo.v1.ModelSummary.AliasesEntry
-	(*timestamppb.Timestamp)(nil),   // 79: google.protobuf.Timestamp
+	(OfferKind)(0),                    // 0: promo.v1.OfferKind
+	(EventType)(0),                    // 1: promo.v1.EventType
+	(*ModelRef)(nil),                  // 2: promo.v1.ModelRef
+	(*ScoreRequest)(nil),              // 3: promo.v1.ScoreRequest
+	(*FeatureContribution)(nil),       // 4: promo.v1.FeatureContribution
+	(*ScoreResponse)(nil),             // 5: promo.v1.ScoreResponse
+	(*RecommendRequest)(nil),          // 6: promo.v1.RecommendRequest
+	(*RecommendedItem)(nil),           // 7: promo.v1.RecommendedItem
+	(*RecommendResponse)(nil),         // 8: promo.v1.RecommendResponse
+	(*SimilarItemsRequest)(nil),       // 9: promo.v1.SimilarItemsRequest
+	(*SimilarItemsResponse)(nil),      // 10: promo.v1.SimilarItemsResponse
+	(*CartLine)(nil),                  // 11: promo.v1.CartLine
+	(*Cart)(nil),                      // 12: promo.v1.Cart
+	(*GetOffersRequest)(nil),          // 13: promo.v1.GetOffersRequest
+	(*Offer)(nil),                     // 14: promo.v1.Offer
+	(*GetOffersResponse)(nil),         // 15: promo.v1.GetOffersResponse
+	(*UserAttributes)(nil),            // 16: promo.v1.UserAttributes
+	(*ItemAttributes)(nil),            // 17: promo.v1.ItemAttributes
+	(*Event)(nil),                     // 18: promo.v1.Event
+	(*IngestRequest)(nil),             // 19: promo.v1.IngestRequest
+	(*EventError)(nil),                // 20: promo.v1.EventError
+	(*IngestResponse)(nil),            // 21: promo.v1.IngestResponse
+	(*EraseUserRequest)(nil),          // 22: promo.v1.EraseUserRequest
+	(*EraseUserResponse)(nil),         // 23: promo.v1.EraseUserResponse
+	(*BlobInfo)(nil),                  // 24: promo.v1.BlobInfo
+	(*TimeWindow)(nil),                // 25: promo.v1.TimeWindow
+	(*Manifest)(nil),                  // 26: promo.v1.Manifest
+	(*VersionSummary)(nil),            // 27: promo.v1.VersionSummary
+	(*ModelSummary)(nil),              // 28: promo.v1.ModelSummary
+	(*ListModelsRequest)(nil),         // 29: promo.v1.ListModelsRequest
+	(*ListModelsResponse)(nil),        // 30: promo.v1.ListModelsResponse
+	(*ListVersionsRequest)(nil),       // 31: promo.v1.ListVersionsRequest
+	(*ListVersionsResponse)(nil),      // 32: promo.v1.ListVersionsResponse
+	(*GetVersionRequest)(nil),         // 33: promo.v1.GetVersionRequest
+	(*GetVersionResponse)(nil),        // 34: promo.v1.GetVersionResponse
+	(*PromoteRequest)(nil),            // 35: promo.v1.PromoteRequest
+	(*AliasChange)(nil),               // 36: promo.v1.AliasChange
+	(*PromoteResponse)(nil),           // 37: promo.v1.PromoteResponse
+	(*RollbackRequest)(nil),           // 38: promo.v1.RollbackRequest
+	(*RollbackResponse)(nil),          // 39: promo.v1.RollbackResponse
+	(*HistoryRequest)(nil),            // 40: promo.v1.HistoryRequest
+	(*HistoryResponse)(nil),           // 41: promo.v1.HistoryResponse
+	(*SetCanaryRequest)(nil),          // 42: promo.v1.SetCanaryRequest
+	(*SetCanaryResponse)(nil),         // 43: promo.v1.SetCanaryResponse
+	(*SetShadowRequest)(nil),          // 44: promo.v1.SetShadowRequest
+	(*SetShadowResponse)(nil),         // 45: promo.v1.SetShadowResponse
+	(*ClearAliasRequest)(nil),         // 46: promo.v1.ClearAliasRequest
+	(*ClearAliasResponse)(nil),        // 47: promo.v1.ClearAliasResponse
+	(*PromoteCanaryRequest)(nil),      // 48: promo.v1.PromoteCanaryRequest
+	(*PromoteCanaryResponse)(nil),     // 49: promo.v1.PromoteCanaryResponse
+	(*GetCampaignReadoutRequest)(nil), // 50: promo.v1.GetCampaignReadoutRequest
+	(*ReadoutGroup)(nil),              // 51: promo.v1.ReadoutGroup
+	(*ReadoutEffect)(nil),             // 52: promo.v1.ReadoutEffect
+	(*ReadoutComparison)(nil),         // 53: promo.v1.ReadoutComparison
+	(*CampaignReadout)(nil),           // 54: promo.v1.CampaignReadout
+	(*FrequencyCap)(nil),              // 55: promo.v1.FrequencyCap
+	(*CampaignOffer)(nil),             // 56: promo.v1.CampaignOffer
+	(*Campaign)(nil),                  // 57: promo.v1.Campaign
+	(*CampaignSpend)(nil),             // 58: promo.v1.CampaignSpend
+	(*ListCampaignsRequest)(nil),      // 59: promo.v1.ListCampaignsRequest
+	(*ListCampaignsResponse)(nil),     // 60: promo.v1.ListCampaignsResponse
+	(*GetCampaignRequest)(nil),        // 61: promo.v1.GetCampaignRequest
+	(*CreateCampaignRequest)(nil),     // 62: promo.v1.CreateCampaignRequest
+	(*UpdateCampaignRequest)(nil),     // 63: promo.v1.UpdateCampaignRequest
+	(*SetCampaignStateRequest)(nil),   // 64: promo.v1.SetCampaignStateRequest
+	(*CampaignHistoryRequest)(nil),    // 65: promo.v1.CampaignHistoryRequest
+	(*CampaignChange)(nil),            // 66: promo.v1.CampaignChange
+	(*CampaignHistoryResponse)(nil),   // 67: promo.v1.CampaignHistoryResponse
+	(*ListReportsRequest)(nil),        // 68: promo.v1.ListReportsRequest
+	(*ReportSummary)(nil),             // 69: promo.v1.ReportSummary
+	(*ListReportsResponse)(nil),       // 70: promo.v1.ListReportsResponse
+	(*GetReportFileRequest)(nil),      // 71: promo.v1.GetReportFileRequest
+	(*GetReportFileResponse)(nil),     // 72: promo.v1.GetReportFileResponse
+	(*GetStatusRequest)(nil),          // 73: promo.v1.GetStatusRequest
+	(*LoadedModel)(nil),               // 74: promo.v1.LoadedModel
+	(*ShadowStats)(nil),               // 75: promo.v1.ShadowStats
+	(*GetStatusResponse)(nil),         // 76: promo.v1.GetStatusResponse
+	nil,                               // 77: promo.v1.ScoreRequest.FeaturesEntry
+	nil,                               // 78: promo.v1.UserAttributes.ExtraEntry
+	nil,                               // 79: promo.v1.ItemAttributes.ExtraEntry
+	nil,                               // 80: promo.v1.Manifest.ParamsEntry
+	nil,                               // 81: promo.v1.Manifest.MetricsEntry
+	nil,                               // 82: promo.v1.VersionSummary.MetricsEntry
+	nil,                               // 83: promo.v1.ModelSummary.AliasesEntry
+	(*timestamppb.Timestamp)(nil),     // 84: google.protobuf.Timestamp
 }
 var file_promo_v1_promo_proto_depIdxs = []int32{
-	72, // 0: promo.v1.ScoreRequest.features:type_name -> promo.v1.ScoreRequest.FeaturesEntry
+	77, // 0: promo.v1.ScoreRequest.features:type_name -> promo.v1.ScoreRequest.FeaturesEntry
 	4,  // 1: promo.v1.ScoreResponse.contributions:type_name -> promo.v1.FeatureContribution
 	2,  // 2: promo.v1.ScoreResponse.model:type_name -> promo.v1.ModelRef
 	2,  // 3: promo.v1.ScoreResponse.models:type_name -> promo.v1.ModelRef
@@ -5433,33 +5928,33 @@ var file_promo_v1_promo_proto_depIdxs = []int32{
 	11, // 8: promo.v1.Cart.lines:type_name -> promo.v1.CartLine
 	12, // 9: promo.v1.GetOffersRequest.cart:type_name -> promo.v1.Cart
 	0,  // 10: promo.v1.Offer.kind:type_name -> promo.v1.OfferKind
-	79, // 11: promo.v1.Offer.expires_at:type_name -> google.protobuf.Timestamp
+	84, // 11: promo.v1.Offer.expires_at:type_name -> google.protobuf.Timestamp
 	14, // 12: promo.v1.GetOffersResponse.offers:type_name -> promo.v1.Offer
 	2,  // 13: promo.v1.GetOffersResponse.model:type_name -> promo.v1.ModelRef
 	2,  // 14: promo.v1.GetOffersResponse.models:type_name -> promo.v1.ModelRef
-	73, // 15: promo.v1.UserAttributes.extra:type_name -> promo.v1.UserAttributes.ExtraEntry
-	74, // 16: promo.v1.ItemAttributes.extra:type_name -> promo.v1.ItemAttributes.ExtraEntry
+	78, // 15: promo.v1.UserAttributes.extra:type_name -> promo.v1.UserAttributes.ExtraEntry
+	79, // 16: promo.v1.ItemAttributes.extra:type_name -> promo.v1.ItemAttributes.ExtraEntry
 	1,  // 17: promo.v1.Event.type:type_name -> promo.v1.EventType
-	79, // 18: promo.v1.Event.time:type_name -> google.protobuf.Timestamp
+	84, // 18: promo.v1.Event.time:type_name -> google.protobuf.Timestamp
 	16, // 19: promo.v1.Event.user:type_name -> promo.v1.UserAttributes
 	17, // 20: promo.v1.Event.item:type_name -> promo.v1.ItemAttributes
 	18, // 21: promo.v1.IngestRequest.events:type_name -> promo.v1.Event
 	20, // 22: promo.v1.IngestResponse.errors:type_name -> promo.v1.EventError
-	79, // 23: promo.v1.EraseUserResponse.erased_at:type_name -> google.protobuf.Timestamp
-	79, // 24: promo.v1.TimeWindow.start:type_name -> google.protobuf.Timestamp
-	79, // 25: promo.v1.TimeWindow.end:type_name -> google.protobuf.Timestamp
-	79, // 26: promo.v1.Manifest.created_at:type_name -> google.protobuf.Timestamp
+	84, // 23: promo.v1.EraseUserResponse.erased_at:type_name -> google.protobuf.Timestamp
+	84, // 24: promo.v1.TimeWindow.start:type_name -> google.protobuf.Timestamp
+	84, // 25: promo.v1.TimeWindow.end:type_name -> google.protobuf.Timestamp
+	84, // 26: promo.v1.Manifest.created_at:type_name -> google.protobuf.Timestamp
 	25, // 27: promo.v1.Manifest.data_window:type_name -> promo.v1.TimeWindow
-	75, // 28: promo.v1.Manifest.params:type_name -> promo.v1.Manifest.ParamsEntry
-	76, // 29: promo.v1.Manifest.metrics:type_name -> promo.v1.Manifest.MetricsEntry
+	80, // 28: promo.v1.Manifest.params:type_name -> promo.v1.Manifest.ParamsEntry
+	81, // 29: promo.v1.Manifest.metrics:type_name -> promo.v1.Manifest.MetricsEntry
 	24, // 30: promo.v1.Manifest.blobs:type_name -> promo.v1.BlobInfo
-	79, // 31: promo.v1.VersionSummary.created_at:type_name -> google.protobuf.Timestamp
-	77, // 32: promo.v1.VersionSummary.metrics:type_name -> promo.v1.VersionSummary.MetricsEntry
-	78, // 33: promo.v1.ModelSummary.aliases:type_name -> promo.v1.ModelSummary.AliasesEntry
+	84, // 31: promo.v1.VersionSummary.created_at:type_name -> google.protobuf.Timestamp
+	82, // 32: promo.v1.VersionSummary.metrics:type_name -> promo.v1.VersionSummary.MetricsEntry
+	83, // 33: promo.v1.ModelSummary.aliases:type_name -> promo.v1.ModelSummary.AliasesEntry
 	28, // 34: promo.v1.ListModelsResponse.models:type_name -> promo.v1.ModelSummary
 	27, // 35: promo.v1.ListVersionsResponse.versions:type_name -> promo.v1.VersionSummary
 	26, // 36: promo.v1.GetVersionResponse.manifest:type_name -> promo.v1.Manifest
-	79, // 37: promo.v1.AliasChange.time:type_name -> google.protobuf.Timestamp
+	84, // 37: promo.v1.AliasChange.time:type_name -> google.protobuf.Timestamp
 	36, // 38: promo.v1.PromoteResponse.change:type_name -> promo.v1.AliasChange
 	36, // 39: promo.v1.RollbackResponse.change:type_name -> promo.v1.AliasChange
 	36, // 40: promo.v1.HistoryResponse.changes:type_name -> promo.v1.AliasChange
@@ -5467,79 +5962,91 @@ var file_promo_v1_promo_proto_depIdxs = []int32{
 	36, // 42: promo.v1.SetShadowResponse.change:type_name -> promo.v1.AliasChange
 	36, // 43: promo.v1.ClearAliasResponse.change:type_name -> promo.v1.AliasChange
 	36, // 44: promo.v1.PromoteCanaryResponse.change:type_name -> promo.v1.AliasChange
-	79, // 45: promo.v1.Campaign.start:type_name -> google.protobuf.Timestamp
-	79, // 46: promo.v1.Campaign.end:type_name -> google.protobuf.Timestamp
-	50, // 47: promo.v1.Campaign.frequency_cap:type_name -> promo.v1.FrequencyCap
-	51, // 48: promo.v1.Campaign.offers:type_name -> promo.v1.CampaignOffer
-	79, // 49: promo.v1.Campaign.updated_at:type_name -> google.protobuf.Timestamp
-	53, // 50: promo.v1.Campaign.spend:type_name -> promo.v1.CampaignSpend
-	52, // 51: promo.v1.ListCampaignsResponse.campaigns:type_name -> promo.v1.Campaign
-	52, // 52: promo.v1.CreateCampaignRequest.campaign:type_name -> promo.v1.Campaign
-	52, // 53: promo.v1.UpdateCampaignRequest.campaign:type_name -> promo.v1.Campaign
-	79, // 54: promo.v1.CampaignChange.time:type_name -> google.protobuf.Timestamp
-	52, // 55: promo.v1.CampaignChange.campaign:type_name -> promo.v1.Campaign
-	61, // 56: promo.v1.CampaignHistoryResponse.changes:type_name -> promo.v1.CampaignChange
-	64, // 57: promo.v1.ListReportsResponse.reports:type_name -> promo.v1.ReportSummary
-	79, // 58: promo.v1.LoadedModel.loaded_at:type_name -> google.protobuf.Timestamp
-	79, // 59: promo.v1.LoadedModel.last_check:type_name -> google.protobuf.Timestamp
-	79, // 60: promo.v1.LoadedModel.last_error_at:type_name -> google.protobuf.Timestamp
-	70, // 61: promo.v1.LoadedModel.shadow:type_name -> promo.v1.ShadowStats
-	69, // 62: promo.v1.GetStatusResponse.models:type_name -> promo.v1.LoadedModel
-	3,  // 63: promo.v1.ScoringService.Score:input_type -> promo.v1.ScoreRequest
-	6,  // 64: promo.v1.RecommendationService.Recommend:input_type -> promo.v1.RecommendRequest
-	9,  // 65: promo.v1.RecommendationService.SimilarItems:input_type -> promo.v1.SimilarItemsRequest
-	13, // 66: promo.v1.PromotionService.GetOffers:input_type -> promo.v1.GetOffersRequest
-	19, // 67: promo.v1.EventService.Ingest:input_type -> promo.v1.IngestRequest
-	22, // 68: promo.v1.EventService.EraseUser:input_type -> promo.v1.EraseUserRequest
-	29, // 69: promo.v1.RegistryService.ListModels:input_type -> promo.v1.ListModelsRequest
-	31, // 70: promo.v1.RegistryService.ListVersions:input_type -> promo.v1.ListVersionsRequest
-	33, // 71: promo.v1.RegistryService.GetVersion:input_type -> promo.v1.GetVersionRequest
-	35, // 72: promo.v1.RegistryService.Promote:input_type -> promo.v1.PromoteRequest
-	38, // 73: promo.v1.RegistryService.Rollback:input_type -> promo.v1.RollbackRequest
-	40, // 74: promo.v1.RegistryService.History:input_type -> promo.v1.HistoryRequest
-	42, // 75: promo.v1.RegistryService.SetCanary:input_type -> promo.v1.SetCanaryRequest
-	44, // 76: promo.v1.RegistryService.SetShadow:input_type -> promo.v1.SetShadowRequest
-	46, // 77: promo.v1.RegistryService.ClearAlias:input_type -> promo.v1.ClearAliasRequest
-	48, // 78: promo.v1.RegistryService.PromoteCanary:input_type -> promo.v1.PromoteCanaryRequest
-	54, // 79: promo.v1.CampaignService.ListCampaigns:input_type -> promo.v1.ListCampaignsRequest
-	56, // 80: promo.v1.CampaignService.GetCampaign:input_type -> promo.v1.GetCampaignRequest
-	57, // 81: promo.v1.CampaignService.CreateCampaign:input_type -> promo.v1.CreateCampaignRequest
-	58, // 82: promo.v1.CampaignService.UpdateCampaign:input_type -> promo.v1.UpdateCampaignRequest
-	59, // 83: promo.v1.CampaignService.SetCampaignState:input_type -> promo.v1.SetCampaignStateRequest
-	60, // 84: promo.v1.CampaignService.CampaignHistory:input_type -> promo.v1.CampaignHistoryRequest
-	63, // 85: promo.v1.ReportService.ListReports:input_type -> promo.v1.ListReportsRequest
-	66, // 86: promo.v1.ReportService.GetReportFile:input_type -> promo.v1.GetReportFileRequest
-	68, // 87: promo.v1.StatusService.GetStatus:input_type -> promo.v1.GetStatusRequest
-	5,  // 88: promo.v1.ScoringService.Score:output_type -> promo.v1.ScoreResponse
-	8,  // 89: promo.v1.RecommendationService.Recommend:output_type -> promo.v1.RecommendResponse
-	10, // 90: promo.v1.RecommendationService.SimilarItems:output_type -> promo.v1.SimilarItemsResponse
-	15, // 91: promo.v1.PromotionService.GetOffers:output_type -> promo.v1.GetOffersResponse
-	21, // 92: promo.v1.EventService.Ingest:output_type -> promo.v1.IngestResponse
-	23, // 93: promo.v1.EventService.EraseUser:output_type -> promo.v1.EraseUserResponse
-	30, // 94: promo.v1.RegistryService.ListModels:output_type -> promo.v1.ListModelsResponse
-	32, // 95: promo.v1.RegistryService.ListVersions:output_type -> promo.v1.ListVersionsResponse
-	34, // 96: promo.v1.RegistryService.GetVersion:output_type -> promo.v1.GetVersionResponse
-	37, // 97: promo.v1.RegistryService.Promote:output_type -> promo.v1.PromoteResponse
-	39, // 98: promo.v1.RegistryService.Rollback:output_type -> promo.v1.RollbackResponse
-	41, // 99: promo.v1.RegistryService.History:output_type -> promo.v1.HistoryResponse
-	43, // 100: promo.v1.RegistryService.SetCanary:output_type -> promo.v1.SetCanaryResponse
-	45, // 101: promo.v1.RegistryService.SetShadow:output_type -> promo.v1.SetShadowResponse
-	47, // 102: promo.v1.RegistryService.ClearAlias:output_type -> promo.v1.ClearAliasResponse
-	49, // 103: promo.v1.RegistryService.PromoteCanary:output_type -> promo.v1.PromoteCanaryResponse
-	55, // 104: promo.v1.CampaignService.ListCampaigns:output_type -> promo.v1.ListCampaignsResponse
-	52, // 105: promo.v1.CampaignService.GetCampaign:output_type -> promo.v1.Campaign
-	52, // 106: promo.v1.CampaignService.CreateCampaign:output_type -> promo.v1.Campaign
-	52, // 107: promo.v1.CampaignService.UpdateCampaign:output_type -> promo.v1.Campaign
-	52, // 108: promo.v1.CampaignService.SetCampaignState:output_type -> promo.v1.Campaign
-	62, // 109: promo.v1.CampaignService.CampaignHistory:output_type -> promo.v1.CampaignHistoryResponse
-	65, // 110: promo.v1.ReportService.ListReports:output_type -> promo.v1.ListReportsResponse
-	67, // 111: promo.v1.ReportService.GetReportFile:output_type -> promo.v1.GetReportFileResponse
-	71, // 112: promo.v1.StatusService.GetStatus:output_type -> promo.v1.GetStatusResponse
-	88, // [88:113] is the sub-list for method output_type
-	63, // [63:88] is the sub-list for method input_type
-	63, // [63:63] is the sub-list for extension type_name
-	63, // [63:63] is the sub-list for extension extendee
-	0,  // [0:63] is the sub-list for field type_name
+	52, // 45: promo.v1.ReadoutComparison.conversion:type_name -> promo.v1.ReadoutEffect
+	52, // 46: promo.v1.ReadoutComparison.revenue:type_name -> promo.v1.ReadoutEffect
+	52, // 47: promo.v1.ReadoutComparison.repurchase:type_name -> promo.v1.ReadoutEffect
+	52, // 48: promo.v1.ReadoutComparison.incremental_conversions:type_name -> promo.v1.ReadoutEffect
+	52, // 49: promo.v1.ReadoutComparison.incremental_profit:type_name -> promo.v1.ReadoutEffect
+	84, // 50: promo.v1.CampaignReadout.computed_at:type_name -> google.protobuf.Timestamp
+	84, // 51: promo.v1.CampaignReadout.from:type_name -> google.protobuf.Timestamp
+	84, // 52: promo.v1.CampaignReadout.to:type_name -> google.protobuf.Timestamp
+	51, // 53: promo.v1.CampaignReadout.groups:type_name -> promo.v1.ReadoutGroup
+	53, // 54: promo.v1.CampaignReadout.comparisons:type_name -> promo.v1.ReadoutComparison
+	84, // 55: promo.v1.Campaign.start:type_name -> google.protobuf.Timestamp
+	84, // 56: promo.v1.Campaign.end:type_name -> google.protobuf.Timestamp
+	55, // 57: promo.v1.Campaign.frequency_cap:type_name -> promo.v1.FrequencyCap
+	56, // 58: promo.v1.Campaign.offers:type_name -> promo.v1.CampaignOffer
+	84, // 59: promo.v1.Campaign.updated_at:type_name -> google.protobuf.Timestamp
+	58, // 60: promo.v1.Campaign.spend:type_name -> promo.v1.CampaignSpend
+	57, // 61: promo.v1.ListCampaignsResponse.campaigns:type_name -> promo.v1.Campaign
+	57, // 62: promo.v1.CreateCampaignRequest.campaign:type_name -> promo.v1.Campaign
+	57, // 63: promo.v1.UpdateCampaignRequest.campaign:type_name -> promo.v1.Campaign
+	84, // 64: promo.v1.CampaignChange.time:type_name -> google.protobuf.Timestamp
+	57, // 65: promo.v1.CampaignChange.campaign:type_name -> promo.v1.Campaign
+	66, // 66: promo.v1.CampaignHistoryResponse.changes:type_name -> promo.v1.CampaignChange
+	69, // 67: promo.v1.ListReportsResponse.reports:type_name -> promo.v1.ReportSummary
+	84, // 68: promo.v1.LoadedModel.loaded_at:type_name -> google.protobuf.Timestamp
+	84, // 69: promo.v1.LoadedModel.last_check:type_name -> google.protobuf.Timestamp
+	84, // 70: promo.v1.LoadedModel.last_error_at:type_name -> google.protobuf.Timestamp
+	75, // 71: promo.v1.LoadedModel.shadow:type_name -> promo.v1.ShadowStats
+	74, // 72: promo.v1.GetStatusResponse.models:type_name -> promo.v1.LoadedModel
+	3,  // 73: promo.v1.ScoringService.Score:input_type -> promo.v1.ScoreRequest
+	6,  // 74: promo.v1.RecommendationService.Recommend:input_type -> promo.v1.RecommendRequest
+	9,  // 75: promo.v1.RecommendationService.SimilarItems:input_type -> promo.v1.SimilarItemsRequest
+	13, // 76: promo.v1.PromotionService.GetOffers:input_type -> promo.v1.GetOffersRequest
+	19, // 77: promo.v1.EventService.Ingest:input_type -> promo.v1.IngestRequest
+	22, // 78: promo.v1.EventService.EraseUser:input_type -> promo.v1.EraseUserRequest
+	29, // 79: promo.v1.RegistryService.ListModels:input_type -> promo.v1.ListModelsRequest
+	31, // 80: promo.v1.RegistryService.ListVersions:input_type -> promo.v1.ListVersionsRequest
+	33, // 81: promo.v1.RegistryService.GetVersion:input_type -> promo.v1.GetVersionRequest
+	35, // 82: promo.v1.RegistryService.Promote:input_type -> promo.v1.PromoteRequest
+	38, // 83: promo.v1.RegistryService.Rollback:input_type -> promo.v1.RollbackRequest
+	40, // 84: promo.v1.RegistryService.History:input_type -> promo.v1.HistoryRequest
+	42, // 85: promo.v1.RegistryService.SetCanary:input_type -> promo.v1.SetCanaryRequest
+	44, // 86: promo.v1.RegistryService.SetShadow:input_type -> promo.v1.SetShadowRequest
+	46, // 87: promo.v1.RegistryService.ClearAlias:input_type -> promo.v1.ClearAliasRequest
+	48, // 88: promo.v1.RegistryService.PromoteCanary:input_type -> promo.v1.PromoteCanaryRequest
+	59, // 89: promo.v1.CampaignService.ListCampaigns:input_type -> promo.v1.ListCampaignsRequest
+	61, // 90: promo.v1.CampaignService.GetCampaign:input_type -> promo.v1.GetCampaignRequest
+	62, // 91: promo.v1.CampaignService.CreateCampaign:input_type -> promo.v1.CreateCampaignRequest
+	63, // 92: promo.v1.CampaignService.UpdateCampaign:input_type -> promo.v1.UpdateCampaignRequest
+	64, // 93: promo.v1.CampaignService.SetCampaignState:input_type -> promo.v1.SetCampaignStateRequest
+	65, // 94: promo.v1.CampaignService.CampaignHistory:input_type -> promo.v1.CampaignHistoryRequest
+	50, // 95: promo.v1.CampaignService.GetCampaignReadout:input_type -> promo.v1.GetCampaignReadoutRequest
+	68, // 96: promo.v1.ReportService.ListReports:input_type -> promo.v1.ListReportsRequest
+	71, // 97: promo.v1.ReportService.GetReportFile:input_type -> promo.v1.GetReportFileRequest
+	73, // 98: promo.v1.StatusService.GetStatus:input_type -> promo.v1.GetStatusRequest
+	5,  // 99: promo.v1.ScoringService.Score:output_type -> promo.v1.ScoreResponse
+	8,  // 100: promo.v1.RecommendationService.Recommend:output_type -> promo.v1.RecommendResponse
+	10, // 101: promo.v1.RecommendationService.SimilarItems:output_type -> promo.v1.SimilarItemsResponse
+	15, // 102: promo.v1.PromotionService.GetOffers:output_type -> promo.v1.GetOffersResponse
+	21, // 103: promo.v1.EventService.Ingest:output_type -> promo.v1.IngestResponse
+	23, // 104: promo.v1.EventService.EraseUser:output_type -> promo.v1.EraseUserResponse
+	30, // 105: promo.v1.RegistryService.ListModels:output_type -> promo.v1.ListModelsResponse
+	32, // 106: promo.v1.RegistryService.ListVersions:output_type -> promo.v1.ListVersionsResponse
+	34, // 107: promo.v1.RegistryService.GetVersion:output_type -> promo.v1.GetVersionResponse
+	37, // 108: promo.v1.RegistryService.Promote:output_type -> promo.v1.PromoteResponse
+	39, // 109: promo.v1.RegistryService.Rollback:output_type -> promo.v1.RollbackResponse
+	41, // 110: promo.v1.RegistryService.History:output_type -> promo.v1.HistoryResponse
+	43, // 111: promo.v1.RegistryService.SetCanary:output_type -> promo.v1.SetCanaryResponse
+	45, // 112: promo.v1.RegistryService.SetShadow:output_type -> promo.v1.SetShadowResponse
+	47, // 113: promo.v1.RegistryService.ClearAlias:output_type -> promo.v1.ClearAliasResponse
+	49, // 114: promo.v1.RegistryService.PromoteCanary:output_type -> promo.v1.PromoteCanaryResponse
+	60, // 115: promo.v1.CampaignService.ListCampaigns:output_type -> promo.v1.ListCampaignsResponse
+	57, // 116: promo.v1.CampaignService.GetCampaign:output_type -> promo.v1.Campaign
+	57, // 117: promo.v1.CampaignService.CreateCampaign:output_type -> promo.v1.Campaign
+	57, // 118: promo.v1.CampaignService.UpdateCampaign:output_type -> promo.v1.Campaign
+	57, // 119: promo.v1.CampaignService.SetCampaignState:output_type -> promo.v1.Campaign
+	67, // 120: promo.v1.CampaignService.CampaignHistory:output_type -> promo.v1.CampaignHistoryResponse
+	54, // 121: promo.v1.CampaignService.GetCampaignReadout:output_type -> promo.v1.CampaignReadout
+	70, // 122: promo.v1.ReportService.ListReports:output_type -> promo.v1.ListReportsResponse
+	72, // 123: promo.v1.ReportService.GetReportFile:output_type -> promo.v1.GetReportFileResponse
+	76, // 124: promo.v1.StatusService.GetStatus:output_type -> promo.v1.GetStatusResponse
+	99, // [99:125] is the sub-list for method output_type
+	73, // [73:99] is the sub-list for method input_type
+	73, // [73:73] is the sub-list for extension type_name
+	73, // [73:73] is the sub-list for extension extendee
+	0,  // [0:73] is the sub-list for field type_name
 }
 
 func init() { file_promo_v1_promo_proto_init() }
@@ -5553,7 +6060,7 @@ func file_promo_v1_promo_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_promo_v1_promo_proto_rawDesc), len(file_promo_v1_promo_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   77,
+			NumMessages:   82,
 			NumExtensions: 0,
 			NumServices:   8,
 		},

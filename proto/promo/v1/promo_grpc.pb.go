@@ -996,12 +996,13 @@ var RegistryService_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	CampaignService_ListCampaigns_FullMethodName    = "/promo.v1.CampaignService/ListCampaigns"
-	CampaignService_GetCampaign_FullMethodName      = "/promo.v1.CampaignService/GetCampaign"
-	CampaignService_CreateCampaign_FullMethodName   = "/promo.v1.CampaignService/CreateCampaign"
-	CampaignService_UpdateCampaign_FullMethodName   = "/promo.v1.CampaignService/UpdateCampaign"
-	CampaignService_SetCampaignState_FullMethodName = "/promo.v1.CampaignService/SetCampaignState"
-	CampaignService_CampaignHistory_FullMethodName  = "/promo.v1.CampaignService/CampaignHistory"
+	CampaignService_ListCampaigns_FullMethodName      = "/promo.v1.CampaignService/ListCampaigns"
+	CampaignService_GetCampaign_FullMethodName        = "/promo.v1.CampaignService/GetCampaign"
+	CampaignService_CreateCampaign_FullMethodName     = "/promo.v1.CampaignService/CreateCampaign"
+	CampaignService_UpdateCampaign_FullMethodName     = "/promo.v1.CampaignService/UpdateCampaign"
+	CampaignService_SetCampaignState_FullMethodName   = "/promo.v1.CampaignService/SetCampaignState"
+	CampaignService_CampaignHistory_FullMethodName    = "/promo.v1.CampaignService/CampaignHistory"
+	CampaignService_GetCampaignReadout_FullMethodName = "/promo.v1.CampaignService/GetCampaignReadout"
 )
 
 // CampaignServiceClient is the client API for CampaignService service.
@@ -1024,6 +1025,10 @@ type CampaignServiceClient interface {
 	// "resume" or "end"; an ended campaign stays ended).
 	SetCampaignState(ctx context.Context, in *SetCampaignStateRequest, opts ...grpc.CallOption) (*Campaign, error)
 	CampaignHistory(ctx context.Context, in *CampaignHistoryRequest, opts ...grpc.CallOption) (*CampaignHistoryResponse, error)
+	// GetCampaignReadout gives the campaign's latest readout, which the
+	// trainer computes from the event log at each scheduled run (or now:
+	// promo-trainer readout -campaign ID). NOT_FOUND before the first.
+	GetCampaignReadout(ctx context.Context, in *GetCampaignReadoutRequest, opts ...grpc.CallOption) (*CampaignReadout, error)
 }
 
 type campaignServiceClient struct {
@@ -1094,6 +1099,16 @@ func (c *campaignServiceClient) CampaignHistory(ctx context.Context, in *Campaig
 	return out, nil
 }
 
+func (c *campaignServiceClient) GetCampaignReadout(ctx context.Context, in *GetCampaignReadoutRequest, opts ...grpc.CallOption) (*CampaignReadout, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CampaignReadout)
+	err := c.cc.Invoke(ctx, CampaignService_GetCampaignReadout_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // CampaignServiceServer is the server API for CampaignService service.
 // All implementations must embed UnimplementedCampaignServiceServer
 // for forward compatibility.
@@ -1114,6 +1129,10 @@ type CampaignServiceServer interface {
 	// "resume" or "end"; an ended campaign stays ended).
 	SetCampaignState(context.Context, *SetCampaignStateRequest) (*Campaign, error)
 	CampaignHistory(context.Context, *CampaignHistoryRequest) (*CampaignHistoryResponse, error)
+	// GetCampaignReadout gives the campaign's latest readout, which the
+	// trainer computes from the event log at each scheduled run (or now:
+	// promo-trainer readout -campaign ID). NOT_FOUND before the first.
+	GetCampaignReadout(context.Context, *GetCampaignReadoutRequest) (*CampaignReadout, error)
 	mustEmbedUnimplementedCampaignServiceServer()
 }
 
@@ -1141,6 +1160,9 @@ func (UnimplementedCampaignServiceServer) SetCampaignState(context.Context, *Set
 }
 func (UnimplementedCampaignServiceServer) CampaignHistory(context.Context, *CampaignHistoryRequest) (*CampaignHistoryResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CampaignHistory not implemented")
+}
+func (UnimplementedCampaignServiceServer) GetCampaignReadout(context.Context, *GetCampaignReadoutRequest) (*CampaignReadout, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetCampaignReadout not implemented")
 }
 func (UnimplementedCampaignServiceServer) mustEmbedUnimplementedCampaignServiceServer() {}
 func (UnimplementedCampaignServiceServer) testEmbeddedByValue()                         {}
@@ -1271,6 +1293,24 @@ func _CampaignService_CampaignHistory_Handler(srv interface{}, ctx context.Conte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _CampaignService_GetCampaignReadout_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetCampaignReadoutRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CampaignServiceServer).GetCampaignReadout(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CampaignService_GetCampaignReadout_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CampaignServiceServer).GetCampaignReadout(ctx, req.(*GetCampaignReadoutRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // CampaignService_ServiceDesc is the grpc.ServiceDesc for CampaignService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1301,6 +1341,10 @@ var CampaignService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CampaignHistory",
 			Handler:    _CampaignService_CampaignHistory_Handler,
+		},
+		{
+			MethodName: "GetCampaignReadout",
+			Handler:    _CampaignService_GetCampaignReadout_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1,0 +1,122 @@
+package campaign
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/promoai/promo/registry"
+)
+
+// ReadoutDir holds the campaigns' readouts, one object per campaign
+// (campaigns-readout/ID.json), written by the trainer.
+const ReadoutDir = "campaigns-readout/"
+
+// Verdicts of a comparison.
+const (
+	VerdictGain     = "significant gain"
+	VerdictLoss     = "significant loss"
+	VerdictNoEffect = "no detectable effect"
+)
+
+// Readout is what a campaign did, measured from the event log.
+type Readout struct {
+	Campaign   string    `json:"campaign"`
+	ComputedAt time.Time `json:"computed_at"`
+	// Exposures from From to To count; each shopper's outcomes are their
+	// purchases within OutcomeDays of their first exposure.
+	From        time.Time `json:"from"`
+	To          time.Time `json:"to"`
+	OutcomeDays int       `json:"outcome_days"`
+	// MarginRate turns revenue into profit.
+	MarginRate float64 `json:"margin_rate"`
+	Groups     []Group `json:"groups"`
+	// Comparisons: the campaign's shoppers against its holdout first,
+	// then each experiment arm against the experiment's control.
+	Comparisons []Comparison `json:"comparisons"`
+	// Spend is the campaign's spend (every replica's ledger) and Budget
+	// its budget.
+	Spend  float64 `json:"spend"`
+	Budget float64 `json:"budget"`
+	// Verdict is the first comparison's: did the campaign change
+	// conversion against its holdout?
+	Verdict string `json:"verdict"`
+	// Note says what limits the readout (too few shoppers, say).
+	Note string `json:"note,omitempty"`
+}
+
+// Group is one set of shoppers and their outcomes.
+type Group struct {
+	Name     string `json:"name"` // "holdout", "campaign", or an experiment arm
+	Shoppers int    `json:"shoppers"`
+	// Conversion: the share who bought; RevenuePerShopper; AOV: revenue
+	// per order; Repurchase: the share who bought again within the window
+	// after their first purchase.
+	Conversion        float64 `json:"conversion"`
+	RevenuePerShopper float64 `json:"revenue_per_shopper"`
+	AOV               float64 `json:"aov"`
+	Repurchase        float64 `json:"repurchase"`
+}
+
+// Effect is a difference between two groups with its 95% interval.
+type Effect struct {
+	Diff float64 `json:"diff"`
+	Lo   float64 `json:"lo"`
+	Hi   float64 `json:"hi"`
+}
+
+// Comparison is one group against its control.
+type Comparison struct {
+	Group   string `json:"group"`
+	Control string `json:"control"`
+	// Per shopper: conversion and revenue differences, repurchase.
+	Conversion Effect `json:"conversion"`
+	Revenue    Effect `json:"revenue"`
+	Repurchase Effect `json:"repurchase"`
+	// IncrementalConversions over the group's shoppers, and
+	// IncrementalProfit: the revenue difference times the margin rate
+	// over the group's shoppers, less what the group's offers cost (for
+	// the campaign against its holdout, its spend).
+	IncrementalConversions Effect `json:"incremental_conversions"`
+	IncrementalProfit      Effect `json:"incremental_profit"`
+	Verdict                string `json:"verdict"`
+	Test                   string `json:"test"`
+}
+
+func readoutPath(id string) string { return ReadoutDir + id + ".json" }
+
+// PublishReadout stores a campaign's readout, replacing the last one.
+func PublishReadout(ctx context.Context, b registry.Bucket, r *Readout) error {
+	if err := ValidateID(r.Campaign); err != nil {
+		return err
+	}
+	data, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return registry.UploadBytes(ctx, b, readoutPath(r.Campaign), data)
+}
+
+// ErrNoReadout is returned for a campaign the trainer has not read out.
+var ErrNoReadout = errors.New("no readout yet: the trainer computes one at each scheduled run, or now with promo-trainer readout -campaign ID")
+
+// ReadReadout returns a campaign's latest readout.
+func ReadReadout(ctx context.Context, b registry.Bucket, id string) (*Readout, error) {
+	if err := ValidateID(id); err != nil {
+		return nil, err
+	}
+	data, err := registry.ReadAll(ctx, b, readoutPath(id))
+	if errors.Is(err, registry.ErrNotFound) {
+		return nil, fmt.Errorf("campaign %s: %w: %w", id, ErrNoReadout, registry.ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var r Readout
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, fmt.Errorf("readout of %s: %v: %w", id, err, registry.ErrCorrupt)
+	}
+	return &r, nil
+}

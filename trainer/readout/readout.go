@@ -1,0 +1,225 @@
+// Package readout measures what a promotion campaign did, from the event
+// log: its shoppers against its persistent holdout (the campaign's effect,
+// randomized by the holdout draw), and each arm of its randomized
+// experiment against the experiment's control, each with a 95% interval
+// and a plain verdict.
+//
+// A shopper belongs to the campaign from their first exposure logged with
+// its id (campaign_id on promo_exposure); their group is recomputed from
+// the campaign's salt (campaign.InHoldout), as the servers drew it, so a
+// mislogged arm cannot move a shopper between holdout and campaign. Their
+// outcomes are their purchases within the outcome window after that
+// first exposure.
+package readout
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/promoai/promo/registry"
+	"github.com/promoai/promo/registry/campaign"
+	"github.com/promoai/promo/registry/eventlog"
+	"github.com/promoai/promo/trainer/eval"
+)
+
+// Options of a readout.
+type Options struct {
+	// OutcomeDays after a shopper's first exposure count (default 7).
+	OutcomeDays int
+	// MarginRate turns revenue into profit (default 0.3).
+	MarginRate float64
+	// Now is when the readout is made (default time.Now).
+	Now time.Time
+}
+
+// Test names how comparisons are made.
+const Test = "difference in means per shopper, normal 95% interval (z-test)"
+
+// shopper is one exposed shopper.
+type shopper struct {
+	first      time.Time
+	arm        string // logged arm of the first exposure, when randomized
+	randomized bool
+	converted  bool
+	revenue    float64
+	orders     map[string]bool
+	firstBuy   time.Time
+	repurchase bool
+}
+
+// Compute reads c out from the event log in b.
+func Compute(ctx context.Context, b registry.Bucket, c *campaign.Campaign, o Options) (*campaign.Readout, error) {
+	if o.OutcomeDays <= 0 {
+		o.OutcomeDays = 7
+	}
+	if o.MarginRate <= 0 {
+		o.MarginRate = 0.3
+	}
+	if o.Now.IsZero() {
+		o.Now = time.Now()
+	}
+	window := time.Duration(o.OutcomeDays) * 24 * time.Hour
+	shoppers := map[string]*shopper{}
+	if _, err := eventlog.Scan(ctx, b, func(e *eventlog.Event) error {
+		if e.Type != eventlog.TypePromoExposure || e.Campaign != c.ID || e.Time.Before(c.Start) || !e.Time.Before(c.End) {
+			return nil
+		}
+		s := shoppers[e.User]
+		if s == nil || e.Time.Before(s.first) {
+			if s == nil {
+				s = &shopper{orders: map[string]bool{}}
+				shoppers[e.User] = s
+			}
+			s.first, s.arm, s.randomized = e.Time, e.Arm, e.Propensity > 0 && e.Propensity < 1
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	if _, err := eventlog.Scan(ctx, b, func(e *eventlog.Event) error {
+		s := shoppers[e.User]
+		if e.Type != eventlog.TypePurchase || s == nil || e.Time.Before(s.first) || !e.Time.Before(s.first.Add(window)) {
+			return nil
+		}
+		s.converted = true
+		s.revenue += float64(max(1, e.Quantity)) * e.UnitPrice
+		order := e.Order
+		if order == "" {
+			order = e.ID
+		}
+		if !s.orders[order] {
+			s.orders[order] = true
+			switch {
+			case s.firstBuy.IsZero() || e.Time.Before(s.firstBuy):
+				s.repurchase = !s.firstBuy.IsZero()
+				s.firstBuy = e.Time
+			default:
+				s.repurchase = true
+			}
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	r := &campaign.Readout{Campaign: c.ID, ComputedAt: o.Now.UTC(), From: c.Start, To: c.End, OutcomeDays: o.OutcomeDays,
+		MarginRate: o.MarginRate, Budget: c.Budget}
+	if ledger, err := campaign.ReadSpend(ctx, b, c.ID); err == nil {
+		for _, s := range ledger {
+			r.Spend += s.Total
+		}
+	}
+	users := make([]string, 0, len(shoppers))
+	for u := range shoppers {
+		users = append(users, u)
+	}
+	slices.Sort(users) // the same rows in the same order: the same figures
+	var held, rest []*shopper
+	arms := map[string][]*shopper{}
+	for _, u := range users {
+		s := shoppers[u]
+		if c.InHoldout(u) {
+			held = append(held, s)
+			continue
+		}
+		rest = append(rest, s)
+		if s.randomized {
+			arms[s.arm] = append(arms[s.arm], s)
+		}
+	}
+	r.Groups = append(r.Groups, group("holdout", held), group("campaign", rest))
+	r.Comparisons = append(r.Comparisons, compare("campaign", rest, "holdout", held, r.Spend, o.MarginRate))
+	for _, arm := range slices.Sorted(func(yield func(string) bool) {
+		for a := range arms {
+			if a != eventlog.ControlArm && !yield(a) {
+				return
+			}
+		}
+	}) {
+		r.Groups = append(r.Groups, group(arm, arms[arm]))
+		if ctl := arms[eventlog.ControlArm]; len(ctl) > 0 {
+			r.Comparisons = append(r.Comparisons, compare(arm, arms[arm], eventlog.ControlArm, ctl, 0, o.MarginRate))
+		}
+	}
+	if ctl := arms[eventlog.ControlArm]; len(ctl) > 0 {
+		r.Groups = append(r.Groups, group(eventlog.ControlArm, ctl))
+	}
+	r.Verdict = r.Comparisons[0].Verdict
+	switch {
+	case len(held) == 0 && c.HoldoutShare == 0:
+		r.Note = "the campaign has no holdout, so its effect cannot be measured against one; only its experiment arms can be"
+	case len(held) < 100 || len(rest) < 100:
+		r.Note = fmt.Sprintf("few shoppers yet (%d in the holdout, %d in the campaign): intervals are wide", len(held), len(rest))
+	}
+	return r, nil
+}
+
+func group(name string, ss []*shopper) campaign.Group {
+	g := campaign.Group{Name: name, Shoppers: len(ss)}
+	var conv, rev, orders, buyers, rep float64
+	for _, s := range ss {
+		rev += s.revenue
+		orders += float64(len(s.orders))
+		if s.converted {
+			conv++
+			buyers++
+			if s.repurchase {
+				rep++
+			}
+		}
+	}
+	if n := float64(len(ss)); n > 0 {
+		g.Conversion, g.RevenuePerShopper = conv/n, rev/n
+	}
+	if orders > 0 {
+		g.AOV = rev / orders
+	}
+	if buyers > 0 {
+		g.Repurchase = rep / buyers
+	}
+	return g
+}
+
+// compare measures group against control; cost is what the group's
+// offers cost, taken off the incremental profit.
+func compare(name string, treated []*shopper, ctlName string, control []*shopper, cost, margin float64) campaign.Comparison {
+	var conv, rev, rep []float64
+	var isT []bool
+	var cluster []int
+	for i, s := range append(append([]*shopper(nil), treated...), control...) {
+		conv, rev, rep = append(conv, b2f(s.converted)), append(rev, s.revenue), append(rep, b2f(s.repurchase))
+		isT, cluster = append(isT, i < len(treated)), append(cluster, i)
+	}
+	effect := func(l eval.Lift, scale, minus float64) campaign.Effect {
+		if math.IsNaN(l.Diff) || math.IsNaN(l.CI.Lo) {
+			return campaign.Effect{} // an empty group: the verdict says so
+		}
+		return campaign.Effect{Diff: l.Diff*scale - minus, Lo: l.CI.Lo*scale - minus, Hi: l.CI.Hi*scale - minus}
+	}
+	c := eval.MeanDifference(conv, isT, cluster)
+	rv := eval.MeanDifference(rev, isT, cluster)
+	n := float64(len(treated))
+	out := campaign.Comparison{Group: name, Control: ctlName, Test: Test,
+		Conversion: effect(c, 1, 0), Revenue: effect(rv, 1, 0), Repurchase: effect(eval.MeanDifference(rep, isT, cluster), 1, 0),
+		IncrementalConversions: effect(c, n, 0), IncrementalProfit: effect(rv, n*margin, cost)}
+	switch {
+	case math.IsNaN(c.CI.Lo):
+		out.Verdict = campaign.VerdictNoEffect + " (a group is empty)"
+	case c.CI.Lo > 0:
+		out.Verdict = campaign.VerdictGain
+	case c.CI.Hi < 0:
+		out.Verdict = campaign.VerdictLoss
+	default:
+		out.Verdict = campaign.VerdictNoEffect
+	}
+	return out
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
