@@ -82,6 +82,13 @@ func ReadoutToProto(r *Readout) *promov1.CampaignReadout {
 		out.Groups = append(out.Groups, &promov1.ReadoutGroup{Name: g.Name, Shoppers: int32(g.Shoppers), Conversion: g.Conversion,
 			RevenuePerShopper: g.RevenuePerShopper, Aov: g.AOV, Repurchase: g.Repurchase})
 	}
+	for _, f := range r.Fairness {
+		pf := &promov1.ReadoutFairness{Attribute: f.Attribute, Di: f.DI, BelowFloor: f.BelowFloor}
+		for _, g := range f.Groups {
+			pf.Groups = append(pf.Groups, &promov1.ReadoutFairnessGroup{Value: g.Value, Shoppers: int32(g.Shoppers), OfferRate: g.OfferRate})
+		}
+		out.Fairness = append(out.Fairness, pf)
+	}
 	for _, c := range r.Comparisons {
 		out.Comparisons = append(out.Comparisons, &promov1.ReadoutComparison{Group: c.Group, Control: c.Control,
 			Conversion: effect(c.Conversion), Revenue: effect(c.Revenue), Repurchase: effect(c.Repurchase),

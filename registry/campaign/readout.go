@@ -45,6 +45,36 @@ type Readout struct {
 	Verdict string `json:"verdict"`
 	// Note says what limits the readout (too few shoppers, say).
 	Note string `json:"note,omitempty"`
+	// Fairness: who got offers, per audited attribute.
+	Fairness []Fairness `json:"fairness,omitempty"`
+}
+
+// DIFloor is the disparate-impact ratio below which offers are flagged as
+// unfair to a group (the four-fifths rule).
+const DIFloor = 0.8
+
+// MinGroupShoppers is the fewest shoppers a group needs to count in a
+// disparate-impact ratio: smaller ones would make it noise.
+const MinGroupShoppers = 30
+
+// Fairness is how often each group of an audited attribute was offered
+// something, among the campaign's shoppers outside its holdout.
+type Fairness struct {
+	Attribute string          `json:"attribute"`
+	Groups    []FairnessGroup `json:"groups"`
+	// DI is the lowest group offer rate over the highest, among groups of
+	// at least MinGroupShoppers (1 with fewer than two such groups);
+	// BelowFloor when it is under DIFloor.
+	DI         float64 `json:"di"`
+	BelowFloor bool    `json:"below_floor"`
+}
+
+// FairnessGroup is one value of an audited attribute ("unknown" for
+// shoppers without one).
+type FairnessGroup struct {
+	Value     string  `json:"value"`
+	Shoppers  int     `json:"shoppers"`
+	OfferRate float64 `json:"offer_rate"`
 }
 
 // Group is one set of shoppers and their outcomes.

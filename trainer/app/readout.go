@@ -96,6 +96,17 @@ func printReadout(w io.Writer, r *campaign.Readout) {
 			c.Group, c.Control, c.Conversion.Diff, c.Conversion.Lo, c.Conversion.Hi, c.Revenue.Diff, c.Revenue.Lo, c.Revenue.Hi,
 			c.IncrementalProfit.Diff, c.IncrementalProfit.Lo, c.IncrementalProfit.Hi, c.Verdict)
 	}
+	for _, f := range r.Fairness {
+		flag := ""
+		if f.BelowFloor {
+			flag = fmt.Sprintf(" (below %.1f)", campaign.DIFloor)
+		}
+		fmt.Fprintf(w, "  fairness by %s: disparate impact %.3f%s;", f.Attribute, f.DI, flag)
+		for _, g := range f.Groups {
+			fmt.Fprintf(w, " %s %.3f of %d", g.Value, g.OfferRate, g.Shoppers)
+		}
+		fmt.Fprintln(w)
+	}
 	if r.Note != "" {
 		fmt.Fprintf(w, "  note: %s\n", r.Note)
 	}

@@ -15,6 +15,7 @@ package readout
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"time"
@@ -48,6 +49,8 @@ type shopper struct {
 	orders     map[string]bool
 	firstBuy   time.Time
 	repurchase bool
+	offered    bool              // shown an offer of the campaign at least once
+	attrs      map[string]string // audited attributes, as last upserted
 }
 
 // Compute reads c out from the event log in b.
@@ -75,12 +78,20 @@ func Compute(ctx context.Context, b registry.Bucket, c *campaign.Campaign, o Opt
 			}
 			s.first, s.arm, s.randomized = e.Time, e.Arm, e.Propensity > 0 && e.Propensity < 1
 		}
+		s.offered = s.offered || (e.Offer != "" && e.Arm != eventlog.ControlArm)
 		return nil
 	}); err != nil {
 		return nil, err
 	}
 	if _, err := eventlog.Scan(ctx, b, func(e *eventlog.Event) error {
 		s := shoppers[e.User]
+		if e.Type == eventlog.TypeUserUpsert && s != nil && e.UserAttrs != nil && len(c.AuditedAttributes) > 0 {
+			s.attrs = map[string]string{}
+			for _, a := range c.AuditedAttributes {
+				s.attrs[a] = auditValue(e.UserAttrs, a)
+			}
+			return nil
+		}
 		if e.Type != eventlog.TypePurchase || s == nil || e.Time.Before(s.first) || !e.Time.Before(s.first.Add(window)) {
 			return nil
 		}
@@ -147,6 +158,9 @@ func Compute(ctx context.Context, b registry.Bucket, c *campaign.Campaign, o Opt
 		r.Groups = append(r.Groups, group(eventlog.ControlArm, ctl))
 	}
 	r.Verdict = r.Comparisons[0].Verdict
+	for _, a := range c.AuditedAttributes {
+		r.Fairness = append(r.Fairness, fairness(a, rest))
+	}
 	switch {
 	case len(held) == 0 && c.HoldoutShare == 0:
 		r.Note = "the campaign has no holdout, so its effect cannot be measured against one; only its experiment arms can be"
@@ -215,6 +229,63 @@ func compare(name string, treated []*shopper, ctlName string, control []*shopper
 		out.Verdict = campaign.VerdictNoEffect
 	}
 	return out
+}
+
+// auditValue is a shopper's value of an audited attribute; ages go in
+// bands, so that each group is large enough to compare.
+func auditValue(u *eventlog.UserAttrs, name string) string {
+	switch name {
+	case "gender":
+		return u.Gender
+	case "location":
+		return u.Location
+	case "age", "age_band":
+		switch a := u.Age; {
+		case a <= 0:
+			return ""
+		case a < 25:
+			return "<25"
+		case a < 35:
+			return "25-34"
+		case a < 45:
+			return "35-44"
+		case a < 55:
+			return "45-54"
+		default:
+			return "55+"
+		}
+	}
+	return u.Extra[name]
+}
+
+// fairness gives the offer rate of each group of attribute among ss and
+// their disparate-impact ratio.
+func fairness(attribute string, ss []*shopper) campaign.Fairness {
+	n, offered := map[string]int{}, map[string]int{}
+	for _, s := range ss {
+		v := s.attrs[attribute]
+		if v == "" {
+			v = "unknown"
+		}
+		n[v]++
+		if s.offered {
+			offered[v]++
+		}
+	}
+	f := campaign.Fairness{Attribute: attribute, DI: 1}
+	lo, hi := math.Inf(1), 0.0
+	for _, v := range slices.Sorted(maps.Keys(n)) {
+		rate := float64(offered[v]) / float64(n[v])
+		f.Groups = append(f.Groups, campaign.FairnessGroup{Value: v, Shoppers: n[v], OfferRate: rate})
+		if v != "unknown" && n[v] >= campaign.MinGroupShoppers {
+			lo, hi = math.Min(lo, rate), math.Max(hi, rate)
+		}
+	}
+	if hi > 0 && !math.IsInf(lo, 1) {
+		f.DI = lo / hi
+	}
+	f.BelowFloor = f.DI < campaign.DIFloor
+	return f
 }
 
 func b2f(b bool) float64 {

@@ -15,8 +15,9 @@ import (
 
 // simulate logs a campaign's exposures for n shoppers and their purchases:
 // each buys within the week with probability base, or base+lift when not
-// in the holdout, spending 50.
-func simulate(t *testing.T, c *campaign.Campaign, n int, base, lift float64) *inmem.Bucket {
+// in the holdout, spending 50. Shoppers are f or m; with onlyF, only the
+// f shoppers outside the holdout are shown the offer.
+func simulate(t *testing.T, c *campaign.Campaign, n int, base, lift float64, onlyF bool) *inmem.Bucket {
 	t.Helper()
 	b := inmem.New()
 	r := rand.New(rand.NewPCG(1, 2))
@@ -24,11 +25,17 @@ func simulate(t *testing.T, c *campaign.Campaign, n int, base, lift float64) *in
 	for i := range n {
 		user := fmt.Sprintf("u%d", i)
 		at := c.Start.Add(time.Duration(r.IntN(10*24)) * time.Hour)
+		gender := []string{"f", "m"}[i%2]
+		events = append(events, eventlog.Event{ID: user + "-u", Type: eventlog.TypeUserUpsert, Time: c.Start.Add(-time.Hour), User: user,
+			UserAttrs: &eventlog.UserAttrs{Gender: gender}})
 		ev := eventlog.Event{ID: user + "-x", Type: eventlog.TypePromoExposure, Time: at, User: user, Campaign: c.ID, Decision: user}
 		p := base
-		if c.InHoldout(user) {
+		switch {
+		case c.InHoldout(user):
 			ev.Arm, ev.Propensity = eventlog.ControlArm, c.HoldoutShare
-		} else {
+		case onlyF && gender != "f":
+			ev.Arm, ev.Propensity = "none", 1 // targeted, nothing offered
+		default:
 			ev.Offer, ev.Arm, ev.Propensity = "pct10", "pct10", 1
 			p += lift
 		}
@@ -53,8 +60,9 @@ func TestReadoutVerdicts(t *testing.T) {
 		lift float64
 		want string
 	}{{0, campaign.VerdictNoEffect}, {0.05, campaign.VerdictGain}} {
-		c := &campaign.Campaign{ID: "spring", Salt: "s1", Start: start, End: start.AddDate(0, 0, 30), Budget: 1000, HoldoutShare: 0.3}
-		b := simulate(t, c, 8000, 0.10, tc.lift)
+		c := &campaign.Campaign{ID: "spring", Salt: "s1", Start: start, End: start.AddDate(0, 0, 30), Budget: 1000, HoldoutShare: 0.3,
+			AuditedAttributes: []string{"gender"}}
+		b := simulate(t, c, 8000, 0.10, tc.lift, false)
 		r, err := readout.Compute(context.Background(), b, c, readout.Options{Now: start.AddDate(0, 2, 0)})
 		if err != nil {
 			t.Fatal(err)
@@ -70,6 +78,9 @@ func TestReadoutVerdicts(t *testing.T) {
 		if held.Shoppers < 2000 || held.Shoppers > 2800 || held.Shoppers+camp.Shoppers != 8000 || camp.AOV != 50 {
 			t.Errorf("groups %+v %+v", held, camp)
 		}
+		if len(r.Fairness) != 1 || r.Fairness[0].DI != 1 || r.Fairness[0].BelowFloor {
+			t.Errorf("offers to everyone: fairness %+v", r.Fairness)
+		}
 		if err := campaign.PublishReadout(context.Background(), b, r); err != nil {
 			t.Fatal(err)
 		}
@@ -77,5 +88,20 @@ func TestReadoutVerdicts(t *testing.T) {
 		if err != nil || back.Verdict != tc.want {
 			t.Fatalf("read back: %+v %v", back, err)
 		}
+	}
+}
+
+// Offers to one gender only are flagged: a disparate-impact ratio of 0.
+func TestReadoutFlagsUnfairOffers(t *testing.T) {
+	start := time.Date(2026, 9, 1, 0, 0, 0, 0, time.UTC)
+	c := &campaign.Campaign{ID: "spring", Salt: "s1", Start: start, End: start.AddDate(0, 0, 30), Budget: 1000, HoldoutShare: 0.3,
+		AuditedAttributes: []string{"gender"}}
+	r, err := readout.Compute(context.Background(), simulate(t, c, 2000, 0.1, 0.05, true), c, readout.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := r.Fairness[0]
+	if f.DI != 0 || !f.BelowFloor || len(f.Groups) != 2 || f.Groups[0].Value != "f" || f.Groups[0].OfferRate != 1 || f.Groups[1].OfferRate != 0 {
+		t.Fatalf("fairness %+v", f)
 	}
 }

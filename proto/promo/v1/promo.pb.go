@@ -3721,11 +3721,14 @@ type CampaignReadout struct {
 	Groups      []*ReadoutGroup        `protobuf:"bytes,7,rep,name=groups,proto3" json:"groups,omitempty"`
 	// The campaign against its holdout first, then each experiment arm
 	// against the experiment's control.
-	Comparisons   []*ReadoutComparison `protobuf:"bytes,8,rep,name=comparisons,proto3" json:"comparisons,omitempty"`
-	Spend         float64              `protobuf:"fixed64,9,opt,name=spend,proto3" json:"spend,omitempty"`
-	Budget        float64              `protobuf:"fixed64,10,opt,name=budget,proto3" json:"budget,omitempty"`
-	Verdict       string               `protobuf:"bytes,11,opt,name=verdict,proto3" json:"verdict,omitempty"`
-	Note          string               `protobuf:"bytes,12,opt,name=note,proto3" json:"note,omitempty"`
+	Comparisons []*ReadoutComparison `protobuf:"bytes,8,rep,name=comparisons,proto3" json:"comparisons,omitempty"`
+	Spend       float64              `protobuf:"fixed64,9,opt,name=spend,proto3" json:"spend,omitempty"`
+	Budget      float64              `protobuf:"fixed64,10,opt,name=budget,proto3" json:"budget,omitempty"`
+	Verdict     string               `protobuf:"bytes,11,opt,name=verdict,proto3" json:"verdict,omitempty"`
+	Note        string               `protobuf:"bytes,12,opt,name=note,proto3" json:"note,omitempty"`
+	// Who got offers per audited attribute, outside the holdout; di below
+	// 0.8 is flagged.
+	Fairness      []*ReadoutFairness `protobuf:"bytes,13,rep,name=fairness,proto3" json:"fairness,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3844,6 +3847,141 @@ func (x *CampaignReadout) GetNote() string {
 	return ""
 }
 
+func (x *CampaignReadout) GetFairness() []*ReadoutFairness {
+	if x != nil {
+		return x.Fairness
+	}
+	return nil
+}
+
+type ReadoutFairness struct {
+	state         protoimpl.MessageState  `protogen:"open.v1"`
+	Attribute     string                  `protobuf:"bytes,1,opt,name=attribute,proto3" json:"attribute,omitempty"`
+	Groups        []*ReadoutFairnessGroup `protobuf:"bytes,2,rep,name=groups,proto3" json:"groups,omitempty"`
+	Di            float64                 `protobuf:"fixed64,3,opt,name=di,proto3" json:"di,omitempty"` // lowest group offer rate over the highest (groups of 30 or more)
+	BelowFloor    bool                    `protobuf:"varint,4,opt,name=below_floor,json=belowFloor,proto3" json:"below_floor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadoutFairness) Reset() {
+	*x = ReadoutFairness{}
+	mi := &file_promo_v1_promo_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadoutFairness) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadoutFairness) ProtoMessage() {}
+
+func (x *ReadoutFairness) ProtoReflect() protoreflect.Message {
+	mi := &file_promo_v1_promo_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadoutFairness.ProtoReflect.Descriptor instead.
+func (*ReadoutFairness) Descriptor() ([]byte, []int) {
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *ReadoutFairness) GetAttribute() string {
+	if x != nil {
+		return x.Attribute
+	}
+	return ""
+}
+
+func (x *ReadoutFairness) GetGroups() []*ReadoutFairnessGroup {
+	if x != nil {
+		return x.Groups
+	}
+	return nil
+}
+
+func (x *ReadoutFairness) GetDi() float64 {
+	if x != nil {
+		return x.Di
+	}
+	return 0
+}
+
+func (x *ReadoutFairness) GetBelowFloor() bool {
+	if x != nil {
+		return x.BelowFloor
+	}
+	return false
+}
+
+type ReadoutFairnessGroup struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Value         string                 `protobuf:"bytes,1,opt,name=value,proto3" json:"value,omitempty"`
+	Shoppers      int32                  `protobuf:"varint,2,opt,name=shoppers,proto3" json:"shoppers,omitempty"`
+	OfferRate     float64                `protobuf:"fixed64,3,opt,name=offer_rate,json=offerRate,proto3" json:"offer_rate,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadoutFairnessGroup) Reset() {
+	*x = ReadoutFairnessGroup{}
+	mi := &file_promo_v1_promo_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadoutFairnessGroup) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadoutFairnessGroup) ProtoMessage() {}
+
+func (x *ReadoutFairnessGroup) ProtoReflect() protoreflect.Message {
+	mi := &file_promo_v1_promo_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadoutFairnessGroup.ProtoReflect.Descriptor instead.
+func (*ReadoutFairnessGroup) Descriptor() ([]byte, []int) {
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *ReadoutFairnessGroup) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+func (x *ReadoutFairnessGroup) GetShoppers() int32 {
+	if x != nil {
+		return x.Shoppers
+	}
+	return 0
+}
+
+func (x *ReadoutFairnessGroup) GetOfferRate() float64 {
+	if x != nil {
+		return x.OfferRate
+	}
+	return 0
+}
+
 type FrequencyCap struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Max           int32                  `protobuf:"varint,1,opt,name=max,proto3" json:"max,omitempty"`
@@ -3854,7 +3992,7 @@ type FrequencyCap struct {
 
 func (x *FrequencyCap) Reset() {
 	*x = FrequencyCap{}
-	mi := &file_promo_v1_promo_proto_msgTypes[53]
+	mi := &file_promo_v1_promo_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3866,7 +4004,7 @@ func (x *FrequencyCap) String() string {
 func (*FrequencyCap) ProtoMessage() {}
 
 func (x *FrequencyCap) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[53]
+	mi := &file_promo_v1_promo_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3879,7 +4017,7 @@ func (x *FrequencyCap) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FrequencyCap.ProtoReflect.Descriptor instead.
 func (*FrequencyCap) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{53}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *FrequencyCap) GetMax() int32 {
@@ -3916,7 +4054,7 @@ type CampaignOffer struct {
 
 func (x *CampaignOffer) Reset() {
 	*x = CampaignOffer{}
-	mi := &file_promo_v1_promo_proto_msgTypes[54]
+	mi := &file_promo_v1_promo_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3928,7 +4066,7 @@ func (x *CampaignOffer) String() string {
 func (*CampaignOffer) ProtoMessage() {}
 
 func (x *CampaignOffer) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[54]
+	mi := &file_promo_v1_promo_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3941,7 +4079,7 @@ func (x *CampaignOffer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CampaignOffer.ProtoReflect.Descriptor instead.
 func (*CampaignOffer) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{54}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *CampaignOffer) GetId() string {
@@ -4055,7 +4193,7 @@ type Campaign struct {
 
 func (x *Campaign) Reset() {
 	*x = Campaign{}
-	mi := &file_promo_v1_promo_proto_msgTypes[55]
+	mi := &file_promo_v1_promo_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4067,7 +4205,7 @@ func (x *Campaign) String() string {
 func (*Campaign) ProtoMessage() {}
 
 func (x *Campaign) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[55]
+	mi := &file_promo_v1_promo_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4080,7 +4218,7 @@ func (x *Campaign) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Campaign.ProtoReflect.Descriptor instead.
 func (*Campaign) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{55}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *Campaign) GetId() string {
@@ -4214,7 +4352,7 @@ type CampaignSpend struct {
 
 func (x *CampaignSpend) Reset() {
 	*x = CampaignSpend{}
-	mi := &file_promo_v1_promo_proto_msgTypes[56]
+	mi := &file_promo_v1_promo_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4226,7 +4364,7 @@ func (x *CampaignSpend) String() string {
 func (*CampaignSpend) ProtoMessage() {}
 
 func (x *CampaignSpend) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[56]
+	mi := &file_promo_v1_promo_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4239,7 +4377,7 @@ func (x *CampaignSpend) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CampaignSpend.ProtoReflect.Descriptor instead.
 func (*CampaignSpend) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{56}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *CampaignSpend) GetTotal() float64 {
@@ -4278,7 +4416,7 @@ type ListCampaignsRequest struct {
 
 func (x *ListCampaignsRequest) Reset() {
 	*x = ListCampaignsRequest{}
-	mi := &file_promo_v1_promo_proto_msgTypes[57]
+	mi := &file_promo_v1_promo_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4290,7 +4428,7 @@ func (x *ListCampaignsRequest) String() string {
 func (*ListCampaignsRequest) ProtoMessage() {}
 
 func (x *ListCampaignsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[57]
+	mi := &file_promo_v1_promo_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4303,7 +4441,7 @@ func (x *ListCampaignsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCampaignsRequest.ProtoReflect.Descriptor instead.
 func (*ListCampaignsRequest) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{57}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{59}
 }
 
 type ListCampaignsResponse struct {
@@ -4315,7 +4453,7 @@ type ListCampaignsResponse struct {
 
 func (x *ListCampaignsResponse) Reset() {
 	*x = ListCampaignsResponse{}
-	mi := &file_promo_v1_promo_proto_msgTypes[58]
+	mi := &file_promo_v1_promo_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4327,7 +4465,7 @@ func (x *ListCampaignsResponse) String() string {
 func (*ListCampaignsResponse) ProtoMessage() {}
 
 func (x *ListCampaignsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[58]
+	mi := &file_promo_v1_promo_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4340,7 +4478,7 @@ func (x *ListCampaignsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCampaignsResponse.ProtoReflect.Descriptor instead.
 func (*ListCampaignsResponse) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{58}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *ListCampaignsResponse) GetCampaigns() []*Campaign {
@@ -4359,7 +4497,7 @@ type GetCampaignRequest struct {
 
 func (x *GetCampaignRequest) Reset() {
 	*x = GetCampaignRequest{}
-	mi := &file_promo_v1_promo_proto_msgTypes[59]
+	mi := &file_promo_v1_promo_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4371,7 +4509,7 @@ func (x *GetCampaignRequest) String() string {
 func (*GetCampaignRequest) ProtoMessage() {}
 
 func (x *GetCampaignRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[59]
+	mi := &file_promo_v1_promo_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4384,7 +4522,7 @@ func (x *GetCampaignRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCampaignRequest.ProtoReflect.Descriptor instead.
 func (*GetCampaignRequest) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{59}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *GetCampaignRequest) GetId() string {
@@ -4404,7 +4542,7 @@ type CreateCampaignRequest struct {
 
 func (x *CreateCampaignRequest) Reset() {
 	*x = CreateCampaignRequest{}
-	mi := &file_promo_v1_promo_proto_msgTypes[60]
+	mi := &file_promo_v1_promo_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4416,7 +4554,7 @@ func (x *CreateCampaignRequest) String() string {
 func (*CreateCampaignRequest) ProtoMessage() {}
 
 func (x *CreateCampaignRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[60]
+	mi := &file_promo_v1_promo_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4429,7 +4567,7 @@ func (x *CreateCampaignRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateCampaignRequest.ProtoReflect.Descriptor instead.
 func (*CreateCampaignRequest) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{60}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *CreateCampaignRequest) GetCampaign() *Campaign {
@@ -4458,7 +4596,7 @@ type UpdateCampaignRequest struct {
 
 func (x *UpdateCampaignRequest) Reset() {
 	*x = UpdateCampaignRequest{}
-	mi := &file_promo_v1_promo_proto_msgTypes[61]
+	mi := &file_promo_v1_promo_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4470,7 +4608,7 @@ func (x *UpdateCampaignRequest) String() string {
 func (*UpdateCampaignRequest) ProtoMessage() {}
 
 func (x *UpdateCampaignRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[61]
+	mi := &file_promo_v1_promo_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4483,7 +4621,7 @@ func (x *UpdateCampaignRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateCampaignRequest.ProtoReflect.Descriptor instead.
 func (*UpdateCampaignRequest) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{61}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *UpdateCampaignRequest) GetId() string {
@@ -4525,7 +4663,7 @@ type SetCampaignStateRequest struct {
 
 func (x *SetCampaignStateRequest) Reset() {
 	*x = SetCampaignStateRequest{}
-	mi := &file_promo_v1_promo_proto_msgTypes[62]
+	mi := &file_promo_v1_promo_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4537,7 +4675,7 @@ func (x *SetCampaignStateRequest) String() string {
 func (*SetCampaignStateRequest) ProtoMessage() {}
 
 func (x *SetCampaignStateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[62]
+	mi := &file_promo_v1_promo_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4550,7 +4688,7 @@ func (x *SetCampaignStateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetCampaignStateRequest.ProtoReflect.Descriptor instead.
 func (*SetCampaignStateRequest) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{62}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *SetCampaignStateRequest) GetId() string {
@@ -4583,7 +4721,7 @@ type CampaignHistoryRequest struct {
 
 func (x *CampaignHistoryRequest) Reset() {
 	*x = CampaignHistoryRequest{}
-	mi := &file_promo_v1_promo_proto_msgTypes[63]
+	mi := &file_promo_v1_promo_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4595,7 +4733,7 @@ func (x *CampaignHistoryRequest) String() string {
 func (*CampaignHistoryRequest) ProtoMessage() {}
 
 func (x *CampaignHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[63]
+	mi := &file_promo_v1_promo_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4608,7 +4746,7 @@ func (x *CampaignHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CampaignHistoryRequest.ProtoReflect.Descriptor instead.
 func (*CampaignHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{63}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *CampaignHistoryRequest) GetId() string {
@@ -4632,7 +4770,7 @@ type CampaignChange struct {
 
 func (x *CampaignChange) Reset() {
 	*x = CampaignChange{}
-	mi := &file_promo_v1_promo_proto_msgTypes[64]
+	mi := &file_promo_v1_promo_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4644,7 +4782,7 @@ func (x *CampaignChange) String() string {
 func (*CampaignChange) ProtoMessage() {}
 
 func (x *CampaignChange) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[64]
+	mi := &file_promo_v1_promo_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4657,7 +4795,7 @@ func (x *CampaignChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CampaignChange.ProtoReflect.Descriptor instead.
 func (*CampaignChange) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{64}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *CampaignChange) GetRevision() int32 {
@@ -4711,7 +4849,7 @@ type CampaignHistoryResponse struct {
 
 func (x *CampaignHistoryResponse) Reset() {
 	*x = CampaignHistoryResponse{}
-	mi := &file_promo_v1_promo_proto_msgTypes[65]
+	mi := &file_promo_v1_promo_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4723,7 +4861,7 @@ func (x *CampaignHistoryResponse) String() string {
 func (*CampaignHistoryResponse) ProtoMessage() {}
 
 func (x *CampaignHistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[65]
+	mi := &file_promo_v1_promo_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4736,7 +4874,7 @@ func (x *CampaignHistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CampaignHistoryResponse.ProtoReflect.Descriptor instead.
 func (*CampaignHistoryResponse) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{65}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *CampaignHistoryResponse) GetChanges() []*CampaignChange {
@@ -4755,7 +4893,7 @@ type ListReportsRequest struct {
 
 func (x *ListReportsRequest) Reset() {
 	*x = ListReportsRequest{}
-	mi := &file_promo_v1_promo_proto_msgTypes[66]
+	mi := &file_promo_v1_promo_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4767,7 +4905,7 @@ func (x *ListReportsRequest) String() string {
 func (*ListReportsRequest) ProtoMessage() {}
 
 func (x *ListReportsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[66]
+	mi := &file_promo_v1_promo_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4780,7 +4918,7 @@ func (x *ListReportsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListReportsRequest.ProtoReflect.Descriptor instead.
 func (*ListReportsRequest) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{66}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *ListReportsRequest) GetLimit() int32 {
@@ -4800,7 +4938,7 @@ type ReportSummary struct {
 
 func (x *ReportSummary) Reset() {
 	*x = ReportSummary{}
-	mi := &file_promo_v1_promo_proto_msgTypes[67]
+	mi := &file_promo_v1_promo_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4812,7 +4950,7 @@ func (x *ReportSummary) String() string {
 func (*ReportSummary) ProtoMessage() {}
 
 func (x *ReportSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[67]
+	mi := &file_promo_v1_promo_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4825,7 +4963,7 @@ func (x *ReportSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportSummary.ProtoReflect.Descriptor instead.
 func (*ReportSummary) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{67}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *ReportSummary) GetRun() string {
@@ -4851,7 +4989,7 @@ type ListReportsResponse struct {
 
 func (x *ListReportsResponse) Reset() {
 	*x = ListReportsResponse{}
-	mi := &file_promo_v1_promo_proto_msgTypes[68]
+	mi := &file_promo_v1_promo_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4863,7 +5001,7 @@ func (x *ListReportsResponse) String() string {
 func (*ListReportsResponse) ProtoMessage() {}
 
 func (x *ListReportsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[68]
+	mi := &file_promo_v1_promo_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4876,7 +5014,7 @@ func (x *ListReportsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListReportsResponse.ProtoReflect.Descriptor instead.
 func (*ListReportsResponse) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{68}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *ListReportsResponse) GetReports() []*ReportSummary {
@@ -4896,7 +5034,7 @@ type GetReportFileRequest struct {
 
 func (x *GetReportFileRequest) Reset() {
 	*x = GetReportFileRequest{}
-	mi := &file_promo_v1_promo_proto_msgTypes[69]
+	mi := &file_promo_v1_promo_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4908,7 +5046,7 @@ func (x *GetReportFileRequest) String() string {
 func (*GetReportFileRequest) ProtoMessage() {}
 
 func (x *GetReportFileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[69]
+	mi := &file_promo_v1_promo_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4921,7 +5059,7 @@ func (x *GetReportFileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetReportFileRequest.ProtoReflect.Descriptor instead.
 func (*GetReportFileRequest) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{69}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *GetReportFileRequest) GetRun() string {
@@ -4948,7 +5086,7 @@ type GetReportFileResponse struct {
 
 func (x *GetReportFileResponse) Reset() {
 	*x = GetReportFileResponse{}
-	mi := &file_promo_v1_promo_proto_msgTypes[70]
+	mi := &file_promo_v1_promo_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4960,7 +5098,7 @@ func (x *GetReportFileResponse) String() string {
 func (*GetReportFileResponse) ProtoMessage() {}
 
 func (x *GetReportFileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[70]
+	mi := &file_promo_v1_promo_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4973,7 +5111,7 @@ func (x *GetReportFileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetReportFileResponse.ProtoReflect.Descriptor instead.
 func (*GetReportFileResponse) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{70}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *GetReportFileResponse) GetContentType() string {
@@ -4998,7 +5136,7 @@ type GetStatusRequest struct {
 
 func (x *GetStatusRequest) Reset() {
 	*x = GetStatusRequest{}
-	mi := &file_promo_v1_promo_proto_msgTypes[71]
+	mi := &file_promo_v1_promo_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5010,7 +5148,7 @@ func (x *GetStatusRequest) String() string {
 func (*GetStatusRequest) ProtoMessage() {}
 
 func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[71]
+	mi := &file_promo_v1_promo_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5023,7 +5161,7 @@ func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetStatusRequest) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{71}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{73}
 }
 
 type LoadedModel struct {
@@ -5047,7 +5185,7 @@ type LoadedModel struct {
 
 func (x *LoadedModel) Reset() {
 	*x = LoadedModel{}
-	mi := &file_promo_v1_promo_proto_msgTypes[72]
+	mi := &file_promo_v1_promo_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5059,7 +5197,7 @@ func (x *LoadedModel) String() string {
 func (*LoadedModel) ProtoMessage() {}
 
 func (x *LoadedModel) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[72]
+	mi := &file_promo_v1_promo_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5072,7 +5210,7 @@ func (x *LoadedModel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadedModel.ProtoReflect.Descriptor instead.
 func (*LoadedModel) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{72}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *LoadedModel) GetName() string {
@@ -5169,7 +5307,7 @@ type ShadowStats struct {
 
 func (x *ShadowStats) Reset() {
 	*x = ShadowStats{}
-	mi := &file_promo_v1_promo_proto_msgTypes[73]
+	mi := &file_promo_v1_promo_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5181,7 +5319,7 @@ func (x *ShadowStats) String() string {
 func (*ShadowStats) ProtoMessage() {}
 
 func (x *ShadowStats) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[73]
+	mi := &file_promo_v1_promo_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5194,7 +5332,7 @@ func (x *ShadowStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShadowStats.ProtoReflect.Descriptor instead.
 func (*ShadowStats) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{73}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *ShadowStats) GetComparisons() int64 {
@@ -5243,7 +5381,7 @@ type GetStatusResponse struct {
 
 func (x *GetStatusResponse) Reset() {
 	*x = GetStatusResponse{}
-	mi := &file_promo_v1_promo_proto_msgTypes[74]
+	mi := &file_promo_v1_promo_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5255,7 +5393,7 @@ func (x *GetStatusResponse) String() string {
 func (*GetStatusResponse) ProtoMessage() {}
 
 func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_promo_v1_promo_proto_msgTypes[74]
+	mi := &file_promo_v1_promo_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5268,7 +5406,7 @@ func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetStatusResponse) Descriptor() ([]byte, []int) {
-	return file_promo_v1_promo_proto_rawDescGZIP(), []int{74}
+	return file_promo_v1_promo_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *GetStatusResponse) GetReady() bool {
@@ -5620,7 +5758,7 @@ const file_promo_v1_promo_proto_rawDesc = "" +
 	"\x17incremental_conversions\x18\x06 \x01(\v2\x17.promo.v1.ReadoutEffectR\x16incrementalConversions\x12F\n" +
 	"\x12incremental_profit\x18\a \x01(\v2\x17.promo.v1.ReadoutEffectR\x11incrementalProfit\x12\x18\n" +
 	"\averdict\x18\b \x01(\tR\averdict\x12\x12\n" +
-	"\x04test\x18\t \x01(\tR\x04test\"\xd5\x03\n" +
+	"\x04test\x18\t \x01(\tR\x04test\"\x8c\x04\n" +
 	"\x0fCampaignReadout\x12\x1a\n" +
 	"\bcampaign\x18\x01 \x01(\tR\bcampaign\x12;\n" +
 	"\vcomputed_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
@@ -5636,7 +5774,19 @@ const file_promo_v1_promo_proto_rawDesc = "" +
 	"\x06budget\x18\n" +
 	" \x01(\x01R\x06budget\x12\x18\n" +
 	"\averdict\x18\v \x01(\tR\averdict\x12\x12\n" +
-	"\x04note\x18\f \x01(\tR\x04note\"=\n" +
+	"\x04note\x18\f \x01(\tR\x04note\x125\n" +
+	"\bfairness\x18\r \x03(\v2\x19.promo.v1.ReadoutFairnessR\bfairness\"\x98\x01\n" +
+	"\x0fReadoutFairness\x12\x1c\n" +
+	"\tattribute\x18\x01 \x01(\tR\tattribute\x126\n" +
+	"\x06groups\x18\x02 \x03(\v2\x1e.promo.v1.ReadoutFairnessGroupR\x06groups\x12\x0e\n" +
+	"\x02di\x18\x03 \x01(\x01R\x02di\x12\x1f\n" +
+	"\vbelow_floor\x18\x04 \x01(\bR\n" +
+	"belowFloor\"g\n" +
+	"\x14ReadoutFairnessGroup\x12\x14\n" +
+	"\x05value\x18\x01 \x01(\tR\x05value\x12\x1a\n" +
+	"\bshoppers\x18\x02 \x01(\x05R\bshoppers\x12\x1d\n" +
+	"\n" +
+	"offer_rate\x18\x03 \x01(\x01R\tofferRate\"=\n" +
 	"\fFrequencyCap\x12\x10\n" +
 	"\x03max\x18\x01 \x01(\x05R\x03max\x12\x1b\n" +
 	"\tper_hours\x18\x02 \x01(\x05R\bperHours\"\xec\x02\n" +
@@ -5828,7 +5978,7 @@ func file_promo_v1_promo_proto_rawDescGZIP() []byte {
 }
 
 var file_promo_v1_promo_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_promo_v1_promo_proto_msgTypes = make([]protoimpl.MessageInfo, 82)
+var file_promo_v1_promo_proto_msgTypes = make([]protoimpl.MessageInfo, 84)
 var file_promo_v1_promo_proto_goTypes = []any{
 	(OfferKind)(0),                    // 0: promo.v1.OfferKind
 	(EventType)(0),                    // 1: promo.v1.EventType
@@ -5885,168 +6035,172 @@ var file_promo_v1_promo_proto_goTypes = []any{
 	(*ReadoutEffect)(nil),             // 52: promo.v1.ReadoutEffect
 	(*ReadoutComparison)(nil),         // 53: promo.v1.ReadoutComparison
 	(*CampaignReadout)(nil),           // 54: promo.v1.CampaignReadout
-	(*FrequencyCap)(nil),              // 55: promo.v1.FrequencyCap
-	(*CampaignOffer)(nil),             // 56: promo.v1.CampaignOffer
-	(*Campaign)(nil),                  // 57: promo.v1.Campaign
-	(*CampaignSpend)(nil),             // 58: promo.v1.CampaignSpend
-	(*ListCampaignsRequest)(nil),      // 59: promo.v1.ListCampaignsRequest
-	(*ListCampaignsResponse)(nil),     // 60: promo.v1.ListCampaignsResponse
-	(*GetCampaignRequest)(nil),        // 61: promo.v1.GetCampaignRequest
-	(*CreateCampaignRequest)(nil),     // 62: promo.v1.CreateCampaignRequest
-	(*UpdateCampaignRequest)(nil),     // 63: promo.v1.UpdateCampaignRequest
-	(*SetCampaignStateRequest)(nil),   // 64: promo.v1.SetCampaignStateRequest
-	(*CampaignHistoryRequest)(nil),    // 65: promo.v1.CampaignHistoryRequest
-	(*CampaignChange)(nil),            // 66: promo.v1.CampaignChange
-	(*CampaignHistoryResponse)(nil),   // 67: promo.v1.CampaignHistoryResponse
-	(*ListReportsRequest)(nil),        // 68: promo.v1.ListReportsRequest
-	(*ReportSummary)(nil),             // 69: promo.v1.ReportSummary
-	(*ListReportsResponse)(nil),       // 70: promo.v1.ListReportsResponse
-	(*GetReportFileRequest)(nil),      // 71: promo.v1.GetReportFileRequest
-	(*GetReportFileResponse)(nil),     // 72: promo.v1.GetReportFileResponse
-	(*GetStatusRequest)(nil),          // 73: promo.v1.GetStatusRequest
-	(*LoadedModel)(nil),               // 74: promo.v1.LoadedModel
-	(*ShadowStats)(nil),               // 75: promo.v1.ShadowStats
-	(*GetStatusResponse)(nil),         // 76: promo.v1.GetStatusResponse
-	nil,                               // 77: promo.v1.ScoreRequest.FeaturesEntry
-	nil,                               // 78: promo.v1.UserAttributes.ExtraEntry
-	nil,                               // 79: promo.v1.ItemAttributes.ExtraEntry
-	nil,                               // 80: promo.v1.Manifest.ParamsEntry
-	nil,                               // 81: promo.v1.Manifest.MetricsEntry
-	nil,                               // 82: promo.v1.VersionSummary.MetricsEntry
-	nil,                               // 83: promo.v1.ModelSummary.AliasesEntry
-	(*timestamppb.Timestamp)(nil),     // 84: google.protobuf.Timestamp
+	(*ReadoutFairness)(nil),           // 55: promo.v1.ReadoutFairness
+	(*ReadoutFairnessGroup)(nil),      // 56: promo.v1.ReadoutFairnessGroup
+	(*FrequencyCap)(nil),              // 57: promo.v1.FrequencyCap
+	(*CampaignOffer)(nil),             // 58: promo.v1.CampaignOffer
+	(*Campaign)(nil),                  // 59: promo.v1.Campaign
+	(*CampaignSpend)(nil),             // 60: promo.v1.CampaignSpend
+	(*ListCampaignsRequest)(nil),      // 61: promo.v1.ListCampaignsRequest
+	(*ListCampaignsResponse)(nil),     // 62: promo.v1.ListCampaignsResponse
+	(*GetCampaignRequest)(nil),        // 63: promo.v1.GetCampaignRequest
+	(*CreateCampaignRequest)(nil),     // 64: promo.v1.CreateCampaignRequest
+	(*UpdateCampaignRequest)(nil),     // 65: promo.v1.UpdateCampaignRequest
+	(*SetCampaignStateRequest)(nil),   // 66: promo.v1.SetCampaignStateRequest
+	(*CampaignHistoryRequest)(nil),    // 67: promo.v1.CampaignHistoryRequest
+	(*CampaignChange)(nil),            // 68: promo.v1.CampaignChange
+	(*CampaignHistoryResponse)(nil),   // 69: promo.v1.CampaignHistoryResponse
+	(*ListReportsRequest)(nil),        // 70: promo.v1.ListReportsRequest
+	(*ReportSummary)(nil),             // 71: promo.v1.ReportSummary
+	(*ListReportsResponse)(nil),       // 72: promo.v1.ListReportsResponse
+	(*GetReportFileRequest)(nil),      // 73: promo.v1.GetReportFileRequest
+	(*GetReportFileResponse)(nil),     // 74: promo.v1.GetReportFileResponse
+	(*GetStatusRequest)(nil),          // 75: promo.v1.GetStatusRequest
+	(*LoadedModel)(nil),               // 76: promo.v1.LoadedModel
+	(*ShadowStats)(nil),               // 77: promo.v1.ShadowStats
+	(*GetStatusResponse)(nil),         // 78: promo.v1.GetStatusResponse
+	nil,                               // 79: promo.v1.ScoreRequest.FeaturesEntry
+	nil,                               // 80: promo.v1.UserAttributes.ExtraEntry
+	nil,                               // 81: promo.v1.ItemAttributes.ExtraEntry
+	nil,                               // 82: promo.v1.Manifest.ParamsEntry
+	nil,                               // 83: promo.v1.Manifest.MetricsEntry
+	nil,                               // 84: promo.v1.VersionSummary.MetricsEntry
+	nil,                               // 85: promo.v1.ModelSummary.AliasesEntry
+	(*timestamppb.Timestamp)(nil),     // 86: google.protobuf.Timestamp
 }
 var file_promo_v1_promo_proto_depIdxs = []int32{
-	77, // 0: promo.v1.ScoreRequest.features:type_name -> promo.v1.ScoreRequest.FeaturesEntry
-	4,  // 1: promo.v1.ScoreResponse.contributions:type_name -> promo.v1.FeatureContribution
-	2,  // 2: promo.v1.ScoreResponse.model:type_name -> promo.v1.ModelRef
-	2,  // 3: promo.v1.ScoreResponse.models:type_name -> promo.v1.ModelRef
-	7,  // 4: promo.v1.RecommendResponse.items:type_name -> promo.v1.RecommendedItem
-	2,  // 5: promo.v1.RecommendResponse.model:type_name -> promo.v1.ModelRef
-	7,  // 6: promo.v1.SimilarItemsResponse.items:type_name -> promo.v1.RecommendedItem
-	2,  // 7: promo.v1.SimilarItemsResponse.model:type_name -> promo.v1.ModelRef
-	11, // 8: promo.v1.Cart.lines:type_name -> promo.v1.CartLine
-	12, // 9: promo.v1.GetOffersRequest.cart:type_name -> promo.v1.Cart
-	0,  // 10: promo.v1.Offer.kind:type_name -> promo.v1.OfferKind
-	84, // 11: promo.v1.Offer.expires_at:type_name -> google.protobuf.Timestamp
-	14, // 12: promo.v1.GetOffersResponse.offers:type_name -> promo.v1.Offer
-	2,  // 13: promo.v1.GetOffersResponse.model:type_name -> promo.v1.ModelRef
-	2,  // 14: promo.v1.GetOffersResponse.models:type_name -> promo.v1.ModelRef
-	78, // 15: promo.v1.UserAttributes.extra:type_name -> promo.v1.UserAttributes.ExtraEntry
-	79, // 16: promo.v1.ItemAttributes.extra:type_name -> promo.v1.ItemAttributes.ExtraEntry
-	1,  // 17: promo.v1.Event.type:type_name -> promo.v1.EventType
-	84, // 18: promo.v1.Event.time:type_name -> google.protobuf.Timestamp
-	16, // 19: promo.v1.Event.user:type_name -> promo.v1.UserAttributes
-	17, // 20: promo.v1.Event.item:type_name -> promo.v1.ItemAttributes
-	18, // 21: promo.v1.IngestRequest.events:type_name -> promo.v1.Event
-	20, // 22: promo.v1.IngestResponse.errors:type_name -> promo.v1.EventError
-	84, // 23: promo.v1.EraseUserResponse.erased_at:type_name -> google.protobuf.Timestamp
-	84, // 24: promo.v1.TimeWindow.start:type_name -> google.protobuf.Timestamp
-	84, // 25: promo.v1.TimeWindow.end:type_name -> google.protobuf.Timestamp
-	84, // 26: promo.v1.Manifest.created_at:type_name -> google.protobuf.Timestamp
-	25, // 27: promo.v1.Manifest.data_window:type_name -> promo.v1.TimeWindow
-	80, // 28: promo.v1.Manifest.params:type_name -> promo.v1.Manifest.ParamsEntry
-	81, // 29: promo.v1.Manifest.metrics:type_name -> promo.v1.Manifest.MetricsEntry
-	24, // 30: promo.v1.Manifest.blobs:type_name -> promo.v1.BlobInfo
-	84, // 31: promo.v1.VersionSummary.created_at:type_name -> google.protobuf.Timestamp
-	82, // 32: promo.v1.VersionSummary.metrics:type_name -> promo.v1.VersionSummary.MetricsEntry
-	83, // 33: promo.v1.ModelSummary.aliases:type_name -> promo.v1.ModelSummary.AliasesEntry
-	28, // 34: promo.v1.ListModelsResponse.models:type_name -> promo.v1.ModelSummary
-	27, // 35: promo.v1.ListVersionsResponse.versions:type_name -> promo.v1.VersionSummary
-	26, // 36: promo.v1.GetVersionResponse.manifest:type_name -> promo.v1.Manifest
-	84, // 37: promo.v1.AliasChange.time:type_name -> google.protobuf.Timestamp
-	36, // 38: promo.v1.PromoteResponse.change:type_name -> promo.v1.AliasChange
-	36, // 39: promo.v1.RollbackResponse.change:type_name -> promo.v1.AliasChange
-	36, // 40: promo.v1.HistoryResponse.changes:type_name -> promo.v1.AliasChange
-	36, // 41: promo.v1.SetCanaryResponse.change:type_name -> promo.v1.AliasChange
-	36, // 42: promo.v1.SetShadowResponse.change:type_name -> promo.v1.AliasChange
-	36, // 43: promo.v1.ClearAliasResponse.change:type_name -> promo.v1.AliasChange
-	36, // 44: promo.v1.PromoteCanaryResponse.change:type_name -> promo.v1.AliasChange
-	52, // 45: promo.v1.ReadoutComparison.conversion:type_name -> promo.v1.ReadoutEffect
-	52, // 46: promo.v1.ReadoutComparison.revenue:type_name -> promo.v1.ReadoutEffect
-	52, // 47: promo.v1.ReadoutComparison.repurchase:type_name -> promo.v1.ReadoutEffect
-	52, // 48: promo.v1.ReadoutComparison.incremental_conversions:type_name -> promo.v1.ReadoutEffect
-	52, // 49: promo.v1.ReadoutComparison.incremental_profit:type_name -> promo.v1.ReadoutEffect
-	84, // 50: promo.v1.CampaignReadout.computed_at:type_name -> google.protobuf.Timestamp
-	84, // 51: promo.v1.CampaignReadout.from:type_name -> google.protobuf.Timestamp
-	84, // 52: promo.v1.CampaignReadout.to:type_name -> google.protobuf.Timestamp
-	51, // 53: promo.v1.CampaignReadout.groups:type_name -> promo.v1.ReadoutGroup
-	53, // 54: promo.v1.CampaignReadout.comparisons:type_name -> promo.v1.ReadoutComparison
-	84, // 55: promo.v1.Campaign.start:type_name -> google.protobuf.Timestamp
-	84, // 56: promo.v1.Campaign.end:type_name -> google.protobuf.Timestamp
-	55, // 57: promo.v1.Campaign.frequency_cap:type_name -> promo.v1.FrequencyCap
-	56, // 58: promo.v1.Campaign.offers:type_name -> promo.v1.CampaignOffer
-	84, // 59: promo.v1.Campaign.updated_at:type_name -> google.protobuf.Timestamp
-	58, // 60: promo.v1.Campaign.spend:type_name -> promo.v1.CampaignSpend
-	57, // 61: promo.v1.ListCampaignsResponse.campaigns:type_name -> promo.v1.Campaign
-	57, // 62: promo.v1.CreateCampaignRequest.campaign:type_name -> promo.v1.Campaign
-	57, // 63: promo.v1.UpdateCampaignRequest.campaign:type_name -> promo.v1.Campaign
-	84, // 64: promo.v1.CampaignChange.time:type_name -> google.protobuf.Timestamp
-	57, // 65: promo.v1.CampaignChange.campaign:type_name -> promo.v1.Campaign
-	66, // 66: promo.v1.CampaignHistoryResponse.changes:type_name -> promo.v1.CampaignChange
-	69, // 67: promo.v1.ListReportsResponse.reports:type_name -> promo.v1.ReportSummary
-	84, // 68: promo.v1.LoadedModel.loaded_at:type_name -> google.protobuf.Timestamp
-	84, // 69: promo.v1.LoadedModel.last_check:type_name -> google.protobuf.Timestamp
-	84, // 70: promo.v1.LoadedModel.last_error_at:type_name -> google.protobuf.Timestamp
-	75, // 71: promo.v1.LoadedModel.shadow:type_name -> promo.v1.ShadowStats
-	74, // 72: promo.v1.GetStatusResponse.models:type_name -> promo.v1.LoadedModel
-	3,  // 73: promo.v1.ScoringService.Score:input_type -> promo.v1.ScoreRequest
-	6,  // 74: promo.v1.RecommendationService.Recommend:input_type -> promo.v1.RecommendRequest
-	9,  // 75: promo.v1.RecommendationService.SimilarItems:input_type -> promo.v1.SimilarItemsRequest
-	13, // 76: promo.v1.PromotionService.GetOffers:input_type -> promo.v1.GetOffersRequest
-	19, // 77: promo.v1.EventService.Ingest:input_type -> promo.v1.IngestRequest
-	22, // 78: promo.v1.EventService.EraseUser:input_type -> promo.v1.EraseUserRequest
-	29, // 79: promo.v1.RegistryService.ListModels:input_type -> promo.v1.ListModelsRequest
-	31, // 80: promo.v1.RegistryService.ListVersions:input_type -> promo.v1.ListVersionsRequest
-	33, // 81: promo.v1.RegistryService.GetVersion:input_type -> promo.v1.GetVersionRequest
-	35, // 82: promo.v1.RegistryService.Promote:input_type -> promo.v1.PromoteRequest
-	38, // 83: promo.v1.RegistryService.Rollback:input_type -> promo.v1.RollbackRequest
-	40, // 84: promo.v1.RegistryService.History:input_type -> promo.v1.HistoryRequest
-	42, // 85: promo.v1.RegistryService.SetCanary:input_type -> promo.v1.SetCanaryRequest
-	44, // 86: promo.v1.RegistryService.SetShadow:input_type -> promo.v1.SetShadowRequest
-	46, // 87: promo.v1.RegistryService.ClearAlias:input_type -> promo.v1.ClearAliasRequest
-	48, // 88: promo.v1.RegistryService.PromoteCanary:input_type -> promo.v1.PromoteCanaryRequest
-	59, // 89: promo.v1.CampaignService.ListCampaigns:input_type -> promo.v1.ListCampaignsRequest
-	61, // 90: promo.v1.CampaignService.GetCampaign:input_type -> promo.v1.GetCampaignRequest
-	62, // 91: promo.v1.CampaignService.CreateCampaign:input_type -> promo.v1.CreateCampaignRequest
-	63, // 92: promo.v1.CampaignService.UpdateCampaign:input_type -> promo.v1.UpdateCampaignRequest
-	64, // 93: promo.v1.CampaignService.SetCampaignState:input_type -> promo.v1.SetCampaignStateRequest
-	65, // 94: promo.v1.CampaignService.CampaignHistory:input_type -> promo.v1.CampaignHistoryRequest
-	50, // 95: promo.v1.CampaignService.GetCampaignReadout:input_type -> promo.v1.GetCampaignReadoutRequest
-	68, // 96: promo.v1.ReportService.ListReports:input_type -> promo.v1.ListReportsRequest
-	71, // 97: promo.v1.ReportService.GetReportFile:input_type -> promo.v1.GetReportFileRequest
-	73, // 98: promo.v1.StatusService.GetStatus:input_type -> promo.v1.GetStatusRequest
-	5,  // 99: promo.v1.ScoringService.Score:output_type -> promo.v1.ScoreResponse
-	8,  // 100: promo.v1.RecommendationService.Recommend:output_type -> promo.v1.RecommendResponse
-	10, // 101: promo.v1.RecommendationService.SimilarItems:output_type -> promo.v1.SimilarItemsResponse
-	15, // 102: promo.v1.PromotionService.GetOffers:output_type -> promo.v1.GetOffersResponse
-	21, // 103: promo.v1.EventService.Ingest:output_type -> promo.v1.IngestResponse
-	23, // 104: promo.v1.EventService.EraseUser:output_type -> promo.v1.EraseUserResponse
-	30, // 105: promo.v1.RegistryService.ListModels:output_type -> promo.v1.ListModelsResponse
-	32, // 106: promo.v1.RegistryService.ListVersions:output_type -> promo.v1.ListVersionsResponse
-	34, // 107: promo.v1.RegistryService.GetVersion:output_type -> promo.v1.GetVersionResponse
-	37, // 108: promo.v1.RegistryService.Promote:output_type -> promo.v1.PromoteResponse
-	39, // 109: promo.v1.RegistryService.Rollback:output_type -> promo.v1.RollbackResponse
-	41, // 110: promo.v1.RegistryService.History:output_type -> promo.v1.HistoryResponse
-	43, // 111: promo.v1.RegistryService.SetCanary:output_type -> promo.v1.SetCanaryResponse
-	45, // 112: promo.v1.RegistryService.SetShadow:output_type -> promo.v1.SetShadowResponse
-	47, // 113: promo.v1.RegistryService.ClearAlias:output_type -> promo.v1.ClearAliasResponse
-	49, // 114: promo.v1.RegistryService.PromoteCanary:output_type -> promo.v1.PromoteCanaryResponse
-	60, // 115: promo.v1.CampaignService.ListCampaigns:output_type -> promo.v1.ListCampaignsResponse
-	57, // 116: promo.v1.CampaignService.GetCampaign:output_type -> promo.v1.Campaign
-	57, // 117: promo.v1.CampaignService.CreateCampaign:output_type -> promo.v1.Campaign
-	57, // 118: promo.v1.CampaignService.UpdateCampaign:output_type -> promo.v1.Campaign
-	57, // 119: promo.v1.CampaignService.SetCampaignState:output_type -> promo.v1.Campaign
-	67, // 120: promo.v1.CampaignService.CampaignHistory:output_type -> promo.v1.CampaignHistoryResponse
-	54, // 121: promo.v1.CampaignService.GetCampaignReadout:output_type -> promo.v1.CampaignReadout
-	70, // 122: promo.v1.ReportService.ListReports:output_type -> promo.v1.ListReportsResponse
-	72, // 123: promo.v1.ReportService.GetReportFile:output_type -> promo.v1.GetReportFileResponse
-	76, // 124: promo.v1.StatusService.GetStatus:output_type -> promo.v1.GetStatusResponse
-	99, // [99:125] is the sub-list for method output_type
-	73, // [73:99] is the sub-list for method input_type
-	73, // [73:73] is the sub-list for extension type_name
-	73, // [73:73] is the sub-list for extension extendee
-	0,  // [0:73] is the sub-list for field type_name
+	79,  // 0: promo.v1.ScoreRequest.features:type_name -> promo.v1.ScoreRequest.FeaturesEntry
+	4,   // 1: promo.v1.ScoreResponse.contributions:type_name -> promo.v1.FeatureContribution
+	2,   // 2: promo.v1.ScoreResponse.model:type_name -> promo.v1.ModelRef
+	2,   // 3: promo.v1.ScoreResponse.models:type_name -> promo.v1.ModelRef
+	7,   // 4: promo.v1.RecommendResponse.items:type_name -> promo.v1.RecommendedItem
+	2,   // 5: promo.v1.RecommendResponse.model:type_name -> promo.v1.ModelRef
+	7,   // 6: promo.v1.SimilarItemsResponse.items:type_name -> promo.v1.RecommendedItem
+	2,   // 7: promo.v1.SimilarItemsResponse.model:type_name -> promo.v1.ModelRef
+	11,  // 8: promo.v1.Cart.lines:type_name -> promo.v1.CartLine
+	12,  // 9: promo.v1.GetOffersRequest.cart:type_name -> promo.v1.Cart
+	0,   // 10: promo.v1.Offer.kind:type_name -> promo.v1.OfferKind
+	86,  // 11: promo.v1.Offer.expires_at:type_name -> google.protobuf.Timestamp
+	14,  // 12: promo.v1.GetOffersResponse.offers:type_name -> promo.v1.Offer
+	2,   // 13: promo.v1.GetOffersResponse.model:type_name -> promo.v1.ModelRef
+	2,   // 14: promo.v1.GetOffersResponse.models:type_name -> promo.v1.ModelRef
+	80,  // 15: promo.v1.UserAttributes.extra:type_name -> promo.v1.UserAttributes.ExtraEntry
+	81,  // 16: promo.v1.ItemAttributes.extra:type_name -> promo.v1.ItemAttributes.ExtraEntry
+	1,   // 17: promo.v1.Event.type:type_name -> promo.v1.EventType
+	86,  // 18: promo.v1.Event.time:type_name -> google.protobuf.Timestamp
+	16,  // 19: promo.v1.Event.user:type_name -> promo.v1.UserAttributes
+	17,  // 20: promo.v1.Event.item:type_name -> promo.v1.ItemAttributes
+	18,  // 21: promo.v1.IngestRequest.events:type_name -> promo.v1.Event
+	20,  // 22: promo.v1.IngestResponse.errors:type_name -> promo.v1.EventError
+	86,  // 23: promo.v1.EraseUserResponse.erased_at:type_name -> google.protobuf.Timestamp
+	86,  // 24: promo.v1.TimeWindow.start:type_name -> google.protobuf.Timestamp
+	86,  // 25: promo.v1.TimeWindow.end:type_name -> google.protobuf.Timestamp
+	86,  // 26: promo.v1.Manifest.created_at:type_name -> google.protobuf.Timestamp
+	25,  // 27: promo.v1.Manifest.data_window:type_name -> promo.v1.TimeWindow
+	82,  // 28: promo.v1.Manifest.params:type_name -> promo.v1.Manifest.ParamsEntry
+	83,  // 29: promo.v1.Manifest.metrics:type_name -> promo.v1.Manifest.MetricsEntry
+	24,  // 30: promo.v1.Manifest.blobs:type_name -> promo.v1.BlobInfo
+	86,  // 31: promo.v1.VersionSummary.created_at:type_name -> google.protobuf.Timestamp
+	84,  // 32: promo.v1.VersionSummary.metrics:type_name -> promo.v1.VersionSummary.MetricsEntry
+	85,  // 33: promo.v1.ModelSummary.aliases:type_name -> promo.v1.ModelSummary.AliasesEntry
+	28,  // 34: promo.v1.ListModelsResponse.models:type_name -> promo.v1.ModelSummary
+	27,  // 35: promo.v1.ListVersionsResponse.versions:type_name -> promo.v1.VersionSummary
+	26,  // 36: promo.v1.GetVersionResponse.manifest:type_name -> promo.v1.Manifest
+	86,  // 37: promo.v1.AliasChange.time:type_name -> google.protobuf.Timestamp
+	36,  // 38: promo.v1.PromoteResponse.change:type_name -> promo.v1.AliasChange
+	36,  // 39: promo.v1.RollbackResponse.change:type_name -> promo.v1.AliasChange
+	36,  // 40: promo.v1.HistoryResponse.changes:type_name -> promo.v1.AliasChange
+	36,  // 41: promo.v1.SetCanaryResponse.change:type_name -> promo.v1.AliasChange
+	36,  // 42: promo.v1.SetShadowResponse.change:type_name -> promo.v1.AliasChange
+	36,  // 43: promo.v1.ClearAliasResponse.change:type_name -> promo.v1.AliasChange
+	36,  // 44: promo.v1.PromoteCanaryResponse.change:type_name -> promo.v1.AliasChange
+	52,  // 45: promo.v1.ReadoutComparison.conversion:type_name -> promo.v1.ReadoutEffect
+	52,  // 46: promo.v1.ReadoutComparison.revenue:type_name -> promo.v1.ReadoutEffect
+	52,  // 47: promo.v1.ReadoutComparison.repurchase:type_name -> promo.v1.ReadoutEffect
+	52,  // 48: promo.v1.ReadoutComparison.incremental_conversions:type_name -> promo.v1.ReadoutEffect
+	52,  // 49: promo.v1.ReadoutComparison.incremental_profit:type_name -> promo.v1.ReadoutEffect
+	86,  // 50: promo.v1.CampaignReadout.computed_at:type_name -> google.protobuf.Timestamp
+	86,  // 51: promo.v1.CampaignReadout.from:type_name -> google.protobuf.Timestamp
+	86,  // 52: promo.v1.CampaignReadout.to:type_name -> google.protobuf.Timestamp
+	51,  // 53: promo.v1.CampaignReadout.groups:type_name -> promo.v1.ReadoutGroup
+	53,  // 54: promo.v1.CampaignReadout.comparisons:type_name -> promo.v1.ReadoutComparison
+	55,  // 55: promo.v1.CampaignReadout.fairness:type_name -> promo.v1.ReadoutFairness
+	56,  // 56: promo.v1.ReadoutFairness.groups:type_name -> promo.v1.ReadoutFairnessGroup
+	86,  // 57: promo.v1.Campaign.start:type_name -> google.protobuf.Timestamp
+	86,  // 58: promo.v1.Campaign.end:type_name -> google.protobuf.Timestamp
+	57,  // 59: promo.v1.Campaign.frequency_cap:type_name -> promo.v1.FrequencyCap
+	58,  // 60: promo.v1.Campaign.offers:type_name -> promo.v1.CampaignOffer
+	86,  // 61: promo.v1.Campaign.updated_at:type_name -> google.protobuf.Timestamp
+	60,  // 62: promo.v1.Campaign.spend:type_name -> promo.v1.CampaignSpend
+	59,  // 63: promo.v1.ListCampaignsResponse.campaigns:type_name -> promo.v1.Campaign
+	59,  // 64: promo.v1.CreateCampaignRequest.campaign:type_name -> promo.v1.Campaign
+	59,  // 65: promo.v1.UpdateCampaignRequest.campaign:type_name -> promo.v1.Campaign
+	86,  // 66: promo.v1.CampaignChange.time:type_name -> google.protobuf.Timestamp
+	59,  // 67: promo.v1.CampaignChange.campaign:type_name -> promo.v1.Campaign
+	68,  // 68: promo.v1.CampaignHistoryResponse.changes:type_name -> promo.v1.CampaignChange
+	71,  // 69: promo.v1.ListReportsResponse.reports:type_name -> promo.v1.ReportSummary
+	86,  // 70: promo.v1.LoadedModel.loaded_at:type_name -> google.protobuf.Timestamp
+	86,  // 71: promo.v1.LoadedModel.last_check:type_name -> google.protobuf.Timestamp
+	86,  // 72: promo.v1.LoadedModel.last_error_at:type_name -> google.protobuf.Timestamp
+	77,  // 73: promo.v1.LoadedModel.shadow:type_name -> promo.v1.ShadowStats
+	76,  // 74: promo.v1.GetStatusResponse.models:type_name -> promo.v1.LoadedModel
+	3,   // 75: promo.v1.ScoringService.Score:input_type -> promo.v1.ScoreRequest
+	6,   // 76: promo.v1.RecommendationService.Recommend:input_type -> promo.v1.RecommendRequest
+	9,   // 77: promo.v1.RecommendationService.SimilarItems:input_type -> promo.v1.SimilarItemsRequest
+	13,  // 78: promo.v1.PromotionService.GetOffers:input_type -> promo.v1.GetOffersRequest
+	19,  // 79: promo.v1.EventService.Ingest:input_type -> promo.v1.IngestRequest
+	22,  // 80: promo.v1.EventService.EraseUser:input_type -> promo.v1.EraseUserRequest
+	29,  // 81: promo.v1.RegistryService.ListModels:input_type -> promo.v1.ListModelsRequest
+	31,  // 82: promo.v1.RegistryService.ListVersions:input_type -> promo.v1.ListVersionsRequest
+	33,  // 83: promo.v1.RegistryService.GetVersion:input_type -> promo.v1.GetVersionRequest
+	35,  // 84: promo.v1.RegistryService.Promote:input_type -> promo.v1.PromoteRequest
+	38,  // 85: promo.v1.RegistryService.Rollback:input_type -> promo.v1.RollbackRequest
+	40,  // 86: promo.v1.RegistryService.History:input_type -> promo.v1.HistoryRequest
+	42,  // 87: promo.v1.RegistryService.SetCanary:input_type -> promo.v1.SetCanaryRequest
+	44,  // 88: promo.v1.RegistryService.SetShadow:input_type -> promo.v1.SetShadowRequest
+	46,  // 89: promo.v1.RegistryService.ClearAlias:input_type -> promo.v1.ClearAliasRequest
+	48,  // 90: promo.v1.RegistryService.PromoteCanary:input_type -> promo.v1.PromoteCanaryRequest
+	61,  // 91: promo.v1.CampaignService.ListCampaigns:input_type -> promo.v1.ListCampaignsRequest
+	63,  // 92: promo.v1.CampaignService.GetCampaign:input_type -> promo.v1.GetCampaignRequest
+	64,  // 93: promo.v1.CampaignService.CreateCampaign:input_type -> promo.v1.CreateCampaignRequest
+	65,  // 94: promo.v1.CampaignService.UpdateCampaign:input_type -> promo.v1.UpdateCampaignRequest
+	66,  // 95: promo.v1.CampaignService.SetCampaignState:input_type -> promo.v1.SetCampaignStateRequest
+	67,  // 96: promo.v1.CampaignService.CampaignHistory:input_type -> promo.v1.CampaignHistoryRequest
+	50,  // 97: promo.v1.CampaignService.GetCampaignReadout:input_type -> promo.v1.GetCampaignReadoutRequest
+	70,  // 98: promo.v1.ReportService.ListReports:input_type -> promo.v1.ListReportsRequest
+	73,  // 99: promo.v1.ReportService.GetReportFile:input_type -> promo.v1.GetReportFileRequest
+	75,  // 100: promo.v1.StatusService.GetStatus:input_type -> promo.v1.GetStatusRequest
+	5,   // 101: promo.v1.ScoringService.Score:output_type -> promo.v1.ScoreResponse
+	8,   // 102: promo.v1.RecommendationService.Recommend:output_type -> promo.v1.RecommendResponse
+	10,  // 103: promo.v1.RecommendationService.SimilarItems:output_type -> promo.v1.SimilarItemsResponse
+	15,  // 104: promo.v1.PromotionService.GetOffers:output_type -> promo.v1.GetOffersResponse
+	21,  // 105: promo.v1.EventService.Ingest:output_type -> promo.v1.IngestResponse
+	23,  // 106: promo.v1.EventService.EraseUser:output_type -> promo.v1.EraseUserResponse
+	30,  // 107: promo.v1.RegistryService.ListModels:output_type -> promo.v1.ListModelsResponse
+	32,  // 108: promo.v1.RegistryService.ListVersions:output_type -> promo.v1.ListVersionsResponse
+	34,  // 109: promo.v1.RegistryService.GetVersion:output_type -> promo.v1.GetVersionResponse
+	37,  // 110: promo.v1.RegistryService.Promote:output_type -> promo.v1.PromoteResponse
+	39,  // 111: promo.v1.RegistryService.Rollback:output_type -> promo.v1.RollbackResponse
+	41,  // 112: promo.v1.RegistryService.History:output_type -> promo.v1.HistoryResponse
+	43,  // 113: promo.v1.RegistryService.SetCanary:output_type -> promo.v1.SetCanaryResponse
+	45,  // 114: promo.v1.RegistryService.SetShadow:output_type -> promo.v1.SetShadowResponse
+	47,  // 115: promo.v1.RegistryService.ClearAlias:output_type -> promo.v1.ClearAliasResponse
+	49,  // 116: promo.v1.RegistryService.PromoteCanary:output_type -> promo.v1.PromoteCanaryResponse
+	62,  // 117: promo.v1.CampaignService.ListCampaigns:output_type -> promo.v1.ListCampaignsResponse
+	59,  // 118: promo.v1.CampaignService.GetCampaign:output_type -> promo.v1.Campaign
+	59,  // 119: promo.v1.CampaignService.CreateCampaign:output_type -> promo.v1.Campaign
+	59,  // 120: promo.v1.CampaignService.UpdateCampaign:output_type -> promo.v1.Campaign
+	59,  // 121: promo.v1.CampaignService.SetCampaignState:output_type -> promo.v1.Campaign
+	69,  // 122: promo.v1.CampaignService.CampaignHistory:output_type -> promo.v1.CampaignHistoryResponse
+	54,  // 123: promo.v1.CampaignService.GetCampaignReadout:output_type -> promo.v1.CampaignReadout
+	72,  // 124: promo.v1.ReportService.ListReports:output_type -> promo.v1.ListReportsResponse
+	74,  // 125: promo.v1.ReportService.GetReportFile:output_type -> promo.v1.GetReportFileResponse
+	78,  // 126: promo.v1.StatusService.GetStatus:output_type -> promo.v1.GetStatusResponse
+	101, // [101:127] is the sub-list for method output_type
+	75,  // [75:101] is the sub-list for method input_type
+	75,  // [75:75] is the sub-list for extension type_name
+	75,  // [75:75] is the sub-list for extension extendee
+	0,   // [0:75] is the sub-list for field type_name
 }
 
 func init() { file_promo_v1_promo_proto_init() }
@@ -6060,7 +6214,7 @@ func file_promo_v1_promo_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_promo_v1_promo_proto_rawDesc), len(file_promo_v1_promo_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   82,
+			NumMessages:   84,
 			NumExtensions: 0,
 			NumServices:   8,
 		},
