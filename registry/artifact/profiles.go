@@ -21,6 +21,10 @@ type UserProfile struct {
 	// Cluster is the user's k-means cluster (behavioural, unlike the
 	// rule-based Segment); see the profiles manifest for what each means.
 	Cluster int `json:"c,omitempty"`
+	// Audit holds the shopper's protected attributes (gender, age band,
+	// and those the schema declares protected): campaigns audit and
+	// constrain their offers on them (campaign.Guard); no model reads them.
+	Audit map[string]string `json:"a,omitempty"`
 
 	pos int // its place in Profiles.Users
 }

@@ -45,7 +45,7 @@ func (s *Serving) GetOffers(ctx context.Context, req *promov1.GetOffersRequest) 
 	resp := &promov1.GetOffersResponse{DecisionId: dr.DecisionID}
 	prof, profs, profL := s.profile(ctx, req.GetUserId())
 	if prof != nil {
-		dr.Segment = prof.Segment
+		dr.Segment, dr.Audit = prof.Segment, prof.Audit
 	}
 	if ul := s.model(ctx, artifact.ModelUplift, req.GetUserId()); ul != nil {
 		up := ul.Artifact.(*artifact.Uplift)

@@ -206,10 +206,13 @@ func Run(ctx context.Context, o Options, logOut io.Writer) error {
 	serving.Shadow.Dropped = func(model string) { met.shadowDropped.WithLabelValues(model).Inc() }
 	serving.Pseudonyms = pseudo
 	live := campaigns.New(bkt, o.CheckInterval, log)
-	live.Synced = func(id string, spent, budget, price float64) {
+	live.Synced = func(id string, spent, budget, price float64, di map[string]float64) {
 		met.campaignSpent.WithLabelValues(id).Set(spent)
 		met.campaignBudgetLeft.WithLabelValues(id).Set(math.Max(0, budget-spent))
 		met.campaignPrice.WithLabelValues(id).Set(price)
+		for attr, v := range di {
+			met.campaignDI.WithLabelValues(id, attr).Set(v)
+		}
 	}
 	serving.Campaigns = live
 	erased := api.NewErasures()

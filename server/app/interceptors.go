@@ -36,6 +36,7 @@ type metrics struct {
 
 	campaignDecisions                                *prometheus.CounterVec
 	campaignSpent, campaignBudgetLeft, campaignPrice *prometheus.GaugeVec
+	campaignDI                                       *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -68,6 +69,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Help: "A campaign's budget less its spend, as of this replica's last check."}, []string{"campaign"})
 	m.campaignPrice = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "promo_campaign_pacing_price",
 		Help: "A campaign's pacing (dual) price of a unit of budget on this replica: 0 spends on every offer that pays; higher, only the best."}, []string{"campaign"})
+	m.campaignDI = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "promo_campaign_fairness_di",
+		Help: "Disparate impact of a campaign's targeted offers on this replica by audited attribute: the lowest group offer rate over the highest (recent decisions)."}, []string{"campaign", "attribute"})
+	reg.MustRegister(m.campaignDI)
 	reg.MustRegister(m.requests, m.latency, m.modelInfo, m.loadFailures, m.swaps, m.inflight, m.rejected, m.decisions,
 		m.shadowDiff, m.shadowOverlap, m.shadowSeconds, m.shadowDropped, m.campaignDecisions, m.campaignSpent, m.campaignBudgetLeft, m.campaignPrice)
 	return m

@@ -43,9 +43,10 @@ type Set struct {
 	log      *slog.Logger
 	// Now is the clock (tests).
 	Now func() time.Time
-	// Synced, when set, is told each campaign's whole spend, budget and
-	// pacing price after every check (metrics).
-	Synced func(id string, spent, budget, price float64)
+	// Synced, when set, is told each campaign's whole spend, budget,
+	// pacing price and fairness (disparate impact by audited attribute,
+	// on this replica) after every check (metrics).
+	Synced func(id string, spent, budget, price float64, di map[string]float64)
 
 	mu       sync.Mutex
 	loaded   map[string]*followed // by id
@@ -66,6 +67,8 @@ type followed struct {
 	pacer      campaign.Pacer
 	// joined is when this replica first wrote its spend.
 	joined time.Time
+	// guard keeps the offers fair on the audited attributes.
+	guard *campaign.Guard
 }
 
 func cloneSpend(s campaign.ReplicaSpend) campaign.ReplicaSpend {
@@ -124,7 +127,7 @@ func (s *Set) State(id string) (offers.BudgetState, error) {
 		return offers.BudgetState{}, errors.New("this replica joined its spend ledger less than one check ago")
 	}
 	day := campaign.DayKey(now)
-	return offers.BudgetState{Pacer: f.pacer, Spend: campaign.Spend{
+	return offers.BudgetState{Pacer: f.pacer, Guard: f.guard, Spend: campaign.Spend{
 		Total: f.all.Total, Today: f.all.Days[day],
 		Since: f.own.Total - f.ownAtCheck.Total, SinceToday: f.own.Days[day] - f.ownAtCheck.Days[day],
 		Replicas: f.replicas,
@@ -196,7 +199,7 @@ func (s *Set) Check(ctx context.Context) error {
 	for id, c := range fresh {
 		f := s.loaded[id]
 		if f == nil {
-			f = &followed{own: campaign.ReplicaSpend{Replica: s.replica, Days: map[string]float64{}}}
+			f = &followed{own: campaign.ReplicaSpend{Replica: s.replica, Days: map[string]float64{}}, guard: &campaign.Guard{}}
 			s.loaded[id] = f
 			s.log.Info("campaign loaded", "campaign", id, "revision", c.Revision, "state", c.State)
 		} else {
@@ -273,7 +276,7 @@ func (s *Set) Check(ctx context.Context) error {
 			f.pacer.Update(f.c, spent, now)
 		}
 		if s.Synced != nil {
-			s.Synced(id, spent, f.c.Budget, f.pacer.Price)
+			s.Synced(id, spent, f.c.Budget, f.pacer.Price, f.guard.DI())
 		}
 	}
 	s.live = s.live[:0]

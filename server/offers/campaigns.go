@@ -15,6 +15,9 @@ type BudgetState struct {
 	Spend campaign.Spend
 	// Pacer holds the campaign's dual price.
 	Pacer campaign.Pacer
+	// Guard, for a campaign with audited attributes, keeps its targeted
+	// offers fair across their groups.
+	Guard *campaign.Guard
 }
 
 // Budget is the campaigns' shared spend ledger.
@@ -24,6 +27,18 @@ type Budget interface {
 	State(id string) (BudgetState, error)
 	// Record adds an offer's expected cost to this replica's spend.
 	Record(id string, cost float64)
+}
+
+// auditedOf picks the campaign's audited attributes out of a shopper's.
+func auditedOf(c *campaign.Campaign, audit map[string]string) map[string]string {
+	if len(c.AuditedAttributes) == 0 || audit == nil {
+		return nil
+	}
+	out := make(map[string]string, len(c.AuditedAttributes))
+	for _, a := range c.AuditedAttributes {
+		out[a] = audit[a]
+	}
+	return out
 }
 
 // DecideCampaigns makes an offer decision under the live campaigns, in
@@ -101,6 +116,13 @@ func DecideCampaigns(live []*campaign.Campaign, base *Catalogue, r Request, budg
 				d.Reason = fmt.Sprintf("campaign %s: no promotion-response model is promoted yet, so no targeted offer", c.ID)
 				return d, nil
 			}
+			// The fairness guard lowers the price for shoppers of groups
+			// that get too few offers.
+			price, audited := st.Pacer.Price, auditedOf(c, r.Audit)
+			if st.Guard != nil && audited != nil {
+				price -= st.Guard.Discount(audited)
+				defer func() { st.Guard.Observe(audited, len(d.Offers) > 0) }()
+			}
 			best, bestScore := -1, 0.0
 			var evals []Evaluation
 			for i := range c.Offers {
@@ -110,16 +132,16 @@ func DecideCampaigns(live []*campaign.Campaign, base *Catalogue, r Request, budg
 				}
 				e := Evaluate(&c.Offers[i], octx, resp)
 				evals = append(evals, e)
-				if s := st.Pacer.Score(e.IncrementalProfit, e.ExpectedCost); e.Eligible && s > bestScore {
+				if s := e.IncrementalProfit - price*e.ExpectedCost; e.Eligible && s > bestScore {
 					best, bestScore = len(evals)-1, s
 				}
 			}
 			if best < 0 {
-				d.Reason = fmt.Sprintf("campaign %s: no offer earns more than it costs at the campaign's pacing price %.3f: %s", c.ID, st.Pacer.Price, summarize(evals))
+				d.Reason = fmt.Sprintf("campaign %s: no offer earns more than it costs at the campaign's pacing price %.3f: %s", c.ID, price, summarize(evals))
 				return d, nil
 			}
 			pick = evals[best]
-			why = fmt.Sprintf("campaign %s: highest expected incremental profit less %.3f × expected cost among %d offers: %s", c.ID, st.Pacer.Price, len(c.Offers), pick.Reason)
+			why = fmt.Sprintf("campaign %s: highest expected incremental profit less %.3f × expected cost among %d offers: %s", c.ID, price, len(c.Offers), pick.Reason)
 		}
 		cost := math.Max(0, pick.ExpectedCost)
 		if ok, reason := c.Affordable(cost, st.Spend, r.Now); !ok {

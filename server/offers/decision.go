@@ -63,6 +63,9 @@ type Request struct {
 	// for none. It is called only when needed.
 	Recommended func() (ids, categories []string)
 	Now         time.Time
+	// Audit holds the shopper's protected attributes (their profile's),
+	// for campaigns' fairness guards only.
+	Audit map[string]string
 }
 
 // Decision is what to show the shopper, and why.

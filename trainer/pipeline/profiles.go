@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/promoai/promo/registry/artifact"
+	"github.com/promoai/promo/registry/campaign"
 	"github.com/promoai/promo/trainer/features"
 	"github.com/promoai/promo/trainer/fit"
 )
@@ -74,6 +75,24 @@ func (r SegmentRules) Assign(f []float64) string {
 	return SegmentOccasional
 }
 
+// auditOf is a shopper's audited attributes for the profiles snapshot.
+func auditOf(u features.UserRow) map[string]string {
+	out := map[string]string{}
+	for k, v := range u.Audit {
+		out[k] = v
+	}
+	if u.Gender != "" {
+		out["gender"] = u.Gender
+	}
+	if band := campaign.AgeBand(u.Age); band != "" {
+		out["age"] = band
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
 func buildProfiles(now *features.Dataset, _ Config) (*candidate, error) {
 	if len(now.Users) == 0 {
 		return nil, fmt.Errorf("no users to profile")
@@ -84,7 +103,7 @@ func buildProfiles(now *features.Dataset, _ Config) (*candidate, error) {
 	for _, u := range now.Users {
 		seg := rules.Assign(u.Features)
 		counts[seg]++
-		up := artifact.UserProfile{ID: u.ID, Features: u.Features, Segment: seg}
+		up := artifact.UserProfile{ID: u.ID, Features: u.Features, Segment: seg, Audit: auditOf(u)}
 		for _, it := range u.Recent {
 			up.Recent = append(up.Recent, now.Items[it].ID)
 		}

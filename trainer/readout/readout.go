@@ -239,21 +239,8 @@ func auditValue(u *eventlog.UserAttrs, name string) string {
 		return u.Gender
 	case "location":
 		return u.Location
-	case "age", "age_band":
-		switch a := u.Age; {
-		case a <= 0:
-			return ""
-		case a < 25:
-			return "<25"
-		case a < 35:
-			return "25-34"
-		case a < 45:
-			return "35-44"
-		case a < 55:
-			return "45-54"
-		default:
-			return "55+"
-		}
+	case "age":
+		return campaign.AgeBand(u.Age)
 	}
 	return u.Extra[name]
 }

@@ -71,6 +71,9 @@ type CampaignPolicy struct {
 	LastOffer int
 	// Offline policies see every request at once: no days.
 	Offline bool
+	// DI is the disparate-impact ratio of its offers by each audited
+	// attribute (lowest group offer rate over the highest).
+	DI map[string]float64
 }
 
 // CampaignResult is the simulation's table.
@@ -89,6 +92,21 @@ var simOffers = []campaign.Offer{
 	{ID: shop.ArmThreshold, Kind: campaign.KindThreshold, Arm: shop.ArmThreshold, Threshold: 50, AmountOff: 10},
 	{ID: shop.ArmGift, Kind: campaign.KindGift, Arm: shop.ArmGift, GiftCost: 4},
 }
+
+// simRequest is one decision request: what each offer would do, and the
+// shopper's audited attributes.
+type simRequest struct {
+	choices []simChoice
+	attrs   map[string]string
+}
+
+// Audited attributes of the simulation: the shop's gender, and a stress
+// attribute that follows how much offers pay off for the shopper, as a
+// protected attribute correlated with price sensitivity would.
+const (
+	attrGender = "gender"
+	attrStress = "stress_group"
+)
 
 // simChoice is what one offer would do for one request: by the model and
 // in truth.
@@ -132,8 +150,9 @@ func Campaign(ctx context.Context, p shop.Params, cfg pipeline.Config, opt Campa
 		return nil, err
 	}
 	margin := opt.MarginRate * opt.OrderValue
-	var reqs [][]simChoice
+	var reqs []simRequest
 	blanket := 0.0
+	attrRNG := rand.New(rand.NewPCG(opt.Seed, 0xfa1))
 	for _, r := range d.Test {
 		s, ok := truth[ds.Users[r.User].ID][r.At.UnixNano()]
 		if !ok {
@@ -154,7 +173,17 @@ func Campaign(ctx context.Context, p shop.Params, cfg pipeline.Config, opt Campa
 			}
 			blanket += choices[k].trueCost / float64(len(simOffers))
 		}
-		reqs = append(reqs, choices)
+		// The stress group: mostly those whose best offer earns least.
+		best := math.Inf(-1)
+		for _, ch := range choices {
+			best = math.Max(best, ch.trueProfit)
+		}
+		low := best < 0.5
+		if attrRNG.Float64() < 0.2 {
+			low = !low
+		}
+		stress := map[bool]string{true: "a", false: "b"}[low]
+		reqs = append(reqs, simRequest{choices: choices, attrs: map[string]string{attrGender: ds.Users[r.User].Gender, attrStress: stress}})
 	}
 	if len(reqs) == 0 {
 		return nil, fmt.Errorf("no held-out exposures to decide on")
@@ -166,9 +195,16 @@ func Campaign(ctx context.Context, p shop.Params, cfg pipeline.Config, opt Campa
 	res := &CampaignResult{Shop: p.Describe(), Requests: len(reqs), Blanket: blanket, Budget: c.Budget, Days: opt.Days, UpdatePerDy: opt.UpdatesPerDay}
 
 	oracle := oracleAllocation(reqs, c.Budget)
-	online := func(name string, useTruth, paced bool, step float64) CampaignPolicy {
+	// online runs a policy; guarded names the attributes a fairness guard
+	// constrains (none: no guard).
+	online := func(name string, useTruth, paced bool, step float64, guarded ...string) CampaignPolicy {
 		pol := CampaignPolicy{Name: name}
+		var guard *campaign.Guard
+		if len(guarded) > 0 {
+			guard = &campaign.Guard{}
+		}
 		pacer := campaign.Pacer{Step: step}
+		rates := newGroupRates()
 		daySpend := make([]float64, opt.Days)
 		perDay := float64(len(reqs)) / float64(opt.Days)
 		interval := 24 * time.Hour / time.Duration(opt.UpdatesPerDay)
@@ -176,12 +212,21 @@ func Campaign(ctx context.Context, p shop.Params, cfg pipeline.Config, opt Campa
 		if paced {
 			pacer.Update(c, 0, start)
 		}
-		for i, choices := range reqs {
+		for i, req := range reqs {
+			choices := req.choices
 			t := start.Add(time.Duration(float64(i) / perDay * float64(24*time.Hour)))
 			day := min(opt.Days-1, int(t.Sub(start)/(24*time.Hour)))
 			for paced && !t.Before(nextUpdate) {
 				pacer.Update(c, pol.Spend, nextUpdate)
 				nextUpdate = nextUpdate.Add(interval)
+			}
+			price := pacer.Price
+			audited := map[string]string{}
+			for _, a := range guarded {
+				audited[a] = req.attrs[a]
+			}
+			if guard != nil {
+				price -= guard.Discount(audited)
 			}
 			best, bestScore := -1, 0.0
 			for k, ch := range choices {
@@ -191,13 +236,21 @@ func Campaign(ctx context.Context, p shop.Params, cfg pipeline.Config, opt Campa
 				}
 				score := profit
 				if paced {
-					score = pacer.Score(profit, cost)
+					score = profit - price*cost
 				}
 				if score > bestScore {
 					best, bestScore = k, score
 				}
 			}
+			offered := false
+			record := func() {
+				rates.add(req.attrs, offered)
+				if guard != nil {
+					guard.Observe(audited, offered)
+				}
+			}
 			if best < 0 {
+				record()
 				continue
 			}
 			ch := choices[best]
@@ -207,11 +260,15 @@ func Campaign(ctx context.Context, p shop.Params, cfg pipeline.Config, opt Campa
 			}
 			if paced {
 				if ok, _ := c.Affordable(cost, campaign.Spend{Total: pol.Spend, Today: daySpend[day], Replicas: 1}, t); !ok {
+					record()
 					continue
 				}
 			} else if pol.Spend+cost > c.Budget {
+				record()
 				continue
 			}
+			offered = true
+			record()
 			pol.Spend += cost
 			daySpend[day] += cost
 			pol.TrueCost += ch.trueCost
@@ -219,6 +276,7 @@ func Campaign(ctx context.Context, p shop.Params, cfg pipeline.Config, opt Campa
 			pol.Offers++
 			pol.LastOffer = day
 		}
+		pol.DI = rates.di()
 		for k, s := range daySpend {
 			plan := c.DayPlan(start.AddDate(0, 0, k))
 			pol.DayGaps = append(pol.DayGaps, (s-plan)/plan)
@@ -241,7 +299,10 @@ func Campaign(ctx context.Context, p shop.Params, cfg pipeline.Config, opt Campa
 		}
 		res.Policies = append(res.Policies, online("paced, uplift model"+suffix, false, true, step), online("paced, true effects"+suffix, true, true, step))
 	}
-	res.Policies = append(res.Policies, online("greedy until spent, uplift model", false, false, 0), oracle)
+	res.Policies = append(res.Policies,
+		online("paced, uplift model, fairness guard on gender", false, true, 0, attrGender),
+		online("paced, uplift model, fairness guard on the stress group", false, true, 0, attrStress),
+		online("greedy until spent, uplift model", false, false, 0), oracle)
 	for i := range res.Policies {
 		res.Policies[i].VsOracle = res.Policies[i].Profit / oracle.Profit
 	}
@@ -254,9 +315,10 @@ func Campaign(ctx context.Context, p shop.Params, cfg pipeline.Config, opt Campa
 // allocation fits the budget (found by bisection). That is the linear
 // relaxation's optimum, which the integral allocation meets but for the
 // one request at the margin.
-func oracleAllocation(reqs [][]simChoice, budget float64) CampaignPolicy {
+func oracleAllocation(reqs []simRequest, budget float64) CampaignPolicy {
 	alloc := func(lambda float64) (cost, profit float64, offers int) {
-		for _, choices := range reqs {
+		for _, req := range reqs {
+			choices := req.choices
 			best, bestScore := -1, 0.0
 			for k, ch := range choices {
 				if s := ch.trueProfit - lambda*ch.trueCost; s > bestScore {
@@ -295,13 +357,60 @@ func PrintCampaign(w io.Writer, r *CampaignResult) {
 	fmt.Fprintf(w, "%d decision requests (held-out exposures of %s) over %d days; blanket offers would cost %.0f, budget %.0f (%.0f%%); pacing price updated %d times a day\n",
 		r.Requests, r.Shop, r.Days, r.Blanket, r.Budget, 100*r.Budget/r.Blanket, r.UpdatePerDy)
 	t := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(t, "POLICY\tOFFERS\tSPEND / BUDGET\tTRUE COST / BUDGET\tTRUE PROFIT\tVS ORACLE\tWORST DAY VS PLAN\tDAYS >10% OFF\tLAST OFFER DAY")
+	fmt.Fprintln(t, "POLICY\tOFFERS\tSPEND / BUDGET\tTRUE COST / BUDGET\tTRUE PROFIT\tVS ORACLE\tWORST DAY VS PLAN\tDAYS >10% OFF\tLAST OFFER DAY\tDI GENDER\tDI STRESS GROUP")
 	for _, p := range r.Policies {
 		days := fmt.Sprintf("%.3f\t%d\t%d", p.WorstDay, p.DaysOff, p.LastOffer)
 		if p.Offline {
 			days = "-\t-\t-"
 		}
-		fmt.Fprintf(t, "%s\t%d\t%.3f\t%.3f\t%.1f\t%.3f\t%s\n", p.Name, p.Offers, p.Spend/r.Budget, p.TrueCost/r.Budget, p.Profit, p.VsOracle, days)
+		di := "-\t-"
+		if p.DI != nil {
+			di = fmt.Sprintf("%.3f\t%.3f", p.DI[attrGender], p.DI[attrStress])
+		}
+		fmt.Fprintf(t, "%s\t%d\t%.3f\t%.3f\t%.1f\t%.3f\t%s\t%s\n", p.Name, p.Offers, p.Spend/r.Budget, p.TrueCost/r.Budget, p.Profit, p.VsOracle, days, di)
 	}
 	t.Flush()
+}
+
+// groupRates counts decisions and offers per group of each attribute.
+type groupRates struct{ n, offered map[string]map[string]float64 }
+
+func newGroupRates() *groupRates {
+	return &groupRates{n: map[string]map[string]float64{}, offered: map[string]map[string]float64{}}
+}
+
+func (g *groupRates) add(attrs map[string]string, offered bool) {
+	for a, v := range attrs {
+		if v == "" {
+			continue
+		}
+		if g.n[a] == nil {
+			g.n[a], g.offered[a] = map[string]float64{}, map[string]float64{}
+		}
+		g.n[a][v]++
+		if offered {
+			g.offered[a][v]++
+		}
+	}
+}
+
+// di is each attribute's lowest group offer rate over its highest, among
+// groups large enough to count.
+func (g *groupRates) di() map[string]float64 {
+	out := map[string]float64{}
+	for a, byValue := range g.n {
+		lo, hi := math.Inf(1), 0.0
+		for v, n := range byValue {
+			if n < campaign.MinGroupShoppers {
+				continue
+			}
+			r := g.offered[a][v] / n
+			lo, hi = math.Min(lo, r), math.Max(hi, r)
+		}
+		out[a] = 1
+		if hi > 0 {
+			out[a] = lo / hi
+		}
+	}
+	return out
 }

@@ -22,10 +22,14 @@ func TestCampaignProtocolRuns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(r.Policies) != 4 || r.Budget <= 0 || r.Requests < 1000 {
+	if len(r.Policies) != 6 || r.Budget <= 0 || r.Requests < 1000 {
 		t.Fatalf("%d policies, budget %v, %d requests", len(r.Policies), r.Budget, r.Requests)
 	}
-	paced, truth, greedy, oracle := r.Policies[0], r.Policies[1], r.Policies[2], r.Policies[3]
+	paced, truth, stress, greedy, oracle := r.Policies[0], r.Policies[1], r.Policies[3], r.Policies[4], r.Policies[5]
+	// The guard lifts the offer rate of the group offers pay off least for.
+	if stress.DI["stress_group"] < 0.75 || paced.DI["stress_group"] > stress.DI["stress_group"] {
+		t.Errorf("stress group DI: %.3f unguarded, %.3f guarded", paced.DI["stress_group"], stress.DI["stress_group"])
+	}
 	for _, p := range []CampaignPolicy{paced, truth, greedy} {
 		if p.Spend > r.Budget*(1+1e-9) || p.Offers == 0 {
 			t.Errorf("%s: spent %.2f of %.2f on %d offers", p.Name, p.Spend, r.Budget, p.Offers)

@@ -1,0 +1,149 @@
+package campaign
+
+import (
+	"math"
+	"sync"
+)
+
+// Guard keeps a campaign's targeted offers from going to one group of an
+// audited attribute much more often than to another. It follows each
+// group's offer rate (a moving average over its recent targeted
+// decisions) and, while a group's rate is below Floor times the highest
+// group's, lowers the pacing price that group's shoppers face (a price
+// discount: in effect a lower threshold for that group) until its rate
+// recovers; the discount then fades. Attributes only audit and constrain
+// decisions: they are never model inputs. A Guard is safe for concurrent
+// use.
+type Guard struct {
+	// Floor is the disparate-impact ratio the guard holds groups to
+	// (GuardTarget when 0).
+	Floor float64
+	// Step is how fast a group's discount moves per decision, per unit of
+	// relative shortfall (DefaultGuardStep when 0).
+	Step float64
+	// HalfLife, in a group's decisions, of its offer rate's moving
+	// average (DefaultGuardHalfLife when 0).
+	HalfLife int
+
+	mu     sync.Mutex
+	groups map[string]map[string]*guardGroup // attribute -> value -> group
+}
+
+// AgeBand is the audited group of an age ("" when unknown): bands wide
+// enough that each group is large enough to compare.
+func AgeBand(age int32) string {
+	switch {
+	case age <= 0:
+		return ""
+	case age < 25:
+		return "<25"
+	case age < 35:
+		return "25-34"
+	case age < 45:
+		return "35-44"
+	case age < 55:
+		return "45-54"
+	}
+	return "55+"
+}
+
+// Defaults of a Guard.
+const (
+	// GuardTarget aims a little above DIFloor, so that the ratio over a
+	// whole campaign, early decisions included, stays above the floor.
+	GuardTarget          = DIFloor + 0.05
+	DefaultGuardStep     = 0.02
+	DefaultGuardHalfLife = 500
+)
+
+type guardGroup struct {
+	n, rate, discount float64
+}
+
+// Discount is the price discount for a shopper with these audited values
+// (attribute -> value; "" or absent: unknown, not constrained): the sum of
+// their groups' discounts.
+func (g *Guard) Discount(values map[string]string) float64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	d := 0.0
+	for a, v := range values {
+		if grp := g.groups[a][v]; v != "" && grp != nil {
+			d += grp.discount
+		}
+	}
+	return d
+}
+
+// Observe records a targeted decision for a shopper with these values,
+// and whether it made an offer, and moves their groups' discounts.
+func (g *Guard) Observe(values map[string]string, offered bool) {
+	floor, step, half := g.Floor, g.Step, g.HalfLife
+	if floor == 0 {
+		floor = GuardTarget
+	}
+	if step == 0 {
+		step = DefaultGuardStep
+	}
+	if half == 0 {
+		half = DefaultGuardHalfLife
+	}
+	y := 0.0
+	if offered {
+		y = 1
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.groups == nil {
+		g.groups = map[string]map[string]*guardGroup{}
+	}
+	for a, v := range values {
+		if v == "" {
+			continue
+		}
+		byValue := g.groups[a]
+		if byValue == nil {
+			byValue = map[string]*guardGroup{}
+			g.groups[a] = byValue
+		}
+		grp := byValue[v]
+		if grp == nil {
+			grp = &guardGroup{}
+			byValue[v] = grp
+		}
+		grp.n++
+		grp.rate += math.Max(1/grp.n, math.Ln2/float64(half)) * (y - grp.rate)
+		top := 0.0
+		for _, o := range byValue {
+			if o.n >= MinGroupShoppers {
+				top = math.Max(top, o.rate)
+			}
+		}
+		if grp.n < MinGroupShoppers || top == 0 {
+			continue
+		}
+		grp.discount = math.Max(0, grp.discount+step*(floor*top-grp.rate)/top)
+	}
+}
+
+// DI is each attribute's disparate-impact ratio now: the lowest group
+// offer rate over the highest, among groups with MinGroupShoppers
+// decisions or more (1 with fewer than two such groups).
+func (g *Guard) DI() map[string]float64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := map[string]float64{}
+	for a, byValue := range g.groups {
+		lo, hi := math.Inf(1), 0.0
+		for _, grp := range byValue {
+			if grp.n >= MinGroupShoppers {
+				lo, hi = math.Min(lo, grp.rate), math.Max(hi, grp.rate)
+			}
+		}
+		out[a] = 1
+		if hi > 0 && !math.IsInf(lo, 1) {
+			out[a] = lo / hi
+		}
+	}
+	return out
+}
