@@ -276,3 +276,31 @@ func TestCampaignBudgetHoldsAcrossReplicas(t *testing.T) {
 		}
 	}
 }
+
+// A shopper is shown at most the frequency cap's offers in its window.
+func TestCampaignFrequencyCap(t *testing.T) {
+	s := startServer(t, true, func(o *app.Options) { o.Exploration = 0 })
+	now := time.Now()
+	c := campaign.Campaign{ID: "capped", Name: "capped", Start: now.Add(-time.Hour), End: now.Add(30 * 24 * time.Hour), Budget: 1e6,
+		FrequencyCap: campaign.FrequencyCap{Max: 2, PerHours: 24},
+		Offers:       []campaign.Offer{{ID: "pct10", Kind: campaign.KindPercent, Arm: "pct10", PercentOff: 10}}}
+	if _, err := campaign.NewStore(s.bucket).Create(context.Background(), c, "test", "setup"); err != nil {
+		t.Fatal(err)
+	}
+	client := promov1.NewPromotionServiceClient(s.conn)
+	waitCampaign(t, "capped", client)
+	var got []int
+	for range 4 {
+		r, err := client.GetOffers(context.Background(), &promov1.GetOffersRequest{UserId: "bob", Cart: &promov1.Cart{Value: 50}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, len(r.Offers))
+		if len(r.Offers) == 0 && !strings.Contains(r.Reason, "frequency cap") {
+			t.Fatalf("no offer, but not for the cap: %s", r.Reason)
+		}
+	}
+	if fmt.Sprint(got) != "[1 1 0 0]" {
+		t.Fatalf("offers on four calls: %v, want two then none", got)
+	}
+}

@@ -69,6 +69,9 @@ type followed struct {
 	joined time.Time
 	// guard keeps the offers fair on the audited attributes.
 	guard *campaign.Guard
+	// shown holds, per shopper, the times of this replica's last offers
+	// (at most the frequency cap's max), for the cap.
+	shown map[string][]time.Time
 }
 
 func cloneSpend(s campaign.ReplicaSpend) campaign.ReplicaSpend {
@@ -135,13 +138,39 @@ func (s *Set) State(id string) (offers.BudgetState, error) {
 }
 
 // Record implements offers.Budget.
-func (s *Set) Record(id string, cost float64) {
+func (s *Set) Record(id, unit string, cost float64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if f := s.loaded[id]; f != nil {
-		f.own.Total += cost
-		f.own.Days[campaign.DayKey(s.Now())] += cost
+	f := s.loaded[id]
+	if f == nil {
+		return
 	}
+	now := s.Now()
+	f.own.Total += cost
+	f.own.Days[campaign.DayKey(now)] += cost
+	if unit != "" && f.c.FrequencyCap.Max > 0 {
+		if f.shown == nil {
+			f.shown = map[string][]time.Time{}
+		}
+		// Only the last Max offers can decide the cap.
+		times := append(f.shown[unit], now)
+		f.shown[unit] = times[max(0, len(times)-f.c.FrequencyCap.Max):]
+	}
+}
+
+// Shown implements offers.Budget: the offers this replica made.
+func (s *Set) Shown(id, unit string, since time.Time) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	if f := s.loaded[id]; f != nil {
+		for _, t := range f.shown[unit] {
+			if !t.Before(since) {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // Run checks now and then every interval until ctx ends.
@@ -277,6 +306,16 @@ func (s *Set) Check(ctx context.Context) error {
 		}
 		if s.Synced != nil {
 			s.Synced(id, spent, f.c.Budget, f.pacer.Price, f.guard.DI())
+		}
+	}
+	// Forget shoppers whose offers are all outside their campaign's
+	// frequency window: memory follows the shoppers who could be capped.
+	for _, f := range s.loaded {
+		window := time.Duration(f.c.FrequencyCap.PerHours) * time.Hour
+		for u, times := range f.shown {
+			if len(times) == 0 || now.Sub(times[len(times)-1]) > window {
+				delete(f.shown, u)
+			}
 		}
 	}
 	s.live = s.live[:0]

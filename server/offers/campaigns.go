@@ -25,8 +25,12 @@ type Budget interface {
 	// State of a campaign's budget; an error says why the campaign must
 	// not spend now (the ledger could not be read lately, say).
 	State(id string) (BudgetState, error)
-	// Record adds an offer's expected cost to this replica's spend.
-	Record(id string, cost float64)
+	// Record adds an offer to unit (a shopper; "" for an anonymous
+	// decision) of expected cost to this replica's spend.
+	Record(id, unit string, cost float64)
+	// Shown counts the campaign's offers to unit since a time, for its
+	// frequency cap.
+	Shown(id, unit string, since time.Time) int
 }
 
 // auditedOf picks the campaign's audited attributes out of a shopper's.
@@ -148,7 +152,13 @@ func DecideCampaigns(live []*campaign.Campaign, base *Catalogue, r Request, budg
 			d.Reason = fmt.Sprintf("campaign %s: %s, so no offer", c.ID, reason)
 			return d, nil
 		}
-		budget.Record(c.ID, cost)
+		if f := c.FrequencyCap; f.Max > 0 && r.Unit != "" {
+			if n := budget.Shown(c.ID, r.Unit, r.Now.Add(-time.Duration(f.PerHours)*time.Hour)); n >= f.Max {
+				d.Reason = fmt.Sprintf("campaign %s: this shopper was shown %d of its offers in the last %d hours, its frequency cap, so no offer", c.ID, n, f.PerHours)
+				return d, nil
+			}
+		}
+		budget.Record(c.ID, r.Unit, cost)
 		propensity := 1.0
 		if d.Randomized {
 			propensity = d.Propensity

@@ -18,7 +18,8 @@ type budget struct {
 func (b *budget) State(string) (offers.BudgetState, error) {
 	return offers.BudgetState{Spend: campaign.Spend{Total: b.spent, Replicas: 1}, Guard: b.guard}, nil
 }
-func (b *budget) Record(_ string, cost float64) { b.spent += cost }
+func (b *budget) Record(_, _ string, cost float64)    { b.spent += cost }
+func (b *budget) Shown(string, string, time.Time) int { return 0 }
 
 // A campaign audited on gender whose model finds offers pay for one
 // gender only: at first only that group gets offers; the guard lowers the
