@@ -60,6 +60,10 @@ type Campaign struct {
 	// the campaign's decisions are audited and, if need be, constrained on;
 	// never model inputs.
 	AuditedAttributes []string `json:"audited_attributes,omitempty"`
+	// FairnessFloor is the least disparate-impact ratio of offers between
+	// the groups of an audited attribute (DIFloor when 0): below it the
+	// fairness guard constrains decisions and the readout flags it.
+	FairnessFloor float64 `json:"fairness_floor,omitempty"`
 
 	// Set by the store.
 	Revision  int       `json:"revision"`
@@ -141,6 +145,9 @@ func (c *Campaign) Validate() error {
 	if len(c.AuditedAttributes) > MaxAttributes {
 		k.fail("audited_attributes", "at most %d", MaxAttributes)
 	}
+	if math.IsNaN(c.FairnessFloor) || c.FairnessFloor < 0 || c.FairnessFloor > 1 {
+		k.fail("fairness_floor", "%v must be within [0, 1] (0: the default %v)", c.FairnessFloor, DIFloor)
+	}
 	for i, a := range c.AuditedAttributes {
 		if !attrRE.MatchString(a) {
 			k.fail(fmt.Sprintf("audited_attributes[%d]", i), "%q is not an attribute name", a)
@@ -178,6 +185,14 @@ func FieldErrors(err error) []FieldError {
 		walk(err)
 	}
 	return out
+}
+
+// Floor is the campaign's fairness floor (DIFloor unless set).
+func (c *Campaign) Floor() float64 {
+	if c.FairnessFloor > 0 {
+		return c.FairnessFloor
+	}
+	return DIFloor
 }
 
 // Live says whether the campaign makes offers at t.

@@ -27,6 +27,9 @@ type Guard struct {
 
 	mu     sync.Mutex
 	groups map[string]map[string]*guardGroup // attribute -> value -> group
+	// givenUp sums, over the offers only the discount made, the value
+	// each gave up at the campaign's own price (Charge).
+	givenUp float64
 }
 
 // AgeBand is the audited group of an age ("" when unknown): bands wide
@@ -47,11 +50,14 @@ func AgeBand(age int32) string {
 	return "55+"
 }
 
+// GuardMargin is how far above a campaign's floor its guard aims, so that
+// the ratio over the whole campaign, early decisions included, stays
+// above the floor.
+const GuardMargin = 0.05
+
 // Defaults of a Guard.
 const (
-	// GuardTarget aims a little above DIFloor, so that the ratio over a
-	// whole campaign, early decisions included, stays above the floor.
-	GuardTarget          = DIFloor + 0.05
+	GuardTarget          = DIFloor + GuardMargin
 	DefaultGuardStep     = 0.02
 	DefaultGuardHalfLife = 500
 )
@@ -78,6 +84,8 @@ func (g *Guard) Discount(values map[string]string) float64 {
 // Observe records a targeted decision for a shopper with these values,
 // and whether it made an offer, and moves their groups' discounts.
 func (g *Guard) Observe(values map[string]string, offered bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	floor, step, half := g.Floor, g.Step, g.HalfLife
 	if floor == 0 {
 		floor = GuardTarget
@@ -92,8 +100,6 @@ func (g *Guard) Observe(values map[string]string, offered bool) {
 	if offered {
 		y = 1
 	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
 	if g.groups == nil {
 		g.groups = map[string]map[string]*guardGroup{}
 	}
@@ -124,6 +130,32 @@ func (g *Guard) Observe(values map[string]string, offered bool) {
 		}
 		grp.discount = math.Max(0, grp.discount+step*(floor*top-grp.rate)/top)
 	}
+}
+
+// SetFloor changes the ratio the guard holds groups to (a campaign
+// edited while serving).
+func (g *Guard) SetFloor(floor float64) {
+	g.mu.Lock()
+	g.Floor = floor
+	g.mu.Unlock()
+}
+
+// Charge records an offer the guard's discount made: one whose score at
+// the undiscounted price was score (not positive).
+func (g *Guard) Charge(score float64) {
+	if score > 0 {
+		return
+	}
+	g.mu.Lock()
+	g.givenUp -= score
+	g.mu.Unlock()
+}
+
+// GivenUp is the value the guard's offers have given up so far.
+func (g *Guard) GivenUp() float64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.givenUp
 }
 
 // DI is each attribute's disparate-impact ratio now: the lowest group

@@ -24,6 +24,9 @@ type ReplicaSpend struct {
 	// UpdatedAt is when it was written: replicas write theirs at every
 	// check, so a recent one is a replica that is spending.
 	UpdatedAt time.Time `json:"updated_at"`
+	// FairnessGivenUp is the value its fairness guard's offers gave up
+	// (campaign.Guard.GivenUp).
+	FairnessGivenUp float64 `json:"fairness_given_up,omitempty"`
 }
 
 // DayKey names t's UTC day in ReplicaSpend.Days.

@@ -14,7 +14,7 @@ func ToProto(c *Campaign) *promov1.Campaign {
 		Id: c.ID, Name: c.Name, State: c.State, Start: stamp(c.Start), End: stamp(c.End), Budget: c.Budget, DailyCap: c.DailyCap,
 		FrequencyCap: &promov1.FrequencyCap{Max: int32(c.FrequencyCap.Max), PerHours: int32(c.FrequencyCap.PerHours)},
 		HoldoutShare: c.HoldoutShare, Priority: int32(c.Priority), AuditedAttributes: c.AuditedAttributes,
-		Salt: c.Salt, Revision: int32(c.Revision), UpdatedAt: stamp(c.UpdatedAt), UpdatedBy: c.UpdatedBy,
+		Salt: c.Salt, Revision: int32(c.Revision), UpdatedAt: stamp(c.UpdatedAt), UpdatedBy: c.UpdatedBy, FairnessFloor: c.FairnessFloor,
 	}
 	for _, o := range c.Offers {
 		out.Offers = append(out.Offers, &promov1.CampaignOffer{
@@ -35,7 +35,7 @@ func FromProto(p *promov1.Campaign) Campaign {
 		Budget: p.GetBudget(), DailyCap: p.GetDailyCap(),
 		FrequencyCap: FrequencyCap{Max: int(p.GetFrequencyCap().GetMax()), PerHours: int(p.GetFrequencyCap().GetPerHours())},
 		HoldoutShare: p.GetHoldoutShare(), Priority: int(p.GetPriority()), AuditedAttributes: p.GetAuditedAttributes(),
-		Salt: p.GetSalt(), Revision: int(p.GetRevision()), UpdatedAt: timeOf(p.GetUpdatedAt()), UpdatedBy: p.GetUpdatedBy(),
+		FairnessFloor: p.GetFairnessFloor(), Salt: p.GetSalt(), Revision: int(p.GetRevision()), UpdatedAt: timeOf(p.GetUpdatedAt()), UpdatedBy: p.GetUpdatedBy(),
 	}
 	for _, o := range p.GetOffers() {
 		c.Offers = append(c.Offers, Offer{
@@ -77,7 +77,8 @@ func timeOf(t *timestamppb.Timestamp) time.Time {
 func ReadoutToProto(r *Readout) *promov1.CampaignReadout {
 	effect := func(e Effect) *promov1.ReadoutEffect { return &promov1.ReadoutEffect{Diff: e.Diff, Lo: e.Lo, Hi: e.Hi} }
 	out := &promov1.CampaignReadout{Campaign: r.Campaign, ComputedAt: stamp(r.ComputedAt), From: stamp(r.From), To: stamp(r.To),
-		OutcomeDays: int32(r.OutcomeDays), MarginRate: r.MarginRate, Spend: r.Spend, Budget: r.Budget, Verdict: r.Verdict, Note: r.Note}
+		OutcomeDays: int32(r.OutcomeDays), MarginRate: r.MarginRate, Spend: r.Spend, Budget: r.Budget, Verdict: r.Verdict, Note: r.Note,
+		FairnessGivenUp: r.FairnessGivenUp}
 	for _, g := range r.Groups {
 		out.Groups = append(out.Groups, &promov1.ReadoutGroup{Name: g.Name, Shoppers: int32(g.Shoppers), Conversion: g.Conversion,
 			RevenuePerShopper: g.RevenuePerShopper, Aov: g.AOV, Repurchase: g.Repurchase})

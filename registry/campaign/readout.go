@@ -37,9 +37,11 @@ type Readout struct {
 	// then each experiment arm against the experiment's control.
 	Comparisons []Comparison `json:"comparisons"`
 	// Spend is the campaign's spend (every replica's ledger) and Budget
-	// its budget.
-	Spend  float64 `json:"spend"`
-	Budget float64 `json:"budget"`
+	// its budget; FairnessGivenUp what the fairness guard's offers gave
+	// up (the replicas' ledgers).
+	Spend           float64 `json:"spend"`
+	Budget          float64 `json:"budget"`
+	FairnessGivenUp float64 `json:"fairness_given_up"`
 	// Verdict is the first comparison's: did the campaign change
 	// conversion against its holdout?
 	Verdict string `json:"verdict"`

@@ -155,3 +155,76 @@ func TestCampaignsWalkThrough(t *testing.T) {
 		t.Fatalf("no reason: %v", err)
 	}
 }
+
+// The README's campaign commands, as written there, on docs/campaigns.md's
+// example campaign.
+func TestReadmeCampaignCommands(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(readme), "## Campaigns\n")
+	_, block, _ := strings.Cut(section, "```sh\n")
+	block, _, _ = strings.Cut(block, "```")
+	doc, err := os.ReadFile("../../docs/campaigns.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, _ := strings.Cut(string(doc), "```json\n")
+	example, _, _ := strings.Cut(rest, "```")
+	dir := t.TempDir()
+	file := filepath.Join(dir, "spring.json")
+	if err := os.WriteFile(file, []byte(example), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	store := filepath.Join(dir, "registry")
+	commands := 0
+	for _, line := range strings.Split(strings.TrimSpace(block), "\n") {
+		cmd, ok := strings.CutPrefix(line, "go run ./registry/cmd/promoctl ")
+		if !ok {
+			t.Fatalf("the README's campaigns block has a line that is not promoctl: %q", line)
+		}
+		args := shellWords(cmd)
+		for i := range args {
+			switch args[i] {
+			case "var/registry":
+				args[i] = store
+			case "spring.json":
+				args[i] = file
+			}
+		}
+		if out, err := run(t, args...); err != nil {
+			t.Fatalf("promoctl %s: %v\n%s", cmd, err, out)
+		}
+		commands++
+	}
+	if !ok || commands < 3 {
+		t.Fatalf("the README's campaigns section has %d promoctl commands", commands)
+	}
+}
+
+// shellWords splits a command line on spaces, keeping "double quoted"
+// words whole: enough for the README's commands.
+func shellWords(s string) []string {
+	var out []string
+	var word strings.Builder
+	quoted, inWord := false, false
+	for _, r := range s {
+		switch {
+		case r == '"':
+			quoted, inWord = !quoted, true
+		case r == ' ' && !quoted:
+			if inWord {
+				out, inWord = append(out, word.String()), false
+				word.Reset()
+			}
+		default:
+			word.WriteRune(r)
+			inWord = true
+		}
+	}
+	if inWord {
+		out = append(out, word.String())
+	}
+	return out
+}

@@ -228,13 +228,14 @@ func (s *Set) Check(ctx context.Context) error {
 	for id, c := range fresh {
 		f := s.loaded[id]
 		if f == nil {
-			f = &followed{own: campaign.ReplicaSpend{Replica: s.replica, Days: map[string]float64{}}, guard: &campaign.Guard{}}
+			f = &followed{own: campaign.ReplicaSpend{Replica: s.replica, Days: map[string]float64{}}, guard: &campaign.Guard{Floor: c.Floor() + campaign.GuardMargin}}
 			s.loaded[id] = f
 			s.log.Info("campaign loaded", "campaign", id, "revision", c.Revision, "state", c.State)
 		} else {
 			s.log.Info("campaign changed", "campaign", id, "from_revision", f.c.Revision, "to_revision", c.Revision, "state", c.State)
 		}
 		f.c, f.etag = c, etags[id]
+		f.guard.SetFloor(c.Floor() + campaign.GuardMargin)
 	}
 	for id := range s.loaded {
 		if _, ok := etags[id]; !ok {
@@ -253,7 +254,7 @@ func (s *Set) Check(ctx context.Context) error {
 			continue
 		}
 		own := cloneSpend(f.own)
-		own.UpdatedAt = now
+		own.UpdatedAt, own.FairnessGivenUp = now, f.guard.GivenUp()
 		todo = append(todo, work{id, own})
 	}
 	s.mu.Unlock()

@@ -146,6 +146,15 @@ func DecideCampaigns(live []*campaign.Campaign, base *Catalogue, r Request, budg
 			}
 			pick = evals[best]
 			why = fmt.Sprintf("campaign %s: highest expected incremental profit less %.3f × expected cost among %d offers: %s", c.ID, price, len(c.Offers), pick.Reason)
+			if st.Guard != nil && price < st.Pacer.Price {
+				// What the offer gives up at the campaign's own price, if
+				// only the guard's discount made it.
+				defer func() {
+					if len(d.Offers) > 0 {
+						st.Guard.Charge(st.Pacer.Score(pick.IncrementalProfit, pick.ExpectedCost))
+					}
+				}()
+			}
 		}
 		cost := math.Max(0, pick.ExpectedCost)
 		if ok, reason := c.Affordable(cost, st.Spend, r.Now); !ok {

@@ -46,7 +46,7 @@ func TestFairnessGuardLiftsAnUnderOfferedGroup(t *testing.T) {
 		}
 	}
 	di := float64(offered["m"]) / float64(offered["f"])
-	if offered["f"] < n/4*9/10 || di < 0.75 {
-		t.Fatalf("offers in the second half: %v (DI %.3f); guard says %v", offered, di, b.guard.DI())
+	if offered["f"] < n/4*9/10 || di < 0.75 || !(b.guard.GivenUp() > 0) {
+		t.Fatalf("offers in the second half: %v (DI %.3f); guard says %v, gave up %v", offered, di, b.guard.DI(), b.guard.GivenUp())
 	}
 }

@@ -99,13 +99,16 @@ func printReadout(w io.Writer, r *campaign.Readout) {
 	for _, f := range r.Fairness {
 		flag := ""
 		if f.BelowFloor {
-			flag = fmt.Sprintf(" (below %.1f)", campaign.DIFloor)
+			flag = " (below the campaign's floor)"
 		}
 		fmt.Fprintf(w, "  fairness by %s: disparate impact %.3f%s;", f.Attribute, f.DI, flag)
 		for _, g := range f.Groups {
 			fmt.Fprintf(w, " %s %.3f of %d", g.Value, g.OfferRate, g.Shoppers)
 		}
 		fmt.Fprintln(w)
+	}
+	if r.FairnessGivenUp > 0 {
+		fmt.Fprintf(w, "  the fairness guard's offers gave up %.2f of expected value\n", r.FairnessGivenUp)
 	}
 	if r.Note != "" {
 		fmt.Fprintf(w, "  note: %s\n", r.Note)

@@ -120,6 +120,7 @@ func Compute(ctx context.Context, b registry.Bucket, c *campaign.Campaign, o Opt
 	if ledger, err := campaign.ReadSpend(ctx, b, c.ID); err == nil {
 		for _, s := range ledger {
 			r.Spend += s.Total
+			r.FairnessGivenUp += s.FairnessGivenUp
 		}
 	}
 	users := make([]string, 0, len(shoppers))
@@ -159,7 +160,7 @@ func Compute(ctx context.Context, b registry.Bucket, c *campaign.Campaign, o Opt
 	}
 	r.Verdict = r.Comparisons[0].Verdict
 	for _, a := range c.AuditedAttributes {
-		r.Fairness = append(r.Fairness, fairness(a, rest))
+		r.Fairness = append(r.Fairness, fairness(a, rest, c.Floor()))
 	}
 	switch {
 	case len(held) == 0 && c.HoldoutShare == 0:
@@ -247,7 +248,7 @@ func auditValue(u *eventlog.UserAttrs, name string) string {
 
 // fairness gives the offer rate of each group of attribute among ss and
 // their disparate-impact ratio.
-func fairness(attribute string, ss []*shopper) campaign.Fairness {
+func fairness(attribute string, ss []*shopper, floor float64) campaign.Fairness {
 	n, offered := map[string]int{}, map[string]int{}
 	for _, s := range ss {
 		v := s.attrs[attribute]
@@ -271,7 +272,7 @@ func fairness(attribute string, ss []*shopper) campaign.Fairness {
 	if hi > 0 && !math.IsInf(lo, 1) {
 		f.DI = lo / hi
 	}
-	f.BelowFloor = f.DI < campaign.DIFloor
+	f.BelowFloor = f.DI < floor
 	return f
 }
 

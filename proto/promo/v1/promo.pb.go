@@ -3727,10 +3727,12 @@ type CampaignReadout struct {
 	Verdict     string               `protobuf:"bytes,11,opt,name=verdict,proto3" json:"verdict,omitempty"`
 	Note        string               `protobuf:"bytes,12,opt,name=note,proto3" json:"note,omitempty"`
 	// Who got offers per audited attribute, outside the holdout; di below
-	// 0.8 is flagged.
-	Fairness      []*ReadoutFairness `protobuf:"bytes,13,rep,name=fairness,proto3" json:"fairness,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// the campaign's fairness floor is flagged.
+	Fairness []*ReadoutFairness `protobuf:"bytes,13,rep,name=fairness,proto3" json:"fairness,omitempty"`
+	// Expected value the fairness guard's offers gave up at the pacing price.
+	FairnessGivenUp float64 `protobuf:"fixed64,14,opt,name=fairness_given_up,json=fairnessGivenUp,proto3" json:"fairness_given_up,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *CampaignReadout) Reset() {
@@ -3852,6 +3854,13 @@ func (x *CampaignReadout) GetFairness() []*ReadoutFairness {
 		return x.Fairness
 	}
 	return nil
+}
+
+func (x *CampaignReadout) GetFairnessGivenUp() float64 {
+	if x != nil {
+		return x.FairnessGivenUp
+	}
+	return 0
 }
 
 type ReadoutFairness struct {
@@ -4186,7 +4195,10 @@ type Campaign struct {
 	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
 	UpdatedBy string                 `protobuf:"bytes,16,opt,name=updated_by,json=updatedBy,proto3" json:"updated_by,omitempty"`
 	// Read from the spend ledger (output only): what every replica has spent.
-	Spend         *CampaignSpend `protobuf:"bytes,17,opt,name=spend,proto3" json:"spend,omitempty"`
+	Spend *CampaignSpend `protobuf:"bytes,17,opt,name=spend,proto3" json:"spend,omitempty"`
+	// The least disparate-impact ratio of offers between the groups of an
+	// audited attribute; 0: the default 0.8.
+	FairnessFloor float64 `protobuf:"fixed64,18,opt,name=fairness_floor,json=fairnessFloor,proto3" json:"fairness_floor,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4338,6 +4350,13 @@ func (x *Campaign) GetSpend() *CampaignSpend {
 		return x.Spend
 	}
 	return nil
+}
+
+func (x *Campaign) GetFairnessFloor() float64 {
+	if x != nil {
+		return x.FairnessFloor
+	}
+	return 0
 }
 
 type CampaignSpend struct {
@@ -5758,7 +5777,7 @@ const file_promo_v1_promo_proto_rawDesc = "" +
 	"\x17incremental_conversions\x18\x06 \x01(\v2\x17.promo.v1.ReadoutEffectR\x16incrementalConversions\x12F\n" +
 	"\x12incremental_profit\x18\a \x01(\v2\x17.promo.v1.ReadoutEffectR\x11incrementalProfit\x12\x18\n" +
 	"\averdict\x18\b \x01(\tR\averdict\x12\x12\n" +
-	"\x04test\x18\t \x01(\tR\x04test\"\x8c\x04\n" +
+	"\x04test\x18\t \x01(\tR\x04test\"\xb8\x04\n" +
 	"\x0fCampaignReadout\x12\x1a\n" +
 	"\bcampaign\x18\x01 \x01(\tR\bcampaign\x12;\n" +
 	"\vcomputed_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
@@ -5775,7 +5794,8 @@ const file_promo_v1_promo_proto_rawDesc = "" +
 	" \x01(\x01R\x06budget\x12\x18\n" +
 	"\averdict\x18\v \x01(\tR\averdict\x12\x12\n" +
 	"\x04note\x18\f \x01(\tR\x04note\x125\n" +
-	"\bfairness\x18\r \x03(\v2\x19.promo.v1.ReadoutFairnessR\bfairness\"\x98\x01\n" +
+	"\bfairness\x18\r \x03(\v2\x19.promo.v1.ReadoutFairnessR\bfairness\x12*\n" +
+	"\x11fairness_given_up\x18\x0e \x01(\x01R\x0ffairnessGivenUp\"\x98\x01\n" +
 	"\x0fReadoutFairness\x12\x1c\n" +
 	"\tattribute\x18\x01 \x01(\tR\tattribute\x126\n" +
 	"\x06groups\x18\x02 \x03(\v2\x1e.promo.v1.ReadoutFairnessGroupR\x06groups\x12\x0e\n" +
@@ -5808,7 +5828,7 @@ const file_promo_v1_promo_proto_rawDesc = "" +
 	" \x03(\tR\n" +
 	"categories\x12$\n" +
 	"\x0emin_cart_value\x18\v \x01(\x01R\fminCartValue\x12&\n" +
-	"\x0fvalid_for_hours\x18\f \x01(\x05R\rvalidForHours\"\xf0\x04\n" +
+	"\x0fvalid_for_hours\x18\f \x01(\x05R\rvalidForHours\"\x97\x05\n" +
 	"\bCampaign\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
@@ -5829,7 +5849,8 @@ const file_promo_v1_promo_proto_rawDesc = "" +
 	"updated_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x1d\n" +
 	"\n" +
 	"updated_by\x18\x10 \x01(\tR\tupdatedBy\x12-\n" +
-	"\x05spend\x18\x11 \x01(\v2\x17.promo.v1.CampaignSpendR\x05spend\"q\n" +
+	"\x05spend\x18\x11 \x01(\v2\x17.promo.v1.CampaignSpendR\x05spend\x12%\n" +
+	"\x0efairness_floor\x18\x12 \x01(\x01R\rfairnessFloor\"q\n" +
 	"\rCampaignSpend\x12\x14\n" +
 	"\x05total\x18\x01 \x01(\x01R\x05total\x12\x14\n" +
 	"\x05today\x18\x02 \x01(\x01R\x05today\x12\x18\n" +
