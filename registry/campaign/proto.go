@@ -78,7 +78,7 @@ func ReadoutToProto(r *Readout) *promov1.CampaignReadout {
 	effect := func(e Effect) *promov1.ReadoutEffect { return &promov1.ReadoutEffect{Diff: e.Diff, Lo: e.Lo, Hi: e.Hi} }
 	out := &promov1.CampaignReadout{Campaign: r.Campaign, ComputedAt: stamp(r.ComputedAt), From: stamp(r.From), To: stamp(r.To),
 		OutcomeDays: int32(r.OutcomeDays), MarginRate: r.MarginRate, Spend: r.Spend, Budget: r.Budget, Verdict: r.Verdict, Note: r.Note,
-		FairnessGivenUp: r.FairnessGivenUp}
+		FairnessGivenUp: r.FairnessGivenUp, Redemptions: int32(r.Redemptions), RedeemedCost: r.RedeemedCost}
 	for _, g := range r.Groups {
 		out.Groups = append(out.Groups, &promov1.ReadoutGroup{Name: g.Name, Shoppers: int32(g.Shoppers), Conversion: g.Conversion,
 			RevenuePerShopper: g.RevenuePerShopper, Aov: g.AOV, Repurchase: g.Repurchase})

@@ -42,6 +42,10 @@ type Readout struct {
 	Spend           float64 `json:"spend"`
 	Budget          float64 `json:"budget"`
 	FairnessGivenUp float64 `json:"fairness_given_up"`
+	// Redemptions logged (promo_redeem with the campaign's id) and what
+	// they really cost: each offer's cost on its order's value.
+	Redemptions  int     `json:"redemptions"`
+	RedeemedCost float64 `json:"redeemed_cost"`
 	// Verdict is the first comparison's: did the campaign change
 	// conversion against its holdout?
 	Verdict string `json:"verdict"`
@@ -130,6 +134,11 @@ func PublishReadout(ctx context.Context, b registry.Bucket, r *Readout) error {
 	}
 	return registry.UploadBytes(ctx, b, readoutPath(r.Campaign), data)
 }
+
+// ReconciledReplica is the spend ledger entry the trainer writes: what the
+// campaign's redemptions really cost beyond the expected cost the servers
+// counted, so that pacing and the budget see it.
+const ReconciledReplica = "trainer-reconciled"
 
 // ErrNoReadout is returned for a campaign the trainer has not read out.
 var ErrNoReadout = errors.New("no readout yet: the trainer computes one at each scheduled run, or now with promo-trainer readout -campaign ID")

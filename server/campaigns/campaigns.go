@@ -281,8 +281,9 @@ func (s *Set) Check(ctx context.Context) error {
 			for d, v := range rs.Days {
 				r.all.Days[d] += v
 			}
-			// A replica that wrote within three checks is spending.
-			if now.Sub(rs.UpdatedAt) < 3*s.interval {
+			// A replica that wrote within three checks is spending (the
+			// trainer's reconciliation is not a replica).
+			if now.Sub(rs.UpdatedAt) < 3*s.interval && rs.Replica != campaign.ReconciledReplica {
 				r.replicas++
 			}
 		}

@@ -76,6 +76,13 @@ func readCampaigns(ctx context.Context, b registry.Bucket, cs []campaign.Campaig
 		if err == nil {
 			err = campaign.PublishReadout(ctx, b, r)
 		}
+		if err == nil {
+			// Redemptions that cost more than the servers expected in all
+			// count against the budget too (never less: the expected cost
+			// of offers not redeemed yet may still come).
+			err = campaign.WriteSpend(ctx, b, cs[i].ID, campaign.ReplicaSpend{Replica: campaign.ReconciledReplica,
+				Total: max(0, r.RedeemedCost-r.Spend), Days: map[string]float64{}, UpdatedAt: time.Now()})
+		}
 		if err != nil {
 			log.Warn("campaign readout failed", "campaign", cs[i].ID, "err", err)
 			errs = append(errs, fmt.Errorf("campaign %s: %w", cs[i].ID, err))
@@ -87,7 +94,8 @@ func readCampaigns(ctx context.Context, b registry.Bucket, cs []campaign.Campaig
 }
 
 func printReadout(w io.Writer, r *campaign.Readout) {
-	fmt.Fprintf(w, "campaign %s: %s (spent %.2f of %.2f; outcomes within %d days of a shopper's first exposure)\n", r.Campaign, r.Verdict, r.Spend, r.Budget, r.OutcomeDays)
+	fmt.Fprintf(w, "campaign %s: %s (spent %.2f of %.2f, expected at decision time; %d redemptions cost %.2f; outcomes within %d days of a shopper's first exposure)\n",
+		r.Campaign, r.Verdict, r.Spend, r.Budget, r.Redemptions, r.RedeemedCost, r.OutcomeDays)
 	for _, g := range r.Groups {
 		fmt.Fprintf(w, "  %-10s %7d shoppers  conversion %.4f  revenue/shopper %.2f  AOV %.2f  repurchase %.4f\n", g.Name, g.Shoppers, g.Conversion, g.RevenuePerShopper, g.AOV, g.Repurchase)
 	}

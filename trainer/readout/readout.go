@@ -66,7 +66,12 @@ func Compute(ctx context.Context, b registry.Bucket, c *campaign.Campaign, o Opt
 	}
 	window := time.Duration(o.OutcomeDays) * 24 * time.Hour
 	shoppers := map[string]*shopper{}
+	redeemed := map[string]string{} // order -> offer id
 	if _, err := eventlog.Scan(ctx, b, func(e *eventlog.Event) error {
+		if e.Type == eventlog.TypePromoRedeem && e.Campaign == c.ID && e.Order != "" {
+			redeemed[e.Order] = e.Offer
+			return nil
+		}
 		if e.Type != eventlog.TypePromoExposure || e.Campaign != c.ID || e.Time.Before(c.Start) || !e.Time.Before(c.End) {
 			return nil
 		}
@@ -83,7 +88,11 @@ func Compute(ctx context.Context, b registry.Bucket, c *campaign.Campaign, o Opt
 	}); err != nil {
 		return nil, err
 	}
+	orderValue := map[string]float64{}
 	if _, err := eventlog.Scan(ctx, b, func(e *eventlog.Event) error {
+		if _, ok := redeemed[e.Order]; ok && e.Type == eventlog.TypePurchase {
+			orderValue[e.Order] += float64(max(1, e.Quantity)) * e.UnitPrice
+		}
 		s := shoppers[e.User]
 		if e.Type == eventlog.TypeUserUpsert && s != nil && e.UserAttrs != nil && len(c.AuditedAttributes) > 0 {
 			s.attrs = map[string]string{}
@@ -117,9 +126,19 @@ func Compute(ctx context.Context, b registry.Bucket, c *campaign.Campaign, o Opt
 	}
 	r := &campaign.Readout{Campaign: c.ID, ComputedAt: o.Now.UTC(), From: c.Start, To: c.End, OutcomeDays: o.OutcomeDays,
 		MarginRate: o.MarginRate, Budget: c.Budget}
+	for order, offer := range redeemed {
+		for i := range c.Offers {
+			if c.Offers[i].ID == offer {
+				r.Redemptions++
+				r.RedeemedCost += c.Offers[i].Cost(orderValue[order])
+			}
+		}
+	}
 	if ledger, err := campaign.ReadSpend(ctx, b, c.ID); err == nil {
 		for _, s := range ledger {
-			r.Spend += s.Total
+			if s.Replica != campaign.ReconciledReplica {
+				r.Spend += s.Total
+			}
 			r.FairnessGivenUp += s.FairnessGivenUp
 		}
 	}

@@ -41,8 +41,13 @@ func simulate(t *testing.T, c *campaign.Campaign, n int, base, lift float64, onl
 		}
 		events = append(events, ev)
 		if r.Float64() < p {
-			events = append(events, eventlog.Event{ID: user + "-p", Type: eventlog.TypePurchase, Time: at.Add(time.Duration(1+r.IntN(100)) * time.Hour),
+			bought := at.Add(time.Duration(1+r.IntN(100)) * time.Hour)
+			events = append(events, eventlog.Event{ID: user + "-p", Type: eventlog.TypePurchase, Time: bought,
 				User: user, Item: "i1", Quantity: 1, UnitPrice: 50, Order: user + "-o"})
+			if ev.Offer != "" {
+				events = append(events, eventlog.Event{ID: user + "-r", Type: eventlog.TypePromoRedeem, Time: bought, User: user,
+					Offer: ev.Offer, Arm: ev.Arm, Order: user + "-o", Campaign: c.ID})
+			}
 		}
 	}
 	if _, err := eventlog.WriteBatch(context.Background(), b, events, c.End.Add(30*24*time.Hour)); err != nil {
@@ -61,7 +66,7 @@ func TestReadoutVerdicts(t *testing.T) {
 		want string
 	}{{0, campaign.VerdictNoEffect}, {0.05, campaign.VerdictGain}} {
 		c := &campaign.Campaign{ID: "spring", Salt: "s1", Start: start, End: start.AddDate(0, 0, 30), Budget: 1000, HoldoutShare: 0.3,
-			AuditedAttributes: []string{"gender"}}
+			AuditedAttributes: []string{"gender"}, Offers: []campaign.Offer{{ID: "pct10", Kind: campaign.KindPercent, Arm: "pct10", PercentOff: 10}}}
 		b := simulate(t, c, 8000, 0.10, tc.lift, false)
 		r, err := readout.Compute(context.Background(), b, c, readout.Options{Now: start.AddDate(0, 2, 0)})
 		if err != nil {
@@ -73,6 +78,10 @@ func TestReadoutVerdicts(t *testing.T) {
 		}
 		if cmp.Conversion.Lo > tc.lift || cmp.Conversion.Hi < tc.lift {
 			t.Errorf("lift %v: interval [%.4f, %.4f] misses it", tc.lift, cmp.Conversion.Lo, cmp.Conversion.Hi)
+		}
+		// Every offered buyer redeemed 10% of an order of 50.
+		if r.Redemptions == 0 || r.RedeemedCost != 5*float64(r.Redemptions) {
+			t.Errorf("%d redemptions cost %v", r.Redemptions, r.RedeemedCost)
 		}
 		held, camp := r.Groups[0], r.Groups[1]
 		if held.Shoppers < 2000 || held.Shoppers > 2800 || held.Shoppers+camp.Shoppers != 8000 || camp.AOV != 50 {
@@ -95,7 +104,7 @@ func TestReadoutVerdicts(t *testing.T) {
 func TestReadoutFlagsUnfairOffers(t *testing.T) {
 	start := time.Date(2026, 9, 1, 0, 0, 0, 0, time.UTC)
 	c := &campaign.Campaign{ID: "spring", Salt: "s1", Start: start, End: start.AddDate(0, 0, 30), Budget: 1000, HoldoutShare: 0.3,
-		AuditedAttributes: []string{"gender"}}
+		AuditedAttributes: []string{"gender"}, Offers: []campaign.Offer{{ID: "pct10", Kind: campaign.KindPercent, Arm: "pct10", PercentOff: 10}}}
 	r, err := readout.Compute(context.Background(), simulate(t, c, 2000, 0.1, 0.05, true), c, readout.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -3731,8 +3731,11 @@ type CampaignReadout struct {
 	Fairness []*ReadoutFairness `protobuf:"bytes,13,rep,name=fairness,proto3" json:"fairness,omitempty"`
 	// Expected value the fairness guard's offers gave up at the pacing price.
 	FairnessGivenUp float64 `protobuf:"fixed64,14,opt,name=fairness_given_up,json=fairnessGivenUp,proto3" json:"fairness_given_up,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Redemptions logged with the campaign's id and what they really cost.
+	Redemptions   int32   `protobuf:"varint,15,opt,name=redemptions,proto3" json:"redemptions,omitempty"`
+	RedeemedCost  float64 `protobuf:"fixed64,16,opt,name=redeemed_cost,json=redeemedCost,proto3" json:"redeemed_cost,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CampaignReadout) Reset() {
@@ -3859,6 +3862,20 @@ func (x *CampaignReadout) GetFairness() []*ReadoutFairness {
 func (x *CampaignReadout) GetFairnessGivenUp() float64 {
 	if x != nil {
 		return x.FairnessGivenUp
+	}
+	return 0
+}
+
+func (x *CampaignReadout) GetRedemptions() int32 {
+	if x != nil {
+		return x.Redemptions
+	}
+	return 0
+}
+
+func (x *CampaignReadout) GetRedeemedCost() float64 {
+	if x != nil {
+		return x.RedeemedCost
 	}
 	return 0
 }
@@ -5777,7 +5794,7 @@ const file_promo_v1_promo_proto_rawDesc = "" +
 	"\x17incremental_conversions\x18\x06 \x01(\v2\x17.promo.v1.ReadoutEffectR\x16incrementalConversions\x12F\n" +
 	"\x12incremental_profit\x18\a \x01(\v2\x17.promo.v1.ReadoutEffectR\x11incrementalProfit\x12\x18\n" +
 	"\averdict\x18\b \x01(\tR\averdict\x12\x12\n" +
-	"\x04test\x18\t \x01(\tR\x04test\"\xb8\x04\n" +
+	"\x04test\x18\t \x01(\tR\x04test\"\xff\x04\n" +
 	"\x0fCampaignReadout\x12\x1a\n" +
 	"\bcampaign\x18\x01 \x01(\tR\bcampaign\x12;\n" +
 	"\vcomputed_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
@@ -5795,7 +5812,9 @@ const file_promo_v1_promo_proto_rawDesc = "" +
 	"\averdict\x18\v \x01(\tR\averdict\x12\x12\n" +
 	"\x04note\x18\f \x01(\tR\x04note\x125\n" +
 	"\bfairness\x18\r \x03(\v2\x19.promo.v1.ReadoutFairnessR\bfairness\x12*\n" +
-	"\x11fairness_given_up\x18\x0e \x01(\x01R\x0ffairnessGivenUp\"\x98\x01\n" +
+	"\x11fairness_given_up\x18\x0e \x01(\x01R\x0ffairnessGivenUp\x12 \n" +
+	"\vredemptions\x18\x0f \x01(\x05R\vredemptions\x12#\n" +
+	"\rredeemed_cost\x18\x10 \x01(\x01R\fredeemedCost\"\x98\x01\n" +
 	"\x0fReadoutFairness\x12\x1c\n" +
 	"\tattribute\x18\x01 \x01(\tR\tattribute\x126\n" +
 	"\x06groups\x18\x02 \x03(\v2\x1e.promo.v1.ReadoutFairnessGroupR\x06groups\x12\x0e\n" +
