@@ -304,3 +304,27 @@ func TestCampaignFrequencyCap(t *testing.T) {
 		t.Fatalf("offers on four calls: %v, want two then none", got)
 	}
 }
+
+// Of two live campaigns, the one with the higher priority decides; paused,
+// it stops deciding within the check interval and the other takes over.
+func TestCampaignPriorityAndPause(t *testing.T) {
+	s := startServer(t, true, func(o *app.Options) { o.Exploration = 0 })
+	now := time.Now()
+	store := campaign.NewStore(s.bucket)
+	for _, c := range []campaign.Campaign{
+		{ID: "low", Name: "low", Priority: 1, Start: now.Add(-time.Hour), End: now.Add(24 * time.Hour), Budget: 1e6,
+			Offers: []campaign.Offer{{ID: "pct10", Kind: campaign.KindPercent, Arm: "pct10", PercentOff: 10}}},
+		{ID: "high", Name: "high", Priority: 5, Start: now.Add(-time.Hour), End: now.Add(24 * time.Hour), Budget: 1e6,
+			Offers: []campaign.Offer{{ID: "pct10", Kind: campaign.KindPercent, Arm: "pct10", PercentOff: 10}}},
+	} {
+		if _, err := store.Create(context.Background(), c, "test", "setup"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	client := promov1.NewPromotionServiceClient(s.conn)
+	waitCampaign(t, "high", client)
+	if _, err := store.SetState(context.Background(), "high", campaign.ActionPause, "test", "stock issue"); err != nil {
+		t.Fatal(err)
+	}
+	waitCampaign(t, "low", client)
+}
