@@ -59,27 +59,8 @@ func TestCampaignLoop(t *testing.T) {
 	defer conn.Close()
 	promos, events := promov1.NewPromotionServiceClient(conn), promov1.NewEventServiceClient(conn)
 	ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+token)
-	var batch []*promov1.Event
-	flush := func() {
-		t.Helper()
-		if len(batch) == 0 {
-			return
-		}
-		resp, err := events.Ingest(ctx, &promov1.IngestRequest{Events: batch})
-		if err != nil || resp.Rejected > 0 {
-			t.Fatalf("ingest: %v %+v", err, resp)
-		}
-		batch = batch[:0]
-	}
-	n := 0
-	send := func(e *promov1.Event) {
-		n++
-		e.EventId = fmt.Sprintf("camp-%d", n)
-		batch = append(batch, e)
-		if len(batch) == 500 {
-			flush()
-		}
-	}
+	in := &ingester{t: t, ctx: ctx, client: events, prefix: "camp"}
+	send, flush := in.send, in.flush
 	r := rand.New(rand.NewPCG(9, 9))
 	groups := map[string]int{}
 	for i, deadline := 0, time.Now().Add(10*time.Second); ; i++ {

@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	promov1 "github.com/promoai/promo/proto/promo/v1"
 	"github.com/promoai/promo/registry"
 	"github.com/promoai/promo/registry/providers/s3"
 	"github.com/promoai/promo/registry/s3server"
@@ -205,4 +206,36 @@ func TestTrainServeSwapOnS3(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("server did not stop on SIGTERM")
 	}
+}
+
+// ingester sends events to a server's Ingest in batches of 500, each with
+// an id made of prefix and a count, and fails the test on any rejection.
+type ingester struct {
+	t      *testing.T
+	ctx    context.Context
+	client promov1.EventServiceClient
+	prefix string
+	n      int
+	batch  []*promov1.Event
+}
+
+func (in *ingester) send(e *promov1.Event) {
+	in.n++
+	e.EventId = fmt.Sprintf("%s-%d", in.prefix, in.n)
+	in.batch = append(in.batch, e)
+	if len(in.batch) == 500 {
+		in.flush()
+	}
+}
+
+func (in *ingester) flush() {
+	in.t.Helper()
+	if len(in.batch) == 0 {
+		return
+	}
+	resp, err := in.client.Ingest(in.ctx, &promov1.IngestRequest{Events: in.batch})
+	if err != nil || resp.Rejected > 0 {
+		in.t.Fatalf("ingest: %v %+v", err, resp)
+	}
+	in.batch = in.batch[:0]
 }

@@ -50,27 +50,8 @@ func TestOffersMeasurementLoop(t *testing.T) {
 	promos, events := promov1.NewPromotionServiceClient(conn), promov1.NewEventServiceClient(conn)
 	ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+token)
 
-	var batch []*promov1.Event
-	flush := func() {
-		t.Helper()
-		if len(batch) == 0 {
-			return
-		}
-		resp, err := events.Ingest(ctx, &promov1.IngestRequest{Events: batch})
-		if err != nil || resp.Rejected > 0 {
-			t.Fatalf("ingest: %v %+v", err, resp)
-		}
-		batch = batch[:0]
-	}
-	n := 0
-	send := func(e *promov1.Event) {
-		n++
-		e.EventId = fmt.Sprintf("loop-%d", n)
-		batch = append(batch, e)
-		if len(batch) == 500 {
-			flush()
-		}
-	}
+	in := &ingester{t: t, ctx: ctx, client: events, prefix: "loop"}
+	send, flush := in.send, in.flush
 
 	const users, decisionsPerUser = 400, 4
 	now := time.Now().UTC().Truncate(time.Second)

@@ -110,7 +110,7 @@ func (b *Builder) setAttrs(u *userAgg, a *eventlog.UserAttrs, t time.Time) {
 		u.attrs = make([]string, len(b.plan.user))
 	}
 	for k, attr := range b.plan.user {
-		u.attrs[k] = userAttr(a, attr.Name)
+		u.attrs[k] = UserAttr(a, attr.Name)
 	}
 }
 

@@ -160,8 +160,8 @@ func (c *Columns) Names() []string {
 	return out
 }
 
-// userAttr is a shopper's value of attribute name, "" when unset.
-func userAttr(u *eventlog.UserAttrs, name string) string {
+// UserAttr is a shopper's value of attribute name, "" when unset.
+func UserAttr(u *eventlog.UserAttrs, name string) string {
 	switch name {
 	case "location":
 		return u.Location

@@ -24,6 +24,7 @@ import (
 	"github.com/promoai/promo/registry/campaign"
 	"github.com/promoai/promo/registry/eventlog"
 	"github.com/promoai/promo/trainer/eval"
+	"github.com/promoai/promo/trainer/features"
 )
 
 // Options of a readout.
@@ -254,15 +255,10 @@ func compare(name string, treated []*shopper, ctlName string, control []*shopper
 // auditValue is a shopper's value of an audited attribute; ages go in
 // bands, so that each group is large enough to compare.
 func auditValue(u *eventlog.UserAttrs, name string) string {
-	switch name {
-	case "gender":
-		return u.Gender
-	case "location":
-		return u.Location
-	case "age":
+	if name == "age" {
 		return campaign.AgeBand(u.Age)
 	}
-	return u.Extra[name]
+	return features.UserAttr(u, name)
 }
 
 // fairness gives the offer rate of each group of attribute among ss and
