@@ -8,24 +8,17 @@ import (
 // Guard keeps a campaign's targeted offers from going to one group of an
 // audited attribute much more often than to another. It follows each
 // group's offer rate (a moving average over its recent targeted
-// decisions) and, while a group's rate is below Floor times the highest
-// group's, lowers the pacing price that group's shoppers face (a price
+// decisions) and, while a group's rate is below the floor (SetFloor)
+// times the highest group's, lowers the pacing price that group's shoppers face (a price
 // discount: in effect a lower threshold for that group) until its rate
 // recovers; the discount then fades. Attributes only audit and constrain
 // decisions: they are never model inputs. A Guard is safe for concurrent
 // use.
 type Guard struct {
-	// Floor is the disparate-impact ratio the guard holds groups to
+	mu sync.Mutex
+	// floor is the disparate-impact ratio the guard holds groups to
 	// (GuardTarget when 0).
-	Floor float64
-	// Step is how fast a group's discount moves per decision, per unit of
-	// relative shortfall (DefaultGuardStep when 0).
-	Step float64
-	// HalfLife, in a group's decisions, of its offer rate's moving
-	// average (DefaultGuardHalfLife when 0).
-	HalfLife int
-
-	mu     sync.Mutex
+	floor  float64
 	groups map[string]map[string]*guardGroup // attribute -> value -> group
 	// givenUp sums, over the offers only the discount made, the value
 	// each gave up at the campaign's own price (Charge).
@@ -55,11 +48,15 @@ func AgeBand(age int32) string {
 // above the floor.
 const GuardMargin = 0.05
 
-// Defaults of a Guard.
 const (
-	GuardTarget          = DIFloor + GuardMargin
-	DefaultGuardStep     = 0.02
-	DefaultGuardHalfLife = 500
+	// GuardTarget is the floor a Guard aims at until SetFloor.
+	GuardTarget = DIFloor + GuardMargin
+	// GuardStep is how fast a group's discount moves per decision, per
+	// unit of relative shortfall.
+	GuardStep = 0.02
+	// GuardHalfLife, in a group's decisions, is that of its offer rate's
+	// moving average.
+	GuardHalfLife = 500
 )
 
 type guardGroup struct {
@@ -86,15 +83,9 @@ func (g *Guard) Discount(values map[string]string) float64 {
 func (g *Guard) Observe(values map[string]string, offered bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	floor, step, half := g.Floor, g.Step, g.HalfLife
+	floor := g.floor
 	if floor == 0 {
 		floor = GuardTarget
-	}
-	if step == 0 {
-		step = DefaultGuardStep
-	}
-	if half == 0 {
-		half = DefaultGuardHalfLife
 	}
 	y := 0.0
 	if offered {
@@ -118,7 +109,7 @@ func (g *Guard) Observe(values map[string]string, offered bool) {
 			byValue[v] = grp
 		}
 		grp.n++
-		grp.rate += math.Max(1/grp.n, math.Ln2/float64(half)) * (y - grp.rate)
+		grp.rate += math.Max(1/grp.n, math.Ln2/GuardHalfLife) * (y - grp.rate)
 		top := 0.0
 		for _, o := range byValue {
 			if o.n >= MinGroupShoppers {
@@ -128,7 +119,7 @@ func (g *Guard) Observe(values map[string]string, offered bool) {
 		if grp.n < MinGroupShoppers || top == 0 {
 			continue
 		}
-		grp.discount = math.Max(0, grp.discount+step*(floor*top-grp.rate)/top)
+		grp.discount = math.Max(0, grp.discount+GuardStep*(floor*top-grp.rate)/top)
 	}
 }
 
@@ -136,7 +127,7 @@ func (g *Guard) Observe(values map[string]string, offered bool) {
 // edited while serving).
 func (g *Guard) SetFloor(floor float64) {
 	g.mu.Lock()
-	g.Floor = floor
+	g.floor = floor
 	g.mu.Unlock()
 }
 

@@ -228,7 +228,7 @@ func (s *Set) Check(ctx context.Context) error {
 	for id, c := range fresh {
 		f := s.loaded[id]
 		if f == nil {
-			f = &followed{own: campaign.ReplicaSpend{Replica: s.replica, Days: map[string]float64{}}, guard: &campaign.Guard{Floor: c.Floor() + campaign.GuardMargin}}
+			f = &followed{own: campaign.ReplicaSpend{Replica: s.replica, Days: map[string]float64{}}, guard: &campaign.Guard{}}
 			s.loaded[id] = f
 			s.log.Info("campaign loaded", "campaign", id, "revision", c.Revision, "state", c.State)
 		} else {

@@ -266,15 +266,9 @@ func readShadow(ctx context.Context, status promov1.StatusServiceClient, t Trial
 	}
 	for _, m := range st.GetModels() {
 		if m.GetName() == t.Model && m.GetAlias() == "shadow" && m.GetShadow() != nil {
-			s := m.GetShadow()
-			if res.Shadow == nil {
-				res.Shadow = &promov1.ShadowStats{}
-			}
-			// Each round's shadow starts again from zero: add them up.
-			res.Shadow.Comparisons += s.GetComparisons()
-			res.Shadow.Dropped += s.GetDropped()
-			res.Shadow.MeanSeconds = s.GetMeanSeconds()
-			res.Shadow.MeanScoreAbsDiff = s.GetMeanScoreAbsDiff()
+			// The server's figures cover the version's whole time as the
+			// shadow on it, every round so far: the latest reading.
+			res.Shadow = m.GetShadow()
 		}
 	}
 	return nil

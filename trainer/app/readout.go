@@ -55,7 +55,7 @@ func readoutCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 
 // readCampaigns computes and publishes the readouts of cs, or with none
 // given, of every campaign running or ended within the outcome window.
-// A campaign that cannot be read out is logged and skipped.
+// A campaign whose readout cannot be published is logged and skipped.
 func readCampaigns(ctx context.Context, b registry.Bucket, cs []campaign.Campaign, o readout.Options, log *slog.Logger) ([]*campaign.Readout, error) {
 	if cs == nil {
 		all, err := campaign.NewStore(b).List(ctx)
@@ -69,13 +69,19 @@ func readCampaigns(ctx context.Context, b registry.Bucket, cs []campaign.Campaig
 			}
 		}
 	}
+	ptrs := make([]*campaign.Campaign, len(cs))
+	for i := range cs {
+		ptrs[i] = &cs[i]
+	}
+	// Every campaign from the same two passes over the log.
+	rs, err := readout.ComputeAll(ctx, b, ptrs, o)
+	if err != nil {
+		return nil, err
+	}
 	var out []*campaign.Readout
 	var errs []error
-	for i := range cs {
-		r, err := readout.Compute(ctx, b, &cs[i], o)
-		if err == nil {
-			err = campaign.PublishReadout(ctx, b, r)
-		}
+	for i, r := range rs {
+		err := campaign.PublishReadout(ctx, b, r)
 		if err == nil {
 			// Redemptions that cost more than the servers expected in all
 			// count against the budget too (never less: the expected cost

@@ -56,6 +56,23 @@ type shopper struct {
 
 // Compute reads c out from the event log in b.
 func Compute(ctx context.Context, b registry.Bucket, c *campaign.Campaign, o Options) (*campaign.Readout, error) {
+	rs, err := ComputeAll(ctx, b, []*campaign.Campaign{c}, o)
+	if err != nil {
+		return nil, err
+	}
+	return rs[0], nil
+}
+
+// reading is one campaign's data gathered from the log.
+type reading struct {
+	c        *campaign.Campaign
+	shoppers map[string]*shopper
+	redeemed map[string]string // order -> offer id
+}
+
+// ComputeAll reads every campaign of cs out of the event log in b, in two
+// passes over the log whatever their number; readouts in cs's order.
+func ComputeAll(ctx context.Context, b registry.Bucket, cs []*campaign.Campaign, o Options) ([]*campaign.Readout, error) {
 	if o.OutcomeDays <= 0 {
 		o.OutcomeDays = 7
 	}
@@ -66,21 +83,31 @@ func Compute(ctx context.Context, b registry.Bucket, c *campaign.Campaign, o Opt
 		o.Now = time.Now()
 	}
 	window := time.Duration(o.OutcomeDays) * 24 * time.Hour
-	shoppers := map[string]*shopper{}
-	redeemed := map[string]string{} // order -> offer id
+	readings := make([]*reading, len(cs))
+	byID := make(map[string]*reading, len(cs))
+	for i, c := range cs {
+		readings[i] = &reading{c: c, shoppers: map[string]*shopper{}, redeemed: map[string]string{}}
+		byID[c.ID] = readings[i]
+	}
+	// Pass 1: who each campaign reached, and which orders redeemed its
+	// offers.
 	if _, err := eventlog.Scan(ctx, b, func(e *eventlog.Event) error {
-		if e.Type == eventlog.TypePromoRedeem && e.Campaign == c.ID && e.Order != "" {
-			redeemed[e.Order] = e.Offer
+		rd := byID[e.Campaign]
+		if rd == nil {
 			return nil
 		}
-		if e.Type != eventlog.TypePromoExposure || e.Campaign != c.ID || e.Time.Before(c.Start) || !e.Time.Before(c.End) {
+		if e.Type == eventlog.TypePromoRedeem && e.Order != "" {
+			rd.redeemed[e.Order] = e.Offer
 			return nil
 		}
-		s := shoppers[e.User]
+		if e.Type != eventlog.TypePromoExposure || e.Time.Before(rd.c.Start) || !e.Time.Before(rd.c.End) {
+			return nil
+		}
+		s := rd.shoppers[e.User]
 		if s == nil || e.Time.Before(s.first) {
 			if s == nil {
 				s = &shopper{orders: map[string]bool{}}
-				shoppers[e.User] = s
+				rd.shoppers[e.User] = s
 			}
 			s.first, s.arm, s.randomized = e.Time, e.Arm, e.Propensity > 0 && e.Propensity < 1
 		}
@@ -89,45 +116,70 @@ func Compute(ctx context.Context, b registry.Bucket, c *campaign.Campaign, o Opt
 	}); err != nil {
 		return nil, err
 	}
+	// Pass 2: those shoppers' attributes and purchases, and the redeemed
+	// orders' values.
 	orderValue := map[string]float64{}
 	if _, err := eventlog.Scan(ctx, b, func(e *eventlog.Event) error {
-		if _, ok := redeemed[e.Order]; ok && e.Type == eventlog.TypePurchase {
-			orderValue[e.Order] += float64(max(1, e.Quantity)) * e.UnitPrice
-		}
-		s := shoppers[e.User]
-		if e.Type == eventlog.TypeUserUpsert && s != nil && e.UserAttrs != nil && len(c.AuditedAttributes) > 0 {
-			s.attrs = map[string]string{}
-			for _, a := range c.AuditedAttributes {
-				s.attrs[a] = auditValue(e.UserAttrs, a)
+		for _, rd := range readings {
+			if _, ok := rd.redeemed[e.Order]; ok && e.Type == eventlog.TypePurchase {
+				orderValue[e.Order] += float64(max(1, e.Quantity)) * e.UnitPrice
+				break
 			}
-			return nil
 		}
-		if e.Type != eventlog.TypePurchase || s == nil || e.Time.Before(s.first) || !e.Time.Before(s.first.Add(window)) {
-			return nil
-		}
-		s.converted = true
-		s.revenue += float64(max(1, e.Quantity)) * e.UnitPrice
-		order := e.Order
-		if order == "" {
-			order = e.ID
-		}
-		if !s.orders[order] {
-			s.orders[order] = true
-			switch {
-			case s.firstBuy.IsZero() || e.Time.Before(s.firstBuy):
-				s.repurchase = !s.firstBuy.IsZero()
-				s.firstBuy = e.Time
-			default:
-				s.repurchase = true
+		for _, rd := range readings {
+			if s := rd.shoppers[e.User]; s != nil {
+				s.add(e, rd.c, window)
 			}
 		}
 		return nil
 	}); err != nil {
 		return nil, err
 	}
+	out := make([]*campaign.Readout, len(readings))
+	for i, rd := range readings {
+		out[i] = rd.readout(ctx, b, orderValue, o)
+	}
+	return out, nil
+}
+
+// add takes one event of the shopper's into their outcomes: an upsert of
+// their audited attributes, or a purchase within the window after their
+// first exposure.
+func (s *shopper) add(e *eventlog.Event, c *campaign.Campaign, window time.Duration) {
+	if e.Type == eventlog.TypeUserUpsert && e.UserAttrs != nil && len(c.AuditedAttributes) > 0 {
+		s.attrs = map[string]string{}
+		for _, a := range c.AuditedAttributes {
+			s.attrs[a] = auditValue(e.UserAttrs, a)
+		}
+		return
+	}
+	if e.Type != eventlog.TypePurchase || e.Time.Before(s.first) || !e.Time.Before(s.first.Add(window)) {
+		return
+	}
+	s.converted = true
+	s.revenue += float64(max(1, e.Quantity)) * e.UnitPrice
+	order := e.Order
+	if order == "" {
+		order = e.ID
+	}
+	if !s.orders[order] {
+		s.orders[order] = true
+		switch {
+		case s.firstBuy.IsZero() || e.Time.Before(s.firstBuy):
+			s.repurchase = !s.firstBuy.IsZero()
+			s.firstBuy = e.Time
+		default:
+			s.repurchase = true
+		}
+	}
+}
+
+// readout compares the campaign's groups once the log has been read.
+func (rd *reading) readout(ctx context.Context, b registry.Bucket, orderValue map[string]float64, o Options) *campaign.Readout {
+	c, shoppers := rd.c, rd.shoppers
 	r := &campaign.Readout{Campaign: c.ID, ComputedAt: o.Now.UTC(), From: c.Start, To: c.End, OutcomeDays: o.OutcomeDays,
 		MarginRate: o.MarginRate, Budget: c.Budget}
-	for order, offer := range redeemed {
+	for order, offer := range rd.redeemed {
 		for i := range c.Offers {
 			if c.Offers[i].ID == offer {
 				r.Redemptions++
@@ -188,7 +240,7 @@ func Compute(ctx context.Context, b registry.Bucket, c *campaign.Campaign, o Opt
 	case len(held) < 100 || len(rest) < 100:
 		r.Note = fmt.Sprintf("few shoppers yet (%d in the holdout, %d in the campaign): intervals are wide", len(held), len(rest))
 	}
-	return r, nil
+	return r
 }
 
 func group(name string, ss []*shopper) campaign.Group {
